@@ -1,0 +1,25 @@
+# hpsearch_strict(<target>): warnings (as errors unless HPSEARCH_WERROR=OFF) on hpsearch's own code only.
+# Third-party headers come in through imported targets as SYSTEM includes, so they never trip these.
+function(hpsearch_strict target)
+  set(flags -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+  if(HPSEARCH_WERROR)
+    list(APPEND flags -Werror)
+  endif()
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${flags}>)
+endfunction()
+
+# hpsearch_add_tests(<target> <source>... [LIBS <lib>...]): one Catch2 binary registered test by test with
+# ctest. A test that cannot run on this machine (no GPU, no ../shared) exits with kHpsearchSkipCode (77),
+# which ctest reports as skipped, never as passed.
+set(HPSEARCH_SKIP_CODE 77)
+function(hpsearch_add_tests target)
+  cmake_parse_arguments(ARG "" "" "LIBS" ${ARGN})
+  add_executable(${target} ${ARG_UNPARSED_ARGUMENTS})
+  target_link_libraries(${target} PRIVATE ${ARG_LIBS} Catch2::Catch2WithMain hpsearch_testing)
+  hpsearch_strict(${target})
+  catch_discover_tests(${target}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+    PROPERTIES SKIP_RETURN_CODE ${HPSEARCH_SKIP_CODE}
+               ENVIRONMENT "HPSEARCH_SOURCE_DIR=${CMAKE_SOURCE_DIR};HPSEARCH_BIN_DIR=${CMAKE_BINARY_DIR}/bin"
+    DISCOVERY_TIMEOUT 60)
+endfunction()

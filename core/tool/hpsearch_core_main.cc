@@ -1,0 +1,29 @@
+// hpsearch-core: a LibTorch-only tool over the training core, usable without the service.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: hpsearch-core <command> [options]\n"
+    "commands:\n"
+    "  version    print the version and the LibTorch it was built with\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  if (command == "version") {
+    std::printf("hpsearch-core %s\n", HPSEARCH_VERSION);
+    return 0;
+  }
+  std::fprintf(stderr, "hpsearch-core: unknown command '%s'\n%s", command.c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package hpsearch builds, tests and runs with. Idempotent: packages already
+# present are left alone and apt-get is only called when something is missing. Run as root.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  cmake ninja-build g++ pkg-config git
+  # service stack
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev
+  # training core (LibTorch 1.13 CPU; OpenBLAS so torch does not fall back to the reference BLAS)
+  libtorch-dev libopenblas-dev
+  # header-only libraries shared by every part
+  nlohmann-json3-dev catch2
+  # example command trials and Python peers (run with /usr/bin/python3)
+  python3 python3-sklearn python3-optuna python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run this script as root (sudo $0) to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${#missing[@]} missing packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Update the package lists when they are absent or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+  apt-get update -q
+fi
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"
