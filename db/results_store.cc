@@ -1,0 +1,748 @@
+#include "db/results_store.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "db/schema.h"
+
+namespace hpsearch::db {
+namespace {
+
+constexpr char kPutStudySql[] =
+    "INSERT INTO studies (study_id, name, state, state_reason, spec, spec_json, objective_metric, "
+    "direction, from_epoch, n_trials, parallelism, max_retries, seed, sampler, pruner, runner, "
+    "best_trial_number, best_value, final_trial_number, created_ms, ended_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (study_id) DO UPDATE SET state = excluded.state, "
+    "state_reason = excluded.state_reason, best_trial_number = excluded.best_trial_number, "
+    "best_value = excluded.best_value, final_trial_number = excluded.final_trial_number, "
+    "ended_ms = excluded.ended_ms";
+
+constexpr char kInsertTrialSql[] =
+    "INSERT INTO trials (study_id, number, kind, state, attempt, seed, source_trial_number, "
+    "worker_id, lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, "
+    "ended_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+constexpr char kInsertParamSql[] =
+    "INSERT INTO trial_params (trial_id, position, name, type, value) VALUES (?, ?, ?, ?, ?)";
+
+constexpr char kUpdateTrialSql[] =
+    "UPDATE trials SET state = ?, attempt = ?, worker_id = ?, lease_id = ?, lease_deadline_ms = ?, "
+    "objective_value = ?, error = ?, started_ms = ?, ended_ms = ? WHERE trial_id = ?";
+
+constexpr char kPutAttemptSql[] =
+    "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, started_ms, "
+    "ended_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trial_id, attempt) DO UPDATE SET state = excluded.state, "
+    "ended_ms = excluded.ended_ms, error = excluded.error";
+
+constexpr char kInsertEpochSql[] =
+    "INSERT OR IGNORE INTO epochs (trial_id, attempt, epoch, lease_id, train_loss, val_loss, "
+    "val_accuracy, val_f1, val_f1_macro, step, samples_per_second, wall_time_seconds, extra, "
+    "reported_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+constexpr char kPutTrainSummarySql[] =
+    "INSERT INTO final_results (trial_id, global_steps, train_loss, train_runtime_seconds, "
+    "train_samples_per_second, train_steps_per_second, total_flos, epochs) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET "
+    "global_steps = excluded.global_steps, train_loss = excluded.train_loss, "
+    "train_runtime_seconds = excluded.train_runtime_seconds, "
+    "train_samples_per_second = excluded.train_samples_per_second, "
+    "train_steps_per_second = excluded.train_steps_per_second, total_flos = excluded.total_flos, "
+    "epochs = excluded.epochs";
+
+constexpr char kPutTestMetricsSql[] =
+    "INSERT INTO final_results (trial_id, test_loss, test_accuracy, test_f1, test_f1_macro, "
+    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET "
+    "test_loss = excluded.test_loss, test_accuracy = excluded.test_accuracy, "
+    "test_f1 = excluded.test_f1, test_f1_macro = excluded.test_f1_macro, "
+    "test_runtime_seconds = excluded.test_runtime_seconds, "
+    "test_samples_per_second = excluded.test_samples_per_second, "
+    "test_steps_per_second = excluded.test_steps_per_second, test_extra = excluded.test_extra";
+
+constexpr char kPutResultExtraSql[] =
+    "INSERT INTO final_results (trial_id, extra) VALUES (?, ?) "
+    "ON CONFLICT (trial_id) DO UPDATE SET extra = excluded.extra";
+
+constexpr char kPutWorkerSql[] =
+    "INSERT INTO workers (worker_id, name, hostname, device, threads, pid, version, registered_ms, "
+    "last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
+    "name = excluded.name, hostname = excluded.hostname, device = excluded.device, "
+    "threads = excluded.threads, pid = excluded.pid, version = excluded.version, "
+    "last_seen_ms = excluded.last_seen_ms";
+
+constexpr char kTouchWorkerSql[] = "UPDATE workers SET last_seen_ms = ? WHERE worker_id = ?";
+
+constexpr char kAddEventSql[] =
+    "INSERT INTO events (unix_ms, study_id, trial_number, attempt, worker_id, kind, message) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+constexpr char kSelectStudiesSql[] =
+    "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
+    "best_value, final_trial_number FROM studies ORDER BY created_ms, rowid";
+
+constexpr char kSelectStudyIdSql[] =
+    "SELECT study_id FROM studies WHERE study_id = ? OR name = ? LIMIT 1";
+
+constexpr char kSelectStudySql[] =
+    "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
+    "best_value, final_trial_number FROM studies WHERE study_id = ?";
+
+constexpr char kSelectTrialsSql[] =
+    "SELECT trial_id, number, kind, state, attempt, seed, source_trial_number, worker_id, "
+    "lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, ended_ms "
+    "FROM trials WHERE study_id = ? ORDER BY number";
+
+constexpr char kSelectParamsSql[] =
+    "SELECT name, type, value FROM trial_params WHERE trial_id = ? ORDER BY position";
+
+constexpr char kSelectAttemptsSql[] =
+    "SELECT attempt, state, worker_id, started_ms, ended_ms, error FROM trial_attempts "
+    "WHERE trial_id = ? ORDER BY attempt";
+
+constexpr char kSelectEpochsSql[] =
+    "SELECT attempt, epoch, train_loss, val_loss, val_accuracy, val_f1, val_f1_macro, step, "
+    "samples_per_second, wall_time_seconds, extra FROM epochs WHERE trial_id = ? "
+    "ORDER BY attempt, epoch";
+
+constexpr char kSelectFinalResultSql[] =
+    "SELECT global_steps, train_loss, train_runtime_seconds, train_samples_per_second, "
+    "train_steps_per_second, total_flos, epochs, test_loss, test_accuracy, test_f1, test_f1_macro, "
+    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra, extra "
+    "FROM final_results WHERE trial_id = ?";
+
+// "SAMPLER_TYPE_RANDOM" -> "random".
+std::string EnumWord(const std::string& full_name, const std::string& prefix) {
+  std::string word = full_name.rfind(prefix, 0) == 0 ? full_name.substr(prefix.size()) : full_name;
+  std::transform(word.begin(), word.end(), word.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return word;
+}
+
+std::string MapToJson(const google::protobuf::Map<std::string, double>& map) {
+  nlohmann::json json = nlohmann::json::object();
+  for (const auto& [key, value] : map) json[key] = value;
+  return json.dump();
+}
+
+void JsonToMap(const std::string& text, google::protobuf::Map<std::string, double>* map) {
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) return;
+  for (const auto& [key, value] : json.items()) {
+    if (value.is_number()) (*map)[key] = value.get<double>();
+  }
+}
+
+std::optional<int64_t> NonZero(int64_t value) {
+  if (value == 0) return std::nullopt;
+  return value;
+}
+
+int64_t SeedToColumn(uint64_t seed) { return static_cast<int64_t>(seed); }
+
+}  // namespace
+
+std::string TrialStateName(v1::TrialState state) {
+  return EnumWord(v1::TrialState_Name(state), "TRIAL_STATE_");
+}
+v1::TrialState ParseTrialState(const std::string& name) {
+  for (int i = v1::TrialState_MIN; i <= v1::TrialState_MAX; ++i) {
+    if (v1::TrialState_IsValid(i) && TrialStateName(static_cast<v1::TrialState>(i)) == name) {
+      return static_cast<v1::TrialState>(i);
+    }
+  }
+  return v1::TRIAL_STATE_UNSPECIFIED;
+}
+std::string StudyStateName(v1::StudyState state) {
+  return EnumWord(v1::StudyState_Name(state), "STUDY_STATE_");
+}
+v1::StudyState ParseStudyState(const std::string& name) {
+  for (int i = v1::StudyState_MIN; i <= v1::StudyState_MAX; ++i) {
+    if (v1::StudyState_IsValid(i) && StudyStateName(static_cast<v1::StudyState>(i)) == name) {
+      return static_cast<v1::StudyState>(i);
+    }
+  }
+  return v1::STUDY_STATE_UNSPECIFIED;
+}
+std::string TrialKindName(v1::TrialKind kind) {
+  return EnumWord(v1::TrialKind_Name(kind), "TRIAL_KIND_");
+}
+v1::TrialKind ParseTrialKind(const std::string& name) {
+  if (name == "search") return v1::TRIAL_KIND_SEARCH;
+  if (name == "final") return v1::TRIAL_KIND_FINAL;
+  return v1::TRIAL_KIND_UNSPECIFIED;
+}
+
+absl::StatusOr<std::unique_ptr<ResultsStore>> ResultsStore::Open(const std::string& path,
+                                                                 const DatabaseOptions& options) {
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, options);
+  if (!db.ok()) return db.status();
+  absl::Status status =
+      options.read_only ? CheckSchemaVersion(db->get()) : MigrateToCurrent(db->get());
+  if (!status.ok()) return status;
+  return std::unique_ptr<ResultsStore>(new ResultsStore(std::move(*db), options.durability, path));
+}
+
+ResultsStore::~ResultsStore() {
+  absl::MutexLock lock(&db_mu_);
+  if (db_->in_transaction()) db_->Execute("COMMIT").IgnoreError();
+}
+
+absl::Status ResultsStore::BeginWrite() {
+  if (!broken_.ok()) return broken_;
+  ++write_sequence_;
+  if (db_->in_transaction()) return absl::OkStatus();
+  return db_->Execute("BEGIN IMMEDIATE");
+}
+
+#define HPSEARCH_RETURN_IF_ERROR(expr)                                \
+  do {                                                                \
+    if (absl::Status _status = (expr); !_status.ok()) return _status; \
+  } while (0)
+
+#define HPSEARCH_ASSIGN_STATEMENT(var, sql)                           \
+  absl::StatusOr<Statement*> var##_or = db_->GetCachedStatement(sql); \
+  if (!var##_or.ok()) return var##_or.status();                       \
+  Statement* var = *var##_or
+
+absl::Status ResultsStore::PutStudy(const v1::Study& study) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutStudySql);
+  const v1::StudySpec& spec = study.spec();
+  std::string spec_json;
+  google::protobuf::util::JsonPrintOptions json_options;
+  json_options.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(spec, &spec_json, json_options).ok()) {
+    spec_json = "{}";
+  }
+  stmt->BindText(1, study.id());
+  stmt->BindText(2, spec.name());
+  stmt->BindText(3, StudyStateName(study.state()));
+  stmt->BindText(4, study.state_reason());
+  stmt->BindBlob(5, spec.SerializeAsString());
+  stmt->BindText(6, spec_json);
+  stmt->BindText(7, spec.objective().metric());
+  stmt->BindText(8,
+                 spec.objective().direction() == v1::DIRECTION_MINIMIZE ? "minimize" : "maximize");
+  stmt->BindText(9, spec.objective().from_epoch() == v1::EPOCH_SELECTION_BEST ? "best" : "last");
+  stmt->BindInt64(10, spec.budget().n_trials());
+  stmt->BindInt64(11, spec.budget().parallelism());
+  stmt->BindInt64(12, spec.budget().max_retries());
+  stmt->BindInt64(13, SeedToColumn(spec.seed()));
+  stmt->BindText(14, EnumWord(v1::SamplerType_Name(spec.sampler().type()), "SAMPLER_TYPE_"));
+  stmt->BindText(15, EnumWord(v1::PrunerType_Name(spec.pruner().type()), "PRUNER_TYPE_"));
+  stmt->BindText(16, EnumWord(v1::RunnerType_Name(spec.runner().type()), "RUNNER_TYPE_"));
+  if (study.has_best_trial_number()) {
+    stmt->BindInt64(17, study.best_trial_number());
+  } else {
+    stmt->BindNull(17);
+  }
+  if (study.has_best_objective_value()) {
+    stmt->BindDouble(18, study.best_objective_value());
+  } else {
+    stmt->BindNull(18);
+  }
+  if (study.has_final_trial_number()) {
+    stmt->BindInt64(19, study.final_trial_number());
+  } else {
+    stmt->BindNull(19);
+  }
+  stmt->BindInt64(20, study.created_unix_ms());
+  stmt->BindOptionalInt64(21, NonZero(study.ended_unix_ms()));
+  return stmt->Run();
+}
+
+absl::StatusOr<int64_t> ResultsStore::InsertTrial(const v1::Trial& trial) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kInsertTrialSql);
+  stmt->BindText(1, trial.study_id());
+  stmt->BindInt64(2, trial.number());
+  stmt->BindText(3, TrialKindName(trial.kind()));
+  stmt->BindText(4, TrialStateName(trial.state()));
+  stmt->BindInt64(5, trial.attempt());
+  stmt->BindInt64(6, SeedToColumn(trial.seed()));
+  if (trial.source_trial_number() >= 0) {
+    stmt->BindInt64(7, trial.source_trial_number());
+  } else {
+    stmt->BindNull(7);
+  }
+  stmt->BindNull(8);
+  stmt->BindNull(9);
+  stmt->BindNull(10);
+  if (trial.has_objective_value()) {
+    stmt->BindDouble(11, trial.objective_value());
+  } else {
+    stmt->BindNull(11);
+  }
+  stmt->BindText(12, trial.error());
+  stmt->BindInt64(13, trial.created_unix_ms());
+  stmt->BindOptionalInt64(14, NonZero(trial.started_unix_ms()));
+  stmt->BindOptionalInt64(15, NonZero(trial.ended_unix_ms()));
+  HPSEARCH_RETURN_IF_ERROR(stmt->Run());
+  int64_t trial_id = db_->LastInsertRowId();
+  for (int i = 0; i < trial.params_size(); ++i) {
+    const v1::ParamAssignment& param = trial.params(i);
+    HPSEARCH_ASSIGN_STATEMENT(param_stmt, kInsertParamSql);
+    param_stmt->BindInt64(1, trial_id);
+    param_stmt->BindInt64(2, i);
+    param_stmt->BindText(3, param.name());
+    switch (param.value().kind_case()) {
+      case v1::ParamValue::kDoubleValue:
+        param_stmt->BindText(4, "float");
+        param_stmt->BindDouble(5, param.value().double_value());
+        break;
+      case v1::ParamValue::kIntValue:
+        param_stmt->BindText(4, "int");
+        param_stmt->BindInt64(5, param.value().int_value());
+        break;
+      case v1::ParamValue::kBoolValue:
+        param_stmt->BindText(4, "bool");
+        param_stmt->BindInt64(5, param.value().bool_value() ? 1 : 0);
+        break;
+      default:
+        param_stmt->BindText(4, "string");
+        param_stmt->BindText(5, param.value().string_value());
+        break;
+    }
+    HPSEARCH_RETURN_IF_ERROR(param_stmt->Run());
+  }
+  return trial_id;
+}
+
+absl::Status ResultsStore::UpdateTrial(int64_t trial_id, const v1::Trial& trial,
+                                       const std::string& lease_id, int64_t lease_deadline_ms) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kUpdateTrialSql);
+  stmt->BindText(1, TrialStateName(trial.state()));
+  stmt->BindInt64(2, trial.attempt());
+  if (trial.worker_id().empty()) {
+    stmt->BindNull(3);
+  } else {
+    stmt->BindText(3, trial.worker_id());
+  }
+  if (lease_id.empty()) {
+    stmt->BindNull(4);
+    stmt->BindNull(5);
+  } else {
+    stmt->BindText(4, lease_id);
+    stmt->BindInt64(5, lease_deadline_ms);
+  }
+  if (trial.has_objective_value()) {
+    stmt->BindDouble(6, trial.objective_value());
+  } else {
+    stmt->BindNull(6);
+  }
+  stmt->BindText(7, trial.error());
+  stmt->BindOptionalInt64(8, NonZero(trial.started_unix_ms()));
+  stmt->BindOptionalInt64(9, NonZero(trial.ended_unix_ms()));
+  stmt->BindInt64(10, trial_id);
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::PutAttempt(int64_t trial_id, const v1::TrialAttempt& attempt,
+                                      const std::string& lease_id) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutAttemptSql);
+  stmt->BindInt64(1, trial_id);
+  stmt->BindInt64(2, attempt.attempt());
+  stmt->BindText(3, TrialStateName(attempt.state()));
+  stmt->BindText(4, attempt.worker_id());
+  stmt->BindText(5, lease_id);
+  stmt->BindInt64(6, attempt.started_unix_ms());
+  stmt->BindOptionalInt64(7, NonZero(attempt.ended_unix_ms()));
+  stmt->BindText(8, attempt.error());
+  return stmt->Run();
+}
+
+absl::StatusOr<bool> ResultsStore::InsertEpoch(int64_t trial_id, int attempt,
+                                               const std::string& lease_id,
+                                               const v1::EpochMetrics& metrics, int64_t now_ms) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kInsertEpochSql);
+  stmt->BindInt64(1, trial_id);
+  stmt->BindInt64(2, attempt);
+  stmt->BindInt64(3, metrics.epoch());
+  stmt->BindText(4, lease_id);
+  auto bind_optional = [&](int index, bool has, double value) {
+    if (has) {
+      stmt->BindDouble(index, value);
+    } else {
+      stmt->BindNull(index);
+    }
+  };
+  bind_optional(5, metrics.has_train_loss(), metrics.train_loss());
+  bind_optional(6, metrics.has_val_loss(), metrics.val_loss());
+  bind_optional(7, metrics.has_val_accuracy(), metrics.val_accuracy());
+  bind_optional(8, metrics.has_val_f1(), metrics.val_f1());
+  bind_optional(9, metrics.has_val_f1_macro(), metrics.val_f1_macro());
+  stmt->BindInt64(10, metrics.step());
+  stmt->BindDouble(11, metrics.samples_per_second());
+  stmt->BindDouble(12, metrics.wall_time_seconds());
+  stmt->BindText(13, MapToJson(metrics.extra()));
+  stmt->BindInt64(14, now_ms);
+  HPSEARCH_RETURN_IF_ERROR(stmt->Run());
+  return db_->Changes() > 0;
+}
+
+absl::Status ResultsStore::PutTrainSummary(int64_t trial_id, const v1::TrainSummary& train) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutTrainSummarySql);
+  stmt->BindInt64(1, trial_id);
+  stmt->BindInt64(2, train.global_steps());
+  stmt->BindDouble(3, train.train_loss());
+  stmt->BindDouble(4, train.runtime_seconds());
+  stmt->BindDouble(5, train.samples_per_second());
+  stmt->BindDouble(6, train.steps_per_second());
+  stmt->BindDouble(7, train.total_flos());
+  stmt->BindDouble(8, train.epochs());
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::PutTestMetrics(int64_t trial_id, const v1::TestMetrics& test) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutTestMetricsSql);
+  stmt->BindInt64(1, trial_id);
+  auto bind_optional = [&](int index, bool has, double value) {
+    if (has) {
+      stmt->BindDouble(index, value);
+    } else {
+      stmt->BindNull(index);
+    }
+  };
+  bind_optional(2, test.has_test_loss(), test.test_loss());
+  bind_optional(3, test.has_test_accuracy(), test.test_accuracy());
+  bind_optional(4, test.has_test_f1(), test.test_f1());
+  bind_optional(5, test.has_test_f1_macro(), test.test_f1_macro());
+  stmt->BindDouble(6, test.runtime_seconds());
+  stmt->BindDouble(7, test.samples_per_second());
+  stmt->BindDouble(8, test.steps_per_second());
+  stmt->BindText(9, MapToJson(test.extra()));
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::PutResultExtra(int64_t trial_id, const v1::TrialResult& result) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutResultExtraSql);
+  stmt->BindInt64(1, trial_id);
+  stmt->BindText(2, MapToJson(result.extra()));
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::PutWorker(const std::string& worker_id, const v1::WorkerInfo& info,
+                                     int64_t now_ms) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutWorkerSql);
+  stmt->BindText(1, worker_id);
+  stmt->BindText(2, info.name());
+  stmt->BindText(3, info.hostname());
+  stmt->BindText(4, info.device());
+  stmt->BindInt64(5, info.threads());
+  stmt->BindInt64(6, info.pid());
+  stmt->BindText(7, info.version());
+  stmt->BindInt64(8, now_ms);
+  stmt->BindInt64(9, now_ms);
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::TouchWorker(const std::string& worker_id, int64_t now_ms) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kTouchWorkerSql);
+  stmt->BindInt64(1, now_ms);
+  stmt->BindText(2, worker_id);
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::AddEvent(int64_t now_ms, const std::string& study_id, int trial_number,
+                                    int attempt, const std::string& worker_id,
+                                    const std::string& kind, const std::string& message) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, kAddEventSql);
+  stmt->BindInt64(1, now_ms);
+  if (study_id.empty()) {
+    stmt->BindNull(2);
+  } else {
+    stmt->BindText(2, study_id);
+  }
+  if (trial_number >= 0) {
+    stmt->BindInt64(3, trial_number);
+  } else {
+    stmt->BindNull(3);
+  }
+  if (attempt > 0) {
+    stmt->BindInt64(4, attempt);
+  } else {
+    stmt->BindNull(4);
+  }
+  if (worker_id.empty()) {
+    stmt->BindNull(5);
+  } else {
+    stmt->BindText(5, worker_id);
+  }
+  stmt->BindText(6, kind);
+  stmt->BindText(7, message);
+  return stmt->Run();
+}
+
+uint64_t ResultsStore::Sequence() {
+  absl::MutexLock lock(&db_mu_);
+  return write_sequence_;
+}
+
+absl::Status ResultsStore::Sync(uint64_t sequence) {
+  absl::MutexLock lock(&commit_mu_);
+  while (committed_sequence_ < sequence && commit_error_.ok()) {
+    if (committing_) {
+      commit_cv_.Wait(&commit_mu_);
+      continue;
+    }
+    // This caller commits for everyone who wrote before it; later writers wait for the next commit.
+    committing_ = true;
+    commit_mu_.Unlock();
+    uint64_t covered = 0;
+    absl::Status status;
+    {
+      absl::MutexLock db_lock(&db_mu_);
+      covered = write_sequence_;
+      if (db_->in_transaction()) status = db_->Execute("COMMIT");
+      if (!status.ok()) {
+        broken_ = absl::Status(status.code(),
+                               absl::StrCat("commit to ", path_, " failed (", status.message(),
+                                            "): restart the coordinator"));
+        if (db_->in_transaction()) db_->Execute("ROLLBACK").IgnoreError();
+      }
+    }
+    commit_mu_.Lock();
+    committing_ = false;
+    if (status.ok()) {
+      committed_sequence_ = std::max(committed_sequence_, covered);
+    } else {
+      commit_error_ = status;
+    }
+    commit_cv_.SignalAll();
+  }
+  return commit_error_;
+}
+
+absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& study_id) {
+  StoredStudy stored;
+  {
+    HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectStudySql);
+    stmt->BindText(1, study_id);
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::NotFoundError(absl::StrCat("no study ", study_id, " in ", path_));
+    v1::Study& study = stored.study;
+    study.set_id(stmt->ColumnText(0));
+    study.set_state(ParseStudyState(stmt->ColumnText(1)));
+    study.set_state_reason(stmt->ColumnText(2));
+    if (!study.mutable_spec()->ParseFromString(stmt->ColumnBlob(3))) {
+      stmt->Reset();
+      return absl::DataLossError(
+          absl::StrCat("study ", study_id, " in ", path_, " has an unreadable spec"));
+    }
+    study.set_created_unix_ms(stmt->ColumnInt64(4));
+    study.set_ended_unix_ms(stmt->ColumnOptionalInt64(5).value_or(0));
+    if (!stmt->IsNull(6)) study.set_best_trial_number(static_cast<int>(stmt->ColumnInt64(6)));
+    if (!stmt->IsNull(7)) study.set_best_objective_value(stmt->ColumnDouble(7));
+    if (!stmt->IsNull(8)) study.set_final_trial_number(static_cast<int>(stmt->ColumnInt64(8)));
+    stmt->Reset();
+  }
+  HPSEARCH_ASSIGN_STATEMENT(trials_stmt, kSelectTrialsSql);
+  trials_stmt->BindText(1, study_id);
+  while (true) {
+    absl::StatusOr<bool> row = trials_stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    StoredTrial st;
+    st.trial_id = trials_stmt->ColumnInt64(0);
+    v1::Trial& trial = st.trial;
+    trial.set_study_id(study_id);
+    trial.set_number(static_cast<int>(trials_stmt->ColumnInt64(1)));
+    trial.set_kind(ParseTrialKind(trials_stmt->ColumnText(2)));
+    trial.set_state(ParseTrialState(trials_stmt->ColumnText(3)));
+    trial.set_attempt(static_cast<int>(trials_stmt->ColumnInt64(4)));
+    trial.set_seed(static_cast<uint64_t>(trials_stmt->ColumnInt64(5)));
+    trial.set_source_trial_number(
+        static_cast<int>(trials_stmt->ColumnOptionalInt64(6).value_or(-1)));
+    trial.set_worker_id(trials_stmt->ColumnText(7));
+    st.lease_worker_id = trial.worker_id();
+    st.lease_id = trials_stmt->ColumnText(8);
+    st.lease_deadline_ms = trials_stmt->ColumnOptionalInt64(9).value_or(0);
+    if (!trials_stmt->IsNull(10)) trial.set_objective_value(trials_stmt->ColumnDouble(10));
+    trial.set_error(trials_stmt->ColumnText(11));
+    trial.set_created_unix_ms(trials_stmt->ColumnInt64(12));
+    trial.set_started_unix_ms(trials_stmt->ColumnOptionalInt64(13).value_or(0));
+    trial.set_ended_unix_ms(trials_stmt->ColumnOptionalInt64(14).value_or(0));
+    stored.trials.push_back(std::move(st));
+  }
+  trials_stmt->Reset();
+
+  for (StoredTrial& st : stored.trials) {
+    v1::Trial& trial = st.trial;
+    {
+      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectParamsSql);
+      stmt->BindInt64(1, st.trial_id);
+      while (true) {
+        absl::StatusOr<bool> row = stmt->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        v1::ParamAssignment* param = trial.add_params();
+        param->set_name(stmt->ColumnText(0));
+        std::string type = stmt->ColumnText(1);
+        if (type == "float") {
+          param->mutable_value()->set_double_value(stmt->ColumnDouble(2));
+        } else if (type == "int") {
+          param->mutable_value()->set_int_value(stmt->ColumnInt64(2));
+        } else if (type == "bool") {
+          param->mutable_value()->set_bool_value(stmt->ColumnInt64(2) != 0);
+        } else {
+          param->mutable_value()->set_string_value(stmt->ColumnText(2));
+        }
+      }
+      stmt->Reset();
+    }
+    std::map<int, v1::TrialAttempt*> attempts;
+    {
+      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectAttemptsSql);
+      stmt->BindInt64(1, st.trial_id);
+      while (true) {
+        absl::StatusOr<bool> row = stmt->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        int number = static_cast<int>(stmt->ColumnInt64(0));
+        if (number >= trial.attempt()) continue;  // the current attempt lives in the trial itself
+        v1::TrialAttempt* attempt = trial.add_attempts();
+        attempt->set_attempt(number);
+        attempt->set_state(ParseTrialState(stmt->ColumnText(1)));
+        attempt->set_worker_id(stmt->ColumnText(2));
+        attempt->set_started_unix_ms(stmt->ColumnInt64(3));
+        attempt->set_ended_unix_ms(stmt->ColumnOptionalInt64(4).value_or(0));
+        attempt->set_error(stmt->ColumnText(5));
+        attempts[number] = attempt;
+      }
+      stmt->Reset();
+    }
+    {
+      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectEpochsSql);
+      stmt->BindInt64(1, st.trial_id);
+      while (true) {
+        absl::StatusOr<bool> row = stmt->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        int attempt = static_cast<int>(stmt->ColumnInt64(0));
+        v1::EpochMetrics* metrics = nullptr;
+        if (attempt == trial.attempt()) {
+          metrics = trial.add_epochs();
+        } else if (auto it = attempts.find(attempt); it != attempts.end()) {
+          metrics = it->second->add_epochs();
+        } else {
+          continue;
+        }
+        metrics->set_epoch(static_cast<int>(stmt->ColumnInt64(1)));
+        if (!stmt->IsNull(2)) metrics->set_train_loss(stmt->ColumnDouble(2));
+        if (!stmt->IsNull(3)) metrics->set_val_loss(stmt->ColumnDouble(3));
+        if (!stmt->IsNull(4)) metrics->set_val_accuracy(stmt->ColumnDouble(4));
+        if (!stmt->IsNull(5)) metrics->set_val_f1(stmt->ColumnDouble(5));
+        if (!stmt->IsNull(6)) metrics->set_val_f1_macro(stmt->ColumnDouble(6));
+        metrics->set_step(stmt->ColumnInt64(7));
+        metrics->set_samples_per_second(stmt->ColumnDouble(8));
+        metrics->set_wall_time_seconds(stmt->ColumnDouble(9));
+        JsonToMap(stmt->ColumnText(10), metrics->mutable_extra());
+      }
+      stmt->Reset();
+    }
+    {
+      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectFinalResultSql);
+      stmt->BindInt64(1, st.trial_id);
+      absl::StatusOr<bool> row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (*row) {
+        v1::TrialResult* result = trial.mutable_result();
+        if (!stmt->IsNull(0)) {
+          v1::TrainSummary* train = result->mutable_train();
+          train->set_global_steps(stmt->ColumnInt64(0));
+          train->set_train_loss(stmt->ColumnDouble(1));
+          train->set_runtime_seconds(stmt->ColumnDouble(2));
+          train->set_samples_per_second(stmt->ColumnDouble(3));
+          train->set_steps_per_second(stmt->ColumnDouble(4));
+          train->set_total_flos(stmt->ColumnDouble(5));
+          train->set_epochs(stmt->ColumnDouble(6));
+        }
+        if (!stmt->IsNull(11)) {
+          v1::TestMetrics* test = result->mutable_test();
+          if (!stmt->IsNull(7)) test->set_test_loss(stmt->ColumnDouble(7));
+          if (!stmt->IsNull(8)) test->set_test_accuracy(stmt->ColumnDouble(8));
+          if (!stmt->IsNull(9)) test->set_test_f1(stmt->ColumnDouble(9));
+          if (!stmt->IsNull(10)) test->set_test_f1_macro(stmt->ColumnDouble(10));
+          test->set_runtime_seconds(stmt->ColumnDouble(11));
+          test->set_samples_per_second(stmt->ColumnDouble(12));
+          test->set_steps_per_second(stmt->ColumnDouble(13));
+          JsonToMap(stmt->ColumnText(14), test->mutable_extra());
+        }
+        JsonToMap(stmt->ColumnText(15), result->mutable_extra());
+      }
+      stmt->Reset();
+    }
+  }
+  return stored;
+}
+
+absl::StatusOr<std::vector<StoredStudy>> ResultsStore::LoadAll() {
+  absl::MutexLock lock(&db_mu_);
+  std::vector<std::string> ids;
+  {
+    HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectStudiesSql);
+    while (true) {
+      absl::StatusOr<bool> row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      ids.push_back(stmt->ColumnText(0));
+    }
+    stmt->Reset();
+  }
+  std::vector<StoredStudy> studies;
+  for (const std::string& id : ids) {
+    absl::StatusOr<StoredStudy> study = LoadStudyLocked(id);
+    if (!study.ok()) return study.status();
+    studies.push_back(std::move(*study));
+  }
+  return studies;
+}
+
+absl::StatusOr<StoredStudy> ResultsStore::LoadStudy(const std::string& id_or_name) {
+  absl::MutexLock lock(&db_mu_);
+  std::string id;
+  {
+    HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectStudyIdSql);
+    stmt->BindText(1, id_or_name);
+    stmt->BindText(2, id_or_name);
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) {
+      return absl::NotFoundError(
+          absl::StrCat("no study with id or name '", id_or_name, "' in ", path_));
+    }
+    id = stmt->ColumnText(0);
+    stmt->Reset();
+  }
+  return LoadStudyLocked(id);
+}
+
+}  // namespace hpsearch::db

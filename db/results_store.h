@@ -1,0 +1,124 @@
+// ResultsStore: the coordinator's results database (one SQLite file, see docs/results-db.md). It
+// writes studies, trials, attempts, epochs, final results, workers and events, and loads them back
+// on restart or for a report.
+//
+// Writes and group commit: every write joins the one open transaction and returns a sequence number
+// (Sequence()); Sync(seq) returns once a commit covering that write is on disk. Concurrent callers
+// of Sync share one commit (the first becomes the committer, the others wait for it), so with
+// Durability::kFull one fsync acknowledges many writes. Callers acknowledge a request only after
+// Sync.
+//
+// Ownership: owns its Database. Thread-safety: thread-safe; writes are serialised by an internal
+// mutex, and the caller is expected to keep its own logical order (the coordinator writes under its
+// own lock).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "db/database.h"
+#include "hpsearch/v1/service.pb.h"
+#include "hpsearch/v1/study.pb.h"
+#include "hpsearch/v1/trial.pb.h"
+
+namespace hpsearch::db {
+
+// Lower-case words stored in the state and kind columns ("waiting", "search", ...).
+std::string TrialStateName(v1::TrialState state);
+v1::TrialState ParseTrialState(const std::string& name);
+std::string StudyStateName(v1::StudyState state);
+v1::StudyState ParseStudyState(const std::string& name);
+std::string TrialKindName(v1::TrialKind kind);
+v1::TrialKind ParseTrialKind(const std::string& name);
+
+// A trial as stored: the proto (params, current attempt's epochs, earlier attempts with their
+// epochs, result) plus what only the coordinator needs.
+struct StoredTrial {
+  int64_t trial_id = 0;
+  v1::Trial trial;
+  std::string lease_id;           // empty unless RUNNING
+  int64_t lease_deadline_ms = 0;  // the stored deadline of that lease
+  std::string lease_worker_id;
+};
+
+struct StoredStudy {
+  v1::Study study;
+  std::vector<StoredTrial> trials;  // by number
+};
+
+class ResultsStore {
+ public:
+  // Opens or creates the file and migrates it to the current schema. A coordinator passes
+  // exclusive_lock = true; a report passes read_only = true.
+  static absl::StatusOr<std::unique_ptr<ResultsStore>> Open(const std::string& path,
+                                                            const DatabaseOptions& options);
+  ~ResultsStore();
+
+  // ---- writes: each joins the open transaction; call Sync(Sequence()) before acknowledging.
+  absl::Status PutStudy(const v1::Study& study);
+  // Inserts a new trial with its parameters and returns its trial_id.
+  absl::StatusOr<int64_t> InsertTrial(const v1::Trial& trial);
+  // Updates the mutable columns of a trial (state, attempt, worker, lease, objective, error,
+  // times).
+  absl::Status UpdateTrial(int64_t trial_id, const v1::Trial& trial, const std::string& lease_id,
+                           int64_t lease_deadline_ms);
+  absl::Status PutAttempt(int64_t trial_id, const v1::TrialAttempt& attempt,
+                          const std::string& lease_id);
+  // Records an epoch once: returns false (and changes nothing) when (trial, attempt, epoch) exists.
+  absl::StatusOr<bool> InsertEpoch(int64_t trial_id, int attempt, const std::string& lease_id,
+                                   const v1::EpochMetrics& metrics, int64_t now_ms);
+  absl::Status PutTrainSummary(int64_t trial_id, const v1::TrainSummary& train);
+  absl::Status PutTestMetrics(int64_t trial_id, const v1::TestMetrics& test);
+  absl::Status PutResultExtra(int64_t trial_id, const v1::TrialResult& result);
+  absl::Status PutWorker(const std::string& worker_id, const v1::WorkerInfo& info, int64_t now_ms);
+  absl::Status TouchWorker(const std::string& worker_id, int64_t now_ms);
+  absl::Status AddEvent(int64_t now_ms, const std::string& study_id, int trial_number, int attempt,
+                        const std::string& worker_id, const std::string& kind,
+                        const std::string& message);
+
+  // The sequence number of the latest write.
+  uint64_t Sequence();
+  // Returns once every write up to `sequence` is committed (fsynced under kFull). A failed commit
+  // is sticky: the store then refuses further writes, and the coordinator must restart from the
+  // file.
+  absl::Status Sync(uint64_t sequence);
+  absl::Status SyncAll() { return Sync(Sequence()); }
+
+  // ---- reads (committed and uncommitted writes of this connection alike).
+  absl::StatusOr<std::vector<StoredStudy>> LoadAll();
+  // One study by id or name.
+  absl::StatusOr<StoredStudy> LoadStudy(const std::string& id_or_name);
+
+  Durability durability() const { return durability_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  ResultsStore(std::unique_ptr<Database> db, Durability durability, std::string path)
+      : db_(std::move(db)), durability_(durability), path_(std::move(path)) {}
+  absl::Status BeginWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  absl::StatusOr<StoredStudy> LoadStudyLocked(const std::string& study_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+
+  absl::Mutex db_mu_;
+  std::unique_ptr<Database> db_ ABSL_GUARDED_BY(db_mu_);
+  uint64_t write_sequence_ ABSL_GUARDED_BY(db_mu_) = 0;
+  absl::Status broken_ ABSL_GUARDED_BY(db_mu_);
+
+  absl::Mutex commit_mu_;
+  absl::CondVar commit_cv_;
+  uint64_t committed_sequence_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  bool committing_ ABSL_GUARDED_BY(commit_mu_) = false;
+  absl::Status commit_error_ ABSL_GUARDED_BY(commit_mu_);
+
+  const Durability durability_;
+  const std::string path_;
+};
+
+}  // namespace hpsearch::db
