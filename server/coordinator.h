@@ -1,0 +1,225 @@
+// Coordinator: the scheduling logic of `hpsearch serve`, without gRPC. It owns every study, trial
+// and lease, is the single writer of the ResultsStore, and answers the StudyService and
+// WorkerService calls as plain methods (the gRPC reactors in server/grpc_services.cc only
+// translate).
+//
+// Trial life cycle: WAITING -> RUNNING (leased) -> COMPLETE | PRUNED | FAILED. A lease that
+// expires, times out or fails retryably sends the trial back to WAITING with attempt + 1 (earlier
+// attempts stay stored); after budget.max_retries re-leases it FAILS with the reason. Search trials
+// are created on demand, enqueued ones first, and never beyond n_trials (created trials of every
+// state count). When the search is over the best COMPLETE trial is retrained as one `final` trial
+// with the same parameters and seed.
+//
+// Acknowledgement: every mutating method returns only after its writes are committed
+// (ResultsStore::Sync), so whatever a caller was told survives a kill of the process. Reads
+// (GetStudy, ListTrials, ...) come from memory and may show a change a moment before it is durable.
+//
+// Time: all deadlines come from the injected Clock; Tick() applies them (lease expiry, per-trial
+// timeout, study time limit). A server calls Tick() periodically, tests after advancing a
+// ManualClock.
+//
+// Thread-safety: thread-safe. Listeners and the work-available callback are invoked without the
+// internal lock held, after the change is committed.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "db/results_store.h"
+#include "hpsearch/v1/service.pb.h"
+#include "server/clock.h"
+#include "server/pruner.h"
+#include "server/sampler.h"
+#include "server/trial_history.h"
+
+namespace hpsearch::server {
+
+struct CoordinatorOptions {
+  // How long a lease lives without a heartbeat or report. Longer tolerates slower networks; shorter
+  // re-runs the trials of dead workers sooner.
+  absl::Duration lease_ttl = absl::Seconds(30);
+  // How often workers are told to heartbeat; well below lease_ttl so one lost heartbeat costs
+  // nothing.
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // After a restart, stored leases get at least this long before any expires, so workers that kept
+  // running while the coordinator was down can reconnect and report.
+  absl::Duration restart_grace = absl::Seconds(30);
+  // Where trial artifacts go when a spec leaves artifacts_root empty. Default: "artifacts" beside
+  // the results database (set by Create when empty).
+  std::string default_artifacts_root;
+  // Validates and normalises a submitted spec (the one validator `hpsearch validate` uses). Returns
+  // INVALID_ARGUMENT naming every bad field, and the validator's warnings in *warnings. Unset:
+  // accept as is.
+  std::function<absl::Status(v1::StudySpec* spec, std::vector<std::string>* warnings)> validate;
+};
+
+class Coordinator {
+ public:
+  using Listener = std::function<void(const v1::StudyEvent&)>;
+
+  // Loads every study from `store` and re-arms stored leases with the restart grace.
+  // REQUIRES: store and clock outlive the coordinator; nothing else writes to store.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(db::ResultsStore* store, Clock* clock,
+                                                             CoordinatorOptions options);
+  ~Coordinator();
+
+  // ---- StudyService
+  absl::StatusOr<v1::SubmitStudyResponse> SubmitStudy(const v1::SubmitStudyRequest& request);
+  absl::StatusOr<v1::Study> GetStudy(const std::string& id_or_name);
+  std::vector<v1::Study> ListStudies();
+  absl::StatusOr<std::vector<v1::Trial>> ListTrials(const std::string& id_or_name);
+  absl::StatusOr<v1::Trial> GetTrial(const std::string& id_or_name, int number);
+  absl::StatusOr<v1::Study> CancelStudy(const std::string& id_or_name, const std::string& reason);
+  // Leases a trial of one study to an external client. UNAVAILABLE when none can start now.
+  absl::StatusOr<v1::TrialSpec> Ask(const v1::AskRequest& request);
+  absl::StatusOr<v1::Trial> Tell(const v1::TellRequest& request);
+
+  // ---- WorkerService
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  // A trial leased to the worker, or nullopt when none can start now (the caller long-polls).
+  // NOT_FOUND when the worker is unknown (e.g. after a coordinator restart): register again.
+  absl::StatusOr<std::optional<v1::TrialSpec>> TryAcquire(const std::string& worker_id);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::ReportEpochResponse> ReportEpoch(const v1::ReportEpochRequest& request);
+  absl::Status ReportResult(const v1::ReportResultRequest& request);
+  absl::StatusOr<v1::TrialState> CompleteTrial(const v1::CompleteTrialRequest& request);
+  absl::StatusOr<v1::TrialState> FailTrial(const v1::FailTrialRequest& request);
+
+  // ---- time and notifications
+  // Expires leases past their deadline, fails trials past their timeout, ends searches past their
+  // time limit, and starts final stages that became due.
+  absl::Status Tick();
+  // Called (without locks) after any change that may let a waiting worker acquire a trial.
+  void SetWorkAvailableCallback(std::function<void()> callback);
+  // Events of one study (trial state changes, epochs, study state changes), invoked in commit order
+  // without the coordinator's lock; a listener must not call back into the coordinator. Returns a
+  // token.
+  absl::StatusOr<int64_t> Subscribe(const std::string& id_or_name, Listener listener,
+                                    v1::Study* snapshot, std::vector<v1::Trial>* trials);
+  void Unsubscribe(int64_t token);
+
+  const CoordinatorOptions& options() const { return options_; }
+
+ private:
+  struct TrialRecord {
+    int64_t trial_id = 0;
+    v1::Trial trial;
+    std::string lease_id;  // set while RUNNING
+    absl::Time attempt_started;
+    bool prune_requested = false;
+  };
+  struct StudyRecord {
+    v1::Study study;
+    std::deque<TrialRecord> trials;  // index = trial number; deque: records never move
+    std::unique_ptr<Sampler> sampler;
+    std::unique_ptr<Pruner> pruner;
+    TrialHistory history;   // search trials, index = number
+    std::set<int> waiting;  // numbers of WAITING trials
+    int running = 0;
+    int search_created = 0;
+  };
+  struct Lease {
+    std::string study_id;
+    int trial_number = 0;
+    std::string worker_id;
+    absl::Time deadline;
+  };
+  struct EndedLease {
+    v1::LeaseOrder order = v1::LEASE_ORDER_LOST;
+    std::string reason;
+    v1::TrialState final_state =
+        v1::TRIAL_STATE_UNSPECIFIED;  // the state this lease's attempt ended in
+    bool completed_by_lease =
+        false;  // CompleteTrial on this lease succeeded (a retry is idempotent)
+  };
+  struct PendingEvent {
+    std::string study_id;
+    v1::StudyEvent event;
+  };
+
+  Coordinator(db::ResultsStore* store, Clock* clock, CoordinatorOptions options);
+  absl::Status Load();
+
+  // All helpers below run under mu_.
+  StudyRecord* FindStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LeaseStatus(const std::string& lease_id, Lease** lease)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::optional<v1::TrialSpec>> AcquireFrom(StudyRecord* study,
+                                                           const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TrialRecord*> CreateSearchTrial(StudyRecord* study)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TrialRecord*> CreateTrial(StudyRecord* study, v1::TrialKind kind,
+                                           std::vector<v1::ParamAssignment> params, uint64_t seed,
+                                           int source_number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::TrialSpec> StartAttempt(StudyRecord* study, TrialRecord* trial,
+                                             const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the running attempt of `trial`. COMPLETE/PRUNED end the trial; FAILED retries (retryable
+  // and attempts left) or fails it. The lease is revoked with `order` so heartbeats tell the
+  // worker.
+  absl::Status EndAttempt(StudyRecord* study, TrialRecord* trial, v1::TrialState state,
+                          const std::string& error, bool retryable, v1::LeaseOrder order)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MaybeFinishSearch(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SetStudyState(StudyRecord* study, v1::StudyState state, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RecordEpoch(StudyRecord* study, TrialRecord* trial, const v1::EpochMetrics& metrics,
+                           bool* duplicate) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PersistTrial(StudyRecord* study, TrialRecord* trial)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AddEvent(const StudyRecord& study, int trial_number, int attempt,
+                        const std::string& worker_id, const std::string& kind,
+                        const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool SearchOpen(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Study StudySnapshot(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitTrial(const StudyRecord& study, const TrialRecord& trial)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitStudy(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateHistory(StudyRecord* study, const TrialRecord& trial)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NewId(const char* prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t NowMs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status TickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Commits what the call wrote, then publishes its events and the work-available signal.
+  absl::Status Finish(uint64_t sequence, bool work_changed);
+
+  db::ResultsStore* const store_;
+  Clock* const clock_;
+  const CoordinatorOptions options_;
+
+  absl::Mutex mu_;
+  std::map<std::string, StudyRecord> studies_ ABSL_GUARDED_BY(mu_);  // by id
+  std::vector<std::string> study_order_ ABSL_GUARDED_BY(mu_);        // by creation
+  std::map<std::string, std::string> study_by_name_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, EndedLease> ended_leases_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> worker_last_write_ ABSL_GUARDED_BY(mu_);
+  std::vector<PendingEvent> pending_events_ ABSL_GUARDED_BY(mu_);
+  absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);
+
+  // Listeners are kept apart from mu_ so publishing never holds the scheduling lock.
+  absl::Mutex listeners_mu_;
+  std::map<int64_t, std::pair<std::string, Listener>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  int64_t next_token_ ABSL_GUARDED_BY(listeners_mu_) = 1;
+  std::function<void()> work_available_ ABSL_GUARDED_BY(listeners_mu_);
+  // Serialises publication so listeners see events in commit order.
+  absl::Mutex publish_mu_;
+};
+
+}  // namespace hpsearch::server
