@@ -1,6 +1,7 @@
-// The YAML front of StudySpec. A study file is parsed into a StudySpec (keys are the proto's field names;
-// docs/study-file.md lists them), relative paths are resolved against the file's folder, and the shared
-// validator runs. Every problem is reported as "FILE:LINE:COLUMN: KEY: what is wrong; how to fix it".
+// The YAML front of StudySpec. A study file is parsed into a StudySpec (keys are the proto's field
+// names; docs/study-file.md lists them), relative paths are resolved against the file's folder, and
+// the shared validator runs. Every problem is reported as "FILE:LINE:COLUMN: KEY: what is wrong;
+// how to fix it".
 #pragma once
 
 #include <string>
@@ -26,13 +27,13 @@ struct StudyFileIssue {
 };
 
 struct LoadedStudy {
-  v1::StudySpec spec;  // normalised: every default filled in, paths absolute
+  v1::StudySpec spec;                  // normalised: every default filled in, paths absolute
   std::vector<StudyFileIssue> issues;  // warnings only when the load succeeded
   bool ok() const;
 };
 
-// Parses and validates a study file. Returns the spec and any warnings, or the full list of issues (at
-// least one an error). Only I/O errors (unreadable file) are returned as a non-OK status.
+// Parses and validates a study file. Returns the spec and any warnings, or the full list of issues
+// (at least one an error). Only I/O errors (unreadable file) are returned as a non-OK status.
 absl::StatusOr<LoadedStudy> LoadStudyFile(const std::string& path,
                                           const ValidationOptions& options = {});
 
