@@ -28,18 +28,20 @@ inline std::filesystem::path SourceDir() {
   return HPSEARCH_TEST_SOURCE_DIR;
 }
 
-// Where hpsearch's programs were built: HPSEARCH_BIN_DIR (set by ctest) or the compile-time bin dir.
+// Where hpsearch's programs were built: HPSEARCH_BIN_DIR (set by ctest) or the compile-time bin
+// dir.
 inline std::filesystem::path BinDir() {
   if (const char* dir = std::getenv("HPSEARCH_BIN_DIR")) return dir;
   return HPSEARCH_TEST_BIN_DIR;
 }
 
-// The developers' ../shared folder beside the checkout. Users and some machines lack it: tests that read it
-// call SharedDirOrSkip().
+// The developers' ../shared folder beside the checkout. Users and some machines lack it: tests that
+// read it call SharedDirOrSkip().
 inline std::filesystem::path SharedDir() { return SourceDir().parent_path() / "shared"; }
 inline std::filesystem::path SharedDirOrSkip() {
   std::filesystem::path dir = SharedDir();
-  if (!std::filesystem::is_directory(dir)) Skip("../shared is not beside the checkout: " + dir.string());
+  if (!std::filesystem::is_directory(dir))
+    Skip("../shared is not beside the checkout: " + dir.string());
   return dir;
 }
 

@@ -1,0 +1,81 @@
+// The design card's arrows, checked on the real tree and the real build: core/ and kernels/ never reach
+// service libraries, server/ and db/ never reach LibTorch, and the core-only configuration links LibTorch
+// and header-only libraries alone.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "testing/subprocess.h"
+#include "testing/testing.h"
+
+namespace hpsearch {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every `#include` line under the given folders matching `forbidden`, as "file:line: text".
+std::vector<std::string> ForbiddenIncludes(const std::vector<std::string>& folders, const std::regex& forbidden) {
+  std::vector<std::string> hits;
+  for (const std::string& folder : folders) {
+    const fs::path root = testing::SourceDir() / folder;
+    if (!fs::exists(root)) continue;
+    for (const auto& entry : fs::recursive_directory_iterator(root)) {
+      const std::string ext = entry.path().extension().string();
+      if (ext != ".h" && ext != ".cc" && ext != ".cu" && ext != ".cuh" && ext != ".inc") continue;
+      std::ifstream in(entry.path());
+      std::string line;
+      for (int n = 1; std::getline(in, line); ++n) {
+        if (line.rfind("#include", 0) == 0 && std::regex_search(line, forbidden)) {
+          hits.push_back(entry.path().string() + ":" + std::to_string(n) + ": " + line);
+        }
+      }
+    }
+  }
+  return hits;
+}
+
+std::string Join(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  return text;
+}
+
+TEST_CASE("core/ and kernels/ include no service library", "[build][architecture]") {
+  const std::regex service(R"([<"](grpc|grpcpp|google/protobuf|sqlite3|absl/|spdlog/|yaml-cpp/|CLI/|hpsearch/v1/|db/|server/|worker/|cli/))");
+  auto hits = ForbiddenIncludes({"core", "kernels"}, service);
+  INFO(Join(hits));
+  REQUIRE(hits.empty());
+}
+
+TEST_CASE("server/, db/ and proto/ include neither LibTorch nor core/", "[build][architecture]") {
+  const std::regex torch(R"([<"](torch/|ATen/|c10/|core/|kernels/|worker/))");
+  auto hits = ForbiddenIncludes({"server", "db", "proto"}, torch);
+  INFO(Join(hits));
+  REQUIRE(hits.empty());
+}
+
+TEST_CASE("The core-only configuration names no service library on its compile or link lines",
+          "[build][architecture]") {
+  testing::TempDir build;
+  const std::string source = testing::SourceDir().string();
+  testing::ProcessResult configure =
+      testing::RunProcess({"/usr/bin/cmake", "-S", source, "-B", build.path().string(), "-G", "Ninja",
+                           "-DHPSEARCH_CORE_ONLY=ON"});
+  INFO(configure.out << configure.err);
+  REQUIRE(configure.exit_code == 0);
+  testing::ProcessResult commands =
+      testing::RunProcess({"/usr/bin/ninja", "-C", build.path().string(), "-t", "commands"});
+  REQUIRE(commands.exit_code == 0);
+  REQUIRE(commands.out.find("hpsearch-core") != std::string::npos);
+  REQUIRE(commands.out.find("libtorch") != std::string::npos);
+  for (const char* library : {"grpc", "protobuf", "sqlite", "absl", "spdlog", "yaml-cpp"}) {
+    INFO("core-only build lines mention " << library);
+    REQUIRE(commands.out.find(library) == std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace hpsearch
