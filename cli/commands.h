@@ -13,5 +13,6 @@ inline constexpr int kExitBadInput =
     2;  // the input is invalid (study file, flags); nothing was written
 
 void RegisterValidateCommand(CLI::App& app, int* exit_code);
+void RegisterServeCommand(CLI::App& app, int* exit_code);
 
 }  // namespace hpsearch::cli

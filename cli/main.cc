@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("hpsearch ") + HPSEARCH_VERSION);
   int exit_code = hpsearch::cli::kExitOk;
   hpsearch::cli::RegisterValidateCommand(app, &exit_code);
+  hpsearch::cli::RegisterServeCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

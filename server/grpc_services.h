@@ -1,0 +1,132 @@
+// The coordinator's gRPC front: StudyService and WorkerService with the callback API. Each method
+// is a thin reactor that calls the Coordinator and finishes with ToGrpcStatus(); AcquireTrial
+// long-polls through AcquireLongPoll and WatchStudy streams the coordinator's events with one write
+// in flight.
+//
+// CoordinatorServer bundles the services, the gRPC server and the maintenance thread that calls
+// Coordinator::Tick(). Ownership: it owns all of these; the Coordinator must outlive it.
+// Thread-safety: Shutdown() may be called from any thread, once.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "hpsearch/v1/service.grpc.pb.h"
+#include "server/acquire_long_poll.h"
+#include "server/coordinator.h"
+
+namespace hpsearch::server {
+
+struct ServerOptions {
+  // host:port to listen on; port 0 picks a free one (see CoordinatorServer::port()).
+  std::string listen_address = "127.0.0.1:50051";
+  // The longest AcquireTrial long-poll; longer client requests are cut to it.
+  absl::Duration max_acquire_wait = absl::Seconds(30);
+  // How often leases, timeouts and time limits are checked. Expiry is at most this late.
+  absl::Duration tick_interval = absl::Milliseconds(200);
+};
+
+class StudyServiceImpl final : public v1::StudyService::CallbackService {
+ public:
+  explicit StudyServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+
+  grpc::ServerUnaryReactor* SubmitStudy(grpc::CallbackServerContext* context,
+                                        const v1::SubmitStudyRequest* request,
+                                        v1::SubmitStudyResponse* response) override;
+  grpc::ServerUnaryReactor* GetStudy(grpc::CallbackServerContext* context,
+                                     const v1::GetStudyRequest* request,
+                                     v1::Study* response) override;
+  grpc::ServerUnaryReactor* ListStudies(grpc::CallbackServerContext* context,
+                                        const v1::ListStudiesRequest* request,
+                                        v1::ListStudiesResponse* response) override;
+  grpc::ServerUnaryReactor* ListTrials(grpc::CallbackServerContext* context,
+                                       const v1::ListTrialsRequest* request,
+                                       v1::ListTrialsResponse* response) override;
+  grpc::ServerUnaryReactor* GetTrial(grpc::CallbackServerContext* context,
+                                     const v1::GetTrialRequest* request,
+                                     v1::Trial* response) override;
+  grpc::ServerWriteReactor<v1::StudyEvent>* WatchStudy(
+      grpc::CallbackServerContext* context, const v1::WatchStudyRequest* request) override;
+  grpc::ServerUnaryReactor* CancelStudy(grpc::CallbackServerContext* context,
+                                        const v1::CancelStudyRequest* request,
+                                        v1::Study* response) override;
+  grpc::ServerUnaryReactor* Ask(grpc::CallbackServerContext* context, const v1::AskRequest* request,
+                                v1::TrialSpec* response) override;
+  grpc::ServerUnaryReactor* Tell(grpc::CallbackServerContext* context,
+                                 const v1::TellRequest* request, v1::Trial* response) override;
+
+ private:
+  Coordinator* const coordinator_;
+};
+
+class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
+ public:
+  WorkerServiceImpl(Coordinator* coordinator, AcquireLongPoll* long_poll,
+                    absl::Duration max_acquire_wait)
+      : coordinator_(coordinator), long_poll_(long_poll), max_acquire_wait_(max_acquire_wait) {}
+
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
+                                     const v1::RegisterRequest* request,
+                                     v1::RegisterResponse* response) override;
+  grpc::ServerUnaryReactor* AcquireTrial(grpc::CallbackServerContext* context,
+                                         const v1::AcquireTrialRequest* request,
+                                         v1::AcquireTrialResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* ReportEpoch(grpc::CallbackServerContext* context,
+                                        const v1::ReportEpochRequest* request,
+                                        v1::ReportEpochResponse* response) override;
+  grpc::ServerUnaryReactor* ReportResult(grpc::CallbackServerContext* context,
+                                         const v1::ReportResultRequest* request,
+                                         v1::ReportResultResponse* response) override;
+  grpc::ServerUnaryReactor* CompleteTrial(grpc::CallbackServerContext* context,
+                                          const v1::CompleteTrialRequest* request,
+                                          v1::CompleteTrialResponse* response) override;
+  grpc::ServerUnaryReactor* FailTrial(grpc::CallbackServerContext* context,
+                                      const v1::FailTrialRequest* request,
+                                      v1::FailTrialResponse* response) override;
+
+ private:
+  Coordinator* const coordinator_;
+  AcquireLongPoll* const long_poll_;
+  const absl::Duration max_acquire_wait_;
+};
+
+class CoordinatorServer {
+ public:
+  // Starts listening and ticking. FAILED_PRECONDITION/UNAVAILABLE when the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(Coordinator* coordinator,
+                                                                  const ServerOptions& options);
+  ~CoordinatorServer();
+
+  int port() const { return port_; }
+  // Stops accepting calls, answers parked long-polls and joins the maintenance thread.
+  void Shutdown();
+  // Blocks until Shutdown() has been called.
+  void Wait();
+
+ private:
+  explicit CoordinatorServer(Coordinator* coordinator, const ServerOptions& options);
+  void TickLoop();
+
+  Coordinator* const coordinator_;
+  const ServerOptions options_;
+  AcquireLongPoll long_poll_;
+  StudyServiceImpl study_service_;
+  WorkerServiceImpl worker_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Notification stop_;
+  std::thread ticker_;
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace hpsearch::server
