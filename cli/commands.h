@@ -2,6 +2,9 @@
 // A command's callback stores its exit code in *exit_code; main() returns it.
 #pragma once
 
+#include <ostream>
+#include <string>
+
 #include "CLI/CLI.hpp"
 
 namespace hpsearch::cli {
@@ -14,5 +17,16 @@ inline constexpr int kExitBadInput =
 
 void RegisterValidateCommand(CLI::App& app, int* exit_code);
 void RegisterServeCommand(CLI::App& app, int* exit_code);
+void RegisterSubmitCommand(CLI::App& app, int* exit_code);
+// status, best and cancel.
+void RegisterStatusCommands(CLI::App& app, int* exit_code);
+void RegisterTrialsCommand(CLI::App& app, int* exit_code);
+void RegisterWatchCommand(CLI::App& app, int* exit_code);
+void RegisterReportCommand(CLI::App& app, int* exit_code);
+
+// Follows a study's event stream until it ends (watch, submit --wait). Returns kExitOk when it ended
+// COMPLETE. `live_table` redraws a table on every event instead of printing event lines.
+int FollowStudy(const std::string& address, const std::string& study, bool live_table,
+                std::ostream& out);
 
 }  // namespace hpsearch::cli

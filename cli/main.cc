@@ -10,6 +10,11 @@ int main(int argc, char** argv) {
   int exit_code = hpsearch::cli::kExitOk;
   hpsearch::cli::RegisterValidateCommand(app, &exit_code);
   hpsearch::cli::RegisterServeCommand(app, &exit_code);
+  hpsearch::cli::RegisterSubmitCommand(app, &exit_code);
+  hpsearch::cli::RegisterStatusCommands(app, &exit_code);
+  hpsearch::cli::RegisterTrialsCommand(app, &exit_code);
+  hpsearch::cli::RegisterWatchCommand(app, &exit_code);
+  hpsearch::cli::RegisterReportCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

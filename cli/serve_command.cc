@@ -11,6 +11,7 @@
 #include "server/coordinator.h"
 #include "server/grpc_services.h"
 #include "server/study_validator.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace hpsearch::cli {
@@ -27,6 +28,7 @@ struct ServeFlags {
 };
 
 int RunServe(const ServeFlags& flags) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("hpsearch-serve"));
   absl::StatusOr<db::Durability> durability = db::ParseDurability(flags.durability);
   if (!durability.ok()) {
     std::cerr << "hpsearch serve: --durability: " << durability.status().message() << "\n";

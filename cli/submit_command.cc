@@ -1,0 +1,61 @@
+// hpsearch submit STUDY.yaml: validates the study file with the coordinator's own validator, submits it and
+// prints the study id; --wait then follows it and exits 0 only when it ends COMPLETE.
+#include <iostream>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "server/study_file.h"
+
+namespace hpsearch::cli {
+namespace {
+
+struct SubmitFlags {
+  std::string study_file;
+  std::string address;
+  bool wait = false;
+  bool resume = false;
+};
+
+int RunSubmit(const SubmitFlags& flags) {
+  absl::StatusOr<server::LoadedStudy> loaded = server::LoadStudyFile(flags.study_file);
+  if (!loaded.ok()) {
+    std::cerr << "hpsearch submit: " << loaded.status().message() << "\n";
+    return kExitBadInput;
+  }
+  for (const server::StudyFileIssue& issue : loaded->issues) std::cerr << issue.ToString() << "\n";
+  if (!loaded->ok()) {
+    std::cerr << flags.study_file << ": invalid; nothing was submitted\n";
+    return kExitBadInput;
+  }
+  std::string address = CoordinatorAddress(flags.address);
+  auto stub = StudyStub(address);
+  v1::SubmitStudyRequest request;
+  *request.mutable_spec() = loaded->spec;
+  request.set_resume_if_exists(flags.resume);
+  v1::SubmitStudyResponse response;
+  auto context = CallContext();
+  grpc::Status status = stub->SubmitStudy(context.get(), request, &response);
+  if (!status.ok()) return ReportCallFailure("submit", address, status);
+  for (const std::string& warning : response.warnings()) {
+    std::cerr << "warning: " << warning << "\n";
+  }
+  std::cout << response.study_id() << std::endl;
+  if (response.resumed()) std::cerr << "resumed the existing study " << loaded->spec.name() << "\n";
+  if (!flags.wait) return kExitOk;
+  return FollowStudy(address, response.study_id(), /*live_table=*/false, std::cerr);
+}
+
+}  // namespace
+
+void RegisterSubmitCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<SubmitFlags>();
+  CLI::App* cmd = app.add_subcommand("submit", "Submit a study file to the coordinator");
+  cmd->add_option("study", flags->study_file, "Study YAML file")->required();
+  AddCoordinatorOption(cmd, &flags->address);
+  cmd->add_flag("--wait", flags->wait, "Follow the study until it ends; exit 0 when COMPLETE");
+  cmd->add_flag("--resume", flags->resume,
+                "Resume the study of this name when it exists with the same spec");
+  cmd->callback([flags, exit_code] { *exit_code = RunSubmit(*flags); });
+}
+
+}  // namespace hpsearch::cli

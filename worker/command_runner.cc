@@ -1,0 +1,483 @@
+#include "worker/command_runner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+extern char** environ;
+
+namespace hpsearch::worker {
+namespace {
+
+using nlohmann::json;
+
+std::string KindWord(v1::TrialKind kind) { return kind == v1::TRIAL_KIND_FINAL ? "final" : "search"; }
+
+std::string RetrainWord(v1::RetrainOn retrain_on) {
+  return retrain_on == v1::RETRAIN_ON_TRAIN_VALIDATION ? "train_validation" : "train";
+}
+
+std::string EnvName(const std::string& param) {
+  std::string name = "HPSEARCH_PARAM_";
+  for (char c : param) {
+    name += std::isalnum(static_cast<unsigned char>(c))
+                ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+                : '_';
+  }
+  return name;
+}
+
+// The command's environment: ours, then runner.env, then the trial's variables (they win).
+std::vector<std::string> CommandEnvironment(const v1::TrialSpec& trial) {
+  std::map<std::string, std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string kv = *entry;
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [key, value] : trial.runner().env()) env[key] = value;
+  for (const v1::ParamAssignment& param : trial.params()) {
+    env[EnvName(param.name())] = ParamValueText(param.value());
+  }
+  env["HPSEARCH_STUDY_ID"] = trial.study_id();
+  env["HPSEARCH_STUDY_NAME"] = trial.study_name();
+  env["HPSEARCH_TRIAL_NUMBER"] = std::to_string(trial.trial_number());
+  env["HPSEARCH_TRIAL_KIND"] = KindWord(trial.kind());
+  env["HPSEARCH_ATTEMPT"] = std::to_string(trial.attempt());
+  env["HPSEARCH_SEED"] = std::to_string(trial.seed());
+  env["HPSEARCH_RETRAIN_ON"] = RetrainWord(trial.retrain_on());
+  env["HPSEARCH_EVALUATE_TEST"] = trial.evaluate_test() ? "1" : "0";
+  env["HPSEARCH_ARTIFACT_DIR"] = trial.artifact_dir();
+  std::vector<std::string> out;
+  for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+  return out;
+}
+
+// Keeps the last `limit` bytes written to it.
+class TailBuffer {
+ public:
+  explicit TailBuffer(size_t limit) : limit_(limit) {}
+  void Append(const char* data, size_t size) {
+    text_.append(data, size);
+    if (text_.size() > 2 * limit_) text_.erase(0, text_.size() - limit_);
+  }
+  std::string Text() const {
+    return text_.size() > limit_ ? "…" + text_.substr(text_.size() - limit_) : text_;
+  }
+
+ private:
+  size_t limit_;
+  std::string text_;
+};
+
+bool ReadNumber(const json& object, const char* key, double* out) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_number()) return false;
+  *out = it->get<double>();
+  return true;
+}
+
+// Parses {"type":"epoch",...} into metrics; every other numeric field becomes an extra metric.
+absl::StatusOr<v1::EpochMetrics> EpochFromJson(const json& line, absl::Duration elapsed) {
+  v1::EpochMetrics metrics;
+  auto epoch = line.find("epoch");
+  if (epoch == line.end() || !epoch->is_number_integer()) {
+    return absl::InvalidArgumentError("an epoch line needs an integer \"epoch\" (1-based)");
+  }
+  metrics.set_epoch(epoch->get<int>());
+  metrics.set_wall_time_seconds(absl::ToDoubleSeconds(elapsed));
+  for (const auto& [key, value] : line.items()) {
+    if (key == "type" || key == "epoch" || !value.is_number()) continue;
+    double number = value.get<double>();
+    if (key == "train_loss") {
+      metrics.set_train_loss(number);
+    } else if (key == "val_loss") {
+      metrics.set_val_loss(number);
+    } else if (key == "val_accuracy") {
+      metrics.set_val_accuracy(number);
+    } else if (key == "val_f1") {
+      metrics.set_val_f1(number);
+    } else if (key == "val_f1_macro") {
+      metrics.set_val_f1_macro(number);
+    } else if (key == "step") {
+      metrics.set_step(value.get<int64_t>());
+    } else if (key == "samples_per_second") {
+      metrics.set_samples_per_second(number);
+    } else if (key == "wall_time_seconds") {
+      metrics.set_wall_time_seconds(number);
+    } else {
+      (*metrics.mutable_extra())[key] = number;
+    }
+  }
+  return metrics;
+}
+
+v1::TrainSummary TrainFromJson(const json& line) {
+  v1::TrainSummary train;
+  double x = 0;
+  if (ReadNumber(line, "global_steps", &x)) train.set_global_steps(static_cast<int64_t>(x));
+  if (ReadNumber(line, "train_loss", &x)) train.set_train_loss(x);
+  if (ReadNumber(line, "runtime_seconds", &x)) train.set_runtime_seconds(x);
+  if (ReadNumber(line, "samples_per_second", &x)) train.set_samples_per_second(x);
+  if (ReadNumber(line, "steps_per_second", &x)) train.set_steps_per_second(x);
+  if (ReadNumber(line, "total_flos", &x)) train.set_total_flos(x);
+  if (ReadNumber(line, "epochs", &x)) train.set_epochs(x);
+  return train;
+}
+
+v1::TestMetrics TestFromJson(const json& line) {
+  v1::TestMetrics test;
+  for (const auto& [key, value] : line.items()) {
+    if (key == "type" || !value.is_number()) continue;
+    double number = value.get<double>();
+    if (key == "test_loss") {
+      test.set_test_loss(number);
+    } else if (key == "test_accuracy") {
+      test.set_test_accuracy(number);
+    } else if (key == "test_f1") {
+      test.set_test_f1(number);
+    } else if (key == "test_f1_macro") {
+      test.set_test_f1_macro(number);
+    } else if (key == "runtime_seconds") {
+      test.set_runtime_seconds(number);
+    } else if (key == "samples_per_second") {
+      test.set_samples_per_second(number);
+    } else if (key == "steps_per_second") {
+      test.set_steps_per_second(number);
+    } else {
+      (*test.mutable_extra())[key] = number;
+    }
+  }
+  return test;
+}
+
+// A started command: its process group, pipes and the means to stop it.
+class Child {
+ public:
+  ~Child() {
+    if (pid_ > 0 && !reaped_) {
+      ::killpg(pid_, SIGKILL);
+      Wait();
+    }
+    if (out_ >= 0) ::close(out_);
+    if (err_ >= 0) ::close(err_);
+  }
+
+  absl::Status Start(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                     const std::string& working_dir) {
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+      return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+    }
+    std::vector<char*> args, envp;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
+    if (pid == 0) {
+      // The worker blocks SIGTERM/SIGINT for its signal thread; the command must not inherit that.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::setpgid(0, 0);
+      ::dup2(out_pipe[1], 1);
+      ::dup2(err_pipe[1], 2);
+      int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, 0);
+      if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) {
+        std::fprintf(stderr, "hpsearch-worker: cannot enter working_dir %s: %s\n",
+                     working_dir.c_str(), std::strerror(errno));
+        ::_exit(126);
+      }
+      ::execvpe(args[0], args.data(), envp.data());
+      std::fprintf(stderr, "hpsearch-worker: cannot run %s: %s\n", args[0], std::strerror(errno));
+      ::_exit(127);
+    }
+    ::setpgid(pid, pid);  // also here, so killpg works even before the child ran setpgid
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    out_ = out_pipe[0];
+    err_ = err_pipe[0];
+    pid_ = pid;
+    return absl::OkStatus();
+  }
+
+  // Reads what is available (waiting up to `timeout`). Returns false once both pipes are closed.
+  bool Poll(absl::Duration timeout, std::string* out, std::string* err) {
+    pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+    if (out_ < 0 && err_ < 0) return false;
+    int ready = ::poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    if (ready <= 0) return true;
+    char buffer[65536];
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      ssize_t got = ::read(fds[i].fd, buffer, sizeof(buffer));
+      if (got > 0) {
+        (i == 0 ? out : err)->append(buffer, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        (i == 0 ? out_ : err_) = -1;
+      }
+    }
+    return out_ >= 0 || err_ >= 0;
+  }
+
+  // SIGTERM to the group, SIGKILL after `grace` if anything of it is still alive.
+  void Terminate(absl::Duration grace) {
+    if (pid_ <= 0 || reaped_) return;
+    ::killpg(pid_, SIGTERM);
+    absl::Time give_up = absl::Now() + grace;
+    while (absl::Now() < give_up) {
+      if (TryReap()) break;
+      ::usleep(20000);
+    }
+    ::killpg(pid_, SIGKILL);  // the leader may be gone while its children still hold the pipes
+  }
+
+  bool TryReap() {
+    if (reaped_) return true;
+    int status = 0;
+    pid_t done = ::waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      reaped_ = true;
+      status_ = status;
+    }
+    return reaped_;
+  }
+
+  int Wait() {
+    while (!reaped_) {
+      int status = 0;
+      pid_t done = ::waitpid(pid_, &status, 0);
+      if (done == pid_) {
+        reaped_ = true;
+        status_ = status;
+      } else if (errno != EINTR) {
+        break;
+      }
+    }
+    return status_;
+  }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int err_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return absl::StrCat("was killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)),
+                        ")");
+  }
+  return "ended abnormally";
+}
+
+}  // namespace
+
+std::string ParamValueText(const v1::ParamValue& value) {
+  switch (value.kind_case()) {
+    case v1::ParamValue::kDoubleValue: {
+      // The shortest text that reads back as the same double, so the command sees the exact value.
+      char buffer[64];
+      auto result = std::to_chars(buffer, buffer + sizeof(buffer), value.double_value());
+      return std::string(buffer, result.ptr);
+    }
+    case v1::ParamValue::kIntValue:
+      return std::to_string(value.int_value());
+    case v1::ParamValue::kBoolValue:
+      return value.bool_value() ? "true" : "false";
+    case v1::ParamValue::kStringValue:
+      return value.string_value();
+    default:
+      return "";
+  }
+}
+
+std::vector<std::string> CommandArgv(const v1::TrialSpec& trial) {
+  std::vector<std::string> argv(trial.runner().command().begin(), trial.runner().command().end());
+  for (const v1::ParamAssignment& param : trial.params()) {
+    argv.push_back("--" + param.name());
+    argv.push_back(ParamValueText(param.value()));
+  }
+  return argv;
+}
+
+RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter) {
+  RunOutcome outcome;
+  std::vector<std::string> argv = CommandArgv(trial);
+  if (argv.empty()) {
+    outcome.error = "runner.command is empty: the study must name the command to run";
+    return outcome;
+  }
+  absl::Duration grace = trial.runner().has_kill_grace_seconds()
+                             ? absl::Seconds(trial.runner().kill_grace_seconds())
+                             : options_.default_kill_grace;
+  if (!trial.artifact_dir().empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(trial.artifact_dir(), ignored);
+  }
+  Child child;
+  if (absl::Status started = child.Start(argv, CommandEnvironment(trial), trial.runner().working_dir());
+      !started.ok()) {
+    outcome.retryable = true;
+    outcome.error = absl::StrCat("cannot start ", argv[0], ": ", started.message());
+    return outcome;
+  }
+  absl::Time start = absl::Now();
+  absl::Duration timeout =
+      trial.timeout_seconds() > 0 ? absl::Seconds(trial.timeout_seconds()) : absl::InfiniteDuration();
+  TailBuffer stderr_tail(options_.stderr_tail_bytes);
+  std::string out_buffer, err_chunk;
+  int line_number = 0;
+  // Set when the command must stop; `stop_outcome` is then what the attempt ends as.
+  bool stopping = false;
+  RunOutcome stop_outcome;
+  auto stop = [&](RunOutcome::Kind kind, bool retryable, std::string error, StopReason reason) {
+    if (stopping) return;
+    stopping = true;
+    stop_outcome.kind = kind;
+    stop_outcome.retryable = retryable;
+    stop_outcome.error = std::move(error);
+    stop_outcome.stop_reason = reason;
+    child.Terminate(grace);
+  };
+
+  auto handle_line = [&](const std::string& line) {
+    ++line_number;
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] != '{') {
+      reporter->Log(line);
+      return;
+    }
+    json parsed = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      stop(RunOutcome::Kind::kFailed, false,
+           absl::StrCat("stdout line ", line_number, " starts like a JSON object but is not one ",
+                        "(NaN and Infinity are not JSON: print null or leave the metric out): ",
+                        line.substr(0, 200)),
+           StopReason::kNone);
+      return;
+    }
+    std::string type = parsed.value("type", "");
+    if (type == "epoch") {
+      absl::StatusOr<v1::EpochMetrics> metrics = EpochFromJson(parsed, absl::Now() - start);
+      if (!metrics.ok()) {
+        stop(RunOutcome::Kind::kFailed, false,
+             absl::StrCat("stdout line ", line_number, ": ", metrics.status().message()),
+             StopReason::kNone);
+        return;
+      }
+      absl::StatusOr<bool> go_on = reporter->ReportEpoch(*metrics);
+      if (!go_on.ok()) {
+        bool lost = go_on.status().code() == absl::StatusCode::kFailedPrecondition ||
+                    go_on.status().code() == absl::StatusCode::kNotFound;
+        stop(lost ? RunOutcome::Kind::kStopped : RunOutcome::Kind::kFailed, !lost,
+             absl::StrCat("reporting epoch ", metrics->epoch(), ": ", go_on.status().message()),
+             lost ? StopReason::kLost : StopReason::kNone);
+      } else if (!*go_on) {
+        stop(RunOutcome::Kind::kPruned, false, "", StopReason::kNone);
+      }
+    } else if (type == "train_summary") {
+      v1::TrainSummary train = TrainFromJson(parsed);
+      *outcome.result.mutable_train() = train;
+      if (absl::Status status = reporter->ReportTrain(train); !status.ok()) {
+        reporter->Log(absl::StrCat("train summary not recorded: ", status.message()));
+      }
+    } else if (type == "test") {
+      v1::TestMetrics test = TestFromJson(parsed);
+      *outcome.result.mutable_test() = test;
+      if (absl::Status status = reporter->ReportTest(test); !status.ok()) {
+        reporter->Log(absl::StrCat("test metrics not recorded: ", status.message()));
+      }
+    } else {
+      reporter->Log(line);
+    }
+  };
+
+  bool open = true;
+  while (open) {
+    std::string out_chunk;
+    err_chunk.clear();
+    open = child.Poll(options_.poll_interval, &out_chunk, &err_chunk);
+    if (!err_chunk.empty()) stderr_tail.Append(err_chunk.data(), err_chunk.size());
+    out_buffer += out_chunk;
+    size_t newline;
+    while (!stopping && (newline = out_buffer.find('\n')) != std::string::npos) {
+      std::string line = out_buffer.substr(0, newline);
+      out_buffer.erase(0, newline + 1);
+      handle_line(line);
+    }
+    if (stopping) {
+      if (!open || child.TryReap()) break;
+      continue;
+    }
+    switch (reporter->stop_reason()) {
+      case StopReason::kNone:
+        break;
+      case StopReason::kCancel:
+        stop(RunOutcome::Kind::kStopped, false, "cancelled by the coordinator", StopReason::kCancel);
+        break;
+      case StopReason::kLost:
+        stop(RunOutcome::Kind::kStopped, false, "the lease was lost", StopReason::kLost);
+        break;
+      case StopReason::kShutdown:
+        stop(RunOutcome::Kind::kFailed, true, "the worker is shutting down (SIGTERM)",
+             StopReason::kShutdown);
+        break;
+    }
+    if (!stopping && absl::Now() - start > timeout) {
+      stop(RunOutcome::Kind::kFailed, true,
+           absl::StrFormat("timed out after %.1f s (budget.trial_timeout_seconds)",
+                           absl::ToDoubleSeconds(timeout)),
+           StopReason::kNone);
+    }
+  }
+  if (!stopping && !out_buffer.empty()) handle_line(out_buffer);
+  int status = child.Wait();
+  std::string tail = stderr_tail.Text();
+  auto with_tail = [&](std::string error) {
+    if (tail.empty()) return error;
+    return absl::StrCat(error, "\n--- stderr tail ---\n", tail);
+  };
+  if (stopping) {
+    stop_outcome.result = outcome.result;
+    if (stop_outcome.kind == RunOutcome::Kind::kFailed) {
+      stop_outcome.error = with_tail(stop_outcome.error);
+    }
+    return stop_outcome;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    outcome.kind = RunOutcome::Kind::kComplete;
+    return outcome;
+  }
+  outcome.kind = RunOutcome::Kind::kFailed;
+  // A command killed by a signal it did not ask for (OOM killer, a node going down) may well succeed on
+  // another attempt; a non-zero exit is the command's own verdict and would repeat.
+  outcome.retryable = WIFSIGNALED(status);
+  outcome.error = with_tail(absl::StrCat("command ", argv[0], " ", DescribeExit(status)));
+  return outcome;
+}
+
+}  // namespace hpsearch::worker

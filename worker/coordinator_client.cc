@@ -1,0 +1,98 @@
+#include "worker/coordinator_client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace hpsearch::worker {
+
+bool IsTransient(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+CoordinatorClient::CoordinatorClient(const std::string& address, ClientOptions options)
+    : options_(options) {
+  grpc::ChannelArguments args;
+  // Reconnect quickly after a coordinator restart instead of gRPC's default backoff of up to 2 minutes.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::WorkerService::NewStub(channel_);
+}
+
+template <typename Request, typename Response, typename Method>
+absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request& request,
+                                                 Method method, absl::Duration extra_deadline,
+                                                 bool cancellable) {
+  absl::Time give_up = absl::Now() + options_.retry_window;
+  absl::Duration backoff = options_.initial_backoff;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout + extra_deadline));
+    Response response;
+    if (cancellable) {
+      absl::MutexLock lock(&acquire_mu_);
+      if (acquire_cancelled_) return absl::CancelledError(absl::StrCat(name, ": cancelled"));
+      acquire_context_ = &context;
+    }
+    grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+    if (cancellable) {
+      absl::MutexLock lock(&acquire_mu_);
+      acquire_context_ = nullptr;
+    }
+    if (status.ok()) return response;
+    absl::Status error(static_cast<absl::StatusCode>(status.error_code()),
+                       absl::StrCat(name, ": ", status.error_message()));
+    if (!IsTransient(error) || absl::Now() + backoff > give_up ||
+        (should_stop_ && should_stop_())) {
+      return error;
+    }
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(const v1::RegisterRequest& r) {
+  return Call<v1::RegisterRequest, v1::RegisterResponse>("Register", r,
+                                                         &v1::WorkerService::Stub::Register);
+}
+absl::StatusOr<v1::AcquireTrialResponse> CoordinatorClient::AcquireTrial(
+    const v1::AcquireTrialRequest& r) {
+  return Call<v1::AcquireTrialRequest, v1::AcquireTrialResponse>(
+      "AcquireTrial", r, &v1::WorkerService::Stub::AcquireTrial, absl::Milliseconds(r.wait_ms()),
+      /*cancellable=*/true);
+}
+
+void CoordinatorClient::CancelAcquire() {
+  absl::MutexLock lock(&acquire_mu_);
+  acquire_cancelled_ = true;
+  if (acquire_context_ != nullptr) acquire_context_->TryCancel();
+}
+absl::StatusOr<v1::HeartbeatResponse> CoordinatorClient::Heartbeat(const v1::HeartbeatRequest& r) {
+  return Call<v1::HeartbeatRequest, v1::HeartbeatResponse>("Heartbeat", r,
+                                                           &v1::WorkerService::Stub::Heartbeat);
+}
+absl::StatusOr<v1::ReportEpochResponse> CoordinatorClient::ReportEpoch(
+    const v1::ReportEpochRequest& r) {
+  return Call<v1::ReportEpochRequest, v1::ReportEpochResponse>(
+      "ReportEpoch", r, &v1::WorkerService::Stub::ReportEpoch);
+}
+absl::StatusOr<v1::ReportResultResponse> CoordinatorClient::ReportResult(
+    const v1::ReportResultRequest& r) {
+  return Call<v1::ReportResultRequest, v1::ReportResultResponse>(
+      "ReportResult", r, &v1::WorkerService::Stub::ReportResult);
+}
+absl::StatusOr<v1::CompleteTrialResponse> CoordinatorClient::CompleteTrial(
+    const v1::CompleteTrialRequest& r) {
+  return Call<v1::CompleteTrialRequest, v1::CompleteTrialResponse>(
+      "CompleteTrial", r, &v1::WorkerService::Stub::CompleteTrial);
+}
+absl::StatusOr<v1::FailTrialResponse> CoordinatorClient::FailTrial(const v1::FailTrialRequest& r) {
+  return Call<v1::FailTrialRequest, v1::FailTrialResponse>("FailTrial", r,
+                                                           &v1::WorkerService::Stub::FailTrial);
+}
+
+}  // namespace hpsearch::worker

@@ -1,0 +1,69 @@
+// CoordinatorClient: the worker's calls to WorkerService, each with a deadline and, for transient
+// failures (coordinator restarting, network down: UNAVAILABLE, DEADLINE_EXCEEDED), retries with
+// exponential backoff until `retry_window` has passed or `should_stop` says so. Other errors come back
+// at once as absl::Status (the gRPC code and message unchanged).
+//
+// Thread-safety: thread-safe (gRPC stubs are); the heartbeat thread and the trial thread share one client.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "hpsearch/v1/service.grpc.pb.h"
+
+namespace hpsearch::worker {
+
+struct ClientOptions {
+  // Per-call deadline (AcquireTrial adds its long-poll wait to it).
+  absl::Duration call_timeout = absl::Seconds(10);
+  // How long a call keeps retrying transient failures. Long enough to ride out a coordinator restart.
+  absl::Duration retry_window = absl::Minutes(10);
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+};
+
+class CoordinatorClient {
+ public:
+  CoordinatorClient(const std::string& address, ClientOptions options);
+
+  // Retries stop early (returning the last error) once this returns true, e.g. on SIGTERM.
+  void set_should_stop(std::function<bool()> should_stop) { should_stop_ = std::move(should_stop); }
+
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  absl::StatusOr<v1::AcquireTrialResponse> AcquireTrial(const v1::AcquireTrialRequest& request);
+  // Cancels the AcquireTrial long-poll in flight, if any (it then returns CANCELLED).
+  void CancelAcquire();
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::ReportEpochResponse> ReportEpoch(const v1::ReportEpochRequest& request);
+  absl::StatusOr<v1::ReportResultResponse> ReportResult(const v1::ReportResultRequest& request);
+  absl::StatusOr<v1::CompleteTrialResponse> CompleteTrial(const v1::CompleteTrialRequest& request);
+  absl::StatusOr<v1::FailTrialResponse> FailTrial(const v1::FailTrialRequest& request);
+
+ private:
+  template <typename Request, typename Response, typename Method>
+  absl::StatusOr<Response> Call(const char* name, const Request& request, Method method,
+                                absl::Duration extra_deadline = absl::ZeroDuration(),
+                                bool cancellable = false);
+
+  absl::Mutex acquire_mu_;
+  grpc::ClientContext* acquire_context_ ABSL_GUARDED_BY(acquire_mu_) = nullptr;
+  bool acquire_cancelled_ ABSL_GUARDED_BY(acquire_mu_) = false;
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  ClientOptions options_;
+  std::function<bool()> should_stop_;
+};
+
+// True for the gRPC failures a retry may cure.
+bool IsTransient(const absl::Status& status);
+
+}  // namespace hpsearch::worker

@@ -1,0 +1,58 @@
+// Runner: runs one attempt of one trial on this worker. The worker owns one runner per runner type and
+// calls Run() from its trial thread; the runner reports through TrialReporter as figures arrive and returns
+// how the attempt ended. Runners behind this interface: `command` (an external process per trial, here);
+// `qlora` (the built-in trainer over core/, added by the trainer issue).
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "hpsearch/v1/service.pb.h"
+
+namespace hpsearch::worker {
+
+// Why a running trial must stop before it finishes.
+enum class StopReason {
+  kNone,
+  kCancel,    // the coordinator ordered it (study cancelled, trial timed out)
+  kLost,      // the lease is gone: do not report any further
+  kShutdown,  // this worker is exiting (SIGTERM)
+};
+
+// The runner's line back to the coordinator. Implementations retry transient failures themselves.
+// Thread-safety: called from the runner's thread only; stop_reason() may be read at any time.
+class TrialReporter {
+ public:
+  virtual ~TrialReporter() = default;
+  // Reports an epoch: true to go on, false when the pruner says stop. An error means the lease is gone.
+  virtual absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) = 0;
+  virtual absl::Status ReportTrain(const v1::TrainSummary& train) = 0;
+  virtual absl::Status ReportTest(const v1::TestMetrics& test) = 0;
+  // Checked often by the runner: anything but kNone means stop now.
+  virtual StopReason stop_reason() const = 0;
+  // A line of the trial's own log (non-protocol output), for the worker's log.
+  virtual void Log(const std::string& line) = 0;
+};
+
+struct RunOutcome {
+  enum class Kind {
+    kComplete,  // ran to the end
+    kPruned,    // stopped because ReportEpoch said prune
+    kFailed,    // failed; `retryable` says whether another attempt may succeed
+    kStopped,   // stopped on a StopReason; the worker decides what to tell the coordinator
+  };
+  Kind kind = Kind::kFailed;
+  bool retryable = false;
+  std::string error;  // what failed, with the command's stderr tail where there is one
+  v1::TrialResult result;
+  StopReason stop_reason = StopReason::kNone;
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  virtual RunOutcome Run(const v1::TrialSpec& trial, TrialReporter* reporter) = 0;
+};
+
+}  // namespace hpsearch::worker

@@ -1,0 +1,217 @@
+#include "worker/worker.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace hpsearch::worker {
+namespace {
+
+ClientOptions HeartbeatClientOptions(ClientOptions options) {
+  // A heartbeat is not retried: the next one follows within an interval anyway.
+  options.retry_window = absl::ZeroDuration();
+  options.call_timeout = absl::Seconds(5);
+  return options;
+}
+
+std::string Ids(const v1::TrialSpec& trial) {
+  return absl::StrCat("trial ", trial.trial_number(), " of study ", trial.study_name(), " (attempt ",
+                      trial.attempt(), ", lease ", trial.lease_id(), ")");
+}
+
+}  // namespace
+
+// One running trial: the reporter the runner talks to, and the heartbeat thread of its lease.
+class Worker::Session : public TrialReporter {
+ public:
+  Session(Worker* worker, const v1::TrialSpec& trial) : worker_(worker), trial_(trial) {
+    interval_ = absl::Milliseconds(trial.heartbeat_interval_ms() > 0 ? trial.heartbeat_interval_ms()
+                                                                     : 5000);
+    heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  }
+  ~Session() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    heartbeat_.join();
+  }
+
+  absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) override {
+    v1::ReportEpochRequest request;
+    request.set_lease_id(trial_.lease_id());
+    *request.mutable_metrics() = metrics;
+    absl::StatusOr<v1::ReportEpochResponse> response = worker_->client_.ReportEpoch(request);
+    if (!response.ok()) return response.status();
+    return response->decision() != v1::EPOCH_DECISION_PRUNE;
+  }
+
+  absl::Status ReportTrain(const v1::TrainSummary& train) override {
+    v1::ReportResultRequest request;
+    request.set_lease_id(trial_.lease_id());
+    *request.mutable_train() = train;
+    return worker_->client_.ReportResult(request).status();
+  }
+
+  absl::Status ReportTest(const v1::TestMetrics& test) override {
+    v1::ReportResultRequest request;
+    request.set_lease_id(trial_.lease_id());
+    *request.mutable_test() = test;
+    return worker_->client_.ReportResult(request).status();
+  }
+
+  StopReason stop_reason() const override {
+    if (worker_->stopping_) return StopReason::kShutdown;
+    return order_.load();
+  }
+
+  void Log(const std::string& line) override {
+    spdlog::debug("trial {} | {}", trial_.trial_number(), line);
+  }
+
+ private:
+  void HeartbeatLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, absl::ToChronoMilliseconds(interval_), [this] { return done_; })) {
+      lock.unlock();
+      v1::HeartbeatRequest request;
+      request.set_worker_id(worker_->worker_id_);
+      request.add_lease_ids(trial_.lease_id());
+      absl::StatusOr<v1::HeartbeatResponse> response = worker_->heartbeat_client_.Heartbeat(request);
+      if (response.ok() && response->leases_size() == 1) {
+        const v1::LeaseStatus& lease = response->leases(0);
+        if (lease.order() == v1::LEASE_ORDER_CANCEL || lease.order() == v1::LEASE_ORDER_LOST) {
+          spdlog::warn("{}: coordinator says {}: {}", Ids(trial_),
+                       v1::LeaseOrder_Name(lease.order()), lease.reason());
+          order_ = lease.order() == v1::LEASE_ORDER_CANCEL ? StopReason::kCancel : StopReason::kLost;
+        }
+      } else if (!response.ok()) {
+        spdlog::warn("{}: heartbeat failed ({}); retrying", Ids(trial_),
+                     std::string(response.status().message()));
+      }
+      lock.lock();
+    }
+  }
+
+  Worker* worker_;
+  const v1::TrialSpec trial_;
+  absl::Duration interval_;
+  std::atomic<StopReason> order_{StopReason::kNone};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread heartbeat_;
+};
+
+Worker::Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners)
+    : options_(std::move(options)),
+      runners_(std::move(runners)),
+      client_(options_.coordinator_address, options_.client),
+      heartbeat_client_(options_.coordinator_address, HeartbeatClientOptions(options_.client)) {
+  client_.set_should_stop([this] { return stopping_.load(); });
+}
+
+Worker::~Worker() = default;
+
+void Worker::Stop() {
+  stopping_ = true;
+  client_.CancelAcquire();
+}
+
+absl::Status Worker::Register() {
+  v1::RegisterRequest request;
+  *request.mutable_info() = options_.info;
+  request.set_previous_worker_id(worker_id_);
+  absl::StatusOr<v1::RegisterResponse> response = client_.Register(request);
+  if (!response.ok()) return response.status();
+  worker_id_ = response->worker_id();
+  spdlog::info("registered with {} as {}", options_.coordinator_address, worker_id_);
+  return absl::OkStatus();
+}
+
+absl::Status Worker::Run() {
+  if (absl::Status status = Register(); !status.ok()) return status;
+  while (!stopping_) {
+    v1::AcquireTrialRequest request;
+    request.set_worker_id(worker_id_);
+    request.set_wait_ms(absl::ToInt64Milliseconds(options_.acquire_wait));
+    absl::StatusOr<v1::AcquireTrialResponse> response = client_.AcquireTrial(request);
+    if (stopping_) break;
+    if (!response.ok()) {
+      if (response.status().code() == absl::StatusCode::kNotFound) {
+        // The coordinator restarted and forgot us: register again under the same id.
+        if (absl::Status status = Register(); !status.ok()) return status;
+        continue;
+      }
+      return response.status();
+    }
+    if (!response->has_trial() || response->trial().lease_id().empty()) {
+      if (options_.exit_when_idle) break;
+      continue;
+    }
+    if (absl::Status status = RunTrial(response->trial()); !status.ok()) {
+      spdlog::error("{}: {}", Ids(response->trial()), std::string(status.message()));
+    }
+    ++trials_run_;
+    if (options_.max_trials > 0 && trials_run_ >= options_.max_trials) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Worker::RunTrial(const v1::TrialSpec& trial) {
+  absl::Time start = absl::Now();
+  v1::RunnerType type = trial.runner().type();
+  auto runner = runners_.find(type);
+  if (runner == runners_.end()) {
+    v1::FailTrialRequest fail;
+    fail.set_lease_id(trial.lease_id());
+    fail.set_error(absl::StrCat("worker ", worker_id_, " has no ", v1::RunnerType_Name(type),
+                                " runner in this build; run the study on a worker that has one"));
+    fail.set_retryable(true);
+    return client_.FailTrial(fail).status();
+  }
+  spdlog::info("{}: started", Ids(trial));
+  RunOutcome outcome;
+  {
+    Session session(this, trial);
+    outcome = runner->second->Run(trial, &session);
+  }
+  double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  switch (outcome.kind) {
+    case RunOutcome::Kind::kComplete:
+    case RunOutcome::Kind::kPruned: {
+      v1::CompleteTrialRequest complete;
+      complete.set_lease_id(trial.lease_id());
+      *complete.mutable_result() = outcome.result;
+      complete.set_pruned(outcome.kind == RunOutcome::Kind::kPruned);
+      absl::StatusOr<v1::CompleteTrialResponse> response = client_.CompleteTrial(complete);
+      if (!response.ok()) return response.status();
+      spdlog::info("{}: {} in {:.1f} s", Ids(trial), v1::TrialState_Name(response->state()),
+                   seconds);
+      return absl::OkStatus();
+    }
+    case RunOutcome::Kind::kFailed: {
+      v1::FailTrialRequest fail;
+      fail.set_lease_id(trial.lease_id());
+      fail.set_retryable(outcome.retryable);
+      fail.set_error(outcome.stop_reason == StopReason::kShutdown
+                         ? absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped")
+                         : outcome.error);
+      absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);
+      if (!response.ok()) return response.status();
+      spdlog::warn("{}: failed after {:.1f} s ({}): {}", Ids(trial), seconds,
+                   v1::TrialState_Name(response->state()), fail.error());
+      return absl::OkStatus();
+    }
+    case RunOutcome::Kind::kStopped:
+      spdlog::warn("{}: stopped after {:.1f} s: {}", Ids(trial), seconds, outcome.error);
+      return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hpsearch::worker

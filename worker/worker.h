@@ -1,0 +1,64 @@
+// Worker: the loop of `hpsearch-worker`. Registers with the coordinator, long-polls for a trial, runs it
+// with the runner its spec names while a heartbeat thread keeps the lease alive and carries cancel orders,
+// then completes or fails it; repeats until stopped. Reports retry with backoff through coordinator
+// restarts; a restarted coordinator that no longer knows the worker gets it re-registered under its id.
+//
+// Stop() (SIGTERM) ends the loop: a running trial is stopped and failed as retryable, so another worker
+// re-runs it at once instead of waiting for the lease to expire.
+//
+// Ownership: owns its runners and clients. Thread-safety: Run() on one thread; Stop() from any thread.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "hpsearch/v1/service.pb.h"
+#include "worker/coordinator_client.h"
+#include "worker/runner.h"
+
+namespace hpsearch::worker {
+
+struct WorkerOptions {
+  std::string coordinator_address = "127.0.0.1:50051";
+  v1::WorkerInfo info;
+  // Long-poll length of one AcquireTrial; shorter notices a stop sooner, longer makes fewer calls.
+  absl::Duration acquire_wait = absl::Seconds(10);
+  // Stop after this many trials; 0 runs until stopped (benchmarks and tests set it).
+  int max_trials = 0;
+  // Stop when an AcquireTrial long-poll returns empty (benchmarks: the studies are done).
+  bool exit_when_idle = false;
+  ClientOptions client;
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners);
+  ~Worker();
+
+  // Runs until Stop(), max_trials or (exit_when_idle) an idle poll. Fails only when the coordinator stays
+  // unreachable past the client's retry window.
+  absl::Status Run();
+  void Stop();
+
+  int trials_run() const { return trials_run_; }
+  const std::string& worker_id() const { return worker_id_; }
+
+ private:
+  class Session;
+  absl::Status Register();
+  absl::Status RunTrial(const v1::TrialSpec& trial);
+
+  WorkerOptions options_;
+  std::map<v1::RunnerType, std::unique_ptr<Runner>> runners_;
+  CoordinatorClient client_;
+  CoordinatorClient heartbeat_client_;
+  std::string worker_id_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> trials_run_{0};
+};
+
+}  // namespace hpsearch::worker
