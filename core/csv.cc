@@ -74,7 +74,7 @@ class CsvScanner {
         ++pos_;
       }
       if (pos_ < text_.size() && text_[pos_] != ',' && !IsLineBreakAt(pos_)) {
-        FailAt(source_, line_,
+        FailAt(source_, record_line,
                std::string("unexpected character '") + text_[pos_] +
                    "' after a closing quote; double quotes inside a quoted field (\"\") or quote "
                    "the whole "
