@@ -14,7 +14,7 @@
 // batch_size examples, each sorted longest first and cut into batches, and the batches are then
 // shuffled, so batches hold texts of similar length (less padding) and still come in random order;
 // in evaluation, all examples are sorted longest first. Every example appears in exactly one batch
-// per epoch; only the last batch may be short.
+// per epoch; at most one batch is short (the last, unless length grouping shuffled it elsewhere).
 //
 // Ownership: plain values; tensors are freshly allocated CPU tensors owned by the batch.
 // Thread-safety: free functions; safe to call concurrently on the same const TokenizedDataset.
