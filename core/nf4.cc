@@ -30,10 +30,9 @@ torch::Tensor ToTensor(const std::vector<T>& values, torch::ScalarType dtype) {
   return out;
 }
 
-// Copies a 1-D tensor of the expected dtype and length to a host vector, or fails naming the field.
-template <typename T>
-std::vector<T> ToVector(const torch::Tensor& tensor, torch::ScalarType dtype, int64_t length,
-                        const char* field) {
+// Fails, naming the Nf4Weight field, unless tensor is a 1-D dtype tensor of length values.
+void CheckField(const torch::Tensor& tensor, torch::ScalarType dtype, int64_t length,
+                const char* field) {
   if (!tensor.defined() || tensor.scalar_type() != dtype || tensor.dim() != 1 ||
       tensor.numel() != length) {
     Fail(ErrorCode::kInvalidArgument,
@@ -44,10 +43,13 @@ std::vector<T> ToVector(const torch::Tensor& tensor, torch::ScalarType dtype, in
                                : std::string("an undefined tensor")) +
              "; rebuild it with QuantizeWeight");
   }
-  const torch::Tensor host = tensor.to(torch::kCPU).contiguous();
-  std::vector<T> values(static_cast<size_t>(length));
-  if (length > 0) std::memcpy(values.data(), host.data_ptr(), values.size() * sizeof(T));
-  return values;
+}
+
+// The field on the CPU, contiguous, after CheckField.
+torch::Tensor CpuField(const torch::Tensor& tensor, torch::ScalarType dtype, int64_t length,
+                       const char* field) {
+  CheckField(tensor, dtype, length, field);
+  return tensor.to(torch::kCPU).contiguous();
 }
 
 void CheckLayout(const Nf4Weight& weight) {
@@ -66,28 +68,6 @@ void CheckLayout(const Nf4Weight& weight) {
   }
 }
 
-kernels::Nf4Tensor ToReference(const Nf4Weight& weight) {
-  CheckLayout(weight);
-  kernels::Nf4Tensor tensor;
-  tensor.shape = weight.shape;
-  tensor.numel = weight.numel;
-  tensor.block_size = weight.block_size;
-  tensor.double_quant = weight.double_quant;
-  const int64_t blocks = weight.num_blocks();
-  tensor.packed = ToVector<uint8_t>(weight.packed, torch::kUInt8, (weight.numel + 1) / 2, "packed");
-  if (weight.double_quant) {
-    tensor.absmax_dq.codes =
-        ToVector<uint8_t>(weight.absmax_codes, torch::kUInt8, blocks, "absmax_codes");
-    tensor.absmax_dq.scales = ToVector<float>(
-        weight.absmax_scales, torch::kFloat,
-        (blocks + kernels::kAbsmaxBlockSize - 1) / kernels::kAbsmaxBlockSize, "absmax_scales");
-    tensor.absmax_dq.offset = weight.absmax_offset;
-  } else {
-    tensor.absmax = ToVector<float>(weight.absmax, torch::kFloat, blocks, "absmax");
-  }
-  return tensor;
-}
-
 void CheckOutputDtype(torch::ScalarType dtype) {
   if (dtype != torch::kFloat && dtype != torch::kBFloat16 && dtype != torch::kHalf) {
     Fail(ErrorCode::kUnsupported, std::string("DequantizeWeight: output dtype ") +
@@ -96,16 +76,36 @@ void CheckOutputDtype(torch::ScalarType dtype) {
   }
 }
 
+// Dequantises straight into the output tensor; only the per-block absmaxes get a buffer of their
+// own.
 torch::Tensor DequantizeOnCpu(const Nf4Weight& weight, torch::ScalarType dtype) {
-  const kernels::Nf4Tensor tensor = ToReference(weight);
+  CheckLayout(weight);
+  const int64_t blocks = weight.num_blocks();
+  const torch::Tensor packed =
+      CpuField(weight.packed, torch::kUInt8, (weight.numel + 1) / 2, "packed");
+  torch::Tensor absmax;
+  if (weight.double_quant) {
+    const torch::Tensor codes =
+        CpuField(weight.absmax_codes, torch::kUInt8, blocks, "absmax_codes");
+    const torch::Tensor scales = CpuField(
+        weight.absmax_scales, torch::kFloat,
+        (blocks + kernels::kAbsmaxBlockSize - 1) / kernels::kAbsmaxBlockSize, "absmax_scales");
+    absmax = torch::empty({blocks}, torch::kFloat);
+    kernels::DequantizeAbsmax(codes.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                              weight.absmax_offset, blocks, kernels::DynamicSignedMap().data(),
+                              absmax.data_ptr<float>());
+  } else {
+    absmax = CpuField(weight.absmax, torch::kFloat, blocks, "absmax");
+  }
   if (dtype == torch::kBFloat16) {
-    const std::vector<uint16_t> bits = kernels::DequantizeNf4TensorToBf16(tensor);
     torch::Tensor out = torch::empty(weight.shape, torch::dtype(torch::kBFloat16));
-    if (!bits.empty()) std::memcpy(out.data_ptr(), bits.data(), bits.size() * sizeof(uint16_t));
+    kernels::DequantizeNf4Bf16(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), weight.numel,
+                               weight.block_size, static_cast<uint16_t*>(out.data_ptr()));
     return out;
   }
-  const std::vector<float> values = kernels::DequantizeNf4TensorToFloat(tensor);
-  torch::Tensor out = ToTensor(values, torch::kFloat).reshape(weight.shape);
+  torch::Tensor out = torch::empty(weight.shape, torch::dtype(torch::kFloat));
+  kernels::DequantizeNf4(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), weight.numel,
+                         weight.block_size, out.data_ptr<float>());
   return dtype == torch::kFloat ? out : out.to(dtype);
 }
 
@@ -117,6 +117,11 @@ torch::Tensor DequantizeOnCuda(const Nf4Weight& weight, torch::ScalarType dtype)
          "DequantizeWeight: the CUDA kernel reads double-quantised absmaxes only; quantise with "
          "Nf4Options.double_quant = true or dequantise on the CPU");
   }
+  const int64_t blocks = weight.num_blocks();
+  CheckField(weight.packed, torch::kUInt8, (weight.numel + 1) / 2, "packed");
+  CheckField(weight.absmax_codes, torch::kUInt8, blocks, "absmax_codes");
+  CheckField(weight.absmax_scales, torch::kFloat,
+             (blocks + kernels::kAbsmaxBlockSize - 1) / kernels::kAbsmaxBlockSize, "absmax_scales");
   const torch::Device device = weight.packed.device();
   const c10::cuda::CUDAGuard guard(device);
   const torch::Tensor map = ToTensor(std::vector<float>(kernels::DynamicSignedMap().begin(),

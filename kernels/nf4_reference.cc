@@ -87,6 +87,15 @@ float DecimalLiteralToFloat(double value) {
   return std::strtof(text, nullptr);
 }
 
+// The thresholds ascend, so counting those exceeded is a 4-step binary search; NaN exceeds none.
+uint8_t CodeAmong(const std::array<float, 15>& t, float scaled) {
+  int code = scaled > t[7] ? 8 : 0;
+  code += scaled > t[code + 3] ? 4 : 0;
+  code += scaled > t[code + 1] ? 2 : 0;
+  code += scaled > t[code] ? 1 : 0;
+  return static_cast<uint8_t>(code);
+}
+
 void CheckFinite(const float* values, int64_t count, const char* function, const char* what) {
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(values[i])) {
@@ -152,11 +161,7 @@ const std::array<float, 256>& DynamicSignedMap() {
   return kMap;
 }
 
-uint8_t Nf4CodeOf(float scaled) {
-  uint8_t code = 0;
-  for (float threshold : Nf4Thresholds()) code += scaled > threshold ? 1 : 0;
-  return code;
-}
+uint8_t Nf4CodeOf(float scaled) { return CodeAmong(Nf4Thresholds(), scaled); }
 
 uint8_t DynamicMapIndex(const std::array<float, 256>& map, float scaled) {
   // Seven halving steps from index 127 leave an untested final pivot between the last tested
@@ -212,6 +217,7 @@ Nf4Blocks QuantizeNf4(const float* weights, int64_t numel, int block_size) {
   RequireCount(numel, weights, "QuantizeNf4", "weights");
   CheckFinite(weights, numel, "QuantizeNf4", "weights");
   const int64_t num_blocks = CeilDiv(numel, block_size);
+  const std::array<float, 15>& thresholds = Nf4Thresholds();
   Nf4Blocks out;
   out.packed.assign(static_cast<size_t>(CeilDiv(numel, 2)), 0);
   out.absmax.assign(static_cast<size_t>(num_blocks), 0.0f);
@@ -228,26 +234,52 @@ Nf4Blocks QuantizeNf4(const float* weights, int64_t numel, int block_size) {
     // with 0.
     for (int64_t i = begin; i < end; i += 2) {
       const float second = i + 1 < end ? weights[i + 1] : 0.0f;
-      const uint8_t high = Nf4CodeOf(weights[i] * reciprocal);
-      const uint8_t low = Nf4CodeOf(second * reciprocal);
+      const uint8_t high = CodeAmong(thresholds, weights[i] * reciprocal);
+      const uint8_t low = CodeAmong(thresholds, second * reciprocal);
       out.packed[i / 2] = static_cast<uint8_t>((high << 4) | low);
     }
   }
   return out;
 }
 
+namespace {
+
+// Walks block by block so the absmax lookup and the nibble split stay out of the per-value work.
+template <typename Store>
+void DequantizeBlocks(const uint8_t* packed, const float* absmax, int64_t numel, Store store) {
+  const std::array<float, 16>& code = Nf4CodeTable();
+  for (int64_t begin = 0; begin < numel; begin += kNf4BlockSize) {
+    const float scale = absmax[begin / kNf4BlockSize];
+    const int64_t end = std::min(begin + kNf4BlockSize, numel);
+    for (int64_t i = begin; i < end; i += 2) {
+      const uint8_t byte = packed[i / 2];
+      store(i, code[byte >> 4] * scale);
+      if (i + 1 < end) store(i + 1, code[byte & 0x0F] * scale);
+    }
+  }
+}
+
+void CheckDequantizeArgs(const uint8_t* packed, const float* absmax, int64_t numel, int block_size,
+                         const void* out, const char* function) {
+  RequireBlockSize(block_size, function);
+  RequireCount(numel, packed, function, "packed");
+  RequireCount(numel, absmax, function, "absmax");
+  RequireCount(numel, out, function, "out");
+}
+
+}  // namespace
+
 void DequantizeNf4(const uint8_t* packed, const float* absmax, int64_t numel, int block_size,
                    float* out) {
-  RequireBlockSize(block_size, "DequantizeNf4");
-  RequireCount(numel, packed, "DequantizeNf4", "packed");
-  RequireCount(numel, absmax, "DequantizeNf4", "absmax");
-  RequireCount(numel, out, "DequantizeNf4", "out");
-  const std::array<float, 16>& code = Nf4CodeTable();
-  for (int64_t i = 0; i < numel; ++i) {
-    const uint8_t byte = packed[i / 2];
-    const uint8_t nibble = (i % 2 == 0) ? (byte >> 4) : (byte & 0x0F);
-    out[i] = code[nibble] * absmax[i / block_size];
-  }
+  CheckDequantizeArgs(packed, absmax, numel, block_size, out, "DequantizeNf4");
+  DequantizeBlocks(packed, absmax, numel, [out](int64_t i, float value) { out[i] = value; });
+}
+
+void DequantizeNf4Bf16(const uint8_t* packed, const float* absmax, int64_t numel, int block_size,
+                       uint16_t* out) {
+  CheckDequantizeArgs(packed, absmax, numel, block_size, out, "DequantizeNf4Bf16");
+  DequantizeBlocks(packed, absmax, numel,
+                   [out](int64_t i, float value) { out[i] = FloatToBf16(value); });
 }
 
 DoubleQuantizedAbsmax DoubleQuantize(const float* absmax, int64_t count) {
@@ -362,9 +394,10 @@ std::vector<float> DequantizeNf4TensorToFloat(const Nf4Tensor& tensor) {
 }
 
 std::vector<uint16_t> DequantizeNf4TensorToBf16(const Nf4Tensor& tensor) {
-  const std::vector<float> values = DequantizeNf4TensorToFloat(tensor);
-  std::vector<uint16_t> out(values.size());
-  std::transform(values.begin(), values.end(), out.begin(), FloatToBf16);
+  const std::vector<float> absmax = EffectiveAbsmax(tensor);
+  std::vector<uint16_t> out(static_cast<size_t>(tensor.numel));
+  DequantizeNf4Bf16(tensor.packed.data(), absmax.data(), tensor.numel, tensor.block_size,
+                    out.data());
   return out;
 }
 

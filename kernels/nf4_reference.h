@@ -113,11 +113,14 @@ struct Nf4Blocks {
 // null when numel == 0). Throws std::invalid_argument otherwise.
 Nf4Blocks QuantizeNf4(const float* weights, int64_t numel, int block_size);
 
-// Writes numel floats code[c] * absmax[block] to out.
+// Writes numel floats code[c] * absmax[block] to out (DequantizeNf4), or those values rounded to
+// bfloat16 bits (DequantizeNf4Bf16).
 // REQUIRES: block_size == kNf4BlockSize; packed holds ceil(numel / 2) bytes; absmax holds
-// ceil(numel / block_size) floats; out holds numel floats.
+// ceil(numel / block_size) floats; out holds numel values.
 void DequantizeNf4(const uint8_t* packed, const float* absmax, int64_t numel, int block_size,
                    float* out);
+void DequantizeNf4Bf16(const uint8_t* packed, const float* absmax, int64_t numel, int block_size,
+                       uint16_t* out);
 
 // The absmaxes of an NF4 tensor, quantised to 8 bits (double quantisation).
 struct DoubleQuantizedAbsmax {

@@ -70,8 +70,10 @@ std::vector<float> RandomNormal(int64_t count, uint32_t seed) {
 TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kernels][nf4][cuda]") {
   SkipWithoutDevice();
   // Shapes: a GPT-2 medium projection slice, a partial last block with an odd numel, more than one
-  // group of 256 absmaxes, and a tensor with an all-zero block.
-  const std::vector<std::vector<int64_t>> shapes = {{1024, 96}, {7, 19}, {300, 129}, {3, 64}};
+  // group of 256 absmaxes, a tensor with an all-zero block, and a single block (its centred absmax
+  // is 0, so its group scale is 0).
+  const std::vector<std::vector<int64_t>> shapes = {
+      {1024, 96}, {7, 19}, {300, 129}, {3, 64}, {1, 64}};
   for (size_t s = 0; s < shapes.size(); ++s) {
     const std::vector<int64_t>& shape = shapes[s];
     CAPTURE(shape[0], shape[1]);
