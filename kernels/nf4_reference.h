@@ -5,8 +5,10 @@
 // fix; kernels/ does not depend on core/, so core/ turns these into core::Error at its boundary.
 //
 // THE STORAGE CONTRACT. bitsandbytes-compatible: quantize_4bit(quant_type="nf4", blocksize=64,
-// compress_statistics=True) on CUDA produces the same codes; GPU kernels must reproduce it bit for
-// bit.
+// compress_statistics=True) on CUDA produces the same packed codes and block absmaxes, and reads
+// these buffers the same way. Its double-quantisation codes can differ in rare cases, since its
+// offset (a float32 torch mean) and its map (see DynamicSignedMap()) may differ in the last bits.
+// GPU kernels in hpsearch must reproduce this reference bit for bit.
 //
 // Weights: a row-major [out, in] float tensor is read as one flat array w[0 .. numel). It is cut
 // into consecutive blocks of kNf4BlockSize = 64 values; block b holds w[64b .. min(64b + 64,
