@@ -1,6 +1,6 @@
-// The design card's arrows, checked on the real tree and the real build: core/ and kernels/ never reach
-// service libraries, server/ and db/ never reach LibTorch, and the core-only configuration links LibTorch
-// and header-only libraries alone.
+// The design card's arrows, checked on the real tree and the real build: core/ and kernels/ never
+// reach service libraries, server/ and db/ never reach LibTorch, and the core-only configuration
+// links LibTorch and header-only libraries alone.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -17,7 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Every `#include` line under the given folders matching `forbidden`, as "file:line: text".
-std::vector<std::string> ForbiddenIncludes(const std::vector<std::string>& folders, const std::regex& forbidden) {
+std::vector<std::string> ForbiddenIncludes(const std::vector<std::string>& folders,
+                                           const std::regex& forbidden) {
   std::vector<std::string> hits;
   for (const std::string& folder : folders) {
     const fs::path root = testing::SourceDir() / folder;
@@ -44,7 +45,8 @@ std::string Join(const std::vector<std::string>& lines) {
 }
 
 TEST_CASE("core/ and kernels/ include no service library", "[build][architecture]") {
-  const std::regex service(R"([<"](grpc|grpcpp|google/protobuf|sqlite3|absl/|spdlog/|yaml-cpp/|CLI/|hpsearch/v1/|db/|server/|worker/|cli/))");
+  const std::regex service(
+      R"([<"](grpc|grpcpp|google/protobuf|sqlite3|absl/|spdlog/|yaml-cpp/|CLI/|hpsearch/v1/|db/|server/|worker/|cli/))");
   auto hits = ForbiddenIncludes({"core", "kernels"}, service);
   INFO(Join(hits));
   REQUIRE(hits.empty());
@@ -62,8 +64,8 @@ TEST_CASE("The core-only configuration names no service library on its compile o
   testing::TempDir build;
   const std::string source = testing::SourceDir().string();
   testing::ProcessResult configure =
-      testing::RunProcess({"/usr/bin/cmake", "-S", source, "-B", build.path().string(), "-G", "Ninja",
-                           "-DHPSEARCH_CORE_ONLY=ON"});
+      testing::RunProcess({"/usr/bin/cmake", "-S", source, "-B", build.path().string(), "-G",
+                           "Ninja", "-DHPSEARCH_CORE_ONLY=ON"});
   INFO(configure.out << configure.err);
   REQUIRE(configure.exit_code == 0);
   testing::ProcessResult commands =

@@ -1,0 +1,137 @@
+// The CUDA NF4 dequantisation kernel against the CPU reference, bit for bit. Built only with a CUDA
+// compiler; skips at run time on machines without a usable CUDA device.
+#include <cuda_runtime_api.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/nf4_dequant.cuh"
+#include "kernels/nf4_reference.h"
+#include "testing/testing.h"
+
+namespace hpsearch::kernels {
+namespace {
+
+void SkipWithoutDevice() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    testing::Skip(std::string("no CUDA device: ") + cudaGetErrorString(status));
+  }
+  if (count == 0) testing::Skip("no CUDA device");
+}
+
+#define REQUIRE_CUDA(expr) REQUIRE(std::string(cudaGetErrorString(expr)) == "no error")
+
+// Owns one device allocation.
+template <typename T>
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t count) : count_(count) {
+    if (count_ > 0) REQUIRE_CUDA(cudaMalloc(reinterpret_cast<void**>(&data_), count_ * sizeof(T)));
+  }
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
+    if (count_ > 0) {
+      REQUIRE_CUDA(cudaMemcpy(data_, host.data(), count_ * sizeof(T), cudaMemcpyHostToDevice));
+    }
+  }
+  ~DeviceBuffer() { cudaFree(data_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  T* get() const { return data_; }
+  std::vector<T> ToHost() const {
+    std::vector<T> host(count_);
+    if (count_ > 0) {
+      REQUIRE_CUDA(cudaMemcpy(host.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost));
+    }
+    return host;
+  }
+
+ private:
+  size_t count_;
+  T* data_ = nullptr;
+};
+
+std::vector<float> RandomNormal(int64_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> values(static_cast<size_t>(count));
+  for (float& v : values) v = normal(rng);
+  return values;
+}
+
+TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kernels][nf4][cuda]") {
+  SkipWithoutDevice();
+  // Shapes: a GPT-2 medium projection slice, a partial last block with an odd numel, more than one
+  // group of 256 absmaxes, a tensor with an all-zero block, and a single block (its centred absmax
+  // is 0, so its group scale is 0).
+  const std::vector<std::vector<int64_t>> shapes = {
+      {1024, 96}, {7, 19}, {300, 129}, {3, 64}, {1, 64}};
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    const std::vector<int64_t>& shape = shapes[s];
+    CAPTURE(shape[0], shape[1]);
+    std::vector<float> weights = RandomNormal(shape[0] * shape[1], static_cast<uint32_t>(s + 1));
+    if (s == 3) std::fill(weights.begin() + 64, weights.begin() + 128, 0.0f);
+    const Nf4Tensor tensor = QuantizeNf4Tensor(weights.data(), shape, /*double_quant=*/true);
+
+    DeviceBuffer<uint8_t> packed(tensor.packed);
+    DeviceBuffer<uint8_t> codes(tensor.absmax_dq.codes);
+    DeviceBuffer<float> scales(tensor.absmax_dq.scales);
+    DeviceBuffer<float> map(
+        std::vector<float>(DynamicSignedMap().begin(), DynamicSignedMap().end()));
+    DeviceBuffer<uint16_t> out_bf16(static_cast<size_t>(tensor.numel));
+    DeviceBuffer<float> out_float(static_cast<size_t>(tensor.numel));
+    Nf4DeviceTensor device;
+    device.packed = packed.get();
+    device.absmax_codes = codes.get();
+    device.absmax_scales = scales.get();
+    device.absmax_code_map = map.get();
+    device.absmax_offset = tensor.absmax_dq.offset;
+    device.numel = tensor.numel;
+    device.block_size = tensor.block_size;
+
+    REQUIRE_CUDA(DequantizeNf4ToBf16(device, out_bf16.get(), nullptr));
+    REQUIRE_CUDA(DequantizeNf4ToFloat(device, out_float.get(), nullptr));
+    REQUIRE_CUDA(cudaDeviceSynchronize());
+
+    const std::vector<uint16_t> want_bf16 = DequantizeNf4TensorToBf16(tensor);
+    const std::vector<float> want_float = DequantizeNf4TensorToFloat(tensor);
+    const std::vector<uint16_t> got_bf16 = out_bf16.ToHost();
+    const std::vector<float> got_float = out_float.ToHost();
+    int64_t bf16_mismatches = 0;
+    int64_t float_mismatches = 0;
+    for (int64_t i = 0; i < tensor.numel; ++i) {
+      bf16_mismatches += got_bf16[i] != want_bf16[i];
+      float_mismatches += std::memcmp(&got_float[i], &want_float[i], sizeof(float)) != 0;
+    }
+    REQUIRE(bf16_mismatches == 0);
+    REQUIRE(float_mismatches == 0);
+  }
+}
+
+TEST_CASE("CUDA NF4 dequantisation refuses bad arguments without launching",
+          "[kernels][nf4][cuda]") {
+  SkipWithoutDevice();
+  Nf4DeviceTensor device;
+  device.numel = 10;
+  float* out = nullptr;
+  REQUIRE(cudaMalloc(reinterpret_cast<void**>(&out), 10 * sizeof(float)) == cudaSuccess);
+  REQUIRE(DequantizeNf4ToFloat(device, out, nullptr) == cudaErrorInvalidValue);  // null inputs
+  device.numel = 0;
+  REQUIRE(DequantizeNf4ToFloat(device, out, nullptr) == cudaSuccess);  // nothing to do
+  device.block_size = 128;
+  REQUIRE(DequantizeNf4ToFloat(device, out, nullptr) == cudaErrorInvalidValue);
+  REQUIRE(DequantizeNf4ToBf16(device, reinterpret_cast<uint16_t*>(out), nullptr) ==
+          cudaErrorInvalidValue);
+  cudaFree(out);
+}
+
+}  // namespace
+}  // namespace hpsearch::kernels
