@@ -16,8 +16,9 @@ std::string CoordinatorAddress(const std::string& flag) {
 }
 
 void AddCoordinatorOption(CLI::App* command, std::string* address) {
-  command->add_option("--coordinator", *address,
-                      "Coordinator host:port (default: $HPSEARCH_COORDINATOR, else 127.0.0.1:50051)");
+  command->add_option(
+      "--coordinator", *address,
+      "Coordinator host:port (default: $HPSEARCH_COORDINATOR, else 127.0.0.1:50051)");
 }
 
 std::unique_ptr<v1::StudyService::Stub> StudyStub(const std::string& address) {

@@ -26,7 +26,8 @@ int ReportCallFailure(const std::string& command, const std::string& address,
 // A context with a deadline for unary calls.
 std::unique_ptr<grpc::ClientContext> CallContext(int seconds = 30);
 
-// Lower-case state words ("complete") and short parameter text ("learning_rate=0.000462 batch_size=8").
+// Lower-case state words ("complete") and short parameter text ("learning_rate=0.000462
+// batch_size=8").
 std::string StateWord(v1::TrialState state);
 std::string StateWord(v1::StudyState state);
 std::string ParamsText(const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params);

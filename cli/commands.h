@@ -24,8 +24,8 @@ void RegisterTrialsCommand(CLI::App& app, int* exit_code);
 void RegisterWatchCommand(CLI::App& app, int* exit_code);
 void RegisterReportCommand(CLI::App& app, int* exit_code);
 
-// Follows a study's event stream until it ends (watch, submit --wait). Returns kExitOk when it ended
-// COMPLETE. `live_table` redraws a table on every event instead of printing event lines.
+// Follows a study's event stream until it ends (watch, submit --wait). Returns kExitOk when it
+// ended COMPLETE. `live_table` redraws a table on every event instead of printing event lines.
 int FollowStudy(const std::string& address, const std::string& study, bool live_table,
                 std::ostream& out);
 

@@ -1,6 +1,6 @@
-// hpsearch report STUDY (--db FILE | --coordinator ADDR) -o DIR: writes DIR/report.md in the shape of the
-// seed write-up. With --db it reads the results database directly (read-only), so it works with the
-// coordinator gone.
+// hpsearch report STUDY (--db FILE | --coordinator ADDR) -o DIR: writes DIR/report.md in the shape
+// of the seed write-up. With --db it reads the results database directly (read-only), so it works
+// with the coordinator gone.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -26,7 +26,8 @@ int RunReport(const ReportFlags& flags) {
   if (!flags.db.empty()) {
     db::DatabaseOptions options;
     options.read_only = true;
-    absl::StatusOr<std::unique_ptr<db::ResultsStore>> store = db::ResultsStore::Open(flags.db, options);
+    absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
+        db::ResultsStore::Open(flags.db, options);
     if (!store.ok()) {
       std::cerr << "hpsearch report: " << store.status().message() << "\n";
       return kExitFailure;
@@ -84,8 +85,9 @@ void RegisterReportCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand("report", "Write DIR/report.md for a study");
   cmd->add_option("study", flags->study, "Study id or name")->required();
   auto* db = cmd->add_option("--db", flags->db, "Read this results database directly");
-  auto* coordinator = cmd->add_option("--coordinator", flags->address,
-                                      "Ask this coordinator instead (default: $HPSEARCH_COORDINATOR)");
+  auto* coordinator =
+      cmd->add_option("--coordinator", flags->address,
+                      "Ask this coordinator instead (default: $HPSEARCH_COORDINATOR)");
   db->excludes(coordinator);
   cmd->add_option("-o,--output", flags->out_dir, "Output folder")->required();
   cmd->callback([flags, exit_code] { *exit_code = RunReport(*flags); });

@@ -1,4 +1,5 @@
-// hpsearch status [STUDY], best STUDY and cancel STUDY: one-call views and actions on the coordinator.
+// hpsearch status [STUDY], best STUDY and cancel STUDY: one-call views and actions on the
+// coordinator.
 #include <iostream>
 
 #include "absl/strings/str_format.h"
@@ -84,7 +85,8 @@ int RunBest(const std::string& address, const std::string& study_name) {
   for (const v1::ParamAssignment& p : trial.params()) {
     std::cout << "  " << p.name() << ": " << ValueText(p.value()) << "\n";
   }
-  std::cout << "seed: " << trial.seed() << "\n" << "why: " << study.state_reason() << "\n";
+  std::cout << "seed: " << trial.seed() << "\n"
+            << "why: " << study.state_reason() << "\n";
   return kExitOk;
 }
 

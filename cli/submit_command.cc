@@ -1,5 +1,6 @@
-// hpsearch submit STUDY.yaml: validates the study file with the coordinator's own validator, submits it and
-// prints the study id; --wait then follows it and exits 0 only when it ends COMPLETE.
+// hpsearch submit STUDY.yaml: validates the study file with the coordinator's own validator,
+// submits it and prints the study id; --wait then follows it and exits 0 only when it ends
+// COMPLETE.
 #include <iostream>
 
 #include "cli/client.h"

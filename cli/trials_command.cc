@@ -1,5 +1,5 @@
-// hpsearch trials STUDY [--format table|csv|json]: every trial of a study with its parameters, state and
-// objective.
+// hpsearch trials STUDY [--format table|csv|json]: every trial of a study with its parameters,
+// state and objective.
 #include <google/protobuf/util/json_util.h>
 
 #include <iostream>
@@ -47,7 +47,8 @@ int RunTrials(const std::string& address, const std::string& study, const std::s
     std::vector<std::string> names;
     for (const v1::Trial& t : response.trials()) {
       for (const v1::ParamAssignment& p : t.params()) {
-        if (std::find(names.begin(), names.end(), p.name()) == names.end()) names.push_back(p.name());
+        if (std::find(names.begin(), names.end(), p.name()) == names.end())
+          names.push_back(p.name());
       }
     }
     std::cout << "number,kind,state,attempt,seed,objective_value,epochs";

@@ -1,5 +1,5 @@
-// hpsearch watch STUDY: follows a study's event stream until it ends. On a terminal the trial table is
-// redrawn on every event; otherwise each event is printed as a line. FollowStudy() also serves
+// hpsearch watch STUDY: follows a study's event stream until it ends. On a terminal the trial table
+// is redrawn on every event; otherwise each event is printed as a line. FollowStudy() also serves
 // `submit --wait`.
 #include <unistd.h>
 
@@ -64,8 +64,10 @@ int FollowStudy(const std::string& address, const std::string& study_name, bool 
       *trials[e.trial_number()].add_epochs() = e.metrics();
       if (!live_table) {
         out << absl::StrFormat("trial %d epoch %d:", e.trial_number(), e.metrics().epoch());
-        if (e.metrics().has_train_loss()) out << absl::StrFormat(" train_loss=%.4f", e.metrics().train_loss());
-        if (e.metrics().has_val_loss()) out << absl::StrFormat(" val_loss=%.4f", e.metrics().val_loss());
+        if (e.metrics().has_train_loss())
+          out << absl::StrFormat(" train_loss=%.4f", e.metrics().train_loss());
+        if (e.metrics().has_val_loss())
+          out << absl::StrFormat(" val_loss=%.4f", e.metrics().val_loss());
         if (e.metrics().has_val_accuracy()) {
           out << absl::StrFormat(" val_accuracy=%.4f", e.metrics().val_accuracy());
         }

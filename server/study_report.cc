@@ -47,15 +47,18 @@ std::string Time(int64_t unix_ms) {
                           absl::UTCTimeZone());
 }
 
-void Parameters(std::string* out, const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& ps) {
+void Parameters(std::string* out,
+                const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& ps) {
   absl::StrAppend(out, "- **Parameters**:\n");
   for (const v1::ParamAssignment& p : ps) {
     absl::StrAppend(out, "  - ", TitleCase(p.name()), ": ", Value(p.value()), "\n");
   }
 }
 
-// The seed's table (Epoch, Training Loss, Validation Loss, Accuracy, F1 Score) plus any extra metric.
-void EpochTable(std::string* out, const google::protobuf::RepeatedPtrField<v1::EpochMetrics>& epochs) {
+// The seed's table (Epoch, Training Loss, Validation Loss, Accuracy, F1 Score) plus any extra
+// metric.
+void EpochTable(std::string* out,
+                const google::protobuf::RepeatedPtrField<v1::EpochMetrics>& epochs) {
   std::set<std::string> extra;
   for (const v1::EpochMetrics& e : epochs) {
     for (const auto& [name, value] : e.extra()) extra.insert(name);
@@ -67,15 +70,15 @@ void EpochTable(std::string* out, const google::protobuf::RepeatedPtrField<v1::E
   absl::StrAppend(out, "\n");
   for (const v1::EpochMetrics& e : epochs) {
     absl::StrAppend(out, "  | ", e.epoch(), " | ",
-                    Metric(e.has_train_loss() ? std::optional(e.train_loss()) : std::nullopt), " | ",
-                    Metric(e.has_val_loss() ? std::optional(e.val_loss()) : std::nullopt), " | ",
+                    Metric(e.has_train_loss() ? std::optional(e.train_loss()) : std::nullopt),
+                    " | ", Metric(e.has_val_loss() ? std::optional(e.val_loss()) : std::nullopt),
+                    " | ",
                     Metric(e.has_val_accuracy() ? std::optional(e.val_accuracy()) : std::nullopt),
                     " | ", Metric(e.has_val_f1() ? std::optional(e.val_f1()) : std::nullopt), " |");
     for (const std::string& name : extra) {
       auto it = e.extra().find(name);
-      absl::StrAppend(out, " ",
-                      Metric(it == e.extra().end() ? std::nullopt : std::optional(it->second)),
-                      " |");
+      absl::StrAppend(
+          out, " ", Metric(it == e.extra().end() ? std::nullopt : std::optional(it->second)), " |");
     }
     absl::StrAppend(out, "\n");
   }
@@ -98,9 +101,11 @@ bool SameEpochs(const v1::Trial& a, const v1::Trial& b) {
 }  // namespace
 
 std::string TitleCase(const std::string& snake) {
-  static const std::map<std::string, std::string> kKnown = {
-      {"epochs", "Number of Epochs"}, {"val_accuracy", "Accuracy"}, {"val_f1", "F1 Score"},
-      {"val_loss", "Validation Loss"}, {"train_loss", "Training Loss"}};
+  static const std::map<std::string, std::string> kKnown = {{"epochs", "Number of Epochs"},
+                                                            {"val_accuracy", "Accuracy"},
+                                                            {"val_f1", "F1 Score"},
+                                                            {"val_loss", "Validation Loss"},
+                                                            {"train_loss", "Training Loss"}};
   auto known = kKnown.find(snake);
   if (known != kKnown.end()) return known->second;
   std::string out;
@@ -125,11 +130,13 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
   absl::StrAppend(&out, "# Study report: ", spec.name(), "\n\n");
   absl::StrAppend(
       &out, "This report summarizes the hyperparameter search `", spec.name(), "` (study ",
-      study.id(), "), written by `hpsearch report` from the results database. The objective was to ",
+      study.id(),
+      "), written by `hpsearch report` from the results database. The objective was to ",
       MinimizeObjective(spec) ? "minimize " : "maximize ", "`", metric, "` (",
       spec.objective().from_epoch() == v1::EPOCH_SELECTION_BEST ? "best" : "last",
-      " epoch of each trial). The study is **", Word(v1::StudyState_Name(study.state()), "STUDY_STATE_"),
-      "**", study.state_reason().empty() ? "" : ": " + study.state_reason(), ".\n\n");
+      " epoch of each trial). The study is **",
+      Word(v1::StudyState_Name(study.state()), "STUDY_STATE_"), "**",
+      study.state_reason().empty() ? "" : ": " + study.state_reason(), ".\n\n");
 
   absl::StrAppend(&out, "## Experimental Setup\n");
   if (spec.model().has_random_init()) {
@@ -140,7 +147,8 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
     absl::StrAppend(&out, "- **Model**: GPT2ForSequenceClassification from `", spec.model().path(),
                     "`.\n");
   }
-  absl::StrAppend(&out, "- **Runner**: ", Word(v1::RunnerType_Name(spec.runner().type()), "RUNNER_TYPE_"));
+  absl::StrAppend(
+      &out, "- **Runner**: ", Word(v1::RunnerType_Name(spec.runner().type()), "RUNNER_TYPE_"));
   if (spec.runner().type() == v1::RUNNER_TYPE_COMMAND) {
     std::string command;
     for (const std::string& part : spec.runner().command()) absl::StrAppend(&command, " ", part);
@@ -148,9 +156,9 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
   }
   absl::StrAppend(&out, "\n");
   if (!spec.data().train_file().empty()) {
-    absl::StrAppend(&out, "- **Data**: train `", spec.data().train_file(), "`",
-                    spec.data().test_file().empty() ? "" : ", test `" + spec.data().test_file() + "`",
-                    "\n");
+    absl::StrAppend(
+        &out, "- **Data**: train `", spec.data().train_file(), "`",
+        spec.data().test_file().empty() ? "" : ", test `" + spec.data().test_file() + "`", "\n");
   }
   StudyBudget budget = BudgetOf(spec);
   absl::StrAppend(&out, "- **Search**: ",
@@ -160,8 +168,8 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
                        "SAMPLER_TYPE_"),
                   " sampler, seed ", spec.seed(), ", ", budget.n_trials, " trials, parallelism ",
                   budget.parallelism, ", up to ", budget.max_retries, " retries per trial.\n");
-  absl::StrAppend(&out, "- **Started**: ", Time(study.created_unix_ms()), "; **ended**: ",
-                  Time(study.ended_unix_ms()), ".\n\n");
+  absl::StrAppend(&out, "- **Started**: ", Time(study.created_unix_ms()),
+                  "; **ended**: ", Time(study.ended_unix_ms()), ".\n\n");
 
   int search = 0;
   for (const v1::Trial& t : trials) search += t.kind() == v1::TRIAL_KIND_SEARCH;
@@ -182,15 +190,16 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
                     ", seed ", t.seed(), ")\n");
     for (const v1::TrialAttempt& a : t.attempts()) {
       absl::StrAppend(&out, "  - attempt ", a.attempt(), " ended ", TrialStateWord(a.state()),
-                      a.error().empty() ? "" : ": " + a.error().substr(0, a.error().find('\n')), "\n");
+                      a.error().empty() ? "" : ": " + a.error().substr(0, a.error().find('\n')),
+                      "\n");
     }
     if (t.epochs_size() > 0) {
       absl::StrAppend(&out, "- **Results**:\n");
       EpochTable(&out, t.epochs());
     }
     if (t.has_objective_value()) {
-      absl::StrAppend(&out, "- **Final ", metric_title, "**: ",
-                      absl::StrFormat("%.4f", t.objective_value()), "\n");
+      absl::StrAppend(&out, "- **Final ", metric_title,
+                      "**: ", absl::StrFormat("%.4f", t.objective_value()), "\n");
     }
     if (t.state() == v1::TRIAL_STATE_FAILED && !t.error().empty()) {
       absl::StrAppend(&out, "- **Error**:\n  ```\n  ", t.error(), "\n  ```\n");
@@ -203,20 +212,23 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
     const v1::Trial& best = *by_number[study.best_trial_number()];
     absl::StrAppend(&out, "Trial ", best.number(), ".\n");
     Parameters(&out, best.params());
-    absl::StrAppend(&out, "- **Best ", metric_title, "**: ",
-                    absl::StrFormat("%.4f", study.best_objective_value()), "\n");
+    absl::StrAppend(&out, "- **Best ", metric_title,
+                    "**: ", absl::StrFormat("%.4f", study.best_objective_value()), "\n");
     absl::StrAppend(&out, "- **Why**: ", study.state_reason(), "\n\n");
   } else {
-    absl::StrAppend(&out, "No search trial completed, so there is no best trial and no final "
-                          "training.\n\n");
+    absl::StrAppend(&out,
+                    "No search trial completed, so there is no best trial and no final "
+                    "training.\n\n");
   }
 
   if (final_trial != nullptr) {
     const v1::Trial& f = *final_trial;
     bool on_validation = spec.final_stage().retrain_on() == v1::RETRAIN_ON_TRAIN_VALIDATION;
-    absl::StrAppend(&out, "## Final Model Training\n", "The final model (trial ", f.number(),
-                    ", ", TrialStateWord(f.state()), ") was trained with the best hyperparameters from "
-                    "Trial ", f.source_trial_number(), " and its seed ", f.seed(), " on ",
+    absl::StrAppend(&out, "## Final Model Training\n", "The final model (trial ", f.number(), ", ",
+                    TrialStateWord(f.state()),
+                    ") was trained with the best hyperparameters from "
+                    "Trial ",
+                    f.source_trial_number(), " and its seed ", f.seed(), " on ",
                     on_validation ? "train + validation" : "train", ".");
     auto source = by_number.find(f.source_trial_number());
     if (on_validation) {
@@ -235,15 +247,14 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
     }
     if (f.result().has_train()) {
       const v1::TrainSummary& t = f.result().train();
-      absl::StrAppend(&out, "- **Training Metrics**:\n",
-                      "  - Global Steps: ", t.global_steps(), "\n",
-                      absl::StrFormat("  - Training Loss: %.4f\n", t.train_loss()),
-                      absl::StrFormat("  - Train Runtime: %.2f seconds\n", t.runtime_seconds()),
-                      absl::StrFormat("  - Train Samples per Second: %.3f\n",
-                                      t.samples_per_second()),
-                      absl::StrFormat("  - Train Steps per Second: %.3f\n", t.steps_per_second()),
-                      absl::StrFormat("  - Total FLOPs: %.4e\n", t.total_flos()),
-                      absl::StrFormat("  - Epochs: %.1f\n", t.epochs()));
+      absl::StrAppend(
+          &out, "- **Training Metrics**:\n", "  - Global Steps: ", t.global_steps(), "\n",
+          absl::StrFormat("  - Training Loss: %.4f\n", t.train_loss()),
+          absl::StrFormat("  - Train Runtime: %.2f seconds\n", t.runtime_seconds()),
+          absl::StrFormat("  - Train Samples per Second: %.3f\n", t.samples_per_second()),
+          absl::StrFormat("  - Train Steps per Second: %.3f\n", t.steps_per_second()),
+          absl::StrFormat("  - Total FLOPs: %.4e\n", t.total_flos()),
+          absl::StrFormat("  - Epochs: %.1f\n", t.epochs()));
     }
     if (f.state() == v1::TRIAL_STATE_FAILED) {
       absl::StrAppend(&out, "- **Error**:\n  ```\n  ", f.error(), "\n  ```\n");
@@ -251,12 +262,15 @@ std::string RenderStudyReport(const v1::Study& study, const std::vector<v1::Tria
     absl::StrAppend(&out, "\n## Test Set Evaluation\n");
     if (f.result().has_test()) {
       const v1::TestMetrics& t = f.result().test();
-      absl::StrAppend(&out, "The final model was evaluated on the test set:\n- **Test Metrics**:\n");
-      if (t.has_test_loss()) absl::StrAppendFormat(&out, "  - Evaluation Loss: %.4f\n", t.test_loss());
+      absl::StrAppend(&out,
+                      "The final model was evaluated on the test set:\n- **Test Metrics**:\n");
+      if (t.has_test_loss())
+        absl::StrAppendFormat(&out, "  - Evaluation Loss: %.4f\n", t.test_loss());
       if (t.has_test_accuracy()) {
         absl::StrAppendFormat(&out, "  - Evaluation Accuracy: %.4f\n", t.test_accuracy());
       }
-      if (t.has_test_f1()) absl::StrAppendFormat(&out, "  - Evaluation F1 Score: %.4f\n", t.test_f1());
+      if (t.has_test_f1())
+        absl::StrAppendFormat(&out, "  - Evaluation F1 Score: %.4f\n", t.test_f1());
       if (t.has_test_f1_macro()) {
         absl::StrAppendFormat(&out, "  - Evaluation F1 Score (macro): %.4f\n", t.test_f1_macro());
       }

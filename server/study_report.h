@@ -1,7 +1,7 @@
 // Renders a study as report.md in the shape of the seed experiment's write-up: setup, each trial's
-// parameters and per-epoch table, the best trial and why, the final retrain's epochs and training figures,
-// and the test evaluation. Pure formatting over protos (they come from the results database or the
-// coordinator); thread-safe.
+// parameters and per-epoch table, the best trial and why, the final retrain's epochs and training
+// figures, and the test evaluation. Pure formatting over protos (they come from the results
+// database or the coordinator); thread-safe.
 #pragma once
 
 #include <string>

@@ -93,6 +93,8 @@ void ValidateModel(v1::StudySpec* spec, ValidationContext* ctx) {
   v1::ModelSpec* model = spec->mutable_model();
   switch (model->source_case()) {
     case v1::ModelSpec::SOURCE_NOT_SET:
+      // A command trial brings its own model (or none): only the built-in trainer needs one here.
+      if (spec->runner().type() == v1::RUNNER_TYPE_COMMAND) return;
       ctx->Error("model",
                  "choose a model: `path: DIR` (a Hugging Face GPT-2 checkpoint directory) or "
                  "`random_init: {...}` with a `tokenizer: DIR`");

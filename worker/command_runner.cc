@@ -25,7 +25,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string KindWord(v1::TrialKind kind) { return kind == v1::TRIAL_KIND_FINAL ? "final" : "search"; }
+std::string KindWord(v1::TrialKind kind) {
+  return kind == v1::TRIAL_KIND_FINAL ? "final" : "search";
+}
 
 std::string RetrainWord(v1::RetrainOn retrain_on) {
   return retrain_on == v1::RETRAIN_ON_TRAIN_VALIDATION ? "train_validation" : "train";
@@ -288,8 +290,8 @@ class Child {
 std::string DescribeExit(int status) {
   if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
-    return absl::StrCat("was killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)),
-                        ")");
+    return absl::StrCat("was killed by signal ", WTERMSIG(status), " (",
+                        strsignal(WTERMSIG(status)), ")");
   }
   return "ended abnormally";
 }
@@ -339,15 +341,16 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     std::filesystem::create_directories(trial.artifact_dir(), ignored);
   }
   Child child;
-  if (absl::Status started = child.Start(argv, CommandEnvironment(trial), trial.runner().working_dir());
+  if (absl::Status started =
+          child.Start(argv, CommandEnvironment(trial), trial.runner().working_dir());
       !started.ok()) {
     outcome.retryable = true;
     outcome.error = absl::StrCat("cannot start ", argv[0], ": ", started.message());
     return outcome;
   }
   absl::Time start = absl::Now();
-  absl::Duration timeout =
-      trial.timeout_seconds() > 0 ? absl::Seconds(trial.timeout_seconds()) : absl::InfiniteDuration();
+  absl::Duration timeout = trial.timeout_seconds() > 0 ? absl::Seconds(trial.timeout_seconds())
+                                                       : absl::InfiniteDuration();
   TailBuffer stderr_tail(options_.stderr_tail_bytes);
   std::string out_buffer, err_chunk;
   int line_number = 0;
@@ -437,7 +440,8 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
       case StopReason::kNone:
         break;
       case StopReason::kCancel:
-        stop(RunOutcome::Kind::kStopped, false, "cancelled by the coordinator", StopReason::kCancel);
+        stop(RunOutcome::Kind::kStopped, false, "cancelled by the coordinator",
+             StopReason::kCancel);
         break;
       case StopReason::kLost:
         stop(RunOutcome::Kind::kStopped, false, "the lease was lost", StopReason::kLost);
@@ -473,8 +477,8 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     return outcome;
   }
   outcome.kind = RunOutcome::Kind::kFailed;
-  // A command killed by a signal it did not ask for (OOM killer, a node going down) may well succeed on
-  // another attempt; a non-zero exit is the command's own verdict and would repeat.
+  // A command killed by a signal it did not ask for (OOM killer, a node going down) may well
+  // succeed on another attempt; a non-zero exit is the command's own verdict and would repeat.
   outcome.retryable = WIFSIGNALED(status);
   outcome.error = with_tail(absl::StrCat("command ", argv[0], " ", DescribeExit(status)));
   return outcome;

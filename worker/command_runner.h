@@ -1,15 +1,16 @@
 // CommandRunner: runs a study's external command once per trial attempt.
 //
-// The command is runner.command with each parameter appended as `--<name> <value>`, started in its own
-// process group in runner.working_dir, with the parameters also in HPSEARCH_PARAM_<NAME> and the trial in
-// HPSEARCH_STUDY_ID, HPSEARCH_TRIAL_NUMBER, HPSEARCH_TRIAL_KIND (search | final), HPSEARCH_ATTEMPT,
-// HPSEARCH_SEED, HPSEARCH_RETRAIN_ON (train | train_validation), HPSEARCH_ARTIFACT_DIR, plus runner.env.
-// It reads JSON lines from the command's stdout, each reported as it arrives:
+// The command is runner.command with each parameter appended as `--<name> <value>`, started in its
+// own process group in runner.working_dir, with the parameters also in HPSEARCH_PARAM_<NAME> and
+// the trial in HPSEARCH_STUDY_ID, HPSEARCH_TRIAL_NUMBER, HPSEARCH_TRIAL_KIND (search | final),
+// HPSEARCH_ATTEMPT, HPSEARCH_SEED, HPSEARCH_RETRAIN_ON (train | train_validation),
+// HPSEARCH_ARTIFACT_DIR, plus runner.env. It reads JSON lines from the command's stdout, each
+// reported as it arrives:
 //   {"type":"epoch","epoch":1,"train_loss":…,"val_loss":…,"val_accuracy":…,"val_f1":…,…}
 //   {"type":"train_summary","global_steps":…,"train_loss":…,"runtime_seconds":…,…}
 //   {"type":"test","test_loss":…,"test_accuracy":…,"test_f1":…,…}
-// Other lines go to the log. Numbers an epoch line carries beyond the canonical ones become extra metrics.
-// On prune, cancel, shutdown or timeout the process group gets SIGTERM, then SIGKILL after
+// Other lines go to the log. Numbers an epoch line carries beyond the canonical ones become extra
+// metrics. On prune, cancel, shutdown or timeout the process group gets SIGTERM, then SIGKILL after
 // runner.kill_grace_seconds. The last bytes of stderr are kept and attached to every failure.
 //
 // Thread-safety: Run() may be called from one thread at a time per instance.
@@ -40,7 +41,8 @@ class CommandRunner : public Runner {
   CommandRunnerOptions options_;
 };
 
-// The argv the command runner would start for `trial` (exposed for tests and `--dry-run` style checks).
+// The argv the command runner would start for `trial` (exposed for tests and `--dry-run` style
+// checks).
 std::vector<std::string> CommandArgv(const v1::TrialSpec& trial);
 // A parameter value as it appears on the command line and in HPSEARCH_PARAM_*.
 std::string ParamValueText(const v1::ParamValue& value);

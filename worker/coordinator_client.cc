@@ -16,7 +16,8 @@ bool IsTransient(const absl::Status& status) {
 CoordinatorClient::CoordinatorClient(const std::string& address, ClientOptions options)
     : options_(options) {
   grpc::ChannelArguments args;
-  // Reconnect quickly after a coordinator restart instead of gRPC's default backoff of up to 2 minutes.
+  // Reconnect quickly after a coordinator restart instead of gRPC's default backoff of up to 2
+  // minutes.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);

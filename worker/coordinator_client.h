@@ -1,9 +1,10 @@
 // CoordinatorClient: the worker's calls to WorkerService, each with a deadline and, for transient
 // failures (coordinator restarting, network down: UNAVAILABLE, DEADLINE_EXCEEDED), retries with
-// exponential backoff until `retry_window` has passed or `should_stop` says so. Other errors come back
-// at once as absl::Status (the gRPC code and message unchanged).
+// exponential backoff until `retry_window` has passed or `should_stop` says so. Other errors come
+// back at once as absl::Status (the gRPC code and message unchanged).
 //
-// Thread-safety: thread-safe (gRPC stubs are); the heartbeat thread and the trial thread share one client.
+// Thread-safety: thread-safe (gRPC stubs are); the heartbeat thread and the trial thread share one
+// client.
 #pragma once
 
 #include <functional>
@@ -24,7 +25,8 @@ namespace hpsearch::worker {
 struct ClientOptions {
   // Per-call deadline (AcquireTrial adds its long-poll wait to it).
   absl::Duration call_timeout = absl::Seconds(10);
-  // How long a call keeps retrying transient failures. Long enough to ride out a coordinator restart.
+  // How long a call keeps retrying transient failures. Long enough to ride out a coordinator
+  // restart.
   absl::Duration retry_window = absl::Minutes(10);
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
   bool verbose = false;
   app.add_option("--coordinator", coordinator,
                  "Coordinator host:port (default: $HPSEARCH_COORDINATOR, else 127.0.0.1:50051)");
-  app.add_option("--name", name, "Name shown in the coordinator's worker table (default: host-pid)");
+  app.add_option("--name", name,
+                 "Name shown in the coordinator's worker table (default: host-pid)");
   app.add_option("--device", device, "cpu or cuda:K")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads a trial may use")->capture_default_str();
   app.add_option("--max-trials", max_trials, "Exit after this many trials (0: never)")

@@ -1,7 +1,7 @@
-// Runner: runs one attempt of one trial on this worker. The worker owns one runner per runner type and
-// calls Run() from its trial thread; the runner reports through TrialReporter as figures arrive and returns
-// how the attempt ended. Runners behind this interface: `command` (an external process per trial, here);
-// `qlora` (the built-in trainer over core/, added by the trainer issue).
+// Runner: runs one attempt of one trial on this worker. The worker owns one runner per runner type
+// and calls Run() from its trial thread; the runner reports through TrialReporter as figures arrive
+// and returns how the attempt ended. Runners behind this interface: `command` (an external process
+// per trial, here); `qlora` (the built-in trainer over core/, added by the trainer issue).
 #pragma once
 
 #include <string>
@@ -25,7 +25,8 @@ enum class StopReason {
 class TrialReporter {
  public:
   virtual ~TrialReporter() = default;
-  // Reports an epoch: true to go on, false when the pruner says stop. An error means the lease is gone.
+  // Reports an epoch: true to go on, false when the pruner says stop. An error means the lease is
+  // gone.
   virtual absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) = 0;
   virtual absl::Status ReportTrain(const v1::TrainSummary& train) = 0;
   virtual absl::Status ReportTest(const v1::TestMetrics& test) = 0;

@@ -18,8 +18,8 @@ ClientOptions HeartbeatClientOptions(ClientOptions options) {
 }
 
 std::string Ids(const v1::TrialSpec& trial) {
-  return absl::StrCat("trial ", trial.trial_number(), " of study ", trial.study_name(), " (attempt ",
-                      trial.attempt(), ", lease ", trial.lease_id(), ")");
+  return absl::StrCat("trial ", trial.trial_number(), " of study ", trial.study_name(),
+                      " (attempt ", trial.attempt(), ", lease ", trial.lease_id(), ")");
 }
 
 }  // namespace
@@ -81,13 +81,15 @@ class Worker::Session : public TrialReporter {
       v1::HeartbeatRequest request;
       request.set_worker_id(worker_->worker_id_);
       request.add_lease_ids(trial_.lease_id());
-      absl::StatusOr<v1::HeartbeatResponse> response = worker_->heartbeat_client_.Heartbeat(request);
+      absl::StatusOr<v1::HeartbeatResponse> response =
+          worker_->heartbeat_client_.Heartbeat(request);
       if (response.ok() && response->leases_size() == 1) {
         const v1::LeaseStatus& lease = response->leases(0);
         if (lease.order() == v1::LEASE_ORDER_CANCEL || lease.order() == v1::LEASE_ORDER_LOST) {
           spdlog::warn("{}: coordinator says {}: {}", Ids(trial_),
                        v1::LeaseOrder_Name(lease.order()), lease.reason());
-          order_ = lease.order() == v1::LEASE_ORDER_CANCEL ? StopReason::kCancel : StopReason::kLost;
+          order_ =
+              lease.order() == v1::LEASE_ORDER_CANCEL ? StopReason::kCancel : StopReason::kLost;
         }
       } else if (!response.ok()) {
         spdlog::warn("{}: heartbeat failed ({}); retrying", Ids(trial_),

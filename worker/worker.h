@@ -1,12 +1,14 @@
-// Worker: the loop of `hpsearch-worker`. Registers with the coordinator, long-polls for a trial, runs it
-// with the runner its spec names while a heartbeat thread keeps the lease alive and carries cancel orders,
-// then completes or fails it; repeats until stopped. Reports retry with backoff through coordinator
-// restarts; a restarted coordinator that no longer knows the worker gets it re-registered under its id.
+// Worker: the loop of `hpsearch-worker`. Registers with the coordinator, long-polls for a trial,
+// runs it with the runner its spec names while a heartbeat thread keeps the lease alive and carries
+// cancel orders, then completes or fails it; repeats until stopped. Reports retry with backoff
+// through coordinator restarts; a restarted coordinator that no longer knows the worker gets it
+// re-registered under its id.
 //
-// Stop() (SIGTERM) ends the loop: a running trial is stopped and failed as retryable, so another worker
-// re-runs it at once instead of waiting for the lease to expire.
+// Stop() (SIGTERM) ends the loop: a running trial is stopped and failed as retryable, so another
+// worker re-runs it at once instead of waiting for the lease to expire.
 //
-// Ownership: owns its runners and clients. Thread-safety: Run() on one thread; Stop() from any thread.
+// Ownership: owns its runners and clients. Thread-safety: Run() on one thread; Stop() from any
+// thread.
 #pragma once
 
 #include <atomic>
@@ -39,8 +41,8 @@ class Worker {
   Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners);
   ~Worker();
 
-  // Runs until Stop(), max_trials or (exit_when_idle) an idle poll. Fails only when the coordinator stays
-  // unreachable past the client's retry window.
+  // Runs until Stop(), max_trials or (exit_when_idle) an idle poll. Fails only when the coordinator
+  // stays unreachable past the client's retry window.
   absl::Status Run();
   void Stop();
 
