@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""A zero-cost command trial for the control-plane tests: prints hpsearch's JSON-lines protocol with an
+objective that depends only on --x, or misbehaves as --mode asks (fail, garbage, silent, nan)."""
+import argparse
+import json
+import os
+import sys
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--x", type=float, default=0.5)
+parser.add_argument("--mode", default="ok")
+parser.add_argument("--epochs", type=int, default=2)
+parser.add_argument("--epoch_seconds", type=float, default=0.0)
+args = parser.parse_args()
+kind = os.environ.get("HPSEARCH_TRIAL_KIND", "search")
+
+print("fake trial starting", os.environ.get("HPSEARCH_TRIAL_NUMBER"), flush=True)  # a log line
+if args.mode == "silent":
+    time.sleep(3600)
+if args.mode == "garbage":
+    print("this is not a protocol line", flush=True)
+    print("nor is this", flush=True)
+    sys.exit(0)
+if args.mode == "nan":
+    print('{"type": "epoch", "epoch": 1, "val_accuracy": NaN}', flush=True)
+    sys.exit(0)
+for epoch in range(1, args.epochs + 1):
+    time.sleep(args.epoch_seconds)
+    accuracy = 1.0 - abs(args.x - 0.3) + 0.01 * epoch
+    print(json.dumps({"type": "epoch", "epoch": epoch, "step": 10 * epoch, "train_loss": 1.0 / epoch,
+                      "val_loss": 2.0 / epoch, "val_accuracy": accuracy, "val_f1": accuracy - 0.01,
+                      "tokens_seen": 1000 * epoch}), flush=True)
+if args.mode == "fail":
+    print("fake_trial: the input is broken beyond repair", file=sys.stderr, flush=True)
+    sys.exit(3)
+if kind == "final":
+    print(json.dumps({"type": "train_summary", "global_steps": 10 * args.epochs, "train_loss": 0.5,
+                      "runtime_seconds": 1.5, "samples_per_second": 100.0, "steps_per_second": 5.0,
+                      "total_flos": 1.0e9, "epochs": float(args.epochs)}), flush=True)
+    print(json.dumps({"type": "test", "test_loss": 0.4, "test_accuracy": 0.9, "test_f1": 0.89,
+                      "runtime_seconds": 0.2, "samples_per_second": 500.0, "steps_per_second": 20.0}),
+          flush=True)

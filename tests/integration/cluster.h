@@ -1,0 +1,171 @@
+// Cluster: a real coordinator (`hpsearch serve`) on an ephemeral 127.0.0.1 port over a temp-dir
+// database, plus `hpsearch-worker` processes, for the control-plane integration tests. Short leases
+// and ticks keep fault tests fast. Everything is killed and removed when the Cluster goes away.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "db/database.h"
+#include "hpsearch/v1/service.grpc.pb.h"
+#include "testing/process.h"
+#include "testing/subprocess.h"
+#include "testing/testing.h"
+
+namespace hpsearch::testing {
+
+struct StudyOptions {
+  std::string name = "study";
+  int n_trials = 4;
+  int parallelism = 2;
+  int max_retries = 2;
+  int epochs = 2;
+  double epoch_seconds = 0;
+  std::string mode = "ok";
+  double trial_timeout_seconds = 0;
+  bool final_stage = true;
+};
+
+class Cluster {
+ public:
+  Cluster() { StartCoordinator(0); }
+
+  std::string db_path() const { return (dir_ / "results.db").string(); }
+  const std::string& address() const { return address_; }
+  const TempDir& dir() const { return dir_; }
+  ChildProcess& coordinator() { return *coordinator_; }
+
+  // (Re)starts the coordinator; port 0 picks a free one, a restart passes the previous port.
+  void StartCoordinator(int port) {
+    std::string log = (dir_ / ("serve-" + std::to_string(++coordinator_starts_))).string();
+    coordinator_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{(BinDir() / "hpsearch").string(), "serve", "--db", db_path(),
+                                 "--listen", "127.0.0.1:" + std::to_string(port), "--lease-ttl",
+                                 "1.5", "--heartbeat-interval", "0.3", "--restart-grace", "3",
+                                 "--tick", "0.05"},
+        log);
+    REQUIRE(coordinator_->WaitForStdout("listening on", std::chrono::seconds(20)));
+    std::smatch match;
+    std::string out = coordinator_->Stdout();
+    REQUIRE(std::regex_search(out, match, std::regex("listening on (127\\.0\\.0\\.1:[0-9]+)")));
+    address_ = match[1];
+    port_ = std::stoi(address_.substr(address_.rfind(':') + 1));
+    auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    studies = v1::StudyService::NewStub(channel);
+    workers = v1::WorkerService::NewStub(channel);
+  }
+  int port() const { return port_; }
+
+  ChildProcess& StartWorker(const std::string& name) {
+    worker_processes_.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{(BinDir() / "hpsearch-worker").string(), "--coordinator", address_,
+                                 "--name", name, "--acquire-wait", "1"},
+        (dir_ / ("worker-" + name)).string()));
+    return *worker_processes_.back();
+  }
+  std::vector<std::unique_ptr<ChildProcess>>& worker_processes() { return worker_processes_; }
+
+  std::string WriteStudy(const StudyOptions& o) {
+    std::string source = SourceDir().string();
+    std::string path = (dir_ / (o.name + ".yaml")).string();
+    std::ofstream out(path);
+    out << "name: " << o.name << "\nseed: 11\n"
+        << "data: {train_file: " << source << "/data/banking77/train.csv, test_file: " << source
+        << "/data/banking77/test.csv}\n"
+        << "runner:\n  type: command\n  command: [/usr/bin/python3, " << source
+        << "/tests/data/control/fake_trial.py, --epochs, '" << o.epochs << "', --epoch_seconds, '"
+        << o.epoch_seconds << "', --mode, " << o.mode << "]\n  kill_grace_seconds: 1\n"
+        << "search_space:\n  x: {type: float, low: 0.0, high: 1.0}\n"
+        << "objective: {metric: val_accuracy, direction: maximize}\n"
+        << "budget: {n_trials: " << o.n_trials << ", parallelism: " << o.parallelism
+        << ", max_retries: " << o.max_retries
+        << ", trial_timeout_seconds: " << o.trial_timeout_seconds << "}\n"
+        << "final_stage: {enabled: " << (o.final_stage ? "true" : "false") << "}\n";
+    return path;
+  }
+
+  // Submits through the CLI and returns the study id.
+  std::string Submit(const StudyOptions& options) {
+    ProcessResult result = RunProcess({(BinDir() / "hpsearch").string(), "submit",
+                                       WriteStudy(options), "--coordinator", address_});
+    INFO(result.err);
+    REQUIRE(result.exit_code == 0);
+    std::string id = result.out.substr(0, result.out.find('\n'));
+    REQUIRE(id.rfind("st-", 0) == 0);
+    return id;
+  }
+
+  v1::Study GetStudy(const std::string& study) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetStudyRequest request;
+    request.set_study(study);
+    v1::Study response;
+    grpc::Status status = studies->GetStudy(&context, request, &response);
+    INFO(status.error_message());
+    REQUIRE(status.ok());
+    return response;
+  }
+
+  absl::optional<v1::Trial> GetTrial(const std::string& study, int number) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetTrialRequest request;
+    request.set_study(study);
+    request.set_number(number);
+    v1::Trial response;
+    if (!studies->GetTrial(&context, request, &response).ok()) return absl::nullopt;
+    return response;
+  }
+
+  // Polls until the study reaches a final state or the timeout passes; returns the last state seen.
+  v1::StudyState WaitForEnd(const std::string& study, std::chrono::seconds timeout) {
+    auto give_up = std::chrono::steady_clock::now() + timeout;
+    v1::StudyState state = v1::STUDY_STATE_UNSPECIFIED;
+    while (std::chrono::steady_clock::now() < give_up) {
+      state = GetStudy(study).state();
+      if (state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
+          state == v1::STUDY_STATE_CANCELLED) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return state;
+  }
+
+  // One value of a query on the results file, read the way any outside sqlite3 reader would.
+  std::string Query(const char* sql) {
+    db::DatabaseOptions options;
+    options.read_only = true;
+    auto db = db::Database::Open(db_path(), options);
+    REQUIRE(db.ok());
+    auto stmt = (*db)->GetCachedStatement(sql);
+    INFO(sql);
+    REQUIRE(stmt.ok());
+    auto row = (*stmt)->Step();
+    REQUIRE(row.ok());
+    if (!*row) return "<no row>";
+    return (*stmt)->IsNull(0) ? "<null>" : (*stmt)->ColumnText(0);
+  }
+
+  std::unique_ptr<v1::StudyService::Stub> studies;
+  std::unique_ptr<v1::WorkerService::Stub> workers;
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<ChildProcess> coordinator_;
+  int coordinator_starts_ = 0;
+  std::string address_;
+  int port_ = 0;
+  std::vector<std::unique_ptr<ChildProcess>> worker_processes_;
+};
+
+}  // namespace hpsearch::testing
