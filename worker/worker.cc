@@ -141,8 +141,12 @@ absl::Status Worker::Run() {
     v1::AcquireTrialRequest request;
     request.set_worker_id(worker_id_);
     request.set_wait_ms(absl::ToInt64Milliseconds(options_.acquire_wait));
+    absl::Time asked = absl::Now();
     absl::StatusOr<v1::AcquireTrialResponse> response = client_.AcquireTrial(request);
     if (stopping_) break;
+    if (response.ok() && response->has_trial() && options_.on_acquired) {
+      options_.on_acquired(absl::Now() - asked);
+    }
     if (!response.ok()) {
       if (response.status().code() == absl::StatusCode::kNotFound) {
         // The coordinator restarted and forgot us: register again under the same id.

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +35,9 @@ struct WorkerOptions {
   // Stop when an AcquireTrial long-poll returns empty (benchmarks: the studies are done).
   bool exit_when_idle = false;
   ClientOptions client;
+  // Called with the duration of every AcquireTrial call that returned a trial (benchmarks measure
+  // it).
+  std::function<void(absl::Duration)> on_acquired;
 };
 
 class Worker {
