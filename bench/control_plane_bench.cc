@@ -26,6 +26,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "db/database.h"
 #include "hpsearch/v1/service.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -73,6 +74,7 @@ class ZeroWorkRunner : public hpsearch::worker::Runner {
 
 int RunWorker(const std::string& address, int epochs, const std::string& stats_path) {
   spdlog::set_level(spdlog::level::warn);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<double> report_us, acquire_us;
   std::mutex mu;
   int64_t acked = 0;
@@ -221,7 +223,7 @@ int main(int argc, char** argv) {
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
   ::kill(serve, SIGTERM);

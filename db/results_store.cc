@@ -6,12 +6,16 @@
 #include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "db/schema.h"
 
 namespace hpsearch::db {
 namespace {
+
+constexpr char kBeginSql[] = "BEGIN IMMEDIATE";
+constexpr char kCommitSql[] = "COMMIT";
 
 constexpr char kPutStudySql[] =
     "INSERT INTO studies (study_id, name, state, state_reason, spec, spec_json, objective_metric, "
@@ -149,7 +153,17 @@ int64_t SeedToColumn(uint64_t seed) { return static_cast<int64_t>(seed); }
 }  // namespace
 
 std::string TrialStateName(v1::TrialState state) {
-  return EnumWord(v1::TrialState_Name(state), "TRIAL_STATE_");
+  static const std::vector<std::string>* names = [] {
+    auto* table = new std::vector<std::string>();
+    for (int i = 0; i <= v1::TrialState_MAX; ++i) {
+      table->push_back(
+          v1::TrialState_IsValid(i)
+              ? EnumWord(v1::TrialState_Name(static_cast<v1::TrialState>(i)), "TRIAL_STATE_")
+              : "unknown");
+    }
+    return table;
+  }();
+  return state >= 0 && state < static_cast<int>(names->size()) ? (*names)[state] : "unknown";
 }
 v1::TrialState ParseTrialState(const std::string& name) {
   for (int i = v1::TrialState_MIN; i <= v1::TrialState_MAX; ++i) {
@@ -198,7 +212,9 @@ absl::Status ResultsStore::BeginWrite() {
   if (!broken_.ok()) return broken_;
   ++write_sequence_;
   if (db_->in_transaction()) return absl::OkStatus();
-  return db_->Execute("BEGIN IMMEDIATE");
+  absl::StatusOr<Statement*> begin = db_->GetCachedStatement(kBeginSql);
+  if (!begin.ok()) return begin.status();
+  return (*begin)->Run();
 }
 
 #define HPSEARCH_RETURN_IF_ERROR(expr)                                \
@@ -520,7 +536,10 @@ absl::Status ResultsStore::Sync(uint64_t sequence) {
     {
       absl::MutexLock db_lock(&db_mu_);
       covered = write_sequence_;
-      if (db_->in_transaction()) status = db_->Execute("COMMIT");
+      if (db_->in_transaction()) {
+        absl::StatusOr<Statement*> commit = db_->GetCachedStatement(kCommitSql);
+        status = commit.ok() ? (*commit)->Run() : commit.status();
+      }
       if (!status.ok()) {
         broken_ = absl::Status(status.code(),
                                absl::StrCat("commit to ", path_, " failed (", status.message(),

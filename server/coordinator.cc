@@ -205,11 +205,14 @@ absl::Status Coordinator::AddEvent(const StudyRecord& study, int trial_number, i
 
 v1::Study Coordinator::StudySnapshot(const StudyRecord& study) {
   v1::Study snapshot = study.study;
-  std::map<std::string, int32_t> counts;
-  for (const TrialRecord& record : study.trials) {
-    ++counts[db::TrialStateName(record.trial.state())];
+  int32_t counts[v1::TrialState_ARRAYSIZE] = {0};
+  for (const TrialRecord& record : study.trials) ++counts[record.trial.state()];
+  for (int state = 0; state < v1::TrialState_ARRAYSIZE; ++state) {
+    if (counts[state] > 0) {
+      (*snapshot.mutable_trial_counts())[db::TrialStateName(static_cast<v1::TrialState>(state))] =
+          counts[state];
+    }
   }
-  for (const auto& [name, count] : counts) (*snapshot.mutable_trial_counts())[name] = count;
   return snapshot;
 }
 
