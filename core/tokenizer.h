@@ -27,6 +27,8 @@
 
 namespace hpsearch::core {
 
+class WordCache;
+
 struct Gpt2TokenizerOptions {
   // How many distinct words keep their token ids, so repeated words skip the merges. 0 disables the
   // cache. When full, the cache is emptied and refills: a bound on memory (roughly 100 bytes a
@@ -77,8 +79,6 @@ class Gpt2Tokenizer {
   void ClearCache() const;
 
  private:
-  class WordCache;
-
   Gpt2Tokenizer(std::vector<std::string> token_bytes,
                 const std::array<std::int32_t, 256>& byte_token_ids, BpeMergeTable merges,
                 std::int32_t eos_token_id, const Gpt2TokenizerOptions& options);

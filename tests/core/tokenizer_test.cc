@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -122,6 +123,27 @@ TEST_CASE("Gpt2Tokenizer gives the same ids cold, warm and without a cache", "[c
     CHECK(tiny.Encode(golden.text) == golden.ids);
     CHECK(tiny.Encode(golden.text) == golden.ids);
   }
+}
+
+TEST_CASE("Gpt2Tokenizer encodes from several threads at once", "[core][tokenizer]") {
+  Gpt2TokenizerOptions options;
+  options.word_cache_capacity = 50;  // emptied again and again while the threads run
+  const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(Gpt2Dir().string(), options);
+  const std::vector<GoldenCase> cases = ReadGoldenCases();
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        for (std::size_t i = 0; i < cases.size(); ++i) {
+          const GoldenCase& golden = cases[(i + static_cast<std::size_t>(t) * 11) % cases.size()];
+          if (tokenizer.Encode(golden.text) != golden.ids) ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  REQUIRE(mismatches == std::vector<int>(4, 0));
 }
 
 TEST_CASE("Gpt2Tokenizer survives invalid UTF-8 and round-trips its bytes", "[core][tokenizer]") {
