@@ -9,7 +9,7 @@
 // names) or encoder.json + vocab.bpe (OpenAI's names for the same content); data/gpt2/ holds
 // GPT-2's.
 //
-// Ownership: the tokenizer owns its tables (about 10 MB for GPT-2) and a cache of encoded words.
+// Ownership: the tokenizer owns its tables (about 5 MB for GPT-2) and a cache of encoded words.
 // Thread-safety: every const method, Encode included, may be called from many threads at once. The
 // word cache is shared by those threads behind a mutex held only for one lookup or insert. Moving
 // or destroying a tokenizer needs exclusive access.
@@ -30,9 +30,9 @@ namespace hpsearch::core {
 class WordCache;
 
 struct Gpt2TokenizerOptions {
-  // How many distinct words keep their token ids, so repeated words skip the merges. 0 disables the
-  // cache. When full, the cache is emptied and refills: a bound on memory (roughly 100 bytes a
-  // word), not an LRU.
+  // How many distinct words keep their token ids, so repeated words skip the merges (a warm word
+  // costs a fifth of a cold one). 0 disables the cache. When full, the cache is emptied and
+  // refills: a bound on memory (about 64 bytes a word, 8 MB at the default), not an LRU.
   std::size_t word_cache_capacity = 1 << 17;
 };
 

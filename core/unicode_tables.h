@@ -1,7 +1,9 @@
-// Unicode code point classes for GPT-2's pre-tokenizer: letters (\p{L}), numbers (\p{N}) and white
-// space
-// (\s, the White_Space property), as compact sorted range tables. The table itself is generated
-// into core/unicode_tables.cc by scripts/gen_unicode_tables.py; this header is written by hand.
+// Unicode code point classes for GPT-2's pre-tokenizer: letters (\p{L}), numbers (\p{N}) and
+// white space (\s, the White_Space property), as compact sorted range tables. The table is
+// generated into core/unicode_tables.cc by scripts/gen_unicode_tables.py from Python's
+// unicodedata (Unicode 14.0 with Debian 12's Python 3.11); this header is written by hand.
+// Characters assigned after that version (e.g. Unicode 15's Kaktovik numerals) are kOther here,
+// the only way this split can differ from a regex engine built on newer tables.
 //
 // Thread-safety: immutable constant data, safe from any thread.
 #pragma once

@@ -1,5 +1,5 @@
 // WordCache remembers the token ids of words a tokenizer has already encoded, so that a repeated
-// word skips the pre-tokenizer's byte-pair merges. Keys are the words' bytes; all keys and ids live
+// word skips the byte-pair merges. Keys are the words' bytes; all keys and ids live
 // in two flat arrays indexed by an open-addressing table, so an insert allocates nothing once the
 // arrays have grown.
 //
