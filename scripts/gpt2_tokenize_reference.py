@@ -9,7 +9,10 @@ like `hpsearch-core tokenize --tokenizer DIR`, so the two outputs can be diffed:
   cmp cpp.txt py.txt
 
 `--fuzz N SEED` instead writes N random texts (mixed scripts, digits, punctuation, apostrophes and every
-kind of white space) as JSON Lines to stdout, to feed both.
+kind of white space) as JSON Lines to stdout, to feed both. `--fixture DIR N SEED` writes N such texts
+with their ids, {"text": ..., "ids": [...]}, as tests/data/gpt2-fuzz/cases.jsonl is made:
+  /usr/bin/python3 scripts/gpt2_tokenize_reference.py --fixture data/gpt2 250 2026 \
+      > tests/data/gpt2-fuzz/cases.jsonl
 
 Pre-tokenizes with GPT-2's regex through the `regex` module (Debian: apt-get install python3-regex; a
 development check only, never a build dependency), then merges the lowest-ranked adjacent pair, leftmost
@@ -20,6 +23,7 @@ import json
 import os
 import random
 import sys
+import unicodedata
 
 PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -68,24 +72,33 @@ def merge(symbols, ranks):
     return symbols
 
 
-def tokenize(directory):
+def encoder(directory):
+    """A function text -> ids."""
     import regex  # only the tokenizer needs it
     vocab, ranks = load(directory)
     alphabet = byte_alphabet()
     pattern = regex.compile(PATTERN)
     cache = {}
-    for line in sys.stdin:
-        text = json.loads(line)["text"]
+
+    def encode(text):
         ids = []
         for word in pattern.findall(text):
             if word not in cache:
                 symbols = [alphabet[b] for b in word.encode("utf-8")]
                 cache[word] = [vocab[s] for s in merge(symbols, ranks)]
             ids.extend(cache[word])
-        print(" ".join(map(str, ids)))
+        return ids
+
+    return encode
 
 
-def fuzz(count, seed):
+def tokenize(directory):
+    encode = encoder(directory)
+    for line in sys.stdin:
+        print(" ".join(map(str, encode(json.loads(line)["text"]))))
+
+
+def fuzz_texts(count, seed):
     rng = random.Random(seed)
     pieces = [
         "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'RE", "''", "'",
@@ -105,13 +118,29 @@ def fuzz(count, seed):
                 parts.append(rng.choice(pieces))
             else:
                 lo, hi = rng.choice(ranges)
-                parts.append("".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 6))))
-        print(json.dumps({"text": "".join(parts)}))
+                chars = [chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 6))]
+                # Unassigned in Python's Unicode version but perhaps not in `regex`'s: the two would
+                # disagree about the character, not about tokenizing.
+                parts.append("".join(c for c in chars if unicodedata.category(c) != "Cn"))
+        yield "".join(parts)
+
+
+def fuzz(count, seed):
+    for text in fuzz_texts(count, seed):
+        print(json.dumps({"text": text}))
+
+
+def fixture(directory, count, seed):
+    encode = encoder(directory)
+    for text in fuzz_texts(count, seed):
+        print(json.dumps({"text": text, "ids": encode(text)}))
 
 
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--fuzz":
         fuzz(int(sys.argv[2]), int(sys.argv[3]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "--fixture":
+        fixture(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif len(sys.argv) == 2:
         tokenize(sys.argv[1])
     else:

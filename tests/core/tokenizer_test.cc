@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "testing/testing.h"
@@ -100,6 +101,21 @@ TEST_CASE("Gpt2Tokenizer matches all 46 golden tokenizations", "[core][tokenizer
     INFO("text: \"" << golden.text << "\"");
     CHECK(Gpt2().Encode(golden.text) == golden.ids);
   }
+}
+
+TEST_CASE("Gpt2Tokenizer agrees with the Python reference on fuzzed texts", "[core][tokenizer]") {
+  std::istringstream lines(ReadFile(SourceDir() / "tests" / "data" / "gpt2-fuzz" / "cases.jsonl"));
+  std::string line;
+  std::size_t count = 0;
+  while (std::getline(lines, line)) {
+    const nlohmann::json fuzz_case = nlohmann::json::parse(line);
+    const std::string text = fuzz_case.at("text").get<std::string>();
+    INFO("case " << count << ": " << line);
+    CHECK(Gpt2().Encode(text) == fuzz_case.at("ids").get<std::vector<std::int32_t>>());
+    CHECK(Gpt2().Decode(Gpt2().Encode(text)) == text);
+    ++count;
+  }
+  REQUIRE(count == 250);
 }
 
 TEST_CASE("Gpt2Tokenizer decodes the goldens back to their text", "[core][tokenizer]") {
