@@ -81,8 +81,9 @@ struct BpeScratch {
 
 // Merges `*symbols` (token ids of one word, in order) in place: repeatedly the adjacent pair of
 // lowest rank, the leftmost one among equal ranks, until no adjacent pair has a merge. This is
-// GPT-2's BPE as Hugging Face tokenizers and tiktoken compute it; it takes O(n log n) for n
-// symbols, so long words stay cheap.
+// GPT-2's BPE as Hugging Face tokenizers and tiktoken compute it. Short words (the usual case)
+// merge by a linear scan over cached pair ranks; long ones through a heap in O(n log n) for n
+// symbols, so a pathological word (10^6 letters without a space) stays cheap.
 void ApplyBpeMerges(const BpeMergeTable& merges, std::vector<std::int32_t>* symbols,
                     BpeScratch* scratch);
 
