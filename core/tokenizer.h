@@ -31,7 +31,7 @@ class WordCache;
 
 struct Gpt2TokenizerOptions {
   // How many distinct words keep their token ids, so repeated words skip the merges (a warm word
-  // costs a fifth of a cold one). 0 disables the cache. When full, the cache is emptied and
+  // costs a third or less of a cold one). 0 disables the cache. When full, the cache is emptied and
   // refills: a bound on memory (about 64 bytes a word, 8 MB at the default), not an LRU.
   std::size_t word_cache_capacity = 1 << 17;
 };
@@ -71,7 +71,8 @@ class Gpt2Tokenizer {
   // GPT-2's merges as a table over token ids.
   const BpeMergeTable& merge_table() const { return merges_; }
 
-  // The id of "<|endoftext|>" (50256 for GPT-2): GPT-2's end-of-text and padding token.
+  // The id of "<|endoftext|>" (50256 for GPT-2): end of text (GPT-2
+  // classifiers also pad with it).
   std::int32_t eos_token_id() const { return eos_token_id_; }
   std::int32_t vocab_size() const { return static_cast<std::int32_t>(token_bytes_.size()); }
 
