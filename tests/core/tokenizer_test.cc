@@ -321,8 +321,12 @@ std::vector<std::string> ReadCsvFirstColumn(const fs::path& path) {
 }
 
 TEST_CASE("Gpt2Tokenizer reproduces Banking77's published token statistics", "[core][tokenizer]") {
-  const fs::path train = hpsearch::testing::SharedDirOrSkip() / "data" / "banking77" / "train.csv";
-  if (!fs::exists(train)) hpsearch::testing::Skip("no " + train.string());
+  // The committed copy where the data layer has added it, else the developers' ../shared one.
+  fs::path train = SourceDir() / "data" / "banking77" / "train.csv";
+  if (!fs::exists(train)) {
+    train = hpsearch::testing::SharedDirOrSkip() / "data" / "banking77" / "train.csv";
+    if (!fs::exists(train)) hpsearch::testing::Skip("no " + train.string());
+  }
   const std::vector<std::string> texts = ReadCsvFirstColumn(train);
   REQUIRE(texts.size() == 10003);
   std::vector<std::size_t> lengths;
