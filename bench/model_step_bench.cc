@@ -1,0 +1,138 @@
+// model_step_bench: milliseconds per training step (forward + backward + AdamW) of the demo-sized
+// GPT-2 classifier — 2 layers x 128 wide, 2 heads, the full 50,257-token vocabulary, 77 labels,
+// batch 32, 16 tokens — with full fine-tuning and with LoRA (r 8 on c_attn, PEFT's GPT-2 default;
+// and all-linear), with and without gradient checkpointing, on 1 and 2 intra-op threads. Prints a
+// table.
+//
+// OpenBLAS runs its own thread pool besides LibTorch's; run with OPENBLAS_NUM_THREADS=1 so the
+// thread column counts all threads (the table header shows the value seen).
+//
+// Usage: model_step_bench [--steps N] (default 20 timed steps after 3 warm-up steps per row).
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/optim/adamw.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/gpt2_sequence_classifier.h"
+#include "core/peft_state.h"
+
+namespace {
+
+using hpsearch::core::FineTuningMethod;
+
+struct Row {
+  const char* label;
+  FineTuningMethod method;
+  std::vector<std::string> targets;
+  bool checkpointing;
+};
+
+struct Timing {
+  double mean_ms = 0;
+  double min_ms = 0;
+  int64_t trainable = 0;
+  double final_loss = 0;
+};
+
+Timing Measure(const Row& row, int threads, int steps) {
+  at::set_num_threads(threads);
+  hpsearch::core::Gpt2ForSequenceClassificationOptions options;
+  options.config.n_layer = 2;
+  options.config.n_embd = 128;
+  options.config.n_head = 2;
+  options.config.n_positions = 1024;
+  options.config.vocab_size = 50257;
+  options.config.num_labels = 77;
+  options.fine_tuning.method = row.method;
+  options.fine_tuning.target_modules = row.targets;
+  options.seed = 1;
+  options.gradient_checkpointing = row.checkpointing;
+  hpsearch::core::Gpt2ForSequenceClassification model(options);
+  model->train();
+
+  constexpr int64_t kBatch = 32;
+  constexpr int64_t kSeq = 16;
+  at::Generator generator = at::detail::createCPUGenerator(7);
+  const at::Tensor ids = at::randint(0, 50256, {kBatch, kSeq}, generator, at::kLong);
+  at::Tensor mask = at::ones({kBatch, kSeq}, at::kLong);
+  // Ragged lengths 9..16, right-padded, as a tokenised batch would be.
+  for (int64_t i = 0; i < kBatch; ++i) {
+    mask.index_put_({i, at::indexing::Slice(9 + i % 8, kSeq)}, 0);
+  }
+  const at::Tensor last = hpsearch::core::LastTokenIndexFromAttentionMask(mask);
+  const at::Tensor labels = at::randint(0, 77, {kBatch}, generator, at::kLong);
+
+  const std::vector<at::Tensor> parameters = hpsearch::core::TrainableParameters(*model);
+  torch::optim::AdamW optimizer(parameters, torch::optim::AdamWOptions(1e-4));
+  Timing timing;
+  for (const at::Tensor& p : parameters) timing.trainable += p.numel();
+  std::vector<double> times;
+  for (int step = 0; step < steps + 3; ++step) {
+    const auto start = std::chrono::steady_clock::now();
+    optimizer.zero_grad();
+    const at::Tensor loss =
+        hpsearch::core::SequenceClassificationLoss(model(ids, mask, last), labels);
+    loss.backward();
+    optimizer.step();
+    timing.final_loss = loss.item<double>();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (step >= 3) times.push_back(ms);
+  }
+  double sum = 0;
+  for (double t : times) sum += t;
+  timing.mean_ms = sum / static_cast<double>(times.size());
+  timing.min_ms = *std::min_element(times.begin(), times.end());
+  return timing;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int steps = 20;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
+      steps = std::max(1, std::atoi(argv[++i]));
+    } else {
+      std::fprintf(stderr, "usage: %s [--steps N]\n", argv[0]);
+      return 2;
+    }
+  }
+  at::globalContext().setFlushDenormal(true);
+  const char* blas_threads = std::getenv("OPENBLAS_NUM_THREADS");
+  std::printf(
+      "GPT-2 classifier training step: 2 layers x 128 wide, 2 heads, vocab 50257, 77 labels,\n"
+      "batch 32 x 16 tokens (right-padded to lengths 9..16), AdamW lr 1e-4, %d timed steps after 3 "
+      "warm-up\nOPENBLAS_NUM_THREADS=%s\n\n",
+      steps, blas_threads ? blas_threads : "(unset)");
+  const std::vector<Row> rows = {
+      {"full", FineTuningMethod::kFull, {"c_attn"}, false},
+      {"full + checkpointing", FineTuningMethod::kFull, {"c_attn"}, true},
+      {"lora r8 c_attn", FineTuningMethod::kLora, {"c_attn"}, false},
+      {"lora r8 all-linear", FineTuningMethod::kLora, {"all-linear"}, false},
+      {"lora r8 all-linear + ckpt", FineTuningMethod::kLora, {"all-linear"}, true},
+  };
+  std::printf("| %-26s | %7s | %12s | %12s | %10s | %10s |\n", "method", "threads", "ms/step mean",
+              "ms/step min", "trainable", "last loss");
+  std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(28, '-').c_str(), std::string(9, '-').c_str(),
+              std::string(14, '-').c_str(), std::string(14, '-').c_str(),
+              std::string(12, '-').c_str(), std::string(12, '-').c_str());
+  for (int threads : {1, 2}) {
+    for (const Row& row : rows) {
+      const Timing timing = Measure(row, threads, steps);
+      std::printf("| %-26s | %7d | %12.1f | %12.1f | %10lld | %10.4f |\n", row.label, threads,
+                  timing.mean_ms, timing.min_ms, static_cast<long long>(timing.trainable),
+                  timing.final_loss);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
