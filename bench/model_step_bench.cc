@@ -7,7 +7,18 @@
 // OpenBLAS runs its own thread pool besides LibTorch's; run with OPENBLAS_NUM_THREADS=1 so the
 // thread column counts all threads (the table header shows the value seen).
 //
-// Usage: model_step_bench [--steps N] (default 20 timed steps after 3 warm-up steps per row).
+// OpenBLAS picks its kernels from the CPU model; on these VMs ("Intel(R) Xeon(R) Processor",
+// AVX-512 present) it falls back to the SSE3 "Prescott" kernels and a step takes about twice as
+// long. OPENBLAS_CORETYPE=SkylakeX (or Haswell) selects the right ones; the header shows the value
+// seen.
+//
+// LibTorch's OpenMP workers spin while waiting; on a machine whose cores are busy with other work
+// that spinning dominates the 2-thread rows, so compare thread counts only on an otherwise idle
+// machine (or with OMP_WAIT_POLICY=PASSIVE).
+//
+// Usage: model_step_bench [--steps N] [--threads T]
+//   --steps N    timed steps per row after 3 warm-up steps (default 20)
+//   --threads T  run only the rows with T intra-op threads (default: 1, then 2)
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -98,21 +109,27 @@ Timing Measure(const Row& row, int threads, int steps) {
 
 int main(int argc, char** argv) {
   int steps = 20;
+  std::vector<int> thread_counts = {1, 2};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
       steps = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      thread_counts = {std::max(1, std::atoi(argv[++i]))};
     } else {
-      std::fprintf(stderr, "usage: %s [--steps N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--steps N] [--threads T]\n", argv[0]);
       return 2;
     }
   }
   at::globalContext().setFlushDenormal(true);
   const char* blas_threads = std::getenv("OPENBLAS_NUM_THREADS");
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  const char* core_type = std::getenv("OPENBLAS_CORETYPE");
   std::printf(
       "GPT-2 classifier training step: 2 layers x 128 wide, 2 heads, vocab 50257, 77 labels,\n"
       "batch 32 x 16 tokens (right-padded to lengths 9..16), AdamW lr 1e-4, %d timed steps after 3 "
-      "warm-up\nOPENBLAS_NUM_THREADS=%s\n\n",
-      steps, blas_threads ? blas_threads : "(unset)");
+      "warm-up\nOPENBLAS_NUM_THREADS=%s OPENBLAS_CORETYPE=%s OMP_WAIT_POLICY=%s\n\n",
+      steps, blas_threads ? blas_threads : "(unset)", core_type ? core_type : "(unset)",
+      wait_policy ? wait_policy : "(unset)");
   const std::vector<Row> rows = {
       {"full", FineTuningMethod::kFull, {"c_attn"}, false},
       {"full + checkpointing", FineTuningMethod::kFull, {"c_attn"}, true},
@@ -125,7 +142,7 @@ int main(int argc, char** argv) {
   std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(28, '-').c_str(), std::string(9, '-').c_str(),
               std::string(14, '-').c_str(), std::string(14, '-').c_str(),
               std::string(12, '-').c_str(), std::string(12, '-').c_str());
-  for (int threads : {1, 2}) {
+  for (int threads : thread_counts) {
     for (const Row& row : rows) {
       const Timing timing = Measure(row, threads, steps);
       std::printf("| %-26s | %7d | %12.1f | %12.1f | %10lld | %10.4f |\n", row.label, threads,

@@ -155,6 +155,17 @@ TEST_CASE("LoadHfWeights round-trips HfWeights and ignores Hugging Face's mask b
   REQUIRE(at::equal(source(ids, at::Tensor(), last), target(ids, at::Tensor(), last)));
 }
 
+TEST_CASE("LoadHfWeights takes a classifier head when the checkpoint has one",
+          "[core][gpt2_model]") {
+  Gpt2ForSequenceClassification source(TinyOptions(FineTuningMethod::kFull, 1));
+  Gpt2ForSequenceClassification target(TinyOptions(FineTuningMethod::kFull, 2));
+  std::map<std::string, at::Tensor> weights = source->HfWeights();
+  target->LoadHfWeights(weights);
+  REQUIRE(at::equal(target->score->weight, source->score->weight));
+  weights["score.weight"] = at::zeros({77, 32});
+  REQUIRE_THROWS_WITH(target->LoadHfWeights(weights), Catch::Contains("score.weight"));
+}
+
 TEST_CASE("GPT-2 initialisation: seeded, std 0.02, c_proj scaled by 1/sqrt(2 n_layer)",
           "[core][gpt2_model]") {
   Gpt2ForSequenceClassification a(TinyOptions(FineTuningMethod::kFull, 5));

@@ -212,6 +212,18 @@ TEST_CASE("ReplaceFrozenBaseWeights swaps dense bases for FrozenWeights without 
       .backward();
   REQUIRE(model->named_parameters()["transformer.h.1.attn.c_attn.lora_B"].grad().defined());
   REQUIRE(model->HfWeights().at("h.0.attn.c_attn.weight").sizes() == at::IntArrayRef({32, 96}));
+  // The frozen bases are buffers of the module, so Module::to converts them with everything else.
+  model->eval();
+  model->to(at::kDouble);
+  REQUIRE(model->named_buffers()["transformer.h.1.mlp.c_proj.base_weight"].scalar_type() ==
+          at::kDouble);
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor in_double = model(ids, at::Tensor(), last);
+    REQUIRE(in_double.scalar_type() == at::kDouble);
+    REQUIRE(at::allclose(in_double.to(at::kFloat), before, 1e-4, 1e-5));
+  }
+  model->to(at::kFloat);
 
   REQUIRE_THROWS_WITH(
       ReplaceFrozenBaseWeights(
