@@ -49,6 +49,10 @@ struct Row {
 struct Timing {
   double mean_ms = 0;
   double min_ms = 0;
+  // Means of the three phases of a step.
+  double forward_ms = 0;
+  double backward_ms = 0;
+  double optimizer_ms = 0;
   int64_t trainable = 0;
   double final_loss = 0;
 };
@@ -86,17 +90,26 @@ Timing Measure(const Row& row, int threads, int steps) {
   Timing timing;
   for (const at::Tensor& p : parameters) timing.trainable += p.numel();
   std::vector<double> times;
+  using Clock = std::chrono::steady_clock;
+  auto ms_between = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
   for (int step = 0; step < steps + 3; ++step) {
-    const auto start = std::chrono::steady_clock::now();
+    const Clock::time_point start = Clock::now();
     optimizer.zero_grad();
     const at::Tensor loss =
         hpsearch::core::SequenceClassificationLoss(model(ids, mask, last), labels);
+    const Clock::time_point forward_done = Clock::now();
     loss.backward();
+    const Clock::time_point backward_done = Clock::now();
     optimizer.step();
+    const Clock::time_point end = Clock::now();
     timing.final_loss = loss.item<double>();
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (step >= 3) times.push_back(ms);
+    if (step < 3) continue;
+    times.push_back(ms_between(start, end));
+    timing.forward_ms += ms_between(start, forward_done) / steps;
+    timing.backward_ms += ms_between(forward_done, backward_done) / steps;
+    timing.optimizer_ms += ms_between(backward_done, end) / steps;
   }
   double sum = 0;
   for (double t : times) sum += t;
@@ -137,16 +150,19 @@ int main(int argc, char** argv) {
       {"lora r8 all-linear", FineTuningMethod::kLora, {"all-linear"}, false},
       {"lora r8 all-linear + ckpt", FineTuningMethod::kLora, {"all-linear"}, true},
   };
-  std::printf("| %-26s | %7s | %12s | %12s | %10s | %10s |\n", "method", "threads", "ms/step mean",
-              "ms/step min", "trainable", "last loss");
-  std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(28, '-').c_str(), std::string(9, '-').c_str(),
-              std::string(14, '-').c_str(), std::string(14, '-').c_str(),
-              std::string(12, '-').c_str(), std::string(12, '-').c_str());
+  std::printf("| %-26s | %7s | %12s | %11s | %7s | %7s | %7s | %9s | %9s |\n", "method", "threads",
+              "ms/step mean", "ms/step min", "fwd", "bwd", "adamw", "trainable", "last loss");
+  std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(28, '-').c_str(),
+              std::string(9, '-').c_str(), std::string(14, '-').c_str(),
+              std::string(13, '-').c_str(), std::string(9, '-').c_str(),
+              std::string(9, '-').c_str(), std::string(9, '-').c_str(),
+              std::string(11, '-').c_str(), std::string(11, '-').c_str());
   for (int threads : thread_counts) {
     for (const Row& row : rows) {
       const Timing timing = Measure(row, threads, steps);
-      std::printf("| %-26s | %7d | %12.1f | %12.1f | %10lld | %10.4f |\n", row.label, threads,
-                  timing.mean_ms, timing.min_ms, static_cast<long long>(timing.trainable),
+      std::printf("| %-26s | %7d | %12.1f | %11.1f | %7.1f | %7.1f | %7.1f | %9lld | %9.4f |\n",
+                  row.label, threads, timing.mean_ms, timing.min_ms, timing.forward_ms,
+                  timing.backward_ms, timing.optimizer_ms, static_cast<long long>(timing.trainable),
                   timing.final_loss);
       std::fflush(stdout);
     }

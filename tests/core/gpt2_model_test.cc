@@ -6,12 +6,18 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/gpt2_mlp.h"
 #include "core/gpt2_model.h"
 #include "core/gpt2_sequence_classifier.h"
 #include "core/peft_state.h"
+#include "testing/testing.h"
 #include "tests/core/gpt2_test_util.h"
 
 namespace hpsearch::core {
@@ -96,6 +102,94 @@ TEST_CASE("Gpt2AttentionBias masks future and padded keys with the lowest float"
   for (int i = 0; i < 3; ++i) {
     for (int j = 0; j < 3; ++j) REQUIRE(bias[0][0][i][j].item<float>() == expected[i][j]);
   }
+}
+
+// Reads tests/data/gpt2_tiny (see its README): weights by Hugging Face name, a padded batch and the
+// reference logits of an independent Python re-implementation.
+struct Fixture {
+  Gpt2Config config;
+  std::map<std::string, at::Tensor> weights;
+  at::Tensor input_ids;
+  at::Tensor attention_mask;
+  at::Tensor last_token_index;
+  at::Tensor logits;
+  at::Tensor hidden_at_last;
+};
+
+at::Tensor FromJson(const nlohmann::json& rows, at::ScalarType dtype) {
+  std::vector<at::Tensor> out;
+  for (const auto& row : rows) {
+    if (dtype == at::kLong) {
+      out.push_back(at::tensor(row.get<std::vector<int64_t>>(), at::kLong));
+    } else {
+      out.push_back(at::tensor(row.get<std::vector<double>>(), at::kDouble).to(dtype));
+    }
+  }
+  return at::stack(out);
+}
+
+Fixture ReadFixture() {
+  const auto dir = hpsearch::testing::SourceDir() / "tests" / "data" / "gpt2_tiny";
+  std::ifstream manifest_file(dir / "manifest.json");
+  REQUIRE(manifest_file.good());
+  const nlohmann::json manifest = nlohmann::json::parse(manifest_file);
+  std::ifstream blob_file(dir / "weights.f32", std::ios::binary);
+  const std::vector<char> blob((std::istreambuf_iterator<char>(blob_file)),
+                               std::istreambuf_iterator<char>());
+  Fixture fixture;
+  const auto& config = manifest.at("config");
+  fixture.config.n_layer = config.at("n_layer");
+  fixture.config.n_embd = config.at("n_embd");
+  fixture.config.n_head = config.at("n_head");
+  fixture.config.n_positions = config.at("n_positions");
+  fixture.config.vocab_size = config.at("vocab_size");
+  fixture.config.num_labels = config.at("num_labels");
+  fixture.config.pad_token_id = config.at("pad_token_id");
+  for (const auto& entry : manifest.at("tensors")) {
+    const auto shape = entry.at("shape").get<std::vector<int64_t>>();
+    const int64_t offset = entry.at("offset");
+    at::Tensor tensor = at::empty(shape, at::kFloat);
+    const size_t bytes = static_cast<size_t>(tensor.numel()) * sizeof(float);
+    REQUIRE(static_cast<size_t>(offset) * sizeof(float) + bytes <= blob.size());
+    std::memcpy(tensor.data_ptr<float>(), blob.data() + offset * sizeof(float), bytes);
+    fixture.weights[entry.at("name")] = tensor;
+  }
+  fixture.input_ids = FromJson(manifest.at("input_ids"), at::kLong);
+  fixture.attention_mask = FromJson(manifest.at("attention_mask"), at::kLong);
+  fixture.last_token_index =
+      at::tensor(manifest.at("last_token_index").get<std::vector<int64_t>>(), at::kLong);
+  fixture.logits = FromJson(manifest.at("logits"), at::kFloat);
+  fixture.hidden_at_last = FromJson(manifest.at("hidden_at_last"), at::kFloat);
+  return fixture;
+}
+
+TEST_CASE("Logits match an independent re-implementation of Hugging Face's GPT-2 classifier",
+          "[core][gpt2_model]") {
+  const Fixture fixture = ReadFixture();
+  Gpt2ForSequenceClassificationOptions options;
+  options.config = fixture.config;
+  options.fine_tuning.method = FineTuningMethod::kFull;
+  Gpt2ForSequenceClassification model(options);
+  model->LoadHfWeights(fixture.weights);
+  model->eval();
+  torch::NoGradGuard no_grad;
+
+  const at::Tensor last = LastTokenIndexFromAttentionMask(fixture.attention_mask);
+  REQUIRE(at::equal(last, fixture.last_token_index));
+  REQUIRE(at::equal(LastTokenIndexFromInputIds(fixture.input_ids, fixture.config.pad_token_id),
+                    fixture.last_token_index));
+  const at::Tensor logits = model(fixture.input_ids, fixture.attention_mask, last);
+  INFO("ours " << logits << "\nreference " << fixture.logits);
+  REQUIRE(at::allclose(logits, fixture.logits, 1e-4, 1e-5));
+  const at::Tensor hidden = model->transformer(fixture.input_ids, fixture.attention_mask);
+  for (int64_t row = 0; row < hidden.size(0); ++row) {
+    REQUIRE(at::allclose(hidden[row][last[row].item<int64_t>()], fixture.hidden_at_last[row], 1e-4,
+                         1e-5));
+  }
+  // The export gives back exactly what was loaded, in Hugging Face's layout.
+  const auto exported = model->HfWeights();
+  REQUIRE(exported.size() == fixture.weights.size());
+  for (const auto& item : fixture.weights) REQUIRE(at::equal(exported.at(item.first), item.second));
 }
 
 TEST_CASE("LoadHfWeights names a missing tensor", "[core][gpt2_model]") {
@@ -191,7 +285,7 @@ TEST_CASE("GPT-2 initialisation: seeded, std 0.02, c_proj scaled by 1/sqrt(2 n_l
 
 TEST_CASE("GeluNew matches GPT-2's tanh formula", "[core][gpt2_model]") {
   const at::Tensor x = at::linspace(-8.0, 8.0, 2001, at::kDouble);
-  const double c = std::sqrt(2.0 / M_PI);
+  const double c = std::sqrt(2.0 / std::acos(-1.0));
   const at::Tensor expected = 0.5 * x * (1.0 + at::tanh(c * (x + 0.044715 * x.pow(3))));
   REQUIRE(at::allclose(GeluNew(x), expected, 0.0, 1e-12));
   REQUIRE(at::allclose(GeluNew(x.to(at::kFloat)).to(at::kDouble), expected, 1e-6, 1e-6));
