@@ -22,8 +22,7 @@ const char* ErrorCodeName(ErrorCode code) {
   return "unknown";
 }
 
-Error::Error(ErrorCode code, const std::string& message)
-    : std::runtime_error(message), code_(code) {}
+Error::Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
 void Fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
 

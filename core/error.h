@@ -1,8 +1,7 @@
-// core::Error is the one error type of the training core. Every fallible core function throws it
-// (or lets a c10::Error from LibTorch through, which worker/ treats as an internal error). The
-// message says what failed, on what (file, tensor, line, field) and what to do; the code tells the
-// caller how to react. worker/ converts it to an absl::Status at the single place it calls into
-// core/.
+// core::Error is the one error type of the training core. Every fallible core function throws it (or lets a
+// c10::Error from LibTorch through, which worker/ treats as an internal error). The message says what failed,
+// on what (file, tensor, line, field) and what to do; the code tells the caller how to react. worker/ converts
+// it to an absl::Status at the single place it calls into core/.
 #pragma once
 
 #include <stdexcept>
