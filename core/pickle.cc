@@ -576,6 +576,26 @@ PickleValuePtr Unpickler::Run() {
 
 }  // namespace
 
+PickleValue::~PickleValue() {
+  std::vector<PickleValuePtr> pending;
+  auto adopt = [&pending](PickleValue& v) {
+    for (PickleValuePtr& item : v.items) pending.push_back(std::move(item));
+    for (auto& [key, value] : v.entries) {
+      pending.push_back(std::move(key));
+      pending.push_back(std::move(value));
+    }
+    v.items.clear();
+    v.entries.clear();
+  };
+  adopt(*this);
+  while (!pending.empty()) {
+    PickleValuePtr v = std::move(pending.back());
+    pending.pop_back();
+    // Only the last owner takes the children; shared values die with their final reference.
+    if (v && v.use_count() == 1) adopt(*v);
+  }
+}
+
 std::string PickleValue::Describe() const {
   switch (kind) {
     case Kind::kNone:

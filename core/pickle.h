@@ -56,8 +56,14 @@ struct PickleValue {
   std::vector<std::pair<PickleValuePtr, PickleValuePtr>> entries;  // kDict
   at::Tensor tensor;                                               // kStorage, kTensor
 
-  // A short Python-like description for error messages: "int 5", "str 'wte.weight'", "tuple of 3",
-  // ...
+  PickleValue() = default;
+  PickleValue(const PickleValue&) = default;
+  PickleValue& operator=(const PickleValue&) = default;
+  // Frees nested containers iteratively: a hostile pickle may nest lists a million deep, and the
+  // default recursive destruction would overflow the stack.
+  ~PickleValue();
+
+  // A short Python-like description for error messages: "int 5", "str 'wte.weight'", "tuple of 3".
   std::string Describe() const;
 };
 

@@ -263,6 +263,10 @@ TensorMap ReadLegacyFormat(const std::filesystem::path& path, uint64_t file_size
 
 TensorMap ReadTorchBin(const std::filesystem::path& path) {
   const std::string where = path.string();
+  const uint16_t probe = 1;
+  unsigned char first_byte = 0;
+  std::memcpy(&first_byte, &probe, 1);
+  if (first_byte != 1) Fail(ErrorCode::kUnsupported, where + ": big-endian hosts are unsupported");
   std::error_code ec;
   const uint64_t file_size = std::filesystem::file_size(path, ec);
   if (ec) Fail(ErrorCode::kNotFound, where + ": cannot stat PyTorch checkpoint: " + ec.message());

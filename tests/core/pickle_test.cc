@@ -102,6 +102,20 @@ TEST_CASE("Unpickle reports malformed pickles", "[core][pickle]") {
   REQUIRE_CORE_ERROR(UnpickleBytes("\x80\x02NQ."), ErrorCode::kDataLoss, "persistent id");
 }
 
+TEST_CASE("Unpickle survives lists nested a million deep", "[core][pickle]") {
+  const size_t depth = 1000000;
+  std::string bytes = "\x80\x02" + std::string(depth, ']') + std::string(depth - 1, 'a') + ".";
+  PickleValuePtr root = UnpickleBytes(bytes);
+  const PickleValue* v = root.get();
+  size_t levels = 1;
+  while (!v->items.empty()) {
+    v = v->items[0].get();
+    ++levels;
+  }
+  REQUIRE(levels == depth);
+  root.reset();  // must not overflow the stack
+}
+
 // A pickle that rebuilds one tensor from persistent id None with the given size and stride tuples.
 std::string RebuildPickle(const std::string& size, const std::string& stride, char offset) {
   return std::string(
