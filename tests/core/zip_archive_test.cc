@@ -85,6 +85,12 @@ std::string Zip64Archive(const std::string& name, const std::string& data) {
 TEST_CASE("Crc32 matches the zip check value", "[core][zip_archive]") {
   REQUIRE(Crc32("123456789", 9) == 0xCBF43926u);
   REQUIRE(Crc32("6789", 4, Crc32("12345", 5)) == 0xCBF43926u);
+  // Long enough for the 8-byte path, with a tail: the digits repeated, checked against Python
+  // zlib.crc32.
+  std::string digits;
+  for (int i = 0; i < 7; ++i) digits += "1234567890";
+  REQUIRE(Crc32(digits.data(), digits.size()) == 0x9683B504u);
+  REQUIRE(Crc32(digits.data() + 3, 67, Crc32(digits.data(), 3)) == 0x9683B504u);
 }
 
 TEST_CASE("ZipArchive lists a torch.save archive and reads its entries", "[core][zip_archive]") {
