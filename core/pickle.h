@@ -83,7 +83,4 @@ using PersistentLoadFn = std::function<PickleValuePtr(const PickleValue& persist
 PickleValuePtr Unpickle(std::istream& in, uint64_t available_bytes, const std::string& source,
                         const PersistentLoadFn& persistent_load);
 
-// Maps a typed storage global ("torch.FloatStorage") to its dtype. Returns false for anything else.
-bool StorageGlobalDtype(const std::string& global_name, at::ScalarType* dtype);
-
 }  // namespace hpsearch::core

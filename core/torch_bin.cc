@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/pickle.h"
+#include "core/pickle_globals.h"
 #include "core/zip_archive.h"
 
 namespace hpsearch::core {

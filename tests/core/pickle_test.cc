@@ -7,6 +7,7 @@
 
 #include "core/error_matchers.h"
 #include "core/pickle.h"
+#include "core/pickle_globals.h"
 #include "testing/testing.h"
 
 namespace hpsearch::core {
