@@ -193,6 +193,7 @@ def main():
                                       ("col1", base[:, 1])])
     torch.save(views, OUT / "views_zip.bin")
     torch.save(views, OUT / "views_legacy.bin", _use_new_zipfile_serialization=False)
+    torch.save(views, OUT / "views_zip_p4.bin", pickle_protocol=4)  # FRAME, STACK_GLOBAL, MEMOIZE
     half = collections.OrderedDict([("h", torch.linspace(-2, 2, 5).half()),
                                     ("b", torch.linspace(-2, 2, 5).bfloat16()),
                                     ("i", torch.tensor([-7, 0, 2**40], dtype=torch.int64))])
@@ -235,7 +236,9 @@ def main():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
+            entry = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))  # reproducible
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(entry, src.read(info.filename))
     (OUT / "compressed_zip.bin").write_bytes(buf.getvalue())
 
 

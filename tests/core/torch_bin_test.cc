@@ -25,7 +25,7 @@ void WriteAll(const std::filesystem::path& path, const std::string& bytes) {
 
 TEST_CASE("ReadTorchBin keeps views, strides and offsets in both formats", "[core][torch_bin]") {
   const at::Tensor base = at::arange(24, at::kFloat).reshape({4, 6});
-  for (const char* file : {"views_zip.bin", "views_legacy.bin"}) {
+  for (const char* file : {"views_zip.bin", "views_zip_p4.bin", "views_legacy.bin"}) {
     INFO(file);
     TensorMap t = ReadTorchBin(Fixtures() / file);
     REQUIRE(t.size() == 4);
