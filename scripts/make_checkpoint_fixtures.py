@@ -135,6 +135,49 @@ class CallsEval:
         return (eval, ("__import__('os').system('echo pwned')",))
 
 
+class _StorageSlice:
+    """Stands for a slice of a storage in write_legacy_with_storage_slice's pickle."""
+
+    def __init__(self, view_key, offset, size):
+        self.view_key, self.offset, self.size = view_key, offset, size
+
+
+class _TensorOnSlice:
+    def __init__(self, storage, offset, size, stride):
+        self.args = (storage, offset, size, stride)
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, self.args + (False, collections.OrderedDict()))
+
+
+def write_legacy_with_storage_slice(path):
+    """The legacy format as torch < 1.0 wrote tensors on storage slices: the persistent id carries
+    (view_key, offset, size) in elements of the root storage. Current torch never writes this, so the
+    bytes are assembled here: root storage "root" holds 0..9; slice "v" is its elements [2, 8)."""
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, _StorageSlice):
+                view = None if obj.view_key is None else (obj.view_key, obj.offset, obj.size)
+                return ("storage", torch.FloatStorage, "root", "cpu", 10, view)
+            return None
+
+    def dump(obj, f, with_ids=False):
+        (Pickler(f, protocol=2) if with_ids else pickle.Pickler(f, protocol=2)).dump(obj)
+
+    with open(path, "wb") as f:
+        dump(0x1950A86A20F9469CFC6C, f)
+        dump(1001, f)
+        dump({"protocol_version": 1001, "little_endian": True,
+              "type_sizes": {"short": 2, "int": 4, "long": 4}}, f)
+        state = collections.OrderedDict([
+            ("on_slice", _TensorOnSlice(_StorageSlice("v", 2, 6), 1, (2, 2), (2, 1))),
+            ("whole", _TensorOnSlice(_StorageSlice(None, 0, 10), 0, (10,), (1,))),
+        ])
+        dump(state, f, with_ids=True)
+        dump(["root"], f)
+        f.write(struct.pack("<q", 10) + torch.arange(10, dtype=torch.float32).numpy().tobytes())
+
+
 def main():
     sd, score = core_state_dict()
 
@@ -194,6 +237,7 @@ def main():
     torch.save(views, OUT / "views_zip.bin")
     torch.save(views, OUT / "views_legacy.bin", _use_new_zipfile_serialization=False)
     torch.save(views, OUT / "views_zip_p4.bin", pickle_protocol=4)  # FRAME, STACK_GLOBAL, MEMOIZE
+    write_legacy_with_storage_slice(OUT / "storage_slice_legacy.bin")
     half = collections.OrderedDict([("h", torch.linspace(-2, 2, 5).half()),
                                     ("b", torch.linspace(-2, 2, 5).bfloat16()),
                                     ("i", torch.tensor([-7, 0, 2**40], dtype=torch.int64))])

@@ -40,6 +40,14 @@ TEST_CASE("ReadTorchBin keeps views, strides and offsets in both formats", "[cor
   }
 }
 
+TEST_CASE("ReadTorchBin resolves the storage slices of old legacy files", "[core][torch_bin]") {
+  // "on_slice" lies on elements [2, 8) of a 10-element storage, at offset 1 with strides (2, 1).
+  TensorMap t = ReadTorchBin(Fixtures() / "storage_slice_legacy.bin");
+  REQUIRE(at::equal(t.at("whole"), at::arange(10, at::kFloat)));
+  REQUIRE(at::equal(t.at("on_slice"), at::tensor({3.f, 4.f, 5.f, 6.f}).reshape({2, 2})));
+  REQUIRE(t.at("on_slice").data_ptr<float>() == t.at("whole").data_ptr<float>() + 3);
+}
+
 TEST_CASE("ReadTorchBin reads half, bfloat16 and int64 storages", "[core][torch_bin]") {
   TensorMap t = ReadTorchBin(Fixtures() / "dtypes_zip.bin");
   REQUIRE(t.at("h").scalar_type() == at::kHalf);
