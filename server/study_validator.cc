@@ -81,7 +81,7 @@ void ValidateRandomInit(v1::StudySpec* spec, ValidationContext* ctx) {
   if (arch->dropout() < 0 || arch->dropout() >= 1) {
     ctx->Error(p + "dropout", "must be in [0, 1), e.g. 0.1");
   }
-  static const std::vector<std::string> kActivations = {"gelu_new", "gelu", "relu"};
+  static const std::vector<std::string> kActivations = {"gelu_new"};  // what core/ implements
   if (std::find(kActivations.begin(), kActivations.end(), arch->activation()) ==
       kActivations.end()) {
     ctx->Error(p + "activation", "unknown activation '" + arch->activation() + "'" +

@@ -4,13 +4,16 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/tool/commands.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: hpsearch-core <command> [options]\n"
     "commands:\n"
-    "  version    print the version and the LibTorch it was built with\n";
+    "  version    print the version and the LibTorch it was built with\n"
+    "  tokenize   GPT-2 token ids of JSON Lines {\"text\": ...} read from stdin\n"
+    "             (hpsearch-core tokenize --help)\n";
 
 }  // namespace
 
@@ -24,6 +27,7 @@ int main(int argc, char** argv) {
     std::printf("hpsearch-core %s\n", HPSEARCH_VERSION);
     return 0;
   }
+  if (command == "tokenize") return hpsearch::core::tool::RunTokenize(argc - 1, argv + 1);
   std::fprintf(stderr, "hpsearch-core: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -1,0 +1,51 @@
+#include "core/gpt2_attention.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace hpsearch::core {
+
+Gpt2AttentionImpl::Gpt2AttentionImpl(const Gpt2Config& config, const FineTuningOptions& fine_tuning,
+                                     const std::string& module_path, at::Generator generator)
+    : n_head_(config.n_head), attn_pdrop_(config.attn_pdrop), resid_pdrop_(config.resid_pdrop) {
+  const int64_t width = config.n_embd;
+  // Hugging Face re-initialises every "c_proj.weight" with std initializer_range / sqrt(2 n_layer)
+  // so the residual stream's variance does not grow with depth.
+  const double proj_std =
+      config.initializer_range / std::sqrt(2.0 * static_cast<double>(config.n_layer));
+  c_attn = register_module(
+      "c_attn", LoraLinear(LinearLayerOptions(fine_tuning, module_path + ".c_attn", width,
+                                              3 * width, config.initializer_range),
+                           generator));
+  c_proj = register_module(
+      "c_proj",
+      LoraLinear(LinearLayerOptions(fine_tuning, module_path + ".c_proj", width, width, proj_std),
+                 generator));
+}
+
+torch::Tensor Gpt2AttentionImpl::forward(const torch::Tensor& hidden,
+                                         const torch::Tensor& attn_bias) {
+  const int64_t batch = hidden.size(0);
+  const int64_t seq = hidden.size(1);
+  const int64_t width = hidden.size(2);
+  const int64_t head_dim = width / n_head_;
+  std::vector<torch::Tensor> qkv = c_attn(hidden).split(width, /*dim=*/-1);
+  // [B, T, C] → [B, H, T, D]
+  auto heads = [&](const torch::Tensor& t) {
+    return t.view({batch, seq, n_head_, head_dim}).transpose(1, 2);
+  };
+  torch::Tensor query = heads(qkv[0]);
+  torch::Tensor key = heads(qkv[1]);
+  torch::Tensor value = heads(qkv[2]);
+  // Divide (not multiply by the reciprocal) as Hugging Face does, so scores match bit for bit.
+  torch::Tensor scores =
+      at::matmul(query, key.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
+  torch::Tensor probs = at::softmax(scores + attn_bias, /*dim=*/-1);
+  probs = at::dropout(probs, attn_pdrop_, is_training());
+  torch::Tensor context =
+      at::matmul(probs, value).transpose(1, 2).contiguous().view({batch, seq, width});
+  return at::dropout(c_proj(context), resid_pdrop_, is_training());
+}
+
+}  // namespace hpsearch::core

@@ -1,0 +1,38 @@
+// Gpt2Block: one pre-LayerNorm GPT-2 transformer block, as Hugging Face's GPT2Block:
+//   h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
+// Submodules: "ln_1", "attn" (Gpt2Attention), "ln_2", "mlp" (Gpt2Mlp). LayerNorms start at weight
+// 1, bias 0 and are frozen unless fine-tuning is full. Thread-safety: as any torch::nn::Module.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+
+#include "core/fine_tuning.h"
+#include "core/gpt2_attention.h"
+#include "core/gpt2_config.h"
+#include "core/gpt2_mlp.h"
+
+namespace hpsearch::core {
+
+class Gpt2BlockImpl : public torch::nn::Module {
+ public:
+  // `module_path` is this block's name in the classifier (e.g. "transformer.h.0").
+  // REQUIRES: config validated (ValidateGpt2Config).
+  Gpt2BlockImpl(const Gpt2Config& config, const FineTuningOptions& fine_tuning,
+                const std::string& module_path, at::Generator generator);
+
+  // hidden: [B, T, C]; attn_bias: [B, 1, T, T] additive (Gpt2AttentionBias). Returns [B, T, C].
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& attn_bias);
+
+  torch::nn::LayerNorm ln_1{nullptr};
+  Gpt2Attention attn{nullptr};
+  torch::nn::LayerNorm ln_2{nullptr};
+  Gpt2Mlp mlp{nullptr};
+};
+
+TORCH_MODULE(Gpt2Block);
+
+}  // namespace hpsearch::core

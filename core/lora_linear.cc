@@ -1,0 +1,130 @@
+#include "core/lora_linear.h"
+
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "core/error.h"
+
+namespace hpsearch::core {
+namespace {
+
+void ValidateOptions(const LoraLinearOptions& options) {
+  if (options.in_features() <= 0 || options.out_features() <= 0) {
+    Fail(ErrorCode::kInvalidArgument,
+         "LoraLinearOptions: in_features (" + std::to_string(options.in_features()) +
+             ") and out_features (" + std::to_string(options.out_features()) +
+             ") must be positive");
+  }
+  if (options.lora_r() < 0) {
+    Fail(ErrorCode::kInvalidArgument, "LoraLinearOptions.lora_r is " +
+                                          std::to_string(options.lora_r()) +
+                                          "; use 0 for no adapter or a positive rank");
+  }
+  if (!(options.lora_dropout() >= 0.0 && options.lora_dropout() < 1.0)) {
+    Fail(ErrorCode::kInvalidArgument, "LoraLinearOptions.lora_dropout is " +
+                                          std::to_string(options.lora_dropout()) +
+                                          "; it must lie in [0, 1)");
+  }
+  if (!(options.init_std() > 0.0)) {
+    Fail(ErrorCode::kInvalidArgument, "LoraLinearOptions.init_std must be positive");
+  }
+}
+
+}  // namespace
+
+double KaimingUniformBound(int64_t fan_in, double a) {
+  const double gain = std::sqrt(2.0 / (1.0 + a * a));
+  return gain * std::sqrt(3.0 / static_cast<double>(fan_in));
+}
+
+LoraLinearOptions LinearLayerOptions(const FineTuningOptions& fine_tuning,
+                                     const std::string& module_path, int64_t in_features,
+                                     int64_t out_features, double init_std) {
+  LoraLinearOptions options(in_features, out_features);
+  options.init_std(init_std).base_trainable(fine_tuning.method == FineTuningMethod::kFull);
+  if (IsLoraTarget(fine_tuning, module_path)) {
+    options.lora_r(fine_tuning.lora_r)
+        .lora_alpha(fine_tuning.lora_alpha)
+        .lora_dropout(fine_tuning.lora_dropout);
+  }
+  return options;
+}
+
+LoraLinearImpl::LoraLinearImpl(const LoraLinearOptions& options, at::Generator generator)
+    : options_(options) {
+  ValidateOptions(options_);
+  const int64_t in = options_.in_features();
+  const int64_t out = options_.out_features();
+  torch::NoGradGuard no_grad;
+  weight = register_parameter("weight",
+                              at::empty({out, in}).normal_(0.0, options_.init_std(), generator),
+                              options_.base_trainable());
+  if (options_.bias()) {
+    bias = register_parameter("bias", at::zeros({out}), options_.base_trainable());
+  }
+  if (has_lora()) {
+    const double bound = KaimingUniformBound(in, std::sqrt(5.0));
+    lora_A = register_parameter(
+        "lora_A", at::empty({options_.lora_r(), in}).uniform_(-bound, bound, generator));
+    lora_B = register_parameter("lora_B", at::zeros({out, options_.lora_r()}));
+  }
+}
+
+torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
+  torch::Tensor base = frozen_ ? frozen_->Materialize(x.scalar_type()) : weight;
+  torch::Tensor y = at::linear(x, base, bias);
+  if (!has_lora()) return y;
+  torch::Tensor adapter_in = x;
+  if (options_.lora_dropout() > 0.0 && is_training()) {
+    adapter_in = at::dropout(x, options_.lora_dropout(), /*train=*/true);
+  }
+  return y + at::linear(at::linear(adapter_in, lora_A), lora_B) * lora_scale();
+}
+
+void LoraLinearImpl::SetBaseTrainable(bool trainable) {
+  if (frozen_ && trainable) {
+    Fail(ErrorCode::kInvalidArgument,
+         "LoraLinear: the base weight is a FrozenWeight (" + frozen_->Describe() +
+             ") and cannot be trained; full fine-tuning needs the dense base");
+  }
+  if (weight.defined()) weight.set_requires_grad(trainable);
+  if (bias.defined()) bias.set_requires_grad(trainable);
+  options_.base_trainable(trainable);
+}
+
+void LoraLinearImpl::ReplaceBaseWeight(std::shared_ptr<const FrozenWeight> frozen) {
+  if (!frozen) {
+    Fail(ErrorCode::kInvalidArgument, "LoraLinear::ReplaceBaseWeight: null FrozenWeight");
+  }
+  if (frozen->out_features() != options_.out_features() ||
+      frozen->in_features() != options_.in_features()) {
+    Fail(ErrorCode::kInvalidArgument,
+         "LoraLinear::ReplaceBaseWeight: " + frozen->Describe() + " does not fit this layer's [" +
+             std::to_string(options_.out_features()) + ", " +
+             std::to_string(options_.in_features()) + "] ([out, in]) weight");
+  }
+  if (frozen_) {
+    Fail(ErrorCode::kInvalidArgument, "LoraLinear::ReplaceBaseWeight: the base is already " +
+                                          frozen_->Describe() + "; a base weight is replaced once");
+  }
+  parameters_.erase("weight");
+  weight = torch::Tensor();
+  frozen_ = std::move(frozen);
+  for (const auto& item : frozen_->Tensors()) register_buffer("base_" + item.first, item.second);
+  SetBaseTrainable(false);
+}
+
+torch::Tensor LoraLinearImpl::BaseWeight(c10::ScalarType dtype) const {
+  if (frozen_) return frozen_->Materialize(dtype);
+  return weight.detach().to(dtype);
+}
+
+double LoraLinearImpl::lora_scale() const {
+  return has_lora() ? options_.lora_alpha() / static_cast<double>(options_.lora_r()) : 0.0;
+}
+
+}  // namespace hpsearch::core

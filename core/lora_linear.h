@@ -1,0 +1,117 @@
+// LoraLinear: an affine layer y = x W^T + b over a base weight W that is either a dense parameter
+// (trainable for full fine-tuning, frozen for LoRA) or a pluggable FrozenWeight (QLoRA's NF4), plus
+// an optional LoRA adapter as PEFT defines it:
+//
+//   y = x W^T + b + (dropout(x) A^T B^T) * (lora_alpha / lora_r)
+//
+// with lora_A [r, in] drawn Kaiming-uniform with a = sqrt(5) (bound 1/sqrt(in)) and lora_B [out, r]
+// zero, so a fresh adapter leaves the output unchanged.
+//
+// Orientation: W is stored dense as [out_features, in_features] (torch::nn::Linear's layout, the
+// one at::linear consumes and bitsandbytes quantises). Hugging Face's GPT-2 stores these layers as
+// Conv1D with [in, out] weights; the loader in core/gpt2_model.h transposes them once at load and
+// back on export.
+//
+// Parameters (names as Module::named_parameters reports them): "weight" [out, in] (absent once the
+// base is a FrozenWeight), "bias" [out] (when options.bias), "lora_A" [r, in] and "lora_B" [out, r]
+// (when options.lora_r > 0). A FrozenWeight's tensors appear as buffers "base_<name>". PEFT's names
+// for these are produced by core/fine_tuning.h.
+//
+// Thread-safety: as any torch::nn::Module — forward may run concurrently in eval mode without grad;
+// mutation (SetBaseTrainable, ReplaceBaseWeight, to()) needs exclusive access.
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/fine_tuning.h"
+#include "core/frozen_weight.h"
+
+namespace hpsearch::core {
+
+struct LoraLinearOptions {
+  LoraLinearOptions(int64_t in_features, int64_t out_features)
+      : in_features_(in_features), out_features_(out_features) {}
+
+  // Input width. REQUIRES: > 0.
+  TORCH_ARG(int64_t, in_features);
+  // Output width. REQUIRES: > 0.
+  TORCH_ARG(int64_t, out_features);
+  // Whether the layer has a bias (GPT-2's Conv1D layers do). The bias follows the base: trainable
+  // with it.
+  TORCH_ARG(bool, bias) = true;
+  // Standard deviation of the normal init of the base weight (GPT-2: 0.02, output projections
+  // scaled down).
+  TORCH_ARG(double, init_std) = 0.02;
+  // Whether the dense base weight and bias receive gradients (full fine-tuning) or stay frozen
+  // (LoRA, QLoRA).
+  TORCH_ARG(bool, base_trainable) = true;
+  // LoRA rank r; 0 means no adapter (lora_A / lora_B are not registered). PEFT's default is 8.
+  TORCH_ARG(int64_t, lora_r) = 0;
+  // LoRA alpha: the adapter's output is scaled by lora_alpha / lora_r. PEFT's default is 8.
+  TORCH_ARG(double, lora_alpha) = 8.0;
+  // Dropout probability on the adapter's input path only (the base path never drops). REQUIRES: in
+  // [0, 1).
+  TORCH_ARG(double, lora_dropout) = 0.0;
+};
+
+class LoraLinearImpl : public torch::nn::Module {
+ public:
+  // Registers and initialises everything, drawing the base weight (normal, options.init_std) and
+  // lora_A (Kaiming-uniform, a = sqrt(5)) from `generator` in that order; bias and lora_B start at
+  // zero. REQUIRES: options valid (throws core::Error(kInvalidArgument) otherwise); generator is a
+  // CPU generator.
+  LoraLinearImpl(const LoraLinearOptions& options, at::Generator generator);
+
+  // x: [..., in_features] → [..., out_features], in x's dtype.
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // Freezes or unfreezes the dense base weight and bias. Throws kInvalidArgument when trainable is
+  // requested while the base is a FrozenWeight (there is no dense parameter to train).
+  void SetBaseTrainable(bool trainable);
+
+  // The QLoRA integration point: replaces the dense "weight" parameter by `frozen` (e.g. an NF4
+  // weight built from this->weight), which is used from then on. The dense parameter is
+  // unregistered and released here; the bias stays a dense parameter, frozen. Call it once, after
+  // loading weights and before building the optimizer. REQUIRES: frozen has this layer's shape and
+  // the base was not replaced before (throws kInvalidArgument).
+  void ReplaceBaseWeight(std::shared_ptr<const FrozenWeight> frozen);
+
+  // The base weight as forward uses it, [out, in] in `dtype`, without autograd history.
+  torch::Tensor BaseWeight(c10::ScalarType dtype) const;
+
+  bool has_lora() const { return options_.lora_r() > 0; }
+  bool has_frozen_weight() const { return frozen_ != nullptr; }
+  double lora_scale() const;
+  const LoraLinearOptions& options() const { return options_; }
+
+  // Registered tensors; undefined where the options leave them out (see the file comment).
+  torch::Tensor weight;
+  torch::Tensor bias;
+  torch::Tensor lora_A;
+  torch::Tensor lora_B;
+
+ private:
+  LoraLinearOptions options_;
+  std::shared_ptr<const FrozenWeight> frozen_;
+};
+
+TORCH_MODULE(LoraLinear);
+
+// The options of the linear layer at `module_path` (e.g. "transformer.h.0.attn.c_attn") under
+// `fine_tuning`: an adapter when IsLoraTarget says so, the base trainable only for full
+// fine-tuning.
+LoraLinearOptions LinearLayerOptions(const FineTuningOptions& fine_tuning,
+                                     const std::string& module_path, int64_t in_features,
+                                     int64_t out_features, double init_std);
+
+// The Kaiming-uniform bound sqrt(6 / ((1 + a^2) * fan_in)) that torch.nn.init.kaiming_uniform_ uses
+// with mode fan_in and leaky_relu gain; with a = sqrt(5) it is 1 / sqrt(fan_in).
+double KaimingUniformBound(int64_t fan_in, double a);
+
+}  // namespace hpsearch::core

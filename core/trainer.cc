@@ -1,0 +1,237 @@
+#include "core/trainer.h"
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/lr_schedule.h"
+#include "core/metrics.h"
+#include "core/training_checkpoint.h"
+
+namespace hpsearch::core {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Hugging Face leaves biases and LayerNorm weights out of weight decay.
+bool DecaysWeight(const std::string& name) {
+  const bool bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+  const bool layer_norm = name.find("ln_") != std::string::npos;
+  return !bias && !layer_norm;
+}
+
+torch::optim::AdamWOptions AdamOptions(const TrainerOptions& o, double weight_decay) {
+  return torch::optim::AdamWOptions(o.learning_rate)
+      .betas({o.adam_beta1, o.adam_beta2})
+      .eps(o.adam_epsilon)
+      .weight_decay(weight_decay);
+}
+
+void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+}
+
+}  // namespace
+
+Trainer::Trainer(Gpt2ForSequenceClassification model, TrainerOptions options,
+                 TrainerCallbacks callbacks)
+    : model_(std::move(model)), options_(std::move(options)), callbacks_(std::move(callbacks)) {
+  if (options_.batch_size < 1)
+    Fail(ErrorCode::kInvalidArgument, "trainer: batch_size must be at least 1");
+  if (options_.epochs < 1) Fail(ErrorCode::kInvalidArgument, "trainer: epochs must be at least 1");
+  if (options_.eval_batch_size < 1) {
+    Fail(ErrorCode::kInvalidArgument, "trainer: eval_batch_size must be at least 1");
+  }
+  if (!(options_.learning_rate > 0))
+    Fail(ErrorCode::kInvalidArgument, "trainer: learning_rate must be above 0");
+}
+
+int64_t Trainer::NonEmbeddingParameters() const {
+  // Counted from the architecture rather than from registered tensors: under qlora the frozen
+  // weights are packed NF4 buffers, yet Hugging Face counts them as the parameters they stand for.
+  const Gpt2Config& c = model_->options().config;
+  const int64_t width = c.n_embd;
+  const int64_t per_block =
+      12 * width * width + 13 * width;  // ln_1, c_attn, attn.c_proj, ln_2, c_fc, mlp.c_proj
+  int64_t count = c.n_layer * per_block + 2 * width + c.num_labels * width;  // + ln_f, score
+  for (const auto& item : model_->named_parameters()) {
+    if (item.key().find("lora_") != std::string::npos) count += item.value().numel();
+  }
+  return count;
+}
+
+EvalResult Trainer::Evaluate(const TokenizedDataset& data) {
+  EvalResult result;
+  if (data.size() == 0)
+    Fail(ErrorCode::kInvalidArgument, "evaluate: " + data.source + " has no examples");
+  const Clock::time_point start = Clock::now();
+  const bool was_training = model_->is_training();
+  model_->eval();
+  torch::NoGradGuard no_grad;
+  BatchOptions batching;
+  batching.batch_size = options_.eval_batch_size;
+  batching.shuffle = false;
+  std::vector<int64_t> labels(static_cast<size_t>(data.size()));
+  result.predictions.assign(static_cast<size_t>(data.size()), 0);
+  double loss_sum = 0;
+  for (const std::vector<int64_t>& indices : PlanBatches(data, batching, 0)) {
+    TokenBatch batch = CollateBatch(data, indices);
+    torch::Tensor logits =
+        model_->forward(batch.input_ids, batch.attention_mask, batch.last_token_index);
+    loss_sum += at::cross_entropy_loss(logits.to(torch::kFloat32), batch.labels, /*weight=*/{},
+                                       at::Reduction::Sum)
+                    .item<double>();
+    torch::Tensor predicted = logits.argmax(1).to(torch::kCPU);
+    for (size_t row = 0; row < indices.size(); ++row) {
+      result.predictions[static_cast<size_t>(indices[row])] =
+          predicted[static_cast<int64_t>(row)].item<int64_t>();
+      labels[static_cast<size_t>(indices[row])] =
+          data.examples[static_cast<size_t>(indices[row])].label;
+    }
+    ++result.steps;
+  }
+  if (was_training) model_->train();
+  ClassificationMetrics metrics = ComputeClassificationMetrics(labels, result.predictions);
+  result.samples = data.size();
+  result.loss = loss_sum / static_cast<double>(data.size());
+  result.accuracy = metrics.accuracy;
+  result.f1_weighted = metrics.f1_weighted;
+  result.f1_macro = metrics.f1_macro;
+  result.runtime_seconds = SecondsSince(start);
+  result.samples_per_second =
+      static_cast<double>(result.samples) / std::max(result.runtime_seconds, 1e-9);
+  result.steps_per_second =
+      static_cast<double>(result.steps) / std::max(result.runtime_seconds, 1e-9);
+  return result;
+}
+
+TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset* validation) {
+  if (train.size() == 0)
+    Fail(ErrorCode::kInvalidArgument, "train: " + train.source + " has no examples");
+  TrainResult result;
+  const Clock::time_point start = Clock::now();
+  model_->train();
+
+  std::vector<torch::Tensor> decay, no_decay, trainable;
+  for (const auto& item : model_->named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    (DecaysWeight(item.key()) ? decay : no_decay).push_back(item.value());
+    trainable.push_back(item.value());
+  }
+  if (decay.empty() && no_decay.empty())
+    Fail(ErrorCode::kInvalidArgument, "train: the model has nothing to train");
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!decay.empty())
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   AdamOptions(options_, options_.weight_decay)));
+  if (!no_decay.empty())
+    groups.emplace_back(no_decay,
+                        std::make_unique<torch::optim::AdamWOptions>(AdamOptions(options_, 0.0)));
+  torch::optim::AdamW optimizer(std::move(groups), AdamOptions(options_, options_.weight_decay));
+
+  BatchOptions batching;
+  batching.batch_size = options_.batch_size;
+  batching.shuffle = true;
+  batching.seed = options_.seed;
+  batching.group_by_length = options_.group_by_length;
+  const int64_t steps_per_epoch = (train.size() + options_.batch_size - 1) / options_.batch_size;
+  const int64_t total_steps = steps_per_epoch * options_.epochs;
+  const double flos_per_token = 6.0 * static_cast<double>(NonEmbeddingParameters());
+
+  TrainingState state;
+  torch::manual_seed(options_.seed);
+  if (!options_.checkpoint_dir.empty() &&
+      LoadTrainingCheckpoint(options_.checkpoint_dir, *model_, optimizer, &state)) {
+    result.resumed_after_epoch = state.epochs_done;
+  }
+  const double resumed_runtime = state.runtime_seconds;
+
+  for (int64_t epoch = state.epochs_done; epoch < options_.epochs; ++epoch) {
+    const Clock::time_point epoch_start = Clock::now();
+    torch::Tensor epoch_loss_sum = torch::zeros({}, torch::kFloat64);
+    int64_t epoch_steps = 0, epoch_samples = 0;
+    for (const std::vector<int64_t>& indices : PlanBatches(train, batching, epoch)) {
+      if (callbacks_.stop != nullptr && callbacks_.stop->load()) {
+        result.stopped = true;
+        break;
+      }
+      TokenBatch batch = CollateBatch(train, indices);
+      SetLearningRate(optimizer, options_.learning_rate *
+                                     LinearScheduleFactor(state.global_step, options_.warmup_steps,
+                                                          total_steps));
+      optimizer.zero_grad();
+      torch::Tensor logits =
+          model_->forward(batch.input_ids, batch.attention_mask, batch.last_token_index);
+      torch::Tensor loss = SequenceClassificationLoss(logits.to(torch::kFloat32), batch.labels);
+      loss.backward();
+      if (options_.max_grad_norm > 0) {
+        torch::nn::utils::clip_grad_norm_(trainable, options_.max_grad_norm);
+      }
+      optimizer.step();
+      const double step_loss = loss.item<double>();
+      epoch_loss_sum += step_loss;
+      state.loss_sum += step_loss;
+      state.total_flos += flos_per_token * static_cast<double>(batch.input_ids.numel());
+      ++state.global_step;
+      ++epoch_steps;
+      epoch_samples += static_cast<int64_t>(indices.size());
+      if (callbacks_.on_progress) {
+        TrainingProgress progress;
+        progress.epoch = epoch + 1;
+        progress.step = state.global_step;
+        progress.total_steps = total_steps;
+        progress.loss = step_loss;
+        const double elapsed = SecondsSince(epoch_start);
+        progress.samples_per_second = static_cast<double>(epoch_samples) / std::max(elapsed, 1e-9);
+        progress.eta_seconds = elapsed / static_cast<double>(epoch_steps) *
+                               static_cast<double>(total_steps - state.global_step);
+        callbacks_.on_progress(progress);
+      }
+    }
+    if (result.stopped) break;
+    const double train_seconds = SecondsSince(epoch_start);
+    EpochResult epoch_result;
+    epoch_result.epoch = epoch + 1;
+    epoch_result.train_loss =
+        epoch_loss_sum.item<double>() / static_cast<double>(std::max<int64_t>(1, epoch_steps));
+    epoch_result.samples_per_second =
+        static_cast<double>(epoch_samples) / std::max(train_seconds, 1e-9);
+    if (validation != nullptr) epoch_result.validation = Evaluate(*validation);
+    model_->train();
+    epoch_result.global_step = state.global_step;
+    state.epochs_done = epoch + 1;
+    state.runtime_seconds = resumed_runtime + SecondsSince(start);
+    epoch_result.wall_time_seconds = state.runtime_seconds;
+    if (!options_.checkpoint_dir.empty()) {
+      SaveTrainingCheckpoint(options_.checkpoint_dir, *model_, optimizer, state);
+    }
+    result.epoch_results.push_back(epoch_result);
+    if (callbacks_.on_epoch && !callbacks_.on_epoch(epoch_result)) {
+      result.stopped = state.epochs_done < options_.epochs;
+      break;
+    }
+  }
+  result.global_steps = state.global_step;
+  result.train_loss = state.loss_sum / static_cast<double>(std::max<int64_t>(1, state.global_step));
+  result.runtime_seconds = resumed_runtime + SecondsSince(start);
+  result.epochs = static_cast<double>(state.epochs_done);
+  const double samples = static_cast<double>(train.size()) * result.epochs;
+  result.samples_per_second = samples / std::max(result.runtime_seconds, 1e-9);
+  result.steps_per_second =
+      static_cast<double>(result.global_steps) / std::max(result.runtime_seconds, 1e-9);
+  result.total_flos = state.total_flos;
+  return result;
+}
+
+}  // namespace hpsearch::core

@@ -1,0 +1,134 @@
+// Trainer: fine-tunes a Gpt2ForSequenceClassification the way Hugging Face's Trainer does, and
+// evaluates it.
+//
+//   - AdamW (torch's, Hugging Face's defaults) over the trainable parameters; weight decay on every
+//     parameter but biases and LayerNorm weights.
+//   - Linear warmup then linear decay (core/lr_schedule.h), gradient clipping by global norm.
+//   - One optimizer step per batch; batches from core/batching.h (dynamic padding; a new seeded
+//   order
+//     every epoch).
+//   - Per epoch: train_loss (mean of the epoch's step losses) and, with validation data, val_loss,
+//     val_accuracy, val_f1 (weighted), val_f1_macro.
+//   - At the end, Hugging Face's train summary: global steps, mean train loss over all steps,
+//   runtime
+//     (including per-epoch evaluation), samples/s, steps/s and FLOPs = 6 x non-embedding parameters
+//     x input tokens, where input tokens count padding as Hugging Face's Trainer does
+//     (input_ids.numel()).
+//
+// Repeatability: the data order derives from options.seed and the epoch; dropout draws from
+// LibTorch's default CPU generator, which Train seeds from options.seed (and restores on resume).
+// Two runs with the same model, data and options give identical figures.
+//
+// Checkpoints: with options.checkpoint_dir set, the trainer writes the trainable weights, the
+// optimizer state, the step, the RNG state and the running totals there after every epoch
+// (atomically), and a later Train() on the same directory resumes after the last finished epoch,
+// giving the same result as an uninterrupted run.
+//
+// Ownership: the trainer shares the model (a module holder). Thread-compatible: one Train at a
+// time; the stop flag may be raised from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/batching.h"
+#include "core/gpt2_sequence_classifier.h"
+
+namespace hpsearch::core {
+
+struct TrainerOptions {
+  double learning_rate = 5e-5;  // peak learning rate
+  int64_t batch_size = 8;
+  int64_t epochs = 3;
+  double weight_decay = 0.0;
+  int64_t warmup_steps = 0;
+  double max_grad_norm = 1.0;  // 0 disables clipping
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_epsilon = 1e-8;
+  int64_t eval_batch_size = 8;
+  uint64_t seed = 0;             // data order and dropout
+  bool group_by_length = false;  // see BatchOptions
+  std::string checkpoint_dir;    // empty: no checkpoints, no resume
+};
+
+struct EvalResult {
+  double loss = 0;  // mean cross-entropy per example
+  double accuracy = 0;
+  double f1_weighted = 0;
+  double f1_macro = 0;
+  int64_t samples = 0;
+  int64_t steps = 0;  // batches
+  double runtime_seconds = 0;
+  double samples_per_second = 0;
+  double steps_per_second = 0;
+  std::vector<int64_t> predictions;  // per example, dataset order
+};
+
+struct EpochResult {
+  int64_t epoch = 0;                     // 1-based
+  double train_loss = 0;                 // mean of this epoch's step losses
+  std::optional<EvalResult> validation;  // absent without validation data
+  int64_t global_step = 0;               // optimizer steps so far
+  double samples_per_second = 0;         // training throughput of this epoch
+  double wall_time_seconds = 0;          // since Train started (including resumed time)
+};
+
+struct TrainResult {
+  int64_t global_steps = 0;
+  double train_loss = 0;       // mean over all steps
+  double runtime_seconds = 0;  // includes per-epoch evaluation
+  double samples_per_second = 0;
+  double steps_per_second = 0;
+  double total_flos = 0;
+  double epochs = 0;                       // epochs finished
+  std::vector<EpochResult> epoch_results;  // the epochs this call ran (not those before a resume)
+  int64_t resumed_after_epoch = 0;         // 0 when it started from scratch
+  bool stopped = false;                    // the stop flag or on_epoch ended training early
+};
+
+struct TrainingProgress {
+  int64_t epoch = 0;  // 1-based
+  int64_t step = 0;   // global step just finished
+  int64_t total_steps = 0;
+  double loss = 0;  // this step's loss
+  double samples_per_second = 0;
+  double eta_seconds = 0;  // remaining training steps at the current rate (evaluation not included)
+};
+
+struct TrainerCallbacks {
+  // Called when an epoch (and its evaluation) ends; returning false stops training (pruning).
+  std::function<bool(const EpochResult&)> on_epoch;
+  // Called after every optimizer step.
+  std::function<void(const TrainingProgress&)> on_progress;
+  // Checked between steps; when it becomes true, Train returns with stopped = true.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+class Trainer {
+ public:
+  Trainer(Gpt2ForSequenceClassification model, TrainerOptions options,
+          TrainerCallbacks callbacks = {});
+
+  // Trains on `train`, evaluating on `validation` (may be null) after every epoch.
+  // REQUIRES: train is non-empty and its labels are below the model's num_labels.
+  TrainResult Train(const TokenizedDataset& train, const TokenizedDataset* validation);
+
+  // Loss, accuracy, F1 and speed on `data` in eval mode, batches of options.eval_batch_size in file
+  // order.
+  EvalResult Evaluate(const TokenizedDataset& data);
+
+  // Parameters the FLOP count uses: trainable and frozen, excluding token and position embeddings.
+  int64_t NonEmbeddingParameters() const;
+
+ private:
+  Gpt2ForSequenceClassification model_;
+  TrainerOptions options_;
+  TrainerCallbacks callbacks_;
+};
+
+}  // namespace hpsearch::core

@@ -1,0 +1,226 @@
+// The trainer on tiny models: repeatability, resume, stopping, the schedule, and real learning on a
+// Banking77 subset.
+#include <ATen/ATen.h>
+#undef CHECK
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+
+#include "core/classification_data.h"
+#include "core/lr_schedule.h"
+#include "core/tokenizer.h"
+#include "core/trainer.h"
+#include "gpt2_test_util.h"
+#include "testing/testing.h"
+
+namespace hpsearch::core {
+namespace {
+
+// A learnable toy task: the label is the first token modulo 3; lengths vary so padding is
+// exercised.
+TokenizedDataset ToyDataset(int64_t size, uint64_t seed) {
+  TokenizedDataset data;
+  data.source = "toy";
+  data.num_classes = 3;
+  data.max_length = 12;
+  data.pad_token_id = 127;
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  at::Tensor tokens = at::randint(0, 120, {size, 12}, generator, at::kLong);
+  at::Tensor lengths = at::randint(2, 13, {size}, generator, at::kLong);
+  for (int64_t i = 0; i < size; ++i) {
+    TokenizedExample example;
+    for (int64_t t = 0; t < lengths[i].item<int64_t>(); ++t) {
+      example.ids.push_back(static_cast<int32_t>(tokens[i][t].item<int64_t>()));
+    }
+    example.label = example.ids[0] % 3;
+    example.line = i + 2;
+    example.untruncated_length = static_cast<int64_t>(example.ids.size());
+    data.examples.push_back(example);
+  }
+  return data;
+}
+
+TrainerOptions ToyOptions() {
+  TrainerOptions options;
+  options.learning_rate = 3e-3;
+  options.batch_size = 8;
+  options.epochs = 2;
+  options.warmup_steps = 3;
+  options.weight_decay = 0.01;
+  options.eval_batch_size = 16;
+  options.seed = 5;
+  return options;
+}
+
+Gpt2ForSequenceClassification ToyModel(FineTuningMethod method = FineTuningMethod::kFull) {
+  return Gpt2ForSequenceClassification(testing::TinyOptions(method, /*seed=*/3));
+}
+
+TEST_CASE("Linear schedule warms up then decays to zero", "[core][trainer]") {
+  REQUIRE(LinearScheduleFactor(0, 10, 110) == 0.0);
+  REQUIRE(LinearScheduleFactor(5, 10, 110) == 0.5);
+  REQUIRE(LinearScheduleFactor(10, 10, 110) == 1.0);
+  REQUIRE(LinearScheduleFactor(60, 10, 110) == 0.5);
+  REQUIRE(LinearScheduleFactor(110, 10, 110) == 0.0);
+  REQUIRE(LinearScheduleFactor(0, 0, 100) == 1.0);
+}
+
+TEST_CASE("Two runs with one seed give identical metrics", "[core][trainer]") {
+  const TokenizedDataset train = ToyDataset(96, 1), validation = ToyDataset(32, 2);
+  TrainResult first = Trainer(ToyModel(), ToyOptions()).Train(train, &validation);
+  TrainResult second = Trainer(ToyModel(), ToyOptions()).Train(train, &validation);
+  REQUIRE(first.epoch_results.size() == 2);
+  for (size_t e = 0; e < 2; ++e) {
+    REQUIRE(first.epoch_results[e].train_loss == second.epoch_results[e].train_loss);
+    REQUIRE(first.epoch_results[e].validation->loss == second.epoch_results[e].validation->loss);
+    REQUIRE(first.epoch_results[e].validation->accuracy ==
+            second.epoch_results[e].validation->accuracy);
+  }
+  REQUIRE(first.train_loss == second.train_loss);
+  REQUIRE(first.global_steps == 24);  // 96 / 8 x 2 epochs
+  REQUIRE(first.epochs == 2.0);
+  // A different seed trains differently.
+  TrainerOptions other = ToyOptions();
+  other.seed = 6;
+  TrainResult third = Trainer(ToyModel(), other).Train(train, &validation);
+  REQUIRE(third.train_loss != first.train_loss);
+}
+
+TEST_CASE("Training summary figures follow Hugging Face's definitions", "[core][trainer]") {
+  const TokenizedDataset train = ToyDataset(40, 1), validation = ToyDataset(10, 2);
+  Trainer trainer(ToyModel(), ToyOptions());
+  TrainResult result = trainer.Train(train, &validation);
+  REQUIRE(result.global_steps == 10);  // ceil(40 / 8) x 2
+  double mean_of_epochs =
+      (result.epoch_results[0].train_loss + result.epoch_results[1].train_loss) / 2;
+  REQUIRE(result.train_loss == Approx(mean_of_epochs).epsilon(1e-9));  // equal steps per epoch
+  REQUIRE(result.samples_per_second == Approx(80.0 / result.runtime_seconds));
+  REQUIRE(result.steps_per_second == Approx(10.0 / result.runtime_seconds));
+  // 6 x non-embedding parameters x padded input tokens.
+  const Gpt2Config c = testing::TinyConfig();
+  const int64_t non_embedding = c.n_layer * (12 * c.n_embd * c.n_embd + 13 * c.n_embd) +
+                                2 * c.n_embd + c.num_labels * c.n_embd;
+  REQUIRE(trainer.NonEmbeddingParameters() == non_embedding);
+  REQUIRE(result.total_flos > 6.0 * non_embedding * 80);  // at least one token per example
+  REQUIRE(result.total_flos <=
+          6.0 * non_embedding * 80 * 12 + 1);  // at most max_length per example
+}
+
+TEST_CASE("Checkpoint after epoch 1 then resume equals an uninterrupted run", "[core][trainer]") {
+  const TokenizedDataset train = ToyDataset(64, 1), validation = ToyDataset(16, 2);
+  TrainResult uninterrupted = Trainer(ToyModel(), ToyOptions()).Train(train, &validation);
+
+  hpsearch::testing::TempDir dir;
+  TrainerOptions options = ToyOptions();
+  options.checkpoint_dir = dir.path().string();
+  TrainerCallbacks stop_after_first;
+  stop_after_first.on_epoch = [](const EpochResult&) { return false; };
+  TrainResult interrupted =
+      Trainer(ToyModel(), options, stop_after_first).Train(train, &validation);
+  REQUIRE(interrupted.stopped);
+  REQUIRE(interrupted.epoch_results.size() == 1);
+
+  // A fresh process would build a fresh model: its weights come from the checkpoint.
+  TrainResult resumed = Trainer(ToyModel(), options).Train(train, &validation);
+  REQUIRE(resumed.resumed_after_epoch == 1);
+  REQUIRE(resumed.epoch_results.size() == 1);
+  REQUIRE(resumed.epoch_results[0].epoch == 2);
+  REQUIRE(resumed.epoch_results[0].train_loss == uninterrupted.epoch_results[1].train_loss);
+  REQUIRE(resumed.epoch_results[0].validation->loss ==
+          uninterrupted.epoch_results[1].validation->loss);
+  REQUIRE(resumed.train_loss == uninterrupted.train_loss);
+  REQUIRE(resumed.global_steps == uninterrupted.global_steps);
+  REQUIRE(resumed.total_flos == uninterrupted.total_flos);
+}
+
+TEST_CASE("A raised stop flag ends training between steps", "[core][trainer]") {
+  const TokenizedDataset train = ToyDataset(64, 1);
+  std::atomic<bool> stop{false};
+  int steps = 0;
+  TrainerCallbacks callbacks;
+  callbacks.stop = &stop;
+  callbacks.on_progress = [&](const TrainingProgress& progress) {
+    ++steps;
+    REQUIRE(progress.total_steps == 16);
+    if (progress.step == 3) stop = true;
+  };
+  TrainResult result = Trainer(ToyModel(), ToyOptions(), callbacks).Train(train, nullptr);
+  REQUIRE(result.stopped);
+  REQUIRE(steps == 3);
+  REQUIRE(result.global_steps == 3);
+  REQUIRE(result.epoch_results.empty());
+}
+
+TEST_CASE("LoRA training moves only adapters and the head", "[core][trainer]") {
+  const TokenizedDataset train = ToyDataset(32, 1);
+  Gpt2ForSequenceClassification model = ToyModel(FineTuningMethod::kLora);
+  std::map<std::string, at::Tensor> before;
+  for (const auto& item : model->named_parameters())
+    before[item.key()] = item.value().detach().clone();
+  TrainerOptions options = ToyOptions();
+  options.epochs = 1;
+  Trainer(model, options).Train(train, nullptr);
+  for (const auto& item : model->named_parameters()) {
+    const bool changed = !at::equal(before[item.key()], item.value());
+    const bool trainable = item.value().requires_grad();
+    INFO(item.key());
+    if (!trainable) REQUIRE_FALSE(changed);
+    if (item.key().find("lora_B") != std::string::npos || item.key() == "score.weight")
+      REQUIRE(changed);
+  }
+}
+
+TEST_CASE("One epoch of a tiny GPT-2 learns a Banking77 subset", "[core][trainer][banking77]") {
+  const auto root = hpsearch::testing::SourceDir();
+  Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory((root / "data/gpt2").string());
+  DataOptions data_options;
+  data_options.label_column = "category";
+  data_options.max_length = 64;
+  data_options.split_seed = 11;
+  ClassificationData data =
+      LoadClassificationData({root / "data/banking77/train.csv", {}, {}}, data_options);
+  auto encode = [&](std::string_view text) { return tokenizer.Encode(text); };
+  // A fixed subset keeps the test a few seconds long: 2,400 training and 600 validation texts.
+  std::vector<int64_t> train_rows, validation_rows;
+  for (int64_t i = 0; i < 2400; ++i) train_rows.push_back(i * data.train.size() / 2400);
+  for (int64_t i = 0; i < 600; ++i) validation_rows.push_back(i * data.validation.size() / 600);
+  TokenizedDataset train =
+      TokenizeDataset(SelectExamples(data.train, train_rows), encode, data_options);
+  TokenizedDataset validation =
+      TokenizeDataset(SelectExamples(data.validation, validation_rows), encode, data_options);
+
+  Gpt2ForSequenceClassificationOptions model_options;
+  model_options.config.n_layer = 2;
+  model_options.config.n_embd = 64;
+  model_options.config.n_head = 2;
+  model_options.config.n_positions = 64;
+  model_options.config.vocab_size = tokenizer.vocab_size();
+  model_options.config.num_labels = 77;
+  model_options.fine_tuning.method = FineTuningMethod::kFull;
+  model_options.seed = 1;
+  TrainerOptions options;
+  options.learning_rate = 2e-3;
+  options.batch_size = 8;
+  options.warmup_steps = 30;
+  options.epochs = 1;
+  options.eval_batch_size = 100;
+  options.seed = 1;
+  at::globalContext().setFlushDenormal(true);
+  TrainResult result =
+      Trainer(Gpt2ForSequenceClassification(model_options), options).Train(train, &validation);
+
+  std::vector<int64_t> counts(77, 0);
+  for (const auto& example : validation.examples) ++counts[static_cast<size_t>(example.label)];
+  const double largest_class_rate =
+      static_cast<double>(*std::max_element(counts.begin(), counts.end())) /
+      static_cast<double>(validation.size());
+  const EvalResult& val = *result.epoch_results[0].validation;
+  INFO("val_loss " << val.loss << " val_accuracy " << val.accuracy << " largest class "
+                   << largest_class_rate);
+  REQUIRE(val.loss < std::log(77.0) - 0.5);
+  REQUIRE(val.accuracy >= 3 * largest_class_rate);
+}
+
+}  // namespace
+}  // namespace hpsearch::core
