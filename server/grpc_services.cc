@@ -48,16 +48,24 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::StudyEvent> {
     }
     token_ = *token;
     int64_t now = absl::ToUnixMillis(absl::Now());
+    absl::MutexLock lock(&mu_);
     v1::StudyEvent first;
     first.set_unix_ms(now);
     *first.mutable_study() = snapshot;
-    Push(first);
+    queue_.push_back(std::move(first));
     for (v1::Trial& trial : trials) {
       v1::StudyEvent event;
       event.set_unix_ms(now);
       *event.mutable_trial() = std::move(trial);
-      Push(event);
+      queue_.push_back(std::move(event));
     }
+    // A study that already ended gets its snapshot and trials, then the stream ends.
+    if (Terminal(snapshot.state())) ending_ = true;
+    initialized_ = true;
+    // Events published between Subscribe() and here follow the snapshot.
+    for (const v1::StudyEvent& event : early_) PushLocked(event);
+    early_.clear();
+    WriteNextLocked();
   }
 
   void OnWriteDone(bool ok) override {
@@ -84,10 +92,18 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::StudyEvent> {
  private:
   void Push(const v1::StudyEvent& event) {
     absl::MutexLock lock(&mu_);
+    if (!initialized_) {
+      early_.push_back(event);
+      return;
+    }
+    PushLocked(event);
+    WriteNextLocked();
+  }
+
+  void PushLocked(const v1::StudyEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || ending_) return;
     queue_.push_back(event);
     if (event.has_study() && Terminal(event.study().state())) ending_ = true;
-    WriteNextLocked();
   }
 
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -116,6 +132,8 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::StudyEvent> {
   int64_t token_ = 0;
   absl::Mutex mu_;
   std::deque<v1::StudyEvent> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::StudyEvent> early_ ABSL_GUARDED_BY(mu_);
+  bool initialized_ ABSL_GUARDED_BY(mu_) = false;
   v1::StudyEvent current_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool ending_ ABSL_GUARDED_BY(mu_) = false;

@@ -49,7 +49,7 @@ class Cluster {
     coordinator_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{(BinDir() / "hpsearch").string(), "serve", "--db", db_path(),
                                  "--listen", "127.0.0.1:" + std::to_string(port), "--lease-ttl",
-                                 "1.5", "--heartbeat-interval", "0.3", "--restart-grace", "3",
+                                 "2", "--heartbeat-interval", "0.3", "--restart-grace", "3",
                                  "--tick", "0.05"},
         log);
     REQUIRE(coordinator_->WaitForStdout("listening on", std::chrono::seconds(20)));

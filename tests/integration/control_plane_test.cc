@@ -50,6 +50,12 @@ TEST_CASE(
   CHECK(best.exit_code == 0);
   CHECK(best.out.find("val_accuracy") != std::string::npos);
 
+  // Watching a study that already ended prints its trials and ends at once.
+  ProcessResult watch = RunProcess(
+      {(BinDir() / "hpsearch").string(), "watch", "e2e", "--coordinator", cluster.address()});
+  CHECK(watch.exit_code == 0);
+  CHECK(watch.out.find("    4 final  complete") != std::string::npos);
+
   cluster.coordinator().Kill(SIGTERM);
   REQUIRE(cluster.coordinator().Wait(10s) == 0);
   ProcessResult report = RunProcess({(BinDir() / "hpsearch").string(), "report", "e2e", "--db",
