@@ -223,7 +223,11 @@ class Child {
   // Reads what is available (waiting up to `timeout`). Returns false once both pipes are closed.
   bool Poll(absl::Duration timeout, std::string* out, std::string* err) {
     pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
-    if (out_ < 0 && err_ < 0) return false;
+    if (out_ < 0 && err_ < 0) {
+      // Both pipes closed but the process may live on: the caller keeps checking stops and timeouts.
+      ::usleep(static_cast<useconds_t>(absl::ToInt64Microseconds(timeout)));
+      return false;
+    }
     int ready = ::poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
     if (ready <= 0) return true;
     char buffer[65536];
@@ -420,7 +424,7 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
   };
 
   bool open = true;
-  while (open) {
+  while (open || !child.TryReap()) {
     std::string out_chunk;
     err_chunk.clear();
     open = child.Poll(options_.poll_interval, &out_chunk, &err_chunk);

@@ -159,6 +159,14 @@ TEST_CASE("CommandRunner fails a trial past its timeout as retryable and stops o
     CHECK(outcome.retryable);
     CHECK(outcome.error.find("timed out") != std::string::npos);
   }
+  SECTION("timeout of a command that closed its output and lives on") {
+    RecordingReporter reporter;
+    v1::TrialSpec trial = ShellTrial("exec >&- 2>&-; sleep 30", dir);
+    trial.set_timeout_seconds(0.3);
+    RunOutcome outcome = runner.Run(trial, &reporter);
+    CHECK(outcome.kind == RunOutcome::Kind::kFailed);
+    CHECK(outcome.error.find("timed out") != std::string::npos);
+  }
   SECTION("cancel") {
     RecordingReporter reporter;
     std::thread canceller([&] {
