@@ -312,3 +312,55 @@ TEST_CASE("A second coordinator on the same database is refused", "[integration]
 
 }  // namespace
 }  // namespace hpsearch::testing
+
+namespace hpsearch::testing {
+namespace {
+
+TEST_CASE("An external client runs a trial with Ask, Heartbeat and Tell over gRPC",
+          "[integration][ask]") {
+  Cluster cluster;
+  StudyOptions options;
+  options.name = "asktell";
+  options.n_trials = 1;
+  options.final_stage = false;
+  std::string id = cluster.Submit(options);
+  auto context = [] {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return c;
+  };
+  v1::AskRequest ask;
+  ask.set_study("asktell");
+  ask.set_client_name("notebook");
+  v1::TrialSpec trial;
+  REQUIRE(cluster.studies->Ask(context().get(), ask, &trial).ok());
+  CHECK(trial.params(0).name() == "x");
+  // The lease outlives its ttl (2 s) as long as the client heartbeats.
+  for (int i = 0; i < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    v1::HeartbeatRequest heartbeat;
+    heartbeat.set_worker_id("client:notebook");
+    heartbeat.add_lease_ids(trial.lease_id());
+    v1::HeartbeatResponse beat;
+    REQUIRE(cluster.workers->Heartbeat(context().get(), heartbeat, &beat).ok());
+    REQUIRE(beat.leases(0).order() == v1::LEASE_ORDER_CONTINUE);
+  }
+  v1::TellRequest tell;
+  tell.set_lease_id(trial.lease_id());
+  tell.set_state(v1::TRIAL_STATE_COMPLETE);
+  for (int epoch = 1; epoch <= 2; ++epoch) {
+    auto* metrics = tell.add_epochs();
+    metrics->set_epoch(epoch);
+    metrics->set_val_accuracy(0.4 + 0.1 * epoch);
+  }
+  v1::Trial told;
+  REQUIRE(cluster.studies->Tell(context().get(), tell, &told).ok());
+  CHECK(told.state() == v1::TRIAL_STATE_COMPLETE);
+  CHECK(told.attempt() == 1);
+  CHECK(told.objective_value() == Approx(0.6));
+  CHECK(cluster.WaitForEnd(id, 10s) == v1::STUDY_STATE_COMPLETE);
+  CHECK(cluster.Query("SELECT COUNT(*) FROM epoch_metrics") == "2");
+}
+
+}  // namespace
+}  // namespace hpsearch::testing
