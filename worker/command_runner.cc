@@ -224,7 +224,8 @@ class Child {
   bool Poll(absl::Duration timeout, std::string* out, std::string* err) {
     pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
     if (out_ < 0 && err_ < 0) {
-      // Both pipes closed but the process may live on: the caller keeps checking stops and timeouts.
+      // Both pipes closed but the process may live on: the caller keeps checking stops and
+      // timeouts.
       ::usleep(static_cast<useconds_t>(absl::ToInt64Microseconds(timeout)));
       return false;
     }

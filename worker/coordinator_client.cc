@@ -24,6 +24,11 @@ CoordinatorClient::CoordinatorClient(const std::string& address, ClientOptions o
   stub_ = v1::WorkerService::NewStub(channel_);
 }
 
+CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : channel_(std::move(channel)),
+      stub_(v1::WorkerService::NewStub(channel_)),
+      options_(options) {}
+
 template <typename Request, typename Response, typename Method>
 absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request& request,
                                                  Method method, absl::Duration extra_deadline,

@@ -35,6 +35,10 @@ struct ClientOptions {
 class CoordinatorClient {
  public:
   CoordinatorClient(const std::string& address, ClientOptions options);
+  // Shares an existing channel (one connection for all of a worker's calls).
+  CoordinatorClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
+
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
   // Retries stop early (returning the last error) once this returns true, e.g. on SIGTERM.
   void set_should_stop(std::function<bool()> should_stop) { should_stop_ = std::move(should_stop); }

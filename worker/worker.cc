@@ -113,7 +113,7 @@ Worker::Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<R
     : options_(std::move(options)),
       runners_(std::move(runners)),
       client_(options_.coordinator_address, options_.client),
-      heartbeat_client_(options_.coordinator_address, HeartbeatClientOptions(options_.client)) {
+      heartbeat_client_(client_.channel(), HeartbeatClientOptions(options_.client)) {
   client_.set_should_stop([this] { return stopping_.load(); });
 }
 
