@@ -117,6 +117,7 @@ void SaveTrainedModel(const std::string& dir, const Gpt2ForSequenceClassificatio
   json saved = {{"format_version", 1},
                 {"base_model", info.base_model},
                 {"labels", labels},
+                {"init_seed", info.init_seed},
                 {"method", FineTuningMethodName(options.fine_tuning.method)},
                 {"lora",
                  {{"r", options.fine_tuning.lora_r},
@@ -158,6 +159,8 @@ Gpt2ForSequenceClassificationOptions ReadSavedModelOptions(const std::string& di
     options.fine_tuning.target_modules = lora.at("target_modules").get<std::vector<std::string>>();
     info->base_model = saved.at("base_model").get<std::string>();
     info->labels = saved.at("labels").get<std::vector<std::string>>();
+    info->init_seed = saved.at("init_seed").get<uint64_t>();
+    options.seed = info->init_seed;
   } catch (const json::exception& e) {
     Fail(ErrorCode::kDataLoss, path.string() + ": " + e.what());
   }

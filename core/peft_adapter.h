@@ -26,6 +26,9 @@ namespace hpsearch::core {
 struct SavedModelInfo {
   std::string base_model;           // the checkpoint directory or "random_init"
   std::vector<std::string> labels;  // class names in id order
+  // Seed the model was initialised from: with a random-init base, the base weights are rebuilt from it
+  // (they are not saved); ReadSavedModelOptions returns it as the options' seed.
+  uint64_t init_seed = 0;
 };
 
 // Writes the trained parts of `model` into `dir` (created if needed). Throws core::Error(kIo)
