@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/tokenizer.h"
 #include "core/tool/commands.h"
+#include "core/tool/tool_util.h"
 
 namespace hpsearch::core::tool {
 namespace {
@@ -20,28 +21,6 @@ constexpr char kTokenizeUsage[] =
     "  the GPT-2 token ids of the text, separated by spaces (no special tokens added).\n"
     "  --tokenizer DIR   directory with vocab.json + merges.txt or encoder.json + vocab.bpe (e.g. "
     "data/gpt2)\n";
-
-// The "text" field of one input line, or an explanation of what is wrong with the line in `*error`.
-bool ParseTextLine(const std::string& line, std::string* text, std::string* error) {
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
-    *error = std::string("not valid JSON (") + e.what() + ")";
-    return false;
-  }
-  if (!json.is_object()) {
-    *error = std::string("expected an object {\"text\": \"...\"}, got ") + json.type_name();
-    return false;
-  }
-  const auto it = json.find("text");
-  if (it == json.end() || !it->is_string()) {
-    *error = "expected a string field \"text\"";
-    return false;
-  }
-  *text = it->get<std::string>();
-  return true;
-}
 
 }  // namespace
 

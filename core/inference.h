@@ -1,0 +1,20 @@
+// Batched inference for the tools: logits of raw texts through a classifier, in input order, using
+// the training path's own tokenisation, truncation and padding (core/batching.h). Eval mode, no
+// gradients.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/gpt2_sequence_classifier.h"
+#include "core/tokenizer.h"
+
+namespace hpsearch::core {
+
+// Logits [texts.size(), num_labels] float32 on the CPU. Throws core::Error(kInvalidArgument) naming
+// the 1-based index of a text that tokenises to nothing.
+at::Tensor ClassifyTexts(Gpt2ForSequenceClassificationImpl& model, const Gpt2Tokenizer& tokenizer,
+                         const std::vector<std::string>& texts, int64_t max_length,
+                         int64_t batch_size);
+
+}  // namespace hpsearch::core

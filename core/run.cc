@@ -1,0 +1,226 @@
+#include "core/run.h"
+
+#include <ATen/Parallel.h>
+
+#include <filesystem>
+
+#include "core/checkpoint.h"
+#include "core/classification_data.h"
+#include "core/data_split.h"
+#include "core/error.h"
+#include "core/nf4_frozen_weight.h"
+#include "core/peft_adapter.h"
+#include "core/peft_state.h"
+#include "core/tokenizer.h"
+
+namespace hpsearch::core {
+namespace {
+
+namespace fs = std::filesystem;
+
+DataOptions MakeDataOptions(const DataConfig& d, int64_t pad_token_id) {
+  DataOptions o;
+  o.format = d.format == "csv"     ? DataFormat::kCsv
+             : d.format == "jsonl" ? DataFormat::kJson
+                                   : DataFormat::kAuto;
+  o.text_column = d.text_column;
+  o.label_column = d.label_column;
+  o.validation_fraction = d.validation_fraction;
+  o.stratify_split = d.stratify;
+  o.split_seed = d.split_seed;
+  o.max_length = d.max_length;
+  o.pad_token_id = pad_token_id;
+  return o;
+}
+
+ClassificationData LoadData(const DataConfig& d, const DataOptions& o) {
+  if (d.labels.empty())
+    return LoadClassificationData({d.train_file, d.validation_file, d.test_file}, o);
+  // The study lists the classes: every file is checked against that list.
+  const LabelSet labels(d.labels);
+  ClassificationData data;
+  data.labels = labels;
+  LabelledDataset all = LoadLabelledDataset(d.train_file, o, labels);
+  if (d.validation_file.empty()) {
+    DataSplit split = SplitTrainValidation(all, o);
+    data.train = SelectExamples(all, split.train);
+    data.validation = SelectExamples(all, split.validation);
+    data.validation_is_split = true;
+  } else {
+    data.train = std::move(all);
+    data.validation = LoadLabelledDataset(d.validation_file, o, labels);
+  }
+  if (!d.test_file.empty()) data.test = LoadLabelledDataset(d.test_file, o, labels);
+  return data;
+}
+
+Gpt2ForSequenceClassification BuildModel(const RunConfig& config, int64_t num_labels,
+                                         int64_t vocab_size, int64_t pad_token_id,
+                                         const RunCallbacks& callbacks) {
+  Gpt2ForSequenceClassificationOptions options;
+  options.seed = config.seed;
+  options.gradient_checkpointing = config.training.gradient_checkpointing;
+  options.fine_tuning.method = ParseFineTuningMethod(config.fine_tune.method);
+  options.fine_tuning.lora_r = config.fine_tune.lora_r;
+  options.fine_tuning.lora_alpha = config.fine_tune.lora_alpha;
+  options.fine_tuning.lora_dropout = config.fine_tune.lora_dropout;
+  options.fine_tuning.target_modules = config.fine_tune.target_modules;
+  Gpt2Config& c = options.config;
+  c.num_labels = num_labels;
+  c.pad_token_id = pad_token_id;
+  if (config.model.random_init) {
+    const RandomInitConfig& a = config.model.architecture;
+    c.n_layer = a.n_layer;
+    c.n_embd = a.n_embd;
+    c.n_head = a.n_head;
+    c.n_positions = a.n_positions;
+    c.vocab_size = a.vocab_size > 0 ? a.vocab_size : vocab_size;
+    c.layer_norm_epsilon = a.layer_norm_epsilon;
+    c.activation = a.activation;
+    c.initializer_range = a.initializer_range;
+    c.resid_pdrop = c.embd_pdrop = c.attn_pdrop = a.dropout;
+    return Gpt2ForSequenceClassification(options);
+  }
+  Checkpoint checkpoint = LoadCheckpoint(config.model.path, [&](const std::string& warning) {
+    if (callbacks.on_warning) callbacks.on_warning(warning);
+  });
+  const HfGpt2Config& hf = checkpoint.config;
+  if (hf.n_inner != 0 && hf.n_inner != 4 * hf.n_embd) {
+    Fail(ErrorCode::kUnsupported, config.model.path + "/config.json: n_inner " +
+                                      std::to_string(hf.n_inner) +
+                                      " is not supported (only 4 x n_embd)");
+  }
+  if (hf.activation_function != "gelu_new") {
+    Fail(ErrorCode::kUnsupported, config.model.path + "/config.json: activation_function '" +
+                                      hf.activation_function +
+                                      "' is not supported (only gelu_new)");
+  }
+  c.n_layer = hf.n_layer;
+  c.n_embd = hf.n_embd;
+  c.n_head = hf.n_head;
+  c.n_positions = hf.n_positions;
+  c.vocab_size = hf.vocab_size;
+  c.layer_norm_epsilon = hf.layer_norm_epsilon;
+  c.initializer_range = hf.initializer_range;
+  c.resid_pdrop = hf.resid_pdrop;
+  c.embd_pdrop = hf.embd_pdrop;
+  c.attn_pdrop = hf.attn_pdrop;
+  if (config.data.max_length > c.n_positions) {
+    Fail(ErrorCode::kInvalidArgument, "data.max_length (" + std::to_string(config.data.max_length) +
+                                          ") exceeds the checkpoint's n_positions (" +
+                                          std::to_string(c.n_positions) + ")");
+  }
+  std::map<std::string, torch::Tensor> weights;
+  const std::string prefix = "transformer.";
+  for (auto& [name, tensor] : checkpoint.tensors) {
+    if (name == kScoreWeightName) {
+      if (tensor.size(0) != num_labels) {
+        if (callbacks.on_warning) {
+          callbacks.on_warning(checkpoint.weights_path.string() + ": score.weight has " +
+                               std::to_string(tensor.size(0)) + " classes but the data has " +
+                               std::to_string(num_labels) + "; the head is newly initialized");
+        }
+        continue;
+      }
+      weights[name] = tensor;
+    } else if (name.rfind(prefix, 0) == 0) {
+      weights[name.substr(prefix.size())] = tensor;
+    }
+  }
+  Gpt2ForSequenceClassification model(options);
+  model->LoadHfWeights(weights);
+  return model;
+}
+
+// The saved model carries its tokenizer, as Hugging Face saves one beside a model, so `predict`
+// needs no other directory.
+void CopyTokenizerFiles(const std::string& tokenizer_dir, const std::string& model_dir) {
+  const fs::path from(tokenizer_dir), to(model_dir);
+  const bool hf_names = fs::exists(from / "vocab.json");
+  try {
+    fs::copy_file(from / (hf_names ? "vocab.json" : "encoder.json"), to / "vocab.json",
+                  fs::copy_options::overwrite_existing);
+    fs::copy_file(from / (hf_names ? "merges.txt" : "vocab.bpe"), to / "merges.txt",
+                  fs::copy_options::overwrite_existing);
+  } catch (const fs::filesystem_error& e) {
+    Fail(ErrorCode::kIo, "cannot copy the tokenizer into " + model_dir + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
+                       const RunCallbacks& callbacks) {
+  ValidateRunConfig(config);
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  at::globalContext().setFlushDenormal(true);
+
+  Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(config.model.tokenizer);
+  const int64_t pad = tokenizer.eos_token_id();
+  const DataOptions data_options = MakeDataOptions(config.data, pad);
+  ClassificationData data = LoadData(config.data, data_options);
+  if (config.retrain_on_train_validation) {
+    data.train.examples.insert(data.train.examples.end(), data.validation.examples.begin(),
+                               data.validation.examples.end());
+    data.validation.examples.clear();
+  }
+  const EncodeFn encode = [&tokenizer](std::string_view text) { return tokenizer.Encode(text); };
+  const TokenizedDataset train = TokenizeDataset(data.train, encode, data_options);
+  std::optional<TokenizedDataset> validation;
+  if (data.validation.size() > 0)
+    validation = TokenizeDataset(data.validation, encode, data_options);
+
+  Gpt2ForSequenceClassification model =
+      BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, callbacks);
+  if (config.fine_tune.method == "qlora") {
+    Nf4Options nf4;
+    nf4.double_quant = config.fine_tune.double_quant;
+    nf4.block_size = static_cast<int>(config.fine_tune.block_size);
+    ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory(nf4));
+  }
+
+  TrainerOptions trainer_options;
+  const TrainingConfig& t = config.training;
+  trainer_options.learning_rate = t.learning_rate;
+  trainer_options.batch_size = t.batch_size;
+  trainer_options.epochs = t.epochs;
+  trainer_options.weight_decay = t.weight_decay;
+  trainer_options.warmup_steps = t.warmup_steps;
+  trainer_options.max_grad_norm = t.max_grad_norm;
+  trainer_options.adam_beta1 = t.adam_beta1;
+  trainer_options.adam_beta2 = t.adam_beta2;
+  trainer_options.adam_epsilon = t.adam_epsilon;
+  trainer_options.eval_batch_size = config.data.eval_batch_size;
+  trainer_options.seed = config.seed;
+  trainer_options.group_by_length = config.data.group_by_length;
+  if (!config.artifact_dir.empty()) {
+    trainer_options.checkpoint_dir = (fs::path(config.artifact_dir) / "checkpoint").string();
+  }
+  TrainerCallbacks trainer_callbacks;
+  trainer_callbacks.on_epoch = callbacks.on_epoch;
+  trainer_callbacks.on_progress = callbacks.on_progress;
+  trainer_callbacks.stop = callbacks.stop;
+  Trainer trainer(model, trainer_options, trainer_callbacks);
+
+  RunOutcome outcome;
+  outcome.labels = data.labels.names();
+  outcome.train_examples = train.size();
+  outcome.validation_examples = validation ? validation->size() : 0;
+  outcome.train = trainer.Train(train, validation ? &*validation : nullptr);
+  if (outcome.train.stopped) return outcome;
+  if (config.evaluate_test) {
+    if (!data.has_test())
+      Fail(ErrorCode::kInvalidArgument, "data.test_file: no test examples to evaluate");
+    outcome.test = trainer.Evaluate(TokenizeDataset(data.test, encode, data_options));
+  }
+  if (!config.artifact_dir.empty()) {
+    outcome.model_dir = (fs::path(config.artifact_dir) / "model").string();
+    SaveTrainedModel(outcome.model_dir, *model,
+                     {config.model.random_init ? "random_init" : config.model.path, outcome.labels,
+                      config.seed});
+    CopyTokenizerFiles(config.model.tokenizer, outcome.model_dir);
+  }
+  return outcome;
+}
+
+}  // namespace hpsearch::core

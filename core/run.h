@@ -1,0 +1,47 @@
+// RunTraining: one complete training run from a RunConfig — tokenizer, data, model (a Hugging Face
+// checkpoint or a random-init GPT-2), fine-tuning method (NF4 base weights under qlora), training
+// with per-epoch validation, the optional test evaluation, and the trained model saved in PEFT's
+// layout. This is what `hpsearch-core train` and the worker's built-in runner call; it logs nothing
+// and reports through callbacks.
+//
+// Thread-safety: one run per process at a time (it sets LibTorch's intra-op thread count and seeds
+// its default generator).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/run_config.h"
+#include "core/trainer.h"
+
+namespace hpsearch::core {
+
+struct RunOptions {
+  // Intra-op threads for LibTorch; 0 leaves the current setting.
+  int threads = 0;
+};
+
+struct RunCallbacks {
+  std::function<bool(const EpochResult&)> on_epoch;  // false stops training (pruned)
+  std::function<void(const TrainingProgress&)> on_progress;
+  std::function<void(const std::string&)> on_warning;  // e.g. "score.weight newly initialized"
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct RunOutcome {
+  TrainResult train;
+  std::optional<EvalResult> test;   // when config.evaluate_test and training was not stopped
+  std::vector<std::string> labels;  // class names in id order
+  int64_t train_examples = 0;
+  int64_t validation_examples = 0;  // 0 when retraining on train + validation
+  std::string model_dir;            // where the trained model was saved; empty without artifact_dir
+};
+
+// Runs the configuration. Throws core::Error naming the file, tensor or key for bad inputs.
+RunOutcome RunTraining(const RunConfig& config, const RunOptions& options = {},
+                       const RunCallbacks& callbacks = {});
+
+}  // namespace hpsearch::core

@@ -1,0 +1,82 @@
+// hpsearch-core logits --model DIR --input FILE.jsonl: the classifier's logits per text, full
+// precision.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/inference.h"
+#include "core/tool/commands.h"
+#include "core/tool/tool_util.h"
+
+namespace hpsearch::core::tool {
+namespace {
+
+constexpr char kLogitsUsage[] =
+    "usage: hpsearch-core logits --model DIR --input FILE.jsonl [--tokenizer DIR] [--max-length "
+    "N]\n"
+    "  Runs the GPT2ForSequenceClassification in the Hugging Face checkpoint DIR in eval mode on "
+    "every\n"
+    "  {\"text\": ...} line of FILE (tokenised with DIR's tokenizer unless --tokenizer is given) "
+    "and prints\n"
+    "  one JSON object per line: {\"logits\": [...]}. A checkpoint without score.weight gets a "
+    "fresh head\n"
+    "  (seed 0) and a warning, as Hugging Face does.\n";
+
+}  // namespace
+
+int RunLogits(int argc, char** argv) {
+  std::map<std::string, std::string> flags;
+  std::string error;
+  if (!ParseFlags(argc, argv, {"model", "input", "tokenizer", "max-length"}, &flags, &error)) {
+    std::fprintf(stderr, "hpsearch-core logits: %s\n%s", error.c_str(), kLogitsUsage);
+    return 2;
+  }
+  if (flags.count("help")) return std::fputs(kLogitsUsage, stdout), 0;
+  if (!flags.count("model") || !flags.count("input")) {
+    std::fprintf(stderr, "hpsearch-core logits: --model and --input are required\n%s",
+                 kLogitsUsage);
+    return 2;
+  }
+  try {
+    const std::vector<std::string> texts = ReadTextLines(flags["input"]);
+    Checkpoint checkpoint = LoadCheckpoint(flags["model"], [](const std::string& warning) {
+      std::fprintf(stderr, "warning: %s\n", warning.c_str());
+    });
+    const HfGpt2Config& hf = checkpoint.config;
+    Gpt2ForSequenceClassificationOptions options;
+    options.fine_tuning.method = FineTuningMethod::kFull;
+    Gpt2Config& c = options.config;
+    c.n_layer = hf.n_layer;
+    c.n_embd = hf.n_embd;
+    c.n_head = hf.n_head;
+    c.n_positions = hf.n_positions;
+    c.vocab_size = hf.vocab_size;
+    c.layer_norm_epsilon = hf.layer_norm_epsilon;
+    c.num_labels = hf.num_labels;
+    Gpt2ForSequenceClassification model(options);
+    std::map<std::string, torch::Tensor> weights;
+    for (auto& [name, tensor] : checkpoint.tensors) {
+      weights[name.rfind("transformer.", 0) == 0 ? name.substr(12) : name] = tensor;
+    }
+    model->LoadHfWeights(weights);
+    Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(
+        flags.count("tokenizer") ? flags["tokenizer"] : flags["model"]);
+    const int64_t max_length =
+        flags.count("max-length") ? std::atoll(flags["max-length"].c_str()) : c.n_positions;
+    at::Tensor logits =
+        ClassifyTexts(*model, tokenizer, texts, std::min(max_length, c.n_positions), 8);
+    for (int64_t i = 0; i < logits.size(0); ++i) {
+      std::vector<double> row;
+      for (int64_t j = 0; j < logits.size(1); ++j) row.push_back(logits[i][j].item<double>());
+      std::cout << nlohmann::json{{"logits", row}}.dump() << "\n";
+    }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "hpsearch-core logits: %s\n", e.what());
+    return e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kNotFound ? 2 : 1;
+  }
+  return 0;
+}
+
+}  // namespace hpsearch::core::tool

@@ -1,0 +1,94 @@
+// hpsearch-core predict --adapter DIR --input FILE.jsonl: labels and probabilities from a trained
+// model.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/inference.h"
+#include "core/nf4_frozen_weight.h"
+#include "core/peft_adapter.h"
+#include "core/peft_state.h"
+#include "core/tool/commands.h"
+#include "core/tool/tool_util.h"
+
+namespace hpsearch::core::tool {
+namespace {
+
+constexpr char kPredictUsage[] =
+    "usage: hpsearch-core predict --adapter DIR --input FILE.jsonl [--model DIR] [--tokenizer "
+    "DIR]\n"
+    "                             [--max-length N]\n"
+    "  Loads a model hpsearch trained (DIR: adapter_config.json + adapter_model.safetensors, or a "
+    "full\n"
+    "  checkpoint, with hpsearch_model.json) onto its base (--model, default: the base it was "
+    "trained on;\n"
+    "  random-init bases are rebuilt from their seed) and prints per {\"text\": ...} line of "
+    "FILE:\n"
+    "  {\"label\": NAME, \"label_id\": K, \"probability\": P, \"probabilities\": [...]} (in label "
+    "id order).\n";
+
+}  // namespace
+
+int RunPredict(int argc, char** argv) {
+  std::map<std::string, std::string> flags;
+  std::string error;
+  if (!ParseFlags(argc, argv, {"adapter", "model", "input", "tokenizer", "max-length"}, &flags,
+                  &error)) {
+    std::fprintf(stderr, "hpsearch-core predict: %s\n%s", error.c_str(), kPredictUsage);
+    return 2;
+  }
+  if (flags.count("help")) return std::fputs(kPredictUsage, stdout), 0;
+  if (!flags.count("adapter") || !flags.count("input")) {
+    std::fprintf(stderr, "hpsearch-core predict: --adapter and --input are required\n%s",
+                 kPredictUsage);
+    return 2;
+  }
+  try {
+    const std::string adapter = flags["adapter"];
+    const std::vector<std::string> texts = ReadTextLines(flags["input"]);
+    SavedModelInfo info;
+    Gpt2ForSequenceClassificationOptions options = ReadSavedModelOptions(adapter, &info);
+    Gpt2ForSequenceClassification model(options);
+    const FineTuningMethod method = options.fine_tuning.method;
+    if (method != FineTuningMethod::kFull && info.base_model != "random_init") {
+      const std::string base = flags.count("model") ? flags["model"] : info.base_model;
+      Checkpoint checkpoint = LoadCheckpoint(base);
+      std::map<std::string, torch::Tensor> weights;
+      for (auto& [name, tensor] : checkpoint.tensors) {
+        if (name.rfind("transformer.", 0) == 0) weights[name.substr(12)] = tensor;
+      }
+      model->LoadHfWeights(weights);
+    }
+    if (method == FineTuningMethod::kQlora)
+      ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory({}));
+    LoadTrainedModel(adapter, *model);
+    Gpt2Tokenizer tokenizer =
+        Gpt2Tokenizer::FromDirectory(flags.count("tokenizer") ? flags["tokenizer"] : adapter);
+    const int64_t positions = options.config.n_positions;
+    const int64_t max_length =
+        flags.count("max-length") ? std::atoll(flags["max-length"].c_str()) : positions;
+    at::Tensor probabilities =
+        ClassifyTexts(*model, tokenizer, texts, std::min(max_length, positions), 8).softmax(1);
+    for (int64_t i = 0; i < probabilities.size(0); ++i) {
+      std::vector<double> row;
+      for (int64_t j = 0; j < probabilities.size(1); ++j)
+        row.push_back(probabilities[i][j].item<double>());
+      const int64_t best = probabilities[i].argmax().item<int64_t>();
+      std::cout << nlohmann::json{{"label", info.labels.at(static_cast<size_t>(best))},
+                                  {"label_id", best},
+                                  {"probability", row[static_cast<size_t>(best)]},
+                                  {"probabilities", row}}
+                       .dump()
+                << "\n";
+    }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "hpsearch-core predict: %s\n", e.what());
+    return e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kNotFound ? 2 : 1;
+  }
+  return 0;
+}
+
+}  // namespace hpsearch::core::tool

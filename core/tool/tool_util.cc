@@ -1,0 +1,67 @@
+#include "core/tool/tool_util.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace hpsearch::core::tool {
+
+bool ParseFlags(int argc, char** argv, const std::set<std::string>& allowed,
+                std::map<std::string, std::string>* flags, std::string* error) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      (*flags)["help"] = "1";
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0 || allowed.count(arg.substr(2)) == 0) {
+      *error = "unexpected argument '" + arg + "'";
+      return false;
+    }
+    if (i + 1 >= argc) {
+      *error = arg + " needs a value";
+      return false;
+    }
+    (*flags)[arg.substr(2)] = argv[++i];
+  }
+  return true;
+}
+
+bool ParseTextLine(const std::string& line, std::string* text, std::string* error) {
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::parse_error& e) {
+    *error = std::string("not valid JSON (") + e.what() + ")";
+    return false;
+  }
+  if (!json.is_object()) {
+    *error = std::string("expected an object {\"text\": \"...\"}, got ") + json.type_name();
+    return false;
+  }
+  const auto it = json.find("text");
+  if (it == json.end() || !it->is_string()) {
+    *error = "expected a string field \"text\"";
+    return false;
+  }
+  *text = it->get<std::string>();
+  return true;
+}
+
+std::vector<std::string> ReadTextLines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) Fail(ErrorCode::kNotFound, "cannot open input file '" + path + "'");
+  std::vector<std::string> texts;
+  std::string line, text, error;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!ParseTextLine(line, &text, &error)) {
+      Fail(ErrorCode::kInvalidArgument, path + ":" + std::to_string(number) + ": " + error);
+    }
+    texts.push_back(text);
+  }
+  return texts;
+}
+
+}  // namespace hpsearch::core::tool
