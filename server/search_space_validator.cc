@@ -42,12 +42,6 @@ const std::map<std::string, KnownParameter>& QloraParameters() {
   return kParams;
 }
 
-// Training fields a parameter of the same name overrides.
-bool TrainingSets(const v1::TrainingSpec& t, const std::string& name) {
-  const auto* field = t.GetDescriptor()->FindFieldByName(name);
-  return field != nullptr && t.GetReflection()->HasField(t, field);
-}
-
 bool IsNumber(const v1::ParamValue& v) {
   return v.kind_case() == v1::ParamValue::kDoubleValue ||
          v.kind_case() == v1::ParamValue::kIntValue;
@@ -316,9 +310,6 @@ void ValidateSearchSpace(v1::StudySpec* spec, ValidationContext* ctx) {
         continue;
       }
       CheckKnownRange(path, p, it->second, ctx);
-      if (TrainingSets(ctx->written_training(), p.name())) {
-        ctx->Warning(path, "overrides training." + p.name() + " in every trial");
-      }
     }
   }
 }

@@ -47,6 +47,26 @@ internal::YamlPosition Locate(const std::map<std::string, internal::YamlPosition
   return {1, 1};
 }
 
+// A search parameter overrides the fixed value of the same name in every trial; say so when the
+// file also writes that value, which the spec alone cannot tell once defaults are filled in.
+void WarnAboutOverrides(const v1::StudySpec& spec,
+                        const std::map<std::string, internal::YamlPosition>& positions,
+                        const std::string& display_name, std::vector<StudyFileIssue>* issues) {
+  static const std::map<std::string, std::string> kLoraKeys = {
+      {"lora_r", "fine_tune.lora.r"},
+      {"lora_alpha", "fine_tune.lora.alpha"},
+      {"lora_dropout", "fine_tune.lora.dropout"}};
+  for (const v1::ParameterSpec& p : spec.search_space()) {
+    auto lora = kLoraKeys.find(p.name());
+    const std::string fixed = lora != kLoraKeys.end() ? lora->second : "training." + p.name();
+    if (positions.count(fixed) == 0) continue;
+    const std::string field = "search_space." + p.name();
+    internal::YamlPosition at = Locate(positions, field);
+    issues->push_back({ValidationIssue::Severity::kWarning, display_name, at.line, at.column, field,
+                       "overrides " + fixed + " in every trial"});
+  }
+}
+
 }  // namespace
 
 std::string StudyFileIssue::ToString() const {
@@ -81,6 +101,9 @@ LoadedStudy ParseStudyYaml(const std::string& yaml_text, const std::string& disp
     internal::YamlPosition at = Locate(parsed.positions, issue.field);
     loaded.issues.push_back(
         {issue.severity, display_name, at.line, at.column, issue.field, issue.message});
+  }
+  if (loaded.spec.runner().type() != v1::RUNNER_TYPE_COMMAND) {
+    WarnAboutOverrides(loaded.spec, parsed.positions, display_name, &loaded.issues);
   }
   return loaded;
 }

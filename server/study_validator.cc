@@ -378,7 +378,6 @@ void ValidateFinalStage(v1::StudySpec* spec, ValidationContext* ctx) {
 std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
                                                 const ValidationOptions& options) {
   ValidationContext ctx(options);
-  ctx.set_written_training(spec->training());
   ValidateName(spec, &ctx);
   ValidateModel(spec, &ctx);
   ValidateData(spec, &ctx);

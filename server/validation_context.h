@@ -23,17 +23,12 @@ class ValidationContext {
 
   const ValidationOptions& options() const { return options_; }
 
-  // The training section as written, before defaults were filled in: a search parameter only warns
-  // about overriding a value the user set.
-  const v1::TrainingSpec& written_training() const { return written_training_; }
-  void set_written_training(const v1::TrainingSpec& training) { written_training_ = training; }
   std::vector<ValidationIssue> TakeIssues() { return std::move(issues_); }
   bool has_errors() const;
 
  private:
   const ValidationOptions& options_;
   std::vector<ValidationIssue> issues_;
-  v1::TrainingSpec written_training_;
 };
 
 // "1e-05", "0.5", "16": shortest text that reads back as the same double.

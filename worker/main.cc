@@ -11,6 +11,7 @@
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "worker/command_runner.h"
+#include "worker/qlora_runner.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
@@ -71,6 +72,10 @@ int main(int argc, char** argv) {
 
   std::map<hpsearch::v1::RunnerType, std::unique_ptr<hpsearch::worker::Runner>> runners;
   runners[hpsearch::v1::RUNNER_TYPE_COMMAND] = std::make_unique<hpsearch::worker::CommandRunner>();
+  hpsearch::worker::QloraRunnerOptions qlora;
+  qlora.threads = threads;
+  qlora.device = device;
+  runners[hpsearch::v1::RUNNER_TYPE_QLORA] = std::make_unique<hpsearch::worker::QloraRunner>(qlora);
   hpsearch::worker::Worker worker(options, std::move(runners));
   std::thread signal_thread([&worker, signals] {
     int signal_number = 0;

@@ -1,0 +1,157 @@
+#include "worker/qlora_runner.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/error.h"
+#include "core/run.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace hpsearch::worker {
+namespace {
+
+v1::EpochMetrics ToEpochMetrics(const core::EpochResult& e) {
+  v1::EpochMetrics m;
+  m.set_epoch(static_cast<int32_t>(e.epoch));
+  m.set_train_loss(e.train_loss);
+  if (e.validation) {
+    m.set_val_loss(e.validation->loss);
+    m.set_val_accuracy(e.validation->accuracy);
+    m.set_val_f1(e.validation->f1_weighted);
+    m.set_val_f1_macro(e.validation->f1_macro);
+  }
+  m.set_step(e.global_step);
+  m.set_samples_per_second(e.samples_per_second);
+  m.set_wall_time_seconds(e.wall_time_seconds);
+  return m;
+}
+
+v1::TrainSummary ToTrainSummary(const core::TrainResult& t) {
+  v1::TrainSummary s;
+  s.set_global_steps(t.global_steps);
+  s.set_train_loss(t.train_loss);
+  s.set_runtime_seconds(t.runtime_seconds);
+  s.set_samples_per_second(t.samples_per_second);
+  s.set_steps_per_second(t.steps_per_second);
+  s.set_total_flos(t.total_flos);
+  s.set_epochs(t.epochs);
+  return s;
+}
+
+v1::TestMetrics ToTestMetrics(const core::EvalResult& r) {
+  v1::TestMetrics m;
+  m.set_test_loss(r.loss);
+  m.set_test_accuracy(r.accuracy);
+  m.set_test_f1(r.f1_weighted);
+  m.set_test_f1_macro(r.f1_macro);
+  m.set_runtime_seconds(r.runtime_seconds);
+  m.set_samples_per_second(r.samples_per_second);
+  m.set_steps_per_second(r.steps_per_second);
+  return m;
+}
+
+// The single conversion of core's errors: bad input will fail again on any worker; I/O may not.
+RunOutcome Failure(const core::Error& e) {
+  RunOutcome outcome;
+  outcome.kind = RunOutcome::Kind::kFailed;
+  outcome.retryable = e.code() == core::ErrorCode::kIo || e.code() == core::ErrorCode::kInternal;
+  outcome.error = absl::StrCat("training core (", core::ErrorCodeName(e.code()), "): ", e.what());
+  return outcome;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> TrialSpecToRunConfigJson(const v1::TrialSpec& trial) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  auto status = google::protobuf::util::MessageToJsonString(trial, &json, print);
+  if (!status.ok())
+    return absl::InternalError(absl::StrCat("cannot write the trial as JSON: ", status.ToString()));
+  return json;
+}
+
+RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter) {
+  if (options_.device != "cpu") {
+    RunOutcome outcome;
+    outcome.error =
+        "device " + options_.device + " needs hpsearch built against a CUDA LibTorch (docs/gpu.md)";
+    return outcome;
+  }
+  absl::StatusOr<std::string> json = TrialSpecToRunConfigJson(trial);
+  if (!json.ok()) {
+    RunOutcome outcome;
+    outcome.error = std::string(json.status().message());
+    return outcome;
+  }
+  std::atomic<bool> stop{false};
+  bool pruned = false;
+  bool lease_lost = false;
+  auto last_log = std::chrono::steady_clock::now();
+  core::RunCallbacks callbacks;
+  callbacks.stop = &stop;
+  callbacks.on_warning = [reporter](const std::string& warning) {
+    reporter->Log("warning: " + warning);
+  };
+  callbacks.on_progress = [&](const core::TrainingProgress& p) {
+    if (reporter->stop_reason() != StopReason::kNone) stop = true;
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_log).count() < options_.progress_interval_seconds)
+      return;
+    last_log = now;
+    reporter->Log(absl::StrFormat("epoch %d step %d/%d loss %.4f %.1f samples/s ETA %.0fs", p.epoch,
+                                  p.step, p.total_steps, p.loss, p.samples_per_second,
+                                  p.eta_seconds));
+  };
+  callbacks.on_epoch = [&](const core::EpochResult& e) {
+    absl::StatusOr<bool> keep_going = reporter->ReportEpoch(ToEpochMetrics(e));
+    if (!keep_going.ok()) {
+      lease_lost = true;
+      return false;
+    }
+    if (!*keep_going) pruned = true;
+    return *keep_going && reporter->stop_reason() == StopReason::kNone;
+  };
+  RunOutcome outcome;
+  try {
+    core::RunConfig config = core::RunConfigFromJson(nlohmann::json::parse(*json));
+    core::RunOptions run_options;
+    run_options.threads = options_.threads;
+    core::RunOutcome run = core::RunTraining(config, run_options, callbacks);
+    if (lease_lost || reporter->stop_reason() != StopReason::kNone) {
+      outcome.kind = RunOutcome::Kind::kStopped;
+      outcome.stop_reason = lease_lost ? StopReason::kLost : reporter->stop_reason();
+      return outcome;
+    }
+    if (pruned) {
+      outcome.kind = RunOutcome::Kind::kPruned;
+      return outcome;
+    }
+    *outcome.result.mutable_train() = ToTrainSummary(run.train);
+    if (absl::Status s = reporter->ReportTrain(outcome.result.train()); !s.ok()) {
+      reporter->Log("could not report the train summary: " + std::string(s.message()));
+    }
+    if (run.test) {
+      *outcome.result.mutable_test() = ToTestMetrics(*run.test);
+      if (absl::Status s = reporter->ReportTest(outcome.result.test()); !s.ok()) {
+        reporter->Log("could not report the test metrics: " + std::string(s.message()));
+      }
+    }
+    outcome.kind = RunOutcome::Kind::kComplete;
+  } catch (const core::Error& e) {
+    return Failure(e);
+  } catch (const std::exception& e) {
+    // LibTorch's own errors (c10::Error), including a device out of memory: another attempt may
+    // fit.
+    outcome.kind = RunOutcome::Kind::kFailed;
+    outcome.retryable = true;
+    outcome.error = absl::StrCat("training failed: ", e.what());
+  }
+  return outcome;
+}
+
+}  // namespace hpsearch::worker
