@@ -17,6 +17,11 @@ function(hpsearch_add_tests target)
   add_executable(${target} ${ARG_UNPARSED_ARGUMENTS})
   target_link_libraries(${target} PRIVATE ${ARG_LIBS} Catch2::Catch2WithMain hpsearch_testing)
   hpsearch_strict(${target})
+  # Test files are thin drivers of the libraries (which keep their own optimisation); -O1 compiles the
+  # LibTorch-heavy ones ~15% faster than -O2.
+  if(CMAKE_BUILD_TYPE MATCHES "Release|RelWithDebInfo")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O1>)
+  endif()
   catch_discover_tests(${target}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
     PROPERTIES SKIP_RETURN_CODE ${HPSEARCH_SKIP_CODE}
