@@ -366,6 +366,8 @@ int main(int argc, char** argv) {
         flat.step();
         flat.ZeroGrad();
       });
+      // LibTorch's optimizer works on ordinary per-tensor gradients (its zero_grad detaches them).
+      for (auto& p : trainable) p.mutable_grad() = p.grad().clone();
       torch::optim::AdamW plain(trainable, torch::optim::AdamWOptions(1e-4));
       const OpCounts plain_ops = CountOps([&] {
         torch::nn::utils::clip_grad_norm_(trainable, 1.0);

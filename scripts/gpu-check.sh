@@ -80,6 +80,7 @@ run_phase() {
   case $rc in
     0) phase "$name" ok "$took" "" ;;
     77) phase "$name" skipped "$took" "not applicable here (exit 77)" ;;
+    3) phase "$name" skipped "$took" "missing Python packages (exit 3); see $(basename "$log")" ;;
     124 | 137) phase "$name" timeout "$took" "deadline reached" ;;
     *) phase "$name" failed "$took" "exit $rc; see $(basename "$log")" ;;
   esac
@@ -124,11 +125,15 @@ fi
 
 # ---- configure + build: the kernels, the core, the bench first; the tests after.
 generator=(-G Ninja)
-command -v ninja >/dev/null || generator=()
+keep_going=(-- -k 0)
+if ! command -v ninja >/dev/null; then
+  generator=()
+  keep_going=(-- -k)
+fi
 run_phase configure 30 "$out/build.log" \
   cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DHPSEARCH_CORE_ONLY=ON \
   -DHPSEARCH_WERROR=OFF ${prefix_path:+-DCMAKE_PREFIX_PATH="$prefix_path"} "${cuda_args[@]}"
-build_targets() { cmake --build "$build" -j "$jobs" --target "$@" -- -k 0; }
+build_targets() { cmake --build "$build" -j "$jobs" --target "$@" "${keep_going[@]}"; }
 run_phase build-main 60 "$out/build.log" build_targets kernels_tests seed_shape_bench
 bin="$build/bin"
 

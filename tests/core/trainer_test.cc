@@ -271,9 +271,10 @@ TEST_CASE("FlatAdamW steps exactly as LibTorch's AdamW, with two weight-decay gr
     reference_optimizer.zero_grad();
     loss_of(flat).backward();
     loss_of(reference).backward();
-    // Gradients were accumulated into the flat gradient buffer, in place.
+    // Gradients were accumulated into the flat gradient buffer, in place (group order: p0, p2,
+    // then p1 after 35 + 24 values).
     REQUIRE(flat[1].grad().data_ptr() ==
-            static_cast<float*>(flat_optimizer.flat_grads().data_ptr()) + 35);
+            static_cast<float*>(flat_optimizer.flat_grads().data_ptr()) + 59);
     const at::Tensor norm = flat_optimizer.ClipGradNorm(0.5);
     const double reference_norm = torch::nn::utils::clip_grad_norm_(reference, 0.5);
     REQUIRE(norm.item<double>() == Approx(reference_norm).epsilon(1e-6));
