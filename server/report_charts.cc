@@ -119,6 +119,7 @@ svg::AxisOptions CountAxis(const std::string& label, int first, int last) {
   axis.label = label;
   axis.min = first - 0.5;
   axis.max = std::max(first, last) + 0.5;
+  axis.integer_ticks = true;
   return axis;
 }
 

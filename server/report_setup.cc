@@ -282,8 +282,8 @@ void AppendSetupSection(const v1::Study& study, const std::vector<v1::Trial>& tr
                     "` (one process per trial)\n");
   } else {
     absl::StrAppend(out, "- **Method**: ", MethodText(spec), "\n");
+    AppendTraining(spec, out);  // a command trains as it likes
   }
-  AppendTraining(spec, out);
   AppendData(spec, trials, out);
   AppendSearch(spec, out);
   if (FinalStageEnabled(spec)) {

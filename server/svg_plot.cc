@@ -234,6 +234,11 @@ Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
   axis.hi = options.max.value_or(ticks.hi);
   if (axis.hi == axis.lo) axis.hi = axis.lo + 1;
   axis.step = ticks.step;
+  if (options.integer_ticks && ticks.step < 1) {
+    axis.step = 1;
+    ticks.values.clear();
+    for (double v = std::ceil(axis.lo); v <= std::floor(axis.hi); v += 1) ticks.values.push_back(v);
+  }
   for (double v : ticks.values) {
     if (InDomain(axis, v)) axis.ticks.push_back(v);
   }
@@ -372,19 +377,29 @@ std::string Plot::Render() const {
   y_axis(y, options_.y, false);
   if (y2) y_axis(*y2, *options_.y2, true);
 
-  // Where each point goes; points sharing a category band spread across it in drawing order.
-  std::map<long, int> band_count, band_seen;
+  // Where each point goes; points sharing a category band spread across it in drawing order, one
+  // slot per distinct tooltip (so a highlight drawn over a point lands on it).
+  std::map<long, std::map<std::string, int>> band_slots;
+  std::map<long, int> band_count;
+  auto slot_key = [](const Point& p, size_t series, size_t index) {
+    return p.title.empty() ? absl::StrCat("\x01", series, ":", index) : p.title;
+  };
   if (categorical) {
-    for (const Series& s : series_) {
-      for (const Point& p : s.points) {
-        if (XPixel(p.x) && (s.pin_bottom || YPixel(p.y, s.secondary_y))) {
-          ++band_count[std::lround(p.x)];
-        }
+    for (size_t si = 0; si < series_.size(); ++si) {
+      const Series& s = series_[si];
+      for (size_t pi = 0; pi < s.points.size(); ++pi) {
+        const Point& p = s.points[pi];
+        if (!XPixel(p.x) || (!s.pin_bottom && !YPixel(p.y, s.secondary_y))) continue;
+        const long band = std::lround(p.x);
+        auto& slots = band_slots[band];
+        if (slots.emplace(slot_key(p, si, pi), band_count[band]).second) ++band_count[band];
       }
     }
   }
   const double band_width = frame.width / (x.hi - x.lo);
-  auto place = [&](const Series& s, const Point& p) -> std::optional<std::pair<double, double>> {
+  auto place = [&](size_t si, size_t pi) -> std::optional<std::pair<double, double>> {
+    const Series& s = series_[si];
+    const Point& p = s.points[pi];
     std::optional<double> px = XPixel(p.x);
     std::optional<double> py =
         s.pin_bottom ? std::optional<double>(bottom - 6) : YPixel(p.y, s.secondary_y);
@@ -392,7 +407,7 @@ std::string Plot::Render() const {
     if (categorical) {
       const long band = std::lround(p.x);
       const int n = band_count[band];
-      const int k = band_seen[band]++;
+      const int k = band_slots[band][slot_key(p, si, pi)];
       px = *XPixel(static_cast<double>(band)) +
            ((k + 0.5) / static_cast<double>(n) - 0.5) * band_width * 0.7;
     }
@@ -405,11 +420,12 @@ std::string Plot::Render() const {
                     "\" text-anchor=\"middle\" font-size=\"13\" fill=\"#666666\">",
                     Escape(options_.empty_message), "</text>\n");
   }
-  for (const Series& s : series_) {
+  for (size_t si = 0; si < series_.size(); ++si) {
+    const Series& s = series_[si];
     const std::string cls = s.css_class.empty() ? "" : " " + Escape(s.css_class);
     absl::StrAppend(&out, "<g class=\"series", cls, "\">\n");
     std::vector<std::optional<std::pair<double, double>>> placed;
-    for (const Point& p : s.points) placed.push_back(place(s, p));
+    for (size_t pi = 0; pi < s.points.size(); ++pi) placed.push_back(place(si, pi));
     if (s.line != Line::kNone) {
       std::string run;
       bool has_previous = false;

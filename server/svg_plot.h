@@ -10,7 +10,8 @@
 //
 // Every drawn data point is a `<g class="point CLASS" transform="translate(X,Y)">` holding its
 // marker and a `<title>` tooltip; lines are `<polyline class="line CLASS">`. Tests and tools can
-// find points by that shape.
+// find points by that shape. On a categorical axis the points of one band are spread across it,
+// except that points with the same non-empty tooltip share a place (a marker drawn over another).
 //
 // Ownership: a Plot owns copies of its series. Thread-safety: a value type; distinct Plots may be
 // used from different threads.
@@ -61,6 +62,8 @@ struct AxisOptions {
   std::optional<double> max;
   // Scale::kCategorical: the band labels; a point's coordinate is the band index.
   std::vector<std::string> categories;
+  // Linear only: whole-number ticks (trial numbers, epochs), never 0.5 steps.
+  bool integer_ticks = false;
 };
 
 enum class Marker { kNone, kCircle, kSquare, kTriangle, kCross, kDiamond };

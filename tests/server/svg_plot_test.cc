@@ -222,6 +222,37 @@ TEST_CASE("A categorical axis draws bands and spreads the points of one band", "
   std::string labels = root->ByClass("x-axis")[0]->AllText();
   CHECK(labels.find("16") != std::string::npos);
   CHECK(labels.find("32") != std::string::npos);
+
+  // A highlight (same tooltip) drawn over a point takes that point's place, not a new slot.
+  Plot highlighted(options);
+  Series all;
+  all.points = {{0, 0.1, "trial 0"}, {0, 0.9, "trial 1"}};
+  Series best;
+  best.marker = Marker::kDiamond;
+  best.points = {{0, 0.9, "trial 1"}};
+  highlighted.Add(all);
+  highlighted.Add(best);
+  auto root2 = ParseOrFail(highlighted.Render());
+  std::vector<const XmlElement*> marks = root2->ByClass("point");
+  REQUIRE(marks.size() == 3);
+  CHECK(Translation(*marks[2]).first == Translation(*marks[1]).first);
+  CHECK(Translation(*marks[0]).first < Translation(*marks[1]).first);
+}
+
+TEST_CASE("Integer ticks never fall between whole numbers", "[server][svg]") {
+  PlotOptions options;
+  options.x.min = 0.5;
+  options.x.max = 2.5;
+  options.x.integer_ticks = true;
+  Plot plot(options);
+  Series s;
+  s.points = {{1, 0.5}, {2, 0.6}};
+  plot.Add(s);
+  auto root = ParseOrFail(plot.Render());
+  const std::string labels = root->ByClass("x-axis")[0]->AllText();
+  CHECK(labels.find("1.5") == std::string::npos);
+  CHECK(labels.find("0.5") == std::string::npos);
+  CHECK(root->ByClass("x-axis")[0]->ByName("text").size() == 2 + 1);  // 1, 2 and the axis label
 }
 
 TEST_CASE("Series on the secondary axis use the right-hand scale", "[server][svg]") {
