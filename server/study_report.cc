@@ -83,6 +83,15 @@ std::string Seconds(int64_t from_ms, int64_t to_ms) {
 
 std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
+// An error as a fenced block inside a list item: every line indented with the item.
+void ErrorBlock(std::string* out, const std::string& error) {
+  std::string indented = error;
+  for (size_t at = indented.find('\n'); at != std::string::npos; at = indented.find('\n', at + 3)) {
+    indented.replace(at, 1, "\n  ");
+  }
+  absl::StrAppend(out, "- **Error**:\n  ```\n  ", indented, "\n  ```\n");
+}
+
 void Figure(std::string* out, const ReportFigure& f) {
   absl::StrAppend(out, "![", f.caption, "](", f.file_name, ")\n");
 }
@@ -155,7 +164,7 @@ void TrialSection(const v1::Study& study, const v1::Trial& t, std::string* out) 
         s.global_steps(), s.runtime_seconds(), s.samples_per_second(), s.train_loss());
   }
   if (t.state() == v1::TRIAL_STATE_FAILED && !t.error().empty()) {
-    absl::StrAppend(out, "- **Error**:\n  ```\n  ", t.error(), "\n  ```\n");
+    ErrorBlock(out, t.error());
   }
   if (t.epochs_size() > 0) {
     absl::StrAppend(out, "- ![Trial ", t.number(), " learning curves](",
@@ -235,6 +244,8 @@ void BestTrialSection(const v1::Study& study, const std::map<int, const v1::Tria
     absl::StrAppend(&why, " Trials ", absl::StrJoin(tied, ", "), " tie at ",
                     absl::StrFormat("%.6g", best->objective_value()),
                     "; a tie goes to the lowest trial number.");
+  } else if (candidates.size() > 1) {
+    absl::StrAppend(&why, " No other trial tied (a tie would go to the lowest trial number).");
   }
   if (runner_up != nullptr) {
     absl::StrAppendFormat(&why, " The runner-up, trial %d, reached %.4f (%.4f %s).",
@@ -287,7 +298,7 @@ void FinalSections(const v1::Study& study, const v1::Trial& f,
                     absl::StrFormat("  - Epochs: %.1f\n", t.epochs()));
   }
   if (f.state() == v1::TRIAL_STATE_FAILED) {
-    absl::StrAppend(out, "- **Error**:\n  ```\n  ", f.error(), "\n  ```\n");
+    ErrorBlock(out, f.error());
   }
   if (f.epochs_size() > 0) {
     absl::StrAppend(out, "- ![Final trial learning curves](", TrialCurvesFileName(f.number()),

@@ -334,7 +334,8 @@ TEST_CASE("The report of a finished study has every section of the seed write-up
           "- **State**: pruned",
           "- **Pruned** after epoch 1",
           "- **State**: failed",
-          "training core (invalid argument): data.max_length: 0 is not positive",
+          "- **Error**:\n  ```\n  training core (invalid argument): data.max_length: 0 is not "
+          "positive\n  detail\n  ```\n",
           "![Trial 4 learning curves](trial_4_curves.svg)",
           "## Parameters vs Objective",
           "(param_learning_rate.svg)",
@@ -345,7 +346,9 @@ TEST_CASE("The report of a finished study has every section of the seed write-up
           "It has the highest `val_accuracy` (the objective is to maximize it, taking each trial's "
           "last epoch) among the 3 complete search trials; 1 pruned and 1 failed trials are not "
           "candidates.",
-          "The runner-up, trial 1, reached 0.7136 (0.1974 lower).",
+          "No other trial tied (a tie would go to the lowest trial number). The runner-up, trial "
+          "1, "
+          "reached 0.7136 (0.1974 lower).",
           "## Final Model Training",
           "with the best hyperparameters from Trial 4 and its seed 11 on train.",
           "confirming the reproducibility",
