@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/error.h"
 #include "testing/testing.h"

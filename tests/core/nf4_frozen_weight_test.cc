@@ -2,8 +2,7 @@
 // dequantised weights, and trains.
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/nf4_frozen_weight.h"
 #include "core/peft_state.h"
