@@ -6,21 +6,13 @@
 #include <limits>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/grad_checkpoint.h"
+#include "core/shape_string.h"
 
 namespace hpsearch::core {
 namespace {
-
-std::string ShapeString(at::IntArrayRef sizes) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < sizes.size(); ++i) out << (i ? ", " : "") << sizes[i];
-  out << "]";
-  return out.str();
-}
 
 double LowestFinite(c10::ScalarType dtype) {
   switch (dtype) {

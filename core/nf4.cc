@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/shape_string.h"
 #include "kernels/nf4_reference.h"
 
 #if defined(HPSEARCH_TORCH_CUDA)
@@ -19,12 +20,6 @@
 
 namespace hpsearch::core {
 namespace {
-
-std::string ShapeString(at::IntArrayRef sizes) {
-  std::string text = "[";
-  for (size_t d = 0; d < sizes.size(); ++d) text += (d ? ", " : "") + std::to_string(sizes[d]);
-  return text + "]";
-}
 
 template <typename T>
 torch::Tensor ToTensor(const std::vector<T>& values, torch::ScalarType dtype) {

@@ -3,8 +3,7 @@
 // compute path agrees with float32 within bfloat16's precision and keeps master weights in float32.
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <atomic>
 #include <cmath>

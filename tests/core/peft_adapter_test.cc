@@ -1,7 +1,6 @@
 // Saving a trained classifier in PEFT's layout and loading it back gives identical logits.
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>

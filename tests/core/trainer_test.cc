@@ -1,8 +1,7 @@
 // The trainer on tiny models: repeatability, resume, stopping, the schedule, and real learning on a
 // Banking77 subset.
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <atomic>
 #include <cmath>
