@@ -20,6 +20,12 @@ std::string Ids(const v1::TrialSpec& trial) {
                       " (attempt ", trial.attempt(), ", lease ", trial.lease_id(), ")");
 }
 
+absl::Status RestartError() {
+  return absl::UnavailableError(
+      "the last trial left this process's device unusable; exiting so that a fresh worker "
+      "process takes the next trial (restart hpsearch-worker)");
+}
+
 }  // namespace
 
 // One running trial: the reporter the runner talks to; its lease is heartbeated meanwhile.
@@ -63,6 +69,10 @@ class Worker::Session : public TrialReporter {
 
   void Log(const std::string& line) override {
     spdlog::debug("trial {} | {}", trial_.trial_number(), line);
+  }
+
+  void Progress(const std::string& line) override {
+    spdlog::info("trial {} | {}", trial_.trial_number(), line);
   }
 
  private:
@@ -112,7 +122,7 @@ absl::Status Worker::Run() {
     if (next.has_value()) {
       v1::TrialSpec trial = std::move(*next);
       next.reset();
-      RunAndCount(trial, &next);
+      if (RunAndCount(trial, &next)) return RestartError();
       if (options_.max_trials > 0 && trials_run_ >= options_.max_trials) break;
       continue;
     }
@@ -137,7 +147,7 @@ absl::Status Worker::Run() {
       if (options_.exit_when_idle) break;
       continue;
     }
-    RunAndCount(response->trial(), &next);
+    if (RunAndCount(response->trial(), &next)) return RestartError();
     if (options_.max_trials > 0 && trials_run_ >= options_.max_trials) break;
   }
   if (next.has_value()) {
@@ -154,17 +164,20 @@ absl::Status Worker::Run() {
   return absl::OkStatus();
 }
 
-void Worker::RunAndCount(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next) {
+bool Worker::RunAndCount(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next) {
   // Ask for the next trial with this one's completion unless this is the last one we run.
   bool want_next =
       !stopping_ && (options_.max_trials == 0 || trials_run_ + 1 < options_.max_trials);
-  if (absl::Status status = RunTrial(trial, want_next ? next : nullptr); !status.ok()) {
+  bool restart = false;
+  if (absl::Status status = RunTrial(trial, want_next ? next : nullptr, &restart); !status.ok()) {
     spdlog::error("{}: {}", Ids(trial), std::string(status.message()));
   }
   ++trials_run_;
+  return restart;
 }
 
-absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next) {
+absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next,
+                              bool* restart) {
   absl::Time start = absl::Now();
   v1::RunnerType type = trial.runner().type();
   auto runner = runners_.find(type);
@@ -204,6 +217,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       return absl::OkStatus();
     }
     case RunOutcome::Kind::kFailed: {
+      *restart = outcome.restart_worker;
       v1::FailTrialRequest fail;
       fail.set_lease_id(trial.lease_id());
       fail.set_retryable(outcome.retryable);

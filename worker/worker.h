@@ -49,8 +49,10 @@ class Worker {
   Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners);
   ~Worker();
 
-  // Runs until Stop(), max_trials or (exit_when_idle) an idle poll. Fails only when the coordinator
-  // stays unreachable past the client's retry window.
+  // Runs until Stop(), max_trials or (exit_when_idle) an idle poll. Fails when the coordinator
+  // stays unreachable past the client's retry window, or (UNAVAILABLE) after reporting a trial
+  // whose failure left the device unusable (a sticky CUDA error): the process should then exit and
+  // be started again.
   absl::Status Run();
   void Stop();
 
@@ -60,10 +62,14 @@ class Worker {
  private:
   class Session;
   absl::Status Register();
-  // Runs one trial and counts it. When `next` is set, the completion also asks for the next trial,
-  // which lands in *next when the coordinator had one to start.
-  void RunAndCount(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next);
-  absl::Status RunTrial(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next);
+  // Runs one trial and counts it; true when the runner says this process cannot run another
+  // trial. When `next` is set, the completion also asks for the next trial, which lands in *next
+  // when the coordinator had one to start.
+  bool RunAndCount(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next);
+  // Runs one leased trial and tells the coordinator how it ended; *restart is set when the runner
+  // says this process cannot run another trial.
+  absl::Status RunTrial(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next,
+                        bool* restart);
 
   WorkerOptions options_;
   std::map<v1::RunnerType, std::unique_ptr<Runner>> runners_;
