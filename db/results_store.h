@@ -90,9 +90,10 @@ class ResultsStore {
   // times).
   absl::Status UpdateTrial(int64_t trial_id, const v1::Trial& trial, const std::string& lease_id,
                            int64_t lease_deadline_ms);
-  // `ended_by` is set once the attempt has ended.
+  // `ended_by` is set once the attempt has ended (unset: running, or not known).
   absl::Status PutAttempt(int64_t trial_id, const v1::TrialAttempt& attempt,
-                          const std::string& lease_id, std::optional<LeaseEnd> ended_by);
+                          const std::string& lease_id,
+                          std::optional<LeaseEnd> ended_by = std::nullopt);
   // Records an epoch once: returns false (and changes nothing) when (trial, attempt, epoch) exists.
   absl::StatusOr<bool> InsertEpoch(int64_t trial_id, int attempt, const std::string& lease_id,
                                    const v1::EpochMetrics& metrics, int64_t now_ms);

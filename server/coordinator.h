@@ -130,6 +130,12 @@ class Coordinator {
   void Unsubscribe(int64_t token);
 
   const CoordinatorOptions& options() const { return options_; }
+  // Leases held now. Only live leases are kept in memory; an ended one is answered from the store
+  // (trial_attempts), so memory does not grow with finished attempts.
+  size_t LiveLeaseCount() {
+    absl::MutexLock lock(&mu_);
+    return leases_.size();
+  }
 
  private:
   struct TrialRecord {
@@ -155,6 +161,9 @@ class Coordinator {
     int trial_number = 0;
     std::string worker_id;
     absl::Time deadline;
+    // The lease whose CompleteTrial handed this one out (next_for_worker_id), so a retry of that
+    // completion whose reply was lost gets this trial again instead of leaving it to expire.
+    std::string granted_with;
   };
   struct PendingEvent {
     std::string study_id;

@@ -55,7 +55,7 @@ absl::Status Coordinator::Load() {
         // A stored lease keeps its deadline but never expires before the grace period ends.
         absl::Time deadline =
             std::max(absl::FromUnixMillis(st.lease_deadline_ms), now + options_.restart_grace);
-        leases_[st.lease_id] = Lease{id, number, record.trial.worker_id(), deadline};
+        leases_[st.lease_id] = Lease{id, number, record.trial.worker_id(), deadline, ""};
       }
       study.trials.push_back(std::move(record));
       UpdateHistory(&study, study.trials.back());

@@ -94,7 +94,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, Tria
   record->lease_id = lease_id;
   record->attempt_started = now;
   record->prune_requested = false;
-  leases_[lease_id] = Lease{study->study.id(), trial.number(), worker_id, deadline};
+  leases_[lease_id] = Lease{study->study.id(), trial.number(), worker_id, deadline, ""};
   v1::TrialAttempt attempt;
   attempt.set_attempt(trial.attempt());
   attempt.set_state(v1::TRIAL_STATE_RUNNING);

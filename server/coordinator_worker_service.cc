@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/coordinator_internal.h"
 #include "server/study_view.h"
+#include "server/trial_spec_builder.h"
 
 namespace hpsearch::server {
 
@@ -214,7 +215,8 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
     absl::MutexLock lock(&mu_);
     absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(request.lease_id());
     if (!ended.ok()) return ended.status();
-    if (ended->has_value() && EndedByHolder(**ended)) {
+    bool retried = ended->has_value() && EndedByHolder(**ended);
+    if (retried) {
       // A retried CompleteTrial whose reply was lost (or that outlived a coordinator restart):
       // the same answer, and nothing changes.
       response.set_state(EndedTrialState(**ended));
@@ -252,10 +254,24 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
     // The next trial rides on the same commit. An unknown worker (e.g. after a restart) gets none
     // and learns it from its next AcquireTrial, which tells it to register again.
     const std::string& next_for = request.next_for_worker_id();
-    if (!next_for.empty() && workers_.count(next_for) != 0) {
+    if (retried && !next_for.empty()) {
+      // The first reply may have carried a next trial: hand the same lease out again.
+      for (const auto& [lease_id, lease] : leases_) {
+        if (lease.granted_with != request.lease_id() || lease.worker_id != next_for) continue;
+        const StudyRecord& study = studies_[lease.study_id];
+        LeaseGrant grant{lease_id, lease.deadline, options_.heartbeat_interval};
+        *response.mutable_next_trial() =
+            BuildTrialSpec(study.study, study.trials[lease.trial_number].trial, grant,
+                           options_.default_artifacts_root);
+        break;
+      }
+    } else if (!next_for.empty() && workers_.count(next_for) != 0) {
       absl::StatusOr<std::optional<v1::TrialSpec>> next = AcquireAny(next_for);
       if (!next.ok()) return next.status();
-      if (next->has_value()) *response.mutable_next_trial() = std::move(**next);
+      if (next->has_value()) {
+        leases_[(*next)->lease_id()].granted_with = request.lease_id();
+        *response.mutable_next_trial() = std::move(**next);
+      }
     }
     *sequence = store_->Sequence();
   }

@@ -106,11 +106,15 @@ TEST_CASE("Old ended leases are answered without being kept in memory",
   std::string worker = f.Register("w");
   std::vector<std::string> leases;
   for (int i = 0; i < 300; ++i) leases.push_back(f.RunTrial(worker, {0.001 * i}).lease_id());
+  CHECK(f.coordinator->LiveLeaseCount() == 0);
   for (const std::string& lease : {leases.front(), leases[150], leases.back()}) {
     auto again = f.Complete(lease);
     REQUIRE(again.ok());
     CHECK(*again == v1::TRIAL_STATE_COMPLETE);
+    auto late = f.Report(lease, 2, 0.5);
+    CHECK(late.status().code() == absl::StatusCode::kFailedPrecondition);
   }
+  CHECK(f.coordinator->LiveLeaseCount() == 0);
 }
 
 TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
@@ -148,11 +152,16 @@ TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
   REQUIRE(last->has_next_trial());
   CHECK(last->next_trial().kind() == v1::TRIAL_KIND_FINAL);
   CHECK(last->next_trial().source_trial_number() == 2);
-  // A retry of that completion answers the same state; the final trial is not leased twice.
+  // A retry of that completion (its reply was lost) answers the same state and hands out the same
+  // next trial under the same lease: nothing is leased twice, and nothing is left to expire.
   auto retried = f.coordinator->CompleteTrial(request);
   REQUIRE(retried.ok());
   CHECK(retried->state() == v1::TRIAL_STATE_COMPLETE);
-  CHECK_FALSE(retried->has_next_trial());
+  REQUIRE(retried->has_next_trial());
+  CHECK(retried->next_trial().lease_id() == last->next_trial().lease_id());
+  CHECK(retried->next_trial().trial_number() == last->next_trial().trial_number());
+  CHECK(f.coordinator->LiveLeaseCount() == 1);
+  CHECK(f.Study(id).trial_counts().at("running") == 1);
   // Nothing to hand out, or a worker this coordinator does not know: the completion alone.
   request.set_lease_id(last->next_trial().lease_id());
   request.set_next_for_worker_id("wk-unknown");
