@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build g++ pkg-config git
   # service stack
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev
+  libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libssl-dev
   # training core (LibTorch 1.13 CPU; OpenBLAS so torch does not fall back to the reference BLAS)
   libtorch-dev libopenblas-dev
   # header-only libraries shared by every part
