@@ -110,7 +110,9 @@ const std::vector<TestFunction>& QualityFunctions() {
     fns.push_back({"styblinski_tang5", Box(5, -5, 5), StyblinskiTang, -39.16617 * 5});
     fns.push_back({"rastrigin5", Box(5, -5.12, 5.12), Rastrigin, 0.0});
     // Mixed: x1 an int, x2 on a grid of step 0.5.
-    fns.push_back({"branin_mixed", {Int("x1", -5, 10), Float("x2", 0, 15, 0.5)}, Branin,
+    fns.push_back({"branin_mixed",
+                   {Int("x1", -5, 10), Float("x2", 0, 15, 0.5)},
+                   Branin,
                    0.397887 /* not on this grid: the grid's best is a little above */});
     // Mixed: three floats, two ints k in 0..10 read as k / 10, one categorical of five levels.
     fns.push_back({"hartmann6_mixed",
@@ -122,9 +124,10 @@ const std::vector<TestFunction>& QualityFunctions() {
                    -3.32237});
     // Mixed: two ints, a float, a stepped float and a categorical.
     fns.push_back({"styblinski_tang5_mixed",
-                   {Int("x1", -5, 5), Int("x2", -5, 5), Float("x3", -5, 5),
-                    Float("x4", -5, 5, 0.5), Choices("x5", {"-5", "-2.5", "0", "2.5", "5"})},
-                   StyblinskiTang, -39.16617 * 5});
+                   {Int("x1", -5, 5), Int("x2", -5, 5), Float("x3", -5, 5), Float("x4", -5, 5, 0.5),
+                    Choices("x5", {"-5", "-2.5", "0", "2.5", "5"})},
+                   StyblinskiTang,
+                   -39.16617 * 5});
     return fns;
   }();
   return kFunctions;
@@ -139,7 +142,8 @@ const std::vector<uint64_t>& QualitySeeds() {
   return kSeeds;
 }
 
-std::vector<double> PointOf(const TestFunction& fn, const std::vector<v1::ParamAssignment>& params) {
+std::vector<double> PointOf(const TestFunction& fn,
+                            const std::vector<v1::ParamAssignment>& params) {
   std::vector<double> x(fn.space.size(), 0.0);
   for (size_t j = 0; j < fn.space.size(); ++j) {
     for (const auto& a : params) {

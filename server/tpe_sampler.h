@@ -1,0 +1,46 @@
+// TpeSampler: the Tree-structured Parzen Estimator (Bergstra et al. 2011), with Optuna 3.1's
+// defaults (sampler options in study.proto / docs/study-file.md).
+//
+// One proposal:
+//  1. Observations: COMPLETE trials rank by their objective; PRUNED ones after them, those that
+//     got further first, each by its last reported value; with constant_liar, RUNNING and WAITING
+//     trials rank last (the "lie": whatever they are evaluating counts as bad). FAILED trials do
+//     not count.
+//  2. While fewer than n_startup_trials trials are COMPLETE or PRUNED, values are drawn at random.
+//  3. Otherwise the best min(ceil(gamma * n), gamma_max) finished trials form the "good" group,
+//     everything else the "bad" one; each gets a ParzenEstimator (per parameter, or one joint
+//     estimator when multivariate), weighted by Optuna's ramp (old observations weigh less once a
+//     group holds more than 25). n_ei_candidates draws from the good density are scored by
+//     log l(x) - log g(x), which orders them as expected improvement does; the best one wins.
+//
+// Deviations from Optuna 3.1, each on purpose:
+//  - constant_liar defaults to true: hpsearch always runs with parallel workers, and a lie costs
+//    nothing when parallelism is 1. With it off, running and waiting trials are invisible to the
+//    sampler, as in Optuna.
+//  - No repeats: a proposal never repeats the full configuration of a trial the sampler sees
+//    (finished or failed ones; running and waiting ones under constant liar). When the best
+//    candidates all repeat one, the next best combination of per-parameter candidates is taken,
+//    then fresh random draws; only a space with nothing new left repeats. In continuous spaces
+//    this never triggers; in discrete ones Optuna re-evaluates points it already knows and, in
+//    parallel, hands the same point to several workers even with its constant liar.
+//  - Normalised continuous kernels and bin masses for log-scaled ints (see parzen_estimator.h).
+//
+// Determinism: the proposal is a function of the request alone (spec, seed, fixed values,
+// history); each parameter draws from its own stream keyed by its name.
+// Thread-safety: stateless; Sample may run concurrently.
+#pragma once
+
+#include "server/sampler.h"
+
+namespace hpsearch::server {
+
+class TpeSampler : public Sampler {
+ public:
+  absl::StatusOr<std::vector<v1::ParamAssignment>> Sample(const SampleRequest& request) override;
+};
+
+// Optuna's default observation weights for a group of n, oldest first: 1 each up to 25; beyond,
+// the oldest n - 25 ramp up linearly from 1/n, so the model follows the search as it moves.
+std::vector<double> TpeObservationWeights(int n);
+
+}  // namespace hpsearch::server
