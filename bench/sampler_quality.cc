@@ -157,6 +157,9 @@ double Median(std::vector<double> v) {
 struct Options {
   bool quick = false;
   bool multivariate = false;
+  bool ours_only = false;   // leave Optuna out (for quick comparisons with an earlier full run)
+  uint64_t first_seed = 0;  // > 0: seeds first_seed, first_seed + 1, ... instead of the fixed ones
+  int n_seeds = 0;          // > 0 with first_seed: how many
   int trials = 100;
   int jobs = 2;
 };
@@ -170,12 +173,23 @@ int Quality(const Options& options) {
       functions.push_back(fn);
     }
   }
+  if (options.first_seed > 0) {
+    seeds.resize(options.n_seeds > 0 ? options.n_seeds : seeds.size());
+    for (size_t k = 0; k < seeds.size(); ++k) seeds[k] = options.first_seed + k;
+  }
   if (options.quick) seeds.resize(3);
   std::vector<Contender> contenders = {Contender::kOursTpe, Contender::kOptunaTpe,
                                        Contender::kRandom};
   if (options.multivariate) {
     contenders.push_back(Contender::kOursTpeMv);
     contenders.push_back(Contender::kOptunaTpeMv);
+  }
+  if (options.ours_only) {
+    contenders.erase(
+        std::remove_if(
+            contenders.begin(), contenders.end(),
+            [](Contender c) { return c == Contender::kOptunaTpe || c == Contender::kOptunaTpeMv; }),
+        contenders.end());
   }
   struct Task {
     size_t function;
@@ -243,7 +257,7 @@ int Quality(const Options& options) {
         std::printf(" %.4g |", median[static_cast<int>(c)]);
       }
       const double ours = median[static_cast<int>(Contender::kOursTpe)];
-      const bool ok = ours <= median[static_cast<int>(Contender::kOptunaTpe)];
+      const bool ok = !options.ours_only && ours <= median[static_cast<int>(Contender::kOptunaTpe)];
       at_least_as_good[n] += ok;
       better_than_random[n] += ours < median[static_cast<int>(Contender::kRandom)];
       std::printf(" %s |\n", ok ? "yes" : "no");
@@ -275,6 +289,12 @@ int main(int argc, char** argv) {
       options.trials = 25;
     } else if (arg == "--multivariate") {
       options.multivariate = true;
+    } else if (arg == "--first-seed" && i + 1 < argc) {
+      options.first_seed = std::strtoull(argv[++i], nullptr, 10);
+    } else if (arg == "--n-seeds" && i + 1 < argc) {
+      options.n_seeds = std::atoi(argv[++i]);
+    } else if (arg == "--ours-only") {
+      options.ours_only = true;
     } else if (arg == "--parallel") {
       parallel = true;
     } else if (arg == "--trials" && i + 1 < argc) {

@@ -104,15 +104,22 @@ ParzenEstimator::ParzenEstimator(std::vector<Distribution> dists,
   for (Dim& dim : dims_) {
     if (dim.dist.kind != Distribution::Kind::kCategorical) FitNumbers(&dim, n_dims, &w);
   }
-  weights_ = std::move(w);
-  cumulative_weights_.resize(weights_.size());
-  double running = 0, max_weight = 0;
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    running += weights_[i];
+  cumulative_weights_.resize(w.size());
+  double running = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    running += w[i];
     cumulative_weights_[i] = running;
-    max_weight = std::max(max_weight, weights_[i]);
   }
-  log_max_weight_ = std::log(max_weight);
+  if (options_.bandwidth_weighted) {
+    for (const Dim& dim : dims_) {
+      if (dim.dist.kind == Distribution::Kind::kCategorical || dim.binned) continue;
+      for (size_t i = 0; i < w.size(); ++i) w[i] *= dim.sigma[i];
+    }
+    const double sum = std::accumulate(w.begin(), w.end(), 0.0);
+    for (double& x : w) x /= sum;
+  }
+  weights_ = std::move(w);
+  log_max_weight_ = std::log(*std::max_element(weights_.begin(), weights_.end()));
 }
 
 double ParzenEstimator::ToModel(const Dim& dim, double x) const {

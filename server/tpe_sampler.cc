@@ -12,6 +12,7 @@
 #include "server/distributions.h"
 #include "server/parzen_estimator.h"
 #include "server/sampling_rng.h"
+#include "server/sobol_sampler.h"
 
 namespace hpsearch::server {
 namespace {
@@ -20,6 +21,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Stream keys, so TPE's draws, its fall-back draws and the random sampler's never coincide.
 constexpr uint64_t kCandidateStream = 0x7470655f63616e64ULL;
 constexpr uint64_t kFallbackStream = 0x7470655f66616c6cULL;
+constexpr uint64_t kStartupStream = 0x7470655f73746172ULL;
 // Combinations of per-parameter candidates tried before fresh random draws, and those draws
 // before a repeat is accepted.
 constexpr int kMaxCombinations = 256;
@@ -44,6 +46,7 @@ TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   if (s.has_prior_weight()) o.estimator.prior_weight = s.prior_weight();
   if (s.has_consider_endpoints()) o.estimator.consider_endpoints = s.consider_endpoints();
   if (s.has_multivariate()) o.estimator.multivariate = s.multivariate();
+  o.estimator.bandwidth_weighted = true;  // Optuna 3.1's scoring; see tpe_sampler.h
   return o;
 }
 
@@ -255,8 +258,7 @@ std::vector<v1::ParamAssignment> ToAssignments(const Space& space,
   return out;
 }
 
-// Random values for the free parameters from per-parameter generator states (those of
-// Streams(space, request.seed) reproduce the random sampler exactly).
+// Random values for the free parameters from per-parameter generator states.
 absl::Status DrawRandom(const Space& space, std::vector<uint64_t>* states,
                         std::vector<double>* config) {
   for (size_t j = 0; j < space.params.size(); ++j) {
@@ -312,16 +314,27 @@ absl::StatusOr<std::vector<v1::ParamAssignment>> TpeSampler::Sample(const Sample
 
   const Ranked ranked = RankHistory(request, options);
   if (ranked.n_finished < options.n_startup_trials) {
-    // Start-up: the random sampler's values, redrawn while they repeat a known configuration.
-    std::vector<uint64_t> states = Streams(space, request.seed);
-    for (int attempt = 0; attempt <= kMaxRandomDraws; ++attempt) {
+    // Start-up: point `trial_number` of a scrambled Sobol sequence (one coordinate per parameter,
+    // fixed ones included, so enqueued values leave the others' coordinates unchanged); random
+    // draws if it repeats a known configuration.
+    const std::vector<double> u =
+        SobolPoint(d, static_cast<uint64_t>(request.trial_number), /*scramble=*/true,
+                   request.spec->seed() ^ kStartupStream);
+    std::vector<double> point = config;
+    for (int j : free) {
+      point[j] =
+          ToInternal(*space.params[j], FromUnitInterval(*space.params[j], space.dists[j], u[j]))
+              .value_or(std::nan(""));
+    }
+    if (!repeats.Contains(point)) return ToAssignments(space, point);
+    std::vector<uint64_t> states = Streams(space, request.seed ^ kStartupStream);
+    for (int attempt = 0; attempt < kMaxRandomDraws; ++attempt) {
       std::vector<double> draw = config;
       absl::Status status = DrawRandom(space, &states, &draw);
       if (!status.ok()) return status;
-      if (attempt == 0) config = draw;
       if (!repeats.Contains(draw)) return ToAssignments(space, draw);
     }
-    return ToAssignments(space, config);
+    return ToAssignments(space, point);
   }
 
   std::vector<Candidates> per_group;  // univariate: one per free parameter; else one joint

@@ -120,6 +120,43 @@ TEST_CASE("Multivariate kernels are Optuna 3.1's, normalised", "[server][tpe]") 
   CheckLogPdf(pe, {{0.25, 0.5}, {1, 2}}, {-1.1770987765430525, -1.4135295265279204});
 }
 
+// Optuna 3.1's raw log_pdf values (no 1/sigma) differ from the bandwidth-weighted normalised
+// mixture by one constant per estimator: the differences between points agree.
+void CheckOffsetFrom(const ParzenEstimator& pe, const std::vector<std::vector<double>>& points,
+                     const std::vector<double>& optuna) {
+  std::vector<double> got = pe.LogPdf(points);
+  REQUIRE(got.size() == optuna.size());
+  for (size_t i = 1; i < got.size(); ++i) {
+    INFO("point " << i);
+    CHECK(got[i] - got[0] == Approx(optuna[i] - optuna[0]).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("Bandwidth-weighted scores are Optuna 3.1's up to a constant", "[server][tpe]") {
+  ParzenEstimatorOptions bw;
+  bw.bandwidth_weighted = true;
+  CheckOffsetFrom(
+      ParzenEstimator({FloatDist(0, 1)}, {{0.2, 0.5, 0.9}}, TpeObservationWeights(3), bw),
+      {{0.1, 0.3, 0.5, 0.95}},
+      {-0.8309234837405515, -0.6430715509603937, -0.5883895074424972, -0.8078740911337842});
+  std::vector<double> many;
+  for (int i = 1; i <= 30; ++i) many.push_back(0.1 * i);
+  CheckOffsetFrom(ParzenEstimator({FloatDist(0, 4)}, {many}, TpeObservationWeights(30), bw),
+                  {{0.15, 2.0}}, {-3.1625685642735455, -2.523473618588226});
+  CheckOffsetFrom(
+      ParzenEstimator({FloatDist(1e-4, 1e-1, true)}, {{1e-3, 2e-3}}, TpeObservationWeights(2), bw),
+      {{5e-4, 1e-2}}, {-0.5578320552156449, -0.7054854879968774});
+  bw.multivariate = true;
+  CheckOffsetFrom(ParzenEstimator({FloatDist(0, 1), IntDist(0, 4)}, {{0.2, 0.8}, {1, 3}},
+                                  TpeObservationWeights(2), bw),
+                  {{0.25, 0.5}, {1, 2}}, {-2.0516738779807193, -2.162815857274961});
+  // Discrete values are scored by bin masses, which Optuna 3.1 normalises: unchanged.
+  bw.multivariate = false;
+  CheckLogPdf(ParzenEstimator({IntDist(0, 10)}, {{2, 2, 7}}, TpeObservationWeights(3), bw),
+              {{0, 2, 5, 10}},
+              {-2.4146615468456125, -2.1226472832674794, -2.2885592477335432, -3.176124121683693});
+}
+
 TEST_CASE("Densities are normalised: a density integrates and masses sum to one", "[server][tpe]") {
   const ParzenEstimator cont = Univariate(FloatDist(-1, 3), {-0.9, 0.0, 0.1, 2.5});
   std::vector<double> xs;

@@ -118,20 +118,35 @@ TEST_CASE("TPE: identical seed and history give the identical suggestion", "[ser
   CHECK(Key(a) != Key(Ask(&sampler, reseeded, history, 20)));
 }
 
-TEST_CASE("TPE: start-up trials are the random sampler's", "[server][tpe]") {
-  v1::StudySpec spec = TpeSpec(9);
-  AddFloat(&spec, "x", -1, 1);
-  AddInt(&spec, "n", 0, 1000);
-  TpeSampler tpe;
-  RandomSampler random;
-  TrialHistory history;
-  for (int i = 0; i < 10; ++i) {
-    auto params = Ask(&tpe, spec, history, i);
-    CHECK(Key(params) == Key(Ask(&random, spec, history, i)));
-    AddTrial(&history, params, v1::TRIAL_STATE_COMPLETE, Number(params[0].value()));
+TEST_CASE("TPE: start-up trials are an evenly spread scrambled Sobol design", "[server][tpe]") {
+  // The first 8 put exactly one value in each eighth of every parameter's range (independent
+  // draws would leave about a third of the eighths empty).
+  for (uint64_t seed : {1, 2, 3}) {
+    v1::StudySpec spec = TpeSpec(seed);
+    AddFloat(&spec, "x", -1, 1);
+    AddInt(&spec, "n", 0, 799);
+    AddFloat(&spec, "lr", 1e-6, 1e-2, true);
+    TpeSampler tpe;
+    TrialHistory history;
+    std::vector<int> x_slices(8, 0), n_slices(8, 0), lr_slices(8, 0);
+    for (int i = 0; i < 8; ++i) {
+      auto params = Ask(&tpe, spec, history, i);
+      ++x_slices[static_cast<int>((params[0].value().double_value() + 1) / 2 * 8)];
+      ++n_slices[params[1].value().int_value() / 100];
+      ++lr_slices[static_cast<int>((std::log10(params[2].value().double_value()) + 6) / 4 * 8)];
+      AddTrial(&history, params, v1::TRIAL_STATE_COMPLETE, Number(params[0].value()));
+    }
+    CHECK(x_slices == std::vector<int>(8, 1));
+    CHECK(n_slices == std::vector<int>(8, 1));
+    CHECK(lr_slices == std::vector<int>(8, 1));
   }
-  // From the 11th trial on, the model decides: no longer the random sampler's draw.
-  CHECK(Key(Ask(&tpe, spec, history, 10)) != Key(Ask(&random, spec, history, 10)));
+  // Another seed, another design.
+  v1::StudySpec a = TpeSpec(1), b = TpeSpec(2);
+  AddFloat(&a, "x", -1, 1);
+  AddFloat(&b, "x", -1, 1);
+  TpeSampler tpe;
+  TrialHistory empty;
+  CHECK(Key(Ask(&tpe, a, empty, 0)) != Key(Ask(&tpe, b, empty, 0)));
 }
 
 TEST_CASE("TPE concentrates near the optimum of a quadratic faster than random", "[server][tpe]") {
@@ -303,16 +318,17 @@ TEST_CASE("TPE: pruned trials count, failed ones do not", "[server][tpe]") {
   AddTrial(&history, x(0.2), v1::TRIAL_STATE_FAILED, std::nullopt);
   AddTrial(&history, x(0.3), v1::TRIAL_STATE_FAILED, std::nullopt);
   TpeSampler tpe;
-  RandomSampler random;
-  // Two failures do not end the start-up: still the random sampler's values.
-  CHECK(Key(Ask(&tpe, spec, history, 3)) == Key(Ask(&random, spec, history, 3)));
+  TrialHistory empty;
+  // Two failures do not end the start-up: still the start-up design's point for the trial.
+  CHECK(Key(Ask(&tpe, spec, history, 3)) == Key(Ask(&tpe, spec, empty, 3)));
   HistoryTrial pruned;
   pruned.state = v1::TRIAL_STATE_PRUNED;
   pruned.params = x(0.9);
   pruned.epoch_values = {3.0, std::nullopt};
   history.trials.push_back(pruned);
   history.trials.push_back(pruned);
-  CHECK(Key(Ask(&tpe, spec, history, 5)) != Key(Ask(&random, spec, history, 5)));
+  // Two pruned trials make three finished: the model proposes.
+  CHECK(Key(Ask(&tpe, spec, history, 5)) != Key(Ask(&tpe, spec, empty, 5)));
 }
 
 TEST_CASE("TPE proposes only what enqueued values leave free", "[server][tpe]") {
