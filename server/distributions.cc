@@ -64,6 +64,7 @@ absl::StatusOr<Distribution> ToDistribution(const v1::ParameterSpec& param) {
       if (d.has_step()) {
         if (!(d.step() > 0)) return Malformed(param, "step must be positive");
         dist.step = d.step();
+        dist.log = false;  // a grid is a grid (the validator refuses step with log)
         dist.high =
             d.low() + static_cast<double>(StepCount(d.low(), d.high(), d.step()) - 1) * d.step();
         dist.high = std::min(dist.high, d.high());

@@ -1,0 +1,129 @@
+// The coordinator test fixture shared by coordinator_test.cc and coordinator_samplers_test.cc: a
+// Coordinator over a temp-file ResultsStore and a ManualClock, with helpers that play a worker.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/coordinator.h"
+#include "testing/testing.h"
+
+namespace hpsearch::server {
+
+// A command-runner study maximising val_accuracy over learning_rate (log float) and batch_size
+// ({8, 16}), seed 42.
+inline v1::StudySpec MakeSpec(const std::string& name, int n_trials, int parallelism,
+                              int max_retries = 1) {
+  v1::StudySpec spec;
+  spec.set_name(name);
+  spec.set_seed(42);
+  auto* lr = spec.add_search_space();
+  lr->set_name("learning_rate");
+  lr->mutable_float_range()->set_low(1e-5);
+  lr->mutable_float_range()->set_high(1e-3);
+  lr->mutable_float_range()->set_log(true);
+  auto* bs = spec.add_search_space();
+  bs->set_name("batch_size");
+  for (int64_t v : {8, 16}) bs->mutable_categorical()->add_choices()->set_int_value(v);
+  spec.mutable_objective()->set_metric("val_accuracy");
+  spec.mutable_objective()->set_direction(v1::DIRECTION_MAXIMIZE);
+  spec.mutable_budget()->set_n_trials(n_trials);
+  spec.mutable_budget()->set_parallelism(parallelism);
+  spec.mutable_budget()->set_max_retries(max_retries);
+  spec.mutable_runner()->set_type(v1::RUNNER_TYPE_COMMAND);
+  spec.mutable_runner()->add_command("true");
+  return spec;
+}
+
+// A coordinator over a temp-file store and a manual clock, re-creatable on the same file (a
+// restart).
+struct Fixture {
+  hpsearch::testing::TempDir dir;
+  ManualClock clock;
+  CoordinatorOptions options;
+  std::unique_ptr<db::ResultsStore> store;
+  std::unique_ptr<Coordinator> coordinator;
+
+  Fixture() {
+    options.lease_ttl = absl::Seconds(10);
+    options.heartbeat_interval = absl::Seconds(2);
+    options.restart_grace = absl::Seconds(60);
+    Start();
+  }
+  void Start() {
+    db::DatabaseOptions db_options;
+    db_options.exclusive_lock = true;
+    auto opened = db::ResultsStore::Open((dir / "results.db").string(), db_options);
+    REQUIRE(opened.ok());
+    store = std::move(*opened);
+    auto created = Coordinator::Create(store.get(), &clock, options);
+    REQUIRE(created.ok());
+    coordinator = std::move(*created);
+  }
+  void Restart() {
+    coordinator.reset();
+    store.reset();
+    Start();
+  }
+  std::string Submit(const v1::StudySpec& spec) {
+    v1::SubmitStudyRequest request;
+    *request.mutable_spec() = spec;
+    auto response = coordinator->SubmitStudy(request);
+    REQUIRE(response.ok());
+    return response->study_id();
+  }
+  std::string Register(const std::string& name) {
+    v1::RegisterRequest request;
+    request.mutable_info()->set_name(name);
+    auto response = coordinator->Register(request);
+    REQUIRE(response.ok());
+    return response->worker_id();
+  }
+  std::optional<v1::TrialSpec> Acquire(const std::string& worker) {
+    auto trial = coordinator->TryAcquire(worker);
+    REQUIRE(trial.ok());
+    return *trial;
+  }
+  absl::StatusOr<v1::ReportEpochResponse> Report(const std::string& lease, int epoch, double acc) {
+    v1::ReportEpochRequest request;
+    request.set_lease_id(lease);
+    request.mutable_metrics()->set_epoch(epoch);
+    request.mutable_metrics()->set_val_accuracy(acc);
+    request.mutable_metrics()->set_train_loss(1.0 / epoch);
+    return coordinator->ReportEpoch(request);
+  }
+  absl::StatusOr<v1::TrialState> Complete(const std::string& lease) {
+    v1::CompleteTrialRequest request;
+    request.set_lease_id(lease);
+    return coordinator->CompleteTrial(request);
+  }
+  absl::StatusOr<v1::TrialState> Fail(const std::string& lease, bool retryable) {
+    v1::FailTrialRequest request;
+    request.set_lease_id(lease);
+    request.set_error("boom");
+    request.set_retryable(retryable);
+    return coordinator->FailTrial(request);
+  }
+  // Runs one trial to COMPLETE with the given per-epoch accuracies.
+  v1::TrialSpec RunTrial(const std::string& worker, const std::vector<double>& accuracies) {
+    auto trial = Acquire(worker);
+    REQUIRE(trial.has_value());
+    for (size_t i = 0; i < accuracies.size(); ++i) {
+      REQUIRE(Report(trial->lease_id(), static_cast<int>(i) + 1, accuracies[i]).ok());
+    }
+    auto state = Complete(trial->lease_id());
+    REQUIRE(state.ok());
+    return *trial;
+  }
+  v1::Study Study(const std::string& id) {
+    auto study = coordinator->GetStudy(id);
+    REQUIRE(study.ok());
+    return *study;
+  }
+};
+
+}  // namespace hpsearch::server
