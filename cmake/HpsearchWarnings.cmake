@@ -8,6 +8,15 @@ function(hpsearch_strict target)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${flags}>)
 endfunction()
 
+# hpsearch_unity(<target> <batch size>): with HPSEARCH_UNITY_BUILD, compiles <batch size> of the target's
+# files per translation unit. Files in one batch share a unit, so file-local names (anonymous namespaces,
+# statics) must not collide across the target's files.
+function(hpsearch_unity target batch_size)
+  if(HPSEARCH_UNITY_BUILD)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${batch_size})
+  endif()
+endfunction()
+
 # hpsearch_add_tests(<target> <source>... [LIBS <lib>...]): one Catch2 binary registered test by test with
 # ctest. A test that cannot run on this machine (no GPU, no ../shared) exits with kHpsearchSkipCode (77),
 # which ctest reports as skipped, never as passed.

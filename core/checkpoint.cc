@@ -6,18 +6,13 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "core/shape_string.h"
 #include "core/torch_bin.h"
 
 namespace hpsearch::core {
 namespace {
 
 constexpr char kPrefix[] = "transformer.";
-
-std::string ShapeString(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 bool StartsWith(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
@@ -35,7 +30,7 @@ bool IsAttentionBuffer(const std::string& bare) {
   return rest == "attn.bias" || rest == "attn.masked_bias";
 }
 
-std::string JoinNames(const std::vector<std::string>& names) {
+std::string QuotedNameList(const std::vector<std::string>& names) {
   std::string s;
   for (const std::string& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
   return "[" + s + "]";
@@ -117,7 +112,7 @@ Checkpoint LoadCheckpoint(const std::filesystem::path& dir, const CheckpointWarn
   }
   if (!unused.empty() && warn) {
     warn("Some weights of the checkpoint at " + where +
-         " were not used by GPT2Model: " + JoinNames(unused));
+         " were not used by GPT2Model: " + QuotedNameList(unused));
   }
 
   auto take = [&](const std::string& name, const std::vector<int64_t>& shape) {

@@ -4,11 +4,31 @@
 
 #include <cmath>
 
+#include "core/error.h"
+#include "core/torch_compat.h"
+
 namespace hpsearch::core {
+namespace {
+
+torch::Tensor ScaledDotProductAttention(const torch::Tensor& query, const torch::Tensor& key,
+                                        const torch::Tensor& value, const torch::Tensor& mask,
+                                        double dropout) {
+#if HPSEARCH_TORCH_AT_LEAST(2, 0)
+  return at::scaled_dot_product_attention(query, key, value, mask, dropout, /*is_causal=*/false);
+#else
+  // Gpt2Config validation refuses "sdpa" on these builds; this is never reached.
+  Fail(ErrorCode::kUnsupported, "scaled_dot_product_attention needs LibTorch 2.0 or later");
+#endif
+}
+
+}  // namespace
 
 Gpt2AttentionImpl::Gpt2AttentionImpl(const Gpt2Config& config, const FineTuningOptions& fine_tuning,
                                      const std::string& module_path, at::Generator generator)
-    : n_head_(config.n_head), attn_pdrop_(config.attn_pdrop), resid_pdrop_(config.resid_pdrop) {
+    : n_head_(config.n_head),
+      attn_pdrop_(config.attn_pdrop),
+      resid_pdrop_(config.resid_pdrop),
+      sdpa_(config.attn_implementation == "sdpa") {
   const int64_t width = config.n_embd;
   // Hugging Face re-initialises every "c_proj.weight" with std initializer_range / sqrt(2 n_layer)
   // so the residual stream's variance does not grow with depth.
@@ -38,13 +58,22 @@ torch::Tensor Gpt2AttentionImpl::forward(const torch::Tensor& hidden,
   torch::Tensor query = heads(qkv[0]);
   torch::Tensor key = heads(qkv[1]);
   torch::Tensor value = heads(qkv[2]);
-  // Divide (not multiply by the reciprocal) as Hugging Face does, so scores match bit for bit.
-  torch::Tensor scores =
-      at::matmul(query, key.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
-  torch::Tensor probs = at::softmax(scores + attn_bias, /*dim=*/-1);
-  probs = at::dropout(probs, attn_pdrop_, is_training());
-  torch::Tensor context =
-      at::matmul(probs, value).transpose(1, 2).contiguous().view({batch, seq, width});
+  torch::Tensor context;
+  if (sdpa_) {
+    context =
+        ScaledDotProductAttention(query, key, value, attn_bias, is_training() ? attn_pdrop_ : 0.0);
+  } else {
+    // Divide (not multiply by the reciprocal) as Hugging Face does, so scores match bit for bit.
+    torch::Tensor scores =
+        at::matmul(query, key.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
+    // Under mixed precision the scores are bf16 and the bias float32: the sum, and so the softmax,
+    // is float32 (as autocast runs softmax), and the probabilities go back to v's dtype. In
+    // float32 both casts are no-ops.
+    torch::Tensor probs = at::softmax(scores + attn_bias, /*dim=*/-1).to(value.scalar_type());
+    probs = at::dropout(probs, attn_pdrop_, is_training());
+    context = at::matmul(probs, value);
+  }
+  context = context.transpose(1, 2).contiguous().view({batch, seq, width});
   return at::dropout(c_proj(context), resid_pdrop_, is_training());
 }
 

@@ -1,6 +1,7 @@
 #include "core/gpt2_config.h"
 
 #include "core/error.h"
+#include "core/torch_compat.h"
 
 namespace hpsearch::core {
 namespace {
@@ -48,6 +49,16 @@ void ValidateGpt2Config(const Gpt2Config& config) {
   RequireProbability(config.resid_pdrop, "resid_pdrop");
   RequireProbability(config.embd_pdrop, "embd_pdrop");
   RequireProbability(config.attn_pdrop, "attn_pdrop");
+  if (config.attn_implementation != "eager" && config.attn_implementation != "sdpa") {
+    Fail(ErrorCode::kInvalidArgument, "Gpt2Config.attn_implementation is \"" +
+                                          config.attn_implementation +
+                                          "\"; use \"eager\" or \"sdpa\"");
+  }
+  if (config.attn_implementation == "sdpa" && !compat::kHasScaledDotProductAttention) {
+    Fail(ErrorCode::kUnsupported,
+         "Gpt2Config.attn_implementation \"sdpa\" needs LibTorch 2.0 or later (this build has "
+         "an older one); use \"eager\"");
+  }
   if (config.pad_token_id < 0) {
     Fail(ErrorCode::kInvalidArgument, "Gpt2Config.pad_token_id must be a token id (>= 0)");
   }

@@ -41,6 +41,11 @@ struct Gpt2Config {
   int64_t num_labels = 2;
   // Token id used for padding; GPT-2 has no pad token and reuses eos (50256).
   int64_t pad_token_id = 50256;
+  // How attention is computed, named as Hugging Face's attn_implementation: "eager" (explicit
+  // scores, softmax, weighted sum; bit-compatible with Hugging Face's eager path) or "sdpa"
+  // (LibTorch's fused scaled_dot_product_attention with the same additive mask; needs LibTorch
+  // 2.0 or later, refused with kUnsupported on older builds).
+  std::string attn_implementation = "eager";
 };
 
 // Throws core::Error naming the first field that is out of range: kInvalidArgument for non-positive

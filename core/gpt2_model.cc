@@ -6,21 +6,13 @@
 #include <limits>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/grad_checkpoint.h"
+#include "core/shape_string.h"
 
 namespace hpsearch::core {
 namespace {
-
-std::string ShapeString(at::IntArrayRef sizes) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < sizes.size(); ++i) out << (i ? ", " : "") << sizes[i];
-  out << "]";
-  return out.str();
-}
 
 double LowestFinite(c10::ScalarType dtype) {
   switch (dtype) {
@@ -160,8 +152,14 @@ torch::Tensor Gpt2ModelImpl::forward(const torch::Tensor& input_ids,
       at::arange(seq, at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
   torch::Tensor hidden = wte(input_ids) + wpe(positions);
   hidden = at::dropout(hidden, config_.embd_pdrop, is_training());
+  // sdpa takes the mask in q's dtype; building it there keeps the lowest value finite (float32's
+  // lowest rounds to -inf in bfloat16).
+  const c10::ScalarType bias_dtype =
+      config_.attn_implementation == "sdpa" && compute_dtype_ != c10::ScalarType::Undefined
+          ? compute_dtype_
+          : hidden.scalar_type();
   const torch::Tensor attn_bias =
-      Gpt2AttentionBias(attention_mask, batch, seq, hidden.scalar_type(), hidden.device());
+      Gpt2AttentionBias(attention_mask, batch, seq, bias_dtype, hidden.device());
   const bool checkpoint = gradient_checkpointing_ && is_training() && at::GradMode::is_enabled();
   for (Gpt2Block& block : blocks_) {
     if (checkpoint) {
@@ -176,6 +174,16 @@ torch::Tensor Gpt2ModelImpl::forward(const torch::Tensor& input_ids,
     }
   }
   return ln_f(hidden);
+}
+
+void Gpt2ModelImpl::set_compute_dtype(c10::ScalarType dtype) {
+  compute_dtype_ = dtype;
+  for (Gpt2Block& block : blocks_) {
+    block->attn->c_attn->set_compute_dtype(dtype);
+    block->attn->c_proj->set_compute_dtype(dtype);
+    block->mlp->c_fc->set_compute_dtype(dtype);
+    block->mlp->c_proj->set_compute_dtype(dtype);
+  }
 }
 
 void Gpt2ModelImpl::LoadHfWeights(const std::map<std::string, torch::Tensor>& weights) {

@@ -64,6 +64,11 @@ class Gpt2ModelImpl : public torch::nn::Module {
   std::map<std::string, torch::Tensor> HfWeights() const;
 
   void set_gradient_checkpointing(bool enabled) { gradient_checkpointing_ = enabled; }
+  // Mixed precision: every linear layer of the blocks computes in `dtype` (core/lora_linear.h);
+  // embeddings, the residual stream and LayerNorms stay in the parameters' dtype (float32).
+  // Undefined restores the default (compute in the input's dtype).
+  void set_compute_dtype(c10::ScalarType dtype);
+  c10::ScalarType compute_dtype() const { return compute_dtype_; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
   const Gpt2Config& config() const { return config_; }
   const std::vector<Gpt2Block>& blocks() const { return blocks_; }
@@ -77,6 +82,7 @@ class Gpt2ModelImpl : public torch::nn::Module {
   Gpt2Config config_;
   std::vector<Gpt2Block> blocks_;
   bool gradient_checkpointing_ = false;
+  c10::ScalarType compute_dtype_ = c10::ScalarType::Undefined;
 };
 
 TORCH_MODULE(Gpt2Model);

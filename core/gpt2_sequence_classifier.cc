@@ -40,6 +40,10 @@ Gpt2ForSequenceClassificationImpl::Gpt2ForSequenceClassificationImpl(
   transformer =
       register_module("transformer", Gpt2Model(options_.config, options_.fine_tuning, generator));
   transformer->set_gradient_checkpointing(options_.gradient_checkpointing);
+  if (options_.compute_dtype != c10::ScalarType::Undefined &&
+      options_.compute_dtype != at::kFloat) {
+    transformer->set_compute_dtype(options_.compute_dtype);
+  }
   // The head always trains (PEFT's modules_to_save for sequence classification).
   score = register_module(
       "score", LoraLinear(LoraLinearOptions(options_.config.n_embd, options_.config.num_labels)

@@ -41,6 +41,12 @@ struct Gpt2ForSequenceClassificationOptions {
   // Recompute each block in backward instead of keeping its activations (less memory, ~1/3 more
   // compute).
   bool gradient_checkpointing = false;
+  // Mixed precision. Undefined or float32: everything in float32 (the default; bit-compatible with
+  // Hugging Face's float32 model). bfloat16 (float16 likewise): the transformer's linear layers
+  // compute in it with float32 master weights (LoRA, score) and float32 LayerNorms, embeddings and
+  // residual stream; the head reads the float32 ln_f output and returns float32 logits. This is
+  // QLoRA's bnb_4bit_compute_dtype=bfloat16 with PEFT's float32 adapters.
+  c10::ScalarType compute_dtype = c10::ScalarType::Undefined;
 };
 
 class Gpt2ForSequenceClassificationImpl : public torch::nn::Module {

@@ -17,6 +17,13 @@
 // (when options.lora_r > 0). A FrozenWeight's tensors appear as buffers "base_<name>". PEFT's names
 // for these are produced by core/fine_tuning.h.
 //
+// Mixed precision (options.compute_dtype, e.g. bfloat16 as QLoRA computes): the input is cast to
+// the compute dtype, the base weight is materialised in it (NF4 dequantises straight to bf16), the
+// frozen bias and the fp32 LoRA weights are cast to it at use, and the output comes out in it. The
+// trainable tensors stay float32 (their gradients arrive in float32 through the casts), as
+// autocast and QLoRA keep master weights. A frozen FrozenWeight base goes through FrozenLinear
+// (core/frozen_linear.h), which keeps no dense copy of the weight for backward.
+//
 // Thread-safety: as any torch::nn::Module — forward may run concurrently in eval mode without grad;
 // mutation (SetBaseTrainable, ReplaceBaseWeight, to()) needs exclusive access.
 #pragma once
@@ -28,6 +35,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include <c10/core/ScalarType.h>
 
 #include "core/fine_tuning.h"
 #include "core/frozen_weight.h"
@@ -58,6 +67,8 @@ struct LoraLinearOptions {
   // Dropout probability on the adapter's input path only (the base path never drops). REQUIRES: in
   // [0, 1).
   TORCH_ARG(double, lora_dropout) = 0.0;
+  // Dtype the layer computes in. Undefined (the default): the input's dtype, so nothing is cast.
+  TORCH_ARG(c10::ScalarType, compute_dtype) = c10::ScalarType::Undefined;
 };
 
 class LoraLinearImpl : public torch::nn::Module {
@@ -68,8 +79,12 @@ class LoraLinearImpl : public torch::nn::Module {
   // CPU generator.
   LoraLinearImpl(const LoraLinearOptions& options, at::Generator generator);
 
-  // x: [..., in_features] → [..., out_features], in x's dtype.
+  // x: [..., in_features] → [..., out_features], in options.compute_dtype (x's dtype when that is
+  // undefined).
   torch::Tensor forward(const torch::Tensor& x);
+
+  // Sets options.compute_dtype (Undefined: follow the input). Exclusive access required.
+  void set_compute_dtype(c10::ScalarType dtype) { options_.compute_dtype(dtype); }
 
   // Freezes or unfreezes the dense base weight and bias. Throws kInvalidArgument when trainable is
   // requested while the base is a FrozenWeight (there is no dense parameter to train).
@@ -97,8 +112,16 @@ class LoraLinearImpl : public torch::nn::Module {
   torch::Tensor lora_B;
 
  private:
+  // The frozen bias in `dtype`, converted once and reused while the bias tensor is unchanged
+  // (same storage and version counter): a per-forward cast would be one more kernel launch per
+  // layer.
+  torch::Tensor BiasIn(c10::ScalarType dtype);
+
   LoraLinearOptions options_;
   std::shared_ptr<const FrozenWeight> frozen_;
+  torch::Tensor bias_cast_;
+  const void* bias_cast_source_ = nullptr;
+  int64_t bias_cast_version_ = 0;
 };
 
 TORCH_MODULE(LoraLinear);

@@ -5,23 +5,21 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/shape_string.h"
 #include "kernels/nf4_reference.h"
 
 #if defined(HPSEARCH_TORCH_CUDA)
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <map>
+#include <mutex>
+
 #include "kernels/nf4_dequant.cuh"
 #endif
 
 namespace hpsearch::core {
 namespace {
-
-std::string ShapeString(at::IntArrayRef sizes) {
-  std::string text = "[";
-  for (size_t d = 0; d < sizes.size(); ++d) text += (d ? ", " : "") + std::to_string(sizes[d]);
-  return text + "]";
-}
 
 template <typename T>
 torch::Tensor ToTensor(const std::vector<T>& values, torch::ScalarType dtype) {
@@ -110,6 +108,23 @@ torch::Tensor DequantizeOnCpu(const Nf4Weight& weight, torch::ScalarType dtype) 
 }
 
 #if defined(HPSEARCH_TORCH_CUDA)
+// The dynamic map on `device`, copied there once per device and process: a per-call copy from
+// pageable host memory would make every dequantisation wait for the GPU.
+const torch::Tensor& DeviceCodeMap(const torch::Device& device) {
+  static std::mutex mutex;
+  // Never destroyed: freeing a CUDA tensor during static destruction can outlive the allocator.
+  static auto* maps = new std::map<int, torch::Tensor>();
+  const std::lock_guard<std::mutex> lock(mutex);
+  torch::Tensor& map = (*maps)[device.index()];
+  if (!map.defined()) {
+    map = ToTensor(std::vector<float>(kernels::DynamicSignedMap().begin(),
+                                      kernels::DynamicSignedMap().end()),
+                   torch::kFloat)
+              .to(device);
+  }
+  return map;
+}
+
 torch::Tensor DequantizeOnCuda(const Nf4Weight& weight, torch::ScalarType dtype) {
   CheckLayout(weight);
   if (!weight.double_quant) {
@@ -123,14 +138,16 @@ torch::Tensor DequantizeOnCuda(const Nf4Weight& weight, torch::ScalarType dtype)
   CheckField(weight.absmax_scales, torch::kFloat,
              (blocks + kernels::kAbsmaxBlockSize - 1) / kernels::kAbsmaxBlockSize, "absmax_scales");
   const torch::Device device = weight.packed.device();
+  if (weight.absmax_codes.device() != device || weight.absmax_scales.device() != device) {
+    Fail(ErrorCode::kInvalidArgument,
+         "DequantizeWeight: Nf4Weight tensors on different devices; move the whole weight with "
+         "MoveNf4Weight or Module::to");
+  }
   const c10::cuda::CUDAGuard guard(device);
-  const torch::Tensor map = ToTensor(std::vector<float>(kernels::DynamicSignedMap().begin(),
-                                                        kernels::DynamicSignedMap().end()),
-                                     torch::kFloat)
-                                .to(device);
+  const torch::Tensor& map = DeviceCodeMap(device);
   const torch::Tensor packed = weight.packed.contiguous();
-  const torch::Tensor codes = weight.absmax_codes.to(device).contiguous();
-  const torch::Tensor scales = weight.absmax_scales.to(device).contiguous();
+  const torch::Tensor codes = weight.absmax_codes.contiguous();
+  const torch::Tensor scales = weight.absmax_scales.contiguous();
   kernels::Nf4DeviceTensor args;
   args.packed = packed.data_ptr<uint8_t>();
   args.absmax_codes = codes.data_ptr<uint8_t>();

@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/peft_state.h"
 #include "core/safetensors.h"
 
 namespace hpsearch::core {
@@ -14,7 +15,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr char kPeftPrefix[] = "base_model.model.";
 constexpr char kInfoFile[] = "hpsearch_model.json";
 
 void WriteJson(const fs::path& path, const json& value) {

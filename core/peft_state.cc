@@ -8,7 +8,6 @@
 namespace hpsearch::core {
 namespace {
 
-constexpr char kPeftPrefix[] = "base_model.model.";
 constexpr char kAdapterName[] = "default";
 
 // "transformer.h.0.attn.c_attn.lora_A" → {"transformer.h.0.attn.c_attn", "lora_A"}.

@@ -28,6 +28,9 @@
 
 namespace hpsearch::core {
 
+// The prefix PEFT puts before every parameter name of the wrapped model, in memory and on disk.
+inline constexpr char kPeftPrefix[] = "base_model.model.";
+
 // Names (Module::named_parameters order) of the parameters with requires_grad, e.g. "score.weight",
 // "transformer.h.0.attn.c_attn.lora_A".
 std::vector<std::string> TrainableParameterNames(const torch::nn::Module& module);

@@ -1,17 +1,20 @@
 #include "core/run.h"
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 
 #include <filesystem>
 
 #include "core/checkpoint.h"
 #include "core/classification_data.h"
 #include "core/data_split.h"
+#include "core/device_stats.h"
 #include "core/error.h"
 #include "core/nf4_frozen_weight.h"
 #include "core/peft_adapter.h"
 #include "core/peft_state.h"
 #include "core/tokenizer.h"
+#include "core/torch_compat.h"
 
 namespace hpsearch::core {
 namespace {
@@ -56,8 +59,15 @@ ClassificationData LoadData(const DataConfig& d, const DataOptions& o) {
 
 Gpt2ForSequenceClassification BuildModel(const RunConfig& config, int64_t num_labels,
                                          int64_t vocab_size, int64_t pad_token_id,
+                                         const RunOptions& run_options,
                                          const RunCallbacks& callbacks) {
   Gpt2ForSequenceClassificationOptions options;
+  const torch::Device device = ResolveDevice(run_options.device);
+  options.compute_dtype = ResolveComputeDtype(config.fine_tune.compute_dtype, device);
+  options.config.attn_implementation =
+      run_options.attn_implementation != "auto"                   ? run_options.attn_implementation
+      : device.is_cuda() && compat::kHasScaledDotProductAttention ? "sdpa"
+                                                                  : "eager";
   options.seed = config.seed;
   options.gradient_checkpointing = config.training.gradient_checkpointing;
   options.fine_tuning.method = ParseFineTuningMethod(config.fine_tune.method);
@@ -149,6 +159,40 @@ void CopyTokenizerFiles(const std::string& tokenizer_dir, const std::string& mod
 
 }  // namespace
 
+torch::Device ResolveDevice(const std::string& name) {
+  // "auto" takes the GPU only when this build can also run the NF4 kernel there.
+  if (name == "auto") {
+    return torch::cuda::is_available() && BuiltWithTorchCuda() ? torch::Device("cuda:0")
+                                                               : torch::Device(torch::kCPU);
+  }
+  c10::optional<torch::Device> device;
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    Fail(ErrorCode::kInvalidArgument,
+         "device \"" + name + "\" is not a device name; use auto, cpu, cuda or cuda:N");
+  }
+  if (!device->is_cpu() && !device->is_cuda()) {
+    Fail(ErrorCode::kInvalidArgument,
+         "device \"" + name + "\": only cpu and cuda devices are supported");
+  }
+  if (device->is_cuda() && !torch::cuda::is_available()) {
+    Fail(ErrorCode::kUnsupported, "device \"" + name +
+                                      "\": LibTorch sees no CUDA device (a CPU-only build, or no "
+                                      "GPU); use cpu");
+  }
+  return *device;
+}
+
+c10::ScalarType ResolveComputeDtype(const std::string& name, const torch::Device& device) {
+  if (name == "auto" || name.empty()) return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (name == "float32") return at::kFloat;
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  Fail(ErrorCode::kInvalidArgument, "fine_tune.quantization.compute_dtype \"" + name +
+                                        "\": expected auto, float32, bfloat16 or float16");
+}
+
 RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
                        const RunCallbacks& callbacks) {
   ValidateRunConfig(config);
@@ -171,13 +215,15 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
     validation = TokenizeDataset(data.validation, encode, data_options);
 
   Gpt2ForSequenceClassification model =
-      BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, callbacks);
+      BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
   if (config.fine_tune.method == "qlora") {
     Nf4Options nf4;
     nf4.double_quant = config.fine_tune.double_quant;
     nf4.block_size = static_cast<int>(config.fine_tune.block_size);
     ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory(nf4));
   }
+  // Quantised on the CPU, then moved once; the trainer computes where the parameters are.
+  model->to(ResolveDevice(options.device));
 
   TrainerOptions trainer_options;
   const TrainingConfig& t = config.training;

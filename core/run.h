@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <torch/types.h>
+
 #include "core/run_config.h"
 #include "core/trainer.h"
 
@@ -22,7 +24,24 @@ namespace hpsearch::core {
 struct RunOptions {
   // Intra-op threads for LibTorch; 0 leaves the current setting.
   int threads = 0;
+  // Where the model trains: "auto" (the first CUDA device when LibTorch sees one and hpsearch was
+  // built with its CUDA kernels, else the CPU),
+  // "cpu", "cuda" or "cuda:N". A CUDA device in a build without CUDA support is refused
+  // (kUnsupported).
+  std::string device = "auto";
+  // Attention kernel (Gpt2Config::attn_implementation): "auto" is "sdpa" on CUDA with LibTorch >=
+  // 2.0 and "eager" otherwise; "eager" or "sdpa" force one.
+  std::string attn_implementation = "auto";
 };
+
+// The device RunOptions::device names, resolved ("auto" → cuda:0 or cpu, as RunOptions says).
+// Throws core::Error(kInvalidArgument) for a malformed name, kUnsupported for CUDA without CUDA
+// support.
+torch::Device ResolveDevice(const std::string& name);
+
+// The compute dtype fine_tune.quantization.compute_dtype names on `device`: "auto" is bfloat16 on
+// CUDA and float32 on the CPU (see Gpt2ForSequenceClassificationOptions::compute_dtype).
+c10::ScalarType ResolveComputeDtype(const std::string& name, const torch::Device& device);
 
 struct RunCallbacks {
   std::function<bool(const EpochResult&)> on_epoch;  // false stops training (pruned)

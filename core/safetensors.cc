@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/shape_string.h"
 
 namespace hpsearch::core {
 namespace {
@@ -48,12 +49,6 @@ struct Entry {
   uint64_t begin = 0;
   uint64_t end = 0;
 };
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 Entry ParseEntry(const std::string& where, const std::string& name, const json& j) {
   auto bad = [&](const std::string& what) {

@@ -46,7 +46,7 @@ void AppendUtf8(char32_t code_point, std::string* out) {
   }
 }
 
-std::string ReadWholeFile(const std::string& path, const char* what) {
+std::string ReadTokenizerFile(const std::string& path, const char* what) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     Fail(ErrorCode::kNotFound, path + ": " + what +
@@ -69,7 +69,7 @@ struct Vocabulary {
 };
 
 Vocabulary ParseVocabulary(const std::string& path) {
-  const std::string text = ReadWholeFile(path, "vocabulary file");
+  const std::string text = ReadTokenizerFile(path, "vocabulary file");
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(text);
@@ -127,7 +127,7 @@ Vocabulary ParseVocabulary(const std::string& path) {
 }
 
 BpeMergeTable ParseMerges(const std::string& path, const Vocabulary& vocab) {
-  const std::string text = ReadWholeFile(path, "merges file");
+  const std::string text = ReadTokenizerFile(path, "merges file");
   BpeMergeTable merges;
   std::size_t line_number = 0;
   for (std::size_t pos = 0; pos < text.size();) {

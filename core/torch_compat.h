@@ -7,6 +7,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <torch/version.h>
 
@@ -18,6 +19,9 @@
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 namespace hpsearch::core::compat {
+
+// at::scaled_dot_product_attention (fused attention kernels) appeared in LibTorch 2.0.
+inline constexpr bool kHasScaledDotProductAttention = HPSEARCH_TORCH_AT_LEAST(2, 0);
 
 // The process-wide default generator that dropout and other random ops on `device` draw from. 1.13
 // and 2.x both expose it through the device-generic Context::defaultGenerator, which keeps CUDA

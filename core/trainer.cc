@@ -1,6 +1,5 @@
 #include "core/trainer.h"
 
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 
@@ -9,6 +8,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/flat_adamw.h"
 #include "core/lr_schedule.h"
 #include "core/metrics.h"
 #include "core/training_checkpoint.h"
@@ -40,6 +40,27 @@ void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
+}
+
+// Where the model computes: the device of its first parameter (CPU for a module without any).
+torch::Device ModelDevice(const torch::nn::Module& model) {
+  for (const auto& p : model.parameters()) return p.device();
+  return torch::kCPU;
+}
+
+// The batch's tensors on `device`. From pageable host memory a non-blocking copy returns once the
+// data is staged, without waiting for the GPU; on the CPU it is no copy at all.
+void MoveBatch(TokenBatch& batch, const torch::Device& device) {
+  if (device.is_cpu()) return;
+  batch.input_ids = batch.input_ids.to(device, /*non_blocking=*/true);
+  batch.attention_mask = batch.attention_mask.to(device, /*non_blocking=*/true);
+  batch.labels = batch.labels.to(device, /*non_blocking=*/true);
+  batch.last_token_index = batch.last_token_index.to(device, /*non_blocking=*/true);
+}
+
+int64_t ProgressInterval(const TrainerOptions& options, const torch::Device& device) {
+  if (options.progress_interval_steps > 0) return options.progress_interval_steps;
+  return device.is_cpu() ? 1 : 50;
 }
 
 }  // namespace
@@ -82,24 +103,35 @@ EvalResult Trainer::Evaluate(const TokenizedDataset& data) {
   BatchOptions batching;
   batching.batch_size = options_.eval_batch_size;
   batching.shuffle = false;
+  const torch::Device device = ModelDevice(*model_);
   std::vector<int64_t> labels(static_cast<size_t>(data.size()));
   result.predictions.assign(static_cast<size_t>(data.size()), 0);
-  double loss_sum = 0;
+  // Per-batch losses and predictions stay on the device; one copy back at the end.
+  std::vector<torch::Tensor> batch_losses, batch_predictions;
+  std::vector<int64_t> order;
+  order.reserve(static_cast<size_t>(data.size()));
   for (const std::vector<int64_t>& indices : PlanBatches(data, batching, 0)) {
     TokenBatch batch = CollateBatch(data, indices);
+    MoveBatch(batch, device);
     torch::Tensor logits =
         model_->forward(batch.input_ids, batch.attention_mask, batch.last_token_index);
-    loss_sum += at::cross_entropy_loss(logits.to(torch::kFloat32), batch.labels, /*weight=*/{},
-                                       at::Reduction::Sum)
-                    .item<double>();
-    torch::Tensor predicted = logits.argmax(1).to(torch::kCPU);
-    for (size_t row = 0; row < indices.size(); ++row) {
-      result.predictions[static_cast<size_t>(indices[row])] =
-          predicted[static_cast<int64_t>(row)].item<int64_t>();
-      labels[static_cast<size_t>(indices[row])] =
-          data.examples[static_cast<size_t>(indices[row])].label;
-    }
+    batch_losses.push_back(at::cross_entropy_loss(logits.to(torch::kFloat32), batch.labels,
+                                                  /*weight=*/{}, at::Reduction::Sum));
+    batch_predictions.push_back(logits.argmax(1));
+    order.insert(order.end(), indices.begin(), indices.end());
     ++result.steps;
+  }
+  // Summed in double in batch order, as the per-batch sync loop did.
+  const torch::Tensor losses = at::stack(batch_losses).to(torch::kCPU, torch::kFloat64);
+  const torch::Tensor predicted = at::cat(batch_predictions).to(torch::kCPU, torch::kLong);
+  double loss_sum = 0;
+  const double* loss_values = losses.data_ptr<double>();
+  for (int64_t b = 0; b < losses.numel(); ++b) loss_sum += loss_values[b];
+  const int64_t* predicted_values = predicted.data_ptr<int64_t>();
+  for (size_t row = 0; row < order.size(); ++row) {
+    const size_t example = static_cast<size_t>(order[row]);
+    result.predictions[example] = predicted_values[row];
+    labels[example] = data.examples[example].label;
   }
   if (was_training) model_->train();
   ClassificationMetrics metrics = ComputeClassificationMetrics(labels, result.predictions);
@@ -123,11 +155,10 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
   const Clock::time_point start = Clock::now();
   model_->train();
 
-  std::vector<torch::Tensor> decay, no_decay, trainable;
+  std::vector<torch::Tensor> decay, no_decay;
   for (const auto& item : model_->named_parameters()) {
     if (!item.value().requires_grad()) continue;
     (DecaysWeight(item.key()) ? decay : no_decay).push_back(item.value());
-    trainable.push_back(item.value());
   }
   if (decay.empty() && no_decay.empty())
     Fail(ErrorCode::kInvalidArgument, "train: the model has nothing to train");
@@ -138,7 +169,9 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
   if (!no_decay.empty())
     groups.emplace_back(no_decay,
                         std::make_unique<torch::optim::AdamWOptions>(AdamOptions(options_, 0.0)));
-  torch::optim::AdamW optimizer(std::move(groups), AdamOptions(options_, options_.weight_decay));
+  FlatAdamW optimizer(std::move(groups), AdamOptions(options_, options_.weight_decay));
+  const torch::Device device = ModelDevice(*model_);
+  const int64_t progress_interval = ProgressInterval(options_, device);
 
   BatchOptions batching;
   batching.batch_size = options_.batch_size;
@@ -159,39 +192,48 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
 
   for (int64_t epoch = state.epochs_done; epoch < options_.epochs; ++epoch) {
     const Clock::time_point epoch_start = Clock::now();
-    torch::Tensor epoch_loss_sum = torch::zeros({}, torch::kFloat64);
-    int64_t epoch_steps = 0, epoch_samples = 0;
+    // The step losses are summed on the device in double; the host reads them once per progress
+    // interval (the interval's losses) and once per epoch, so no step waits for the GPU.
+    torch::Tensor epoch_loss_sum =
+        torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+    torch::Tensor interval_loss_sum = torch::zeros_like(epoch_loss_sum);
+    int64_t epoch_steps = 0, epoch_samples = 0, interval_steps = 0;
     for (const std::vector<int64_t>& indices : PlanBatches(train, batching, epoch)) {
       if (callbacks_.stop != nullptr && callbacks_.stop->load()) {
         result.stopped = true;
         break;
       }
       TokenBatch batch = CollateBatch(train, indices);
+      MoveBatch(batch, device);
       SetLearningRate(optimizer, options_.learning_rate *
                                      LinearScheduleFactor(state.global_step, options_.warmup_steps,
                                                           total_steps));
-      optimizer.zero_grad();
+      optimizer.ZeroGrad();
       torch::Tensor logits =
           model_->forward(batch.input_ids, batch.attention_mask, batch.last_token_index);
       torch::Tensor loss = SequenceClassificationLoss(logits.to(torch::kFloat32), batch.labels);
       loss.backward();
-      if (options_.max_grad_norm > 0) {
-        torch::nn::utils::clip_grad_norm_(trainable, options_.max_grad_norm);
-      }
+      if (options_.max_grad_norm > 0) optimizer.ClipGradNorm(options_.max_grad_norm);
       optimizer.step();
-      const double step_loss = loss.item<double>();
-      epoch_loss_sum += step_loss;
-      state.loss_sum += step_loss;
+      {
+        torch::NoGradGuard no_grad;
+        epoch_loss_sum.add_(loss.detach());
+        if (callbacks_.on_progress) interval_loss_sum.add_(loss.detach());
+      }
       state.total_flos += flos_per_token * static_cast<double>(batch.input_ids.numel());
       ++state.global_step;
       ++epoch_steps;
+      ++interval_steps;
       epoch_samples += static_cast<int64_t>(indices.size());
-      if (callbacks_.on_progress) {
+      const bool last_of_epoch = epoch_samples == train.size();
+      if (callbacks_.on_progress && (interval_steps == progress_interval || last_of_epoch)) {
         TrainingProgress progress;
         progress.epoch = epoch + 1;
         progress.step = state.global_step;
         progress.total_steps = total_steps;
-        progress.loss = step_loss;
+        progress.loss = interval_loss_sum.item<double>() / static_cast<double>(interval_steps);
+        interval_loss_sum.zero_();
+        interval_steps = 0;
         const double elapsed = SecondsSince(epoch_start);
         progress.samples_per_second = static_cast<double>(epoch_samples) / std::max(elapsed, 1e-9);
         progress.eta_seconds = elapsed / static_cast<double>(epoch_steps) *
@@ -199,12 +241,13 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
         callbacks_.on_progress(progress);
       }
     }
+    const double epoch_loss = epoch_loss_sum.item<double>();
+    state.loss_sum += epoch_loss;
     if (result.stopped) break;
     const double train_seconds = SecondsSince(epoch_start);
     EpochResult epoch_result;
     epoch_result.epoch = epoch + 1;
-    epoch_result.train_loss =
-        epoch_loss_sum.item<double>() / static_cast<double>(std::max<int64_t>(1, epoch_steps));
+    epoch_result.train_loss = epoch_loss / static_cast<double>(std::max<int64_t>(1, epoch_steps));
     epoch_result.samples_per_second =
         static_cast<double>(epoch_samples) / std::max(train_seconds, 1e-9);
     if (validation != nullptr) epoch_result.validation = Evaluate(*validation);

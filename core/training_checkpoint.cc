@@ -15,7 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kFormatVersion = 1;
+constexpr int64_t kFormatVersion = 2;  // 2: FlatAdamW optimizer state
 constexpr char kFileName[] = "trainer-checkpoint.pt";
 
 void FsyncPath(const fs::path& path, bool directory) {

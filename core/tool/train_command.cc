@@ -13,14 +13,15 @@ namespace hpsearch::core::tool {
 namespace {
 
 constexpr char kTrainUsage[] =
-    "usage: hpsearch-core train --config FILE [--threads N]\n"
+    "usage: hpsearch-core train --config FILE [--threads N] [--device auto|cpu|cuda|cuda:N]\n"
     "  Trains one run described by FILE, a TrialSpec in JSON (as `hpsearch trials --format json` "
     "prints\n"
     "  one; snake_case or lowerCamelCase keys). Prints JSON lines on stdout, the protocol of "
     "command\n"
     "  trials: {\"type\":\"epoch\",...} after every epoch, then {\"type\":\"train_summary\",...} "
     "and, with\n"
-    "  evaluate_test, {\"type\":\"test\",...}. Progress goes to stderr.\n";
+    "  evaluate_test, {\"type\":\"test\",...}. Progress goes to stderr. --device: where to train\n"
+    "  (auto: the first GPU when this build has its CUDA kernels, else the CPU).\n";
 
 void PrintLine(const nlohmann::json& line) { std::cout << line.dump() << std::endl; }
 
@@ -29,7 +30,7 @@ void PrintLine(const nlohmann::json& line) { std::cout << line.dump() << std::en
 int RunTrain(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   std::string error;
-  if (!ParseFlags(argc, argv, {"config", "threads"}, &flags, &error)) {
+  if (!ParseFlags(argc, argv, {"config", "threads", "device"}, &flags, &error)) {
     std::fprintf(stderr, "hpsearch-core train: %s\n%s", error.c_str(), kTrainUsage);
     return 2;
   }
@@ -40,6 +41,7 @@ int RunTrain(int argc, char** argv) {
   }
   RunOptions options;
   if (flags.count("threads")) options.threads = std::atoi(flags["threads"].c_str());
+  if (flags.count("device")) options.device = flags["device"];
   RunConfig config;
   try {
     config = LoadRunConfig(flags["config"]);

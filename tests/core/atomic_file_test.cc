@@ -1,6 +1,6 @@
 #include "core/atomic_file.h"
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 
@@ -9,11 +9,6 @@
 
 namespace hpsearch::core {
 namespace {
-
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 size_t FileCount(const std::filesystem::path& dir) {
   size_t n = 0;
@@ -31,18 +26,18 @@ TEST_CASE("AtomicFileWriter replaces the file only on Commit", "[core][atomic_fi
   {
     AtomicFileWriter writer(path);
     writer.Write("new", 3);
-    REQUIRE(ReadAll(path) == "old contents");  // readers still see the old file
-    REQUIRE(FileCount(dir.path()) == 2);       // plus the temporary
+    REQUIRE(testing::ReadFileBytes(path) == "old contents");  // readers still see the old file
+    REQUIRE(FileCount(dir.path()) == 2);                      // plus the temporary
     // Destroyed without Commit: as if the process died mid-write.
   }
-  REQUIRE(ReadAll(path) == "old contents");
+  REQUIRE(testing::ReadFileBytes(path) == "old contents");
   REQUIRE(FileCount(dir.path()) == 1);
 
   AtomicFileWriter writer(path);
   writer.Write("new ", 4);
   writer.Write("contents", 8);
   writer.Commit();
-  REQUIRE(ReadAll(path) == "new contents");
+  REQUIRE(testing::ReadFileBytes(path) == "new contents");
   REQUIRE(FileCount(dir.path()) == 1);
 }
 

@@ -1,8 +1,7 @@
 // Torch headers first: glog's CHECK would otherwise replace Catch2's.
 #include "core/batching.h"
 
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <algorithm>
 #include <set>

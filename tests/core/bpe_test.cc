@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/tokenizer.h"
 #include "testing/testing.h"

@@ -1,11 +1,11 @@
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/checkpoint.h"
+#include "core/core_test_files.h"
 #include "core/error_matchers.h"
 #include "core/safetensors.h"
 #include "testing/testing.h"
@@ -14,8 +14,6 @@ namespace hpsearch::core {
 namespace {
 
 using nlohmann::json;
-
-std::filesystem::path Fixtures() { return testing::SourceDir() / "tests/data/checkpoints"; }
 
 struct Loaded {
   Checkpoint checkpoint;
@@ -41,9 +39,11 @@ bool AnyContains(const std::vector<std::string>& warnings, const std::string& pa
 class ScratchCheckpoint {
  public:
   ScratchCheckpoint() {
-    std::ifstream in(Fixtures() / "tiny-gpt2-safetensors" / "config.json");
+    std::ifstream in(testing::CheckpointFixtureDir() / "tiny-gpt2-safetensors" / "config.json");
     config = json::parse(in);
-    tensors = ReadSafetensors(Fixtures() / "tiny-gpt2-safetensors" / "model.safetensors").tensors;
+    tensors = ReadSafetensors(testing::CheckpointFixtureDir() / "tiny-gpt2-safetensors" /
+                              "model.safetensors")
+                  .tensors;
   }
   std::filesystem::path Write() {
     std::ofstream(dir / "config.json") << config.dump();
@@ -58,12 +58,12 @@ class ScratchCheckpoint {
 };
 
 TEST_CASE("LoadCheckpoint loads all three formats to the expected tensors", "[core][checkpoint]") {
-  std::ifstream in(Fixtures() / "expected.json");
+  std::ifstream in(testing::CheckpointFixtureDir() / "expected.json");
   const json expected = json::parse(in);
   std::map<std::string, Loaded> loaded;
   for (const char* name : {"tiny-gpt2-safetensors", "tiny-gpt2-zip", "tiny-gpt2-legacy"}) {
     INFO(name);
-    Loaded l = Load(Fixtures() / name);
+    Loaded l = Load(testing::CheckpointFixtureDir() / name);
     const Checkpoint& c = l.checkpoint;
     REQUIRE(c.config.n_layer == 2);
     REQUIRE(c.config.n_positions == 32);
@@ -177,7 +177,8 @@ TEST_CASE("LoadCheckpoint warns about unused tensors and prefers safetensors",
 TEST_CASE("LoadCheckpoint reports missing and sharded weight files", "[core][checkpoint]") {
   testing::TempDir dir;
   REQUIRE_CORE_ERROR(LoadCheckpoint(dir.path()), ErrorCode::kNotFound, "config.json");
-  std::filesystem::copy_file(Fixtures() / "tiny-gpt2-zip" / "config.json", dir / "config.json");
+  std::filesystem::copy_file(testing::CheckpointFixtureDir() / "tiny-gpt2-zip" / "config.json",
+                             dir / "config.json");
   REQUIRE_CORE_ERROR(LoadCheckpoint(dir.path()), ErrorCode::kNotFound, dir.path().string(),
                      "model.safetensors", "pytorch_model.bin");
   std::ofstream(dir / "model.safetensors.index.json") << "{}";

@@ -2,8 +2,9 @@
 
 #include <fstream>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
+#include "core/core_test_files.h"
 #include "core/data_split.h"
 #include "core/error.h"
 #include "testing/testing.h"
@@ -11,22 +12,12 @@
 namespace hpsearch::core {
 namespace {
 
-DataOptions Banking77Options() {
-  DataOptions options;
-  options.label_column = "category";
-  return options;
-}
-
-std::filesystem::path Banking77(const std::string& name) {
-  return testing::SourceDir() / "data" / "banking77" / name;
-}
-
 TEST_CASE("LoadClassificationData splits Banking77 train and loads its test set",
           "[core][dataset]") {
   DataFiles files;
-  files.train = Banking77("train.csv");
-  files.test = Banking77("test.csv");
-  const ClassificationData data = LoadClassificationData(files, Banking77Options());
+  files.train = testing::Banking77File("train.csv");
+  files.test = testing::Banking77File("test.csv");
+  const ClassificationData data = LoadClassificationData(files, testing::Banking77Options());
   REQUIRE(data.validation_is_split);
   REQUIRE(data.train.size() == 8002);
   REQUIRE(data.validation.size() == 2001);
@@ -35,8 +26,8 @@ TEST_CASE("LoadClassificationData splits Banking77 train and loads its test set"
   REQUIRE(data.labels.size() == 77);
   REQUIRE(data.validation.labels.names() == data.labels.names());
   // The validation examples are exactly the ones SplitTrainValidation picks.
-  const LabelledDataset full = LoadLabelledDataset(files.train, Banking77Options());
-  const DataSplit split = SplitTrainValidation(full, Banking77Options());
+  const LabelledDataset full = LoadLabelledDataset(files.train, testing::Banking77Options());
+  const DataSplit split = SplitTrainValidation(full, testing::Banking77Options());
   for (size_t i = 0; i < split.validation.size(); i += 250) {
     REQUIRE(data.validation.examples[i].line == full.examples[split.validation[i]].line);
     REQUIRE(data.validation.examples[i].text == full.examples[split.validation[i]].text);

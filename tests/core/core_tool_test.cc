@@ -1,8 +1,7 @@
 // hpsearch-core train, predict and logits through the built binary, checked against the core
 // in-process.
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>

@@ -2,28 +2,18 @@
 
 #include <fstream>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/error.h"
+#include "core/error_matchers.h"
 #include "testing/testing.h"
 
 namespace hpsearch::core {
 namespace {
 
-using Catch::Matchers::Contains;
+using testing::CoreErrorMessage;
 
-// The message of the core::Error that `parse` throws, with its code checked.
-template <typename Fn>
-std::string ErrorMessage(Fn&& parse, ErrorCode expected_code) {
-  try {
-    parse();
-  } catch (const Error& e) {
-    REQUIRE(e.code() == expected_code);
-    return e.what();
-  }
-  FAIL("no core::Error was thrown");
-  return "";
-}
+using Catch::Matchers::Contains;
 
 TEST_CASE("ParseCsv reads a header and CRLF records", "[core][csv]") {
   const CsvTable table = ParseCsv("text,label\r\nhello,a\r\nworld,b\r\n", "x.csv");
@@ -93,15 +83,15 @@ TEST_CASE("ParseCsv keeps a quote inside an unquoted field literally", "[core][c
 
 TEST_CASE("ParseCsv names file and starting line of an unterminated quote", "[core][csv]") {
   const std::string message =
-      ErrorMessage([] { ParseCsv("text,label\nok,a\n\"never\nclosed,b\nmore,c\n", "bad.csv"); },
-                   ErrorCode::kDataLoss);
+      CoreErrorMessage([] { ParseCsv("text,label\nok,a\n\"never\nclosed,b\nmore,c\n", "bad.csv"); },
+                       ErrorCode::kDataLoss);
   REQUIRE_THAT(message, Contains("bad.csv:3:"));
   REQUIRE_THAT(message, Contains("never closed"));
 }
 
 TEST_CASE("ParseCsv names the line and the header of a record with the wrong field count",
           "[core][csv]") {
-  const std::string message = ErrorMessage(
+  const std::string message = CoreErrorMessage(
       [] { ParseCsv("text,label\r\nok,a\r\n\"multi\nline\",x\r\none,two,three\r\n", "count.csv"); },
       ErrorCode::kDataLoss);
   REQUIRE_THAT(message, Contains("count.csv:5:"));
@@ -110,7 +100,7 @@ TEST_CASE("ParseCsv names the line and the header of a record with the wrong fie
 }
 
 TEST_CASE("ParseCsv rejects text after a closing quote", "[core][csv]") {
-  const std::string message = ErrorMessage(
+  const std::string message = CoreErrorMessage(
       [] { ParseCsv("text,label\n\"quoted\"tail,a\n", "tail.csv"); }, ErrorCode::kDataLoss);
   REQUIRE_THAT(message, Contains("tail.csv:2:"));
 }
@@ -118,7 +108,7 @@ TEST_CASE("ParseCsv rejects text after a closing quote", "[core][csv]") {
 TEST_CASE("ParseCsv rejects an input without a header", "[core][csv]") {
   const std::string input =
       GENERATE(std::string(""), std::string("\xEF\xBB\xBF"), std::string("\r\n\n"));
-  REQUIRE_THAT(ErrorMessage([&] { ParseCsv(input, "empty.csv"); }, ErrorCode::kDataLoss),
+  REQUIRE_THAT(CoreErrorMessage([&] { ParseCsv(input, "empty.csv"); }, ErrorCode::kDataLoss),
                Contains("empty.csv: empty CSV"));
 }
 
@@ -126,11 +116,11 @@ TEST_CASE("CsvTable::ColumnIndex finds a column or names the ones that exist", "
   const CsvTable table = ParseCsv("text,category\nx,y\n", "c.csv");
   REQUIRE(table.ColumnIndex("category") == 1);
   const std::string message =
-      ErrorMessage([&] { table.ColumnIndex("label"); }, ErrorCode::kNotFound);
+      CoreErrorMessage([&] { table.ColumnIndex("label"); }, ErrorCode::kNotFound);
   REQUIRE_THAT(message, Contains("no column \"label\""));
   REQUIRE_THAT(message, Contains("\"text\", \"category\""));
   const CsvTable twice = ParseCsv("a,a\n1,2\n", "d.csv");
-  ErrorMessage([&] { twice.ColumnIndex("a"); }, ErrorCode::kInvalidArgument);
+  CoreErrorMessage([&] { twice.ColumnIndex("a"); }, ErrorCode::kInvalidArgument);
 }
 
 TEST_CASE("ReadCsvFile reads a file and reports a missing one", "[core][csv]") {
@@ -140,7 +130,7 @@ TEST_CASE("ReadCsvFile reads a file and reports a missing one", "[core][csv]") {
   const CsvTable table = ReadCsvFile(path);
   REQUIRE(table.source == path.string());
   REQUIRE(table.records[0].fields == std::vector<std::string>{"a,b", "c"});
-  REQUIRE_THAT(ErrorMessage([&] { ReadCsvFile(dir / "missing.csv"); }, ErrorCode::kNotFound),
+  REQUIRE_THAT(CoreErrorMessage([&] { ReadCsvFile(dir / "missing.csv"); }, ErrorCode::kNotFound),
                Contains("missing.csv"));
 }
 

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/error.h"
 #include "testing/subprocess.h"

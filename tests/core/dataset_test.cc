@@ -5,41 +5,23 @@
 #include <set>
 #include <sstream>
 
-#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include "core/catch_torch.h"
 
+#include "core/core_test_files.h"
 #include "core/error.h"
+#include "core/error_matchers.h"
 #include "testing/testing.h"
 
 namespace hpsearch::core {
 namespace {
 
+using testing::CoreErrorMessage;
+
 using Catch::Matchers::Contains;
 
-template <typename Fn>
-std::string ErrorMessage(Fn&& call, ErrorCode expected_code) {
-  try {
-    call();
-  } catch (const Error& e) {
-    REQUIRE(e.code() == expected_code);
-    return e.what();
-  }
-  FAIL("no core::Error was thrown");
-  return "";
-}
-
-std::filesystem::path Banking77(const std::string& name) {
-  return testing::SourceDir() / "data" / "banking77" / name;
-}
-
-DataOptions Banking77Options() {
-  DataOptions options;
-  options.label_column = "category";
-  return options;
-}
-
-std::filesystem::path WriteFile(const testing::TempDir& dir, const std::string& name,
-                                const std::string& contents) {
+std::filesystem::path WriteDataFile(const testing::TempDir& dir, const std::string& name,
+                                    const std::string& contents) {
   const auto path = dir / name;
   std::ofstream(path, std::ios::binary) << contents;
   return path;
@@ -63,7 +45,8 @@ std::vector<std::string> HuggingFaceLabelOrder() {
 
 TEST_CASE("Banking77 train loads 10,003 examples in 77 classes with Hugging Face ids",
           "[core][dataset]") {
-  const LabelledDataset train = LoadLabelledDataset(Banking77("train.csv"), Banking77Options());
+  const LabelledDataset train =
+      LoadLabelledDataset(testing::Banking77File("train.csv"), testing::Banking77Options());
   REQUIRE(train.size() == 10003);
   REQUIRE(train.labels.size() == 77);
   REQUIRE(train.labels.names() == HuggingFaceLabelOrder());
@@ -71,7 +54,7 @@ TEST_CASE("Banking77 train loads 10,003 examples in 77 classes with Hugging Face
   REQUIRE(train.labels.Name(53) == "reverted_card_payment?");
 
   nlohmann::json categories;
-  std::ifstream(Banking77("categories.json")) >> categories;
+  std::ifstream(testing::Banking77File("categories.json")) >> categories;
   std::set<std::string> category_set(categories.begin(), categories.end());
   REQUIRE(category_set ==
           std::set<std::string>(train.labels.names().begin(), train.labels.names().end()));
@@ -86,7 +69,8 @@ TEST_CASE("Banking77 train loads 10,003 examples in 77 classes with Hugging Face
 }
 
 TEST_CASE("Banking77 train keeps the 10 texts with embedded newlines intact", "[core][dataset]") {
-  const LabelledDataset train = LoadLabelledDataset(Banking77("train.csv"), Banking77Options());
+  const LabelledDataset train =
+      LoadLabelledDataset(testing::Banking77File("train.csv"), testing::Banking77Options());
   // (index, starting line) of every record whose text holds a line feed, found with Python's csv
   // module.
   const std::vector<std::pair<int64_t, int64_t>> expected = {
@@ -108,16 +92,17 @@ TEST_CASE("Banking77 train keeps the 10 texts with embedded newlines intact", "[
 
 TEST_CASE("Banking77 test loads 3,080 examples, 40 per class, with train's labels",
           "[core][dataset]") {
-  const LabelledDataset train = LoadLabelledDataset(Banking77("train.csv"), Banking77Options());
-  const LabelledDataset test =
-      LoadLabelledDataset(Banking77("test.csv"), Banking77Options(), train.labels);
+  const LabelledDataset train =
+      LoadLabelledDataset(testing::Banking77File("train.csv"), testing::Banking77Options());
+  const LabelledDataset test = LoadLabelledDataset(testing::Banking77File("test.csv"),
+                                                   testing::Banking77Options(), train.labels);
   REQUIRE(test.size() == 3080);
   REQUIRE(test.labels.names() == train.labels.names());
   const std::vector<int64_t> counts = test.ClassCounts();
   REQUIRE(std::all_of(counts.begin(), counts.end(), [](int64_t c) { return c == 40; }));
   // Loaded on its own, the test file derives the same ids.
-  REQUIRE(LoadLabelledDataset(Banking77("test.csv"), Banking77Options()).labels.names() ==
-          train.labels.names());
+  REQUIRE(LoadLabelledDataset(testing::Banking77File("test.csv"), testing::Banking77Options())
+              .labels.names() == train.labels.names());
 }
 
 TEST_CASE("SortLabelNames orders case-insensitively, then by bytes, and integers numerically",
@@ -131,8 +116,8 @@ TEST_CASE("SortLabelNames orders case-insensitively, then by bytes, and integers
 }
 
 TEST_CASE("LabelSet refuses duplicate and empty name lists", "[core][dataset]") {
-  ErrorMessage([] { LabelSet({"a", "b", "a"}); }, ErrorCode::kInvalidArgument);
-  ErrorMessage([] { LabelSet(std::vector<std::string>{}); }, ErrorCode::kInvalidArgument);
+  CoreErrorMessage([] { LabelSet({"a", "b", "a"}); }, ErrorCode::kInvalidArgument);
+  CoreErrorMessage([] { LabelSet(std::vector<std::string>{}); }, ErrorCode::kInvalidArgument);
   const LabelSet labels({"x", "y"});
   REQUIRE(labels.Find("y") == 1);
   REQUIRE(labels.Find("z") == -1);
@@ -141,77 +126,82 @@ TEST_CASE("LabelSet refuses duplicate and empty name lists", "[core][dataset]") 
 TEST_CASE("LoadLabelledDataset rejects empty files", "[core][dataset]") {
   testing::TempDir dir;
   DataOptions options;
-  REQUIRE_THAT(ErrorMessage([&] { LoadLabelledDataset(WriteFile(dir, "zero.csv", ""), options); },
-                            ErrorCode::kDataLoss),
-               Contains("zero.csv: empty CSV"));
   REQUIRE_THAT(
-      ErrorMessage(
-          [&] { LoadLabelledDataset(WriteFile(dir, "header.csv", "text,label\r\n"), options); },
+      CoreErrorMessage([&] { LoadLabelledDataset(WriteDataFile(dir, "zero.csv", ""), options); },
+                       ErrorCode::kDataLoss),
+      Contains("zero.csv: empty CSV"));
+  REQUIRE_THAT(
+      CoreErrorMessage(
+          [&] { LoadLabelledDataset(WriteDataFile(dir, "header.csv", "text,label\r\n"), options); },
           ErrorCode::kDataLoss),
       Contains("header.csv: the file holds no examples"));
-  REQUIRE_THAT(
-      ErrorMessage([&] { LoadLabelledDataset(WriteFile(dir, "blank.jsonl", "\n\n"), options); },
+  REQUIRE_THAT(CoreErrorMessage(
+                   [&] { LoadLabelledDataset(WriteDataFile(dir, "blank.jsonl", "\n\n"), options); },
                    ErrorCode::kDataLoss),
-      Contains("blank.jsonl: the file holds no examples"));
+               Contains("blank.jsonl: the file holds no examples"));
 }
 
 TEST_CASE("LoadLabelledDataset names the columns that exist when one is missing",
           "[core][dataset]") {
   // Banking77's label column is "category", not the default "label".
-  const std::string message = ErrorMessage(
-      [] { LoadLabelledDataset(Banking77("train.csv"), DataOptions()); }, ErrorCode::kNotFound);
+  const std::string message = CoreErrorMessage(
+      [] { LoadLabelledDataset(testing::Banking77File("train.csv"), DataOptions()); },
+      ErrorCode::kNotFound);
   REQUIRE_THAT(message, Contains("train.csv"));
   REQUIRE_THAT(message, Contains("no column \"label\""));
   REQUIRE_THAT(message, Contains("\"text\", \"category\""));
 
   testing::TempDir dir;
   const auto path =
-      WriteFile(dir, "keys.jsonl",
-                "{\"text\": \"a\", \"label\": \"x\"}\n{\"txt\": \"b\", \"label\": \"y\"}\n");
+      WriteDataFile(dir, "keys.jsonl",
+                    "{\"text\": \"a\", \"label\": \"x\"}\n{\"txt\": \"b\", \"label\": \"y\"}\n");
   const std::string json_message =
-      ErrorMessage([&] { LoadLabelledDataset(path, DataOptions()); }, ErrorCode::kNotFound);
+      CoreErrorMessage([&] { LoadLabelledDataset(path, DataOptions()); }, ErrorCode::kNotFound);
   REQUIRE_THAT(json_message, Contains("keys.jsonl:2: record has no key \"text\""));
   REQUIRE_THAT(json_message, Contains("\"label\", \"txt\""));
 }
 
 TEST_CASE("LoadLabelledDataset names file, line and label of an unknown label", "[core][dataset]") {
-  const LabelledDataset train = LoadLabelledDataset(Banking77("train.csv"), Banking77Options());
+  const LabelledDataset train =
+      LoadLabelledDataset(testing::Banking77File("train.csv"), testing::Banking77Options());
   testing::TempDir dir;
-  const auto path =
-      WriteFile(dir, "test.csv",
-                "text,category\r\nwhere is my card?,card_arrival\r\n\"two\nlines\",card_arrival\r\n"
-                "refund please,refund_not_showing_up\r\n");
-  const std::string message =
-      ErrorMessage([&] { LoadLabelledDataset(path, Banking77Options(), train.labels); },
-                   ErrorCode::kInvalidArgument);
+  const auto path = WriteDataFile(
+      dir, "test.csv",
+      "text,category\r\nwhere is my card?,card_arrival\r\n\"two\nlines\",card_arrival\r\n"
+      "refund please,refund_not_showing_up\r\n");
+  const std::string message = CoreErrorMessage(
+      [&] { LoadLabelledDataset(path, testing::Banking77Options(), train.labels); },
+      ErrorCode::kInvalidArgument);
   REQUIRE_THAT(message, Contains("test.csv:5: unknown label \"refund_not_showing_up\""));
   // Without a given label set the same file is fine: its labels define the classes.
-  REQUIRE(LoadLabelledDataset(path, Banking77Options()).labels.size() == 2);
+  REQUIRE(LoadLabelledDataset(path, testing::Banking77Options()).labels.size() == 2);
 }
 
 TEST_CASE("LoadLabelledDataset rejects empty texts and labels with their line", "[core][dataset]") {
   testing::TempDir dir;
-  REQUIRE_THAT(ErrorMessage(
+  REQUIRE_THAT(CoreErrorMessage(
                    [&] {
-                     LoadLabelledDataset(WriteFile(dir, "t.csv", "text,label\nok,a\n\"\",b\n"),
+                     LoadLabelledDataset(WriteDataFile(dir, "t.csv", "text,label\nok,a\n\"\",b\n"),
                                          DataOptions());
                    },
                    ErrorCode::kDataLoss),
                Contains("t.csv:3: empty text"));
-  REQUIRE_THAT(
-      ErrorMessage(
-          [&] { LoadLabelledDataset(WriteFile(dir, "l.csv", "text,label\nok,\n"), DataOptions()); },
-          ErrorCode::kDataLoss),
-      Contains("l.csv:2: empty label"));
+  REQUIRE_THAT(CoreErrorMessage(
+                   [&] {
+                     LoadLabelledDataset(WriteDataFile(dir, "l.csv", "text,label\nok,\n"),
+                                         DataOptions());
+                   },
+                   ErrorCode::kDataLoss),
+               Contains("l.csv:2: empty label"));
 }
 
 TEST_CASE("LoadLabelledDataset reads JSON Lines with custom columns and integer labels",
           "[core][dataset]") {
   testing::TempDir dir;
   const auto path =
-      WriteFile(dir, "d.JSONL",
-                "{\"sentence\": \"ten\", \"y\": 10}\n{\"sentence\": \"two\", \"y\": 2}\n"
-                "{\"sentence\": \"zero\", \"y\": \"0\", \"extra\": [1]}\n");
+      WriteDataFile(dir, "d.JSONL",
+                    "{\"sentence\": \"ten\", \"y\": 10}\n{\"sentence\": \"two\", \"y\": 2}\n"
+                    "{\"sentence\": \"zero\", \"y\": \"0\", \"extra\": [1]}\n");
   DataOptions options;
   options.text_column = "sentence";
   options.label_column = "y";
@@ -221,9 +211,9 @@ TEST_CASE("LoadLabelledDataset reads JSON Lines with custom columns and integer 
   REQUIRE(data.examples[2].text == "zero");
   REQUIRE(data.examples[2].line == 3);
 
-  const auto bad = WriteFile(dir, "bad.jsonl", "{\"sentence\": 5, \"y\": 1}\n");
+  const auto bad = WriteDataFile(dir, "bad.jsonl", "{\"sentence\": 5, \"y\": 1}\n");
   REQUIRE_THAT(
-      ErrorMessage([&] { LoadLabelledDataset(bad, options); }, ErrorCode::kInvalidArgument),
+      CoreErrorMessage([&] { LoadLabelledDataset(bad, options); }, ErrorCode::kInvalidArgument),
       Contains("bad.jsonl:1: \"sentence\" is number"));
 }
 
@@ -231,17 +221,18 @@ TEST_CASE("ResolveDataFormat follows the extension unless forced", "[core][datas
   REQUIRE(ResolveDataFormat("a/b.CSV", DataFormat::kAuto) == DataFormat::kCsv);
   REQUIRE(ResolveDataFormat("b.json", DataFormat::kAuto) == DataFormat::kJson);
   REQUIRE(ResolveDataFormat("b.txt", DataFormat::kCsv) == DataFormat::kCsv);
-  REQUIRE_THAT(ErrorMessage([] { ResolveDataFormat("b.tsv", DataFormat::kAuto); },
-                            ErrorCode::kInvalidArgument),
+  REQUIRE_THAT(CoreErrorMessage([] { ResolveDataFormat("b.tsv", DataFormat::kAuto); },
+                                ErrorCode::kInvalidArgument),
                Contains("DataOptions::format"));
   testing::TempDir dir;
   DataOptions options;
   options.format = DataFormat::kCsv;
-  REQUIRE(LoadLabelledDataset(WriteFile(dir, "data.txt", "text,label\nx,y\n"), options).size() ==
-          1);
-  REQUIRE_THAT(
-      ErrorMessage([&] { LoadLabelledDataset(dir / "absent.csv", options); }, ErrorCode::kNotFound),
-      Contains("absent.csv"));
+  REQUIRE(
+      LoadLabelledDataset(WriteDataFile(dir, "data.txt", "text,label\nx,y\n"), options).size() ==
+      1);
+  REQUIRE_THAT(CoreErrorMessage([&] { LoadLabelledDataset(dir / "absent.csv", options); },
+                                ErrorCode::kNotFound),
+               Contains("absent.csv"));
 }
 
 TEST_CASE("SelectExamples keeps order, labels and source", "[core][dataset]") {
@@ -254,7 +245,7 @@ TEST_CASE("SelectExamples keeps order, labels and source", "[core][dataset]") {
   REQUIRE(subset.labels.names() == data.labels.names());
   REQUIRE(subset.examples[0].text == "z");
   REQUIRE(subset.examples[1].line == 2);
-  ErrorMessage([&] { SelectExamples(data, {3}); }, ErrorCode::kInvalidArgument);
+  CoreErrorMessage([&] { SelectExamples(data, {3}); }, ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

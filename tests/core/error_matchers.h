@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 
@@ -18,6 +19,15 @@ std::optional<core::Error> CatchCoreError(Fn&& fn) {
     return e;
   }
   return std::nullopt;
+}
+
+// The message of the core::Error that `fn` throws, after REQUIRE-ing its code.
+template <typename Fn>
+std::string CoreErrorMessage(Fn&& fn, core::ErrorCode expected_code) {
+  std::optional<core::Error> error = CatchCoreError(std::forward<Fn>(fn));
+  if (!error) FAIL("no core::Error was thrown");
+  REQUIRE(error->code() == expected_code);
+  return error->what();
 }
 
 // REQUIREs that `expr` throws core::Error with `error_code` and a message containing every one of

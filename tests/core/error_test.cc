@@ -1,6 +1,6 @@
 #include "core/error.h"
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 namespace hpsearch::core {
 namespace {

@@ -1,9 +1,8 @@
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>
 #include <torch/utils.h>
-#undef CHECK
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <cmath>
 #include <cstring>

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/unicode_tables.h"
 

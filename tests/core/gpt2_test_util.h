@@ -9,11 +9,11 @@
 #include "core/gpt2_config.h"
 #include "core/gpt2_sequence_classifier.h"
 
-namespace hpsearch::core::testing {
+namespace hpsearch::testing {
 
 // 2 layers x 32 wide, 4 heads, vocabulary 128, 3 labels; token 127 pads. Dropout at GPT-2's 0.1.
-inline Gpt2Config TinyConfig() {
-  Gpt2Config config;
+inline core::Gpt2Config TinyConfig() {
+  core::Gpt2Config config;
   config.n_layer = 2;
   config.n_embd = 32;
   config.n_head = 4;
@@ -24,9 +24,9 @@ inline Gpt2Config TinyConfig() {
   return config;
 }
 
-inline Gpt2ForSequenceClassificationOptions TinyOptions(FineTuningMethod method,
-                                                        uint64_t seed = 1) {
-  Gpt2ForSequenceClassificationOptions options;
+inline core::Gpt2ForSequenceClassificationOptions TinyOptions(core::FineTuningMethod method,
+                                                              uint64_t seed = 1) {
+  core::Gpt2ForSequenceClassificationOptions options;
   options.config = TinyConfig();
   options.fine_tuning.method = method;
   options.seed = seed;
@@ -39,4 +39,4 @@ inline at::Tensor RandomIds(int64_t batch, int64_t seq, uint64_t seed) {
   return at::randint(0, 127, {batch, seq}, generator, at::kLong);
 }
 
-}  // namespace hpsearch::core::testing
+}  // namespace hpsearch::testing

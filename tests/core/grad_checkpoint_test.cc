@@ -2,9 +2,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/utils.h>
-#undef CHECK
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <map>
 #include <string>

@@ -1,6 +1,6 @@
 #include "core/hf_config.h"
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 
@@ -14,7 +14,7 @@ using nlohmann::json;
 
 std::filesystem::path DataDir() { return testing::SourceDir() / "tests" / "data"; }
 
-json TinyConfig() {
+json TinyConfigJson() {
   return json{
       {"n_layer", 2}, {"n_embd", 16}, {"n_head", 2}, {"vocab_size", 64}, {"n_positions", 32}};
 }
@@ -51,7 +51,7 @@ TEST_CASE("ParseHfGpt2Config reads a Hugging Face classifier config", "[core][hf
 }
 
 TEST_CASE("ParseHfGpt2Config takes n_ctx when n_positions is absent", "[core][hf_config]") {
-  json j = TinyConfig();
+  json j = TinyConfigJson();
   j.erase("n_positions");
   j["n_ctx"] = 48;
   REQUIRE(ParseHfGpt2Config(j, "config.json").n_positions == 48);
@@ -85,25 +85,25 @@ TEST_CASE("ParseHfGpt2Config names the file and key of every bad value", "[core]
       {"model_type", "bert", ErrorCode::kUnsupported},
   };
   for (const Case& c : cases) {
-    json j = TinyConfig();
+    json j = TinyConfigJson();
     if (c.value.is_null()) {
       j.erase(c.key);
     } else {
       j[c.key] = c.value;
     }
     INFO("key " << c.key << " = " << c.value.dump());
-    REQUIRE_CORE_ERROR(ParseHfGpt2Config(j, "/models/x/config.json"), c.code, "/models/x/config.json",
-                       c.key);
+    REQUIRE_CORE_ERROR(ParseHfGpt2Config(j, "/models/x/config.json"), c.code,
+                       "/models/x/config.json", c.key);
   }
-  json no_positions = TinyConfig();
+  json no_positions = TinyConfigJson();
   no_positions.erase("n_positions");
   REQUIRE_CORE_ERROR(ParseHfGpt2Config(no_positions, "c.json"), ErrorCode::kInvalidArgument,
                      "n_positions", "n_ctx");
-  json disagree = TinyConfig();
+  json disagree = TinyConfigJson();
   disagree["id2label"] = {{"0", "a"}, {"1", "b"}};
   disagree["num_labels"] = 3;
-  REQUIRE_CORE_ERROR(ParseHfGpt2Config(disagree, "c.json"), ErrorCode::kInvalidArgument, "num_labels",
-                     "id2label");
+  REQUIRE_CORE_ERROR(ParseHfGpt2Config(disagree, "c.json"), ErrorCode::kInvalidArgument,
+                     "num_labels", "id2label");
 }
 
 TEST_CASE("LoadHfGpt2Config reports a missing file and invalid JSON", "[core][hf_config]") {

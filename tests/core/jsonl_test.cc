@@ -1,25 +1,16 @@
 #include "core/jsonl.h"
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/error.h"
+#include "core/error_matchers.h"
 
 namespace hpsearch::core {
 namespace {
 
-using Catch::Matchers::Contains;
+using testing::CoreErrorMessage;
 
-template <typename Fn>
-std::string ErrorMessage(Fn&& parse, ErrorCode expected_code) {
-  try {
-    parse();
-  } catch (const Error& e) {
-    REQUIRE(e.code() == expected_code);
-    return e.what();
-  }
-  FAIL("no core::Error was thrown");
-  return "";
-}
+using Catch::Matchers::Contains;
 
 TEST_CASE("ParseJsonRecords reads JSON Lines with their line numbers", "[core][jsonl]") {
   const auto records = ParseJsonRecords(
@@ -45,17 +36,17 @@ TEST_CASE("ParseJsonRecords reads a JSON array of objects with their lines", "[c
 }
 
 TEST_CASE("ParseJsonRecords names file and line of bad records", "[core][jsonl]") {
-  REQUIRE_THAT(ErrorMessage([] { ParseJsonRecords("{\"a\": 1}\n{\"a\": }\n", "bad.jsonl"); },
-                            ErrorCode::kDataLoss),
+  REQUIRE_THAT(CoreErrorMessage([] { ParseJsonRecords("{\"a\": 1}\n{\"a\": }\n", "bad.jsonl"); },
+                                ErrorCode::kDataLoss),
                Contains("bad.jsonl:2: invalid JSON"));
-  REQUIRE_THAT(ErrorMessage([] { ParseJsonRecords("{\"a\": 1}\n\n[1, 2]\n", "list.jsonl"); },
-                            ErrorCode::kDataLoss),
+  REQUIRE_THAT(CoreErrorMessage([] { ParseJsonRecords("{\"a\": 1}\n\n[1, 2]\n", "list.jsonl"); },
+                                ErrorCode::kDataLoss),
                Contains("list.jsonl:3: expected a JSON object"));
-  REQUIRE_THAT(ErrorMessage([] { ParseJsonRecords("[\n{\"a\": 1},\n 7\n]", "arr.json"); },
-                            ErrorCode::kDataLoss),
+  REQUIRE_THAT(CoreErrorMessage([] { ParseJsonRecords("[\n{\"a\": 1},\n 7\n]", "arr.json"); },
+                                ErrorCode::kDataLoss),
                Contains("arr.json:3: array element 1"));
-  REQUIRE_THAT(ErrorMessage([] { ParseJsonRecords("[\n{\"a\": 1},\n{\"a\": ]", "cut.json"); },
-                            ErrorCode::kDataLoss),
+  REQUIRE_THAT(CoreErrorMessage([] { ParseJsonRecords("[\n{\"a\": 1},\n{\"a\": ]", "cut.json"); },
+                                ErrorCode::kDataLoss),
                Contains("cut.json:3: invalid JSON"));
 }
 

@@ -1,9 +1,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/utils.h>
-#undef CHECK
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 #include "core/metrics.h"
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include "core/error.h"
 

@@ -1,9 +1,8 @@
 #include "core/nf4.h"
 
 #include <torch/types.h>
-#undef CHECK
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <cmath>
 #include <cstring>

@@ -1,10 +1,10 @@
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 #include <sstream>
 
+#include "core/core_test_files.h"
 #include "core/error_matchers.h"
 #include "core/pickle.h"
 #include "core/pickle_globals.h"
@@ -16,21 +16,19 @@ namespace {
 using Kind = PickleValue::Kind;
 using namespace std::string_literals;
 
-std::filesystem::path Fixtures() { return testing::SourceDir() / "tests/data/checkpoints"; }
-
 PickleValuePtr UnpickleBytes(const std::string& bytes, const PersistentLoadFn& load = nullptr) {
   std::istringstream in(bytes);
   return Unpickle(in, bytes.size(), "test.pkl", load);
 }
 
 PickleValuePtr UnpickleFile(const std::string& name) {
-  std::ifstream in(Fixtures() / name, std::ios::binary);
+  std::ifstream in(testing::CheckpointFixtureDir() / name, std::ios::binary);
   std::string bytes(std::istreambuf_iterator<char>(in), {});
   std::istringstream stream(bytes);
-  return Unpickle(stream, bytes.size(), (Fixtures() / name).string(), nullptr);
+  return Unpickle(stream, bytes.size(), (testing::CheckpointFixtureDir() / name).string(), nullptr);
 }
 
-const PickleValue& Get(const PickleValue& dict, const std::string& key) {
+const PickleValue& DictGet(const PickleValue& dict, const std::string& key) {
   for (const auto& [k, v] : dict.entries) {
     if (k->kind == Kind::kString && k->text == key) return *v;
   }
@@ -45,33 +43,34 @@ TEST_CASE("Unpickle reads Python's values in protocols 2, 4 and 5", "[core][pick
     REQUIRE(root->kind == Kind::kDict);
     REQUIRE(root->entries.size() == 14);
     REQUIRE(root->entries[0].first->text == "int");  // insertion order kept
-    REQUIRE(Get(*root, "int").int_value == 5);
-    REQUIRE(Get(*root, "neg").int_value == -300);
-    REQUIRE(Get(*root, "int32").int_value == 2147483647);
-    REQUIRE(Get(*root, "int64").int_value == -(int64_t{1} << 62));
-    const PickleValue& big = Get(*root, "big");  // 2**70
+    REQUIRE(DictGet(*root, "int").int_value == 5);
+    REQUIRE(DictGet(*root, "neg").int_value == -300);
+    REQUIRE(DictGet(*root, "int32").int_value == 2147483647);
+    REQUIRE(DictGet(*root, "int64").int_value == -(int64_t{1} << 62));
+    const PickleValue& big = DictGet(*root, "big");  // 2**70
     REQUIRE(big.kind == Kind::kBigInt);
     REQUIRE(big.text == std::string("\0\0\0\0\0\0\0\0\x40", 9));
-    REQUIRE(Get(*root, "float").float_value == 1.5);
-    REQUIRE(Get(*root, "text").text == "h\xc3\xa9llo");
-    REQUIRE(Get(*root, "none").kind == Kind::kNone);
-    const PickleValue& flags = Get(*root, "flags");
+    REQUIRE(DictGet(*root, "float").float_value == 1.5);
+    REQUIRE(DictGet(*root, "text").text == "h\xc3\xa9llo");
+    REQUIRE(DictGet(*root, "none").kind == Kind::kNone);
+    const PickleValue& flags = DictGet(*root, "flags");
     REQUIRE(flags.kind == Kind::kTuple);
     REQUIRE(flags.items.size() == 2);
     REQUIRE(flags.items[0]->bool_value);
     REQUIRE_FALSE(flags.items[1]->bool_value);
-    const PickleValue& list = Get(*root, "list");
+    const PickleValue& list = DictGet(*root, "list");
     REQUIRE(list.kind == Kind::kList);
     REQUIRE(list.items.size() == 5);
     REQUIRE(list.items[1]->float_value == 2.25);
     REQUIRE(list.items[2]->text == "x");
     REQUIRE(list.items[3]->kind == Kind::kList);
     REQUIRE(list.items[4]->kind == Kind::kTuple);
-    const PickleValue& b = Get(Get(Get(*root, "nested"), "a"), "b");
+    const PickleValue& b = DictGet(DictGet(DictGet(*root, "nested"), "a"), "b");
     REQUIRE(b.items.size() == 1);
     REQUIRE(b.items[0]->int_value == 3);
-    REQUIRE(Get(*root, "tuple3").items.size() == 3);
-    REQUIRE(&Get(*root, "shared_a") == &Get(*root, "shared_b"));  // one object through the memo
+    REQUIRE(DictGet(*root, "tuple3").items.size() == 3);
+    REQUIRE(&DictGet(*root, "shared_a") ==
+            &DictGet(*root, "shared_b"));  // one object through the memo
   }
 }
 

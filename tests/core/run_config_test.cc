@@ -1,7 +1,7 @@
 #include "core/run_config.h"
 
-#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include "core/catch_torch.h"
 
 #include "core/error.h"
 

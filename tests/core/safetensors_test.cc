@@ -1,10 +1,10 @@
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/core_test_files.h"
 #include "core/error_matchers.h"
 #include "core/safetensors.h"
 #include "testing/testing.h"
@@ -13,8 +13,6 @@ namespace hpsearch::core {
 namespace {
 
 using nlohmann::json;
-
-std::filesystem::path Fixtures() { return testing::SourceDir() / "tests/data/checkpoints"; }
 
 // Writes a safetensors file by hand: the header exactly as given, then `data`.
 void WriteRaw(const std::filesystem::path& path, const std::string& header,
@@ -25,15 +23,11 @@ void WriteRaw(const std::filesystem::path& path, const std::string& header,
   out << header << data;
 }
 
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 TEST_CASE("ReadSafetensors reads every dtype of a file written in Python", "[core][safetensors]") {
-  SafetensorsContents st = ReadSafetensors(Fixtures() / "mixed_dtypes.safetensors");
+  SafetensorsContents st =
+      ReadSafetensors(testing::CheckpointFixtureDir() / "mixed_dtypes.safetensors");
   REQUIRE(st.metadata == std::map<std::string, std::string>{{"note", "mixed dtypes"}});
-  std::ifstream in(Fixtures() / "mixed_dtypes.json");
+  std::ifstream in(testing::CheckpointFixtureDir() / "mixed_dtypes.json");
   json expected = json::parse(in);
   REQUIRE(st.tensors.size() == expected.size());
   const std::map<std::string, at::ScalarType> dtypes = {
@@ -76,7 +70,7 @@ TEST_CASE("WriteSafetensors round-trips tensors and metadata bit for bit", "[cor
     REQUIRE(e.path().filename() == "adapter.safetensors");  // no temporary file left behind
   }
   REQUIRE(files == 1);
-  const std::string bytes = ReadAll(path);
+  const std::string bytes = testing::ReadFileBytes(path);
   uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i)
     header_size = (header_size << 8) | static_cast<unsigned char>(bytes[i]);
@@ -135,7 +129,7 @@ TEST_CASE("ReadSafetensors names the file and tensor of every malformed case",
   }
   SECTION("header length beyond the file") {
     WriteRaw(path, header({{"a", entry("F32", {2}, 0, 8)}}), eight);
-    std::string bytes = ReadAll(path);
+    std::string bytes = testing::ReadFileBytes(path);
     bytes[0] = '\x7f';
     bytes[3] = '\x01';
     std::ofstream(path, std::ios::binary) << bytes;

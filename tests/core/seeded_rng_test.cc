@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 namespace hpsearch::core {
 namespace {

@@ -5,8 +5,9 @@
 #include <fstream>
 #include <string>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
+#include "core/core_test_files.h"
 #include "testing/testing.h"
 
 namespace hpsearch::core {
@@ -40,25 +41,25 @@ RunResult RunTokenize(const std::string& input, const std::string& tokenizer_dir
   return result;
 }
 
-std::string Gpt2Dir() { return (hpsearch::testing::SourceDir() / "data" / "gpt2").string(); }
-
 TEST_CASE("hpsearch-core tokenize prints the ids of each JSON line", "[core][tokenize_command]") {
   const RunResult result = RunTokenize(
       "{\"text\": \"hello world\"}\n"
       "{\"text\": \"\", \"label\": 3}\n"
       "{\"text\": \"Hello, y'all! \\u00bd\\n\"}\n",
-      Gpt2Dir());
+      hpsearch::testing::Gpt2TokenizerDir().string());
   REQUIRE(result.exit_code == 0);
   REQUIRE(result.output == "31373 995\n\n15496 11 331 6 439 0 25208 198\n");
 }
 
 TEST_CASE("hpsearch-core tokenize names the bad input line and exits 2",
           "[core][tokenize_command]") {
-  const RunResult not_json = RunTokenize("{\"text\": \"ok\"}\n{\"text\": oops}\n", Gpt2Dir());
+  const RunResult not_json = RunTokenize("{\"text\": \"ok\"}\n{\"text\": oops}\n",
+                                         hpsearch::testing::Gpt2TokenizerDir().string());
   REQUIRE(not_json.exit_code == 2);
   REQUIRE_THAT(not_json.output, Catch::StartsWith("482\n") && Catch::Contains("stdin line 2:"));
 
-  const RunResult no_text = RunTokenize("{\"txt\": \"ok\"}\n", Gpt2Dir());
+  const RunResult no_text =
+      RunTokenize("{\"txt\": \"ok\"}\n", hpsearch::testing::Gpt2TokenizerDir().string());
   REQUIRE(no_text.exit_code == 2);
   REQUIRE_THAT(no_text.output, Catch::Contains("stdin line 1:") && Catch::Contains("\"text\""));
 }

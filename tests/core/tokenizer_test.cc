@@ -9,9 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include "core/catch_torch.h"
 
+#include "core/core_test_files.h"
 #include "core/error.h"
 #include "testing/testing.h"
 
@@ -29,17 +30,16 @@ std::string ReadFile(const fs::path& path) {
   return contents.str();
 }
 
-void WriteFile(const fs::path& path, const std::string& contents) {
+void WriteTokenizerFile(const fs::path& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary);
   out << contents;
   REQUIRE(out.good());
 }
 
-fs::path Gpt2Dir() { return SourceDir() / "data" / "gpt2"; }
-
 // One tokenizer per test process: loading GPT-2's vocabulary takes a few hundred milliseconds.
 const Gpt2Tokenizer& Gpt2() {
-  static const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(Gpt2Dir().string());
+  static const Gpt2Tokenizer tokenizer =
+      Gpt2Tokenizer::FromDirectory(testing::Gpt2TokenizerDir().string());
   return tokenizer;
 }
 
@@ -129,10 +129,12 @@ TEST_CASE("Gpt2Tokenizer decodes the goldens back to their text", "[core][tokeni
 TEST_CASE("Gpt2Tokenizer gives the same ids cold, warm and without a cache", "[core][tokenizer]") {
   Gpt2TokenizerOptions no_cache;
   no_cache.word_cache_capacity = 0;
-  const Gpt2Tokenizer uncached = Gpt2Tokenizer::FromDirectory(Gpt2Dir().string(), no_cache);
+  const Gpt2Tokenizer uncached =
+      Gpt2Tokenizer::FromDirectory(testing::Gpt2TokenizerDir().string(), no_cache);
   Gpt2TokenizerOptions tiny_cache;
   tiny_cache.word_cache_capacity = 3;  // refills many times
-  const Gpt2Tokenizer tiny = Gpt2Tokenizer::FromDirectory(Gpt2Dir().string(), tiny_cache);
+  const Gpt2Tokenizer tiny =
+      Gpt2Tokenizer::FromDirectory(testing::Gpt2TokenizerDir().string(), tiny_cache);
   for (const GoldenCase& golden : ReadGoldenCases()) {
     INFO("text: \"" << golden.text << "\"");
     CHECK(uncached.Encode(golden.text) == golden.ids);
@@ -144,7 +146,8 @@ TEST_CASE("Gpt2Tokenizer gives the same ids cold, warm and without a cache", "[c
 TEST_CASE("Gpt2Tokenizer encodes from several threads at once", "[core][tokenizer]") {
   Gpt2TokenizerOptions options;
   options.word_cache_capacity = 50;  // emptied again and again while the threads run
-  const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(Gpt2Dir().string(), options);
+  const Gpt2Tokenizer tokenizer =
+      Gpt2Tokenizer::FromDirectory(testing::Gpt2TokenizerDir().string(), options);
   const std::vector<GoldenCase> cases = ReadGoldenCases();
   std::vector<int> mismatches(4, 0);
   std::vector<std::thread> threads;
@@ -198,8 +201,8 @@ TEST_CASE("Gpt2Tokenizer::Decode names an id outside the vocabulary", "[core][to
 
 TEST_CASE("Gpt2Tokenizer loads OpenAI's file names as well", "[core][tokenizer]") {
   hpsearch::testing::TempDir dir;
-  fs::copy_file(Gpt2Dir() / "vocab.json", dir / "encoder.json");
-  fs::copy_file(Gpt2Dir() / "merges.txt", dir / "vocab.bpe");
+  fs::copy_file(testing::Gpt2TokenizerDir() / "vocab.json", dir / "encoder.json");
+  fs::copy_file(testing::Gpt2TokenizerDir() / "merges.txt", dir / "vocab.bpe");
   const Gpt2Tokenizer openai = Gpt2Tokenizer::FromDirectory(dir.path().string());
   REQUIRE(openai.vocab_size() == 50257);
   for (const GoldenCase& golden : ReadGoldenCases())
@@ -228,7 +231,7 @@ TEST_CASE("Gpt2Tokenizer reports a missing directory or file", "[core][tokenizer
   REQUIRE(empty_dir.code() == ErrorCode::kNotFound);
   REQUIRE_THAT(empty_dir.what(), Catch::Contains("vocab.json"));
 
-  fs::copy_file(Gpt2Dir() / "vocab.json", dir / "vocab.json");
+  fs::copy_file(testing::Gpt2TokenizerDir() / "vocab.json", dir / "vocab.json");
   const Error no_merges = LoadError([&] { Gpt2Tokenizer::FromDirectory(dir.path().string()); });
   REQUIRE(no_merges.code() == ErrorCode::kNotFound);
   REQUIRE_THAT(no_merges.what(), Catch::Contains("merges.txt"));
@@ -236,9 +239,9 @@ TEST_CASE("Gpt2Tokenizer reports a missing directory or file", "[core][tokenizer
 
 TEST_CASE("Gpt2Tokenizer rejects a truncated vocab.json", "[core][tokenizer]") {
   hpsearch::testing::TempDir dir;
-  const std::string vocab = ReadFile(Gpt2Dir() / "vocab.json");
-  WriteFile(dir / "vocab.json", vocab.substr(0, vocab.size() / 2));
-  fs::copy_file(Gpt2Dir() / "merges.txt", dir / "merges.txt");
+  const std::string vocab = ReadFile(testing::Gpt2TokenizerDir() / "vocab.json");
+  WriteTokenizerFile(dir / "vocab.json", vocab.substr(0, vocab.size() / 2));
+  fs::copy_file(testing::Gpt2TokenizerDir() / "merges.txt", dir / "merges.txt");
   const Error error = LoadError([&] { Gpt2Tokenizer::FromDirectory(dir.path().string()); });
   REQUIRE(error.code() == ErrorCode::kDataLoss);
   REQUIRE_THAT(error.what(), Catch::Contains("vocab.json") && Catch::Contains("line 1"));
@@ -246,20 +249,20 @@ TEST_CASE("Gpt2Tokenizer rejects a truncated vocab.json", "[core][tokenizer]") {
 
 TEST_CASE("Gpt2Tokenizer rejects vocabulary ids that are not 0..n-1", "[core][tokenizer]") {
   hpsearch::testing::TempDir dir;
-  fs::copy_file(Gpt2Dir() / "merges.txt", dir / "merges.txt");
-  WriteFile(dir / "vocab.json", R"({"a": 0, "b": 0})");
+  fs::copy_file(testing::Gpt2TokenizerDir() / "merges.txt", dir / "merges.txt");
+  WriteTokenizerFile(dir / "vocab.json", R"({"a": 0, "b": 0})");
   const Error reused = LoadError([&] { Gpt2Tokenizer::FromDirectory(dir.path().string()); });
   REQUIRE(reused.code() == ErrorCode::kDataLoss);
   REQUIRE_THAT(reused.what(), Catch::Contains("vocab.json") && Catch::Contains("reuses id 0"));
-  WriteFile(dir / "vocab.json", R"({"a": 0, "b": "1"})");
+  WriteTokenizerFile(dir / "vocab.json", R"({"a": 0, "b": "1"})");
   const Error not_int = LoadError([&] { Gpt2Tokenizer::FromDirectory(dir.path().string()); });
   REQUIRE_THAT(not_int.what(), Catch::Contains("token \"b\" has id \"1\""));
 }
 
 TEST_CASE("Gpt2Tokenizer names the file and line of a bad merges line", "[core][tokenizer]") {
   hpsearch::testing::TempDir dir;
-  fs::copy_file(Gpt2Dir() / "vocab.json", dir / "vocab.json");
-  const std::string merges = ReadFile(Gpt2Dir() / "merges.txt");
+  fs::copy_file(testing::Gpt2TokenizerDir() / "vocab.json", dir / "vocab.json");
+  const std::string merges = ReadFile(testing::Gpt2TokenizerDir() / "merges.txt");
   // Line 1 is "#version: 0.2"; break line 4 in two ways.
   std::vector<std::size_t> line_starts = {0};
   for (std::size_t i = 0; i < merges.size() && line_starts.size() < 5; ++i) {
@@ -268,13 +271,13 @@ TEST_CASE("Gpt2Tokenizer names the file and line of a bad merges line", "[core][
   const std::string before = merges.substr(0, line_starts[3]);
   const std::string after = merges.substr(line_starts[4]);
 
-  WriteFile(dir / "merges.txt", before + "onlyonetoken\n" + after);
+  WriteTokenizerFile(dir / "merges.txt", before + "onlyonetoken\n" + after);
   const Error one_token = LoadError([&] { Gpt2Tokenizer::FromDirectory(dir.path().string()); });
   REQUIRE(one_token.code() == ErrorCode::kDataLoss);
   REQUIRE_THAT(one_token.what(),
                Catch::Contains("merges.txt:4:") && Catch::Contains("onlyonetoken"));
 
-  WriteFile(dir / "merges.txt", before + "Ġt \xe2\x82\xac\xe2\x82\xac\n" + after);
+  WriteTokenizerFile(dir / "merges.txt", before + "Ġt \xe2\x82\xac\xe2\x82\xac\n" + after);
   const Error unknown = LoadError([&] { Gpt2Tokenizer::FromDirectory(dir.path().string()); });
   REQUIRE_THAT(unknown.what(),
                Catch::Contains("merges.txt:4:") && Catch::Contains("is not in the vocabulary"));

@@ -1,9 +1,9 @@
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 
+#include "core/core_test_files.h"
 #include "core/error_matchers.h"
 #include "core/safetensors.h"
 #include "core/torch_bin.h"
@@ -11,13 +11,6 @@
 
 namespace hpsearch::core {
 namespace {
-
-std::filesystem::path Fixtures() { return testing::SourceDir() / "tests/data/checkpoints"; }
-
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 void WriteAll(const std::filesystem::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
@@ -27,7 +20,7 @@ TEST_CASE("ReadTorchBin keeps views, strides and offsets in both formats", "[cor
   const at::Tensor base = at::arange(24, at::kFloat).reshape({4, 6});
   for (const char* file : {"views_zip.bin", "views_zip_p4.bin", "views_legacy.bin"}) {
     INFO(file);
-    TensorMap t = ReadTorchBin(Fixtures() / file);
+    TensorMap t = ReadTorchBin(testing::CheckpointFixtureDir() / file);
     REQUIRE(t.size() == 4);
     REQUIRE(at::equal(t.at("base"), base));
     REQUIRE(at::equal(t.at("transposed"), base.t()));
@@ -42,14 +35,14 @@ TEST_CASE("ReadTorchBin keeps views, strides and offsets in both formats", "[cor
 
 TEST_CASE("ReadTorchBin resolves the storage slices of old legacy files", "[core][torch_bin]") {
   // "on_slice" lies on elements [2, 8) of a 10-element storage, at offset 1 with strides (2, 1).
-  TensorMap t = ReadTorchBin(Fixtures() / "storage_slice_legacy.bin");
+  TensorMap t = ReadTorchBin(testing::CheckpointFixtureDir() / "storage_slice_legacy.bin");
   REQUIRE(at::equal(t.at("whole"), at::arange(10, at::kFloat)));
   REQUIRE(at::equal(t.at("on_slice"), at::tensor({3.f, 4.f, 5.f, 6.f}).reshape({2, 2})));
   REQUIRE(t.at("on_slice").data_ptr<float>() == t.at("whole").data_ptr<float>() + 3);
 }
 
 TEST_CASE("ReadTorchBin reads half, bfloat16 and int64 storages", "[core][torch_bin]") {
-  TensorMap t = ReadTorchBin(Fixtures() / "dtypes_zip.bin");
+  TensorMap t = ReadTorchBin(testing::CheckpointFixtureDir() / "dtypes_zip.bin");
   REQUIRE(t.at("h").scalar_type() == at::kHalf);
   REQUIRE(at::equal(t.at("h"), at::linspace(-2, 2, 5).to(at::kHalf)));
   REQUIRE(t.at("b").scalar_type() == at::kBFloat16);
@@ -61,10 +54,13 @@ TEST_CASE("ReadTorchBin reads half, bfloat16 and int64 storages", "[core][torch_
 
 TEST_CASE("ReadTorchBin reads Hugging Face state dicts in zip and legacy format",
           "[core][torch_bin]") {
-  TensorMap zip = ReadTorchBin(Fixtures() / "tiny-gpt2-zip" / "pytorch_model.bin");
-  TensorMap legacy = ReadTorchBin(Fixtures() / "tiny-gpt2-legacy" / "pytorch_model.bin");
-  TensorMap st =
-      ReadSafetensors(Fixtures() / "tiny-gpt2-safetensors" / "model.safetensors").tensors;
+  TensorMap zip =
+      ReadTorchBin(testing::CheckpointFixtureDir() / "tiny-gpt2-zip" / "pytorch_model.bin");
+  TensorMap legacy =
+      ReadTorchBin(testing::CheckpointFixtureDir() / "tiny-gpt2-legacy" / "pytorch_model.bin");
+  TensorMap st = ReadSafetensors(testing::CheckpointFixtureDir() / "tiny-gpt2-safetensors" /
+                                 "model.safetensors")
+                     .tensors;
   // 28 GPT2Model tensors; zip adds 2 x (attn.bias, masked_bias) + lm_head, legacy 2 x attn.bias.
   REQUIRE(zip.size() == 28 + 4 + 1);
   REQUIRE(legacy.size() == 28 + 2);
@@ -84,9 +80,9 @@ TEST_CASE("ReadTorchBin reads Hugging Face state dicts in zip and legacy format"
 }
 
 TEST_CASE("ReadTorchBin refuses disallowed globals and compressed entries", "[core][torch_bin]") {
-  const auto evil = (Fixtures() / "evil_zip.bin").string();
+  const auto evil = (testing::CheckpointFixtureDir() / "evil_zip.bin").string();
   REQUIRE_CORE_ERROR(ReadTorchBin(evil), ErrorCode::kUnsupported, evil, "posix.system");
-  const auto compressed = (Fixtures() / "compressed_zip.bin").string();
+  const auto compressed = (testing::CheckpointFixtureDir() / "compressed_zip.bin").string();
   REQUIRE_CORE_ERROR(ReadTorchBin(compressed), ErrorCode::kUnsupported, compressed,
                      "pytorch_model/data.pkl", "compressed");
 }
@@ -95,8 +91,10 @@ TEST_CASE("ReadTorchBin reports truncated and corrupt files", "[core][torch_bin]
   testing::TempDir dir;
   const auto path = dir / "pytorch_model.bin";
   const std::string file = path.string();
-  const std::string zip = ReadAll(Fixtures() / "tiny-gpt2-zip" / "pytorch_model.bin");
-  const std::string legacy = ReadAll(Fixtures() / "tiny-gpt2-legacy" / "pytorch_model.bin");
+  const std::string zip = testing::ReadFileBytes(testing::CheckpointFixtureDir() / "tiny-gpt2-zip" /
+                                                 "pytorch_model.bin");
+  const std::string legacy = testing::ReadFileBytes(testing::CheckpointFixtureDir() /
+                                                    "tiny-gpt2-legacy" / "pytorch_model.bin");
 
   SECTION("missing") { REQUIRE_CORE_ERROR(ReadTorchBin(path), ErrorCode::kNotFound, file); }
   SECTION("not a checkpoint") {

@@ -1,13 +1,21 @@
 // The trainer on tiny models: repeatability, resume, stopping, the schedule, and real learning on a
 // Banking77 subset.
 #include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <atomic>
 #include <cmath>
+#include <sstream>
+
+#include <torch/types.h>  // first: clip_grad.h uses torch::Tensor without including it
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize/archive.h>
 
 #include "core/classification_data.h"
+#include "core/error.h"
+#include "core/flat_adamw.h"
 #include "core/lr_schedule.h"
 #include "core/tokenizer.h"
 #include "core/trainer.h"
@@ -220,6 +228,127 @@ TEST_CASE("One epoch of a tiny GPT-2 learns a Banking77 subset", "[core][trainer
                    << largest_class_rate);
   REQUIRE(val.loss < std::log(77.0) - 0.5);
   REQUIRE(val.accuracy >= 3 * largest_class_rate);
+}
+
+TEST_CASE("FlatAdamW steps exactly as LibTorch's AdamW, with two weight-decay groups",
+          "[core][trainer][flat_adamw]") {
+  at::Generator generator = at::detail::createCPUGenerator(11);
+  std::vector<at::Tensor> init = {at::randn({7, 5}, generator), at::randn({13}, generator),
+                                  at::randn({3, 4, 2}, generator)};
+  auto params_from = [&]() {
+    std::vector<at::Tensor> params;
+    for (const auto& t : init) params.push_back(t.clone().requires_grad_(true));
+    return params;
+  };
+  std::vector<at::Tensor> flat = params_from(), reference = params_from();
+  auto groups = [](const std::vector<at::Tensor>& p) {
+    std::vector<torch::optim::OptimizerParamGroup> g;
+    g.emplace_back(std::vector<at::Tensor>{p[0], p[2]},
+                   std::make_unique<torch::optim::AdamWOptions>(
+                       torch::optim::AdamWOptions(1e-2).weight_decay(0.1)));
+    g.emplace_back(std::vector<at::Tensor>{p[1]},
+                   std::make_unique<torch::optim::AdamWOptions>(
+                       torch::optim::AdamWOptions(1e-2).weight_decay(0)));
+    return g;
+  };
+  FlatAdamW flat_optimizer(groups(flat), torch::optim::AdamWOptions(1e-2));
+  torch::optim::AdamW reference_optimizer(groups(reference), torch::optim::AdamWOptions(1e-2));
+  REQUIRE(flat_optimizer.numel() == 35 + 13 + 24);
+  // The parameters now live in the flat buffer: same values, storage inside it.
+  for (size_t i = 0; i < flat.size(); ++i) REQUIRE(at::equal(flat[i], init[i]));
+  const auto* base = static_cast<const char*>(flat_optimizer.flat_params().data_ptr());
+  const auto* p2 = static_cast<const char*>(flat[2].data_ptr());
+  REQUIRE(p2 >= base);
+  REQUIRE(p2 < base + flat_optimizer.numel() * 4);
+
+  for (int step = 0; step < 6; ++step) {
+    const at::Tensor target = at::randn({72}, generator);
+    auto loss_of = [&](const std::vector<at::Tensor>& p) {
+      return (at::cat({p[0].reshape(-1), p[1], p[2].reshape(-1)}).sin() * target).sum();
+    };
+    flat_optimizer.ZeroGrad();
+    reference_optimizer.zero_grad();
+    loss_of(flat).backward();
+    loss_of(reference).backward();
+    // Gradients were accumulated into the flat gradient buffer, in place (group order: p0, p2,
+    // then p1 after 35 + 24 values).
+    REQUIRE(flat[1].grad().data_ptr() ==
+            static_cast<float*>(flat_optimizer.flat_grads().data_ptr()) + 59);
+    const at::Tensor norm = flat_optimizer.ClipGradNorm(0.5);
+    const double reference_norm = torch::nn::utils::clip_grad_norm_(reference, 0.5);
+    REQUIRE(norm.item<double>() == Approx(reference_norm).epsilon(1e-6));
+    for (size_t i = 0; i < flat.size(); ++i) {
+      REQUIRE(at::allclose(flat[i].grad(), reference[i].grad(), 1e-6, 1e-7));
+    }
+    flat_optimizer.step();
+    reference_optimizer.step();
+    for (size_t i = 0; i < flat.size(); ++i) {
+      CAPTURE(step, i, (flat[i] - reference[i]).abs().max().item<double>());
+      REQUIRE(at::allclose(flat[i], reference[i], 1e-6, 1e-7));
+    }
+  }
+  REQUIRE(flat_optimizer.step_count() == 6);
+  REQUIRE_FALSE(at::allclose(flat[0], init[0]));  // it did move
+}
+
+TEST_CASE("FlatAdamW state saves and loads, and refuses another model's state",
+          "[core][trainer][flat_adamw]") {
+  at::Generator generator = at::detail::createCPUGenerator(12);
+  at::Tensor a = at::randn({10}, generator).requires_grad_(true);
+  FlatAdamW optimizer({torch::optim::OptimizerParamGroup({a})}, torch::optim::AdamWOptions(0.1));
+  for (int step = 0; step < 3; ++step) {
+    optimizer.ZeroGrad();
+    (a * a).sum().backward();
+    optimizer.step();
+  }
+  torch::serialize::OutputArchive out;
+  optimizer.save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+
+  at::Tensor b = at::randn({10}, generator).requires_grad_(true);
+  FlatAdamW restored({torch::optim::OptimizerParamGroup({b})}, torch::optim::AdamWOptions(0.1));
+  torch::serialize::InputArchive in;
+  std::istringstream stream(bytes.str());
+  in.load_from(stream);
+  restored.load(in);
+  REQUIRE(restored.step_count() == 3);
+  REQUIRE(at::equal(restored.exp_avg(), optimizer.exp_avg()));
+  REQUIRE(at::equal(restored.exp_avg_sq(), optimizer.exp_avg_sq()));
+
+  at::Tensor c = at::randn({11}, generator).requires_grad_(true);
+  FlatAdamW other({torch::optim::OptimizerParamGroup({c})}, torch::optim::AdamWOptions(0.1));
+  torch::serialize::InputArchive in2;
+  std::istringstream stream2(bytes.str());
+  in2.load_from(stream2);
+  REQUIRE_THROWS_AS(other.load(in2), Error);
+  REQUIRE_THROWS_AS(
+      FlatAdamW(
+          {torch::optim::OptimizerParamGroup({at::ones({2}, at::kDouble).requires_grad_(true)})},
+          torch::optim::AdamWOptions(0.1)),
+      Error);
+}
+
+TEST_CASE("Progress comes every progress_interval_steps with the interval's mean loss",
+          "[core][trainer]") {
+  const TokenizedDataset train = ToyDataset(60, 1);  // 8 steps per epoch, the last one short
+  std::vector<TrainingProgress> every_step, every_three;
+  TrainerCallbacks callbacks;
+  callbacks.on_progress = [&](const TrainingProgress& p) { every_step.push_back(p); };
+  Trainer(ToyModel(), ToyOptions(), callbacks).Train(train, nullptr);
+  TrainerOptions options = ToyOptions();
+  options.progress_interval_steps = 3;
+  callbacks.on_progress = [&](const TrainingProgress& p) { every_three.push_back(p); };
+  Trainer(ToyModel(), options, callbacks).Train(train, nullptr);
+  REQUIRE(every_step.size() == 16);
+  // Steps 3, 6, 8 (epoch end), 11, 14, 16.
+  std::vector<int64_t> steps;
+  for (const auto& p : every_three) steps.push_back(p.step);
+  REQUIRE(steps == std::vector<int64_t>{3, 6, 8, 11, 14, 16});
+  // The same training (same seed), so each interval's loss is the mean of its step losses.
+  REQUIRE(every_three[0].loss ==
+          Approx((every_step[0].loss + every_step[1].loss + every_step[2].loss) / 3));
+  REQUIRE(every_three[2].loss == Approx((every_step[6].loss + every_step[7].loss) / 2));
 }
 
 }  // namespace

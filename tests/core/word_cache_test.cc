@@ -5,14 +5,14 @@
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 namespace hpsearch::core {
 namespace {
 
 using Ids = std::vector<std::int32_t>;
 
-Ids Get(WordCache& cache, const std::string& word) {
+Ids CachedIds(WordCache& cache, const std::string& word) {
   Ids ids = {-7};  // Lookup appends
   if (!cache.Lookup(word, &ids)) return {};
   REQUIRE(ids.front() == -7);
@@ -28,13 +28,13 @@ TEST_CASE("WordCache returns what was stored and nothing else", "[core][word_cac
   const Ids world = {995, 1, 2};
   cache.Insert("hello", hello.data(), hello.size());
   cache.Insert(" world", world.data(), world.size());
-  REQUIRE(Get(cache, "hello") == hello);
-  REQUIRE(Get(cache, " world") == world);
+  REQUIRE(CachedIds(cache, "hello") == hello);
+  REQUIRE(CachedIds(cache, " world") == world);
   REQUIRE_FALSE(cache.Lookup("hell", &ids));
   REQUIRE_FALSE(cache.Lookup("world", &ids));
   // A second insert of a word keeps the first ids.
   cache.Insert("hello", world.data(), world.size());
-  REQUIRE(Get(cache, "hello") == hello);
+  REQUIRE(CachedIds(cache, "hello") == hello);
   REQUIRE(cache.size() == 2);
 }
 
@@ -46,11 +46,11 @@ TEST_CASE("WordCache grows, then empties itself at capacity", "[core][word_cache
   }
   REQUIRE(cache.size() == 5000);
   for (std::int32_t i = 0; i < 5000; ++i)
-    REQUIRE(Get(cache, "w" + std::to_string(i)) == Ids{i, i + 1});
+    REQUIRE(CachedIds(cache, "w" + std::to_string(i)) == Ids{i, i + 1});
   const Ids one = {1};
   cache.Insert("one more", one.data(), one.size());
   REQUIRE(cache.size() == 1);
-  REQUIRE(Get(cache, "one more") == one);
+  REQUIRE(CachedIds(cache, "one more") == one);
   Ids ids;
   REQUIRE_FALSE(cache.Lookup("w0", &ids));
   cache.Clear();
@@ -67,7 +67,7 @@ TEST_CASE("WordCache does not store words over its size limit", "[core][word_cac
   REQUIRE_FALSE(cache.Lookup(long_word, &found));
   const std::string longest(WordCache::kMaxWordBytes, 'a');
   cache.Insert(longest, ids.data(), ids.size());
-  REQUIRE(Get(cache, longest) == ids);
+  REQUIRE(CachedIds(cache, longest) == ids);
 }
 
 TEST_CASE("WordCache serves several threads at once", "[core][word_cache]") {

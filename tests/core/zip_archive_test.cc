@@ -1,6 +1,6 @@
 #include "core/zip_archive.h"
 
-#include <catch2/catch.hpp>
+#include "core/catch_torch.h"
 
 #include <fstream>
 

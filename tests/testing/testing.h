@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -43,6 +45,19 @@ inline std::filesystem::path SharedDirOrSkip() {
   if (!std::filesystem::is_directory(dir))
     Skip("../shared is not beside the checkout: " + dir.string());
   return dir;
+}
+
+// The whole file as bytes ("" when it cannot be read).
+inline std::string ReadFileBytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Writes `bytes` as the whole file and returns its path.
+inline std::filesystem::path WriteFileBytes(const std::filesystem::path& path,
+                                            const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
 }
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction.

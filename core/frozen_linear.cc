@@ -1,0 +1,59 @@
+#include "core/frozen_linear.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include <utility>
+
+#include "core/error.h"
+
+namespace hpsearch::core {
+namespace {
+
+class FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& bias, std::shared_ptr<const FrozenWeight> weight) {
+    const at::Tensor w = weight->Materialize(x.scalar_type());
+    // The handle, not the dense matrix, is what backward keeps.
+    ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
+    ctx->saved_data["weight"] =
+        c10::IValue::make_capsule(c10::make_intrusive<WeightHolder>(std::move(weight)));
+    return at::linear(x, w, bias);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const c10::intrusive_ptr<torch::CustomClassHolder> capsule =
+        ctx->saved_data["weight"].toCapsule();
+    const auto* holder = static_cast<const WeightHolder*>(capsule.get());
+    const auto dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
+    const at::Tensor& grad_y = grad_outputs[0];
+    at::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) {
+      grad_x = at::matmul(grad_y.to(dtype), holder->weight->Materialize(dtype));
+    }
+    return {grad_x, at::Tensor(), at::Tensor()};
+  }
+
+  // Carries the shared_ptr through AutogradContext::saved_data, which holds IValues.
+  struct WeightHolder : torch::CustomClassHolder {
+    explicit WeightHolder(std::shared_ptr<const FrozenWeight> w) : weight(std::move(w)) {}
+    std::shared_ptr<const FrozenWeight> weight;
+  };
+};
+
+}  // namespace
+
+at::Tensor FrozenLinear(const at::Tensor& x, std::shared_ptr<const FrozenWeight> weight,
+                        const at::Tensor& bias) {
+  if (!weight) Fail(ErrorCode::kInvalidArgument, "FrozenLinear: null FrozenWeight");
+  if (bias.defined() && bias.requires_grad()) {
+    Fail(ErrorCode::kInvalidArgument,
+         "FrozenLinear: the bias requires grad, but a frozen base has a frozen bias; use "
+         "at::linear on a dense base for full fine-tuning");
+  }
+  return FrozenLinearFunction::apply(x, bias, std::move(weight));
+}
+
+}  // namespace hpsearch::core

@@ -1,0 +1,28 @@
+// FrozenLinear: y = x W^T + b for a frozen base weight W held by a FrozenWeight (QLoRA's NF4 base),
+// as one autograd node that keeps nothing of W for backward. at::linear would save the
+// materialised W (for the seed shape 604 MB of bf16 over 24 layers) to compute dL/dx; this node
+// saves only the FrozenWeight handle and materialises W again in backward, as bitsandbytes'
+// MatMul4Bit does. It trades one extra dequantisation per layer and step (a few microseconds of
+// bandwidth on a GPU) for the memory, which is what keeps the seed shape's training under 1 GiB.
+//
+// Forward is exactly at::linear(x, W, bias) (same kernels, same bits); backward returns
+// dL/dx = dL/dy W and no gradient for W or the bias (both frozen).
+//
+// Ownership: the autograd graph holds a shared_ptr to the FrozenWeight until backward has run.
+// Thread-safety: as the FrozenWeight's const methods (concurrent calls are fine).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+
+#include "core/frozen_weight.h"
+
+namespace hpsearch::core {
+
+// x: [..., in] in any floating dtype; bias: [out] in x's dtype, frozen, or undefined. Returns
+// [..., out] in x's dtype. REQUIRES: weight non-null; bias, when defined, does not require grad.
+at::Tensor FrozenLinear(const at::Tensor& x, std::shared_ptr<const FrozenWeight> weight,
+                        const at::Tensor& bias);
+
+}  // namespace hpsearch::core
