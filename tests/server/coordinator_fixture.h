@@ -1,9 +1,10 @@
-// A Coordinator over a temp-file ResultsStore and a ManualClock, for the coordinator's tests:
-// MakeSpec builds a small study; Fixture submits, registers, acquires, reports and completes, and
-// restarts the coordinator on the same file (Restart), optionally after some downtime.
+// The coordinator test fixture shared by every coordinator test (coordinator_test.cc,
+// coordinator_samplers_test.cc, coordinator_lease_test.cc): a Coordinator over a temp-file
+// ResultsStore and a ManualClock, with helpers that play a worker and restart the coordinator.
 #pragma once
 
 #include <catch2/catch.hpp>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,10 +13,10 @@
 #include "server/coordinator.h"
 #include "testing/testing.h"
 
-namespace hpsearch::server::coordinator_testing {
+namespace hpsearch::server {
 
-using hpsearch::testing::TempDir;
-
+// A command-runner study maximising val_accuracy over learning_rate (log float) and batch_size
+// ({8, 16}), seed 42.
 inline v1::StudySpec MakeSpec(const std::string& name, int n_trials, int parallelism,
                               int max_retries = 1) {
   v1::StudySpec spec;
@@ -42,7 +43,7 @@ inline v1::StudySpec MakeSpec(const std::string& name, int n_trials, int paralle
 // A coordinator over a temp-file store and a manual clock, re-creatable on the same file (a
 // restart).
 struct Fixture {
-  TempDir dir;
+  hpsearch::testing::TempDir dir;
   ManualClock clock;
   CoordinatorOptions options;
   std::unique_ptr<db::ResultsStore> store;
@@ -64,6 +65,7 @@ struct Fixture {
     REQUIRE(created.ok());
     coordinator = std::move(*created);
   }
+  // Stops the coordinator and starts a new one on the same file, `downtime` later.
   void Restart(absl::Duration downtime = absl::ZeroDuration()) {
     coordinator.reset();
     store.reset();
@@ -129,4 +131,4 @@ struct Fixture {
   }
 };
 
-}  // namespace hpsearch::server::coordinator_testing
+}  // namespace hpsearch::server

@@ -10,9 +10,6 @@
 namespace hpsearch::server {
 namespace {
 
-using coordinator_testing::Fixture;
-using coordinator_testing::MakeSpec;
-
 const std::string kHashA(64, 'a');
 const std::string kHashB(64, 'b');
 

@@ -13,9 +13,6 @@
 namespace hpsearch::server {
 namespace {
 
-using coordinator_testing::Fixture;
-using coordinator_testing::MakeSpec;
-
 TEST_CASE("Coordinator runs a study through search and final stage", "[server][coordinator]") {
   Fixture f;
   std::string id = f.Submit(MakeSpec("demo", 3, 2));
