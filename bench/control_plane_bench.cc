@@ -7,6 +7,7 @@
 //
 //   control_plane_bench [--workers 64] [--trials 4000] [--epochs 5] [--durability normal|full]
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,6 +77,9 @@ class ZeroWorkRunner : public hpsearch::worker::Runner {
 int RunWorker(const std::string& address, int epochs, const std::string& stats_path) {
   spdlog::set_level(spdlog::level::warn);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // The process settings of hpsearch-worker's main (worker/main.cc).
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
   std::vector<double> report_us, acquire_us;
   std::mutex mu;
   int64_t acked = 0;

@@ -1,6 +1,8 @@
 // hpsearch serve --db FILE: the coordinator. Opens (or creates) the results database, refuses a
 // file another coordinator holds, restores every study and lease, and serves StudyService and
 // WorkerService until SIGINT or SIGTERM.
+#include <malloc.h>
+
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -33,6 +35,12 @@ int RunServe(const ServeFlags& flags) {
   // Abseil's lock-order graph costs a few percent of every request; the locks are annotated and
   // tested.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // glibc hands the free top of a thread's malloc arena back with madvise() as soon as it exceeds
+  // 128 KiB, and gRPC's threads free and regrow their buffers on every call: each madvise flushes
+  // the TLB of every core. Under 64 workers that was ~12% of the coordinator's CPU (perf). Keep up
+  // to 64 MiB per arena, and serve allocations up to 32 MiB from the arenas rather than mmap().
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
   absl::StatusOr<db::Durability> durability = db::ParseDurability(flags.durability);
   if (!durability.ok()) {
     std::cerr << "hpsearch serve: --durability: " << durability.status().message() << "\n";

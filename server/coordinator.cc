@@ -143,6 +143,7 @@ void Coordinator::EmitTrial(const StudyRecord& study, const TrialRecord& record)
   *trial = record.trial;
   trial->clear_attempts();
   pending_events_.push_back(std::move(pending));
+  events_pending_.store(true, std::memory_order_release);
 }
 
 void Coordinator::EmitStudy(const StudyRecord& study) {
@@ -152,6 +153,7 @@ void Coordinator::EmitStudy(const StudyRecord& study) {
   pending.event.set_unix_ms(NowMs());
   *pending.event.mutable_study() = StudySnapshot(study);
   pending_events_.push_back(std::move(pending));
+  events_pending_.store(true, std::memory_order_release);
 }
 
 absl::Status Coordinator::Finish(uint64_t sequence, bool work_changed) {
@@ -169,27 +171,34 @@ void Coordinator::FinishAsync(uint64_t sequence, bool work_changed,
 }
 
 void Coordinator::Publish(bool work_changed) {
-  absl::MutexLock publish(&publish_mu_);
-  std::vector<PendingEvent> events;
-  {
-    absl::MutexLock lock(&mu_);
-    events.swap(pending_events_);
+  // Most commits carry no event (nobody watches the study): then neither the publication lock nor
+  // mu_ is taken, which every acknowledgement of a batched commit would otherwise queue on.
+  if (events_pending_.load(std::memory_order_acquire)) {
+    absl::MutexLock publish(&publish_mu_);
+    std::vector<PendingEvent> events;
+    {
+      absl::MutexLock lock(&mu_);
+      events.swap(pending_events_);
+      events_pending_.store(false, std::memory_order_relaxed);
+    }
+    std::vector<std::pair<std::string, Listener>> listeners;
+    if (!events.empty()) {
+      absl::MutexLock lock(&listeners_mu_);
+      for (const auto& [token, entry] : listeners_) listeners.push_back(entry);
+    }
+    for (const PendingEvent& pending : events) {
+      for (const auto& [study_id, listener] : listeners) {
+        if (study_id == pending.study_id) listener(pending.event);
+      }
+    }
   }
+  if (!work_changed) return;
   std::function<void()> work_available;
-  std::vector<std::pair<std::string, Listener>> listeners;
   {
     absl::MutexLock lock(&listeners_mu_);
     work_available = work_available_;
-    if (!events.empty()) {
-      for (const auto& [token, entry] : listeners_) listeners.push_back(entry);
-    }
   }
-  for (const PendingEvent& pending : events) {
-    for (const auto& [study_id, listener] : listeners) {
-      if (study_id == pending.study_id) listener(pending.event);
-    }
-  }
-  if (work_changed && work_available) work_available();
+  if (work_available) work_available();
 }
 
 bool Coordinator::SearchOpen(const StudyRecord& study) {

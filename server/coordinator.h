@@ -29,6 +29,7 @@
 // coordinator_study_service.cc, coordinator_worker_service.cc, coordinator_restore.cc (Load).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -250,6 +251,7 @@ class Coordinator {
   std::map<std::string, v1::WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> worker_last_write_ ABSL_GUARDED_BY(mu_);
   std::vector<PendingEvent> pending_events_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> events_pending_{false};  // pending_events_ is not empty (set under mu_)
   absl::Time alive_written_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);
 

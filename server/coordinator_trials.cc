@@ -272,6 +272,7 @@ absl::Status Coordinator::RecordEpoch(StudyRecord* study, TrialRecord* record,
   epoch->set_attempt(trial.attempt());
   *epoch->mutable_metrics() = metrics;
   pending_events_.push_back(std::move(pending));
+  events_pending_.store(true, std::memory_order_release);
   return absl::OkStatus();
 }
 

@@ -1,5 +1,7 @@
 #include "worker/lease_heartbeat.h"
 
+#include <algorithm>
+
 #include "spdlog/spdlog.h"
 
 namespace hpsearch::worker {
@@ -19,42 +21,38 @@ LeaseHeartbeat::~LeaseHeartbeat() {
 void LeaseHeartbeat::Begin(const std::string& worker_id, const std::string& lease_id,
                            absl::Duration interval, const std::string& label,
                            OrderCallback on_order) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++generation_;
-    active_ = true;
-    worker_id_ = worker_id;
-    lease_id_ = lease_id;
-    interval_ = interval;
-    label_ = label;
-    on_order_ = std::move(on_order);
-  }
-  cv_.notify_all();
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  active_ = true;
+  worker_id_ = worker_id;
+  lease_id_ = lease_id;
+  interval_ = interval;
+  due_ = absl::Now() + interval;
+  label_ = label;
+  on_order_ = std::move(on_order);
 }
 
 void LeaseHeartbeat::End() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++generation_;
-    active_ = false;
-    on_order_ = nullptr;
-  }
-  cv_.notify_all();
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  active_ = false;
+  on_order_ = nullptr;
 }
 
 void LeaseHeartbeat::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    if (!active_) {
-      cv_.wait(lock, [this] { return stop_ || active_; });
+    // Wake every half interval (Begin and End do not notify), or at the current lease's due time.
+    absl::Time now = absl::Now();
+    absl::Duration sleep = std::max(interval_ / 2, absl::Milliseconds(10));
+    if (active_) sleep = std::min(sleep, due_ - now);
+    if (!active_ || sleep > absl::ZeroDuration()) {
+      cv_.wait_for(lock, absl::ToChronoMicroseconds(sleep), [this] { return stop_; });
       continue;
     }
-    // One interval after Begin or the last heartbeat, unless the lease changes or we stop.
+    // Active and due: heartbeat this lease.
     uint64_t generation = generation_;
-    if (cv_.wait_for(lock, absl::ToChronoMilliseconds(interval_),
-                     [&] { return stop_ || generation_ != generation; })) {
-      continue;
-    }
+    due_ = now + interval_;
     v1::HeartbeatRequest request;
     request.set_worker_id(worker_id_);
     request.add_lease_ids(lease_id_);

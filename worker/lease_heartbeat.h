@@ -1,6 +1,10 @@
 // LeaseHeartbeat: keeps the running trial's lease alive. One thread for the worker's whole life
 // heartbeats whichever lease is current (a thread per trial cost a clone, a stack, TLS set-up and a
 // join for every trial), and hands the coordinator's cancel/lost orders to the trial's callback.
+// Begin() and End() do not wake the thread (two wake-ups per trial, which cost as much as the
+// trial's own calls when trials are short): it wakes on its own at least every half interval and
+// heartbeats a lease once it has been current for an interval without one, so the first heartbeat
+// of a lease comes between 1 and 1.5 intervals after Begin, later ones every interval.
 //
 // Ownership: owns its thread; borrows the client. Thread-safety: thread-safe. The order callback
 // runs on the heartbeat thread with the internal lock held, only between Begin() and End() of its
@@ -47,7 +51,8 @@ class LeaseHeartbeat {
   std::string worker_id_;
   std::string lease_id_;
   std::string label_;
-  absl::Duration interval_;
+  absl::Duration interval_ = absl::Seconds(1);  // the current (else the last) lease's
+  absl::Time due_;                              // when the current lease's next heartbeat is due
   OrderCallback on_order_;
   std::thread thread_;  // last: starts after every member above is constructed
 };
