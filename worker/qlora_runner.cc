@@ -81,6 +81,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   std::atomic<bool> stop{false};
   bool pruned = false;
   bool lease_lost = false;
+  std::string refusal;  // why the coordinator refused an epoch report
   const int64_t epochs = trial.training().has_epochs() ? trial.training().epochs() : 0;
   ProgressThrottle throttle(options_.progress_interval_seconds);
   core::RunCallbacks callbacks;
@@ -117,6 +118,8 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     absl::StatusOr<bool> keep_going = reporter->ReportEpoch(metrics);
     if (!keep_going.ok()) {
       lease_lost = true;
+      refusal = absl::StrCat("the coordinator refused the report of epoch ", e.epoch, ": ",
+                             keep_going.status().message());
       return false;
     }
     if (!*keep_going) {
@@ -134,6 +137,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     if (lease_lost || reporter->stop_reason() != StopReason::kNone) {
       outcome.kind = RunOutcome::Kind::kStopped;
       outcome.stop_reason = lease_lost ? StopReason::kLost : reporter->stop_reason();
+      outcome.error = refusal;
       return outcome;
     }
     auto& extra = *outcome.result.mutable_extra();
