@@ -1,8 +1,14 @@
 #include "server/coordinator.h"
 
+#include <sys/random.h>
+
 #include <google/protobuf/util/message_differencer.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +18,31 @@
 
 namespace hpsearch::server {
 namespace {
+
+// Lease ids are what a worker shows to act on a trial, so they come from the kernel's CSPRNG (128
+// bits) rather than the generator that names studies and workers.
+std::string NewLeaseId() {
+  unsigned char bytes[16];
+  size_t filled = 0;
+  while (filled < sizeof(bytes)) {
+    ssize_t got = ::getrandom(bytes + filled, sizeof(bytes) - filled, 0);
+    if (got > 0) {
+      filled += static_cast<size_t>(got);
+    } else if (got < 0 && errno != EINTR) {
+      // Only a kernel older than 3.17 lacks getrandom(); nothing safe can replace it here.
+      std::fprintf(stderr, "hpsearch: getrandom() failed: %s\n", std::strerror(errno));
+      std::abort();
+    }
+  }
+  std::string id = "ls-";
+  for (unsigned char b : bytes) id += absl::StrFormat("%02x", b);
+  return id;
+}
+
+// The holder of a lease an Ask client took: its leases are heartbeated and told under this id.
+std::string AskClientId(const std::string& client_name) {
+  return absl::StrCat("client:", client_name.empty() ? std::string("anonymous") : client_name);
+}
 
 #define RETURN_IF_ERROR(expr)                                         \
   do {                                                                \
@@ -143,9 +174,22 @@ Coordinator::StudyRecord* Coordinator::FindStudy(const std::string& id_or_name) 
   return nullptr;
 }
 
-absl::Status Coordinator::LeaseStatus(const std::string& lease_id, Lease** lease) {
+absl::Status Coordinator::LeaseStatus(const std::string& lease_id, const std::string& holder,
+                                      Lease** lease) {
+  if (lease_id.empty()) return absl::InvalidArgumentError("lease_id is empty");
+  if (holder.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease ", lease_id,
+                     ": worker_id is empty; set it to the id Register returned (Ask clients: "
+                     "client_name)"));
+  }
   auto it = leases_.find(lease_id);
   if (it != leases_.end()) {
+    if (it->second.worker_id != holder) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("lease ", lease_id, " is not held by ", holder,
+                       ": a worker reports only on the trials it acquired"));
+    }
     *lease = &it->second;
     return absl::OkStatus();
   }
@@ -155,7 +199,6 @@ absl::Status Coordinator::LeaseStatus(const std::string& lease_id, Lease** lease
         absl::StrCat("lease ", lease_id, " is no longer valid (", ended->second.reason,
                      "): stop this attempt and do not report it further"));
   }
-  if (lease_id.empty()) return absl::InvalidArgumentError("lease_id is empty");
   return absl::NotFoundError(
       absl::StrCat("lease ", lease_id, " is unknown to this coordinator: acquire a new trial"));
 }
@@ -358,7 +401,7 @@ absl::StatusOr<Coordinator::TrialRecord*> Coordinator::CreateSearchTrial(StudyRe
 absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, TrialRecord* record,
                                                         const std::string& worker_id) {
   absl::Time now = clock_->Now();
-  std::string lease_id = NewId("ls-");
+  std::string lease_id = NewLeaseId();
   absl::Time deadline = now + options_.lease_ttl;
   v1::Trial& trial = record->trial;
   trial.set_state(v1::TRIAL_STATE_RUNNING);
@@ -703,9 +746,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
     if (study == nullptr) {
       return absl::NotFoundError(absl::StrCat("no study with id or name '", request.study(), "'"));
     }
-    std::string worker_id =
-        absl::StrCat("client:", request.client_name().empty() ? std::string("anonymous")
-                                                              : request.client_name());
+    std::string worker_id = AskClientId(request.client_name());
     workers_[worker_id].set_name(worker_id);
     absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
     if (!acquired.ok()) return acquired.status();
@@ -729,7 +770,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), AskClientId(request.client_name()), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     for (const v1::EpochMetrics& metrics : request.epochs()) {
@@ -874,7 +915,7 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ReportEpoch(
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     lease->deadline = std::max(lease->deadline, clock_->Now() + options_.lease_ttl);
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
@@ -902,7 +943,7 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     TrialRecord* record = &studies_[lease->study_id].trials[lease->trial_number];
     if (request.has_train()) {
       RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.train()));
@@ -931,7 +972,7 @@ absl::StatusOr<v1::TrialState> Coordinator::CompleteTrial(const v1::CompleteTria
       return ended->second.final_state;  // a retried CompleteTrial whose reply was lost
     }
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     const v1::TrialResult& result = request.result();
@@ -972,7 +1013,7 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     std::string error = request.error().empty() ? "failed (no reason given)" : request.error();

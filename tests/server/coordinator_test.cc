@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -45,6 +46,8 @@ struct Fixture {
   CoordinatorOptions options;
   std::unique_ptr<db::ResultsStore> store;
   std::unique_ptr<Coordinator> coordinator;
+  // lease id -> the worker that acquired it, so reports name their lease's holder.
+  std::map<std::string, std::string> holders;
 
   Fixture() {
     options.lease_ttl = absl::Seconds(10);
@@ -84,11 +87,17 @@ struct Fixture {
   std::optional<v1::TrialSpec> Acquire(const std::string& worker) {
     auto trial = coordinator->TryAcquire(worker);
     REQUIRE(trial.ok());
+    if (trial->has_value()) holders[(*trial)->lease_id()] = worker;
     return *trial;
+  }
+  std::string HolderOf(const std::string& lease) {
+    auto it = holders.find(lease);
+    return it == holders.end() ? "wk-unknown" : it->second;
   }
   absl::StatusOr<v1::ReportEpochResponse> Report(const std::string& lease, int epoch, double acc) {
     v1::ReportEpochRequest request;
     request.set_lease_id(lease);
+    request.set_worker_id(HolderOf(lease));
     request.mutable_metrics()->set_epoch(epoch);
     request.mutable_metrics()->set_val_accuracy(acc);
     request.mutable_metrics()->set_train_loss(1.0 / epoch);
@@ -97,11 +106,13 @@ struct Fixture {
   absl::StatusOr<v1::TrialState> Complete(const std::string& lease) {
     v1::CompleteTrialRequest request;
     request.set_lease_id(lease);
+    request.set_worker_id(HolderOf(lease));
     return coordinator->CompleteTrial(request);
   }
   absl::StatusOr<v1::TrialState> Fail(const std::string& lease, bool retryable) {
     v1::FailTrialRequest request;
     request.set_lease_id(lease);
+    request.set_worker_id(HolderOf(lease));
     request.set_error("boom");
     request.set_retryable(retryable);
     return coordinator->FailTrial(request);
@@ -158,6 +169,7 @@ TEST_CASE("Coordinator runs a study through search and final stage", "[server][c
   REQUIRE(f.Report(final_trial->lease_id(), 1, 0.7).ok());
   v1::ReportResultRequest result;
   result.set_lease_id(final_trial->lease_id());
+  result.set_worker_id(worker);
   result.mutable_test()->set_test_accuracy(0.93);
   REQUIRE(f.coordinator->ReportResult(result).ok());
   REQUIRE(f.Complete(final_trial->lease_id()).ok());
@@ -268,6 +280,62 @@ TEST_CASE("Heartbeats keep a lease alive past its ttl", "[server][coordinator][l
   CHECK(f.coordinator->GetTrial(id, 0)->state() == v1::TRIAL_STATE_RUNNING);
 }
 
+TEST_CASE("A worker cannot act on a lease another worker holds", "[server][coordinator][lease]") {
+  Fixture f;
+  std::string id = f.Submit(MakeSpec("holders", 2, 2));
+  std::string holder = f.Register("holder");
+  std::string intruder = f.Register("intruder");
+  auto trial = f.Acquire(holder);
+  REQUIRE(trial.has_value());
+  const std::string lease = trial->lease_id();
+  // 128 bits from the kernel's CSPRNG, hex.
+  CHECK(lease.size() == 3 + 32);
+
+  v1::ReportEpochRequest report;
+  report.set_lease_id(lease);
+  report.set_worker_id(intruder);
+  report.mutable_metrics()->set_epoch(1);
+  report.mutable_metrics()->set_val_accuracy(0.9);
+  auto reported = f.coordinator->ReportEpoch(report);
+  CHECK(reported.status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(reported.status().message().find("not held by " + intruder) != std::string::npos);
+  v1::ReportResultRequest result;
+  result.set_lease_id(lease);
+  result.set_worker_id(intruder);
+  result.mutable_test()->set_test_accuracy(1.0);
+  CHECK(f.coordinator->ReportResult(result).code() == absl::StatusCode::kPermissionDenied);
+  v1::CompleteTrialRequest complete;
+  complete.set_lease_id(lease);
+  complete.set_worker_id(intruder);
+  CHECK(f.coordinator->CompleteTrial(complete).status().code() ==
+        absl::StatusCode::kPermissionDenied);
+  v1::FailTrialRequest fail;
+  fail.set_lease_id(lease);
+  fail.set_worker_id(intruder);
+  fail.set_error("not mine");
+  CHECK(f.coordinator->FailTrial(fail).status().code() == absl::StatusCode::kPermissionDenied);
+  // A request that names no worker is refused as malformed.
+  report.set_worker_id("");
+  CHECK(f.coordinator->ReportEpoch(report).status().code() == absl::StatusCode::kInvalidArgument);
+  // Tell acts only on leases its own client took through Ask.
+  v1::TellRequest tell;
+  tell.set_lease_id(lease);
+  tell.set_client_name("notebook");
+  tell.set_state(v1::TRIAL_STATE_COMPLETE);
+  CHECK(f.coordinator->Tell(tell).status().code() == absl::StatusCode::kPermissionDenied);
+
+  // None of it touched the holder's trial: still running, no epoch, and its holder finishes it.
+  auto stored = f.coordinator->GetTrial(id, trial->trial_number());
+  REQUIRE(stored.ok());
+  CHECK(stored->state() == v1::TRIAL_STATE_RUNNING);
+  CHECK(stored->worker_id() == holder);
+  CHECK(stored->epochs_size() == 0);
+  REQUIRE(f.Report(lease, 1, 0.5).ok());
+  auto state = f.Complete(lease);
+  REQUIRE(state.ok());
+  CHECK(*state == v1::TRIAL_STATE_COMPLETE);
+}
+
 TEST_CASE("Bad reports get precise statuses and change nothing", "[server][coordinator][faults]") {
   Fixture f;
   std::string id = f.Submit(MakeSpec("bad", 2, 1));
@@ -287,6 +355,7 @@ TEST_CASE("Bad reports get precise statuses and change nothing", "[server][coord
   CHECK(nan.status().message().find("val_accuracy is NaN") != std::string::npos);
   v1::ReportEpochRequest inf;
   inf.set_lease_id(trial->lease_id());
+  inf.set_worker_id(worker);
   inf.mutable_metrics()->set_epoch(2);
   (*inf.mutable_metrics()->mutable_extra())["tokens"] = std::numeric_limits<double>::infinity();
   CHECK(f.coordinator->ReportEpoch(inf).status().code() == absl::StatusCode::kInvalidArgument);
@@ -325,7 +394,7 @@ TEST_CASE("A trial that completes without its objective metric fails", "[server]
   CHECK(f.coordinator->GetTrial(id, 0)->error().find("val_accuracy") != std::string::npos);
 }
 
-TEST_CASE("Retryable failures retry; non-retryable ones fail at once", "[server][coordinator]") {
+TEST_CASE("Retryable failures retry and non-retryable ones fail at once", "[server][coordinator]") {
   Fixture f;
   std::string id = f.Submit(MakeSpec("fail", 2, 1, /*max_retries=*/2));
   std::string worker = f.Register("w");
@@ -379,12 +448,14 @@ TEST_CASE("n_trials is never exceeded with many workers at once", "[server][coor
         }
         v1::ReportEpochRequest report;
         report.set_lease_id((*trial)->lease_id());
+        report.set_worker_id(workers[i]);
         report.mutable_metrics()->set_epoch(1);
         report.mutable_metrics()->set_val_accuracy(0.01 * (*trial)->trial_number());
         f.coordinator->ReportEpoch(report).IgnoreError();
         --concurrent;
         v1::CompleteTrialRequest complete;
         complete.set_lease_id((*trial)->lease_id());
+        complete.set_worker_id(workers[i]);
         f.coordinator->CompleteTrial(complete).IgnoreError();
       }
     });
@@ -550,6 +621,7 @@ TEST_CASE("Ask and Tell run a trial for an external client", "[server][coordinat
   CHECK(f.coordinator->Ask(ask).status().code() == absl::StatusCode::kUnavailable);
   v1::TellRequest tell;
   tell.set_lease_id(trial->lease_id());
+  tell.set_client_name("notebook");
   tell.set_state(v1::TRIAL_STATE_COMPLETE);
   auto* epoch = tell.add_epochs();
   epoch->set_epoch(1);
