@@ -8,132 +8,13 @@
 #include <set>
 #include <thread>
 
+#include "server/coordinator_fixture.h"
 #include "testing/testing.h"
 
 namespace hpsearch::server {
 namespace {
 
-using hpsearch::testing::TempDir;
-
-v1::StudySpec MakeSpec(const std::string& name, int n_trials, int parallelism,
-                       int max_retries = 1) {
-  v1::StudySpec spec;
-  spec.set_name(name);
-  spec.set_seed(42);
-  auto* lr = spec.add_search_space();
-  lr->set_name("learning_rate");
-  lr->mutable_float_range()->set_low(1e-5);
-  lr->mutable_float_range()->set_high(1e-3);
-  lr->mutable_float_range()->set_log(true);
-  auto* bs = spec.add_search_space();
-  bs->set_name("batch_size");
-  for (int64_t v : {8, 16}) bs->mutable_categorical()->add_choices()->set_int_value(v);
-  spec.mutable_objective()->set_metric("val_accuracy");
-  spec.mutable_objective()->set_direction(v1::DIRECTION_MAXIMIZE);
-  spec.mutable_budget()->set_n_trials(n_trials);
-  spec.mutable_budget()->set_parallelism(parallelism);
-  spec.mutable_budget()->set_max_retries(max_retries);
-  spec.mutable_runner()->set_type(v1::RUNNER_TYPE_COMMAND);
-  spec.mutable_runner()->add_command("true");
-  return spec;
-}
-
-// A coordinator over a temp-file store and a manual clock, re-creatable on the same file (a
-// restart).
-struct Fixture {
-  TempDir dir;
-  ManualClock clock;
-  CoordinatorOptions options;
-  std::unique_ptr<db::ResultsStore> store;
-  std::unique_ptr<Coordinator> coordinator;
-  // lease id -> the worker that acquired it, so reports name their lease's holder.
-  std::map<std::string, std::string> holders;
-
-  Fixture() {
-    options.lease_ttl = absl::Seconds(10);
-    options.heartbeat_interval = absl::Seconds(2);
-    options.restart_grace = absl::Seconds(60);
-    Start();
-  }
-  void Start() {
-    db::DatabaseOptions db_options;
-    db_options.exclusive_lock = true;
-    auto opened = db::ResultsStore::Open((dir / "results.db").string(), db_options);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
-    auto created = Coordinator::Create(store.get(), &clock, options);
-    REQUIRE(created.ok());
-    coordinator = std::move(*created);
-  }
-  void Restart() {
-    coordinator.reset();
-    store.reset();
-    Start();
-  }
-  std::string Submit(const v1::StudySpec& spec) {
-    v1::SubmitStudyRequest request;
-    *request.mutable_spec() = spec;
-    auto response = coordinator->SubmitStudy(request);
-    REQUIRE(response.ok());
-    return response->study_id();
-  }
-  std::string Register(const std::string& name) {
-    v1::RegisterRequest request;
-    request.mutable_info()->set_name(name);
-    auto response = coordinator->Register(request);
-    REQUIRE(response.ok());
-    return response->worker_id();
-  }
-  std::optional<v1::TrialSpec> Acquire(const std::string& worker) {
-    auto trial = coordinator->TryAcquire(worker);
-    REQUIRE(trial.ok());
-    if (trial->has_value()) holders[(*trial)->lease_id()] = worker;
-    return *trial;
-  }
-  std::string HolderOf(const std::string& lease) {
-    auto it = holders.find(lease);
-    return it == holders.end() ? "wk-unknown" : it->second;
-  }
-  absl::StatusOr<v1::ReportEpochResponse> Report(const std::string& lease, int epoch, double acc) {
-    v1::ReportEpochRequest request;
-    request.set_lease_id(lease);
-    request.set_worker_id(HolderOf(lease));
-    request.mutable_metrics()->set_epoch(epoch);
-    request.mutable_metrics()->set_val_accuracy(acc);
-    request.mutable_metrics()->set_train_loss(1.0 / epoch);
-    return coordinator->ReportEpoch(request);
-  }
-  absl::StatusOr<v1::TrialState> Complete(const std::string& lease) {
-    v1::CompleteTrialRequest request;
-    request.set_lease_id(lease);
-    request.set_worker_id(HolderOf(lease));
-    return coordinator->CompleteTrial(request);
-  }
-  absl::StatusOr<v1::TrialState> Fail(const std::string& lease, bool retryable) {
-    v1::FailTrialRequest request;
-    request.set_lease_id(lease);
-    request.set_worker_id(HolderOf(lease));
-    request.set_error("boom");
-    request.set_retryable(retryable);
-    return coordinator->FailTrial(request);
-  }
-  // Runs one trial to COMPLETE with the given per-epoch accuracies.
-  v1::TrialSpec RunTrial(const std::string& worker, const std::vector<double>& accuracies) {
-    auto trial = Acquire(worker);
-    REQUIRE(trial.has_value());
-    for (size_t i = 0; i < accuracies.size(); ++i) {
-      REQUIRE(Report(trial->lease_id(), static_cast<int>(i) + 1, accuracies[i]).ok());
-    }
-    auto state = Complete(trial->lease_id());
-    REQUIRE(state.ok());
-    return *trial;
-  }
-  v1::Study Study(const std::string& id) {
-    auto study = coordinator->GetStudy(id);
-    REQUIRE(study.ok());
-    return *study;
-  }
-};
+using namespace coordinator_testing;
 
 TEST_CASE("Coordinator runs a study through search and final stage", "[server][coordinator]") {
   Fixture f;
@@ -278,62 +159,6 @@ TEST_CASE("Heartbeats keep a lease alive past its ttl", "[server][coordinator][l
     REQUIRE(f.coordinator->Tick().ok());
   }
   CHECK(f.coordinator->GetTrial(id, 0)->state() == v1::TRIAL_STATE_RUNNING);
-}
-
-TEST_CASE("A worker cannot act on a lease another worker holds", "[server][coordinator][lease]") {
-  Fixture f;
-  std::string id = f.Submit(MakeSpec("holders", 2, 2));
-  std::string holder = f.Register("holder");
-  std::string intruder = f.Register("intruder");
-  auto trial = f.Acquire(holder);
-  REQUIRE(trial.has_value());
-  const std::string lease = trial->lease_id();
-  // 128 bits from the kernel's CSPRNG, hex.
-  CHECK(lease.size() == 3 + 32);
-
-  v1::ReportEpochRequest report;
-  report.set_lease_id(lease);
-  report.set_worker_id(intruder);
-  report.mutable_metrics()->set_epoch(1);
-  report.mutable_metrics()->set_val_accuracy(0.9);
-  auto reported = f.coordinator->ReportEpoch(report);
-  CHECK(reported.status().code() == absl::StatusCode::kPermissionDenied);
-  CHECK(reported.status().message().find("not held by " + intruder) != std::string::npos);
-  v1::ReportResultRequest result;
-  result.set_lease_id(lease);
-  result.set_worker_id(intruder);
-  result.mutable_test()->set_test_accuracy(1.0);
-  CHECK(f.coordinator->ReportResult(result).code() == absl::StatusCode::kPermissionDenied);
-  v1::CompleteTrialRequest complete;
-  complete.set_lease_id(lease);
-  complete.set_worker_id(intruder);
-  CHECK(f.coordinator->CompleteTrial(complete).status().code() ==
-        absl::StatusCode::kPermissionDenied);
-  v1::FailTrialRequest fail;
-  fail.set_lease_id(lease);
-  fail.set_worker_id(intruder);
-  fail.set_error("not mine");
-  CHECK(f.coordinator->FailTrial(fail).status().code() == absl::StatusCode::kPermissionDenied);
-  // A request that names no worker is refused as malformed.
-  report.set_worker_id("");
-  CHECK(f.coordinator->ReportEpoch(report).status().code() == absl::StatusCode::kInvalidArgument);
-  // Tell acts only on leases its own client took through Ask.
-  v1::TellRequest tell;
-  tell.set_lease_id(lease);
-  tell.set_client_name("notebook");
-  tell.set_state(v1::TRIAL_STATE_COMPLETE);
-  CHECK(f.coordinator->Tell(tell).status().code() == absl::StatusCode::kPermissionDenied);
-
-  // None of it touched the holder's trial: still running, no epoch, and its holder finishes it.
-  auto stored = f.coordinator->GetTrial(id, trial->trial_number());
-  REQUIRE(stored.ok());
-  CHECK(stored->state() == v1::TRIAL_STATE_RUNNING);
-  CHECK(stored->worker_id() == holder);
-  CHECK(stored->epochs_size() == 0);
-  REQUIRE(f.Report(lease, 1, 0.5).ok());
-  auto state = f.Complete(lease);
-  REQUIRE(state.ok());
-  CHECK(*state == v1::TRIAL_STATE_COMPLETE);
 }
 
 TEST_CASE("Bad reports get precise statuses and change nothing", "[server][coordinator][faults]") {
