@@ -87,14 +87,15 @@ class Cluster {
   }
   int port() const { return port_; }
 
-  ChildProcess& StartWorker(const std::string& name) {
-    std::vector<std::string> argv{(BinDir() / "hpsearch-worker").string(),
-                                  "--coordinator",
-                                  address_,
-                                  "--name",
-                                  name,
-                                  "--acquire-wait",
-                                  "1"};
+  // Starts a worker named `name`; `wrapper` (e.g. a shell that sets a ulimit and execs "$@")
+  // goes in front of the worker's argv. The cluster's client_args (token, TLS) follow.
+  ChildProcess& StartWorker(const std::string& name, const std::vector<std::string>& wrapper = {}) {
+    std::vector<std::string> argv = wrapper;
+    for (const std::string& arg :
+         {(BinDir() / "hpsearch-worker").string(), std::string("--coordinator"), address_,
+          std::string("--name"), name, std::string("--acquire-wait"), std::string("1")}) {
+      argv.push_back(arg);
+    }
     argv.insert(argv.end(), security_.client_args.begin(), security_.client_args.end());
     worker_processes_.push_back(
         std::make_unique<ChildProcess>(argv, (dir_ / ("worker-" + name)).string()));
