@@ -26,7 +26,8 @@ void RegisterReportCommand(CLI::App& app, int* exit_code);
 
 // Follows a study's event stream until it ends (watch, submit --wait). Returns kExitOk when it
 // ended COMPLETE. `live_table` redraws a table on every event instead of printing event lines.
-int FollowStudy(const std::string& address, const std::string& study, bool live_table,
+class CoordinatorConnection;
+int FollowStudy(const CoordinatorConnection& connection, const std::string& study, bool live_table,
                 std::ostream& out);
 
 }  // namespace hpsearch::cli

@@ -1,7 +1,9 @@
 // hpsearch serve --db FILE: the coordinator. Opens (or creates) the results database, refuses a
 // file another coordinator holds, restores every study and lease, and serves StudyService and
-// WorkerService until SIGINT or SIGTERM.
+// WorkerService until SIGINT or SIGTERM. --tls-cert/--tls-key serve TLS, --auth-token-file requires
+// a shared token on every call; listening beyond loopback without both draws one warning at start.
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -9,6 +11,8 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/commands.h"
 #include "db/results_store.h"
+#include "rpc/auth_token.h"
+#include "rpc/security.h"
 #include "server/coordinator.h"
 #include "server/grpc_services.h"
 #include "server/study_validator.h"
@@ -26,6 +30,9 @@ struct ServeFlags {
   double heartbeat_interval_seconds = 5;
   double restart_grace_seconds = 30;
   double tick_seconds = 0.2;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string auth_token_file;
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -38,13 +45,32 @@ int RunServe(const ServeFlags& flags) {
     std::cerr << "hpsearch serve: --durability: " << durability.status().message() << "\n";
     return kExitBadInput;
   }
-  // Signals are taken by a dedicated sigwait() below; block them before any thread starts.
+  // Signals are taken by a dedicated sigwait() below; block them before any thread starts (creating
+  // gRPC credentials starts gRPC's own threads, which would otherwise take SIGTERM's default
+  // action).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  rpc::ServerSecurityOptions security_options;
+  security_options.tls_cert_file = flags.tls_cert;
+  security_options.tls_key_file = flags.tls_key;
+  security_options.auth_token_file = flags.auth_token_file;
+  if (security_options.auth_token_file.empty()) {
+    if (const char* env = std::getenv(rpc::kAuthTokenFileEnv); env != nullptr) {
+      security_options.auth_token_file = env;
+    }
+  }
+  absl::StatusOr<rpc::ServerSecurity> security = rpc::LoadServerSecurity(security_options);
+  if (!security.ok()) {
+    std::cerr << "hpsearch serve: " << security.status().message() << "\n";
+    return kExitBadInput;
+  }
+  for (const std::string& warning : security->warnings) {
+    std::cerr << "hpsearch serve: warning: " << warning << "\n";
+  }
   db::DatabaseOptions db_options;
   db_options.durability = *durability;
   db_options.exclusive_lock = true;
@@ -78,6 +104,8 @@ int RunServe(const ServeFlags& flags) {
   server::ServerOptions server_options;
   server_options.listen_address = flags.listen;
   server_options.tick_interval = absl::Seconds(flags.tick_seconds);
+  server_options.credentials = security->credentials;
+  server_options.auth_token = security->auth_token;
   absl::StatusOr<std::unique_ptr<server::CoordinatorServer>> server =
       server::CoordinatorServer::Start(coordinator->get(), server_options);
   if (!server.ok()) {
@@ -85,9 +113,15 @@ int RunServe(const ServeFlags& flags) {
     return kExitFailure;
   }
   std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+  std::string exposure =
+      rpc::ExposureWarning(flags.listen, security->tls, !security->auth_token.empty());
+  if (!exposure.empty()) std::cerr << "hpsearch serve: WARNING: " << exposure << std::endl;
   // Scripts and tests read this line to learn an ephemeral port.
   std::cout << "hpsearch serve: listening on " << host << ":" << (*server)->port() << " (db "
-            << flags.db << ", durability " << db::DurabilityName(*durability) << ")" << std::endl;
+            << flags.db << ", durability " << db::DurabilityName(*durability) << ", "
+            << (security->tls ? "TLS" : "plaintext") << ", "
+            << (security->auth_token.empty() ? "no auth token" : "auth token required") << ")"
+            << std::endl;
   spdlog::info("coordinator listening on {}:{}", host, (*server)->port());
   int signal_number = 0;
   sigwait(&signals, &signal_number);
@@ -108,7 +142,9 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand("serve", "Run the coordinator over a results database");
   cmd->add_option("--db", flags->db, "Results database (SQLite file; created when missing)")
       ->required();
-  cmd->add_option("--listen", flags->listen, "host:port to listen on (port 0: any free port)")
+  cmd->add_option("--listen", flags->listen,
+                  "host:port to listen on (port 0: any free port); beyond loopback, use TLS and a "
+                  "token")
       ->capture_default_str();
   cmd->add_option("--durability", flags->durability,
                   "normal: survives any process kill; full: also survives power loss (fsync per "
@@ -125,6 +161,13 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--tick", flags->tick_seconds, "Seconds between lease and timeout checks")
       ->capture_default_str();
+  cmd->add_option("--tls-cert", flags->tls_cert,
+                  "PEM certificate chain to serve TLS with (with --tls-key; its subjectAltName "
+                  "must name the host clients dial)");
+  cmd->add_option("--tls-key", flags->tls_key, "PEM private key of --tls-cert");
+  cmd->add_option("--auth-token-file", flags->auth_token_file,
+                  "File holding a shared secret every call must carry (default: "
+                  "$HPSEARCH_AUTH_TOKEN_FILE; none: no token required)");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 

@@ -159,7 +159,9 @@ class Coordinator {
 
   // All helpers below run under mu_.
   StudyRecord* FindStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status LeaseStatus(const std::string& lease_id, Lease** lease)
+  // The live lease `lease_id` held by `holder` (a worker id, or "client:NAME" for Ask). A lease
+  // held by someone else is PERMISSION_DENIED: callers act only on the leases they acquired.
+  absl::Status LeaseStatus(const std::string& lease_id, const std::string& holder, Lease** lease)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<v1::TrialSpec>> AcquireFrom(StudyRecord* study,
                                                            const std::string& worker_id)

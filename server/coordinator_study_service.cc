@@ -8,6 +8,14 @@
 #include "server/study_view.h"
 
 namespace hpsearch::server {
+namespace {
+
+// The holder of a lease an Ask client took: its leases are heartbeated and told under this id.
+std::string AskClientId(const std::string& client_name) {
+  return absl::StrCat("client:", client_name.empty() ? std::string("anonymous") : client_name);
+}
+
+}  // namespace
 
 // --------------------------------------------------------------------------------- study service
 
@@ -155,9 +163,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
     if (study == nullptr) {
       return absl::NotFoundError(absl::StrCat("no study with id or name '", request.study(), "'"));
     }
-    std::string worker_id =
-        absl::StrCat("client:", request.client_name().empty() ? std::string("anonymous")
-                                                              : request.client_name());
+    std::string worker_id = AskClientId(request.client_name());
     workers_[worker_id].set_name(worker_id);
     absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
     if (!acquired.ok()) return acquired.status();
@@ -181,7 +187,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), AskClientId(request.client_name()), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     for (const v1::EpochMetrics& metrics : request.epochs()) {

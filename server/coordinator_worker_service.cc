@@ -102,7 +102,7 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ReportEpoch(
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     lease->deadline = std::max(lease->deadline, clock_->Now() + options_.lease_ttl);
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
@@ -130,7 +130,7 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     TrialRecord* record = &studies_[lease->study_id].trials[lease->trial_number];
     if (request.has_train()) {
       RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.train()));
@@ -159,7 +159,7 @@ absl::StatusOr<v1::TrialState> Coordinator::CompleteTrial(const v1::CompleteTria
       return ended->second.final_state;  // a retried CompleteTrial whose reply was lost
     }
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     const v1::TrialResult& result = request.result();
@@ -200,7 +200,7 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     std::string error = request.error().empty() ? "failed (no reason given)" : request.error();

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 namespace hpsearch::worker {
 
@@ -13,14 +14,16 @@ bool IsTransient(const absl::Status& status) {
          status.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
-CoordinatorClient::CoordinatorClient(const std::string& address, ClientOptions options)
+CoordinatorClient::CoordinatorClient(const std::string& address,
+                                     const rpc::ClientSecurity& security, ClientOptions options)
     : options_(options) {
   grpc::ChannelArguments args;
   // Reconnect quickly after a coordinator restart instead of gRPC's default backoff of up to 2
   // minutes.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  channel_ = rpc::CreateChannel(address, security, args);
+  connection_hint_ = rpc::ConnectionHint(security);
   stub_ = v1::WorkerService::NewStub(channel_);
 }
 
@@ -55,6 +58,11 @@ absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request
     if (!IsTransient(error) || absl::Now() + backoff > give_up ||
         (should_stop_ && should_stop_())) {
       return error;
+    }
+    if (backoff == options_.initial_backoff) {
+      spdlog::warn("{}; retrying for up to {}{}", std::string(error.message()),
+                   absl::FormatDuration(options_.retry_window),
+                   connection_hint_.empty() ? "" : " (" + connection_hint_ + ")");
     }
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, options_.max_backoff);

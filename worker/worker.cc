@@ -44,6 +44,7 @@ class Worker::Session : public TrialReporter {
   absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) override {
     v1::ReportEpochRequest request;
     request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
     *request.mutable_metrics() = metrics;
     absl::StatusOr<v1::ReportEpochResponse> response = worker_->client_.ReportEpoch(request);
     if (!response.ok()) return response.status();
@@ -53,6 +54,7 @@ class Worker::Session : public TrialReporter {
   absl::Status ReportTrain(const v1::TrainSummary& train) override {
     v1::ReportResultRequest request;
     request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
     *request.mutable_train() = train;
     return worker_->client_.ReportResult(request).status();
   }
@@ -60,6 +62,7 @@ class Worker::Session : public TrialReporter {
   absl::Status ReportTest(const v1::TestMetrics& test) override {
     v1::ReportResultRequest request;
     request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
     *request.mutable_test() = test;
     return worker_->client_.ReportResult(request).status();
   }
@@ -116,7 +119,7 @@ class Worker::Session : public TrialReporter {
 Worker::Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners)
     : options_(std::move(options)),
       runners_(std::move(runners)),
-      client_(options_.coordinator_address, options_.client),
+      client_(options_.coordinator_address, options_.security, options_.client),
       heartbeat_client_(client_.channel(), HeartbeatClientOptions(options_.client)) {
   client_.set_should_stop([this] { return stopping_.load(); });
 }
@@ -185,6 +188,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
   if (runner == runners_.end()) {
     v1::FailTrialRequest fail;
     fail.set_lease_id(trial.lease_id());
+    fail.set_worker_id(worker_id_);
     fail.set_error(absl::StrCat("worker ", worker_id_, " has no ", v1::RunnerType_Name(type),
                                 " runner in this build; run the study on a worker that has one"));
     fail.set_retryable(true);
@@ -202,6 +206,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
     case RunOutcome::Kind::kPruned: {
       v1::CompleteTrialRequest complete;
       complete.set_lease_id(trial.lease_id());
+      complete.set_worker_id(worker_id_);
       *complete.mutable_result() = outcome.result;
       complete.set_pruned(outcome.kind == RunOutcome::Kind::kPruned);
       absl::StatusOr<v1::CompleteTrialResponse> response = client_.CompleteTrial(complete);
@@ -214,6 +219,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
       *restart = outcome.restart_worker;
       v1::FailTrialRequest fail;
       fail.set_lease_id(trial.lease_id());
+      fail.set_worker_id(worker_id_);
       fail.set_retryable(outcome.retryable);
       fail.set_error(outcome.stop_reason == StopReason::kShutdown
                          ? absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped")

@@ -27,6 +27,8 @@ namespace hpsearch::worker {
 
 struct WorkerOptions {
   std::string coordinator_address = "127.0.0.1:50051";
+  // TLS and auth token of the channel (rpc::LoadClientSecurity); default: plaintext, no token.
+  rpc::ClientSecurity security;
   v1::WorkerInfo info;
   // Long-poll length of one AcquireTrial; shorter notices a stop sooner, longer makes fewer calls.
   absl::Duration acquire_wait = absl::Seconds(10);

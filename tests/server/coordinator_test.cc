@@ -3,126 +3,18 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "server/coordinator_fixture.h"
 #include "testing/testing.h"
 
 namespace hpsearch::server {
 namespace {
 
-using hpsearch::testing::TempDir;
-
-v1::StudySpec MakeSpec(const std::string& name, int n_trials, int parallelism,
-                       int max_retries = 1) {
-  v1::StudySpec spec;
-  spec.set_name(name);
-  spec.set_seed(42);
-  auto* lr = spec.add_search_space();
-  lr->set_name("learning_rate");
-  lr->mutable_float_range()->set_low(1e-5);
-  lr->mutable_float_range()->set_high(1e-3);
-  lr->mutable_float_range()->set_log(true);
-  auto* bs = spec.add_search_space();
-  bs->set_name("batch_size");
-  for (int64_t v : {8, 16}) bs->mutable_categorical()->add_choices()->set_int_value(v);
-  spec.mutable_objective()->set_metric("val_accuracy");
-  spec.mutable_objective()->set_direction(v1::DIRECTION_MAXIMIZE);
-  spec.mutable_budget()->set_n_trials(n_trials);
-  spec.mutable_budget()->set_parallelism(parallelism);
-  spec.mutable_budget()->set_max_retries(max_retries);
-  spec.mutable_runner()->set_type(v1::RUNNER_TYPE_COMMAND);
-  spec.mutable_runner()->add_command("true");
-  return spec;
-}
-
-// A coordinator over a temp-file store and a manual clock, re-creatable on the same file (a
-// restart).
-struct Fixture {
-  TempDir dir;
-  ManualClock clock;
-  CoordinatorOptions options;
-  std::unique_ptr<db::ResultsStore> store;
-  std::unique_ptr<Coordinator> coordinator;
-
-  Fixture() {
-    options.lease_ttl = absl::Seconds(10);
-    options.heartbeat_interval = absl::Seconds(2);
-    options.restart_grace = absl::Seconds(60);
-    Start();
-  }
-  void Start() {
-    db::DatabaseOptions db_options;
-    db_options.exclusive_lock = true;
-    auto opened = db::ResultsStore::Open((dir / "results.db").string(), db_options);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
-    auto created = Coordinator::Create(store.get(), &clock, options);
-    REQUIRE(created.ok());
-    coordinator = std::move(*created);
-  }
-  void Restart() {
-    coordinator.reset();
-    store.reset();
-    Start();
-  }
-  std::string Submit(const v1::StudySpec& spec) {
-    v1::SubmitStudyRequest request;
-    *request.mutable_spec() = spec;
-    auto response = coordinator->SubmitStudy(request);
-    REQUIRE(response.ok());
-    return response->study_id();
-  }
-  std::string Register(const std::string& name) {
-    v1::RegisterRequest request;
-    request.mutable_info()->set_name(name);
-    auto response = coordinator->Register(request);
-    REQUIRE(response.ok());
-    return response->worker_id();
-  }
-  std::optional<v1::TrialSpec> Acquire(const std::string& worker) {
-    auto trial = coordinator->TryAcquire(worker);
-    REQUIRE(trial.ok());
-    return *trial;
-  }
-  absl::StatusOr<v1::ReportEpochResponse> Report(const std::string& lease, int epoch, double acc) {
-    v1::ReportEpochRequest request;
-    request.set_lease_id(lease);
-    request.mutable_metrics()->set_epoch(epoch);
-    request.mutable_metrics()->set_val_accuracy(acc);
-    request.mutable_metrics()->set_train_loss(1.0 / epoch);
-    return coordinator->ReportEpoch(request);
-  }
-  absl::StatusOr<v1::TrialState> Complete(const std::string& lease) {
-    v1::CompleteTrialRequest request;
-    request.set_lease_id(lease);
-    return coordinator->CompleteTrial(request);
-  }
-  absl::StatusOr<v1::TrialState> Fail(const std::string& lease, bool retryable) {
-    v1::FailTrialRequest request;
-    request.set_lease_id(lease);
-    request.set_error("boom");
-    request.set_retryable(retryable);
-    return coordinator->FailTrial(request);
-  }
-  // Runs one trial to COMPLETE with the given per-epoch accuracies.
-  v1::TrialSpec RunTrial(const std::string& worker, const std::vector<double>& accuracies) {
-    auto trial = Acquire(worker);
-    REQUIRE(trial.has_value());
-    for (size_t i = 0; i < accuracies.size(); ++i) {
-      REQUIRE(Report(trial->lease_id(), static_cast<int>(i) + 1, accuracies[i]).ok());
-    }
-    auto state = Complete(trial->lease_id());
-    REQUIRE(state.ok());
-    return *trial;
-  }
-  v1::Study Study(const std::string& id) {
-    auto study = coordinator->GetStudy(id);
-    REQUIRE(study.ok());
-    return *study;
-  }
-};
+using namespace coordinator_testing;
 
 TEST_CASE("Coordinator runs a study through search and final stage", "[server][coordinator]") {
   Fixture f;
@@ -158,6 +50,7 @@ TEST_CASE("Coordinator runs a study through search and final stage", "[server][c
   REQUIRE(f.Report(final_trial->lease_id(), 1, 0.7).ok());
   v1::ReportResultRequest result;
   result.set_lease_id(final_trial->lease_id());
+  result.set_worker_id(worker);
   result.mutable_test()->set_test_accuracy(0.93);
   REQUIRE(f.coordinator->ReportResult(result).ok());
   REQUIRE(f.Complete(final_trial->lease_id()).ok());
@@ -287,6 +180,7 @@ TEST_CASE("Bad reports get precise statuses and change nothing", "[server][coord
   CHECK(nan.status().message().find("val_accuracy is NaN") != std::string::npos);
   v1::ReportEpochRequest inf;
   inf.set_lease_id(trial->lease_id());
+  inf.set_worker_id(worker);
   inf.mutable_metrics()->set_epoch(2);
   (*inf.mutable_metrics()->mutable_extra())["tokens"] = std::numeric_limits<double>::infinity();
   CHECK(f.coordinator->ReportEpoch(inf).status().code() == absl::StatusCode::kInvalidArgument);
@@ -325,7 +219,7 @@ TEST_CASE("A trial that completes without its objective metric fails", "[server]
   CHECK(f.coordinator->GetTrial(id, 0)->error().find("val_accuracy") != std::string::npos);
 }
 
-TEST_CASE("Retryable failures retry; non-retryable ones fail at once", "[server][coordinator]") {
+TEST_CASE("Retryable failures retry and non-retryable ones fail at once", "[server][coordinator]") {
   Fixture f;
   std::string id = f.Submit(MakeSpec("fail", 2, 1, /*max_retries=*/2));
   std::string worker = f.Register("w");
@@ -379,12 +273,14 @@ TEST_CASE("n_trials is never exceeded with many workers at once", "[server][coor
         }
         v1::ReportEpochRequest report;
         report.set_lease_id((*trial)->lease_id());
+        report.set_worker_id(workers[i]);
         report.mutable_metrics()->set_epoch(1);
         report.mutable_metrics()->set_val_accuracy(0.01 * (*trial)->trial_number());
         f.coordinator->ReportEpoch(report).IgnoreError();
         --concurrent;
         v1::CompleteTrialRequest complete;
         complete.set_lease_id((*trial)->lease_id());
+        complete.set_worker_id(workers[i]);
         f.coordinator->CompleteTrial(complete).IgnoreError();
       }
     });
@@ -550,6 +446,7 @@ TEST_CASE("Ask and Tell run a trial for an external client", "[server][coordinat
   CHECK(f.coordinator->Ask(ask).status().code() == absl::StatusCode::kUnavailable);
   v1::TellRequest tell;
   tell.set_lease_id(trial->lease_id());
+  tell.set_client_name("notebook");
   tell.set_state(v1::TRIAL_STATE_COMPLETE);
   auto* epoch = tell.add_epochs();
   epoch->set_epoch(1);
