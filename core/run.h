@@ -25,7 +25,10 @@ struct RunOptions {
 };
 
 struct RunCallbacks {
-  std::function<bool(const EpochResult&)> on_epoch;  // false stops training (pruned)
+  std::function<void(const TrainingStart&)> on_start;  // resumed from a checkpoint or not, and why
+  // Each epoch as it ends, after the epochs a checkpoint restored (EpochResult::restored); false
+  // stops training (pruned).
+  std::function<bool(const EpochResult&)> on_epoch;
   std::function<void(const TrainingProgress&)> on_progress;
   std::function<void(const std::string&)> on_warning;  // e.g. "score.weight newly initialized"
   const std::atomic<bool>* stop = nullptr;

@@ -275,8 +275,9 @@ CoordinatorServer::CoordinatorServer(Coordinator* coordinator, const ServerOptio
     : coordinator_(coordinator),
       options_(options),
       long_poll_(coordinator),
-      study_service_(coordinator),
-      worker_service_(coordinator, &long_poll_, options.max_acquire_wait) {}
+      artifacts_(coordinator, coordinator->database_path(), options.artifacts),
+      study_service_(coordinator, &artifacts_),
+      worker_service_(coordinator, &long_poll_, options.max_acquire_wait, &artifacts_) {}
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     Coordinator* coordinator, const ServerOptions& options) {

@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "hpsearch/v1/service.grpc.pb.h"
 #include "server/acquire_long_poll.h"
+#include "server/artifact_service.h"
 #include "server/coordinator.h"
 
 namespace hpsearch::server {
@@ -30,11 +31,14 @@ struct ServerOptions {
   absl::Duration max_acquire_wait = absl::Seconds(30);
   // How often leases, timeouts and time limits are checked. Expiry is at most this late.
   absl::Duration tick_interval = absl::Milliseconds(200);
+  // Where uploaded artifacts are stored, and their limits.
+  ArtifactServiceOptions artifacts;
 };
 
 class StudyServiceImpl final : public v1::StudyService::CallbackService {
  public:
-  explicit StudyServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  StudyServiceImpl(Coordinator* coordinator, ArtifactService* artifacts)
+      : coordinator_(coordinator), artifacts_(artifacts) {}
 
   grpc::ServerUnaryReactor* SubmitStudy(grpc::CallbackServerContext* context,
                                         const v1::SubmitStudyRequest* request,
@@ -60,16 +64,23 @@ class StudyServiceImpl final : public v1::StudyService::CallbackService {
                                 v1::TrialSpec* response) override;
   grpc::ServerUnaryReactor* Tell(grpc::CallbackServerContext* context,
                                  const v1::TellRequest* request, v1::Trial* response) override;
+  // In server/grpc_artifact_reactors.cc.
+  grpc::ServerWriteReactor<v1::ArtifactChunk>* GetArtifact(
+      grpc::CallbackServerContext* context, const v1::GetArtifactRequest* request) override;
 
  private:
   Coordinator* const coordinator_;
+  ArtifactService* const artifacts_;
 };
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
   WorkerServiceImpl(Coordinator* coordinator, AcquireLongPoll* long_poll,
-                    absl::Duration max_acquire_wait)
-      : coordinator_(coordinator), long_poll_(long_poll), max_acquire_wait_(max_acquire_wait) {}
+                    absl::Duration max_acquire_wait, ArtifactService* artifacts)
+      : coordinator_(coordinator),
+        long_poll_(long_poll),
+        max_acquire_wait_(max_acquire_wait),
+        artifacts_(artifacts) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
@@ -92,11 +103,18 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   grpc::ServerUnaryReactor* FailTrial(grpc::CallbackServerContext* context,
                                       const v1::FailTrialRequest* request,
                                       v1::FailTrialResponse* response) override;
+  // In server/grpc_artifact_reactors.cc.
+  grpc::ServerReadReactor<v1::ArtifactChunk>* UploadArtifact(
+      grpc::CallbackServerContext* context, v1::UploadArtifactResponse* response) override;
+  grpc::ServerUnaryReactor* ReportEvent(grpc::CallbackServerContext* context,
+                                        const v1::ReportEventRequest* request,
+                                        v1::ReportEventResponse* response) override;
 
  private:
   Coordinator* const coordinator_;
   AcquireLongPoll* const long_poll_;
   const absl::Duration max_acquire_wait_;
+  ArtifactService* const artifacts_;
 };
 
 class CoordinatorServer {
@@ -119,6 +137,7 @@ class CoordinatorServer {
   Coordinator* const coordinator_;
   const ServerOptions options_;
   AcquireLongPoll long_poll_;
+  ArtifactService artifacts_;
   StudyServiceImpl study_service_;
   WorkerServiceImpl worker_service_;
   std::unique_ptr<grpc::Server> server_;

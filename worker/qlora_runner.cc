@@ -3,6 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -63,6 +65,32 @@ RunOutcome Failure(const core::Error& e) {
   return outcome;
 }
 
+nlohmann::json ProtoJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, print).ok()) return {};
+  return nlohmann::json::parse(json);
+}
+
+// metrics.json beside the saved model: what the trial was and what it measured, so an uploaded
+// artifact describes itself.
+void WriteMetricsFile(const std::string& dir, const v1::TrialSpec& trial,
+                      const std::vector<v1::EpochMetrics>& epochs, const v1::TrialResult& result) {
+  nlohmann::json j = {{"study_id", trial.study_id()},
+                      {"study_name", trial.study_name()},
+                      {"trial_number", trial.trial_number()},
+                      {"kind", trial.kind() == v1::TRIAL_KIND_FINAL ? "final" : "search"},
+                      {"attempt", trial.attempt()},
+                      {"seed", trial.seed()},
+                      {"params", nlohmann::json::array()},
+                      {"epochs", nlohmann::json::array()},
+                      {"result", ProtoJson(result)}};
+  for (const v1::ParamAssignment& param : trial.params()) j["params"].push_back(ProtoJson(param));
+  for (const v1::EpochMetrics& epoch : epochs) j["epochs"].push_back(ProtoJson(epoch));
+  std::ofstream(std::filesystem::path(dir) / "metrics.json") << j.dump(2) << "\n";
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> TrialSpecToRunConfigJson(const v1::TrialSpec& trial) {
@@ -107,8 +135,21 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
                                   p.step, p.total_steps, p.loss, p.samples_per_second,
                                   p.eta_seconds));
   };
+  callbacks.on_start = [&](const core::TrainingStart& start) {
+    // A first attempt normally finds nothing: only re-leases (and surprises) are worth an event.
+    if (trial.attempt() > 1 || start.resumed_after_epoch > 0 ||
+        start.note.find("another run") != std::string::npos) {
+      reporter->Note(start.resumed_after_epoch > 0 ? "resumed_from_checkpoint" : "started_over",
+                     absl::StrCat("attempt ", trial.attempt(), ": ", start.note));
+    } else {
+      reporter->Log(start.note);
+    }
+  };
+  std::vector<v1::EpochMetrics> epochs;
   callbacks.on_epoch = [&](const core::EpochResult& e) {
-    absl::StatusOr<bool> keep_going = reporter->ReportEpoch(ToEpochMetrics(e));
+    if (e.restored) reporter->Log(absl::StrCat("epoch ", e.epoch, " restored from the checkpoint"));
+    epochs.push_back(ToEpochMetrics(e));
+    absl::StatusOr<bool> keep_going = reporter->ReportEpoch(epochs.back());
     if (!keep_going.ok()) {
       lease_lost = true;
       return false;
@@ -119,6 +160,9 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   RunOutcome outcome;
   try {
     core::RunConfig config = core::RunConfigFromJson(nlohmann::json::parse(*json));
+    // The artifact folder is per study name and trial; the tag keeps a checkpoint another study of
+    // the same name left there (another results database) from being resumed.
+    config.checkpoint_tag = absl::StrCat(trial.study_id(), "/trial-", trial.trial_number());
     core::RunOptions run_options;
     run_options.threads = options_.threads;
     core::RunOutcome run = core::RunTraining(config, run_options, callbacks);
@@ -142,6 +186,15 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
       }
     }
     outcome.kind = RunOutcome::Kind::kComplete;
+    if (!run.model_dir.empty()) {
+      WriteMetricsFile(run.model_dir, trial, epochs, outcome.result);
+      outcome.artifact_dir = run.model_dir;
+      // The trial is done: its resume point only costs disk now (a full fine-tune's optimizer
+      // state is twice the model).
+      std::error_code ignored;
+      std::filesystem::remove_all(std::filesystem::path(config.artifact_dir) / "checkpoint",
+                                  ignored);
+    }
   } catch (const core::Error& e) {
     return Failure(e);
   } catch (const std::exception& e) {

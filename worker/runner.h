@@ -34,6 +34,11 @@ class TrialReporter {
   virtual StopReason stop_reason() const = 0;
   // A line of the trial's own log (non-protocol output), for the worker's log.
   virtual void Log(const std::string& line) = 0;
+  // A note on this attempt worth keeping (resumed from a checkpoint, started over): logged and
+  // recorded in the study's events table. Best effort: a failure to record is only logged.
+  virtual void Note(const std::string& kind, const std::string& message) {
+    Log(kind + ": " + message);
+  }
 };
 
 struct RunOutcome {
@@ -48,6 +53,9 @@ struct RunOutcome {
   std::string error;  // what failed, with the command's stderr tail where there is one
   v1::TrialResult result;
   StopReason stop_reason = StopReason::kNone;
+  // kComplete: a folder of files to upload to the coordinator as the trial's artifact (the
+  // adapter, metrics.json); empty: nothing to upload.
+  std::string artifact_dir;
 };
 
 class Runner {
