@@ -9,117 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "db/results_store_sql.h"
 #include "db/schema.h"
 
 namespace hpsearch::db {
 namespace {
-
-constexpr char kBeginSql[] = "BEGIN IMMEDIATE";
-constexpr char kCommitSql[] = "COMMIT";
-
-constexpr char kPutStudySql[] =
-    "INSERT INTO studies (study_id, name, state, state_reason, spec, spec_json, objective_metric, "
-    "direction, from_epoch, n_trials, parallelism, max_retries, seed, sampler, pruner, runner, "
-    "best_trial_number, best_value, final_trial_number, created_ms, ended_ms) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (study_id) DO UPDATE SET state = excluded.state, "
-    "state_reason = excluded.state_reason, best_trial_number = excluded.best_trial_number, "
-    "best_value = excluded.best_value, final_trial_number = excluded.final_trial_number, "
-    "ended_ms = excluded.ended_ms";
-
-constexpr char kInsertTrialSql[] =
-    "INSERT INTO trials (study_id, number, kind, state, attempt, seed, source_trial_number, "
-    "worker_id, lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, "
-    "ended_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-constexpr char kInsertParamSql[] =
-    "INSERT INTO trial_params (trial_id, position, name, type, value) VALUES (?, ?, ?, ?, ?)";
-
-constexpr char kUpdateTrialSql[] =
-    "UPDATE trials SET state = ?, attempt = ?, worker_id = ?, lease_id = ?, lease_deadline_ms = ?, "
-    "objective_value = ?, error = ?, started_ms = ?, ended_ms = ? WHERE trial_id = ?";
-
-constexpr char kPutAttemptSql[] =
-    "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, started_ms, "
-    "ended_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (trial_id, attempt) DO UPDATE SET state = excluded.state, "
-    "ended_ms = excluded.ended_ms, error = excluded.error";
-
-constexpr char kInsertEpochSql[] =
-    "INSERT OR IGNORE INTO epochs (trial_id, attempt, epoch, lease_id, train_loss, val_loss, "
-    "val_accuracy, val_f1, val_f1_macro, step, samples_per_second, wall_time_seconds, extra, "
-    "reported_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-constexpr char kPutTrainSummarySql[] =
-    "INSERT INTO final_results (trial_id, global_steps, train_loss, train_runtime_seconds, "
-    "train_samples_per_second, train_steps_per_second, total_flos, epochs) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET "
-    "global_steps = excluded.global_steps, train_loss = excluded.train_loss, "
-    "train_runtime_seconds = excluded.train_runtime_seconds, "
-    "train_samples_per_second = excluded.train_samples_per_second, "
-    "train_steps_per_second = excluded.train_steps_per_second, total_flos = excluded.total_flos, "
-    "epochs = excluded.epochs";
-
-constexpr char kPutTestMetricsSql[] =
-    "INSERT INTO final_results (trial_id, test_loss, test_accuracy, test_f1, test_f1_macro, "
-    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET "
-    "test_loss = excluded.test_loss, test_accuracy = excluded.test_accuracy, "
-    "test_f1 = excluded.test_f1, test_f1_macro = excluded.test_f1_macro, "
-    "test_runtime_seconds = excluded.test_runtime_seconds, "
-    "test_samples_per_second = excluded.test_samples_per_second, "
-    "test_steps_per_second = excluded.test_steps_per_second, test_extra = excluded.test_extra";
-
-constexpr char kPutResultExtraSql[] =
-    "INSERT INTO final_results (trial_id, extra) VALUES (?, ?) "
-    "ON CONFLICT (trial_id) DO UPDATE SET extra = excluded.extra";
-
-constexpr char kPutWorkerSql[] =
-    "INSERT INTO workers (worker_id, name, hostname, device, threads, pid, version, registered_ms, "
-    "last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
-    "name = excluded.name, hostname = excluded.hostname, device = excluded.device, "
-    "threads = excluded.threads, pid = excluded.pid, version = excluded.version, "
-    "last_seen_ms = excluded.last_seen_ms";
-
-constexpr char kTouchWorkerSql[] = "UPDATE workers SET last_seen_ms = ? WHERE worker_id = ?";
-
-constexpr char kAddEventSql[] =
-    "INSERT INTO events (unix_ms, study_id, trial_number, attempt, worker_id, kind, message) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)";
-
-constexpr char kSelectStudiesSql[] =
-    "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
-    "best_value, final_trial_number FROM studies ORDER BY created_ms, rowid";
-
-constexpr char kSelectStudyIdSql[] =
-    "SELECT study_id FROM studies WHERE study_id = ? OR name = ? LIMIT 1";
-
-constexpr char kSelectStudySql[] =
-    "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
-    "best_value, final_trial_number FROM studies WHERE study_id = ?";
-
-constexpr char kSelectTrialsSql[] =
-    "SELECT trial_id, number, kind, state, attempt, seed, source_trial_number, worker_id, "
-    "lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, ended_ms "
-    "FROM trials WHERE study_id = ? ORDER BY number";
-
-constexpr char kSelectParamsSql[] =
-    "SELECT name, type, value FROM trial_params WHERE trial_id = ? ORDER BY position";
-
-constexpr char kSelectAttemptsSql[] =
-    "SELECT attempt, state, worker_id, started_ms, ended_ms, error FROM trial_attempts "
-    "WHERE trial_id = ? ORDER BY attempt";
-
-constexpr char kSelectEpochsSql[] =
-    "SELECT attempt, epoch, train_loss, val_loss, val_accuracy, val_f1, val_f1_macro, step, "
-    "samples_per_second, wall_time_seconds, extra FROM epochs WHERE trial_id = ? "
-    "ORDER BY attempt, epoch";
-
-constexpr char kSelectFinalResultSql[] =
-    "SELECT global_steps, train_loss, train_runtime_seconds, train_samples_per_second, "
-    "train_steps_per_second, total_flos, epochs, test_loss, test_accuracy, test_f1, test_f1_macro, "
-    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra, extra "
-    "FROM final_results WHERE trial_id = ?";
 
 // "SAMPLER_TYPE_RANDOM" -> "random".
 std::string EnumWord(const std::string& full_name, const std::string& prefix) {
@@ -133,14 +27,6 @@ std::string MapToJson(const google::protobuf::Map<std::string, double>& map) {
   nlohmann::json json = nlohmann::json::object();
   for (const auto& [key, value] : map) json[key] = value;
   return json.dump();
-}
-
-void JsonToMap(const std::string& text, google::protobuf::Map<std::string, double>* map) {
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) return;
-  for (const auto& [key, value] : json.items()) {
-    if (value.is_number()) (*map)[key] = value.get<double>();
-  }
 }
 
 std::optional<int64_t> NonZero(int64_t value) {
@@ -212,25 +98,15 @@ absl::Status ResultsStore::BeginWrite() {
   if (!broken_.ok()) return broken_;
   ++write_sequence_;
   if (db_->in_transaction()) return absl::OkStatus();
-  absl::StatusOr<Statement*> begin = db_->GetCachedStatement(kBeginSql);
+  absl::StatusOr<Statement*> begin = db_->GetCachedStatement(sql::kBeginSql);
   if (!begin.ok()) return begin.status();
   return (*begin)->Run();
 }
 
-#define HPSEARCH_RETURN_IF_ERROR(expr)                                \
-  do {                                                                \
-    if (absl::Status _status = (expr); !_status.ok()) return _status; \
-  } while (0)
-
-#define HPSEARCH_ASSIGN_STATEMENT(var, sql)                           \
-  absl::StatusOr<Statement*> var##_or = db_->GetCachedStatement(sql); \
-  if (!var##_or.ok()) return var##_or.status();                       \
-  Statement* var = *var##_or
-
 absl::Status ResultsStore::PutStudy(const v1::Study& study) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutStudySql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutStudySql);
   const v1::StudySpec& spec = study.spec();
   std::string spec_json;
   google::protobuf::util::JsonPrintOptions json_options;
@@ -278,7 +154,7 @@ absl::Status ResultsStore::PutStudy(const v1::Study& study) {
 absl::StatusOr<int64_t> ResultsStore::InsertTrial(const v1::Trial& trial) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kInsertTrialSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kInsertTrialSql);
   stmt->BindText(1, trial.study_id());
   stmt->BindInt64(2, trial.number());
   stmt->BindText(3, TrialKindName(trial.kind()));
@@ -306,7 +182,7 @@ absl::StatusOr<int64_t> ResultsStore::InsertTrial(const v1::Trial& trial) {
   int64_t trial_id = db_->LastInsertRowId();
   for (int i = 0; i < trial.params_size(); ++i) {
     const v1::ParamAssignment& param = trial.params(i);
-    HPSEARCH_ASSIGN_STATEMENT(param_stmt, kInsertParamSql);
+    HPSEARCH_ASSIGN_STATEMENT(param_stmt, sql::kInsertParamSql);
     param_stmt->BindInt64(1, trial_id);
     param_stmt->BindInt64(2, i);
     param_stmt->BindText(3, param.name());
@@ -337,7 +213,7 @@ absl::Status ResultsStore::UpdateTrial(int64_t trial_id, const v1::Trial& trial,
                                        const std::string& lease_id, int64_t lease_deadline_ms) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kUpdateTrialSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kUpdateTrialSql);
   stmt->BindText(1, TrialStateName(trial.state()));
   stmt->BindInt64(2, trial.attempt());
   if (trial.worker_id().empty()) {
@@ -368,7 +244,7 @@ absl::Status ResultsStore::PutAttempt(int64_t trial_id, const v1::TrialAttempt& 
                                       const std::string& lease_id) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutAttemptSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutAttemptSql);
   stmt->BindInt64(1, trial_id);
   stmt->BindInt64(2, attempt.attempt());
   stmt->BindText(3, TrialStateName(attempt.state()));
@@ -385,7 +261,7 @@ absl::StatusOr<bool> ResultsStore::InsertEpoch(int64_t trial_id, int attempt,
                                                const v1::EpochMetrics& metrics, int64_t now_ms) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kInsertEpochSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kInsertEpochSql);
   stmt->BindInt64(1, trial_id);
   stmt->BindInt64(2, attempt);
   stmt->BindInt64(3, metrics.epoch());
@@ -414,7 +290,7 @@ absl::StatusOr<bool> ResultsStore::InsertEpoch(int64_t trial_id, int attempt,
 absl::Status ResultsStore::PutTrainSummary(int64_t trial_id, const v1::TrainSummary& train) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutTrainSummarySql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutTrainSummarySql);
   stmt->BindInt64(1, trial_id);
   stmt->BindInt64(2, train.global_steps());
   stmt->BindDouble(3, train.train_loss());
@@ -429,7 +305,7 @@ absl::Status ResultsStore::PutTrainSummary(int64_t trial_id, const v1::TrainSumm
 absl::Status ResultsStore::PutTestMetrics(int64_t trial_id, const v1::TestMetrics& test) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutTestMetricsSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutTestMetricsSql);
   stmt->BindInt64(1, trial_id);
   auto bind_optional = [&](int index, bool has, double value) {
     if (has) {
@@ -452,7 +328,7 @@ absl::Status ResultsStore::PutTestMetrics(int64_t trial_id, const v1::TestMetric
 absl::Status ResultsStore::PutResultExtra(int64_t trial_id, const v1::TrialResult& result) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutResultExtraSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutResultExtraSql);
   stmt->BindInt64(1, trial_id);
   stmt->BindText(2, MapToJson(result.extra()));
   return stmt->Run();
@@ -462,7 +338,7 @@ absl::Status ResultsStore::PutWorker(const std::string& worker_id, const v1::Wor
                                      int64_t now_ms) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kPutWorkerSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutWorkerSql);
   stmt->BindText(1, worker_id);
   stmt->BindText(2, info.name());
   stmt->BindText(3, info.hostname());
@@ -478,7 +354,7 @@ absl::Status ResultsStore::PutWorker(const std::string& worker_id, const v1::Wor
 absl::Status ResultsStore::TouchWorker(const std::string& worker_id, int64_t now_ms) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kTouchWorkerSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kTouchWorkerSql);
   stmt->BindInt64(1, now_ms);
   stmt->BindText(2, worker_id);
   return stmt->Run();
@@ -489,7 +365,7 @@ absl::Status ResultsStore::AddEvent(int64_t now_ms, const std::string& study_id,
                                     const std::string& kind, const std::string& message) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, kAddEventSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kAddEventSql);
   stmt->BindInt64(1, now_ms);
   if (study_id.empty()) {
     stmt->BindNull(2);
@@ -537,7 +413,7 @@ absl::Status ResultsStore::Sync(uint64_t sequence) {
       absl::MutexLock db_lock(&db_mu_);
       covered = write_sequence_;
       if (db_->in_transaction()) {
-        absl::StatusOr<Statement*> commit = db_->GetCachedStatement(kCommitSql);
+        absl::StatusOr<Statement*> commit = db_->GetCachedStatement(sql::kCommitSql);
         status = commit.ok() ? (*commit)->Run() : commit.status();
       }
       if (!status.ok()) {
@@ -557,211 +433,6 @@ absl::Status ResultsStore::Sync(uint64_t sequence) {
     commit_cv_.SignalAll();
   }
   return commit_error_;
-}
-
-absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& study_id) {
-  StoredStudy stored;
-  {
-    HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectStudySql);
-    stmt->BindText(1, study_id);
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return absl::NotFoundError(absl::StrCat("no study ", study_id, " in ", path_));
-    v1::Study& study = stored.study;
-    study.set_id(stmt->ColumnText(0));
-    study.set_state(ParseStudyState(stmt->ColumnText(1)));
-    study.set_state_reason(stmt->ColumnText(2));
-    if (!study.mutable_spec()->ParseFromString(stmt->ColumnBlob(3))) {
-      stmt->Reset();
-      return absl::DataLossError(
-          absl::StrCat("study ", study_id, " in ", path_, " has an unreadable spec"));
-    }
-    study.set_created_unix_ms(stmt->ColumnInt64(4));
-    study.set_ended_unix_ms(stmt->ColumnOptionalInt64(5).value_or(0));
-    if (!stmt->IsNull(6)) study.set_best_trial_number(static_cast<int>(stmt->ColumnInt64(6)));
-    if (!stmt->IsNull(7)) study.set_best_objective_value(stmt->ColumnDouble(7));
-    if (!stmt->IsNull(8)) study.set_final_trial_number(static_cast<int>(stmt->ColumnInt64(8)));
-    stmt->Reset();
-  }
-  HPSEARCH_ASSIGN_STATEMENT(trials_stmt, kSelectTrialsSql);
-  trials_stmt->BindText(1, study_id);
-  while (true) {
-    absl::StatusOr<bool> row = trials_stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    StoredTrial st;
-    st.trial_id = trials_stmt->ColumnInt64(0);
-    v1::Trial& trial = st.trial;
-    trial.set_study_id(study_id);
-    trial.set_number(static_cast<int>(trials_stmt->ColumnInt64(1)));
-    trial.set_kind(ParseTrialKind(trials_stmt->ColumnText(2)));
-    trial.set_state(ParseTrialState(trials_stmt->ColumnText(3)));
-    trial.set_attempt(static_cast<int>(trials_stmt->ColumnInt64(4)));
-    trial.set_seed(static_cast<uint64_t>(trials_stmt->ColumnInt64(5)));
-    trial.set_source_trial_number(
-        static_cast<int>(trials_stmt->ColumnOptionalInt64(6).value_or(-1)));
-    trial.set_worker_id(trials_stmt->ColumnText(7));
-    st.lease_worker_id = trial.worker_id();
-    st.lease_id = trials_stmt->ColumnText(8);
-    st.lease_deadline_ms = trials_stmt->ColumnOptionalInt64(9).value_or(0);
-    if (!trials_stmt->IsNull(10)) trial.set_objective_value(trials_stmt->ColumnDouble(10));
-    trial.set_error(trials_stmt->ColumnText(11));
-    trial.set_created_unix_ms(trials_stmt->ColumnInt64(12));
-    trial.set_started_unix_ms(trials_stmt->ColumnOptionalInt64(13).value_or(0));
-    trial.set_ended_unix_ms(trials_stmt->ColumnOptionalInt64(14).value_or(0));
-    stored.trials.push_back(std::move(st));
-  }
-  trials_stmt->Reset();
-
-  for (StoredTrial& st : stored.trials) {
-    v1::Trial& trial = st.trial;
-    {
-      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectParamsSql);
-      stmt->BindInt64(1, st.trial_id);
-      while (true) {
-        absl::StatusOr<bool> row = stmt->Step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        v1::ParamAssignment* param = trial.add_params();
-        param->set_name(stmt->ColumnText(0));
-        std::string type = stmt->ColumnText(1);
-        if (type == "float") {
-          param->mutable_value()->set_double_value(stmt->ColumnDouble(2));
-        } else if (type == "int") {
-          param->mutable_value()->set_int_value(stmt->ColumnInt64(2));
-        } else if (type == "bool") {
-          param->mutable_value()->set_bool_value(stmt->ColumnInt64(2) != 0);
-        } else {
-          param->mutable_value()->set_string_value(stmt->ColumnText(2));
-        }
-      }
-      stmt->Reset();
-    }
-    std::map<int, v1::TrialAttempt*> attempts;
-    {
-      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectAttemptsSql);
-      stmt->BindInt64(1, st.trial_id);
-      while (true) {
-        absl::StatusOr<bool> row = stmt->Step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        int number = static_cast<int>(stmt->ColumnInt64(0));
-        if (number >= trial.attempt()) continue;  // the current attempt lives in the trial itself
-        v1::TrialAttempt* attempt = trial.add_attempts();
-        attempt->set_attempt(number);
-        attempt->set_state(ParseTrialState(stmt->ColumnText(1)));
-        attempt->set_worker_id(stmt->ColumnText(2));
-        attempt->set_started_unix_ms(stmt->ColumnInt64(3));
-        attempt->set_ended_unix_ms(stmt->ColumnOptionalInt64(4).value_or(0));
-        attempt->set_error(stmt->ColumnText(5));
-        attempts[number] = attempt;
-      }
-      stmt->Reset();
-    }
-    {
-      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectEpochsSql);
-      stmt->BindInt64(1, st.trial_id);
-      while (true) {
-        absl::StatusOr<bool> row = stmt->Step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        int attempt = static_cast<int>(stmt->ColumnInt64(0));
-        v1::EpochMetrics* metrics = nullptr;
-        if (attempt == trial.attempt()) {
-          metrics = trial.add_epochs();
-        } else if (auto it = attempts.find(attempt); it != attempts.end()) {
-          metrics = it->second->add_epochs();
-        } else {
-          continue;
-        }
-        metrics->set_epoch(static_cast<int>(stmt->ColumnInt64(1)));
-        if (!stmt->IsNull(2)) metrics->set_train_loss(stmt->ColumnDouble(2));
-        if (!stmt->IsNull(3)) metrics->set_val_loss(stmt->ColumnDouble(3));
-        if (!stmt->IsNull(4)) metrics->set_val_accuracy(stmt->ColumnDouble(4));
-        if (!stmt->IsNull(5)) metrics->set_val_f1(stmt->ColumnDouble(5));
-        if (!stmt->IsNull(6)) metrics->set_val_f1_macro(stmt->ColumnDouble(6));
-        metrics->set_step(stmt->ColumnInt64(7));
-        metrics->set_samples_per_second(stmt->ColumnDouble(8));
-        metrics->set_wall_time_seconds(stmt->ColumnDouble(9));
-        JsonToMap(stmt->ColumnText(10), metrics->mutable_extra());
-      }
-      stmt->Reset();
-    }
-    {
-      HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectFinalResultSql);
-      stmt->BindInt64(1, st.trial_id);
-      absl::StatusOr<bool> row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (*row) {
-        v1::TrialResult* result = trial.mutable_result();
-        if (!stmt->IsNull(0)) {
-          v1::TrainSummary* train = result->mutable_train();
-          train->set_global_steps(stmt->ColumnInt64(0));
-          train->set_train_loss(stmt->ColumnDouble(1));
-          train->set_runtime_seconds(stmt->ColumnDouble(2));
-          train->set_samples_per_second(stmt->ColumnDouble(3));
-          train->set_steps_per_second(stmt->ColumnDouble(4));
-          train->set_total_flos(stmt->ColumnDouble(5));
-          train->set_epochs(stmt->ColumnDouble(6));
-        }
-        if (!stmt->IsNull(11)) {
-          v1::TestMetrics* test = result->mutable_test();
-          if (!stmt->IsNull(7)) test->set_test_loss(stmt->ColumnDouble(7));
-          if (!stmt->IsNull(8)) test->set_test_accuracy(stmt->ColumnDouble(8));
-          if (!stmt->IsNull(9)) test->set_test_f1(stmt->ColumnDouble(9));
-          if (!stmt->IsNull(10)) test->set_test_f1_macro(stmt->ColumnDouble(10));
-          test->set_runtime_seconds(stmt->ColumnDouble(11));
-          test->set_samples_per_second(stmt->ColumnDouble(12));
-          test->set_steps_per_second(stmt->ColumnDouble(13));
-          JsonToMap(stmt->ColumnText(14), test->mutable_extra());
-        }
-        JsonToMap(stmt->ColumnText(15), result->mutable_extra());
-      }
-      stmt->Reset();
-    }
-  }
-  return stored;
-}
-
-absl::StatusOr<std::vector<StoredStudy>> ResultsStore::LoadAll() {
-  absl::MutexLock lock(&db_mu_);
-  std::vector<std::string> ids;
-  {
-    HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectStudiesSql);
-    while (true) {
-      absl::StatusOr<bool> row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      ids.push_back(stmt->ColumnText(0));
-    }
-    stmt->Reset();
-  }
-  std::vector<StoredStudy> studies;
-  for (const std::string& id : ids) {
-    absl::StatusOr<StoredStudy> study = LoadStudyLocked(id);
-    if (!study.ok()) return study.status();
-    studies.push_back(std::move(*study));
-  }
-  return studies;
-}
-
-absl::StatusOr<StoredStudy> ResultsStore::LoadStudy(const std::string& id_or_name) {
-  absl::MutexLock lock(&db_mu_);
-  std::string id;
-  {
-    HPSEARCH_ASSIGN_STATEMENT(stmt, kSelectStudyIdSql);
-    stmt->BindText(1, id_or_name);
-    stmt->BindText(2, id_or_name);
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) {
-      return absl::NotFoundError(
-          absl::StrCat("no study with id or name '", id_or_name, "' in ", path_));
-    }
-    id = stmt->ColumnText(0);
-    stmt->Reset();
-  }
-  return LoadStudyLocked(id);
 }
 
 }  // namespace hpsearch::db

@@ -20,6 +20,10 @@
 //
 // Thread-safety: thread-safe. Listeners and the work-available callback are invoked without the
 // internal lock held, after the change is committed.
+//
+// Implementation files: coordinator.cc (construction, bookkeeping, commit-then-publish,
+// subscriptions), coordinator_trials.cc (trial life cycle, final stage, Tick),
+// coordinator_study_service.cc, coordinator_worker_service.cc, coordinator_restore.cc (Load).
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/coordinator.h"
+#include "server/coordinator_internal.h"
 
 namespace hpsearch::server {
 namespace {
@@ -19,19 +20,16 @@ absl::Status CheckEventKind(const std::string& kind) {
 }  // namespace
 
 absl::Status Coordinator::ReportEvent(const v1::ReportEventRequest& request) {
-  if (absl::Status status = CheckEventKind(request.kind()); !status.ok()) return status;
+  RETURN_IF_ERROR(CheckEventKind(request.kind()));
   uint64_t sequence;
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    if (absl::Status status = LeaseStatus(request.lease_id(), &lease); !status.ok()) return status;
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& record = study.trials[lease->trial_number];
-    if (absl::Status status = AddEvent(study, record.trial.number(), record.trial.attempt(),
-                                       lease->worker_id, request.kind(), request.message());
-        !status.ok()) {
-      return status;
-    }
+    RETURN_IF_ERROR(AddEvent(study, record.trial.number(), record.trial.attempt(), lease->worker_id,
+                             request.kind(), request.message()));
     sequence = store_->Sequence();
   }
   return Finish(sequence, false);
@@ -40,7 +38,7 @@ absl::Status Coordinator::ReportEvent(const v1::ReportEventRequest& request) {
 absl::StatusOr<ArtifactOwner> Coordinator::ArtifactOwnerOf(const std::string& lease_id) {
   absl::MutexLock lock(&mu_);
   Lease* lease = nullptr;
-  if (absl::Status status = LeaseStatus(lease_id, &lease); !status.ok()) return status;
+  RETURN_IF_ERROR(LeaseStatus(lease_id, &lease));
   const StudyRecord& study = studies_[lease->study_id];
   const TrialRecord& record = study.trials[lease->trial_number];
   ArtifactOwner owner;
@@ -66,7 +64,7 @@ absl::Status Coordinator::RecordArtifact(const std::string& lease_id,
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    if (absl::Status status = LeaseStatus(lease_id, &lease); !status.ok()) return status;
+    RETURN_IF_ERROR(LeaseStatus(lease_id, &lease));
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& trial = study.trials[lease->trial_number];
     if (trial.trial_id != record.trial_id || trial.trial.attempt() != record.attempt) {
@@ -74,15 +72,12 @@ absl::Status Coordinator::RecordArtifact(const std::string& lease_id,
           absl::StrCat("lease ", lease_id, " now holds trial ", trial.trial.number(), " attempt ",
                        trial.trial.attempt(), ", not the upload's attempt ", record.attempt));
     }
-    if (absl::Status status = store_->PutArtifact(record); !status.ok()) return status;
+    RETURN_IF_ERROR(store_->PutArtifact(record));
     int64_t bytes = 0;
     for (const db::ArtifactFileRecord& file : record.files) bytes += file.bytes;
-    if (absl::Status status = AddEvent(
-            study, trial.trial.number(), trial.trial.attempt(), lease->worker_id, "artifact_stored",
-            absl::StrCat(record.files.size(), " files, ", bytes, " bytes in ", record.dir));
-        !status.ok()) {
-      return status;
-    }
+    RETURN_IF_ERROR(AddEvent(
+        study, trial.trial.number(), trial.trial.attempt(), lease->worker_id, "artifact_stored",
+        absl::StrCat(record.files.size(), " files, ", bytes, " bytes in ", record.dir)));
     sequence = store_->Sequence();
   }
   return Finish(sequence, false);

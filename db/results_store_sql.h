@@ -1,0 +1,149 @@
+// The named SQL of ResultsStore (one constant per statement, prepared once and cached by the
+// Database), and the two macros its implementation files use to run them. Private to
+// db/results_store*.cc; the tables and columns are documented in docs/results-db.md.
+#pragma once
+
+namespace hpsearch::db::sql {
+
+inline constexpr char kBeginSql[] = "BEGIN IMMEDIATE";
+inline constexpr char kCommitSql[] = "COMMIT";
+
+inline constexpr char kPutStudySql[] =
+    "INSERT INTO studies (study_id, name, state, state_reason, spec, spec_json, objective_metric, "
+    "direction, from_epoch, n_trials, parallelism, max_retries, seed, sampler, pruner, runner, "
+    "best_trial_number, best_value, final_trial_number, created_ms, ended_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (study_id) DO UPDATE SET state = excluded.state, "
+    "state_reason = excluded.state_reason, best_trial_number = excluded.best_trial_number, "
+    "best_value = excluded.best_value, final_trial_number = excluded.final_trial_number, "
+    "ended_ms = excluded.ended_ms";
+
+inline constexpr char kInsertTrialSql[] =
+    "INSERT INTO trials (study_id, number, kind, state, attempt, seed, source_trial_number, "
+    "worker_id, lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, "
+    "ended_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+inline constexpr char kInsertParamSql[] =
+    "INSERT INTO trial_params (trial_id, position, name, type, value) VALUES (?, ?, ?, ?, ?)";
+
+inline constexpr char kUpdateTrialSql[] =
+    "UPDATE trials SET state = ?, attempt = ?, worker_id = ?, lease_id = ?, lease_deadline_ms = ?, "
+    "objective_value = ?, error = ?, started_ms = ?, ended_ms = ? WHERE trial_id = ?";
+
+inline constexpr char kPutAttemptSql[] =
+    "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, started_ms, "
+    "ended_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trial_id, attempt) DO UPDATE SET state = excluded.state, "
+    "ended_ms = excluded.ended_ms, error = excluded.error";
+
+inline constexpr char kInsertEpochSql[] =
+    "INSERT OR IGNORE INTO epochs (trial_id, attempt, epoch, lease_id, train_loss, val_loss, "
+    "val_accuracy, val_f1, val_f1_macro, step, samples_per_second, wall_time_seconds, extra, "
+    "reported_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+inline constexpr char kPutTrainSummarySql[] =
+    "INSERT INTO final_results (trial_id, global_steps, train_loss, train_runtime_seconds, "
+    "train_samples_per_second, train_steps_per_second, total_flos, epochs) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET "
+    "global_steps = excluded.global_steps, train_loss = excluded.train_loss, "
+    "train_runtime_seconds = excluded.train_runtime_seconds, "
+    "train_samples_per_second = excluded.train_samples_per_second, "
+    "train_steps_per_second = excluded.train_steps_per_second, total_flos = excluded.total_flos, "
+    "epochs = excluded.epochs";
+
+inline constexpr char kPutTestMetricsSql[] =
+    "INSERT INTO final_results (trial_id, test_loss, test_accuracy, test_f1, test_f1_macro, "
+    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET "
+    "test_loss = excluded.test_loss, test_accuracy = excluded.test_accuracy, "
+    "test_f1 = excluded.test_f1, test_f1_macro = excluded.test_f1_macro, "
+    "test_runtime_seconds = excluded.test_runtime_seconds, "
+    "test_samples_per_second = excluded.test_samples_per_second, "
+    "test_steps_per_second = excluded.test_steps_per_second, test_extra = excluded.test_extra";
+
+inline constexpr char kPutResultExtraSql[] =
+    "INSERT INTO final_results (trial_id, extra) VALUES (?, ?) "
+    "ON CONFLICT (trial_id) DO UPDATE SET extra = excluded.extra";
+
+inline constexpr char kPutWorkerSql[] =
+    "INSERT INTO workers (worker_id, name, hostname, device, threads, pid, version, registered_ms, "
+    "last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
+    "name = excluded.name, hostname = excluded.hostname, device = excluded.device, "
+    "threads = excluded.threads, pid = excluded.pid, version = excluded.version, "
+    "last_seen_ms = excluded.last_seen_ms";
+
+inline constexpr char kTouchWorkerSql[] = "UPDATE workers SET last_seen_ms = ? WHERE worker_id = ?";
+
+inline constexpr char kAddEventSql[] =
+    "INSERT INTO events (unix_ms, study_id, trial_number, attempt, worker_id, kind, message) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+inline constexpr char kSelectStudiesSql[] =
+    "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
+    "best_value, final_trial_number FROM studies ORDER BY created_ms, rowid";
+
+inline constexpr char kSelectStudyIdSql[] =
+    "SELECT study_id FROM studies WHERE study_id = ? OR name = ? LIMIT 1";
+
+inline constexpr char kSelectStudySql[] =
+    "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
+    "best_value, final_trial_number FROM studies WHERE study_id = ?";
+
+inline constexpr char kSelectTrialsSql[] =
+    "SELECT trial_id, number, kind, state, attempt, seed, source_trial_number, worker_id, "
+    "lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, ended_ms "
+    "FROM trials WHERE study_id = ? ORDER BY number";
+
+inline constexpr char kSelectParamsSql[] =
+    "SELECT name, type, value FROM trial_params WHERE trial_id = ? ORDER BY position";
+
+inline constexpr char kSelectAttemptsSql[] =
+    "SELECT attempt, state, worker_id, started_ms, ended_ms, error FROM trial_attempts "
+    "WHERE trial_id = ? ORDER BY attempt";
+
+inline constexpr char kSelectEpochsSql[] =
+    "SELECT attempt, epoch, train_loss, val_loss, val_accuracy, val_f1, val_f1_macro, step, "
+    "samples_per_second, wall_time_seconds, extra FROM epochs WHERE trial_id = ? "
+    "ORDER BY attempt, epoch";
+
+inline constexpr char kSelectFinalResultSql[] =
+    "SELECT global_steps, train_loss, train_runtime_seconds, train_samples_per_second, "
+    "train_steps_per_second, total_flos, epochs, test_loss, test_accuracy, test_f1, test_f1_macro, "
+    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra, extra "
+    "FROM final_results WHERE trial_id = ?";
+
+// Artifacts (results_store_artifacts.cc).
+inline constexpr char kPutArtifactSql[] =
+    "INSERT INTO artifacts (trial_id, attempt, lease_id, dir, files, bytes, uploaded_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id, attempt) DO UPDATE SET "
+    "lease_id = excluded.lease_id, dir = excluded.dir, files = excluded.files, "
+    "bytes = excluded.bytes, uploaded_ms = excluded.uploaded_ms";
+
+inline constexpr char kDeleteArtifactFilesSql[] =
+    "DELETE FROM artifact_files WHERE trial_id = ? AND attempt = ?";
+
+inline constexpr char kInsertArtifactFileSql[] =
+    "INSERT INTO artifact_files (trial_id, attempt, name, bytes, sha256) VALUES (?, ?, ?, ?, ?)";
+
+// The given attempt's artifact, or (attempt 0) the latest attempt's.
+inline constexpr char kSelectArtifactSql[] =
+    "SELECT attempt, lease_id, dir, uploaded_ms FROM artifacts WHERE trial_id = ? "
+    "AND (? = 0 OR attempt = ?) ORDER BY attempt DESC LIMIT 1";
+
+inline constexpr char kSelectArtifactFilesSql[] =
+    "SELECT name, bytes, sha256 FROM artifact_files WHERE trial_id = ? AND attempt = ? "
+    "ORDER BY name";
+
+}  // namespace hpsearch::db::sql
+
+// Returns the status of `expr` from the enclosing function when it is not OK.
+#define HPSEARCH_RETURN_IF_ERROR(expr)                                \
+  do {                                                                \
+    if (absl::Status _status = (expr); !_status.ok()) return _status; \
+  } while (0)
+
+// Declares `Statement* var` for the cached statement `sql_text`, or returns its preparation error.
+#define HPSEARCH_ASSIGN_STATEMENT(var, sql_text)                           \
+  absl::StatusOr<Statement*> var##_or = db_->GetCachedStatement(sql_text); \
+  if (!var##_or.ok()) return var##_or.status();                            \
+  Statement* var = *var##_or

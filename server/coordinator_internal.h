@@ -1,0 +1,61 @@
+// Private to the Coordinator's implementation files (coordinator*.cc): small helpers they share.
+// Not part of the coordinator's contract; include only from those files.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "hpsearch/v1/trial.pb.h"
+
+#define RETURN_IF_ERROR(expr)                                         \
+  do {                                                                \
+    if (absl::Status _status = (expr); !_status.ok()) return _status; \
+  } while (0)
+
+namespace hpsearch::server {
+
+inline bool IsTerminal(v1::TrialState state) {
+  return state == v1::TRIAL_STATE_COMPLETE || state == v1::TRIAL_STATE_PRUNED ||
+         state == v1::TRIAL_STATE_FAILED;
+}
+
+inline bool StudyActive(v1::StudyState state) {
+  return state == v1::STUDY_STATE_SEARCHING || state == v1::STUDY_STATE_FINALIZING;
+}
+
+inline std::string FormatSeconds(absl::Duration d) {
+  return absl::StrFormat("%.3gs", absl::ToDoubleSeconds(d));
+}
+
+inline absl::Status CheckFinite(double value, int epoch, const std::string& name) {
+  if (std::isfinite(value)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("epoch ", epoch, ": ", name, " is ", std::isnan(value) ? "NaN" : "infinite",
+                   ": report only finite values (leave a metric out when it was not measured)"));
+}
+
+inline absl::Status ValidateEpochMetrics(const v1::EpochMetrics& m) {
+  if (m.epoch() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("epoch ", m.epoch(), " is not valid: epochs are numbered from 1"));
+  }
+  if (m.has_train_loss()) RETURN_IF_ERROR(CheckFinite(m.train_loss(), m.epoch(), "train_loss"));
+  if (m.has_val_loss()) RETURN_IF_ERROR(CheckFinite(m.val_loss(), m.epoch(), "val_loss"));
+  if (m.has_val_accuracy()) {
+    RETURN_IF_ERROR(CheckFinite(m.val_accuracy(), m.epoch(), "val_accuracy"));
+  }
+  if (m.has_val_f1()) RETURN_IF_ERROR(CheckFinite(m.val_f1(), m.epoch(), "val_f1"));
+  if (m.has_val_f1_macro()) {
+    RETURN_IF_ERROR(CheckFinite(m.val_f1_macro(), m.epoch(), "val_f1_macro"));
+  }
+  RETURN_IF_ERROR(CheckFinite(m.samples_per_second(), m.epoch(), "samples_per_second"));
+  RETURN_IF_ERROR(CheckFinite(m.wall_time_seconds(), m.epoch(), "wall_time_seconds"));
+  for (const auto& [name, value] : m.extra()) RETURN_IF_ERROR(CheckFinite(value, m.epoch(), name));
+  return absl::OkStatus();
+}
+
+}  // namespace hpsearch::server

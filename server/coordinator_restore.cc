@@ -1,0 +1,57 @@
+// Coordinator: restart. Rebuilds the in-memory state from the results store and re-arms stored
+// leases with the restart grace.
+#include "server/coordinator.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/coordinator_internal.h"
+
+namespace hpsearch::server {
+
+absl::Status Coordinator::Load() {
+  absl::StatusOr<std::vector<db::StoredStudy>> stored = store_->LoadAll();
+  if (!stored.ok()) return stored.status();
+  absl::MutexLock lock(&mu_);
+  absl::Time now = clock_->Now();
+  for (db::StoredStudy& s : *stored) {
+    std::string id = s.study.id();
+    StudyRecord& study = studies_[id];
+    study.study = std::move(s.study);
+    absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(study.study.spec());
+    absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(study.study.spec());
+    if (!sampler.ok()) return sampler.status();
+    if (!pruner.ok()) return pruner.status();
+    study.sampler = std::move(*sampler);
+    study.pruner = std::move(*pruner);
+    study_order_.push_back(id);
+    study_by_name_[study.study.spec().name()] = id;
+    for (db::StoredTrial& st : s.trials) {
+      int number = st.trial.number();
+      if (number != static_cast<int>(study.trials.size())) {
+        return absl::DataLossError(
+            absl::StrCat("study ", id, " in ", store_->path(), " has a gap before trial ", number));
+      }
+      TrialRecord record;
+      record.trial_id = st.trial_id;
+      record.trial = std::move(st.trial);
+      if (record.trial.kind() == v1::TRIAL_KIND_SEARCH) ++study.search_created;
+      if (record.trial.state() == v1::TRIAL_STATE_WAITING) study.waiting.insert(number);
+      if (record.trial.state() == v1::TRIAL_STATE_RUNNING) {
+        ++study.running;
+        record.lease_id = st.lease_id;
+        record.attempt_started = absl::FromUnixMillis(record.trial.started_unix_ms());
+        // A stored lease keeps its deadline but never expires before the grace period ends.
+        absl::Time deadline =
+            std::max(absl::FromUnixMillis(st.lease_deadline_ms), now + options_.restart_grace);
+        leases_[st.lease_id] = Lease{id, number, record.trial.worker_id(), deadline};
+      }
+      study.trials.push_back(std::move(record));
+      UpdateHistory(&study, study.trials.back());
+    }
+  }
+  for (const std::string& id : study_order_) {
+    RETURN_IF_ERROR(MaybeFinishSearch(&studies_[id]));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hpsearch::server

@@ -1,0 +1,216 @@
+// Coordinator: the WorkerService calls (register, acquire, heartbeat, reports, complete, fail).
+#include "server/coordinator.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/coordinator_internal.h"
+#include "server/study_view.h"
+
+namespace hpsearch::server {
+
+// -------------------------------------------------------------------------------- worker service
+
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
+  uint64_t sequence;
+  v1::RegisterResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    std::string worker_id = request.previous_worker_id();
+    if (worker_id.empty()) worker_id = NewId("wk-");
+    workers_[worker_id] = request.info();
+    worker_last_write_[worker_id] = clock_->Now();
+    RETURN_IF_ERROR(store_->PutWorker(worker_id, request.info(), NowMs()));
+    response.set_worker_id(worker_id);
+    response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+    response.set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
+    sequence = store_->Sequence();
+  }
+  RETURN_IF_ERROR(Finish(sequence, false));
+  return response;
+}
+
+absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::TryAcquire(const std::string& worker_id) {
+  uint64_t sequence;
+  std::optional<v1::TrialSpec> spec;
+  {
+    absl::MutexLock lock(&mu_);
+    if (workers_.count(worker_id) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("worker ", worker_id,
+                       " is not registered here (the coordinator may have restarted): "
+                       "call Register with previous_worker_id set"));
+    }
+    for (const std::string& id : study_order_) {
+      StudyRecord* study = &studies_[id];
+      absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
+      if (!acquired.ok()) return acquired.status();
+      if (acquired->has_value()) {
+        spec = std::move(*acquired);
+        break;
+      }
+    }
+    sequence = store_->Sequence();
+  }
+  RETURN_IF_ERROR(Finish(sequence, false));
+  return spec;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  uint64_t sequence;
+  v1::HeartbeatResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = clock_->Now();
+    for (const std::string& lease_id : request.lease_ids()) {
+      v1::LeaseStatus* status = response.add_leases();
+      status->set_lease_id(lease_id);
+      auto it = leases_.find(lease_id);
+      if (it != leases_.end() && it->second.worker_id == request.worker_id()) {
+        it->second.deadline = now + options_.lease_ttl;
+        status->set_order(v1::LEASE_ORDER_CONTINUE);
+        status->set_deadline_unix_ms(absl::ToUnixMillis(it->second.deadline));
+      } else if (it != leases_.end()) {
+        status->set_order(v1::LEASE_ORDER_LOST);
+        status->set_reason(absl::StrCat("lease ", lease_id, " belongs to worker ",
+                                        it->second.worker_id, ", not ", request.worker_id()));
+      } else if (auto ended = ended_leases_.find(lease_id); ended != ended_leases_.end()) {
+        status->set_order(ended->second.order == v1::LEASE_ORDER_CANCEL ? v1::LEASE_ORDER_CANCEL
+                                                                        : v1::LEASE_ORDER_LOST);
+        status->set_reason(ended->second.reason);
+      } else {
+        status->set_order(v1::LEASE_ORDER_LOST);
+        status->set_reason(absl::StrCat("lease ", lease_id, " is unknown to this coordinator"));
+      }
+    }
+    // last_seen is informative; write it at most every few seconds per worker.
+    auto last = worker_last_write_.find(request.worker_id());
+    if (workers_.count(request.worker_id()) != 0 &&
+        (last == worker_last_write_.end() || now - last->second > absl::Seconds(5))) {
+      worker_last_write_[request.worker_id()] = now;
+      RETURN_IF_ERROR(store_->TouchWorker(request.worker_id(), absl::ToUnixMillis(now)));
+    }
+    sequence = store_->Sequence();
+  }
+  RETURN_IF_ERROR(Finish(sequence, false));
+  return response;
+}
+
+absl::StatusOr<v1::ReportEpochResponse> Coordinator::ReportEpoch(
+    const v1::ReportEpochRequest& request) {
+  RETURN_IF_ERROR(ValidateEpochMetrics(request.metrics()));
+  uint64_t sequence;
+  v1::ReportEpochResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    Lease* lease = nullptr;
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    lease->deadline = std::max(lease->deadline, clock_->Now() + options_.lease_ttl);
+    StudyRecord* study = &studies_[lease->study_id];
+    TrialRecord* record = &study->trials[lease->trial_number];
+    bool duplicate = false;
+    RETURN_IF_ERROR(RecordEpoch(study, record, request.metrics(), &duplicate));
+    response.set_duplicate(duplicate);
+    if (!duplicate && !record->prune_requested && record->trial.kind() == v1::TRIAL_KIND_SEARCH) {
+      PruneRequest prune;
+      prune.spec = &study->study.spec();
+      prune.trial_number = record->trial.number();
+      prune.epoch = request.metrics().epoch();
+      prune.history = &study->history;
+      record->prune_requested = study->pruner->ShouldPrune(prune);
+    }
+    response.set_decision(record->prune_requested ? v1::EPOCH_DECISION_PRUNE
+                                                  : v1::EPOCH_DECISION_CONTINUE);
+    sequence = store_->Sequence();
+  }
+  RETURN_IF_ERROR(Finish(sequence, false));
+  return response;
+}
+
+absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
+  uint64_t sequence;
+  {
+    absl::MutexLock lock(&mu_);
+    Lease* lease = nullptr;
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    TrialRecord* record = &studies_[lease->study_id].trials[lease->trial_number];
+    if (request.has_train()) {
+      RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.train()));
+      *record->trial.mutable_result()->mutable_train() = request.train();
+    } else if (request.has_test()) {
+      for (const auto& [name, value] : request.test().extra()) {
+        RETURN_IF_ERROR(CheckFinite(value, 0, "test " + name));
+      }
+      RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, request.test()));
+      *record->trial.mutable_result()->mutable_test() = request.test();
+    } else {
+      return absl::InvalidArgumentError("result: set train or test");
+    }
+    sequence = store_->Sequence();
+  }
+  return Finish(sequence, false);
+}
+
+absl::StatusOr<v1::TrialState> Coordinator::CompleteTrial(const v1::CompleteTrialRequest& request) {
+  uint64_t sequence;
+  v1::TrialState result_state;
+  {
+    absl::MutexLock lock(&mu_);
+    auto ended = ended_leases_.find(request.lease_id());
+    if (ended != ended_leases_.end() && ended->second.completed_by_lease) {
+      return ended->second.final_state;  // a retried CompleteTrial whose reply was lost
+    }
+    Lease* lease = nullptr;
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    StudyRecord* study = &studies_[lease->study_id];
+    TrialRecord* record = &study->trials[lease->trial_number];
+    const v1::TrialResult& result = request.result();
+    if (result.has_train()) {
+      RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, result.train()));
+      *record->trial.mutable_result()->mutable_train() = result.train();
+    }
+    if (result.has_test()) {
+      RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, result.test()));
+      *record->trial.mutable_result()->mutable_test() = result.test();
+    }
+    if (!result.extra().empty()) {
+      RETURN_IF_ERROR(store_->PutResultExtra(record->trial_id, result));
+      *record->trial.mutable_result()->mutable_extra() = result.extra();
+    }
+    v1::TrialState state = request.pruned() ? v1::TRIAL_STATE_PRUNED : v1::TRIAL_STATE_COMPLETE;
+    std::string error;
+    if (state == v1::TRIAL_STATE_COMPLETE && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
+        !TrialObjective(study->study.spec(), record->trial.epochs())) {
+      state = v1::TRIAL_STATE_FAILED;
+      error = absl::StrCat("the trial finished without any epoch reporting the objective metric '",
+                           ObjectiveMetric(study->study.spec()),
+                           "': make the command print it in its epoch lines");
+    }
+    RETURN_IF_ERROR(EndAttempt(study, record, state, error, false, v1::LEASE_ORDER_LOST));
+    EndedLease& done = ended_leases_[request.lease_id()];
+    done.completed_by_lease = true;
+    result_state = done.final_state;
+    sequence = store_->Sequence();
+  }
+  RETURN_IF_ERROR(Finish(sequence, true));
+  return result_state;
+}
+
+absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest& request) {
+  uint64_t sequence;
+  v1::TrialState state;
+  {
+    absl::MutexLock lock(&mu_);
+    Lease* lease = nullptr;
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    StudyRecord* study = &studies_[lease->study_id];
+    TrialRecord* record = &study->trials[lease->trial_number];
+    std::string error = request.error().empty() ? "failed (no reason given)" : request.error();
+    RETURN_IF_ERROR(EndAttempt(study, record, v1::TRIAL_STATE_FAILED, error, request.retryable(),
+                               v1::LEASE_ORDER_LOST));
+    state = record->trial.state();
+    sequence = store_->Sequence();
+  }
+  RETURN_IF_ERROR(Finish(sequence, true));
+  return state;
+}
+
+}  // namespace hpsearch::server
