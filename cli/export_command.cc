@@ -11,12 +11,12 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "artifacts/artifact_files.h"
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "db/results_store.h"
 #include "server/artifact_service.h"
 #include "server/export_readme.h"
+#include "transfer/artifact_files.h"
 
 namespace hpsearch::cli {
 namespace {
@@ -34,9 +34,9 @@ struct ExportFlags {
 using NextChunk = std::function<absl::StatusOr<std::optional<v1::ArtifactChunk>>()>;
 
 // Feeds a chunk stream into `stage`, checking it as an upload is checked.
-absl::StatusOr<std::vector<artifacts::ArtifactFile>> Assemble(const NextChunk& next,
-                                                              const std::string& stage) {
-  artifacts::ArtifactAssembler assembler(stage);
+absl::StatusOr<std::vector<transfer::ArtifactFile>> Assemble(const NextChunk& next,
+                                                             const std::string& stage) {
+  transfer::ArtifactAssembler assembler(stage);
   while (true) {
     absl::StatusOr<std::optional<v1::ArtifactChunk>> chunk = next();
     if (!chunk.ok()) return chunk.status();
@@ -81,12 +81,11 @@ absl::Status ExportFromDatabase(const ExportFlags& flags, const std::string& sta
                                             " (artifacts are uploaded when a trial completes)"));
   }
   exported->attempt = (*record)->attempt;
-  std::vector<artifacts::ArtifactFile> files;
+  std::vector<transfer::ArtifactFile> files;
   for (const db::ArtifactFileRecord& f : (*record)->files)
     files.push_back({f.name, f.bytes, f.sha256});
-  artifacts::ArtifactChunkReader reader(server::ResolveArtifactDir(flags.db, (*record)->dir),
-                                        files);
-  absl::StatusOr<std::vector<artifacts::ArtifactFile>> copied =
+  transfer::ArtifactChunkReader reader(server::ResolveArtifactDir(flags.db, (*record)->dir), files);
+  absl::StatusOr<std::vector<transfer::ArtifactFile>> copied =
       Assemble([&reader] { return reader.Next(); }, stage);
   if (!copied.ok()) return copied.status();
   exported->files = std::move(*copied);
@@ -128,7 +127,7 @@ absl::Status ExportFromCoordinator(const ExportFlags& flags, const std::string& 
   std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader =
       stub->GetArtifact(&stream_context, request);
   bool ended = false;
-  absl::StatusOr<std::vector<artifacts::ArtifactFile>> files = Assemble(
+  absl::StatusOr<std::vector<transfer::ArtifactFile>> files = Assemble(
       [&]() -> absl::StatusOr<std::optional<v1::ArtifactChunk>> {
         v1::ArtifactChunk chunk;
         if (!ended && reader->Read(&chunk)) return chunk;

@@ -17,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "artifacts/sha256.h"
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/local_workers.h"
@@ -26,6 +25,7 @@
 #include "server/study_view.h"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/spdlog.h"
+#include "transfer/sha256.h"
 
 namespace hpsearch::cli {
 namespace {
@@ -47,7 +47,7 @@ absl::StatusOr<std::map<std::string, std::string>> HashDataFiles(const v1::DataS
   std::map<std::string, std::string> hashes;
   for (const std::string& path : {data.train_file(), data.validation_file(), data.test_file()}) {
     if (path.empty() || hashes.count(path)) continue;
-    absl::StatusOr<std::string> hash = artifacts::FileSha256(path);
+    absl::StatusOr<std::string> hash = transfer::FileSha256(path);
     if (!hash.ok()) return hash.status();
     hashes[path] = *hash;
   }

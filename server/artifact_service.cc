@@ -20,7 +20,7 @@ std::string NewUploadId() {
 }
 
 bool SameFiles(const std::vector<db::ArtifactFileRecord>& a,
-               const std::vector<artifacts::ArtifactFile>& b) {
+               const std::vector<transfer::ArtifactFile>& b) {
   if (a.size() != b.size()) return false;
   std::map<std::string, std::string> hashes;
   for (const auto& file : a) hashes[file.name] = file.sha256;
@@ -48,7 +48,7 @@ std::string ResolveArtifactDir(const std::string& db_path, const std::string& di
 }
 
 ArtifactService::Upload::Upload(ArtifactService* service, std::string id, std::string staging,
-                                artifacts::ArtifactLimits limits)
+                                transfer::ArtifactLimits limits)
     : service_(service), id_(std::move(id)), staging_(staging), assembler_(staging, limits) {}
 
 ArtifactService::Upload::~Upload() {
@@ -90,7 +90,7 @@ absl::StatusOr<std::unique_ptr<ArtifactService::Upload>> ArtifactService::BeginU
 }
 
 absl::StatusOr<v1::UploadArtifactResponse> ArtifactService::Commit(Upload* upload) {
-  absl::StatusOr<std::vector<artifacts::ArtifactFile>> files = upload->assembler_.Finish();
+  absl::StatusOr<std::vector<transfer::ArtifactFile>> files = upload->assembler_.Finish();
   if (!files.ok()) return files.status();
   v1::UploadArtifactResponse response;
   response.set_files(static_cast<int32_t>(files->size()));
@@ -123,7 +123,7 @@ absl::StatusOr<v1::UploadArtifactResponse> ArtifactService::Commit(Upload* uploa
   upload->staging_.clear();  // the folder is dest now
   for (const fs::path& dir :
        {trial_dir, trial_dir.parent_path(), fs::path(root_), fs::path(root_) / ".staging"}) {
-    if (absl::Status status = artifacts::SyncPath(dir.string()); !status.ok()) {
+    if (absl::Status status = transfer::SyncPath(dir.string()); !status.ok()) {
       fs::remove_all(dest, error);
       return status;
     }
@@ -135,7 +135,7 @@ absl::StatusOr<v1::UploadArtifactResponse> ArtifactService::Commit(Upload* uploa
   record.lease_id = lease_id;
   record.dir = RecordedDir(db_path_, dest);
   record.uploaded_ms = absl::ToUnixMillis(absl::Now());
-  for (const artifacts::ArtifactFile& file : *files) {
+  for (const transfer::ArtifactFile& file : *files) {
     record.files.push_back({file.name, file.bytes, file.sha256});
   }
   if (absl::Status status = coordinator_->RecordArtifact(lease_id, record); !status.ok()) {

@@ -21,8 +21,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "artifacts/artifact_files.h"
 #include "server/coordinator.h"
+#include "transfer/artifact_files.h"
 
 namespace hpsearch::server {
 
@@ -30,14 +30,14 @@ struct ArtifactServiceOptions {
   // Where stored artifacts go. Empty: "stored" under the coordinator's default artifacts root
   // (artifacts/stored beside the database).
   std::string root;
-  artifacts::ArtifactLimits limits;
+  transfer::ArtifactLimits limits;
 };
 
 // A stored artifact resolved for reading: the folder and its recorded files.
 struct ArtifactSource {
   std::string dir;  // absolute
   int attempt = 0;
-  std::vector<artifacts::ArtifactFile> files;
+  std::vector<transfer::ArtifactFile> files;
 };
 
 // The absolute folder of a stored record: its `dir` is relative to the database's folder when it
@@ -58,11 +58,11 @@ class ArtifactService {
    private:
     friend class ArtifactService;
     Upload(ArtifactService* service, std::string id, std::string staging,
-           artifacts::ArtifactLimits limits);
+           transfer::ArtifactLimits limits);
     ArtifactService* service_;
     std::string id_;
     std::string staging_;
-    artifacts::ArtifactAssembler assembler_;
+    transfer::ArtifactAssembler assembler_;
     bool checked_lease_ = false;
   };
 

@@ -137,7 +137,7 @@ std::string RenderExportReadme(const ExportedArtifact& e) {
   }
 
   absl::StrAppend(&out, "\n## Files\n\n| file | bytes | sha256 |\n|---|---|---|\n");
-  for (const artifacts::ArtifactFile& f : e.files) {
+  for (const transfer::ArtifactFile& f : e.files) {
     absl::StrAppend(&out, "| `", f.name, "` | ", f.bytes, " | `", f.sha256, "` |\n");
   }
   absl::StrAppend(&out, "| `README.md` | | this file |\n");

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "artifacts/artifact_files.h"
 #include "hpsearch/v1/trial.pb.h"
+#include "transfer/artifact_files.h"
 
 namespace hpsearch::server {
 
@@ -15,7 +15,7 @@ struct ExportedArtifact {
   v1::Study study;
   v1::Trial trial;  // with its epochs and result
   int attempt = 0;  // the attempt that uploaded the files
-  std::vector<artifacts::ArtifactFile> files;
+  std::vector<transfer::ArtifactFile> files;
   std::string dir;  // where the files were written (as the user named it)
 };
 

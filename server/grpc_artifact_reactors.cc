@@ -60,7 +60,7 @@ class GetArtifactReactor : public grpc::ServerWriteReactor<v1::ArtifactChunk> {
       Finish(ToGrpcStatus(source.status()));
       return;
     }
-    reader_ = std::make_unique<artifacts::ArtifactChunkReader>(source->dir, source->files);
+    reader_ = std::make_unique<transfer::ArtifactChunkReader>(source->dir, source->files);
     WriteNext();
   }
 
@@ -89,7 +89,7 @@ class GetArtifactReactor : public grpc::ServerWriteReactor<v1::ArtifactChunk> {
     StartWrite(&chunk_);
   }
 
-  std::unique_ptr<artifacts::ArtifactChunkReader> reader_;
+  std::unique_ptr<transfer::ArtifactChunkReader> reader_;
   v1::ArtifactChunk chunk_;
 };
 

@@ -17,7 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "artifacts/artifact_files.h"
+#include "transfer/artifact_files.h"
 
 extern char** environ;
 
@@ -306,14 +306,14 @@ std::string DescribeExit(int status) {
 // small enough to be cheap to move.
 std::string ArtifactToUpload(const std::string& dir, int64_t max_bytes, TrialReporter* reporter) {
   if (dir.empty()) return "";
-  absl::StatusOr<std::vector<artifacts::ArtifactFile>> files = artifacts::ListArtifactFiles(dir);
+  absl::StatusOr<std::vector<transfer::ArtifactFile>> files = transfer::ListArtifactFiles(dir);
   if (!files.ok()) {
     reporter->Log("artifact folder not uploaded: " + std::string(files.status().message()));
     return "";
   }
   if (files->empty()) return "";
   int64_t bytes = 0;
-  for (const artifacts::ArtifactFile& file : *files) bytes += file.bytes;
+  for (const transfer::ArtifactFile& file : *files) bytes += file.bytes;
   if (bytes > max_bytes) {
     reporter->Log(absl::StrCat("artifact folder ", dir, " not uploaded: ", bytes,
                                " bytes exceed the command runner's limit of ", max_bytes));

@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "artifacts/artifact_files.h"
+#include "transfer/artifact_files.h"
 
 namespace hpsearch::worker {
 
@@ -110,10 +110,10 @@ absl::StatusOr<v1::ReportEventResponse> CoordinatorClient::ReportEvent(
 
 absl::StatusOr<v1::UploadArtifactResponse> CoordinatorClient::UploadArtifact(
     const std::string& lease_id, const std::string& dir) {
-  absl::StatusOr<std::vector<artifacts::ArtifactFile>> files = artifacts::ListArtifactFiles(dir);
+  absl::StatusOr<std::vector<transfer::ArtifactFile>> files = transfer::ListArtifactFiles(dir);
   if (!files.ok()) return files.status();
   int64_t bytes = 0;
-  for (const artifacts::ArtifactFile& file : *files) bytes += file.bytes;
+  for (const transfer::ArtifactFile& file : *files) bytes += file.bytes;
   // The deadline allows 10 MB/s on top of the usual call time.
   const absl::Duration transfer = absl::Seconds(static_cast<double>(bytes) / 10e6);
   absl::Time give_up = absl::Now() + options_.retry_window;
@@ -124,7 +124,7 @@ absl::StatusOr<v1::UploadArtifactResponse> CoordinatorClient::UploadArtifact(
     v1::UploadArtifactResponse response;
     std::unique_ptr<grpc::ClientWriter<v1::ArtifactChunk>> writer =
         stub_->UploadArtifact(&context, &response);
-    artifacts::ArtifactChunkReader reader(dir, *files);
+    transfer::ArtifactChunkReader reader(dir, *files);
     bool first = true;
     while (true) {
       absl::StatusOr<std::optional<v1::ArtifactChunk>> chunk = reader.Next();

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "artifacts/artifact_files.h"
-#include "artifacts/sha256.h"
 #include "integration/cluster.h"
+#include "transfer/artifact_files.h"
+#include "transfer/sha256.h"
 
 namespace hpsearch::testing {
 namespace {
@@ -16,9 +16,9 @@ namespace {
 namespace fs = std::filesystem;
 
 std::vector<v1::ArtifactChunk> ChunksOf(const fs::path& dir, const std::string& lease) {
-  auto files = artifacts::ListArtifactFiles(dir.string());
+  auto files = transfer::ListArtifactFiles(dir.string());
   REQUIRE(files.ok());
-  artifacts::ArtifactChunkReader reader(dir.string(), *files, 1000);
+  transfer::ArtifactChunkReader reader(dir.string(), *files, 1000);
   std::vector<v1::ArtifactChunk> chunks;
   while (true) {
     auto next = reader.Next();
@@ -130,7 +130,7 @@ TEST_CASE("Artifact uploads over gRPC: faults are refused precisely, a good one 
   CHECK(again.response.duplicate());
   CHECK(cluster.Query("SELECT COUNT(*) FROM artifact_files") == "2");
   CHECK(cluster.Query("SELECT sha256 FROM artifact_files WHERE name = "
-                      "'adapter_model.safetensors'") == artifacts::Sha256Hex(weights));
+                      "'adapter_model.safetensors'") == transfer::Sha256Hex(weights));
   CHECK(cluster.Query("SELECT COUNT(*) FROM events WHERE kind = 'artifact_stored'") == "1");
   CHECK(StoredFiles(stored) == 2);
 
@@ -141,15 +141,15 @@ TEST_CASE("Artifact uploads over gRPC: faults are refused precisely, a good one 
   get.set_trial_number(0);
   auto reader = cluster.studies->GetArtifact(&get_context, get);
   fs::create_directories(cluster.dir() / "copy");
-  artifacts::ArtifactAssembler assembler((cluster.dir() / "copy").string());
+  transfer::ArtifactAssembler assembler((cluster.dir() / "copy").string());
   v1::ArtifactChunk chunk;
   while (reader->Read(&chunk)) REQUIRE(assembler.Add(chunk).ok());
   REQUIRE(reader->Finish().ok());
   auto files = assembler.Finish();
   REQUIRE(files.ok());
   CHECK(files->size() == 2);
-  CHECK(*artifacts::FileSha256((cluster.dir() / "copy" / "adapter_model.safetensors").string()) ==
-        artifacts::Sha256Hex(weights));
+  CHECK(*transfer::FileSha256((cluster.dir() / "copy" / "adapter_model.safetensors").string()) ==
+        transfer::Sha256Hex(weights));
 
   // Once the trial is complete its lease is stale.
   grpc::ClientContext complete_context;

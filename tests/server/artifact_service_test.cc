@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "artifacts/sha256.h"
 #include "testing/testing.h"
+#include "transfer/sha256.h"
 
 namespace hpsearch::server {
 namespace {
@@ -69,9 +69,9 @@ struct Fixture {
   }
 
   std::vector<v1::ArtifactChunk> Chunks(const fs::path& source) {
-    auto files = artifacts::ListArtifactFiles(source.string());
+    auto files = transfer::ListArtifactFiles(source.string());
     REQUIRE(files.ok());
-    artifacts::ArtifactChunkReader reader(source.string(), *files, 8);
+    transfer::ArtifactChunkReader reader(source.string(), *files, 8);
     std::vector<v1::ArtifactChunk> chunks;
     while (true) {
       auto next = reader.Next();
@@ -128,9 +128,9 @@ TEST_CASE("ArtifactService stores a complete upload and records it under the tri
   REQUIRE(found.ok());
   CHECK(found->attempt == 1);
   REQUIRE(found->files.size() == 2);
-  for (const artifacts::ArtifactFile& file : found->files) {
-    CHECK(file.sha256 == *artifacts::FileSha256((source / file.name).string()));
-    CHECK(*artifacts::FileSha256((fs::path(found->dir) / file.name).string()) == file.sha256);
+  for (const transfer::ArtifactFile& file : found->files) {
+    CHECK(file.sha256 == *transfer::FileSha256((source / file.name).string()));
+    CHECK(*transfer::FileSha256((fs::path(found->dir) / file.name).string()) == file.sha256);
   }
   // Recorded relative to the database's folder, so the two can move together.
   auto record = f.store->LoadArtifact(1, 0);

@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace hpsearch::artifacts {
+namespace hpsearch::transfer {
 
 // Incremental hash: Update() any number of times, then HexDigest() once.
 class Sha256 {
@@ -35,4 +35,4 @@ std::string Sha256Hex(std::string_view bytes);
 // The hash of a file's bytes. NOT_FOUND / DATA_LOSS name the file when it cannot be read.
 absl::StatusOr<std::string> FileSha256(const std::string& path);
 
-}  // namespace hpsearch::artifacts
+}  // namespace hpsearch::transfer

@@ -1,14 +1,14 @@
-#include "artifacts/artifact_files.h"
+#include "transfer/artifact_files.h"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "artifacts/sha256.h"
 #include "testing/testing.h"
+#include "transfer/sha256.h"
 
-namespace hpsearch::artifacts {
+namespace hpsearch::transfer {
 namespace {
 
 namespace fs = std::filesystem;
@@ -189,4 +189,4 @@ TEST_CASE("ListArtifactFiles refuses a symbolic link", "[artifacts]") {
 }
 
 }  // namespace
-}  // namespace hpsearch::artifacts
+}  // namespace hpsearch::transfer

@@ -22,10 +22,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "artifacts/sha256.h"
 #include "hpsearch/v1/service.pb.h"
+#include "transfer/sha256.h"
 
-namespace hpsearch::artifacts {
+namespace hpsearch::transfer {
 
 struct ArtifactFile {
   std::string name;  // relative, '/'-separated
@@ -128,4 +128,4 @@ class ArtifactAssembler {
 // Fsyncs `path` (a file or a folder) so a rename into place is durable. INTERNAL on failure.
 absl::Status SyncPath(const std::string& path);
 
-}  // namespace hpsearch::artifacts
+}  // namespace hpsearch::transfer

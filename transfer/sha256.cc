@@ -1,4 +1,4 @@
-#include "artifacts/sha256.h"
+#include "transfer/sha256.h"
 
 #include <openssl/evp.h>
 
@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace hpsearch::artifacts {
+namespace hpsearch::transfer {
 
 struct Sha256::State {
   EVP_MD_CTX* context = nullptr;
@@ -61,4 +61,4 @@ absl::StatusOr<std::string> FileSha256(const std::string& path) {
   return hash.HexDigest();
 }
 
-}  // namespace hpsearch::artifacts
+}  // namespace hpsearch::transfer

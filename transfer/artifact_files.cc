@@ -1,4 +1,4 @@
-#include "artifacts/artifact_files.h"
+#include "transfer/artifact_files.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-namespace hpsearch::artifacts {
+namespace hpsearch::transfer {
 namespace {
 
 namespace fs = std::filesystem;
@@ -291,4 +291,4 @@ absl::Status SyncPath(const std::string& path) {
   return absl::OkStatus();
 }
 
-}  // namespace hpsearch::artifacts
+}  // namespace hpsearch::transfer
