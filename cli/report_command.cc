@@ -1,13 +1,10 @@
 // hpsearch report STUDY (--db FILE | --coordinator ADDR) -o DIR: writes DIR/report.md in the shape
-// of the seed write-up. With --db it reads the results database directly (read-only), so it works
-// with the coordinator gone.
-#include <filesystem>
-#include <fstream>
+// of the seed write-up and the SVG pictures it links (server/study_report.h). With --db it reads
+// the results database directly (read-only), so it works with the coordinator gone.
 #include <iostream>
 
 #include "cli/client.h"
 #include "cli/commands.h"
-#include "db/results_store.h"
 #include "server/study_report.h"
 
 namespace hpsearch::cli {
@@ -21,60 +18,48 @@ struct ReportFlags {
 };
 
 int RunReport(const ReportFlags& flags) {
+  if (!flags.db.empty()) {
+    absl::StatusOr<std::string> path =
+        server::WriteStudyReportFromDatabase(flags.db, flags.study, flags.out_dir);
+    if (!path.ok()) {
+      std::cerr << "hpsearch report: " << path.status().message() << "\n";
+      return kExitFailure;
+    }
+    std::cout << *path << "\n";
+    return kExitOk;
+  }
   v1::Study study;
   std::vector<v1::Trial> trials;
-  if (!flags.db.empty()) {
-    db::DatabaseOptions options;
-    options.read_only = true;
-    absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
-        db::ResultsStore::Open(flags.db, options);
-    if (!store.ok()) {
-      std::cerr << "hpsearch report: " << store.status().message() << "\n";
-      return kExitFailure;
-    }
-    absl::StatusOr<db::StoredStudy> stored = (*store)->LoadStudy(flags.study);
-    if (!stored.ok()) {
-      std::cerr << "hpsearch report: " << stored.status().message() << "\n";
-      return kExitFailure;
-    }
-    study = stored->study;
-    for (db::StoredTrial& t : stored->trials) trials.push_back(std::move(t.trial));
-  } else {
-    std::string address = CoordinatorAddress(flags.address);
-    auto stub = StudyStub(address);
-    v1::GetStudyRequest request;
-    request.set_study(flags.study);
-    auto context = CallContext();
-    grpc::Status status = stub->GetStudy(context.get(), request, &study);
+  std::string address = CoordinatorAddress(flags.address);
+  auto stub = StudyStub(address);
+  v1::GetStudyRequest request;
+  request.set_study(flags.study);
+  auto context = CallContext();
+  grpc::Status status = stub->GetStudy(context.get(), request, &study);
+  if (!status.ok()) return ReportCallFailure("report", address, status);
+  v1::ListTrialsRequest list;
+  list.set_study(study.id());
+  v1::ListTrialsResponse listed;
+  auto list_context = CallContext();
+  status = stub->ListTrials(list_context.get(), list, &listed);
+  if (!status.ok()) return ReportCallFailure("report", address, status);
+  for (const v1::Trial& t : listed.trials()) {
+    v1::GetTrialRequest get;  // GetTrial carries the earlier attempts
+    get.set_study(study.id());
+    get.set_number(t.number());
+    v1::Trial full;
+    auto get_context = CallContext();
+    status = stub->GetTrial(get_context.get(), get, &full);
     if (!status.ok()) return ReportCallFailure("report", address, status);
-    v1::ListTrialsRequest list;
-    list.set_study(study.id());
-    v1::ListTrialsResponse listed;
-    auto list_context = CallContext();
-    status = stub->ListTrials(list_context.get(), list, &listed);
-    if (!status.ok()) return ReportCallFailure("report", address, status);
-    for (const v1::Trial& t : listed.trials()) {
-      v1::GetTrialRequest get;  // GetTrial carries the earlier attempts
-      get.set_study(study.id());
-      get.set_number(t.number());
-      v1::Trial full;
-      auto get_context = CallContext();
-      status = stub->GetTrial(get_context.get(), get, &full);
-      if (!status.ok()) return ReportCallFailure("report", address, status);
-      trials.push_back(std::move(full));
-    }
+    trials.push_back(std::move(full));
   }
-  std::error_code error;
-  std::filesystem::create_directories(flags.out_dir, error);
-  std::filesystem::path path = std::filesystem::path(flags.out_dir) / "report.md";
-  std::ofstream out(path);
-  out << server::RenderStudyReport(study, trials);
-  out.close();
-  if (!out) {
-    std::cerr << "hpsearch report: cannot write " << path.string() << "\n";
+  absl::StatusOr<std::string> path =
+      server::WriteStudyReport(server::BuildStudyReport(study, trials), flags.out_dir);
+  if (!path.ok()) {
+    std::cerr << "hpsearch report: " << path.status().message() << "\n";
     return kExitFailure;
   }
-  std::cout << path.string() << "\n";
+  std::cout << *path << "\n";
   return kExitOk;
 }
 
@@ -91,7 +76,8 @@ int WriteStudyReport(const std::string& study, const std::string& db_path,
 
 void RegisterReportCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<ReportFlags>();
-  CLI::App* cmd = app.add_subcommand("report", "Write DIR/report.md for a study");
+  CLI::App* cmd =
+      app.add_subcommand("report", "Write DIR/report.md and its SVG pictures for a study");
   cmd->add_option("study", flags->study, "Study id or name")->required();
   auto* db = cmd->add_option("--db", flags->db, "Read this results database directly");
   auto* coordinator =

@@ -1,17 +1,16 @@
 #include "worker/qlora_runner.h"
 
 #include <atomic>
-#include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/error.h"
 #include "core/run.h"
 #include "google/protobuf/util/json_util.h"
+#include "worker/progress_log.h"
+#include "worker/training_failure.h"
 
 namespace hpsearch::worker {
 namespace {
@@ -54,15 +53,6 @@ v1::TestMetrics ToTestMetrics(const core::EvalResult& r) {
   m.set_samples_per_second(r.samples_per_second);
   m.set_steps_per_second(r.steps_per_second);
   return m;
-}
-
-// The single conversion of core's errors: bad input will fail again on any worker; I/O may not.
-RunOutcome Failure(const core::Error& e) {
-  RunOutcome outcome;
-  outcome.kind = RunOutcome::Kind::kFailed;
-  outcome.retryable = e.code() == core::ErrorCode::kIo || e.code() == core::ErrorCode::kInternal;
-  outcome.error = absl::StrCat("training core (", core::ErrorCodeName(e.code()), "): ", e.what());
-  return outcome;
 }
 
 nlohmann::json ProtoJson(const google::protobuf::Message& message) {
@@ -119,21 +109,28 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   std::atomic<bool> stop{false};
   bool pruned = false;
   bool lease_lost = false;
-  auto last_log = std::chrono::steady_clock::now();
+  const int64_t epochs = trial.training().has_epochs() ? trial.training().epochs() : 0;
+  ProgressThrottle throttle(options_.progress_interval_seconds);
   core::RunCallbacks callbacks;
   callbacks.stop = &stop;
   callbacks.on_warning = [reporter](const std::string& warning) {
-    reporter->Log("warning: " + warning);
+    reporter->Progress("warning: " + warning);
   };
   callbacks.on_progress = [&](const core::TrainingProgress& p) {
+    // Checked after every optimizer step (last thing here): the trainer reads `stop` before the
+    // next one.
+    if (throttle.ShouldLog()) {
+      ProgressSnapshot snapshot;
+      snapshot.epoch = p.epoch;
+      snapshot.epochs = epochs;
+      snapshot.step = p.step;
+      snapshot.total_steps = p.total_steps;
+      snapshot.loss = p.loss;
+      snapshot.samples_per_second = p.samples_per_second;
+      snapshot.eta_seconds = p.eta_seconds;
+      reporter->Progress(FormatProgressLine(snapshot));
+    }
     if (reporter->stop_reason() != StopReason::kNone) stop = true;
-    const auto now = std::chrono::steady_clock::now();
-    if (std::chrono::duration<double>(now - last_log).count() < options_.progress_interval_seconds)
-      return;
-    last_log = now;
-    reporter->Log(absl::StrFormat("epoch %d step %d/%d loss %.4f %.1f samples/s ETA %.0fs", p.epoch,
-                                  p.step, p.total_steps, p.loss, p.samples_per_second,
-                                  p.eta_seconds));
   };
   callbacks.on_start = [&](const core::TrainingStart& start) {
     // A first attempt normally finds nothing: only re-leases (and surprises) are worth an event.
@@ -145,16 +142,28 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
       reporter->Log(start.note);
     }
   };
-  std::vector<v1::EpochMetrics> epochs;
+  std::vector<v1::EpochMetrics> reported;  // for metrics.json
   callbacks.on_epoch = [&](const core::EpochResult& e) {
-    if (e.restored) reporter->Log(absl::StrCat("epoch ", e.epoch, " restored from the checkpoint"));
-    epochs.push_back(ToEpochMetrics(e));
-    absl::StatusOr<bool> keep_going = reporter->ReportEpoch(epochs.back());
+    v1::EpochMetrics metrics = ToEpochMetrics(e);
+    reported.push_back(metrics);
+    std::string line = absl::StrFormat(
+        "epoch %d%s %s: train loss %.4f", e.epoch, epochs > 0 ? absl::StrCat("/", epochs) : "",
+        e.restored ? "restored from the checkpoint" : "done", e.train_loss);
+    if (e.validation) {
+      absl::StrAppendFormat(&line, ", val loss %.4f, accuracy %.4f, F1 %.4f", e.validation->loss,
+                            e.validation->accuracy, e.validation->f1_weighted);
+    }
+    absl::StrAppendFormat(&line, " (%.1f s)", e.wall_time_seconds);
+    reporter->Progress(line);
+    absl::StatusOr<bool> keep_going = reporter->ReportEpoch(metrics);
     if (!keep_going.ok()) {
       lease_lost = true;
       return false;
     }
-    if (!*keep_going) pruned = true;
+    if (!*keep_going) {
+      pruned = true;
+      reporter->Progress(absl::StrCat("pruned by the coordinator after epoch ", e.epoch));
+    }
     return *keep_going && reporter->stop_reason() == StopReason::kNone;
   };
   RunOutcome outcome;
@@ -171,6 +180,12 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
       outcome.stop_reason = lease_lost ? StopReason::kLost : reporter->stop_reason();
       return outcome;
     }
+    auto& extra = *outcome.result.mutable_extra();
+    extra["train_examples"] = static_cast<double>(run.train_examples);
+    if (run.validation_examples > 0) {
+      extra["validation_examples"] = static_cast<double>(run.validation_examples);
+    }
+    extra["num_labels"] = static_cast<double>(run.labels.size());
     if (pruned) {
       outcome.kind = RunOutcome::Kind::kPruned;
       return outcome;
@@ -180,6 +195,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
       reporter->Log("could not report the train summary: " + std::string(s.message()));
     }
     if (run.test) {
+      extra["test_examples"] = static_cast<double>(run.test->samples);
       *outcome.result.mutable_test() = ToTestMetrics(*run.test);
       if (absl::Status s = reporter->ReportTest(outcome.result.test()); !s.ok()) {
         reporter->Log("could not report the test metrics: " + std::string(s.message()));
@@ -187,7 +203,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     }
     outcome.kind = RunOutcome::Kind::kComplete;
     if (!run.model_dir.empty()) {
-      WriteMetricsFile(run.model_dir, trial, epochs, outcome.result);
+      WriteMetricsFile(run.model_dir, trial, reported, outcome.result);
       outcome.artifact_dir = run.model_dir;
       // The trial is done: its resume point only costs disk now (a full fine-tune's optimizer
       // state is twice the model).
@@ -195,14 +211,15 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
       std::filesystem::remove_all(std::filesystem::path(config.artifact_dir) / "checkpoint",
                                   ignored);
     }
-  } catch (const core::Error& e) {
-    return Failure(e);
-  } catch (const std::exception& e) {
-    // LibTorch's own errors (c10::Error), including a device out of memory: another attempt may
-    // fit.
+  } catch (...) {
+    // Whatever the core or LibTorch threw (out of memory included); the runner stays usable for
+    // the next trial: everything the attempt allocated was released on the way out.
+    TrainingFailure failure = ClassifyTrainingFailure(std::current_exception());
+    outcome = RunOutcome{};
     outcome.kind = RunOutcome::Kind::kFailed;
-    outcome.retryable = true;
-    outcome.error = absl::StrCat("training failed: ", e.what());
+    outcome.retryable = failure.retryable;
+    outcome.restart_worker = failure.restart_worker;
+    outcome.error = failure.error;
   }
   return outcome;
 }

@@ -2,7 +2,19 @@
 // lora or full fine-tuning — reporting each epoch's canonical metrics as soon as the epoch ends,
 // obeying prune and cancel between steps, and reporting the final-stage figures. This file is the
 // one place worker/ calls core/: the TrialSpec becomes a core::RunConfig through the proto's JSON
-// form (which core reads), and a core::Error becomes a failure whose retryability follows its code.
+// form (which core reads), and an exception out of core becomes a failure through
+// ClassifyTrainingFailure (worker/training_failure.h: out of memory and device errors are
+// retryable, bad input is not).
+//
+// Stops: a cancel, lost lease or shutdown is checked after every optimizer step (the trainer's stop
+// flag), a prune at every epoch end (the coordinator's answer to ReportEpoch); the attempt then
+// ends without reporting further figures.
+//
+// Log: a progress line through TrialReporter::Progress on the first step and then every
+// progress_interval_seconds (worker/progress_log.h), and one line per finished epoch.
+//
+// The result's `extra` carries the data sizes the run saw: train_examples, validation_examples,
+// num_labels and, with a test evaluation, test_examples (the report's set-up section shows them).
 //
 // Thread-safety: one Run at a time (the core sets process-wide LibTorch state).
 #pragma once

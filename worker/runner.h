@@ -32,8 +32,11 @@ class TrialReporter {
   virtual absl::Status ReportTest(const v1::TestMetrics& test) = 0;
   // Checked often by the runner: anything but kNone means stop now.
   virtual StopReason stop_reason() const = 0;
-  // A line of the trial's own log (non-protocol output), for the worker's log.
+  // A line of the trial's own log (non-protocol output), for the worker's log (shown with -v).
   virtual void Log(const std::string& line) = 0;
+  // A progress or milestone line (epoch, step/total, loss, samples/s, ETA), shown in the worker's
+  // log at its default level. Runners throttle these themselves.
+  virtual void Progress(const std::string& line) { Log(line); }
   // A note on this attempt worth keeping (resumed from a checkpoint, started over): logged and
   // recorded in the study's events table. Best effort: a failure to record is only logged.
   virtual void Note(const std::string& kind, const std::string& message) {
@@ -51,6 +54,9 @@ struct RunOutcome {
   Kind kind = Kind::kFailed;
   bool retryable = false;
   std::string error;  // what failed, with the command's stderr tail where there is one
+  // The failure left this process unable to run further trials (a sticky CUDA error): the worker
+  // reports it, then exits so that a supervisor starts a fresh process.
+  bool restart_worker = false;
   v1::TrialResult result;
   StopReason stop_reason = StopReason::kNone;
   // kComplete: a folder of files to upload to the coordinator as the trial's artifact (the

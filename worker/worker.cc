@@ -73,6 +73,10 @@ class Worker::Session : public TrialReporter {
     spdlog::debug("trial {} | {}", trial_.trial_number(), line);
   }
 
+  void Progress(const std::string& line) override {
+    spdlog::info("trial {} | {}", trial_.trial_number(), line);
+  }
+
   void Note(const std::string& kind, const std::string& message) override {
     spdlog::info("{}: {}", Ids(trial_), message);
     v1::ReportEventRequest request;
@@ -188,16 +192,22 @@ absl::Status Worker::Run() {
       if (options_.exit_when_idle) break;
       continue;
     }
-    if (absl::Status status = RunTrial(response->trial()); !status.ok()) {
+    bool restart = false;
+    if (absl::Status status = RunTrial(response->trial(), &restart); !status.ok()) {
       spdlog::error("{}: {}", Ids(response->trial()), std::string(status.message()));
     }
     ++trials_run_;
+    if (restart) {
+      return absl::UnavailableError(
+          "the last trial left this process's device unusable; exiting so that a fresh worker "
+          "process takes the next trial (restart hpsearch-worker)");
+    }
     if (options_.max_trials > 0 && trials_run_ >= options_.max_trials) break;
   }
   return absl::OkStatus();
 }
 
-absl::Status Worker::RunTrial(const v1::TrialSpec& trial) {
+absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
   absl::Time start = absl::Now();
   v1::RunnerType type = trial.runner().type();
   auto runner = runners_.find(type);
@@ -233,6 +243,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial) {
       return absl::OkStatus();
     }
     case RunOutcome::Kind::kFailed: {
+      *restart = outcome.restart_worker;
       v1::FailTrialRequest fail;
       fail.set_lease_id(trial.lease_id());
       fail.set_retryable(outcome.retryable);

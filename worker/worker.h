@@ -48,8 +48,10 @@ class Worker {
   Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners);
   ~Worker();
 
-  // Runs until Stop(), max_trials or (exit_when_idle) an idle poll. Fails only when the coordinator
-  // stays unreachable past the client's retry window.
+  // Runs until Stop(), max_trials or (exit_when_idle) an idle poll. Fails when the coordinator
+  // stays unreachable past the client's retry window, or (UNAVAILABLE) after reporting a trial
+  // whose failure left the device unusable (a sticky CUDA error): the process should then exit and
+  // be started again.
   absl::Status Run();
   void Stop();
 
@@ -59,7 +61,9 @@ class Worker {
  private:
   class Session;
   absl::Status Register();
-  absl::Status RunTrial(const v1::TrialSpec& trial);
+  // Runs one leased trial and tells the coordinator how it ended; *restart is set when the runner
+  // says this process cannot run another trial.
+  absl::Status RunTrial(const v1::TrialSpec& trial, bool* restart);
 
   WorkerOptions options_;
   std::map<v1::RunnerType, std::unique_ptr<Runner>> runners_;

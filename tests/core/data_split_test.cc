@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
+#include "testing/subprocess.h"
 #include "testing/testing.h"
 
 namespace hpsearch::core {
@@ -138,6 +142,46 @@ TEST_CASE("Stratified split keeps one training example of every class", "[core][
   // Not stratified, the same request is allowed.
   REQUIRE(SplitTrainValidation(labels, 4, 0.9, false, 11).validation.size() == 18);
   REQUIRE_THROWS_AS(SplitTrainValidation({0, 5}, 2, 0.5, true, 1), Error);
+}
+
+}  // namespace
+}  // namespace hpsearch::core
+
+namespace hpsearch::core {
+namespace {
+
+// bench/peer/tfidf_logreg_baseline.py re-implements the split (and the label order) in Python so
+// that its baseline trains and tests on exactly a study's texts; it must agree with this code.
+TEST_CASE("The TF-IDF baseline's Python split equals the core's, stratified or not",
+          "[core][split][peer]") {
+  if (!std::filesystem::exists("/usr/bin/python3")) testing::Skip("no /usr/bin/python3");
+  testing::TempDir dir;
+  const LabelledDataset banking = LoadBanking77Train();
+  for (bool stratify : {false, true}) {
+    INFO("stratify " << stratify);
+    const std::string study = (dir / "study.yaml").string();
+    std::ofstream(study) << "name: peer\nseed: 7\ndata:\n  train_file: "
+                         << (testing::SourceDir() / "data/banking77/train.csv").string()
+                         << "\n  label_column: category\n  validation_fraction: 0.2\n"
+                         << "  stratify: " << (stratify ? "true" : "false") << "\n";
+    const std::string dump = (dir / "split.json").string();
+    testing::ProcessResult run = testing::RunProcess(
+        {"/usr/bin/python3",
+         (testing::SourceDir() / "bench/peer/tfidf_logreg_baseline.py").string(), study,
+         "--dump-split", dump});
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    std::ifstream in(dump);
+    const nlohmann::json python = nlohmann::json::parse(in);
+    DataOptions options;
+    options.validation_fraction = 0.2;
+    options.stratify_split = stratify;
+    options.split_seed = 7;
+    const DataSplit split = SplitTrainValidation(banking, options);
+    CHECK(python["labels"].get<std::vector<std::string>>() == banking.labels.names());
+    CHECK(python["train"].get<std::vector<int64_t>>() == split.train);
+    CHECK(python["validation"].get<std::vector<int64_t>>() == split.validation);
+  }
 }
 
 }  // namespace

@@ -64,11 +64,17 @@ class Cluster {
   }
   int port() const { return port_; }
 
-  ChildProcess& StartWorker(const std::string& name) {
-    worker_processes_.push_back(std::make_unique<ChildProcess>(
-        std::vector<std::string>{(BinDir() / "hpsearch-worker").string(), "--coordinator", address_,
-                                 "--name", name, "--acquire-wait", "1"},
-        (dir_ / ("worker-" + name)).string()));
+  // Starts a worker named `name`; `wrapper` (e.g. a shell that sets a ulimit and execs "$@")
+  // goes in front of the worker's argv.
+  ChildProcess& StartWorker(const std::string& name, const std::vector<std::string>& wrapper = {}) {
+    std::vector<std::string> argv = wrapper;
+    for (const std::string& arg :
+         {(BinDir() / "hpsearch-worker").string(), std::string("--coordinator"), address_,
+          std::string("--name"), name, std::string("--acquire-wait"), std::string("1")}) {
+      argv.push_back(arg);
+    }
+    worker_processes_.push_back(
+        std::make_unique<ChildProcess>(argv, (dir_ / ("worker-" + name)).string()));
     return *worker_processes_.back();
   }
   std::vector<std::unique_ptr<ChildProcess>>& worker_processes() { return worker_processes_; }

@@ -1,0 +1,159 @@
+// A small, dependency-free SVG chart writer for the study report: one plot area with an x axis, a
+// left y axis and an optional right (secondary) y axis, each linear, logarithmic or (x only)
+// categorical; series drawn as lines and/or markers; a legend; text escaped. Output is a function
+// of the input only (fixed number formatting, no clock, no randomness), so a report written twice
+// is byte-identical.
+//
+// Data that cannot be drawn is left out, never drawn wrong: a point with a NaN or infinite
+// coordinate, or a non-positive one on a log axis, is skipped (a line breaks there). A plot with
+// nothing to draw still renders its frame and says so (PlotOptions::empty_message).
+//
+// Every drawn data point is a `<g class="point CLASS" transform="translate(X,Y)">` holding its
+// marker and a `<title>` tooltip; lines are `<polyline class="line CLASS">`. Tests and tools can
+// find points by that shape. On a categorical axis the points of one band are spread across it,
+// except that points with the same non-empty tooltip share a place (a marker drawn over another).
+//
+// Ownership: a Plot owns copies of its series. Thread-safety: a value type; distinct Plots may be
+// used from different threads.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace hpsearch::server::svg {
+
+// Escapes & < > " ' for XML text and attribute values.
+std::string Escape(std::string_view text);
+
+// "Nice" tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi] with about `target`
+// ticks. With `extend`, the first and last ticks enclose [lo, hi] (the axis grows to them);
+// otherwise every tick lies inside [lo, hi]. REQUIRES: lo and hi finite, target >= 2.
+struct Ticks {
+  double lo = 0;  // the axis domain the ticks were made for
+  double hi = 1;
+  double step = 0.1;
+  std::vector<double> values;
+};
+Ticks LinearTicks(double lo, double hi, int target, bool extend);
+
+// Ticks of a log axis over [lo, hi]: the values 1, 2 and 5 times a power of ten inside it, or every
+// 1..9 multiple when that gives fewer than three. REQUIRES: 0 < lo < hi, both finite.
+std::vector<double> LogTicks(double lo, double hi);
+
+// A tick label: fixed decimals matching `step` on linear axes ("0.25" for step 0.05), %g-style for
+// log axes and for very large or small values ("1e-05").
+std::string FormatTick(double value, double step, bool log);
+
+enum class Scale {
+  kLinear,
+  kLog,          // REQUIRES positive data; others are skipped
+  kCategorical,  // x only: value i is category i, drawn as a band; points in a band spread out
+};
+
+struct AxisOptions {
+  std::string label;
+  Scale scale = Scale::kLinear;
+  // Fixed domain ends; unset ends come from the data (linear: widened to nice ticks; log: padded by
+  // 5% of the range in log space).
+  std::optional<double> min;
+  std::optional<double> max;
+  // Scale::kCategorical: the band labels; a point's coordinate is the band index.
+  std::vector<std::string> categories;
+  // Linear only: whole-number ticks (trial numbers, epochs), never 0.5 steps.
+  bool integer_ticks = false;
+};
+
+enum class Marker { kNone, kCircle, kSquare, kTriangle, kCross, kDiamond };
+enum class Line { kNone, kSolid, kDashed, kDotted };
+
+struct Point {
+  Point() = default;
+  Point(double x_value, double y_value, std::string tooltip = "")
+      : x(x_value), y(y_value), title(std::move(tooltip)) {}
+  double x = 0;
+  double y = 0;
+  std::string title;  // tooltip; empty: "x, y"
+};
+
+struct Series {
+  std::string name;  // legend entry; empty keeps it out of the legend
+  std::string color = "#1f77b4";
+  std::vector<Point> points;  // drawn in this order
+  Line line = Line::kSolid;
+  bool step = false;  // draw the line as steps: horizontal to the next x, then vertical
+  Marker marker = Marker::kCircle;
+  bool hollow = false;       // marker outline only
+  bool secondary_y = false;  // against the right axis (PlotOptions::y2 must be set)
+  // Ignore y and draw the points just above the x axis: values that exist on x but have no y (a
+  // failed trial in a plot of objective values). Pinned points do not widen the y domain.
+  bool pin_bottom = false;
+  std::string css_class;  // added to the class of the series' points and lines
+};
+
+struct PlotOptions {
+  int width = 640;
+  int height = 400;
+  std::string title;
+  AxisOptions x;
+  AxisOptions y;
+  std::optional<AxisOptions> y2;  // a right-hand axis for series with secondary_y
+  std::string empty_message = "no data to plot";
+  // Pixels around the plot area. The legend (when a series has a name) takes extra room at the
+  // right; the secondary axis takes margin_y2 there.
+  int margin_left = 64;
+  int margin_right = 20;
+  int margin_top = 36;
+  int margin_bottom = 48;
+  int margin_y2 = 56;
+  int target_ticks = 6;
+};
+
+// The plot area in pixels, as Render() lays it out.
+struct Frame {
+  double left = 0;
+  double top = 0;
+  double width = 0;
+  double height = 0;
+};
+
+class Plot {
+ public:
+  explicit Plot(PlotOptions options) : options_(std::move(options)) {}
+  void Add(Series series) { series_.push_back(std::move(series)); }
+
+  // The whole SVG document.
+  std::string Render() const;
+
+  // Geometry of Render(): the plot area and where a data value lands (nullopt when it is not
+  // drawable on that axis). For tests and for callers that annotate.
+  Frame PlotFrame() const;
+  std::optional<double> XPixel(double x) const;
+  std::optional<double> YPixel(double y, bool secondary = false) const;
+
+ private:
+  struct Axis {
+    Scale scale = Scale::kLinear;
+    double lo = 0;
+    double hi = 1;
+    std::vector<double> ticks;
+    double step = 0.1;
+  };
+  Axis ResolveAxis(const AxisOptions& options, int which) const;  // which: 0 x, 1 y, 2 y2
+  // The pixel of v on `axis` (horizontal or vertical), or nullopt when v is not finite, not
+  // positive on a log axis, or outside the domain.
+  std::optional<double> Map(const Axis& axis, double v, bool vertical) const;
+  static bool InDomain(const Axis& axis, double v);
+  double LegendWidth() const;
+  bool HasData() const;
+
+  PlotOptions options_;
+  std::vector<Series> series_;
+};
+
+// Ten distinct colours (matplotlib's tab10), cycled by index.
+const std::string& PaletteColor(int index);
+
+}  // namespace hpsearch::server::svg
