@@ -45,3 +45,5 @@ echo "== hpsearch-core predict on three new texts:"
   ${max_length:+--max-length "$max_length"} | sed 's/, *"probabilities":\[[^]]*\]//'
 echo "== report: $work/report/report.md   adapter: $work/adapter/README.md"
 echo "   results: sqlite3 $work/results.db 'SELECT * FROM trial_summary'"
+echo "   a classical baseline on the same splits (TF-IDF + logistic regression, a few minutes):"
+echo "     /usr/bin/python3 bench/peer/tfidf_logreg_baseline.py ${study#$root/}"

@@ -7,23 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "server/study_report.h"
+#include "server/report_format.h"
 
 namespace hpsearch::server {
 namespace {
-
-std::string ParamText(const v1::ParamValue& value) {
-  switch (value.kind_case()) {
-    case v1::ParamValue::kDoubleValue:
-      return absl::StrFormat("%.6g", value.double_value());
-    case v1::ParamValue::kIntValue:
-      return std::to_string(value.int_value());
-    case v1::ParamValue::kBoolValue:
-      return value.bool_value() ? "true" : "false";
-    default:
-      return value.string_value();
-  }
-}
 
 std::string Figure(bool has, double value) { return has ? absl::StrFormat("%.4f", value) : "—"; }
 
@@ -109,7 +96,7 @@ std::string RenderExportReadme(const ExportedArtifact& e) {
   absl::StrAppend(&out, "- **Parameters**:\n");
   for (const v1::ParamAssignment& p : trial.params()) {
     absl::StrAppend(&out, "  - ", TitleCase(p.name()), " (`", p.name(),
-                    "`): ", ParamText(p.value()), "\n");
+                    "`): ", ParamValueText(p.value()), "\n");
   }
 
   absl::StrAppend(&out, "\n## Metrics\n\n");
