@@ -68,6 +68,15 @@ int RunReport(const ReportFlags& flags) {
 
 }  // namespace
 
+int WriteStudyReport(const std::string& study, const std::string& db_path,
+                     const std::string& out_dir) {
+  ReportFlags flags;
+  flags.study = study;
+  flags.db = db_path;
+  flags.out_dir = out_dir;
+  return RunReport(flags);
+}
+
 void RegisterReportCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<ReportFlags>();
   CLI::App* cmd =

@@ -13,9 +13,7 @@
 #include "db/results_store.h"
 #include "rpc/auth_token.h"
 #include "rpc/security.h"
-#include "server/coordinator.h"
-#include "server/grpc_services.h"
-#include "server/study_validator.h"
+#include "server/coordinator_host.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -71,65 +69,38 @@ int RunServe(const ServeFlags& flags) {
   for (const std::string& warning : security->warnings) {
     std::cerr << "hpsearch serve: warning: " << warning << "\n";
   }
-  db::DatabaseOptions db_options;
-  db_options.durability = *durability;
-  db_options.exclusive_lock = true;
-  absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
-      db::ResultsStore::Open(flags.db, db_options);
-  if (!store.ok()) {
-    std::cerr << "hpsearch serve: " << store.status().message() << "\n";
+  server::CoordinatorHostOptions options;
+  options.db_path = flags.db;
+  options.durability = *durability;
+  options.coordinator.lease_ttl = absl::Seconds(flags.lease_ttl_seconds);
+  options.coordinator.heartbeat_interval = absl::Seconds(flags.heartbeat_interval_seconds);
+  options.coordinator.restart_grace = absl::Seconds(flags.restart_grace_seconds);
+  options.server.listen_address = flags.listen;
+  options.server.tick_interval = absl::Seconds(flags.tick_seconds);
+  options.server.credentials = security->credentials;
+  options.server.auth_token = security->auth_token;
+  absl::StatusOr<std::unique_ptr<server::CoordinatorHost>> host =
+      server::CoordinatorHost::Start(std::move(options));
+  if (!host.ok()) {
+    std::cerr << "hpsearch serve: " << host.status().message() << "\n";
     return kExitFailure;
   }
-  server::RealClock clock;
-  server::CoordinatorOptions options;
-  options.lease_ttl = absl::Seconds(flags.lease_ttl_seconds);
-  options.heartbeat_interval = absl::Seconds(flags.heartbeat_interval_seconds);
-  options.restart_grace = absl::Seconds(flags.restart_grace_seconds);
-  options.validate = [](v1::StudySpec* spec, std::vector<std::string>* warnings) {
-    std::vector<server::ValidationIssue> issues = server::NormalizeStudySpec(spec);
-    for (const server::ValidationIssue& issue : issues) {
-      if (issue.severity == server::ValidationIssue::Severity::kWarning) {
-        warnings->push_back(issue.field + ": " + issue.message);
-      }
-    }
-    return server::IssuesToStatus(issues);
-  };
-  absl::StatusOr<std::unique_ptr<server::Coordinator>> coordinator =
-      server::Coordinator::Create(store->get(), &clock, options);
-  if (!coordinator.ok()) {
-    std::cerr << "hpsearch serve: restoring " << flags.db << ": " << coordinator.status().message()
-              << "\n";
-    return kExitFailure;
-  }
-  server::ServerOptions server_options;
-  server_options.listen_address = flags.listen;
-  server_options.tick_interval = absl::Seconds(flags.tick_seconds);
-  server_options.credentials = security->credentials;
-  server_options.auth_token = security->auth_token;
-  absl::StatusOr<std::unique_ptr<server::CoordinatorServer>> server =
-      server::CoordinatorServer::Start(coordinator->get(), server_options);
-  if (!server.ok()) {
-    std::cerr << "hpsearch serve: " << server.status().message() << "\n";
-    return kExitFailure;
-  }
-  std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+  std::string address = flags.listen.substr(0, flags.listen.rfind(':'));
   std::string exposure =
       rpc::ExposureWarning(flags.listen, security->tls, !security->auth_token.empty());
   if (!exposure.empty()) std::cerr << "hpsearch serve: WARNING: " << exposure << std::endl;
   // Scripts and tests read this line to learn an ephemeral port.
-  std::cout << "hpsearch serve: listening on " << host << ":" << (*server)->port() << " (db "
+  std::cout << "hpsearch serve: listening on " << address << ":" << (*host)->port() << " (db "
             << flags.db << ", durability " << db::DurabilityName(*durability) << ", "
             << (security->tls ? "TLS" : "plaintext") << ", "
             << (security->auth_token.empty() ? "no auth token" : "auth token required") << ")"
             << std::endl;
-  spdlog::info("coordinator listening on {}:{}", host, (*server)->port());
+  spdlog::info("coordinator listening on {}:{}", address, (*host)->port());
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("signal {} received: shutting down", signal_number);
-  (*server)->Shutdown();
-  server->reset();
-  if (absl::Status status = (*store)->SyncAll(); !status.ok()) {
-    std::cerr << "hpsearch serve: final commit: " << status.message() << "\n";
+  if (absl::Status status = (*host)->Stop(); !status.ok()) {
+    std::cerr << "hpsearch serve: " << status.message() << "\n";
     return kExitFailure;
   }
   return kExitOk;

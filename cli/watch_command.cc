@@ -32,8 +32,17 @@ void PrintTable(const v1::Study& study, const std::map<int, v1::Trial>& trials, 
 
 int FollowStudy(const CoordinatorConnection& connection, const std::string& study_name,
                 bool live_table, std::ostream& out) {
+  FollowOptions options;
+  options.live_table = live_table;
+  return FollowStudy(connection, study_name, options, out);
+}
+
+int FollowStudy(const CoordinatorConnection& connection, const std::string& study_name,
+                const FollowOptions& options, std::ostream& out) {
+  const bool live_table = options.live_table;
   auto* stub = connection.studies();
-  grpc::ClientContext context;
+  grpc::ClientContext own_context;
+  grpc::ClientContext& context = options.context != nullptr ? *options.context : own_context;
   v1::WatchStudyRequest request;
   request.set_study(study_name);
   std::unique_ptr<grpc::ClientReader<v1::StudyEvent>> reader = stub->WatchStudy(&context, request);
@@ -78,10 +87,14 @@ int FollowStudy(const CoordinatorConnection& connection, const std::string& stud
     if (live_table) {
       out << "\033[H\033[2J";
       PrintTable(study, trials, out);
+      if (options.footer) out << options.footer();
     }
     out.flush();
   }
   grpc::Status status = reader->Finish();
+  if (status.error_code() == grpc::StatusCode::CANCELLED && options.context != nullptr) {
+    return kExitFailure;  // the caller stopped following
+  }
   if (!status.ok()) return connection.ReportFailure("watch", status);
   if (!live_table) PrintTable(study, trials, out);
   return study.state() == v1::STUDY_STATE_COMPLETE ? kExitOk : kExitFailure;

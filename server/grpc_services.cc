@@ -310,8 +310,9 @@ CoordinatorServer::CoordinatorServer(Coordinator* coordinator, const ServerOptio
       options_(options),
       auth_(options.auth_token),
       long_poll_(coordinator),
-      study_service_(coordinator, &auth_),
-      worker_service_(coordinator, &long_poll_, options.max_acquire_wait, &auth_) {}
+      artifacts_(coordinator, coordinator->database_path(), options.artifacts),
+      study_service_(coordinator, &artifacts_, &auth_),
+      worker_service_(coordinator, &long_poll_, options.max_acquire_wait, &artifacts_, &auth_) {}
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     Coordinator* coordinator, const ServerOptions& options) {

@@ -23,6 +23,7 @@
 #include "hpsearch/v1/service.grpc.pb.h"
 #include "rpc/auth_token.h"
 #include "server/acquire_long_poll.h"
+#include "server/artifact_service.h"
 #include "server/coordinator.h"
 
 namespace hpsearch::server {
@@ -38,13 +39,15 @@ struct ServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // The token every call must carry; empty: none is required.
   std::string auth_token;
+  // Where uploaded artifacts are stored, and their limits.
+  ArtifactServiceOptions artifacts;
 };
 
 class StudyServiceImpl final : public v1::StudyService::CallbackService {
  public:
   // `auth` must outlive the service.
-  StudyServiceImpl(Coordinator* coordinator, const rpc::TokenChecker* auth)
-      : coordinator_(coordinator), auth_(auth) {}
+  StudyServiceImpl(Coordinator* coordinator, ArtifactService* artifacts, const rpc::TokenChecker* auth)
+      : coordinator_(coordinator), artifacts_(artifacts), auth_(auth) {}
 
   grpc::ServerUnaryReactor* SubmitStudy(grpc::CallbackServerContext* context,
                                         const v1::SubmitStudyRequest* request,
@@ -70,9 +73,13 @@ class StudyServiceImpl final : public v1::StudyService::CallbackService {
                                 v1::TrialSpec* response) override;
   grpc::ServerUnaryReactor* Tell(grpc::CallbackServerContext* context,
                                  const v1::TellRequest* request, v1::Trial* response) override;
+  // In server/grpc_artifact_reactors.cc.
+  grpc::ServerWriteReactor<v1::ArtifactChunk>* GetArtifact(
+      grpc::CallbackServerContext* context, const v1::GetArtifactRequest* request) override;
 
  private:
   Coordinator* const coordinator_;
+  ArtifactService* const artifacts_;
   const rpc::TokenChecker* const auth_;
 };
 
@@ -80,10 +87,12 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
   // `long_poll` and `auth` must outlive the service.
   WorkerServiceImpl(Coordinator* coordinator, AcquireLongPoll* long_poll,
-                    absl::Duration max_acquire_wait, const rpc::TokenChecker* auth)
+                    absl::Duration max_acquire_wait, ArtifactService* artifacts,
+                    const rpc::TokenChecker* auth)
       : coordinator_(coordinator),
         long_poll_(long_poll),
         max_acquire_wait_(max_acquire_wait),
+        artifacts_(artifacts),
         auth_(auth) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
@@ -107,11 +116,18 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   grpc::ServerUnaryReactor* FailTrial(grpc::CallbackServerContext* context,
                                       const v1::FailTrialRequest* request,
                                       v1::FailTrialResponse* response) override;
+  // In server/grpc_artifact_reactors.cc.
+  grpc::ServerReadReactor<v1::ArtifactChunk>* UploadArtifact(
+      grpc::CallbackServerContext* context, v1::UploadArtifactResponse* response) override;
+  grpc::ServerUnaryReactor* ReportEvent(grpc::CallbackServerContext* context,
+                                        const v1::ReportEventRequest* request,
+                                        v1::ReportEventResponse* response) override;
 
  private:
   Coordinator* const coordinator_;
   AcquireLongPoll* const long_poll_;
   const absl::Duration max_acquire_wait_;
+  ArtifactService* const artifacts_;
   const rpc::TokenChecker* const auth_;
 };
 
@@ -136,6 +152,7 @@ class CoordinatorServer {
   const ServerOptions options_;
   const rpc::TokenChecker auth_;
   AcquireLongPoll long_poll_;
+  ArtifactService artifacts_;
   StudyServiceImpl study_service_;
   WorkerServiceImpl worker_service_;
   std::unique_ptr<grpc::Server> server_;

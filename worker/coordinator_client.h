@@ -56,6 +56,13 @@ class CoordinatorClient {
   absl::StatusOr<v1::ReportResultResponse> ReportResult(const v1::ReportResultRequest& request);
   absl::StatusOr<v1::CompleteTrialResponse> CompleteTrial(const v1::CompleteTrialRequest& request);
   absl::StatusOr<v1::FailTrialResponse> FailTrial(const v1::FailTrialRequest& request);
+  absl::StatusOr<v1::ReportEventResponse> ReportEvent(const v1::ReportEventRequest& request);
+  // Uploads every file under `dir` as the artifact of the trial `lease_id` (held by `worker_id`)
+  // holds (chunked, each file's sha256 in its last chunk). A transient failure re-sends the whole
+  // stream; the coordinator treats a repeat of a stored upload as a duplicate.
+  absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(const std::string& lease_id,
+                                                            const std::string& worker_id,
+                                                            const std::string& dir);
 
  private:
   template <typename Request, typename Response, typename Method>

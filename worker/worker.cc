@@ -80,6 +80,36 @@ class Worker::Session : public TrialReporter {
     spdlog::info("trial {} | {}", trial_.trial_number(), line);
   }
 
+  void Note(const std::string& kind, const std::string& message) override {
+    spdlog::info("{}: {}", Ids(trial_), message);
+    v1::ReportEventRequest request;
+    request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
+    request.set_kind(kind);
+    request.set_message(message);
+    if (absl::Status status = worker_->client_.ReportEvent(request).status(); !status.ok()) {
+      spdlog::warn("{}: could not record the {} event: {}", Ids(trial_), kind,
+                   std::string(status.message()));
+    }
+  }
+
+  // Uploads the completed trial's artifact while the heartbeat still keeps the lease alive. A
+  // failure is logged and recorded; the trial still completes with its figures.
+  void UploadArtifact(const std::string& dir) {
+    absl::Time start = absl::Now();
+    absl::StatusOr<v1::UploadArtifactResponse> uploaded =
+        worker_->client_.UploadArtifact(trial_.lease_id(), worker_->worker_id_, dir);
+    if (!uploaded.ok()) {
+      Note("artifact_upload_failed",
+           absl::StrCat("could not upload ", dir, ": ", uploaded.status().message()));
+      return;
+    }
+    spdlog::info("{}: uploaded {} ({} files, {} bytes{}) in {:.1f} s", Ids(trial_), dir,
+                 uploaded->files(), uploaded->bytes(),
+                 uploaded->duplicate() ? ", already stored" : "",
+                 absl::ToDoubleSeconds(absl::Now() - start));
+  }
+
  private:
   void HeartbeatLoop() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -199,6 +229,9 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
   {
     Session session(this, trial);
     outcome = runner->second->Run(trial, &session);
+    if (outcome.kind == RunOutcome::Kind::kComplete && !outcome.artifact_dir.empty()) {
+      session.UploadArtifact(outcome.artifact_dir);
+    }
   }
   double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   switch (outcome.kind) {
@@ -230,9 +263,22 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
                    v1::TrialState_Name(response->state()), fail.error());
       return absl::OkStatus();
     }
-    case RunOutcome::Kind::kStopped:
-      spdlog::warn("{}: stopped after {:.1f} s: {}", Ids(trial), seconds, outcome.error);
+    case RunOutcome::Kind::kStopped: {
+      if (outcome.stop_reason != StopReason::kShutdown) {
+        spdlog::warn("{}: stopped after {:.1f} s: {}", Ids(trial), seconds, outcome.error);
+        return absl::OkStatus();
+      }
+      // This worker is exiting: hand the trial back at once rather than let its lease expire.
+      v1::FailTrialRequest fail;
+      fail.set_lease_id(trial.lease_id());
+      fail.set_retryable(true);
+      fail.set_error(absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped"));
+      absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);
+      if (!response.ok()) return response.status();
+      spdlog::warn("{}: stopped after {:.1f} s for shutdown; handed back ({})", Ids(trial), seconds,
+                   v1::TrialState_Name(response->state()));
       return absl::OkStatus();
+    }
   }
   return absl::OkStatus();
 }

@@ -4,6 +4,9 @@
 // through coordinator restarts; a restarted coordinator that no longer knows the worker gets it
 // re-registered under its id.
 //
+// A completed trial's artifact (RunOutcome::artifact_dir) is uploaded before CompleteTrial, under
+// the still-live lease.
+//
 // Stop() (SIGTERM) ends the loop: a running trial is stopped and failed as retryable, so another
 // worker re-runs it at once instead of waiting for the lease to expire.
 //

@@ -1,6 +1,7 @@
 // The design card's arrows, checked on the real tree and the real build: core/ and kernels/ never
-// reach service libraries, server/ and db/ never reach LibTorch, and the core-only configuration
-// links LibTorch and header-only libraries alone.
+// reach service libraries, server/, db/, transfer/ and cli/ never reach LibTorch, and the core-only
+// configuration links LibTorch and header-only libraries alone. (The `hpsearch` program, cli/,
+// starts workers and never trains in-process.)
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -53,9 +54,10 @@ TEST_CASE("core/ and kernels/ include no service library", "[build][architecture
   REQUIRE(hits.empty());
 }
 
-TEST_CASE("server/, db/ and proto/ include neither LibTorch nor core/", "[build][architecture]") {
+TEST_CASE("server/, db/, proto/, transfer/ and cli/ include neither LibTorch nor core/",
+          "[build][architecture]") {
   const std::regex torch(R"([<"](torch/|ATen/|c10/|core/|kernels/|worker/))");
-  auto hits = ForbiddenIncludes({"server", "db", "proto"}, torch);
+  auto hits = ForbiddenIncludes({"server", "db", "proto", "transfer", "cli"}, torch);
   INFO(Join(hits));
   REQUIRE(hits.empty());
 }
