@@ -140,7 +140,8 @@ absl::StatusOr<v1::UploadArtifactResponse> ArtifactService::Commit(Upload* uploa
   for (const transfer::ArtifactFile& file : *files) {
     record.files.push_back({file.name, file.bytes, file.sha256});
   }
-  if (absl::Status status = coordinator_->RecordArtifact(lease_id, upload->holder_, record); !status.ok()) {
+  if (absl::Status status = coordinator_->RecordArtifact(lease_id, upload->holder_, record);
+      !status.ok()) {
     fs::remove_all(dest, error);  // not recorded: never visible
     return status;
   }

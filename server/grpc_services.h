@@ -46,7 +46,8 @@ struct ServerOptions {
 class StudyServiceImpl final : public v1::StudyService::CallbackService {
  public:
   // `auth` must outlive the service.
-  StudyServiceImpl(Coordinator* coordinator, ArtifactService* artifacts, const rpc::TokenChecker* auth)
+  StudyServiceImpl(Coordinator* coordinator, ArtifactService* artifacts,
+                   const rpc::TokenChecker* auth)
       : coordinator_(coordinator), artifacts_(artifacts), auth_(auth) {}
 
   grpc::ServerUnaryReactor* SubmitStudy(grpc::CallbackServerContext* context,

@@ -271,6 +271,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
       // This worker is exiting: hand the trial back at once rather than let its lease expire.
       v1::FailTrialRequest fail;
       fail.set_lease_id(trial.lease_id());
+      fail.set_worker_id(worker_id_);
       fail.set_retryable(true);
       fail.set_error(absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped"));
       absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);

@@ -142,7 +142,7 @@ TEST_CASE("Checkpoint after epoch 1 then resume equals an uninterrupted run", "[
   REQUIRE(resumed.total_flos == uninterrupted.total_flos);
 }
 
-TEST_CASE("A resumed run replays its restored epochs; another run's checkpoint is not resumed",
+TEST_CASE("A resumed run replays its restored epochs, and another run's checkpoint is not resumed",
           "[core][trainer]") {
   const TokenizedDataset train = ToyDataset(48, 1), validation = ToyDataset(16, 2);
   TrainResult uninterrupted = Trainer(ToyModel(), ToyOptions()).Train(train, &validation);

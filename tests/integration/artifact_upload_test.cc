@@ -163,6 +163,7 @@ TEST_CASE("Artifact uploads over gRPC: faults are refused precisely, a good one 
   grpc::ClientContext complete_context;
   v1::CompleteTrialRequest complete;
   complete.set_lease_id(lease);
+  complete.set_worker_id(registered.worker_id());
   v1::CompleteTrialResponse completed;
   REQUIRE(cluster.workers->CompleteTrial(&complete_context, complete, &completed).ok());
   Uploaded stale = Upload(cluster, good);

@@ -22,6 +22,7 @@ struct Fixture {
   std::unique_ptr<ArtifactService> artifacts;
   std::string study_id;
   v1::TrialSpec trial;
+  std::string worker_id;  // the holder of trial's lease
 
   Fixture() {
     db::DatabaseOptions db_options;
@@ -54,7 +55,8 @@ struct Fixture {
     reg.mutable_info()->set_name("w");
     auto worker = coordinator->Register(reg);
     REQUIRE(worker.ok());
-    auto acquired = coordinator->TryAcquire(worker->worker_id());
+    worker_id = worker->worker_id();
+    auto acquired = coordinator->TryAcquire(worker_id);
     REQUIRE(acquired.ok());
     REQUIRE(acquired->has_value());
     trial = **acquired;
@@ -80,6 +82,7 @@ struct Fixture {
       chunks.push_back(**next);
     }
     chunks[0].set_lease_id(trial.lease_id());
+    chunks[0].set_worker_id(worker_id);
     return chunks;
   }
 
@@ -105,11 +108,13 @@ struct Fixture {
   void CompleteTrial() {
     v1::ReportEpochRequest epoch;
     epoch.set_lease_id(trial.lease_id());
+    epoch.set_worker_id(worker_id);
     epoch.mutable_metrics()->set_epoch(1);
     epoch.mutable_metrics()->set_val_accuracy(0.5);
     REQUIRE(coordinator->ReportEpoch(epoch).ok());
     v1::CompleteTrialRequest complete;
     complete.set_lease_id(trial.lease_id());
+    complete.set_worker_id(worker_id);
     REQUIRE(coordinator->CompleteTrial(complete).ok());
   }
 };
@@ -183,6 +188,11 @@ TEST_CASE("A damaged, truncated or stale upload fails precisely and leaves nothi
     f.CompleteTrial();
     status = f.artifacts->Commit(upload->get()).status();
     CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
+  }
+  SECTION("another worker's lease") {
+    chunks[0].set_worker_id("w-not-the-holder");
+    status = f.Upload(chunks).status();
+    CHECK(status.code() == absl::StatusCode::kPermissionDenied);
   }
   SECTION("no lease at all") {
     chunks[0].clear_lease_id();
