@@ -1,6 +1,8 @@
 #include "server/pruner.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/asha_pruner.h"
+#include "server/percentile_pruner.h"
 
 namespace hpsearch::server {
 
@@ -9,10 +11,15 @@ absl::StatusOr<std::unique_ptr<Pruner>> MakePruner(const v1::StudySpec& spec) {
     case v1::PRUNER_TYPE_UNSPECIFIED:
     case v1::PRUNER_TYPE_NONE:
       return std::unique_ptr<Pruner>(new NoPruner());
+    case v1::PRUNER_TYPE_MEDIAN:
+    case v1::PRUNER_TYPE_PERCENTILE:
+      return std::unique_ptr<Pruner>(new PercentilePruner());
+    case v1::PRUNER_TYPE_ASHA:
+      return std::unique_ptr<Pruner>(new AshaPruner());
     default:
-      return absl::UnimplementedError(absl::StrCat("pruner.type ",
-                                                   v1::PrunerType_Name(spec.pruner().type()),
-                                                   " is not available in this build: use none"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("pruner.type ", spec.pruner().type(),
+                       " is unknown: use none, median, percentile or asha"));
   }
 }
 

@@ -30,7 +30,7 @@ class NoPruner : public Pruner {
   bool ShouldPrune(const PruneRequest&) override { return false; }
 };
 
-// The pruner a normalised spec asks for. UNIMPLEMENTED for types this build does not ship yet.
+// The pruner a normalised spec asks for; INVALID_ARGUMENT for an unknown type.
 absl::StatusOr<std::unique_ptr<Pruner>> MakePruner(const v1::StudySpec& spec);
 
 }  // namespace hpsearch::server

@@ -40,7 +40,7 @@ class Sampler {
 // The per-trial sampling seed: a SplitMix64 hash of the study seed and the trial number.
 uint64_t SamplingSeed(uint64_t study_seed, int trial_number);
 
-// The sampler a normalised spec asks for. UNIMPLEMENTED for types this build does not ship yet.
+// The sampler a normalised spec asks for; INVALID_ARGUMENT for an unknown type.
 absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(const v1::StudySpec& spec);
 
 }  // namespace hpsearch::server

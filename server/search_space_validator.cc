@@ -1,4 +1,5 @@
-// Validation of the search space and of what reads it: sampler, pruner and enqueued trials.
+// Validation of the search space and of the enqueued trials (sampler and pruner options:
+// sampler_pruner_validator.cc).
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -208,26 +209,6 @@ void CheckKnownRange(const std::string& path, const v1::ParameterSpec& p,
   }
 }
 
-// Number of points a grid sampler enumerates for one parameter, or 0 when it cannot.
-double GridPoints(const v1::ParameterSpec& p) {
-  switch (p.distribution_case()) {
-    case v1::ParameterSpec::kFloatRange:
-      if (!p.float_range().has_step() || !(p.float_range().step() > 0)) return 0;
-      return std::floor((p.float_range().high() - p.float_range().low()) / p.float_range().step() +
-                        1e-9) +
-             1;
-    case v1::ParameterSpec::kIntRange:
-      if (p.int_range().step() < 1) return 0;
-      return static_cast<double>(
-          (p.int_range().high() - p.int_range().low()) / p.int_range().step() + 1);
-    case v1::ParameterSpec::kCategorical:
-      return p.categorical().choices_size();
-    case v1::ParameterSpec::DISTRIBUTION_NOT_SET:
-      break;
-  }
-  return 0;
-}
-
 bool ValueInDistribution(const v1::ParameterSpec& p, const v1::ParamValue& v, std::string* why) {
   switch (p.distribution_case()) {
     case v1::ParameterSpec::kFloatRange: {
@@ -310,126 +291,6 @@ void ValidateSearchSpace(v1::StudySpec* spec, ValidationContext* ctx) {
         continue;
       }
       CheckKnownRange(path, p, it->second, ctx);
-    }
-  }
-}
-
-void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
-  v1::SamplerSpec* s = spec->mutable_sampler();
-  if (s->type() == v1::SAMPLER_TYPE_UNSPECIFIED) s->set_type(v1::SAMPLER_TYPE_RANDOM);
-  const bool tpe = s->type() == v1::SAMPLER_TYPE_TPE;
-  const bool sobol = s->type() == v1::SAMPLER_TYPE_SOBOL;
-  const std::string type_name = s->type() == v1::SAMPLER_TYPE_RANDOM ? "random"
-                                : tpe                                ? "tpe"
-                                : sobol                              ? "sobol"
-                                                                     : "grid";
-  // Options that belong to another sampler type are errors, so a typo in `type` is not silently
-  // ignored.
-  const auto* reflection = s->GetReflection();
-  for (const char* option :
-       {"n_startup_trials", "n_ei_candidates", "gamma", "gamma_max", "prior_weight", "multivariate",
-        "consider_endpoints", "constant_liar", "scramble"}) {
-    const auto* field = s->GetDescriptor()->FindFieldByName(option);
-    bool allowed = std::string(option) == "scramble" ? sobol : tpe;
-    if (!allowed && reflection->HasField(*s, field)) {
-      ctx->Error(std::string("sampler.") + option,
-                 "is not an option of the " + type_name + " sampler" +
-                     (std::string(option) == "scramble" ? " (it belongs to sobol)"
-                                                        : " (it belongs to tpe)"));
-    }
-  }
-  if (tpe) {
-    if (!s->has_n_startup_trials()) s->set_n_startup_trials(10);
-    if (!s->has_n_ei_candidates()) s->set_n_ei_candidates(24);
-    if (!s->has_gamma()) s->set_gamma(0.1);
-    if (!s->has_gamma_max()) s->set_gamma_max(25);
-    if (!s->has_prior_weight()) s->set_prior_weight(1.0);
-    if (!s->has_multivariate()) s->set_multivariate(false);
-    if (!s->has_consider_endpoints()) s->set_consider_endpoints(false);
-    if (!s->has_constant_liar()) s->set_constant_liar(true);
-    if (s->n_startup_trials() < 0) ctx->Error("sampler.n_startup_trials", "must be 0 or more");
-    if (s->n_ei_candidates() < 1) ctx->Error("sampler.n_ei_candidates", "must be at least 1");
-    if (!(s->gamma() > 0 && s->gamma() <= 1))
-      ctx->Error("sampler.gamma", "must be in (0, 1], e.g. 0.1");
-    if (s->gamma_max() < 1) ctx->Error("sampler.gamma_max", "must be at least 1");
-    if (!(s->prior_weight() > 0)) ctx->Error("sampler.prior_weight", "must be above 0");
-  }
-  if (sobol && !s->has_scramble()) s->set_scramble(true);
-  if (spec->search_space_size() == 0 && spec->enqueue_size() == 0) {
-    ctx->Warning("search_space", "is empty: every trial trains the same fixed configuration");
-  }
-  if (s->type() == v1::SAMPLER_TYPE_GRID) {
-    double points = 1;
-    for (const v1::ParameterSpec& p : spec->search_space()) {
-      if (p.has_float_range() && !p.float_range().has_step()) {
-        ctx->Error("search_space." + p.name() + ".step",
-                   "the grid sampler needs a step for float parameters (or use choices)");
-        points = 0;
-      }
-      points *= GridPoints(p);
-    }
-    if (points > 0 && spec->budget().has_n_trials() && spec->budget().n_trials() > points) {
-      ctx->Warning("budget.n_trials",
-                   absl::StrCat("the grid has ", FormatNumber(points),
-                                " points; the study ends when they are all tried"));
-    }
-  }
-}
-
-void ValidatePruner(v1::StudySpec* spec, ValidationContext* ctx) {
-  v1::PrunerSpec* p = spec->mutable_pruner();
-  if (p->type() == v1::PRUNER_TYPE_UNSPECIFIED) p->set_type(v1::PRUNER_TYPE_NONE);
-  const bool curve = p->type() == v1::PRUNER_TYPE_MEDIAN || p->type() == v1::PRUNER_TYPE_PERCENTILE;
-  const bool asha = p->type() == v1::PRUNER_TYPE_ASHA;
-  const std::string type_name = p->type() == v1::PRUNER_TYPE_NONE     ? "none"
-                                : p->type() == v1::PRUNER_TYPE_MEDIAN ? "median"
-                                : asha                                ? "asha"
-                                                                      : "percentile";
-  const auto* reflection = p->GetReflection();
-  for (const char* option :
-       {"n_startup_trials", "n_warmup_epochs", "interval_epochs", "n_min_trials", "percentile",
-        "min_resource", "reduction_factor", "min_early_stopping_rate"}) {
-    const std::string name = option;
-    bool allowed = name == "percentile" ? p->type() == v1::PRUNER_TYPE_PERCENTILE
-                   : (name == "min_resource" || name == "reduction_factor" ||
-                      name == "min_early_stopping_rate")
-                       ? asha
-                       : curve;
-    if (!allowed && reflection->HasField(*p, p->GetDescriptor()->FindFieldByName(option))) {
-      ctx->Error("pruner." + name, "is not an option of the " + type_name + " pruner");
-    }
-  }
-  if (curve) {
-    if (!p->has_n_startup_trials()) p->set_n_startup_trials(5);
-    if (!p->has_n_warmup_epochs()) p->set_n_warmup_epochs(0);
-    if (!p->has_interval_epochs()) p->set_interval_epochs(1);
-    if (!p->has_n_min_trials()) p->set_n_min_trials(1);
-    if (p->n_startup_trials() < 0) ctx->Error("pruner.n_startup_trials", "must be 0 or more");
-    if (p->n_warmup_epochs() < 0) ctx->Error("pruner.n_warmup_epochs", "must be 0 or more");
-    if (p->interval_epochs() < 1) ctx->Error("pruner.interval_epochs", "must be at least 1");
-    if (p->n_min_trials() < 1) ctx->Error("pruner.n_min_trials", "must be at least 1");
-  }
-  if (p->type() == v1::PRUNER_TYPE_PERCENTILE) {
-    if (!p->has_percentile()) p->set_percentile(25.0);
-    if (!(p->percentile() > 0 && p->percentile() < 100)) {
-      ctx->Error("pruner.percentile", "must be in (0, 100), e.g. 25 keeps the top three quarters");
-    }
-  }
-  if (asha) {
-    if (!p->has_min_resource()) p->set_min_resource(1);
-    if (!p->has_reduction_factor()) p->set_reduction_factor(3);
-    if (!p->has_min_early_stopping_rate()) p->set_min_early_stopping_rate(0);
-    if (p->min_resource() < 1) ctx->Error("pruner.min_resource", "must be at least 1 epoch");
-    if (p->reduction_factor() < 2) ctx->Error("pruner.reduction_factor", "must be at least 2");
-    if (p->min_early_stopping_rate() < 0)
-      ctx->Error("pruner.min_early_stopping_rate", "must be 0 or more");
-    for (const v1::ParameterSpec& param : spec->search_space()) {
-      if (param.name() == "epochs") {
-        ctx->Error("search_space.epochs",
-                   "searching the number of epochs conflicts with the asha pruner, "
-                   "which decides how many epochs a trial gets: fix "
-                   "training.epochs or use another pruner");
-      }
     }
   }
 }

@@ -46,7 +46,8 @@ bool IsIdentifier(const std::string& name);
 // The canonical metric names that a qlora trial reports every epoch.
 const std::vector<std::string>& CanonicalEpochMetrics();
 
-// Sections of the validator (study_validator.cc, search_space_validator.cc).
+// Sections of the validator (study_validator.cc, search_space_validator.cc,
+// sampler_pruner_validator.cc).
 void ValidateSearchSpace(v1::StudySpec* spec, ValidationContext* ctx);
 void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx);
 void ValidatePruner(v1::StudySpec* spec, ValidationContext* ctx);

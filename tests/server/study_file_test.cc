@@ -222,3 +222,106 @@ TEST_CASE("Durations parse into seconds", "[server][study_file]") {
 
 }  // namespace
 }  // namespace hpsearch::server
+
+namespace hpsearch::server {
+namespace {
+
+v1::StudySpec MinimalSpec() {
+  v1::StudySpec spec;
+  spec.set_name("s");
+  spec.mutable_model()->set_path("/models/gpt2");
+  spec.mutable_data()->set_train_file("/data/train.csv");
+  spec.mutable_data()->set_test_file("/data/test.csv");
+  auto* lr = spec.add_search_space();
+  lr->set_name("learning_rate");
+  lr->mutable_float_range()->set_low(1e-5);
+  lr->mutable_float_range()->set_high(1e-3);
+  lr->mutable_float_range()->set_log(true);
+  return spec;
+}
+
+bool HasIssue(const std::vector<ValidationIssue>& issues, ValidationIssue::Severity severity,
+              const std::string& field, const std::string& fragment) {
+  for (const auto& issue : issues) {
+    if (issue.severity == severity && issue.field == field &&
+        issue.message.find(fragment) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_CASE("Sampler and pruner defaults are filled per type", "[server][validator]") {
+  v1::StudySpec sobol = MinimalSpec();
+  sobol.mutable_sampler()->set_type(v1::SAMPLER_TYPE_SOBOL);
+  sobol.mutable_pruner()->set_type(v1::PRUNER_TYPE_ASHA);
+  REQUIRE_FALSE(HasErrors(NormalizeStudySpec(&sobol, NoFileChecks())));
+  CHECK(sobol.sampler().scramble());
+  CHECK_FALSE(sobol.sampler().has_n_startup_trials());  // a tpe option stays unset
+  CHECK(sobol.pruner().min_resource() == 1);
+  CHECK(sobol.pruner().reduction_factor() == 3);
+  CHECK(sobol.pruner().min_early_stopping_rate() == 0);
+  CHECK_FALSE(sobol.pruner().has_n_warmup_epochs());
+
+  v1::StudySpec median = MinimalSpec();
+  median.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
+  median.mutable_pruner()->set_type(v1::PRUNER_TYPE_MEDIAN);
+  REQUIRE_FALSE(HasErrors(NormalizeStudySpec(&median, NoFileChecks())));
+  CHECK(median.sampler().n_startup_trials() == 10);
+  CHECK(median.sampler().gamma() == 0.1);
+  CHECK(median.sampler().gamma_max() == 25);
+  CHECK(median.sampler().prior_weight() == 1.0);
+  CHECK_FALSE(median.sampler().multivariate());
+  CHECK_FALSE(median.sampler().consider_endpoints());
+  CHECK(median.pruner().n_startup_trials() == 5);
+  CHECK(median.pruner().n_warmup_epochs() == 0);
+  CHECK(median.pruner().interval_epochs() == 1);
+  CHECK(median.pruner().n_min_trials() == 1);
+  CHECK_FALSE(median.pruner().has_percentile());
+}
+
+TEST_CASE("Sampler and pruner settings that cannot work are named", "[server][validator]") {
+  using Severity = ValidationIssue::Severity;
+  // ASHA whose first rung ends at or after the last epoch never stops anything.
+  v1::StudySpec asha = MinimalSpec();
+  asha.mutable_training()->set_epochs(3);
+  asha.mutable_pruner()->set_type(v1::PRUNER_TYPE_ASHA);
+  asha.mutable_pruner()->set_min_resource(3);
+  auto issues = NormalizeStudySpec(&asha, NoFileChecks());
+  CHECK(HasIssue(issues, Severity::kWarning, "pruner.min_resource", "asha never stops a trial"));
+
+  // A grid smaller than the budget ends early (a warning); a stepped grid is fine.
+  v1::StudySpec grid = MinimalSpec();
+  grid.mutable_sampler()->set_type(v1::SAMPLER_TYPE_GRID);
+  grid.mutable_search_space(0)->mutable_float_range()->set_log(false);
+  grid.mutable_search_space(0)->mutable_float_range()->set_step(1e-4);  // 10 points
+  grid.mutable_budget()->set_n_trials(50);
+  issues = NormalizeStudySpec(&grid, NoFileChecks());
+  CHECK_FALSE(HasErrors(issues));
+  CHECK(HasIssue(issues, Severity::kWarning, "budget.n_trials", "the grid has 10 points"));
+
+  // TPE whose start-up covers the whole budget is only random.
+  v1::StudySpec tpe = MinimalSpec();
+  tpe.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
+  tpe.mutable_budget()->set_n_trials(5);
+  issues = NormalizeStudySpec(&tpe, NoFileChecks());
+  CHECK(HasIssue(issues, Severity::kWarning, "sampler.n_startup_trials",
+                 "every trial is a random start-up trial"));
+
+  // Sobol over more parameters than it has direction numbers for.
+  v1::StudySpec wide = MinimalSpec();
+  wide.mutable_runner()->set_type(v1::RUNNER_TYPE_COMMAND);
+  wide.mutable_runner()->add_command("/bin/true");
+  wide.mutable_sampler()->set_type(v1::SAMPLER_TYPE_SOBOL);
+  for (int i = 0; i < 300; ++i) {
+    auto* p = wide.add_search_space();
+    p->set_name("p" + std::to_string(i));
+    p->mutable_int_range()->set_low(0);
+    p->mutable_int_range()->set_high(1);
+  }
+  issues = NormalizeStudySpec(&wide, NoFileChecks());
+  CHECK(HasIssue(issues, Severity::kError, "search_space", "supports at most 256"));
+}
+
+}  // namespace
+}  // namespace hpsearch::server

@@ -1,0 +1,373 @@
+#include "server/tpe_sampler.h"
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <functional>
+#include <set>
+
+#include "server/random_sampler.h"
+
+namespace hpsearch::server {
+namespace {
+
+v1::ParameterSpec* AddFloat(v1::StudySpec* spec, const std::string& name, double low, double high,
+                            bool log = false) {
+  auto* p = spec->add_search_space();
+  p->set_name(name);
+  p->mutable_float_range()->set_low(low);
+  p->mutable_float_range()->set_high(high);
+  p->mutable_float_range()->set_log(log);
+  return p;
+}
+
+v1::ParameterSpec* AddInt(v1::StudySpec* spec, const std::string& name, int64_t low, int64_t high,
+                          int64_t step = 1) {
+  auto* p = spec->add_search_space();
+  p->set_name(name);
+  p->mutable_int_range()->set_low(low);
+  p->mutable_int_range()->set_high(high);
+  p->mutable_int_range()->set_step(step);
+  return p;
+}
+
+v1::ParameterSpec* AddChoices(v1::StudySpec* spec, const std::string& name,
+                              std::vector<std::string> choices) {
+  auto* p = spec->add_search_space();
+  p->set_name(name);
+  for (const auto& c : choices) p->mutable_categorical()->add_choices()->set_string_value(c);
+  return p;
+}
+
+v1::StudySpec TpeSpec(uint64_t seed) {
+  v1::StudySpec spec;
+  spec.set_name("t");
+  spec.set_seed(seed);
+  spec.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
+  spec.mutable_objective()->set_direction(v1::DIRECTION_MINIMIZE);
+  return spec;
+}
+
+double Number(const v1::ParamValue& v) {
+  return v.kind_case() == v1::ParamValue::kIntValue ? static_cast<double>(v.int_value())
+                                                    : v.double_value();
+}
+
+std::vector<v1::ParamAssignment> Ask(Sampler* sampler, const v1::StudySpec& spec,
+                                     const TrialHistory& history, int number) {
+  SampleRequest request;
+  request.spec = &spec;
+  request.trial_number = number;
+  request.seed = SamplingSeed(spec.seed(), number);
+  request.history = &history;
+  auto params = sampler->Sample(request);
+  REQUIRE(params.ok());
+  return *params;
+}
+
+void AddTrial(TrialHistory* history, std::vector<v1::ParamAssignment> params, v1::TrialState state,
+              std::optional<double> value) {
+  HistoryTrial t;
+  t.number = static_cast<int>(history->trials.size());
+  t.state = state;
+  t.params = std::move(params);
+  t.objective_value = value;
+  history->trials.push_back(std::move(t));
+}
+
+using Objective = std::function<double(const std::vector<v1::ParamAssignment>&)>;
+
+// Runs `n` sequential trials; returns the best value.
+double Optimize(Sampler* sampler, const v1::StudySpec& spec, const Objective& f, int n,
+                TrialHistory* history) {
+  double best = HUGE_VAL;
+  for (int i = 0; i < n; ++i) {
+    auto params = Ask(sampler, spec, *history, i);
+    const double value = f(params);
+    best = std::min(best, value);
+    AddTrial(history, params, v1::TRIAL_STATE_COMPLETE, value);
+  }
+  return best;
+}
+
+std::string Key(const std::vector<v1::ParamAssignment>& params) {
+  std::string key;
+  for (const auto& p : params) key += p.value().SerializeAsString() + "|";
+  return key;
+}
+
+TEST_CASE("TPE: identical seed and history give the identical suggestion", "[server][tpe]") {
+  v1::StudySpec spec = TpeSpec(5);
+  AddFloat(&spec, "lr", 1e-5, 1e-2, true);
+  AddInt(&spec, "epochs", 1, 8);
+  AddChoices(&spec, "opt", {"adamw", "sgd"});
+  auto f = [](const std::vector<v1::ParamAssignment>& p) {
+    return std::pow(std::log10(p[0].value().double_value()) + 3.5, 2) +
+           0.1 * p[1].value().int_value() + (p[2].value().string_value() == "sgd");
+  };
+  TpeSampler sampler;
+  TrialHistory history;
+  Optimize(&sampler, spec, f, 20, &history);
+  TpeSampler other;
+  auto a = Ask(&sampler, spec, history, 20);
+  auto b = Ask(&other, spec, history, 20);
+  CHECK(Key(a) == Key(b));
+  CHECK(Key(a) != Key(Ask(&sampler, spec, history, 21)));  // another trial's seed
+  v1::StudySpec reseeded = spec;
+  reseeded.set_seed(6);
+  CHECK(Key(a) != Key(Ask(&sampler, reseeded, history, 20)));
+}
+
+TEST_CASE("TPE: start-up trials are an evenly spread scrambled Sobol design", "[server][tpe]") {
+  // The first 8 put exactly one value in each eighth of every parameter's range (independent
+  // draws would leave about a third of the eighths empty).
+  for (uint64_t seed : {1, 2, 3}) {
+    v1::StudySpec spec = TpeSpec(seed);
+    AddFloat(&spec, "x", -1, 1);
+    AddInt(&spec, "n", 0, 799);
+    AddFloat(&spec, "lr", 1e-6, 1e-2, true);
+    TpeSampler tpe;
+    TrialHistory history;
+    std::vector<int> x_slices(8, 0), n_slices(8, 0), lr_slices(8, 0);
+    for (int i = 0; i < 8; ++i) {
+      auto params = Ask(&tpe, spec, history, i);
+      ++x_slices[static_cast<int>((params[0].value().double_value() + 1) / 2 * 8)];
+      ++n_slices[params[1].value().int_value() / 100];
+      ++lr_slices[static_cast<int>((std::log10(params[2].value().double_value()) + 6) / 4 * 8)];
+      AddTrial(&history, params, v1::TRIAL_STATE_COMPLETE, Number(params[0].value()));
+    }
+    CHECK(x_slices == std::vector<int>(8, 1));
+    CHECK(n_slices == std::vector<int>(8, 1));
+    CHECK(lr_slices == std::vector<int>(8, 1));
+  }
+  // Another seed, another design.
+  v1::StudySpec a = TpeSpec(1), b = TpeSpec(2);
+  AddFloat(&a, "x", -1, 1);
+  AddFloat(&b, "x", -1, 1);
+  TpeSampler tpe;
+  TrialHistory empty;
+  CHECK(Key(Ask(&tpe, a, empty, 0)) != Key(Ask(&tpe, b, empty, 0)));
+}
+
+TEST_CASE("TPE concentrates near the optimum of a quadratic faster than random", "[server][tpe]") {
+  // Median over seeds of the best value after 60 trials, 3 parameters.
+  auto f = [](const std::vector<v1::ParamAssignment>& p) {
+    const double x = Number(p[0].value()) - 0.3, y = Number(p[1].value()) + 2,
+                 z = Number(p[2].value()) - 7;
+    return x * x + y * y + 0.01 * z * z;
+  };
+  std::vector<double> tpe_best, random_best;
+  std::vector<double> tpe_late_distance, random_late_distance;
+  for (uint64_t seed = 1; seed <= 7; ++seed) {
+    v1::StudySpec spec = TpeSpec(seed);
+    AddFloat(&spec, "x", -5, 5);
+    AddFloat(&spec, "y", -5, 5);
+    AddInt(&spec, "z", -20, 20);
+    TpeSampler tpe;
+    RandomSampler random;
+    TrialHistory th, rh;
+    tpe_best.push_back(Optimize(&tpe, spec, f, 60, &th));
+    random_best.push_back(Optimize(&random, spec, f, 60, &rh));
+    // Where the last 20 proposals went: mean objective.
+    double t = 0, r = 0;
+    for (int i = 40; i < 60; ++i) {
+      t += *th.trials[i].objective_value;
+      r += *rh.trials[i].objective_value;
+    }
+    tpe_late_distance.push_back(t / 20);
+    random_late_distance.push_back(r / 20);
+  }
+  std::sort(tpe_best.begin(), tpe_best.end());
+  std::sort(random_best.begin(), random_best.end());
+  std::sort(tpe_late_distance.begin(), tpe_late_distance.end());
+  std::sort(random_late_distance.begin(), random_late_distance.end());
+  CHECK(tpe_best[3] < 0.5 * random_best[3]);
+  CHECK(tpe_late_distance[3] < 0.25 * random_late_distance[3]);
+}
+
+TEST_CASE("TPE with constant liar gives 8 concurrent asks 8 distinct suggestions",
+          "[server][tpe]") {
+  // A small discrete space (30 points) where an unaware sampler repeats its favourite point.
+  v1::StudySpec spec = TpeSpec(3);
+  AddInt(&spec, "a", 0, 9);
+  AddChoices(&spec, "b", {"x", "y", "z"});
+  auto f = [](const std::vector<v1::ParamAssignment>& p) {
+    return std::abs(p[0].value().int_value() - 2) + (p[1].value().string_value() == "y" ? 0 : 1);
+  };
+  TpeSampler sampler;
+  TrialHistory history;
+  Optimize(&sampler, spec, f, 12, &history);
+  std::set<std::string> seen;
+  for (const auto& t : history.trials) seen.insert(Key(t.params));
+  std::set<std::string> running;
+  for (int k = 0; k < 8; ++k) {
+    auto params = Ask(&sampler, spec, history, 12 + k);
+    running.insert(Key(params));
+    CHECK_FALSE(seen.count(Key(params)));
+    AddTrial(&history, params, v1::TRIAL_STATE_RUNNING, std::nullopt);
+  }
+  CHECK(running.size() == 8);
+}
+
+TEST_CASE("TPE: running trials repel nearby continuous proposals under constant liar",
+          "[server][tpe]") {
+  // 1-d: the finished trials point at 0.5. With the lie, four running trials at 0.5 push the
+  // next proposal away from there; without it, the proposal stays close.
+  auto make = [](bool liar) {
+    v1::StudySpec spec = TpeSpec(21);
+    AddFloat(&spec, "x", 0, 1);
+    spec.mutable_sampler()->set_constant_liar(liar);
+    return spec;
+  };
+  TrialHistory history;
+  for (int i = 0; i < 20; ++i) {
+    v1::ParamAssignment a;
+    a.set_name("x");
+    const double x = (i + 0.5) / 20;
+    a.mutable_value()->set_double_value(x);
+    AddTrial(&history, {a}, v1::TRIAL_STATE_COMPLETE, std::abs(x - 0.5));
+  }
+  for (int i = 0; i < 6; ++i) {
+    v1::ParamAssignment a;
+    a.set_name("x");
+    a.mutable_value()->set_double_value(0.49 + 0.004 * i);
+    AddTrial(&history, {a}, v1::TRIAL_STATE_RUNNING, std::nullopt);
+  }
+  TpeSampler sampler;
+  double with_liar = 0, without = 0;
+  for (int k = 0; k < 20; ++k) {
+    with_liar +=
+        std::abs(Ask(&sampler, make(true), history, 26 + k)[0].value().double_value() - 0.5);
+    without +=
+        std::abs(Ask(&sampler, make(false), history, 26 + k)[0].value().double_value() - 0.5);
+  }
+  CHECK(with_liar > without);
+}
+
+TEST_CASE("TPE proposals respect log, step, int and categorical distributions", "[server][tpe]") {
+  for (bool multivariate : {false, true}) {
+    v1::StudySpec spec = TpeSpec(4);
+    spec.mutable_sampler()->set_multivariate(multivariate);
+    AddFloat(&spec, "lr", 1e-5, 1e-1, true);
+    AddFloat(&spec, "wd", 0, 0.1)->mutable_float_range()->set_step(0.02);
+    AddInt(&spec, "warmup", 0, 400, 50);
+    auto* log_int = AddInt(&spec, "r", 1, 64);
+    log_int->mutable_int_range()->set_log(true);
+    AddChoices(&spec, "opt", {"adamw", "sgd", "lion"});
+    auto f = [](const std::vector<v1::ParamAssignment>& p) {
+      return std::abs(std::log10(p[0].value().double_value()) + 3) + p[1].value().double_value() +
+             std::abs(p[2].value().int_value() - 100) / 100.0 +
+             std::abs(std::log2(static_cast<double>(p[3].value().int_value())) - 3);
+    };
+    TpeSampler sampler;
+    TrialHistory history;
+    Optimize(&sampler, spec, f, 40, &history);
+    for (const auto& t : history.trials) {
+      const double lr = t.params[0].value().double_value();
+      CHECK(lr >= 1e-5);
+      CHECK(lr <= 1e-1);
+      const double wd = t.params[1].value().double_value();
+      CHECK(std::abs(wd / 0.02 - std::round(wd / 0.02)) < 1e-9);
+      CHECK(wd <= 0.1 + 1e-12);
+      const int64_t warmup = t.params[2].value().int_value();
+      CHECK(warmup % 50 == 0);
+      CHECK(warmup >= 0);
+      CHECK(warmup <= 400);
+      const int64_t r = t.params[3].value().int_value();
+      CHECK(r >= 1);
+      CHECK(r <= 64);
+      CHECK(t.params[4].value().kind_case() == v1::ParamValue::kStringValue);
+    }
+  }
+}
+
+TEST_CASE("Multivariate TPE follows a correlated valley better than random", "[server][tpe]") {
+  auto f = [](const std::vector<v1::ParamAssignment>& p) {
+    const double x = Number(p[0].value()), y = Number(p[1].value());
+    return 100 * (y - x) * (y - x) + (x - 0.7) * (x - 0.7);
+  };
+  std::vector<double> tpe_best, random_best;
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    v1::StudySpec spec = TpeSpec(seed);
+    spec.mutable_sampler()->set_multivariate(true);
+    AddFloat(&spec, "x", -2, 2);
+    AddFloat(&spec, "y", -2, 2);
+    TpeSampler tpe;
+    RandomSampler random;
+    TrialHistory th, rh;
+    tpe_best.push_back(Optimize(&tpe, spec, f, 60, &th));
+    random_best.push_back(Optimize(&random, spec, f, 60, &rh));
+  }
+  std::sort(tpe_best.begin(), tpe_best.end());
+  std::sort(random_best.begin(), random_best.end());
+  CHECK(tpe_best[2] < random_best[2]);
+}
+
+TEST_CASE("TPE: pruned trials count, failed ones do not", "[server][tpe]") {
+  v1::StudySpec spec = TpeSpec(2);
+  AddFloat(&spec, "x", 0, 1);
+  spec.mutable_sampler()->set_n_startup_trials(3);
+  TrialHistory history;
+  auto x = [](double v) {
+    v1::ParamAssignment a;
+    a.set_name("x");
+    a.mutable_value()->set_double_value(v);
+    return std::vector<v1::ParamAssignment>{a};
+  };
+  AddTrial(&history, x(0.1), v1::TRIAL_STATE_COMPLETE, 1.0);
+  AddTrial(&history, x(0.2), v1::TRIAL_STATE_FAILED, std::nullopt);
+  AddTrial(&history, x(0.3), v1::TRIAL_STATE_FAILED, std::nullopt);
+  TpeSampler tpe;
+  TrialHistory empty;
+  // Two failures do not end the start-up: still the start-up design's point for the trial.
+  CHECK(Key(Ask(&tpe, spec, history, 3)) == Key(Ask(&tpe, spec, empty, 3)));
+  HistoryTrial pruned;
+  pruned.state = v1::TRIAL_STATE_PRUNED;
+  pruned.params = x(0.9);
+  pruned.epoch_values = {3.0, std::nullopt};
+  history.trials.push_back(pruned);
+  history.trials.push_back(pruned);
+  // Two pruned trials make three finished: the model proposes.
+  CHECK(Key(Ask(&tpe, spec, history, 5)) != Key(Ask(&tpe, spec, empty, 5)));
+}
+
+TEST_CASE("TPE proposes only what enqueued values leave free", "[server][tpe]") {
+  v1::StudySpec spec = TpeSpec(8);
+  AddFloat(&spec, "x", 0, 1);
+  AddInt(&spec, "n", 0, 9);
+  TpeSampler sampler;
+  TrialHistory history;
+  Optimize(
+      &sampler, spec, [](const auto& p) { return Number(p[0].value()); }, 15, &history);
+  SampleRequest request;
+  request.spec = &spec;
+  request.trial_number = 15;
+  request.seed = SamplingSeed(8, 15);
+  request.history = &history;
+  v1::ParamAssignment fixed;
+  fixed.set_name("x");
+  fixed.mutable_value()->set_double_value(0.5);
+  request.fixed.push_back(fixed);
+  auto params = sampler.Sample(request);
+  REQUIRE(params.ok());
+  REQUIRE(params->size() == 1);
+  CHECK((*params)[0].name() == "n");
+}
+
+TEST_CASE("TPE on an exhausted discrete space still answers", "[server][tpe]") {
+  v1::StudySpec spec = TpeSpec(1);
+  AddChoices(&spec, "c", {"a", "b"});
+  spec.mutable_sampler()->set_n_startup_trials(1);
+  TpeSampler sampler;
+  TrialHistory history;
+  std::set<std::string> values;
+  for (int i = 0; i < 4; ++i) {
+    auto params = Ask(&sampler, spec, history, i);
+    values.insert(params[0].value().string_value());
+    AddTrial(&history, params, v1::TRIAL_STATE_COMPLETE, params[0].value().string_value() == "a");
+    if (i == 1) CHECK(values.size() == 2);  // both choices before any repeat
+  }
+}
+
+}  // namespace
+}  // namespace hpsearch::server
