@@ -196,6 +196,7 @@ void ParzenEstimator::FitNumbers(Dim* dim, int n_dims, std::vector<double>* weig
       dim->grid_point[i] = static_cast<int>(std::llround((x - dim->dist.low) / dim->dist.step));
       if (dim->sigma[i] != dim->sigma[0]) dim->grid_point[i] = -1;
     }
+    dim->shift_invariant = !(dim->dist.kind == Distribution::Kind::kInt && dim->dist.log);
   }
   dim->inv_sigma.resize(kernels);
   dim->log_norm.resize(kernels);
@@ -281,7 +282,8 @@ void ParzenEstimator::BinEdges(const Dim& dim, double x, double* lo, double* hi)
 
 double ParzenEstimator::LogPdfOne(const std::vector<std::vector<double>>& columns, int s,
                                   std::vector<double>* exact, std::vector<double>* bound,
-                                  std::vector<int>* kept, std::vector<double>* memo_scratch) const {
+                                  std::vector<int>* kept, std::vector<double>* memo_scratch,
+                                  std::vector<std::vector<double>>* shift_memo) const {
   // Terms are per-kernel log densities without the kernel weights (those multiply in at the end).
   // Continuous and categorical dimensions are cheap and exact; a binned one needs two erfc per
   // kernel, so it first gets a cheap upper bound (the bin's width times the kernel's peak density
@@ -316,6 +318,27 @@ double ParzenEstimator::LogPdfOne(const std::vector<std::vector<double>>& column
     }
     double lo, hi;
     BinEdges(dim, x, &lo, &hi);
+    if (dim.shift_invariant) {
+      // Exact masses by distance in grid steps, memoised across the call's points. The kernels
+      // with a grid point share one bandwidth (that of the first kernel).
+      std::vector<double>& memo = (*shift_memo)[j];
+      const int* point = dim.grid_point.data();
+      const int k = static_cast<int>(std::llround((x - dim.dist.low) / dim.dist.step));
+      const double step_inv = dim.dist.step * inv[0];
+      for (int i = 0; i < m; ++i) {
+        double mass;
+        if (point[i] >= 0) {
+          const int d = k - point[i];
+          double& slot = memo[d + dim.grid_size - 1];
+          if (std::isnan(slot)) slot = LogNormalMass((d - 0.5) * step_inv, (d + 0.5) * step_inv);
+          mass = norm[i] + slot;
+        } else {
+          mass = norm[i] + LogNormalMass((lo - mu[i]) * inv[i], (hi - mu[i]) * inv[i]);
+        }
+        ex[i] += mass;
+      }
+      continue;
+    }
     if (!dim.grid_point.empty()) {
       // Exact masses, one per grid point that holds kernels.
       std::vector<double>& memo = *memo_scratch;
@@ -385,11 +408,17 @@ std::vector<double> ParzenEstimator::LogPdf(const std::vector<std::vector<double
   std::vector<double> exact(weights_.size()), bound(weights_.size());
   std::vector<int> kept(weights_.size());
   std::vector<double> memo;
+  std::vector<std::vector<double>> shift_memo(dims_.size());
+  for (size_t j = 0; j < dims_.size(); ++j) {
+    if (dims_[j].shift_invariant) {
+      shift_memo[j].assign(2 * dims_[j].grid_size - 1, std::numeric_limits<double>::quiet_NaN());
+    }
+  }
   for (int s = 0; s < count; ++s) {
     if (!categorical_pmf_.empty()) {
       result[s] = std::log(categorical_pmf_[static_cast<int>(std::lround(columns[0][s]))]);
     } else {
-      result[s] = LogPdfOne(columns, s, &exact, &bound, &kept, &memo);
+      result[s] = LogPdfOne(columns, s, &exact, &bound, &kept, &memo, &shift_memo);
     }
   }
   return result;

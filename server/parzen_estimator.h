@@ -86,6 +86,10 @@ class ParzenEstimator {
     // computed on its own). Empty when it does not apply.
     std::vector<int> grid_point;
     int grid_size = 0;
+    // ... and on a linear grid (not a log int) the bins are translates of each other, so the mass
+    // depends only on the distance in grid steps between the value and the kernel: one memo
+    // entry per distance serves every point of a LogPdf call.
+    bool shift_invariant = false;
     // categoricals, per kernel: the observed choice, or -1 for the prior kernel.
     std::vector<int> choice;
     double log_hit = 0, log_miss = 0, log_uniform = 0;
@@ -99,10 +103,13 @@ class ParzenEstimator {
   void FitNumbers(Dim* dim, int n_dims, std::vector<double>* weights) const;
   // The bin of value x of a binned dimension, in the estimator's space, clipped to the support.
   void BinEdges(const Dim& dim, double x, double* lo, double* hi) const;
-  // The log density of point s of `columns`; the vectors are scratch space of n_kernels each.
+  // The log density of point s of `columns`; the vectors are scratch space of n_kernels each;
+  // shift_memo[j] holds dimension j's masses by grid distance (shift_invariant dims), shared by
+  // the points of one LogPdf call.
   double LogPdfOne(const std::vector<std::vector<double>>& columns, int s,
                    std::vector<double>* exact, std::vector<double>* bound, std::vector<int>* kept,
-                   std::vector<double>* memo_scratch) const;
+                   std::vector<double>* memo_scratch,
+                   std::vector<std::vector<double>>* shift_memo) const;
 
   ParzenEstimatorOptions options_;
   std::vector<Dim> dims_;

@@ -33,6 +33,9 @@ struct StudyOptions {
   std::string mode = "ok";
   double trial_timeout_seconds = 0;
   bool final_stage = true;
+  // YAML lines of the search space (the fake trial takes --x) and any further top-level keys.
+  std::string search_space = "  x: {type: float, low: 0.0, high: 1.0}\n";
+  std::string extra_yaml;
 };
 
 // How the cluster's processes secure their connections (default: plaintext, no token).
@@ -113,12 +116,13 @@ class Cluster {
         << "runner:\n  type: command\n  command: [/usr/bin/python3, " << source
         << "/tests/data/control/fake_trial.py, --epochs, '" << o.epochs << "', --epoch_seconds, '"
         << o.epoch_seconds << "', --mode, " << o.mode << "]\n  kill_grace_seconds: 1\n"
-        << "search_space:\n  x: {type: float, low: 0.0, high: 1.0}\n"
-        << "objective: {metric: val_accuracy, direction: maximize}\n"
+        << "search_space:\n"
+        << o.search_space << "objective: {metric: val_accuracy, direction: maximize}\n"
         << "budget: {n_trials: " << o.n_trials << ", parallelism: " << o.parallelism
         << ", max_retries: " << o.max_retries
         << ", trial_timeout_seconds: " << o.trial_timeout_seconds << "}\n"
-        << "final_stage: {enabled: " << (o.final_stage ? "true" : "false") << "}\n";
+        << "final_stage: {enabled: " << (o.final_stage ? "true" : "false") << "}\n"
+        << o.extra_yaml;
     return path;
   }
 

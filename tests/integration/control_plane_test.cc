@@ -364,5 +364,39 @@ TEST_CASE("An external client runs a trial with Ask, Heartbeat and Tell over gRP
   CHECK(cluster.Query("SELECT COUNT(*) FROM epoch_metrics") == "2");
 }
 
+TEST_CASE("The study file's grid sampler and median pruner drive real workers",
+          "[integration][sampler][pruner]") {
+  Cluster cluster;
+  cluster.StartWorker("a");
+  cluster.StartWorker("b");
+  StudyOptions options;
+  options.name = "gridmedian";
+  options.n_trials = 20;  // more than the grid's 11 points: the exhausted grid ends the search
+  options.epochs = 3;
+  options.epoch_seconds = 0.2;  // time for the prune reply to stop the command mid-trial
+  options.search_space = "  x: {type: float, low: 0.0, high: 1.0, step: 0.1}\n";
+  options.extra_yaml = "sampler: grid\npruner: {type: median, n_startup_trials: 2}\n";
+  const std::string id = cluster.Submit(options);
+  REQUIRE(cluster.WaitForEnd(id, 120s) == v1::STUDY_STATE_COMPLETE);
+
+  CHECK(cluster.Query("SELECT sampler || ',' || pruner FROM studies") == "grid,median");
+  // Exactly the grid, each point once, and no more search trials than it has points.
+  CHECK(cluster.Query("SELECT COUNT(*) FROM trials WHERE kind = 'search'") == "11");
+  CHECK(cluster.Query("SELECT group_concat(v, ',') FROM (SELECT printf('%.1f', p.value) AS v "
+                      "FROM trial_params p JOIN trials t USING (trial_id) "
+                      "WHERE t.kind = 'search' ORDER BY p.value)") ==
+        "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0");
+  // The fake trial's accuracy falls with |x - 0.3|: the median pruner stopped some trials before
+  // their last epoch, and each pruned trial keeps the epochs it reported.
+  CHECK(std::stoi(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'pruned' AND "
+                                "epochs < 3")) >= 1);
+  CHECK(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'pruned' AND epochs < 1") ==
+        "0");
+  CHECK(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'complete' AND kind = "
+                      "'search' AND epochs != 3") == "0");
+  CHECK(cluster.Query("SELECT printf('%.1f', json_extract(params, '$.x')) FROM best_trial") ==
+        "0.3");
+}
+
 }  // namespace
 }  // namespace hpsearch::testing

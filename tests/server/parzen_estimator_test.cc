@@ -193,6 +193,39 @@ TEST_CASE("Densities are normalised: a density integrates and masses sum to one"
   CHECK(mass == Approx(1.0).epsilon(1e-9));
 }
 
+TEST_CASE("Multivariate masses on a linear grid are each kernel's bin mass", "[server][tpe]") {
+  // Computed here from the kernels directly: observations with Scott's-rule bandwidth
+  // 0.2 n^(-1/5) of the range widened by half a step, the prior at the centre with the whole
+  // range, each kernel's mass over the value's bin divided by its mass over the range. The
+  // estimator reuses masses by grid distance across the points of one call (3 and 4, 39 and 40
+  // share distances to several kernels), which must not change them.
+  ParzenEstimatorOptions options;
+  options.multivariate = true;
+  const std::vector<double> obs = {3, 3, 10, 17, 39};
+  std::vector<double> w = TpeObservationWeights(5);
+  const ParzenEstimator pe({IntDist(0, 40)}, {obs}, w, options);
+  const double low = -0.5, high = 40.5, range = high - low;
+  std::vector<double> mu = obs, sigma(5, 0.2 * std::pow(5.0, -0.2) * range);
+  mu.push_back(20);
+  sigma.push_back(range);
+  w.push_back(1.0);
+  double total = 0;
+  for (double x : w) total += x;
+  const std::vector<double> points = {0, 3, 4, 20, 39, 40};
+  std::vector<double> expected;
+  for (double k : points) {
+    double p = 0;
+    for (size_t i = 0; i < mu.size(); ++i) {
+      const double bin =
+          NormalCdf((k + 0.5 - mu[i]) / sigma[i]) - NormalCdf((k - 0.5 - mu[i]) / sigma[i]);
+      const double all = NormalCdf((high - mu[i]) / sigma[i]) - NormalCdf((low - mu[i]) / sigma[i]);
+      p += w[i] / total * bin / all;
+    }
+    expected.push_back(std::log(p));
+  }
+  CheckLogPdf(pe, {points}, expected);
+}
+
 TEST_CASE("Draws follow the estimator's own density", "[server][tpe]") {
   const ParzenEstimator pe = Univariate(IntDist(0, 5), {1, 1, 4});
   SamplingRng rng(11);
