@@ -52,8 +52,9 @@ TEST_CASE("A grid study ends when its grid is exhausted, below n_trials",
   CHECK(final_trial->trial_number() == 6);
 }
 
-TEST_CASE("The median pruner's decision is the ReportEpoch reply; a pruned trial keeps its epochs",
-          "[server][coordinator][pruner]") {
+TEST_CASE(
+    "The median pruner's decision is the ReportEpoch reply, and a pruned trial keeps its epochs",
+    "[server][coordinator][pruner]") {
   Fixture f;
   v1::StudySpec spec = MakeSpec("median", 4, 1);
   spec.mutable_pruner()->set_type(v1::PRUNER_TYPE_MEDIAN);
