@@ -19,6 +19,7 @@
 #include <iostream>
 #include <mutex>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -116,6 +117,22 @@ double Percentile(std::vector<double> values, double p) {
 
 std::string Self() { return fs::read_symlink("/proc/self/exe").string(); }
 
+// CPU seconds (user + system) a live process has used so far, from /proc/PID/stat; 0 when gone.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  // Fields after "(comm) ": state is field 3; utime and stime are fields 14 and 15.
+  for (int index = 3; index <= 15 && fields >> field; ++index) {
+    if (index == 14 || index == 15) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,6 +220,10 @@ int main(int argc, char** argv) {
   spec->mutable_budget()->set_parallelism(workers);
   spec->mutable_final_stage()->set_enabled(false);
   hpsearch::v1::SubmitStudyResponse submitted;
+  // CPU of every process of the benchmark during the timed window: a figure that, unlike trials/s,
+  // hardly moves when other programs share the machine.
+  double serve_cpu = -CpuSeconds(serve), workers_cpu = 0;
+  for (pid_t pid : pids) workers_cpu -= CpuSeconds(pid);
   auto start = std::chrono::steady_clock::now();
   {
     grpc::ClientContext context;
@@ -221,6 +242,8 @@ int main(int argc, char** argv) {
     if (studies->GetStudy(&context, get, &study).ok() &&
         study.state() != hpsearch::v1::STUDY_STATE_SEARCHING) {
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      serve_cpu += CpuSeconds(serve);
+      for (pid_t pid : pids) workers_cpu += CpuSeconds(pid);
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -264,6 +287,11 @@ int main(int argc, char** argv) {
       "(%lld trials and %lld acknowledged reports in %.2f s; %lld epochs in the database)\n",
       static_cast<long long>(worker_trials), static_cast<long long>(acked), elapsed,
       static_cast<long long>(stored));
+  std::printf(
+      "CPU in the timed window: coordinator %.2f s, workers %.2f s; %.2f CPU s per 1,000 trials "
+      "(%.2f coordinator + %.2f workers)\n",
+      serve_cpu, workers_cpu, (serve_cpu + workers_cpu) * 1000 / worker_trials,
+      serve_cpu * 1000 / worker_trials, workers_cpu * 1000 / worker_trials);
   fs::remove_all(dir);
   return acked == stored ? 0 : 1;
 }

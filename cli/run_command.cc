@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/data_hashes.h"
 #include "cli/local_workers.h"
 #include "rpc/auth_token.h"
 #include "rpc/security.h"
@@ -28,7 +29,6 @@
 #include "server/study_view.h"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/spdlog.h"
-#include "transfer/sha256.h"
 
 namespace hpsearch::cli {
 namespace {
@@ -45,14 +45,13 @@ struct RunFlags {
   std::string report_dir;
 };
 
-// The data files' SHA-256 as SubmitStudy carries them (path -> hash).
-absl::StatusOr<std::map<std::string, std::string>> HashDataFiles(const v1::DataSpec& data) {
+// The data files' SHA-256 as SubmitStudy carries them (path -> hash); a file that cannot be read
+// is an error here, since the workers would fail on it too.
+absl::StatusOr<std::map<std::string, std::string>> DataFileHashes(const v1::DataSpec& data) {
   std::map<std::string, std::string> hashes;
-  for (const std::string& path : {data.train_file(), data.validation_file(), data.test_file()}) {
-    if (path.empty() || hashes.count(path)) continue;
-    absl::StatusOr<std::string> hash = transfer::FileSha256(path);
+  for (auto& [path, hash] : HashDataFiles(data)) {
     if (!hash.ok()) return hash.status();
-    hashes[path] = *hash;
+    hashes[path] = *std::move(hash);
   }
   return hashes;
 }
@@ -129,7 +128,7 @@ int RunRun(const RunFlags& flags) {
     std::cerr << "hpsearch run: " << devices.status().message() << "\n";
     return kExitBadInput;
   }
-  absl::StatusOr<std::map<std::string, std::string>> hashes = HashDataFiles(spec.data());
+  absl::StatusOr<std::map<std::string, std::string>> hashes = DataFileHashes(spec.data());
   if (!hashes.ok()) {
     std::cerr << "hpsearch run: " << hashes.status().message() << "\n";
     return kExitBadInput;

@@ -5,6 +5,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/data_hashes.h"
 #include "server/study_file.h"
 
 namespace hpsearch::cli {
@@ -36,6 +37,15 @@ int RunSubmit(const SubmitFlags& flags) {
   v1::SubmitStudyRequest request;
   *request.mutable_spec() = loaded->spec;
   request.set_resume_if_exists(flags.resume);
+  // The data files' hashes go with the study, so a resume on changed data is refused.
+  for (const auto& [path, sha256] : HashDataFiles(loaded->spec.data())) {
+    if (!sha256.ok()) {
+      std::cerr << "warning: " << sha256.status().message()
+                << " (submitted without its hash: a resume cannot check it)\n";
+      continue;
+    }
+    (*request.mutable_data_sha256())[path] = *sha256;
+  }
   v1::SubmitStudyResponse response;
   auto context = CallContext();
   grpc::Status status = stub->SubmitStudy(context.get(), request, &response);
@@ -58,7 +68,7 @@ void RegisterSubmitCommand(CLI::App& app, int* exit_code) {
   AddConnectionOptions(cmd, &flags->connection);
   cmd->add_flag("--wait", flags->wait, "Follow the study until it ends; exit 0 when COMPLETE");
   cmd->add_flag("--resume", flags->resume,
-                "Resume the study of this name when it exists with the same spec");
+                "Resume the study of this name when it exists with the same spec and data");
   cmd->callback([flags, exit_code] { *exit_code = RunSubmit(*flags); });
 }
 

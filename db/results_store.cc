@@ -38,6 +38,20 @@ int64_t SeedToColumn(uint64_t seed) { return static_cast<int64_t>(seed); }
 
 }  // namespace
 
+std::string LeaseEndName(LeaseEnd end) {
+  switch (end) {
+    case LeaseEnd::kWorker:
+      return "worker";
+    case LeaseEnd::kExpired:
+      return "expired";
+    case LeaseEnd::kTimeout:
+      return "timeout";
+    case LeaseEnd::kCancelled:
+      return "cancelled";
+  }
+  return "worker";
+}
+
 std::string TrialStateName(v1::TrialState state) {
   static const std::vector<std::string>* names = [] {
     auto* table = new std::vector<std::string>();
@@ -90,6 +104,11 @@ absl::StatusOr<std::unique_ptr<ResultsStore>> ResultsStore::Open(const std::stri
 }
 
 ResultsStore::~ResultsStore() {
+  {
+    absl::MutexLock lock(&commit_mu_);
+    stop_committer_ = true;
+  }
+  if (committer_.joinable()) committer_.join();  // it answers every waiter before it stops
   absl::MutexLock lock(&db_mu_);
   if (db_->in_transaction()) db_->Execute("COMMIT").IgnoreError();
 }
@@ -148,6 +167,10 @@ absl::Status ResultsStore::PutStudy(const v1::Study& study) {
   }
   stmt->BindInt64(20, study.created_unix_ms());
   stmt->BindOptionalInt64(21, NonZero(study.ended_unix_ms()));
+  nlohmann::json hashes = nlohmann::json::object();
+  for (const auto& [path, sha256] : study.data_sha256()) hashes[path] = sha256;
+  stmt->BindText(22, hashes.dump());
+  stmt->BindInt64(23, study.downtime_ms());
   return stmt->Run();
 }
 
@@ -241,7 +264,8 @@ absl::Status ResultsStore::UpdateTrial(int64_t trial_id, const v1::Trial& trial,
 }
 
 absl::Status ResultsStore::PutAttempt(int64_t trial_id, const v1::TrialAttempt& attempt,
-                                      const std::string& lease_id) {
+                                      const std::string& lease_id,
+                                      std::optional<LeaseEnd> ended_by) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
   HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutAttemptSql);
@@ -253,6 +277,11 @@ absl::Status ResultsStore::PutAttempt(int64_t trial_id, const v1::TrialAttempt& 
   stmt->BindInt64(6, attempt.started_unix_ms());
   stmt->BindOptionalInt64(7, NonZero(attempt.ended_unix_ms()));
   stmt->BindText(8, attempt.error());
+  if (ended_by) {
+    stmt->BindText(9, LeaseEndName(*ended_by));
+  } else {
+    stmt->BindNull(9);
+  }
   return stmt->Run();
 }
 
@@ -392,6 +421,14 @@ absl::Status ResultsStore::AddEvent(int64_t now_ms, const std::string& study_id,
   return stmt->Run();
 }
 
+absl::Status ResultsStore::PutAlive(int64_t now_ms) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutAliveSql);
+  stmt->BindInt64(1, now_ms);
+  return stmt->Run();
+}
+
 uint64_t ResultsStore::Sequence() {
   absl::MutexLock lock(&db_mu_);
   return write_sequence_;
@@ -433,6 +470,40 @@ absl::Status ResultsStore::Sync(uint64_t sequence) {
     commit_cv_.SignalAll();
   }
   return commit_error_;
+}
+
+void ResultsStore::SyncAsync(uint64_t sequence, std::function<void(absl::Status)> done) {
+  absl::Status ready;
+  {
+    absl::MutexLock lock(&commit_mu_);
+    if (committed_sequence_ < sequence && commit_error_.ok()) {
+      if (!committer_.joinable()) committer_ = std::thread([this] { CommitLoop(); });
+      async_waiters_.push_back({sequence, std::move(done)});
+      return;
+    }
+    ready = commit_error_;
+  }
+  done(ready);
+}
+
+void ResultsStore::CommitLoop() {
+  absl::MutexLock lock(&commit_mu_);
+  while (true) {
+    auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+      return !async_waiters_.empty() || stop_committer_;
+    };
+    commit_mu_.Await(absl::Condition(&has_work));
+    if (async_waiters_.empty()) return;  // stopping, and nobody waits
+    // One commit for every waiter so far; whoever arrives meanwhile waits for the next one.
+    std::vector<AsyncWaiter> waiters;
+    waiters.swap(async_waiters_);
+    uint64_t target = 0;
+    for (const AsyncWaiter& waiter : waiters) target = std::max(target, waiter.sequence);
+    commit_mu_.Unlock();
+    absl::Status status = Sync(target);
+    for (AsyncWaiter& waiter : waiters) waiter.done(status);
+    commit_mu_.Lock();
+  }
 }
 
 }  // namespace hpsearch::db

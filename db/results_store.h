@@ -6,7 +6,9 @@
 // (Sequence()); Sync(seq) returns once a commit covering that write is on disk. Concurrent callers
 // of Sync share one commit (the first becomes the committer, the others wait for it), so with
 // Durability::kFull one fsync acknowledges many writes. Callers acknowledge a request only after
-// Sync.
+// Sync. SyncAsync(seq, done) is the same without a blocked thread: a commit thread commits whatever
+// was written while the previous commit ran and then calls every `done` it covers, so a server
+// that acknowledges from `done` batches commits however many requests are in flight.
 //
 // Ownership: owns its Database. Thread-safety: thread-safe; writes are serialised by an internal
 // mutex, and the caller is expected to keep its own logical order (the coordinator writes under its
@@ -14,9 +16,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -46,6 +50,23 @@ struct StoredTrial {
   std::string lease_id;           // empty unless RUNNING
   int64_t lease_deadline_ms = 0;  // the stored deadline of that lease
   std::string lease_worker_id;
+};
+
+// How an attempt's lease ended (trial_attempts.ended_by): its holder reported the end
+// (CompleteTrial, FailTrial, Tell), or the coordinator ended it.
+enum class LeaseEnd { kWorker, kExpired, kTimeout, kCancelled };
+std::string LeaseEndName(LeaseEnd end);
+
+// An ended lease as stored: enough to answer a late or retried call on it exactly as the
+// coordinator did before (after a restart too).
+struct EndedLease {
+  std::string study_id;
+  int trial_number = 0;
+  int attempt = 0;
+  v1::TrialState attempt_state = v1::TRIAL_STATE_UNSPECIFIED;  // complete, pruned or failed
+  std::optional<LeaseEnd> ended_by;  // unset for attempts ended before schema version 2
+  std::string error;
+  int trial_attempt = 0;  // the trial's current attempt (greater: this one was retried)
 };
 
 // One stored upload of a trial's artifact (table `artifacts` and its `artifact_files`).
@@ -85,8 +106,10 @@ class ResultsStore {
   // times).
   absl::Status UpdateTrial(int64_t trial_id, const v1::Trial& trial, const std::string& lease_id,
                            int64_t lease_deadline_ms);
+  // `ended_by` is set once the attempt has ended (unset: running, or not known).
   absl::Status PutAttempt(int64_t trial_id, const v1::TrialAttempt& attempt,
-                          const std::string& lease_id);
+                          const std::string& lease_id,
+                          std::optional<LeaseEnd> ended_by = std::nullopt);
   // Records an epoch once: returns false (and changes nothing) when (trial, attempt, epoch) exists.
   absl::StatusOr<bool> InsertEpoch(int64_t trial_id, int attempt, const std::string& lease_id,
                                    const v1::EpochMetrics& metrics, int64_t now_ms);
@@ -100,6 +123,8 @@ class ResultsStore {
   absl::Status AddEvent(int64_t now_ms, const std::string& study_id, int trial_number, int attempt,
                         const std::string& worker_id, const std::string& kind,
                         const std::string& message);
+  // The coordinator's alive mark: the last time it was known to be serving (see LoadAlive).
+  absl::Status PutAlive(int64_t now_ms);
 
   // The sequence number of the latest write.
   uint64_t Sequence();
@@ -108,6 +133,10 @@ class ResultsStore {
   // file.
   absl::Status Sync(uint64_t sequence);
   absl::Status SyncAll() { return Sync(Sequence()); }
+  // Calls `done` with the commit's status once every write up to `sequence` is committed; from the
+  // store's commit thread (started on first use), or at once on the caller's thread when that is
+  // already so. `done` must not block on this store's commits.
+  void SyncAsync(uint64_t sequence, std::function<void(absl::Status)> done);
 
   // ---- reads (committed and uncommitted writes of this connection alike).
   absl::StatusOr<std::vector<StoredStudy>> LoadAll();
@@ -116,6 +145,10 @@ class ResultsStore {
   // The artifact of a trial's given attempt, or (attempt 0) of its latest attempt that has one;
   // nullopt when there is none.
   absl::StatusOr<std::optional<ArtifactRecord>> LoadArtifact(int64_t trial_id, int attempt = 0);
+  // The attempt that held `lease_id`, or nullopt when no attempt ever did.
+  absl::StatusOr<std::optional<EndedLease>> FindLease(const std::string& lease_id);
+  // The last alive mark, or nullopt when no coordinator has written one yet.
+  absl::StatusOr<std::optional<int64_t>> LoadAlive();
 
   Durability durability() const { return durability_; }
   const std::string& path() const { return path_; }
@@ -137,6 +170,16 @@ class ResultsStore {
   uint64_t committed_sequence_ ABSL_GUARDED_BY(commit_mu_) = 0;
   bool committing_ ABSL_GUARDED_BY(commit_mu_) = false;
   absl::Status commit_error_ ABSL_GUARDED_BY(commit_mu_);
+
+  // SyncAsync's waiters and the thread that commits for them.
+  void CommitLoop();
+  struct AsyncWaiter {
+    uint64_t sequence;
+    std::function<void(absl::Status)> done;
+  };
+  std::vector<AsyncWaiter> async_waiters_ ABSL_GUARDED_BY(commit_mu_);
+  bool stop_committer_ ABSL_GUARDED_BY(commit_mu_) = false;
+  std::thread committer_;  // started by the first SyncAsync that has to wait
 
   const Durability durability_;
   const std::string path_;

@@ -42,6 +42,14 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
     if (!stmt->IsNull(6)) study.set_best_trial_number(static_cast<int>(stmt->ColumnInt64(6)));
     if (!stmt->IsNull(7)) study.set_best_objective_value(stmt->ColumnDouble(7));
     if (!stmt->IsNull(8)) study.set_final_trial_number(static_cast<int>(stmt->ColumnInt64(8)));
+    nlohmann::json hashes =
+        nlohmann::json::parse(stmt->ColumnText(9), nullptr, /*allow_exceptions=*/false);
+    if (hashes.is_object()) {
+      for (const auto& [path, sha256] : hashes.items()) {
+        if (sha256.is_string()) (*study.mutable_data_sha256())[path] = sha256.get<std::string>();
+      }
+    }
+    study.set_downtime_ms(stmt->ColumnInt64(10));
     stmt->Reset();
   }
   HPSEARCH_ASSIGN_STATEMENT(trials_stmt, sql::kSelectTrialsSql);
@@ -223,6 +231,45 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudy(const std::string& id_or_nam
     stmt->Reset();
   }
   return LoadStudyLocked(id);
+}
+
+absl::StatusOr<std::optional<EndedLease>> ResultsStore::FindLease(const std::string& lease_id) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kSelectEndedLeaseSql);
+  stmt->BindText(1, lease_id);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    stmt->Reset();
+    return std::nullopt;
+  }
+  EndedLease lease;
+  lease.study_id = stmt->ColumnText(0);
+  lease.trial_number = static_cast<int>(stmt->ColumnInt64(1));
+  lease.attempt = static_cast<int>(stmt->ColumnInt64(2));
+  lease.attempt_state = ParseTrialState(stmt->ColumnText(3));
+  if (!stmt->IsNull(4)) {
+    std::string ended_by = stmt->ColumnText(4);
+    for (LeaseEnd end :
+         {LeaseEnd::kWorker, LeaseEnd::kExpired, LeaseEnd::kTimeout, LeaseEnd::kCancelled}) {
+      if (LeaseEndName(end) == ended_by) lease.ended_by = end;
+    }
+  }
+  lease.error = stmt->ColumnText(5);
+  lease.trial_attempt = static_cast<int>(stmt->ColumnInt64(6));
+  stmt->Reset();
+  return lease;
+}
+
+absl::StatusOr<std::optional<int64_t>> ResultsStore::LoadAlive() {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kSelectAliveSql);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  std::optional<int64_t> alive;
+  if (*row) alive = stmt->ColumnInt64(0);
+  stmt->Reset();
+  return alive;
 }
 
 }  // namespace hpsearch::db

@@ -11,12 +11,13 @@ inline constexpr char kCommitSql[] = "COMMIT";
 inline constexpr char kPutStudySql[] =
     "INSERT INTO studies (study_id, name, state, state_reason, spec, spec_json, objective_metric, "
     "direction, from_epoch, n_trials, parallelism, max_retries, seed, sampler, pruner, runner, "
-    "best_trial_number, best_value, final_trial_number, created_ms, ended_ms) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "best_trial_number, best_value, final_trial_number, created_ms, ended_ms, data_sha256, "
+    "downtime_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (study_id) DO UPDATE SET state = excluded.state, "
     "state_reason = excluded.state_reason, best_trial_number = excluded.best_trial_number, "
     "best_value = excluded.best_value, final_trial_number = excluded.final_trial_number, "
-    "ended_ms = excluded.ended_ms";
+    "ended_ms = excluded.ended_ms, data_sha256 = excluded.data_sha256, "
+    "downtime_ms = excluded.downtime_ms";
 
 inline constexpr char kInsertTrialSql[] =
     "INSERT INTO trials (study_id, number, kind, state, attempt, seed, source_trial_number, "
@@ -32,9 +33,9 @@ inline constexpr char kUpdateTrialSql[] =
 
 inline constexpr char kPutAttemptSql[] =
     "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, started_ms, "
-    "ended_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ended_ms, error, ended_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (trial_id, attempt) DO UPDATE SET state = excluded.state, "
-    "ended_ms = excluded.ended_ms, error = excluded.error";
+    "ended_ms = excluded.ended_ms, error = excluded.error, ended_by = excluded.ended_by";
 
 inline constexpr char kInsertEpochSql[] =
     "INSERT OR IGNORE INTO epochs (trial_id, attempt, epoch, lease_id, train_loss, val_loss, "
@@ -78,6 +79,16 @@ inline constexpr char kAddEventSql[] =
     "INSERT INTO events (unix_ms, study_id, trial_number, attempt, worker_id, kind, message) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)";
 
+inline constexpr char kPutAliveSql[] =
+    "INSERT INTO coordinator (id, alive_ms) VALUES (1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET alive_ms = excluded.alive_ms";
+
+inline constexpr char kSelectAliveSql[] = "SELECT alive_ms FROM coordinator WHERE id = 1";
+
+inline constexpr char kSelectEndedLeaseSql[] =
+    "SELECT t.study_id, t.number, a.attempt, a.state, a.ended_by, a.error, t.attempt "
+    "FROM trial_attempts a JOIN trials t ON t.trial_id = a.trial_id WHERE a.lease_id = ?";
+
 inline constexpr char kSelectStudiesSql[] =
     "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
     "best_value, final_trial_number FROM studies ORDER BY created_ms, rowid";
@@ -87,7 +98,7 @@ inline constexpr char kSelectStudyIdSql[] =
 
 inline constexpr char kSelectStudySql[] =
     "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
-    "best_value, final_trial_number FROM studies WHERE study_id = ?";
+    "best_value, final_trial_number, data_sha256, downtime_ms FROM studies WHERE study_id = ?";
 
 inline constexpr char kSelectTrialsSql[] =
     "SELECT trial_id, number, kind, state, attempt, seed, source_trial_number, worker_id, "

@@ -208,9 +208,23 @@ FROM (
 WHERE rank_in_study = 1;
 )sql";
 
-// Version 1 -> 2: artifacts the workers uploaded (a trial's adapter and metrics), stored by the
+// Version 1 -> 2: the data hashes a study was submitted with and the coordinator downtime its time
+// limit excludes; who ended each attempt (so a retried report after a restart gets the same answer
+// as before it); the coordinator's alive mark (from which a restart measures its downtime).
+constexpr char kSchemaV2[] = R"sql(
+ALTER TABLE studies ADD COLUMN data_sha256 TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE studies ADD COLUMN downtime_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE trial_attempts ADD COLUMN ended_by TEXT
+  CHECK (ended_by IN ('worker', 'expired', 'timeout', 'cancelled'));
+CREATE TABLE coordinator (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  alive_ms INTEGER NOT NULL
+);
+)sql";
+
+// Version 2 -> 3: artifacts the workers uploaded (a trial's adapter and metrics), stored by the
 // coordinator under its artifacts root; one row per stored upload and one per file.
-constexpr char kSchemaV2Artifacts[] = R"sql(
+constexpr char kSchemaV3Artifacts[] = R"sql(
 CREATE TABLE artifacts (
   trial_id INTEGER NOT NULL REFERENCES trials (trial_id) ON DELETE CASCADE,
   attempt INTEGER NOT NULL,
@@ -250,7 +264,7 @@ JOIN studies s ON s.study_id = t.study_id;
 
 // The ladder: kMigrations[i] upgrades version i to i + 1. Append rungs; never edit a shipped one.
 const std::vector<const char*>& Migrations() {
-  static const std::vector<const char*> migrations = {kSchemaV1, kSchemaV2Artifacts};
+  static const std::vector<const char*> migrations = {kSchemaV1, kSchemaV2, kSchemaV3Artifacts};
   return migrations;
 }
 
@@ -261,23 +275,30 @@ absl::Status MigrateToCurrent(Database* db) {
   if (Migrations().size() != static_cast<size_t>(kSchemaVersion)) {
     return absl::InternalError("schema ladder and kSchemaVersion disagree");
   }
+  return MigrateTo(db, kSchemaVersion);
+}
+
+absl::Status MigrateTo(Database* db, int target) {
+  if (target < 1 || target > static_cast<int>(Migrations().size())) {
+    return absl::InvalidArgumentError(absl::StrCat("no schema version ", target));
+  }
   Transaction transaction(db);
   if (absl::Status status = transaction.Begin(); !status.ok()) return status;
   int version = db->UserVersion();
-  if (version > kSchemaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(db->path(), " has schema version ", version, " but this hpsearch knows up to ",
-                     kSchemaVersion, ": use the newer hpsearch that wrote it"));
+  if (version > target) {
+    return absl::FailedPreconditionError(absl::StrCat(db->path(), " has schema version ", version,
+                                                      " but this hpsearch knows up to ", target,
+                                                      ": use the newer hpsearch that wrote it"));
   }
-  for (int from = version; from < kSchemaVersion; ++from) {
+  for (int from = version; from < target; ++from) {
     if (absl::Status status = db->Execute(Migrations()[from]); !status.ok()) {
       return absl::Status(status.code(),
                           absl::StrCat("migrating ", db->path(), " from version ", from, " to ",
                                        from + 1, ": ", status.message()));
     }
   }
-  if (version != kSchemaVersion) {
-    if (absl::Status status = db->SetUserVersion(kSchemaVersion); !status.ok()) return status;
+  if (version != target) {
+    if (absl::Status status = db->SetUserVersion(target); !status.ok()) return status;
   }
   return transaction.Commit();
 }

@@ -8,12 +8,15 @@
 
 namespace hpsearch::db {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Brings the schema of *db to kSchemaVersion. Fails with FAILED_PRECONDITION when the file was
 // written by a newer hpsearch (its version is above kSchemaVersion), leaving it untouched.
 // REQUIRES: db was opened writable and no transaction is open.
 absl::Status MigrateToCurrent(Database* db);
+
+// Brings *db up to `target` (<= kSchemaVersion) and no further: tests build older files with it.
+absl::Status MigrateTo(Database* db, int target);
 
 // Checks that a file opened read-only has the current schema.
 absl::Status CheckSchemaVersion(Database* db);

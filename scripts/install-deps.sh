@@ -19,7 +19,7 @@ packages=(
   cmake ninja-build g++ pkg-config git shellcheck yamllint
   # service stack
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev
+  libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libssl-dev
   # TLS: the tests make their certificates with the openssl CLI (docs/security.md shows the commands)
   openssl
   # training core (LibTorch 1.13 CPU; OpenBLAS so torch does not fall back to the reference BLAS)

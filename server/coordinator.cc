@@ -66,14 +66,28 @@ absl::Status Coordinator::LeaseStatus(const std::string& lease_id, const std::st
     *lease = &it->second;
     return absl::OkStatus();
   }
-  auto ended = ended_leases_.find(lease_id);
-  if (ended != ended_leases_.end()) {
+  absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(lease_id);
+  if (!ended.ok()) return ended.status();
+  if (ended->has_value()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("lease ", lease_id, " is no longer valid (", ended->second.reason,
+        absl::StrCat("lease ", lease_id, " is no longer valid (", EndedLeaseReason(**ended),
                      "): stop this attempt and do not report it further"));
   }
   return absl::NotFoundError(
       absl::StrCat("lease ", lease_id, " is unknown to this coordinator: acquire a new trial"));
+}
+
+absl::StatusOr<std::optional<db::EndedLease>> Coordinator::FindEndedLease(
+    const std::string& lease_id) {
+  if (lease_id.empty() || leases_.count(lease_id) != 0) return std::nullopt;
+  absl::StatusOr<std::optional<db::EndedLease>> ended = store_->FindLease(lease_id);
+  if (!ended.ok()) return ended.status();
+  // An attempt still running in the store but not leased here cannot happen (Load re-arms every
+  // stored lease); treat it as unknown rather than guess.
+  if (ended->has_value() && (*ended)->attempt_state == v1::TRIAL_STATE_RUNNING) {
+    return std::nullopt;
+  }
+  return ended;
 }
 
 void Coordinator::UpdateHistory(StudyRecord* study, const TrialRecord& record) {
@@ -133,6 +147,7 @@ v1::Study Coordinator::StudySnapshot(const StudyRecord& study) {
 }
 
 void Coordinator::EmitTrial(const StudyRecord& study, const TrialRecord& record) {
+  if (study.listeners == 0) return;  // nobody watches: skip the copy
   PendingEvent pending;
   pending.study_id = study.study.id();
   pending.event.set_unix_ms(NowMs());
@@ -143,6 +158,7 @@ void Coordinator::EmitTrial(const StudyRecord& study, const TrialRecord& record)
 }
 
 void Coordinator::EmitStudy(const StudyRecord& study) {
+  if (study.listeners == 0) return;
   PendingEvent pending;
   pending.study_id = study.study.id();
   pending.event.set_unix_ms(NowMs());
@@ -152,6 +168,19 @@ void Coordinator::EmitStudy(const StudyRecord& study) {
 
 absl::Status Coordinator::Finish(uint64_t sequence, bool work_changed) {
   RETURN_IF_ERROR(store_->Sync(sequence));
+  Publish(work_changed);
+  return absl::OkStatus();
+}
+
+void Coordinator::FinishAsync(uint64_t sequence, bool work_changed,
+                              std::function<void(absl::Status)> done) {
+  store_->SyncAsync(sequence, [this, work_changed, done = std::move(done)](absl::Status status) {
+    if (status.ok()) Publish(work_changed);
+    done(status);
+  });
+}
+
+void Coordinator::Publish(bool work_changed) {
   absl::MutexLock publish(&publish_mu_);
   std::vector<PendingEvent> events;
   {
@@ -173,22 +202,25 @@ absl::Status Coordinator::Finish(uint64_t sequence, bool work_changed) {
     }
   }
   if (work_changed && work_available) work_available();
-  return absl::OkStatus();
 }
 
 bool Coordinator::SearchOpen(const StudyRecord& study) {
   const v1::StudySpec& spec = study.study.spec();
   StudyBudget budget = BudgetOf(spec);
   if (study.search_created >= budget.n_trials) return false;
-  if (budget.time_limit > absl::ZeroDuration() &&
-      clock_->Now() >= absl::FromUnixMillis(study.study.created_unix_ms()) + budget.time_limit) {
-    return false;
-  }
+  if (PastTimeLimit(study)) return false;
   SampleRequest request;
   request.spec = &spec;
   request.trial_number = static_cast<int>(study.trials.size());
   request.history = &study.history;
   return !study.sampler->Exhausted(request);
+}
+
+bool Coordinator::PastTimeLimit(const StudyRecord& study) {
+  absl::Duration limit = BudgetOf(study.study.spec()).time_limit;
+  if (limit <= absl::ZeroDuration()) return false;
+  return clock_->Now() >= absl::FromUnixMillis(study.study.created_unix_ms()) +
+                              absl::Milliseconds(study.study.downtime_ms()) + limit;
 }
 
 absl::Status Coordinator::SetStudyState(StudyRecord* study, v1::StudyState state,
@@ -221,6 +253,7 @@ absl::StatusOr<int64_t> Coordinator::Subscribe(const std::string& id_or_name, Li
       return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
     }
     study_id = study->study.id();
+    ++study->listeners;  // events from here on are published to the listener
     *snapshot = StudySnapshot(*study);
     trials->clear();
     for (const TrialRecord& record : study->trials) {
@@ -238,8 +271,17 @@ void Coordinator::Unsubscribe(int64_t token) {
   // Taking publish_mu_ waits out a publication in progress, so the listener is never called
   // afterwards.
   absl::MutexLock publish(&publish_mu_);
-  absl::MutexLock lock(&listeners_mu_);
-  listeners_.erase(token);
+  std::string study_id;
+  {
+    absl::MutexLock lock(&listeners_mu_);
+    auto it = listeners_.find(token);
+    if (it == listeners_.end()) return;
+    study_id = it->second.first;
+    listeners_.erase(it);
+  }
+  absl::MutexLock lock(&mu_);
+  auto study = studies_.find(study_id);
+  if (study != studies_.end()) --study->second.listeners;
 }
 
 }  // namespace hpsearch::server

@@ -16,7 +16,10 @@
 //
 // Time: all deadlines come from the injected Clock; Tick() applies them (lease expiry, per-trial
 // timeout, study time limit). A server calls Tick() periodically, tests after advancing a
-// ManualClock.
+// ManualClock. Tick() also writes the coordinator's alive mark (at most once a second); on restart
+// the time since the last mark is coordinator downtime, which a searching study's time limit does
+// not count (Study.downtime_ms). Per-trial timeouts and leases count real time: workers go on
+// running while the coordinator is down.
 //
 // Thread-safety: thread-safe. Listeners and the work-available callback are invoked without the
 // internal lock held, after the change is committed.
@@ -110,7 +113,9 @@ class Coordinator {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   absl::StatusOr<v1::ReportEpochResponse> ReportEpoch(const v1::ReportEpochRequest& request);
   absl::Status ReportResult(const v1::ReportResultRequest& request);
-  absl::StatusOr<v1::TrialState> CompleteTrial(const v1::CompleteTrialRequest& request);
+  // Ends the attempt COMPLETE (or PRUNED). With request.next_for_worker_id set, also leases that
+  // worker its next trial under the same commit when one can start at once (response.next_trial).
+  absl::StatusOr<v1::CompleteTrialResponse> CompleteTrial(const v1::CompleteTrialRequest& request);
   absl::StatusOr<v1::TrialState> FailTrial(const v1::FailTrialRequest& request);
   // A worker's note on its running attempt (resumed from a checkpoint, started over, an upload
   // that failed), recorded in the events table under the trial and attempt. `kind` is a
@@ -133,6 +138,15 @@ class Coordinator {
   // NOT_FOUND says which part is missing (study, trial, final trial, artifact) and what to do.
   absl::StatusOr<db::ArtifactRecord> FindArtifact(const std::string& study, int trial_number);
 
+  // ReportEpoch and CompleteTrial without blocking the calling thread on the commit: `done` gets
+  // the reply once it is durable (on the store's commit thread), or the error at once. The gRPC
+  // services use these, so the reports of many workers share one commit.
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+  void ReportEpochAsync(const v1::ReportEpochRequest& request, Done<v1::ReportEpochResponse> done);
+  void CompleteTrialAsync(const v1::CompleteTrialRequest& request,
+                          Done<v1::CompleteTrialResponse> done);
+
   // ---- time and notifications
   // Expires leases past their deadline, fails trials past their timeout, ends searches past their
   // time limit, and starts final stages that became due.
@@ -149,6 +163,12 @@ class Coordinator {
   const CoordinatorOptions& options() const { return options_; }
   // The results database's file (artifact records are relative to its folder).
   const std::string& database_path() const { return store_->path(); }
+  // Leases held now. Only live leases are kept in memory; an ended one is answered from the store
+  // (trial_attempts), so memory does not grow with finished attempts.
+  size_t LiveLeaseCount() {
+    absl::MutexLock lock(&mu_);
+    return leases_.size();
+  }
 
  private:
   struct TrialRecord {
@@ -167,20 +187,16 @@ class Coordinator {
     std::set<int> waiting;  // numbers of WAITING trials
     int running = 0;
     int search_created = 0;
+    int listeners = 0;  // subscriptions: events are built only for watched studies
   };
   struct Lease {
     std::string study_id;
     int trial_number = 0;
     std::string worker_id;
     absl::Time deadline;
-  };
-  struct EndedLease {
-    v1::LeaseOrder order = v1::LEASE_ORDER_LOST;
-    std::string reason;
-    v1::TrialState final_state =
-        v1::TRIAL_STATE_UNSPECIFIED;  // the state this lease's attempt ended in
-    bool completed_by_lease =
-        false;  // CompleteTrial on this lease succeeded (a retry is idempotent)
+    // The lease whose CompleteTrial handed this one out (next_for_worker_id), so a retry of that
+    // completion whose reply was lost gets this trial again instead of leaving it to expire.
+    std::string granted_with;
   };
   struct PendingEvent {
     std::string study_id;
@@ -192,9 +208,18 @@ class Coordinator {
 
   // All helpers below run under mu_.
   StudyRecord* FindStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The live lease `lease_id` held by `holder` (a worker id, or "client:NAME" for Ask). A lease
-  // held by someone else is PERMISSION_DENIED: callers act only on the leases they acquired.
+  // The live lease `lease_id` held by `holder` (a worker id, or "client:NAME" for Ask) in *lease.
+  // A lease held by someone else is PERMISSION_DENIED: callers act only on the leases they
+  // acquired. FAILED_PRECONDITION for one that ended (with how), NOT_FOUND for one that never
+  // existed. Ended leases are looked up in the store, so the answer is the same after a restart and
+  // memory does not grow with finished attempts.
   absl::Status LeaseStatus(const std::string& lease_id, const std::string& holder, Lease** lease)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The stored record of a lease that is no longer live; nullopt when it never existed.
+  absl::StatusOr<std::optional<db::EndedLease>> FindEndedLease(const std::string& lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Leases `worker_id` a trial of the first study (by submission) that has one to start now.
+  absl::StatusOr<std::optional<v1::TrialSpec>> AcquireAny(const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<v1::TrialSpec>> AcquireFrom(StudyRecord* study,
                                                            const std::string& worker_id)
@@ -208,10 +233,10 @@ class Coordinator {
                                              const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the running attempt of `trial`. COMPLETE/PRUNED end the trial; FAILED retries (retryable
-  // and attempts left) or fails it. The lease is revoked with `order` so heartbeats tell the
-  // worker.
+  // and attempts left) or fails it. The lease ends as `ended_by` says, which later heartbeats and
+  // reports on it are told (kTimeout and kCancelled are cancel orders).
   absl::Status EndAttempt(StudyRecord* study, TrialRecord* trial, v1::TrialState state,
-                          const std::string& error, bool retryable, v1::LeaseOrder order)
+                          const std::string& error, bool retryable, db::LeaseEnd ended_by)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeFinishSearch(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SetStudyState(StudyRecord* study, v1::StudyState state, const std::string& reason)
@@ -224,6 +249,8 @@ class Coordinator {
                         const std::string& worker_id, const std::string& kind,
                         const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool SearchOpen(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True once the study's time limit has passed (coordinator downtime excluded); false without one.
+  bool PastTimeLimit(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Study StudySnapshot(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitTrial(const StudyRecord& study, const TrialRecord& trial)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -234,8 +261,17 @@ class Coordinator {
   int64_t NowMs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status TickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The writing halves of ReportEpoch and CompleteTrial: *sequence is what to commit.
+  absl::StatusOr<v1::ReportEpochResponse> ApplyReportEpoch(const v1::ReportEpochRequest& request,
+                                                           uint64_t* sequence);
+  absl::StatusOr<v1::CompleteTrialResponse> ApplyCompleteTrial(
+      const v1::CompleteTrialRequest& request, uint64_t* sequence);
+
   // Commits what the call wrote, then publishes its events and the work-available signal.
   absl::Status Finish(uint64_t sequence, bool work_changed);
+  // The same without blocking: `done` runs on the store's commit thread after the commit.
+  void FinishAsync(uint64_t sequence, bool work_changed, std::function<void(absl::Status)> done);
+  void Publish(bool work_changed);
 
   db::ResultsStore* const store_;
   Clock* const clock_;
@@ -246,10 +282,10 @@ class Coordinator {
   std::vector<std::string> study_order_ ABSL_GUARDED_BY(mu_);        // by creation
   std::map<std::string, std::string> study_by_name_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, EndedLease> ended_leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> worker_last_write_ ABSL_GUARDED_BY(mu_);
   std::vector<PendingEvent> pending_events_ ABSL_GUARDED_BY(mu_);
+  absl::Time alive_written_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);
 
   // Listeners are kept apart from mu_ so publishing never holds the scheduling lock.

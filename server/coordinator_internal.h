@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "db/results_store.h"
 #include "hpsearch/v1/trial.pb.h"
 
 #define RETURN_IF_ERROR(expr)                                         \
@@ -29,6 +30,27 @@ inline bool StudyActive(v1::StudyState state) {
 
 inline std::string FormatSeconds(absl::Duration d) {
   return absl::StrFormat("%.3gs", absl::ToDoubleSeconds(d));
+}
+
+// What a late call on an ended lease is told about how it ended.
+inline std::string EndedLeaseReason(const db::EndedLease& ended) {
+  if (!ended.error.empty()) return ended.error;
+  return absl::StrCat("trial ", ended.trial_number, " attempt ", ended.attempt, " ended ",
+                      db::TrialStateName(ended.attempt_state));
+}
+
+// The trial state the end of that attempt produced: WAITING when it was retried.
+inline v1::TrialState EndedTrialState(const db::EndedLease& ended) {
+  if (ended.attempt_state == v1::TRIAL_STATE_FAILED && ended.trial_attempt > ended.attempt) {
+    return v1::TRIAL_STATE_WAITING;
+  }
+  return ended.attempt_state;
+}
+
+// True when the lease's own holder ended it (CompleteTrial, FailTrial, Tell): a retry of that
+// call, after a lost reply or a coordinator restart, gets the same answer again.
+inline bool EndedByHolder(const db::EndedLease& ended) {
+  return ended.ended_by == db::LeaseEnd::kWorker;
 }
 
 inline absl::Status CheckFinite(double value, int epoch, const std::string& name) {

@@ -2,6 +2,8 @@
 // leases with the restart grace.
 #include "server/coordinator.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "server/coordinator_internal.h"
 
@@ -10,12 +12,23 @@ namespace hpsearch::server {
 absl::Status Coordinator::Load() {
   absl::StatusOr<std::vector<db::StoredStudy>> stored = store_->LoadAll();
   if (!stored.ok()) return stored.status();
+  absl::StatusOr<std::optional<int64_t>> alive_ms = store_->LoadAlive();
+  if (!alive_ms.ok()) return alive_ms.status();
   absl::MutexLock lock(&mu_);
   absl::Time now = clock_->Now();
+  // The time since the last alive mark is downtime: searching studies' time limits skip it.
+  absl::Duration downtime = absl::ZeroDuration();
+  if (alive_ms->has_value()) {
+    downtime = std::max(absl::ZeroDuration(), now - absl::FromUnixMillis(**alive_ms));
+  }
   for (db::StoredStudy& s : *stored) {
     std::string id = s.study.id();
     StudyRecord& study = studies_[id];
     study.study = std::move(s.study);
+    if (study.study.state() == v1::STUDY_STATE_SEARCHING && downtime > absl::ZeroDuration()) {
+      study.study.set_downtime_ms(study.study.downtime_ms() + absl::ToInt64Milliseconds(downtime));
+      RETURN_IF_ERROR(store_->PutStudy(study.study));
+    }
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(study.study.spec());
     absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(study.study.spec());
     if (!sampler.ok()) return sampler.status();
@@ -42,7 +55,7 @@ absl::Status Coordinator::Load() {
         // A stored lease keeps its deadline but never expires before the grace period ends.
         absl::Time deadline =
             std::max(absl::FromUnixMillis(st.lease_deadline_ms), now + options_.restart_grace);
-        leases_[st.lease_id] = Lease{id, number, record.trial.worker_id(), deadline};
+        leases_[st.lease_id] = Lease{id, number, record.trial.worker_id(), deadline, ""};
       }
       study.trials.push_back(std::move(record));
       UpdateHistory(&study, study.trials.back());
@@ -51,6 +64,8 @@ absl::Status Coordinator::Load() {
   for (const std::string& id : study_order_) {
     RETURN_IF_ERROR(MaybeFinishSearch(&studies_[id]));
   }
+  RETURN_IF_ERROR(store_->PutAlive(absl::ToUnixMillis(now)));
+  alive_written_ = now;
   return absl::OkStatus();
 }
 

@@ -3,7 +3,12 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "server/coordinator_internal.h"
 #include "server/study_view.h"
 
@@ -13,6 +18,87 @@ namespace {
 // The holder of a lease an Ask client took: its leases are heartbeated and told under this id.
 std::string AskClientId(const std::string& client_name) {
   return absl::StrCat("client:", client_name.empty() ? std::string("anonymous") : client_name);
+}
+
+using HashMap = google::protobuf::Map<std::string, std::string>;
+
+// The submitted data hashes, lower-cased; INVALID_ARGUMENT naming the first malformed one.
+absl::StatusOr<HashMap> NormalizeDataHashes(const HashMap& hashes) {
+  HashMap normalized;
+  for (const auto& [path, sha256] : hashes) {
+    if (path.empty()) {
+      return absl::InvalidArgumentError(
+          "data_sha256: a hash has an empty path; key each hash by its data file's path");
+    }
+    std::string lower = absl::AsciiStrToLower(sha256);
+    if (lower.size() != 64 || lower.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data_sha256['", path, "']: '", sha256,
+                       "' is not a sha256: send the 64 hex digits of the file's SHA-256"));
+    }
+    normalized[path] = lower;
+  }
+  return normalized;
+}
+
+// "budget.n_trials: 3 -> 4; ..." for the first few fields where two specs differ.
+std::string SpecDifferences(const v1::StudySpec& stored, const v1::StudySpec& submitted) {
+  std::string report;
+  google::protobuf::util::MessageDifferencer differencer;
+  differencer.ReportDifferencesToString(&report);
+  if (differencer.Compare(stored, submitted)) return "";
+  std::vector<std::string> lines = absl::StrSplit(report, '\n', absl::SkipWhitespace());
+  std::string out;
+  for (size_t i = 0; i < lines.size() && i < 5; ++i) {
+    std::string line = lines[i].size() > 160 ? lines[i].substr(0, 160) + "..." : lines[i];
+    absl::StrAppend(&out, i == 0 ? "" : "; ", line);
+  }
+  if (lines.size() > 5) absl::StrAppend(&out, "; and ", lines.size() - 5, " more");
+  return out;
+}
+
+// The data files whose hashes differ between the stored and the submitted ones.
+std::string HashDifferences(const HashMap& stored, const HashMap& submitted) {
+  std::vector<std::string> differences;
+  for (const auto& [path, sha256] : stored) {
+    auto it = submitted.find(path);
+    if (it == submitted.end()) {
+      differences.push_back(absl::StrCat(path, ": hashed at submission, not sent now"));
+    } else if (it->second != sha256) {
+      differences.push_back(
+          absl::StrCat(path, ": sha256 ", sha256, " at submission, ", it->second, " now"));
+    }
+  }
+  for (const auto& [path, sha256] : submitted) {
+    if (stored.find(path) == stored.end()) {
+      differences.push_back(absl::StrCat(path, ": not hashed at submission, sent now"));
+    }
+  }
+  std::sort(differences.begin(), differences.end());
+  return absl::StrJoin(differences, "; ");
+}
+
+// OK when `spec` and `hashes` may resume `existing`; else FAILED_PRECONDITION naming what differs.
+// Hashes are compared only when both sides have them: a client that sends none is not checked, and
+// a study stored without any adopts the first ones sent.
+absl::Status CheckResumable(const v1::Study& existing, const v1::StudySpec& spec,
+                            const HashMap& hashes) {
+  std::string spec_differences = SpecDifferences(existing.spec(), spec);
+  std::string data_differences;
+  if (!existing.data_sha256().empty() && !hashes.empty()) {
+    data_differences = HashDifferences(existing.data_sha256(), hashes);
+  }
+  if (spec_differences.empty() && data_differences.empty()) return absl::OkStatus();
+  std::string what;
+  if (!spec_differences.empty()) absl::StrAppend(&what, "spec: ", spec_differences);
+  if (!data_differences.empty()) {
+    absl::StrAppend(&what, what.empty() ? "" : "; ", "data: ", data_differences);
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("study '", spec.name(), "' (", existing.id(),
+                   ") exists and differs from this submission in ", what,
+                   ": a resumed study must be submitted with the same spec and data; submit a "
+                   "changed search under another name"));
 }
 
 }  // namespace
@@ -30,6 +116,8 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
     return absl::InvalidArgumentError("name: a study needs a name");
   }
   for (std::string& warning : warnings) response.add_warnings(std::move(warning));
+  absl::StatusOr<HashMap> hashes = NormalizeDataHashes(request.data_sha256());
+  if (!hashes.ok()) return hashes.status();
   absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(spec);
   if (!sampler.ok()) return sampler.status();
   absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(spec);
@@ -43,34 +131,35 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
             absl::StrCat("study '", spec.name(), "' exists (", existing->study.id(),
                          "): resume it (submit with resume) or choose another name"));
       }
-      if (!google::protobuf::util::MessageDifferencer::Equals(existing->study.spec(), spec)) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("study '", spec.name(),
-                         "' exists with a different spec: a resumed study must be "
-                         "submitted unchanged; choose another name for a changed search"));
-      }
+      RETURN_IF_ERROR(CheckResumable(existing->study, spec, *hashes));
       response.set_study_id(existing->study.id());
       response.set_resumed(true);
-      return response;
+      if (existing->study.data_sha256().empty() && !hashes->empty()) {
+        *existing->study.mutable_data_sha256() = std::move(*hashes);
+        RETURN_IF_ERROR(store_->PutStudy(existing->study));
+      }
+      sequence = store_->Sequence();
+    } else {
+      std::string id = NewId("st-");
+      StudyRecord& study = studies_[id];
+      study.study.set_id(id);
+      *study.study.mutable_spec() = std::move(spec);
+      study.study.set_state(v1::STUDY_STATE_SEARCHING);
+      study.study.set_created_unix_ms(NowMs());
+      *study.study.mutable_data_sha256() = std::move(*hashes);
+      study.sampler = std::move(*sampler);
+      study.pruner = std::move(*pruner);
+      study_order_.push_back(id);
+      study_by_name_[study.study.spec().name()] = id;
+      RETURN_IF_ERROR(store_->PutStudy(study.study));
+      RETURN_IF_ERROR(AddEvent(study, -1, 0, "", "study_submitted", study.study.spec().name()));
+      EmitStudy(study);
+      RETURN_IF_ERROR(MaybeFinishSearch(&study));  // n_trials 0 ends at once
+      response.set_study_id(id);
+      sequence = store_->Sequence();
     }
-    std::string id = NewId("st-");
-    StudyRecord& study = studies_[id];
-    study.study.set_id(id);
-    *study.study.mutable_spec() = std::move(spec);
-    study.study.set_state(v1::STUDY_STATE_SEARCHING);
-    study.study.set_created_unix_ms(NowMs());
-    study.sampler = std::move(*sampler);
-    study.pruner = std::move(*pruner);
-    study_order_.push_back(id);
-    study_by_name_[study.study.spec().name()] = id;
-    RETURN_IF_ERROR(store_->PutStudy(study.study));
-    RETURN_IF_ERROR(AddEvent(study, -1, 0, "", "study_submitted", study.study.spec().name()));
-    EmitStudy(study);
-    RETURN_IF_ERROR(MaybeFinishSearch(&study));  // n_trials 0 ends at once
-    response.set_study_id(id);
-    sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, true));
+  RETURN_IF_ERROR(Finish(sequence, !response.resumed()));
   return response;
 }
 
@@ -137,8 +226,8 @@ absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name
     RETURN_IF_ERROR(SetStudyState(study, v1::STUDY_STATE_CANCELLED, why));
     for (TrialRecord& record : study->trials) {
       if (record.trial.state() == v1::TRIAL_STATE_RUNNING) {
-        RETURN_IF_ERROR(
-            EndAttempt(study, &record, v1::TRIAL_STATE_FAILED, why, false, v1::LEASE_ORDER_CANCEL));
+        RETURN_IF_ERROR(EndAttempt(study, &record, v1::TRIAL_STATE_FAILED, why, false,
+                                   db::LeaseEnd::kCancelled));
       } else if (record.trial.state() == v1::TRIAL_STATE_WAITING) {
         record.trial.set_state(v1::TRIAL_STATE_FAILED);
         record.trial.set_error(why);
@@ -182,16 +271,41 @@ absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
 }
 
 absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
+  // Everything is checked before anything is written: a refused Tell changes nothing.
+  if (request.state() != v1::TRIAL_STATE_COMPLETE && request.state() != v1::TRIAL_STATE_PRUNED &&
+      request.state() != v1::TRIAL_STATE_FAILED) {
+    return absl::InvalidArgumentError(
+        "state: Tell needs TRIAL_STATE_COMPLETE, TRIAL_STATE_PRUNED or TRIAL_STATE_FAILED");
+  }
+  for (const v1::EpochMetrics& metrics : request.epochs()) {
+    RETURN_IF_ERROR(ValidateEpochMetrics(metrics));
+  }
   uint64_t sequence;
   v1::Trial trial;
   {
     absl::MutexLock lock(&mu_);
+    absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(request.lease_id());
+    if (!ended.ok()) return ended.status();
+    if (ended->has_value() && EndedByHolder(**ended)) {
+      // A retried Tell whose reply was lost: the trial as it is now.
+      return studies_[(*ended)->study_id].trials[(*ended)->trial_number].trial;
+    }
     Lease* lease = nullptr;
     RETURN_IF_ERROR(LeaseStatus(request.lease_id(), AskClientId(request.client_name()), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
+    const v1::Trial& current = record->trial;
+    int last = current.epochs_size() == 0 ? 0 : current.epochs(current.epochs_size() - 1).epoch();
     for (const v1::EpochMetrics& metrics : request.epochs()) {
-      RETURN_IF_ERROR(ValidateEpochMetrics(metrics));
+      if (metrics.epoch() <= last) continue;  // already reported: a duplicate
+      if (metrics.epoch() != last + 1) {
+        return absl::OutOfRangeError(absl::StrCat(
+            "epochs: epoch ", metrics.epoch(), " follows epoch ", last,
+            "; epochs must arrive in order (expected ", last + 1, "); nothing was recorded"));
+      }
+      last = metrics.epoch();
+    }
+    for (const v1::EpochMetrics& metrics : request.epochs()) {
       bool duplicate = false;
       RETURN_IF_ERROR(RecordEpoch(study, record, metrics, &duplicate));
     }
@@ -216,20 +330,19 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
           error = absl::StrCat("told COMPLETE without any epoch reporting the objective metric '",
                                ObjectiveMetric(study->study.spec()), "'");
         }
-        RETURN_IF_ERROR(EndAttempt(study, record, state, error, false, v1::LEASE_ORDER_LOST));
+        RETURN_IF_ERROR(EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
         break;
       }
       case v1::TRIAL_STATE_FAILED:
         RETURN_IF_ERROR(
             EndAttempt(study, record, v1::TRIAL_STATE_FAILED,
                        request.error().empty() ? "failed (told by the client)" : request.error(),
-                       false, v1::LEASE_ORDER_LOST));
+                       false, db::LeaseEnd::kWorker));
         break;
       default:
         return absl::InvalidArgumentError(
             "state: Tell needs TRIAL_STATE_COMPLETE, TRIAL_STATE_PRUNED or TRIAL_STATE_FAILED");
     }
-    ended_leases_[request.lease_id()].completed_by_lease = true;
     trial = record->trial;
     sequence = store_->Sequence();
   }

@@ -124,13 +124,13 @@ absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, Tria
   record->lease_id = lease_id;
   record->attempt_started = now;
   record->prune_requested = false;
-  leases_[lease_id] = Lease{study->study.id(), trial.number(), worker_id, deadline};
+  leases_[lease_id] = Lease{study->study.id(), trial.number(), worker_id, deadline, ""};
   v1::TrialAttempt attempt;
   attempt.set_attempt(trial.attempt());
   attempt.set_state(v1::TRIAL_STATE_RUNNING);
   attempt.set_worker_id(worker_id);
   attempt.set_started_unix_ms(absl::ToUnixMillis(now));
-  RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id));
+  RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, std::nullopt));
   RETURN_IF_ERROR(PersistTrial(study, record));
   LeaseGrant grant{lease_id, deadline, options_.heartbeat_interval};
   return BuildTrialSpec(study->study, trial, grant, options_.default_artifacts_root);
@@ -157,7 +157,7 @@ absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireFrom(
 
 absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1::TrialState state,
                                      const std::string& error, bool retryable,
-                                     v1::LeaseOrder order) {
+                                     db::LeaseEnd ended_by) {
   v1::Trial& trial = record->trial;
   const std::string lease_id = record->lease_id;
   leases_.erase(lease_id);
@@ -171,7 +171,7 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
   attempt.set_started_unix_ms(trial.started_unix_ms());
   attempt.set_ended_unix_ms(now_ms);
   attempt.set_error(error);
-  RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id));
+  RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, ended_by));
 
   StudyBudget budget = BudgetOf(study->study.spec());
   std::string event;
@@ -204,13 +204,6 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
                               : error);
     event = "failed";
   }
-  EndedLease& ended = ended_leases_[lease_id];
-  ended.order = order;
-  ended.reason = error.empty()
-                     ? absl::StrCat("trial ", trial.number(), " attempt ", attempt.attempt(),
-                                    " ended ", db::TrialStateName(state))
-                     : error;
-  ended.final_state = trial.state();
   RETURN_IF_ERROR(PersistTrial(study, record));
   RETURN_IF_ERROR(AddEvent(*study, trial.number(), attempt.attempt(), attempt.worker_id(),
                            "trial_" + event, error));
@@ -300,6 +293,7 @@ absl::Status Coordinator::RecordEpoch(StudyRecord* study, TrialRecord* record,
   if (!inserted.ok()) return inserted.status();
   *trial.add_epochs() = metrics;
   UpdateHistory(study, *record);
+  if (study->listeners == 0) return absl::OkStatus();
   PendingEvent pending;
   pending.study_id = study->study.id();
   pending.event.set_unix_ms(NowMs());
@@ -337,7 +331,7 @@ absl::Status Coordinator::TickLocked() {
         study, record, v1::TRIAL_STATE_FAILED,
         absl::StrCat("lease expired: worker ", lease.worker_id, " sent no heartbeat or report for ",
                      FormatSeconds(options_.lease_ttl), " (the worker died or lost the network)"),
-        true, v1::LEASE_ORDER_LOST));
+        true, db::LeaseEnd::kExpired));
   }
   for (const std::string& lease_id : timed_out) {
     auto it = leases_.find(lease_id);
@@ -348,16 +342,13 @@ absl::Status Coordinator::TickLocked() {
         EndAttempt(study, record, v1::TRIAL_STATE_FAILED,
                    absl::StrCat("timed out: ran longer than budget.trial_timeout_seconds = ",
                                 FormatSeconds(BudgetOf(study->study.spec()).trial_timeout)),
-                   true, v1::LEASE_ORDER_CANCEL));
+                   true, db::LeaseEnd::kTimeout));
   }
   for (const std::string& id : study_order_) {
     StudyRecord* study = &studies_[id];
     if (study->study.state() != v1::STUDY_STATE_SEARCHING) continue;
+    if (!PastTimeLimit(*study)) continue;
     StudyBudget budget = BudgetOf(study->study.spec());
-    if (budget.time_limit == absl::ZeroDuration() ||
-        now < absl::FromUnixMillis(study->study.created_unix_ms()) + budget.time_limit) {
-      continue;
-    }
     // No trial starts after the time limit; waiting ones never will.
     for (int number : std::vector<int>(study->waiting.begin(), study->waiting.end())) {
       TrialRecord* record = &study->trials[number];
@@ -378,6 +369,13 @@ absl::Status Coordinator::Tick() {
   {
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(TickLocked());
+    // The alive mark bounds what a restart counts as downtime; a second of slack is plenty for a
+    // time limit, and one small write a second costs nothing.
+    absl::Time now = clock_->Now();
+    if (now - alive_written_ >= absl::Seconds(1)) {
+      RETURN_IF_ERROR(store_->PutAlive(absl::ToUnixMillis(now)));
+      alive_written_ = now;
+    }
     sequence = store_->Sequence();
   }
   return Finish(sequence, true);

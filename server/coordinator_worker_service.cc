@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/coordinator_internal.h"
 #include "server/study_view.h"
+#include "server/trial_spec_builder.h"
 
 namespace hpsearch::server {
 
@@ -39,15 +40,9 @@ absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::TryAcquire(const std::
                        " is not registered here (the coordinator may have restarted): "
                        "call Register with previous_worker_id set"));
     }
-    for (const std::string& id : study_order_) {
-      StudyRecord* study = &studies_[id];
-      absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
-      if (!acquired.ok()) return acquired.status();
-      if (acquired->has_value()) {
-        spec = std::move(*acquired);
-        break;
-      }
-    }
+    absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireAny(worker_id);
+    if (!acquired.ok()) return acquired.status();
+    spec = std::move(*acquired);
     sequence = store_->Sequence();
   }
   RETURN_IF_ERROR(Finish(sequence, false));
@@ -72,10 +67,14 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
         status->set_order(v1::LEASE_ORDER_LOST);
         status->set_reason(absl::StrCat("lease ", lease_id, " belongs to worker ",
                                         it->second.worker_id, ", not ", request.worker_id()));
-      } else if (auto ended = ended_leases_.find(lease_id); ended != ended_leases_.end()) {
-        status->set_order(ended->second.order == v1::LEASE_ORDER_CANCEL ? v1::LEASE_ORDER_CANCEL
-                                                                        : v1::LEASE_ORDER_LOST);
-        status->set_reason(ended->second.reason);
+      } else if (absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(lease_id);
+                 !ended.ok()) {
+        return ended.status();
+      } else if (ended->has_value()) {
+        bool cancel = (*ended)->ended_by == db::LeaseEnd::kTimeout ||
+                      (*ended)->ended_by == db::LeaseEnd::kCancelled;
+        status->set_order(cancel ? v1::LEASE_ORDER_CANCEL : v1::LEASE_ORDER_LOST);
+        status->set_reason(EndedLeaseReason(**ended));
       } else {
         status->set_order(v1::LEASE_ORDER_LOST);
         status->set_reason(absl::StrCat("lease ", lease_id, " is unknown to this coordinator"));
@@ -96,8 +95,34 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
 
 absl::StatusOr<v1::ReportEpochResponse> Coordinator::ReportEpoch(
     const v1::ReportEpochRequest& request) {
+  uint64_t sequence = 0;
+  absl::StatusOr<v1::ReportEpochResponse> response = ApplyReportEpoch(request, &sequence);
+  if (!response.ok()) return response.status();
+  RETURN_IF_ERROR(Finish(sequence, false));
+  return response;
+}
+
+void Coordinator::ReportEpochAsync(const v1::ReportEpochRequest& request,
+                                   Done<v1::ReportEpochResponse> done) {
+  uint64_t sequence = 0;
+  absl::StatusOr<v1::ReportEpochResponse> response = ApplyReportEpoch(request, &sequence);
+  if (!response.ok()) {
+    done(response.status());
+    return;
+  }
+  FinishAsync(sequence, false,
+              [response = std::move(*response), done = std::move(done)](absl::Status status) {
+                if (status.ok()) {
+                  done(response);
+                } else {
+                  done(status);
+                }
+              });
+}
+
+absl::StatusOr<v1::ReportEpochResponse> Coordinator::ApplyReportEpoch(
+    const v1::ReportEpochRequest& request, uint64_t* sequence) {
   RETURN_IF_ERROR(ValidateEpochMetrics(request.metrics()));
-  uint64_t sequence;
   v1::ReportEpochResponse response;
   {
     absl::MutexLock lock(&mu_);
@@ -119,9 +144,8 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ReportEpoch(
     }
     response.set_decision(record->prune_requested ? v1::EPOCH_DECISION_PRUNE
                                                   : v1::EPOCH_DECISION_CONTINUE);
-    sequence = store_->Sequence();
+    *sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, false));
   return response;
 }
 
@@ -149,49 +173,109 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
   return Finish(sequence, false);
 }
 
-absl::StatusOr<v1::TrialState> Coordinator::CompleteTrial(const v1::CompleteTrialRequest& request) {
-  uint64_t sequence;
-  v1::TrialState result_state;
+absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireAny(const std::string& worker_id) {
+  for (const std::string& id : study_order_) {
+    absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(&studies_[id], worker_id);
+    if (!acquired.ok() || acquired->has_value()) return acquired;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<v1::CompleteTrialResponse> Coordinator::CompleteTrial(
+    const v1::CompleteTrialRequest& request) {
+  uint64_t sequence = 0;
+  absl::StatusOr<v1::CompleteTrialResponse> response = ApplyCompleteTrial(request, &sequence);
+  if (!response.ok()) return response.status();
+  RETURN_IF_ERROR(Finish(sequence, true));
+  return response;
+}
+
+void Coordinator::CompleteTrialAsync(const v1::CompleteTrialRequest& request,
+                                     Done<v1::CompleteTrialResponse> done) {
+  uint64_t sequence = 0;
+  absl::StatusOr<v1::CompleteTrialResponse> response = ApplyCompleteTrial(request, &sequence);
+  if (!response.ok()) {
+    done(response.status());
+    return;
+  }
+  FinishAsync(sequence, true,
+              [response = std::move(*response), done = std::move(done)](absl::Status status) {
+                if (status.ok()) {
+                  done(response);
+                } else {
+                  done(status);
+                }
+              });
+}
+
+absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
+    const v1::CompleteTrialRequest& request, uint64_t* sequence) {
+  v1::CompleteTrialResponse response;
   {
     absl::MutexLock lock(&mu_);
-    auto ended = ended_leases_.find(request.lease_id());
-    if (ended != ended_leases_.end() && ended->second.completed_by_lease) {
-      return ended->second.final_state;  // a retried CompleteTrial whose reply was lost
+    absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(request.lease_id());
+    if (!ended.ok()) return ended.status();
+    bool retried = ended->has_value() && EndedByHolder(**ended);
+    if (retried) {
+      // A retried CompleteTrial whose reply was lost (or that outlived a coordinator restart):
+      // the same answer, and nothing changes.
+      response.set_state(EndedTrialState(**ended));
+    } else {
+      Lease* lease = nullptr;
+      RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
+      StudyRecord* study = &studies_[lease->study_id];
+      TrialRecord* record = &study->trials[lease->trial_number];
+      const v1::TrialResult& result = request.result();
+      if (result.has_train()) {
+        RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, result.train()));
+        *record->trial.mutable_result()->mutable_train() = result.train();
+      }
+      if (result.has_test()) {
+        RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, result.test()));
+        *record->trial.mutable_result()->mutable_test() = result.test();
+      }
+      if (!result.extra().empty()) {
+        RETURN_IF_ERROR(store_->PutResultExtra(record->trial_id, result));
+        *record->trial.mutable_result()->mutable_extra() = result.extra();
+      }
+      v1::TrialState state = request.pruned() ? v1::TRIAL_STATE_PRUNED : v1::TRIAL_STATE_COMPLETE;
+      std::string error;
+      if (state == v1::TRIAL_STATE_COMPLETE && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
+          !TrialObjective(study->study.spec(), record->trial.epochs())) {
+        state = v1::TRIAL_STATE_FAILED;
+        error =
+            absl::StrCat("the trial finished without any epoch reporting the objective metric '",
+                         ObjectiveMetric(study->study.spec()),
+                         "': make the command print it in its epoch lines");
+      }
+      RETURN_IF_ERROR(EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
+      response.set_state(record->trial.state());
     }
-    Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
-    StudyRecord* study = &studies_[lease->study_id];
-    TrialRecord* record = &study->trials[lease->trial_number];
-    const v1::TrialResult& result = request.result();
-    if (result.has_train()) {
-      RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, result.train()));
-      *record->trial.mutable_result()->mutable_train() = result.train();
+    // The next trial rides on the same commit. An unknown worker (e.g. after a restart) gets none
+    // and learns it from its next AcquireTrial, which tells it to register again.
+    const std::string& next_for = request.next_for_worker_id();
+    if (retried && !next_for.empty()) {
+      // The first reply may have carried a next trial: hand the same lease out again.
+      for (const auto& [lease_id, lease] : leases_) {
+        if (lease.granted_with != request.lease_id() || lease.worker_id != next_for) continue;
+        const StudyRecord& study = studies_[lease.study_id];
+        LeaseGrant grant{lease_id, lease.deadline, options_.heartbeat_interval};
+        *response.mutable_next_trial() =
+            BuildTrialSpec(study.study, study.trials[lease.trial_number].trial, grant,
+                           options_.default_artifacts_root);
+        break;
+      }
+    } else if (!next_for.empty() && workers_.count(next_for) != 0) {
+      absl::StatusOr<std::optional<v1::TrialSpec>> next = AcquireAny(next_for);
+      if (!next.ok()) return next.status();
+      if (next->has_value()) {
+        leases_[(*next)->lease_id()].granted_with = request.lease_id();
+        *response.mutable_next_trial() = std::move(**next);
+      }
     }
-    if (result.has_test()) {
-      RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, result.test()));
-      *record->trial.mutable_result()->mutable_test() = result.test();
-    }
-    if (!result.extra().empty()) {
-      RETURN_IF_ERROR(store_->PutResultExtra(record->trial_id, result));
-      *record->trial.mutable_result()->mutable_extra() = result.extra();
-    }
-    v1::TrialState state = request.pruned() ? v1::TRIAL_STATE_PRUNED : v1::TRIAL_STATE_COMPLETE;
-    std::string error;
-    if (state == v1::TRIAL_STATE_COMPLETE && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
-        !TrialObjective(study->study.spec(), record->trial.epochs())) {
-      state = v1::TRIAL_STATE_FAILED;
-      error = absl::StrCat("the trial finished without any epoch reporting the objective metric '",
-                           ObjectiveMetric(study->study.spec()),
-                           "': make the command print it in its epoch lines");
-    }
-    RETURN_IF_ERROR(EndAttempt(study, record, state, error, false, v1::LEASE_ORDER_LOST));
-    EndedLease& done = ended_leases_[request.lease_id()];
-    done.completed_by_lease = true;
-    result_state = done.final_state;
-    sequence = store_->Sequence();
+    *sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, true));
-  return result_state;
+  return response;
 }
 
 absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest& request) {
@@ -199,13 +283,18 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
   v1::TrialState state;
   {
     absl::MutexLock lock(&mu_);
+    absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(request.lease_id());
+    if (!ended.ok()) return ended.status();
+    if (ended->has_value() && EndedByHolder(**ended)) {
+      return EndedTrialState(**ended);  // a retried FailTrial whose reply was lost
+    }
     Lease* lease = nullptr;
     RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     std::string error = request.error().empty() ? "failed (no reason given)" : request.error();
     RETURN_IF_ERROR(EndAttempt(study, record, v1::TRIAL_STATE_FAILED, error, request.retryable(),
-                               v1::LEASE_ORDER_LOST));
+                               db::LeaseEnd::kWorker));
     state = record->trial.state();
     sequence = store_->Sequence();
   }

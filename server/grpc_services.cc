@@ -274,7 +274,13 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::ReportEpoch(grpc::CallbackServerCon
                                                          const v1::ReportEpochRequest* request,
                                                          v1::ReportEpochResponse* response) {
   if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
-  return FinishWith(context, coordinator_->ReportEpoch(*request), response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  coordinator_->ReportEpochAsync(
+      *request, [reactor, response](absl::StatusOr<v1::ReportEpochResponse> result) {
+        if (result.ok()) *response = std::move(*result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::ReportResult(grpc::CallbackServerContext* context,
@@ -288,9 +294,13 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTrial(grpc::CallbackServerC
                                                            const v1::CompleteTrialRequest* request,
                                                            v1::CompleteTrialResponse* response) {
   if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
-  absl::StatusOr<v1::TrialState> state = coordinator_->CompleteTrial(*request);
-  if (state.ok()) response->set_state(*state);
-  return FinishWithStatus(context, state.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  coordinator_->CompleteTrialAsync(
+      *request, [reactor, response](absl::StatusOr<v1::CompleteTrialResponse> result) {
+        if (result.ok()) *response = std::move(*result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::FailTrial(grpc::CallbackServerContext* context,

@@ -1,8 +1,6 @@
 #include "worker/worker.h"
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
+#include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
@@ -22,24 +20,24 @@ std::string Ids(const v1::TrialSpec& trial) {
                       " (attempt ", trial.attempt(), ", lease ", trial.lease_id(), ")");
 }
 
+absl::Status RestartError() {
+  return absl::UnavailableError(
+      "the last trial left this process's device unusable; exiting so that a fresh worker "
+      "process takes the next trial (restart hpsearch-worker)");
+}
+
 }  // namespace
 
-// One running trial: the reporter the runner talks to, and the heartbeat thread of its lease.
+// One running trial: the reporter the runner talks to; its lease is heartbeated meanwhile.
 class Worker::Session : public TrialReporter {
  public:
   Session(Worker* worker, const v1::TrialSpec& trial) : worker_(worker), trial_(trial) {
-    interval_ = absl::Milliseconds(trial.heartbeat_interval_ms() > 0 ? trial.heartbeat_interval_ms()
-                                                                     : 5000);
-    heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+    absl::Duration interval = absl::Milliseconds(
+        trial.heartbeat_interval_ms() > 0 ? trial.heartbeat_interval_ms() : 5000);
+    worker_->heartbeat_.Begin(worker_->worker_id_, trial.lease_id(), interval, Ids(trial),
+                              [this](const v1::LeaseStatus& lease) { OnLeaseStatus(lease); });
   }
-  ~Session() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    heartbeat_.join();
-  }
+  ~Session() override { worker_->heartbeat_.End(); }
 
   absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) override {
     v1::ReportEpochRequest request;
@@ -111,46 +109,24 @@ class Worker::Session : public TrialReporter {
   }
 
  private:
-  void HeartbeatLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, absl::ToChronoMilliseconds(interval_), [this] { return done_; })) {
-      lock.unlock();
-      v1::HeartbeatRequest request;
-      request.set_worker_id(worker_->worker_id_);
-      request.add_lease_ids(trial_.lease_id());
-      absl::StatusOr<v1::HeartbeatResponse> response =
-          worker_->heartbeat_client_.Heartbeat(request);
-      if (response.ok() && response->leases_size() == 1) {
-        const v1::LeaseStatus& lease = response->leases(0);
-        if (lease.order() == v1::LEASE_ORDER_CANCEL || lease.order() == v1::LEASE_ORDER_LOST) {
-          spdlog::warn("{}: coordinator says {}: {}", Ids(trial_),
-                       v1::LeaseOrder_Name(lease.order()), lease.reason());
-          order_ =
-              lease.order() == v1::LEASE_ORDER_CANCEL ? StopReason::kCancel : StopReason::kLost;
-        }
-      } else if (!response.ok()) {
-        spdlog::warn("{}: heartbeat failed ({}); retrying", Ids(trial_),
-                     std::string(response.status().message()));
-      }
-      lock.lock();
-    }
+  void OnLeaseStatus(const v1::LeaseStatus& lease) {
+    if (lease.order() != v1::LEASE_ORDER_CANCEL && lease.order() != v1::LEASE_ORDER_LOST) return;
+    spdlog::warn("{}: coordinator says {}: {}", Ids(trial_), v1::LeaseOrder_Name(lease.order()),
+                 lease.reason());
+    order_ = lease.order() == v1::LEASE_ORDER_CANCEL ? StopReason::kCancel : StopReason::kLost;
   }
 
   Worker* worker_;
-  const v1::TrialSpec trial_;
-  absl::Duration interval_;
+  const v1::TrialSpec& trial_;  // outlives the session (RunTrial's argument)
   std::atomic<StopReason> order_{StopReason::kNone};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread heartbeat_;
 };
 
 Worker::Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners)
     : options_(std::move(options)),
       runners_(std::move(runners)),
       client_(options_.coordinator_address, options_.security, options_.client),
-      heartbeat_client_(client_.channel(), HeartbeatClientOptions(options_.client)) {
+      heartbeat_client_(client_.channel(), HeartbeatClientOptions(options_.client)),
+      heartbeat_(&heartbeat_client_) {
   client_.set_should_stop([this] { return stopping_.load(); });
 }
 
@@ -174,7 +150,15 @@ absl::Status Worker::Register() {
 
 absl::Status Worker::Run() {
   if (absl::Status status = Register(); !status.ok()) return status;
+  std::optional<v1::TrialSpec> next;  // leased to us by the last CompleteTrial
   while (!stopping_) {
+    if (next.has_value()) {
+      v1::TrialSpec trial = std::move(*next);
+      next.reset();
+      if (RunAndCount(trial, &next)) return RestartError();
+      if (options_.max_trials > 0 && trials_run_ >= options_.max_trials) break;
+      continue;
+    }
     v1::AcquireTrialRequest request;
     request.set_worker_id(worker_id_);
     request.set_wait_ms(absl::ToInt64Milliseconds(options_.acquire_wait));
@@ -196,22 +180,37 @@ absl::Status Worker::Run() {
       if (options_.exit_when_idle) break;
       continue;
     }
-    bool restart = false;
-    if (absl::Status status = RunTrial(response->trial(), &restart); !status.ok()) {
-      spdlog::error("{}: {}", Ids(response->trial()), std::string(status.message()));
-    }
-    ++trials_run_;
-    if (restart) {
-      return absl::UnavailableError(
-          "the last trial left this process's device unusable; exiting so that a fresh worker "
-          "process takes the next trial (restart hpsearch-worker)");
-    }
+    if (RunAndCount(response->trial(), &next)) return RestartError();
     if (options_.max_trials > 0 && trials_run_ >= options_.max_trials) break;
+  }
+  if (next.has_value()) {
+    // Leased with the last completion just as we were told to stop: hand it back for a retry at
+    // once rather than let its lease expire.
+    v1::FailTrialRequest fail;
+    fail.set_lease_id(next->lease_id());
+    fail.set_retryable(true);
+    fail.set_error(absl::StrCat("worker ", worker_id_, " stopped before starting this trial"));
+    if (absl::Status status = client_.FailTrial(fail).status(); !status.ok()) {
+      spdlog::warn("{}: handing it back failed: {}", Ids(*next), std::string(status.message()));
+    }
   }
   return absl::OkStatus();
 }
 
-absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
+bool Worker::RunAndCount(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next) {
+  // Ask for the next trial with this one's completion unless this is the last one we run.
+  bool want_next =
+      !stopping_ && (options_.max_trials == 0 || trials_run_ + 1 < options_.max_trials);
+  bool restart = false;
+  if (absl::Status status = RunTrial(trial, want_next ? next : nullptr, &restart); !status.ok()) {
+    spdlog::error("{}: {}", Ids(trial), std::string(status.message()));
+  }
+  ++trials_run_;
+  return restart;
+}
+
+absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next,
+                              bool* restart) {
   absl::Time start = absl::Now();
   v1::RunnerType type = trial.runner().type();
   auto runner = runners_.find(type);
@@ -242,8 +241,15 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, bool* restart) {
       complete.set_worker_id(worker_id_);
       *complete.mutable_result() = outcome.result;
       complete.set_pruned(outcome.kind == RunOutcome::Kind::kPruned);
+      if (next != nullptr && !stopping_) complete.set_next_for_worker_id(worker_id_);
+      absl::Time asked = absl::Now();
       absl::StatusOr<v1::CompleteTrialResponse> response = client_.CompleteTrial(complete);
       if (!response.ok()) return response.status();
+      if (next != nullptr && response->has_next_trial() &&
+          !response->next_trial().lease_id().empty()) {
+        *next = std::move(*response->mutable_next_trial());
+        if (options_.on_acquired) options_.on_acquired(absl::Now() - asked);
+      }
       spdlog::info("{}: {} in {:.1f} s", Ids(trial), v1::TrialState_Name(response->state()),
                    seconds);
       return absl::OkStatus();

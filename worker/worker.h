@@ -1,6 +1,8 @@
 // Worker: the loop of `hpsearch-worker`. Registers with the coordinator, long-polls for a trial,
 // runs it with the runner its spec names while a heartbeat thread keeps the lease alive and carries
-// cancel orders, then completes or fails it; repeats until stopped. Reports retry with backoff
+// cancel orders, then completes or fails it; repeats until stopped. A completion also asks for the
+// next trial (one round trip instead of two); only when none can start at once does the worker
+// long-poll AcquireTrial. Reports retry with backoff
 // through coordinator restarts; a restarted coordinator that no longer knows the worker gets it
 // re-registered under its id.
 //
@@ -18,12 +20,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "hpsearch/v1/service.pb.h"
 #include "worker/coordinator_client.h"
+#include "worker/lease_heartbeat.h"
 #include "worker/runner.h"
 
 namespace hpsearch::worker {
@@ -40,8 +44,8 @@ struct WorkerOptions {
   // Stop when an AcquireTrial long-poll returns empty (benchmarks: the studies are done).
   bool exit_when_idle = false;
   ClientOptions client;
-  // Called with the duration of every AcquireTrial call that returned a trial (benchmarks measure
-  // it).
+  // Called with the duration of every call that handed this worker a trial: an AcquireTrial, or a
+  // CompleteTrial that carried the next trial (benchmarks measure it).
   std::function<void(absl::Duration)> on_acquired;
 };
 
@@ -63,14 +67,20 @@ class Worker {
  private:
   class Session;
   absl::Status Register();
+  // Runs one trial and counts it; true when the runner says this process cannot run another
+  // trial. When `next` is set, the completion also asks for the next trial, which lands in *next
+  // when the coordinator had one to start.
+  bool RunAndCount(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next);
   // Runs one leased trial and tells the coordinator how it ended; *restart is set when the runner
   // says this process cannot run another trial.
-  absl::Status RunTrial(const v1::TrialSpec& trial, bool* restart);
+  absl::Status RunTrial(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next,
+                        bool* restart);
 
   WorkerOptions options_;
   std::map<v1::RunnerType, std::unique_ptr<Runner>> runners_;
   CoordinatorClient client_;
   CoordinatorClient heartbeat_client_;
+  LeaseHeartbeat heartbeat_;  // after heartbeat_client_, which it uses
   std::string worker_id_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> trials_run_{0};

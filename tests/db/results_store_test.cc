@@ -101,7 +101,7 @@ void RunAttempt(ResultsStore* store, int64_t trial_id, v1::Trial* trial, int att
   record.set_state(v1::TRIAL_STATE_RUNNING);
   record.set_worker_id("w1");
   record.set_started_unix_ms(3000);
-  REQUIRE(store->PutAttempt(trial_id, record, lease).ok());
+  REQUIRE(store->PutAttempt(trial_id, record, lease, std::nullopt).ok());
   for (size_t i = 0; i < accuracies.size(); ++i) {
     auto inserted = store->InsertEpoch(trial_id, attempt, lease,
                                        Epoch(static_cast<int>(i) + 1, accuracies[i]), 4000);
@@ -110,7 +110,10 @@ void RunAttempt(ResultsStore* store, int64_t trial_id, v1::Trial* trial, int att
   }
   record.set_state(end);
   record.set_ended_unix_ms(5000);
-  REQUIRE(store->PutAttempt(trial_id, record, lease).ok());
+  REQUIRE(store
+              ->PutAttempt(trial_id, record, lease,
+                           end == v1::TRIAL_STATE_COMPLETE ? LeaseEnd::kWorker : LeaseEnd::kExpired)
+              .ok());
   trial->set_attempt(attempt);
   trial->set_state(end == v1::TRIAL_STATE_COMPLETE ? end : v1::TRIAL_STATE_WAITING);
   if (end == v1::TRIAL_STATE_COMPLETE) trial->set_objective_value(accuracies.back());
@@ -186,6 +189,87 @@ TEST_CASE("A file from a newer schema is refused and left untouched", "[db][sche
   REQUIRE_FALSE(store.ok());
   CHECK(store.status().message().find("newer hpsearch") != std::string::npos);
   CHECK(QueryText(path, "PRAGMA user_version") == std::to_string(kSchemaVersion + 1));
+}
+
+TEST_CASE("A version 1 file is migrated to the current schema keeping its rows", "[db][schema]") {
+  TempDir dir;
+  std::string path = (dir / "results.db").string();
+  {
+    auto db = Database::Open(path);
+    REQUIRE(db.ok());
+    REQUIRE(MigrateTo(db->get(), 1).ok());
+    REQUIRE((*db)
+                ->Execute(
+                    "INSERT INTO studies (study_id, name, state, spec, spec_json, "
+                    "objective_metric, direction, from_epoch, n_trials, parallelism, max_retries, "
+                    "seed, sampler, pruner, runner, created_ms) VALUES ('s1', 'old', 'searching', "
+                    "x'', '{}', 'val_accuracy', 'maximize', 'last', 3, 1, 0, 1, 'random', 'none', "
+                    "'command', 5);"
+                    "INSERT INTO trials (trial_id, study_id, number, kind, state, attempt, seed, "
+                    "created_ms) VALUES (1, 's1', 0, 'search', 'complete', 1, 1, 5);"
+                    "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, "
+                    "started_ms, ended_ms) VALUES (1, 1, 'complete', 'w', 'ls-old', 6, 7)")
+                .ok());
+  }
+  auto store = OpenStore(path);
+  CHECK(QueryText(path, "PRAGMA user_version") == std::to_string(kSchemaVersion));
+  auto loaded = store->LoadStudy("old");
+  REQUIRE(loaded.ok());
+  CHECK(loaded->study.data_sha256().empty());
+  CHECK(loaded->study.downtime_ms() == 0);
+  auto lease = store->FindLease("ls-old");
+  REQUIRE(lease.ok());
+  REQUIRE(lease->has_value());
+  CHECK((*lease)->attempt_state == v1::TRIAL_STATE_COMPLETE);
+  CHECK_FALSE((*lease)->ended_by.has_value());  // not recorded before version 2
+}
+
+TEST_CASE("Ended leases, data hashes, downtime and the alive mark are stored", "[db][store]") {
+  TempDir dir;
+  std::string path = (dir / "results.db").string();
+  {
+    auto store = OpenStore(path);
+    v1::Study study = MakeStudy("s1", "demo", v1::DIRECTION_MAXIMIZE);
+    (*study.mutable_data_sha256())["data/train.csv"] = std::string(64, 'c');
+    study.set_downtime_ms(1234);
+    REQUIRE(store->PutStudy(study).ok());
+    v1::Trial trial = MakeTrial("s1", 0, 0.1, 8);
+    auto trial_id = store->InsertTrial(trial);
+    REQUIRE(trial_id.ok());
+    RunAttempt(store.get(), *trial_id, &trial, 1, {0.5}, v1::TRIAL_STATE_FAILED);
+    RunAttempt(store.get(), *trial_id, &trial, 2, {0.6}, v1::TRIAL_STATE_COMPLETE);
+    auto none = store->LoadAlive();
+    REQUIRE(none.ok());
+    CHECK_FALSE(none->has_value());
+    REQUIRE(store->PutAlive(77).ok());
+    REQUIRE(store->PutAlive(88).ok());
+    REQUIRE(store->SyncAll().ok());
+  }
+  auto store = OpenStore(path);
+  auto loaded = store->LoadStudy("demo");
+  REQUIRE(loaded.ok());
+  CHECK(loaded->study.data_sha256().at("data/train.csv") == std::string(64, 'c'));
+  CHECK(loaded->study.downtime_ms() == 1234);
+  auto alive = store->LoadAlive();
+  REQUIRE(alive.ok());
+  CHECK(alive->value_or(0) == 88);
+  auto first = store->FindLease("lease-1-1");
+  REQUIRE(first.ok());
+  REQUIRE(first->has_value());
+  CHECK((*first)->study_id == "s1");
+  CHECK((*first)->trial_number == 0);
+  CHECK((*first)->attempt == 1);
+  CHECK((*first)->attempt_state == v1::TRIAL_STATE_FAILED);
+  CHECK((*first)->ended_by == LeaseEnd::kExpired);
+  CHECK((*first)->trial_attempt == 2);
+  auto second = store->FindLease("lease-1-2");
+  REQUIRE(second.ok());
+  REQUIRE(second->has_value());
+  CHECK((*second)->ended_by == LeaseEnd::kWorker);
+  CHECK(QueryText(path, "SELECT ended_by FROM trial_attempts WHERE attempt = 2") == "worker");
+  auto unknown = store->FindLease("lease-none");
+  REQUIRE(unknown.ok());
+  CHECK_FALSE(unknown->has_value());
 }
 
 TEST_CASE("Transaction rolls back when destroyed uncommitted", "[db][transaction]") {
@@ -272,7 +356,7 @@ TEST_CASE("InsertEpoch is idempotent on (trial, attempt, epoch)", "[db][store]")
   attempt.set_attempt(1);
   attempt.set_state(v1::TRIAL_STATE_RUNNING);
   attempt.set_worker_id("w");
-  REQUIRE(store->PutAttempt(*trial_id, attempt, "L").ok());
+  REQUIRE(store->PutAttempt(*trial_id, attempt, "L", std::nullopt).ok());
   auto first = store->InsertEpoch(*trial_id, 1, "L", Epoch(1, 0.5), 1);
   auto again = store->InsertEpoch(*trial_id, 1, "L", Epoch(1, 0.9), 2);
   REQUIRE(first.ok());

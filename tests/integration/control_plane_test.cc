@@ -303,6 +303,47 @@ TEST_CASE("Bad reports and specs over gRPC get precise statuses", "[integration]
   CHECK(cluster.Query("SELECT COUNT(*) FROM epochs") == "1");
 }
 
+TEST_CASE("hpsearch submit --resume refuses a study whose data file changed, naming it",
+          "[integration][submit]") {
+  Cluster cluster;
+  StudyOptions options;
+  options.name = "hashed";
+  options.n_trials = 1;
+  std::string study = cluster.WriteStudy(options);
+  // The study trains on a copy of the training file that the test can change.
+  std::filesystem::path train = cluster.dir() / "train.csv";
+  std::filesystem::copy_file(SourceDir() / "data/banking77/train.csv", train);
+  std::string yaml = ReadText(study);
+  std::string original = (SourceDir() / "data/banking77/train.csv").string();
+  REQUIRE(yaml.find(original) != std::string::npos);
+  yaml.replace(yaml.find(original), original.size(), train.string());
+  std::ofstream(study) << yaml;
+  auto submit = [&](bool resume) {
+    std::vector<std::string> argv = {(BinDir() / "hpsearch").string(), "submit", study,
+                                     "--coordinator", cluster.address()};
+    if (resume) argv.push_back("--resume");
+    return RunProcess(argv);
+  };
+  ProcessResult first = submit(false);
+  INFO(first.err);
+  REQUIRE(first.exit_code == 0);
+  CHECK(cluster.Query(("SELECT length(json_extract(data_sha256, '$.\"" + train.string() +
+                       "\"')) FROM studies")
+                          .c_str()) == "64");
+  ProcessResult same = submit(true);
+  INFO(same.err);
+  CHECK(same.exit_code == 0);
+  CHECK(same.err.find("resumed") != std::string::npos);
+
+  std::ofstream(train, std::ios::app) << "one more row,card_arrival\n";
+  ProcessResult changed = submit(true);
+  INFO(changed.err);
+  CHECK(changed.exit_code != 0);
+  CHECK(changed.err.find("FAILED_PRECONDITION") != std::string::npos);
+  CHECK(changed.err.find("data: " + train.string() + ": sha256 ") != std::string::npos);
+  CHECK(cluster.Query("SELECT COUNT(*) FROM studies") == "1");
+}
+
 TEST_CASE("A second coordinator on the same database is refused", "[integration][faults]") {
   Cluster cluster;
   ProcessResult second = RunProcess({(BinDir() / "hpsearch").string(), "serve", "--db",

@@ -1,6 +1,6 @@
-// What the Coordinator's unit tests share: a small study spec and a coordinator over a temp-file
-// store and a manual clock, re-creatable on the same file (a restart). Header-only, for
-// tests/server/.
+// The coordinator test fixture shared by every coordinator test (coordinator_test.cc,
+// coordinator_samplers_test.cc, coordinator_lease_test.cc): a Coordinator over a temp-file
+// ResultsStore and a ManualClock, with helpers that play a worker and restart the coordinator.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -69,9 +69,11 @@ struct Fixture {
     REQUIRE(created.ok());
     coordinator = std::move(*created);
   }
-  void Restart() {
+  // Stops the coordinator and starts a new one on the same file, `downtime` later.
+  void Restart(absl::Duration downtime = absl::ZeroDuration()) {
     coordinator.reset();
     store.reset();
+    clock.Advance(downtime);
     Start();
   }
   std::string Submit(const v1::StudySpec& spec) {
@@ -111,7 +113,9 @@ struct Fixture {
     v1::CompleteTrialRequest request;
     request.set_lease_id(lease);
     request.set_worker_id(HolderOf(lease));
-    return coordinator->CompleteTrial(request);
+    auto response = coordinator->CompleteTrial(request);
+    if (!response.ok()) return response.status();
+    return response->state();
   }
   absl::StatusOr<v1::TrialState> Fail(const std::string& lease, bool retryable) {
     v1::FailTrialRequest request;

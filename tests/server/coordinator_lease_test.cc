@@ -1,5 +1,8 @@
-// The Coordinator keeps every worker to the leases it acquired (docs/security.md).
+// The coordinator's answers on ended leases (before and after a restart), CompleteTrial carrying
+// the next trial, data hashes on resubmission, and a time limit that skips coordinator downtime.
 #include <catch2/catch.hpp>
+#include <set>
+#include <string>
 
 #include "server/coordinator.h"
 #include "server/coordinator_fixture.h"
@@ -9,60 +12,259 @@ namespace {
 
 using namespace coordinator_testing;
 
-TEST_CASE("A worker cannot act on a lease another worker holds", "[server][coordinator][lease]") {
+const std::string kHashA(64, 'a');
+const std::string kHashB(64, 'b');
+
+v1::HeartbeatResponse Beat(Fixture& f, const std::string& worker, const std::string& lease) {
+  v1::HeartbeatRequest request;
+  request.set_worker_id(worker);
+  request.add_lease_ids(lease);
+  auto response = f.coordinator->Heartbeat(request);
+  REQUIRE(response.ok());
+  REQUIRE(response->leases_size() == 1);
+  return *response;
+}
+
+absl::StatusOr<v1::SubmitStudyResponse> Submit(
+    Fixture& f, const v1::StudySpec& spec, bool resume,
+    const std::vector<std::pair<std::string, std::string>>& hashes) {
+  v1::SubmitStudyRequest request;
+  *request.mutable_spec() = spec;
+  request.set_resume_if_exists(resume);
+  for (const auto& [path, sha256] : hashes) (*request.mutable_data_sha256())[path] = sha256;
+  return f.coordinator->SubmitStudy(request);
+}
+
+TEST_CASE("Ended leases get the same answers after a restart, from the database",
+          "[server][coordinator][restart][lease]") {
   Fixture f;
-  std::string id = f.Submit(MakeSpec("holders", 2, 2));
-  std::string holder = f.Register("holder");
-  std::string intruder = f.Register("intruder");
-  auto trial = f.Acquire(holder);
-  REQUIRE(trial.has_value());
-  const std::string lease = trial->lease_id();
-  // 128 bits from the kernel's CSPRNG, hex.
-  CHECK(lease.size() == 3 + 32);
+  std::string id = f.Submit(MakeSpec("ended", 6, 4, /*max_retries=*/1));
+  std::string worker = f.Register("w");
+  v1::TrialSpec completed = f.RunTrial(worker, {0.5});
+  auto failed = f.Acquire(worker);
+  REQUIRE(f.Fail(failed->lease_id(), /*retryable=*/true).ok());  // back to WAITING, attempt 2
+  auto expired = f.Acquire(worker);  // takes the waiting trial 1 again (attempt 2)
+  auto other = f.Acquire(worker);
+  REQUIRE(other.has_value());
+  f.clock.Advance(absl::Seconds(11));  // past the 10 s ttl: both leases expire
+  REQUIRE(f.coordinator->Tick().ok());
+  REQUIRE(f.coordinator->CancelStudy(id, "enough").ok());
 
-  v1::ReportEpochRequest report;
-  report.set_lease_id(lease);
-  report.set_worker_id(intruder);
-  report.mutable_metrics()->set_epoch(1);
-  report.mutable_metrics()->set_val_accuracy(0.9);
-  auto reported = f.coordinator->ReportEpoch(report);
-  CHECK(reported.status().code() == absl::StatusCode::kPermissionDenied);
-  CHECK(reported.status().message().find("not held by " + intruder) != std::string::npos);
-  v1::ReportResultRequest result;
-  result.set_lease_id(lease);
-  result.set_worker_id(intruder);
-  result.mutable_test()->set_test_accuracy(1.0);
-  CHECK(f.coordinator->ReportResult(result).code() == absl::StatusCode::kPermissionDenied);
-  v1::CompleteTrialRequest complete;
-  complete.set_lease_id(lease);
-  complete.set_worker_id(intruder);
-  CHECK(f.coordinator->CompleteTrial(complete).status().code() ==
-        absl::StatusCode::kPermissionDenied);
-  v1::FailTrialRequest fail;
-  fail.set_lease_id(lease);
-  fail.set_worker_id(intruder);
-  fail.set_error("not mine");
-  CHECK(f.coordinator->FailTrial(fail).status().code() == absl::StatusCode::kPermissionDenied);
-  // A request that names no worker is refused as malformed.
-  report.set_worker_id("");
-  CHECK(f.coordinator->ReportEpoch(report).status().code() == absl::StatusCode::kInvalidArgument);
-  // Tell acts only on leases its own client took through Ask.
-  v1::TellRequest tell;
-  tell.set_lease_id(lease);
-  tell.set_client_name("notebook");
-  tell.set_state(v1::TRIAL_STATE_COMPLETE);
-  CHECK(f.coordinator->Tell(tell).status().code() == absl::StatusCode::kPermissionDenied);
+  for (int restart = 0; restart < 2; ++restart) {
+    INFO((restart == 0 ? "before" : "after") << " a restart");
+    // A retried CompleteTrial or FailTrial whose reply was lost gets the first answer again.
+    auto again = f.Complete(completed.lease_id());
+    REQUIRE(again.ok());
+    CHECK(*again == v1::TRIAL_STATE_COMPLETE);
+    auto fail_again = f.Fail(failed->lease_id(), true);
+    REQUIRE(fail_again.ok());
+    CHECK(*fail_again == v1::TRIAL_STATE_WAITING);
+    // Any other call on an ended lease: FAILED_PRECONDITION saying how it ended.
+    auto late = f.Report(completed.lease_id(), 2, 0.6);
+    CHECK(late.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(late.status().message()), Catch::Contains("ended complete"));
+    auto stale = f.Report(expired->lease_id(), 1, 0.6);
+    CHECK(stale.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(stale.status().message()), Catch::Contains("lease expired"));
+    CHECK(f.Complete(expired->lease_id()).status().code() == absl::StatusCode::kFailedPrecondition);
+    v1::HeartbeatResponse beat = Beat(f, worker, expired->lease_id());
+    CHECK(beat.leases(0).order() == v1::LEASE_ORDER_LOST);
+    CHECK_THAT(beat.leases(0).reason(), Catch::Contains("lease expired"));
+    // A lease that never existed stays NOT_FOUND.
+    CHECK(f.Report("ls-never", 1, 0.5).status().code() == absl::StatusCode::kNotFound);
+    f.Restart();
+  }
+  // The retries changed nothing.
+  v1::Study study = f.Study(id);
+  CHECK(study.trial_counts().at("complete") == 1);
+  auto trial = f.coordinator->GetTrial(id, 0);
+  REQUIRE(trial.ok());
+  CHECK(trial->epochs_size() == 1);
+}
 
-  // None of it touched the holder's trial: still running, no epoch, and its holder finishes it.
-  auto stored = f.coordinator->GetTrial(id, trial->trial_number());
-  REQUIRE(stored.ok());
-  CHECK(stored->state() == v1::TRIAL_STATE_RUNNING);
-  CHECK(stored->worker_id() == holder);
-  CHECK(stored->epochs_size() == 0);
-  REQUIRE(f.Report(lease, 1, 0.5).ok());
-  auto state = f.Complete(lease);
-  REQUIRE(state.ok());
-  CHECK(*state == v1::TRIAL_STATE_COMPLETE);
+TEST_CASE("A cancelled study's leases are cancel orders after a restart too",
+          "[server][coordinator][restart][lease]") {
+  Fixture f;
+  std::string id = f.Submit(MakeSpec("cancelled", 3, 1));
+  std::string worker = f.Register("w");
+  auto trial = f.Acquire(worker);
+  REQUIRE(f.coordinator->CancelStudy(id, "wrong data").ok());
+  f.Restart();
+  v1::HeartbeatResponse beat = Beat(f, worker, trial->lease_id());
+  CHECK(beat.leases(0).order() == v1::LEASE_ORDER_CANCEL);
+  CHECK_THAT(beat.leases(0).reason(), Catch::Contains("wrong data"));
+  CHECK(f.Complete(trial->lease_id()).status().code() == absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("Old ended leases are answered without being kept in memory",
+          "[server][coordinator][lease]") {
+  // The coordinator keeps no per-attempt record once a lease ends: a retry for the first of many
+  // finished trials is answered from the store, exactly as one for the last.
+  Fixture f;
+  f.Submit(MakeSpec("many", 300, 1));
+  std::string worker = f.Register("w");
+  std::vector<std::string> leases;
+  for (int i = 0; i < 300; ++i) leases.push_back(f.RunTrial(worker, {0.001 * i}).lease_id());
+  CHECK(f.coordinator->LiveLeaseCount() == 0);
+  for (const std::string& lease : {leases.front(), leases[150], leases.back()}) {
+    auto again = f.Complete(lease);
+    REQUIRE(again.ok());
+    CHECK(*again == v1::TRIAL_STATE_COMPLETE);
+    auto late = f.Report(lease, 2, 0.5);
+    CHECK(late.status().code() == absl::StatusCode::kFailedPrecondition);
+  }
+  CHECK(f.coordinator->LiveLeaseCount() == 0);
+}
+
+TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
+          "[server][coordinator][acquire]") {
+  Fixture f;
+  std::string id = f.Submit(MakeSpec("chain", 3, 1));
+  std::string worker = f.Register("w");
+  auto first = f.Acquire(worker);
+  REQUIRE(first.has_value());
+  std::set<int> numbers = {first->trial_number()};
+  v1::CompleteTrialRequest request;
+  request.set_lease_id(first->lease_id());
+  request.set_worker_id(worker);
+  request.set_next_for_worker_id(worker);
+  std::string lease = first->lease_id();
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(f.Report(lease, 1, 0.1 * (i + 1)).ok());
+    request.set_lease_id(lease);
+    auto response = f.coordinator->CompleteTrial(request);
+    REQUIRE(response.ok());
+    CHECK(response->state() == v1::TRIAL_STATE_COMPLETE);
+    // Parallelism 1: the slot the completion freed is the one the next trial takes.
+    REQUIRE(response->has_next_trial());
+    lease = response->next_trial().lease_id();
+    f.holders[lease] = worker;
+    numbers.insert(response->next_trial().trial_number());
+    auto running = f.coordinator->GetTrial(id, response->next_trial().trial_number());
+    CHECK(running->state() == v1::TRIAL_STATE_RUNNING);
+    CHECK(running->worker_id() == worker);
+  }
+  CHECK(numbers == std::set<int>{0, 1, 2});
+  // The budget is spent: the last completion starts the final stage, whose trial comes next.
+  REQUIRE(f.Report(lease, 1, 0.9).ok());
+  request.set_lease_id(lease);
+  auto last = f.coordinator->CompleteTrial(request);
+  REQUIRE(last.ok());
+  REQUIRE(last->has_next_trial());
+  CHECK(last->next_trial().kind() == v1::TRIAL_KIND_FINAL);
+  CHECK(last->next_trial().source_trial_number() == 2);
+  // A retry of that completion (its reply was lost) answers the same state and hands out the same
+  // next trial under the same lease: nothing is leased twice, and nothing is left to expire.
+  auto retried = f.coordinator->CompleteTrial(request);
+  REQUIRE(retried.ok());
+  CHECK(retried->state() == v1::TRIAL_STATE_COMPLETE);
+  REQUIRE(retried->has_next_trial());
+  CHECK(retried->next_trial().lease_id() == last->next_trial().lease_id());
+  CHECK(retried->next_trial().trial_number() == last->next_trial().trial_number());
+  CHECK(f.coordinator->LiveLeaseCount() == 1);
+  CHECK(f.Study(id).trial_counts().at("running") == 1);
+  // Nothing to hand out, or a worker this coordinator does not know: the completion alone.
+  request.set_lease_id(last->next_trial().lease_id());
+  request.set_next_for_worker_id("wk-unknown");
+  auto final_done = f.coordinator->CompleteTrial(request);
+  REQUIRE(final_done.ok());
+  CHECK_FALSE(final_done->has_next_trial());
+  CHECK(f.Study(id).state() == v1::STUDY_STATE_COMPLETE);
+  CHECK(f.Study(id).trial_counts().at("complete") == 4);
+}
+
+TEST_CASE("Data hashes are stored with a study and a resubmission must match them",
+          "[server][coordinator][submit]") {
+  Fixture f;
+  v1::StudySpec spec = MakeSpec("hashed", 2, 1);
+  auto created = Submit(f, spec, false, {{"data/train.csv", kHashA}, {"data/test.csv", kHashB}});
+  REQUIRE(created.ok());
+  f.Restart();
+  CHECK(f.Study("hashed").data_sha256().at("data/train.csv") == kHashA);
+
+  SECTION("the same hashes (any case) resume") {
+    std::string upper(64, 'A');
+    auto resumed = Submit(f, spec, true, {{"data/train.csv", upper}, {"data/test.csv", kHashB}});
+    REQUIRE(resumed.ok());
+    CHECK(resumed->resumed());
+    CHECK(resumed->study_id() == created->study_id());
+  }
+  SECTION("a client that sends none is not checked") { CHECK(Submit(f, spec, true, {}).ok()); }
+  SECTION("a changed file is refused, naming it and both hashes") {
+    auto changed = Submit(f, spec, true, {{"data/train.csv", kHashB}, {"data/test.csv", kHashB}});
+    CHECK(changed.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(changed.status().message()),
+               Catch::Contains("data: data/train.csv: sha256 " + kHashA + " at submission, " +
+                               kHashB + " now"));
+  }
+  SECTION("a file missing or added is refused") {
+    auto missing = Submit(f, spec, true, {{"data/train.csv", kHashA}});
+    CHECK(missing.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(missing.status().message()),
+               Catch::Contains("data/test.csv: hashed at submission, not sent now"));
+    auto added = Submit(f, spec, true,
+                        {{"data/train.csv", kHashA}, {"data/test.csv", kHashB}, {"x.csv", kHashA}});
+    CHECK_THAT(std::string(added.status().message()),
+               Catch::Contains("x.csv: not hashed at submission, sent now"));
+  }
+  SECTION("spec and data differences are named together") {
+    v1::StudySpec changed_spec = spec;
+    changed_spec.set_seed(7);
+    auto both = Submit(f, changed_spec, true, {{"data/train.csv", kHashB}});
+    CHECK(both.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(both.status().message()),
+               Catch::Contains("spec: modified: seed: 42 -> 7") && Catch::Contains("data: "));
+  }
+  SECTION("a malformed hash is refused before anything is compared") {
+    auto bad = Submit(f, spec, true, {{"data/train.csv", "abc"}});
+    CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(bad.status().message()),
+               Catch::Contains("data_sha256['data/train.csv']: 'abc' is not a sha256"));
+  }
+  SECTION("without resume an existing name stays ALREADY_EXISTS") {
+    auto again = Submit(f, spec, false, {{"data/train.csv", kHashA}, {"data/test.csv", kHashB}});
+    CHECK(again.status().code() == absl::StatusCode::kAlreadyExists);
+  }
+}
+
+TEST_CASE("A study stored without hashes adopts the first ones sent", "[server][coordinator]") {
+  Fixture f;
+  v1::StudySpec spec = MakeSpec("adopt", 2, 1);
+  REQUIRE(Submit(f, spec, false, {}).ok());
+  REQUIRE(Submit(f, spec, true, {{"train.csv", kHashA}}).ok());
+  f.Restart();
+  CHECK(f.Study("adopt").data_sha256().at("train.csv") == kHashA);
+  CHECK(Submit(f, spec, true, {{"train.csv", kHashB}}).status().code() ==
+        absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("A study's time limit does not count coordinator downtime",
+          "[server][coordinator][timeout][restart]") {
+  Fixture f;
+  v1::StudySpec spec = MakeSpec("limited", 50, 1);
+  spec.mutable_budget()->set_time_limit_seconds(100);
+  std::string id = f.Submit(spec);
+  std::string worker = f.Register("w");
+  f.RunTrial(worker, {0.5});
+  f.clock.Advance(absl::Seconds(60));
+  REQUIRE(f.coordinator->Tick().ok());  // the alive mark at t = 60 s
+  // Down for an hour: the study has used 60 s of its 100.
+  f.Restart(absl::Hours(1));
+  CHECK(f.Study(id).downtime_ms() == 3600 * 1000);
+  worker = f.Register("w");
+  f.clock.Advance(absl::Seconds(30));
+  REQUIRE(f.coordinator->Tick().ok());
+  f.RunTrial(worker, {0.6});  // t = 90 s of served time: still searching
+  CHECK(f.Study(id).state() == v1::STUDY_STATE_SEARCHING);
+  f.clock.Advance(absl::Seconds(11));
+  REQUIRE(f.coordinator->Tick().ok());
+  // 101 s served: no trial starts, and with none running the search ends.
+  v1::Study study = f.Study(id);
+  CHECK(study.state() == v1::STUDY_STATE_FINALIZING);
+  CHECK(study.trial_counts().at("complete") == 2);
+  auto final_trial = f.Acquire(worker);
+  REQUIRE(final_trial.has_value());
+  CHECK(final_trial->kind() == v1::TRIAL_KIND_FINAL);
 }
 
 }  // namespace

@@ -22,7 +22,9 @@ absl::StatusOr<v1::TrialState> CompletePruned(Fixture* f, const std::string& lea
   request.set_lease_id(lease);
   request.set_worker_id(f->HolderOf(lease));
   request.set_pruned(true);
-  return f->coordinator->CompleteTrial(request);
+  auto response = f->coordinator->CompleteTrial(request);
+  if (!response.ok()) return response.status();
+  return response->state();
 }
 
 TEST_CASE("A grid study ends when its grid is exhausted, below n_trials",

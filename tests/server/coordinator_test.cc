@@ -432,7 +432,10 @@ TEST_CASE("Resubmitting a study resumes it only when its spec is unchanged",
   CHECK(resumed->resumed());
   CHECK(resumed->study_id() == id);
   request.mutable_spec()->mutable_budget()->set_n_trials(4);
-  CHECK(f.coordinator->SubmitStudy(request).status().code() == absl::StatusCode::kAlreadyExists);
+  auto changed = f.coordinator->SubmitStudy(request);
+  CHECK(changed.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(changed.status().message()),
+             Catch::Contains("budget.n_trials: 3 -> 4") && Catch::Contains("under another name"));
 }
 
 TEST_CASE("Ask and Tell run a trial for an external client", "[server][coordinator][ask]") {
