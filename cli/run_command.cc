@@ -202,8 +202,10 @@ int RunRun(const RunFlags& flags) {
                 << "' as first run: run the changed study with another name or --db FILE)\n";
     }
     (void)(*host)->Stop();
+    // A bad spec, or one (or data) that differs from the stored study: the input needs fixing.
     return submitted.status().code() == absl::StatusCode::kInvalidArgument ||
-                   submitted.status().code() == absl::StatusCode::kAlreadyExists
+                   submitted.status().code() == absl::StatusCode::kAlreadyExists ||
+                   submitted.status().code() == absl::StatusCode::kFailedPrecondition
                ? kExitBadInput
                : kExitFailure;
   }

@@ -204,7 +204,14 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   ProcessResult changed_spec =
       Hpsearch({"run", changed.string(), "--workers", "2", "--db", db.string()});
   CHECK(changed_spec.exit_code == 2);
-  CHECK(changed_spec.err.find("different spec") != std::string::npos);
+  CHECK(changed_spec.err.find("differs from this submission in spec") != std::string::npos);
+  std::ofstream(dir / "test.csv", std::ios::app) << "where is my card,card_arrival\n";
+  ProcessResult changed_data =
+      Hpsearch({"run", study.string(), "--workers", "2", "--db", db.string()});
+  INFO(changed_data.err);
+  CHECK(changed_data.exit_code == 2);
+  CHECK(changed_data.err.find("test.csv") != std::string::npos);
+  CHECK(changed_data.err.find("sha256") != std::string::npos);
   CHECK(Query(db, "SELECT COUNT(*) FROM studies") == "1");
 }
 
