@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "cli/commands.h"
 
 namespace hpsearch::cli {
 
@@ -15,19 +16,49 @@ std::string CoordinatorAddress(const std::string& flag) {
   return "127.0.0.1:50051";
 }
 
-void AddCoordinatorOption(CLI::App* command, std::string* address) {
+void AddConnectionOptions(CLI::App* command, ConnectionFlags* flags) {
   command->add_option(
-      "--coordinator", *address,
+      "--coordinator", flags->address,
       "Coordinator host:port (default: $HPSEARCH_COORDINATOR, else 127.0.0.1:50051)");
+  command->add_option("--auth-token-file", flags->auth_token_file,
+                      "File holding the coordinator's shared secret (default: "
+                      "$HPSEARCH_AUTH_TOKEN_FILE)");
+  command->add_option("--tls-ca", flags->tls_ca,
+                      "PEM CA certificate that signed the coordinator's TLS certificate; set: "
+                      "connect with TLS (default: $HPSEARCH_TLS_CA)");
 }
 
-std::unique_ptr<v1::StudyService::Stub> StudyStub(const std::string& address) {
-  return v1::StudyService::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+absl::StatusOr<CoordinatorConnection> CoordinatorConnection::Open(const ConnectionFlags& flags) {
+  rpc::ClientSecurityOptions options;
+  options.auth_token_file = flags.auth_token_file;
+  options.tls_ca_file = flags.tls_ca;
+  absl::StatusOr<rpc::ClientSecurity> security =
+      rpc::LoadClientSecurity(rpc::WithEnvironmentDefaults(options));
+  if (!security.ok()) return security.status();
+  for (const std::string& warning : security->warnings) {
+    std::cerr << "hpsearch: warning: " << warning << "\n";
+  }
+  CoordinatorConnection connection;
+  connection.address_ = CoordinatorAddress(flags.address);
+  connection.security_ = *std::move(security);
+  connection.studies_ =
+      v1::StudyService::NewStub(rpc::CreateChannel(connection.address_, connection.security_));
+  return connection;
 }
 
-int ReportCallFailure(const std::string& command, const std::string& address,
-                      const grpc::Status& status) {
+std::optional<CoordinatorConnection> OpenConnection(const std::string& command,
+                                                    const ConnectionFlags& flags, int* exit_code) {
+  absl::StatusOr<CoordinatorConnection> connection = CoordinatorConnection::Open(flags);
+  if (!connection.ok()) {
+    std::cerr << "hpsearch " << command << ": " << connection.status().message() << "\n";
+    *exit_code = kExitBadInput;
+    return std::nullopt;
+  }
+  return *std::move(connection);
+}
+
+int CoordinatorConnection::ReportFailure(const std::string& command,
+                                         const grpc::Status& status) const {
   static const char* kNames[] = {"OK",
                                  "CANCELLED",
                                  "UNKNOWN",
@@ -49,8 +80,9 @@ int ReportCallFailure(const std::string& command, const std::string& address,
   std::cerr << "hpsearch " << command << ": " << (code >= 0 && code <= 16 ? kNames[code] : "?")
             << ": " << status.error_message();
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    std::cerr << " (is `hpsearch serve` running at " << address
-              << "? set --coordinator or HPSEARCH_COORDINATOR)";
+    std::cerr << " (is `hpsearch serve` running at " << address_
+              << "? set --coordinator or HPSEARCH_COORDINATOR; " << rpc::ConnectionHint(security_)
+              << ")";
   }
   std::cerr << "\n";
   return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1;

@@ -1,27 +1,59 @@
-// What the client commands share: the coordinator address (flag, else $HPSEARCH_COORDINATOR, else
-// 127.0.0.1:50051), a StudyService stub, and printing a failed call the same way everywhere.
+// What the client commands share: how they reach the coordinator (address, TLS, auth token), a
+// StudyService stub, and printing a failed call the same way everywhere.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
 #include "hpsearch/v1/service.grpc.pb.h"
+#include "rpc/security.h"
 
 namespace hpsearch::cli {
 
+// The connection flags every client command takes, as given (empty: not given).
+struct ConnectionFlags {
+  std::string address;          // --coordinator
+  std::string auth_token_file;  // --auth-token-file
+  std::string tls_ca;           // --tls-ca
+};
+
+// Adds --coordinator, --auth-token-file and --tls-ca to a command.
+void AddConnectionOptions(CLI::App* command, ConnectionFlags* flags);
+
+// The coordinator address: the flag, else $HPSEARCH_COORDINATOR, else 127.0.0.1:50051.
 std::string CoordinatorAddress(const std::string& flag);
 
-// Adds --coordinator to a command.
-void AddCoordinatorOption(CLI::App* command, std::string* address);
+// A channel to the coordinator with the command's TLS and token settings. Cheap to move; the stub
+// is thread-safe.
+class CoordinatorConnection {
+ public:
+  // Resolves the address and the security files (flags, else HPSEARCH_AUTH_TOKEN_FILE and
+  // HPSEARCH_TLS_CA) and creates the channel (it connects on the first call). Fails when a file is
+  // missing or unusable, naming it; prints the token file's warnings to stderr.
+  static absl::StatusOr<CoordinatorConnection> Open(const ConnectionFlags& flags);
 
-std::unique_ptr<v1::StudyService::Stub> StudyStub(const std::string& address);
+  const std::string& address() const { return address_; }
+  v1::StudyService::Stub* studies() const { return studies_.get(); }
 
-// Prints "hpsearch COMMAND: <code>: message (coordinator ADDRESS)" and returns the exit code.
-int ReportCallFailure(const std::string& command, const std::string& address,
-                      const grpc::Status& status);
+  // Prints "hpsearch COMMAND: <code>: message" (with a hint on reaching the coordinator when the
+  // call could not) and returns the exit code.
+  int ReportFailure(const std::string& command, const grpc::Status& status) const;
+
+ private:
+  std::string address_;
+  rpc::ClientSecurity security_;
+  std::shared_ptr<v1::StudyService::Stub> studies_;
+};
+
+// Opens the connection of `flags`, or prints why it cannot be opened ("hpsearch COMMAND: ...") and
+// sets *exit_code to kExitBadInput.
+std::optional<CoordinatorConnection> OpenConnection(const std::string& command,
+                                                    const ConnectionFlags& flags, int* exit_code);
 
 // A context with a deadline for unary calls.
 std::unique_ptr<grpc::ClientContext> CallContext(int seconds = 30);

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   hpsearch::cli::RegisterTrialsCommand(app, &exit_code);
   hpsearch::cli::RegisterWatchCommand(app, &exit_code);
   hpsearch::cli::RegisterReportCommand(app, &exit_code);
+  hpsearch::cli::RegisterExportCommand(app, &exit_code);
+  hpsearch::cli::RegisterRunCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

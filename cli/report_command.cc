@@ -13,7 +13,7 @@ namespace {
 struct ReportFlags {
   std::string study;
   std::string db;
-  std::string address;
+  ConnectionFlags connection;
   std::string out_dir;
 };
 
@@ -30,19 +30,22 @@ int RunReport(const ReportFlags& flags) {
   }
   v1::Study study;
   std::vector<v1::Trial> trials;
-  std::string address = CoordinatorAddress(flags.address);
-  auto stub = StudyStub(address);
+  int exit_code = kExitOk;
+  std::optional<CoordinatorConnection> connection =
+      OpenConnection("report", flags.connection, &exit_code);
+  if (!connection) return exit_code;
+  auto* stub = connection->studies();
   v1::GetStudyRequest request;
   request.set_study(flags.study);
   auto context = CallContext();
   grpc::Status status = stub->GetStudy(context.get(), request, &study);
-  if (!status.ok()) return ReportCallFailure("report", address, status);
+  if (!status.ok()) return connection->ReportFailure("report", status);
   v1::ListTrialsRequest list;
   list.set_study(study.id());
   v1::ListTrialsResponse listed;
   auto list_context = CallContext();
   status = stub->ListTrials(list_context.get(), list, &listed);
-  if (!status.ok()) return ReportCallFailure("report", address, status);
+  if (!status.ok()) return connection->ReportFailure("report", status);
   for (const v1::Trial& t : listed.trials()) {
     v1::GetTrialRequest get;  // GetTrial carries the earlier attempts
     get.set_study(study.id());
@@ -50,7 +53,7 @@ int RunReport(const ReportFlags& flags) {
     v1::Trial full;
     auto get_context = CallContext();
     status = stub->GetTrial(get_context.get(), get, &full);
-    if (!status.ok()) return ReportCallFailure("report", address, status);
+    if (!status.ok()) return connection->ReportFailure("report", status);
     trials.push_back(std::move(full));
   }
   absl::StatusOr<std::string> path =
@@ -65,16 +68,23 @@ int RunReport(const ReportFlags& flags) {
 
 }  // namespace
 
+int WriteStudyReport(const std::string& study, const std::string& db_path,
+                     const std::string& out_dir) {
+  ReportFlags flags;
+  flags.study = study;
+  flags.db = db_path;
+  flags.out_dir = out_dir;
+  return RunReport(flags);
+}
+
 void RegisterReportCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<ReportFlags>();
   CLI::App* cmd =
       app.add_subcommand("report", "Write DIR/report.md and its SVG pictures for a study");
   cmd->add_option("study", flags->study, "Study id or name")->required();
   auto* db = cmd->add_option("--db", flags->db, "Read this results database directly");
-  auto* coordinator =
-      cmd->add_option("--coordinator", flags->address,
-                      "Ask this coordinator instead (default: $HPSEARCH_COORDINATOR)");
-  db->excludes(coordinator);
+  AddConnectionOptions(cmd, &flags->connection);
+  db->excludes(cmd->get_option("--coordinator"));
   cmd->add_option("-o,--output", flags->out_dir, "Output folder")->required();
   cmd->callback([flags, exit_code] { *exit_code = RunReport(*flags); });
 }

@@ -1,9 +1,11 @@
 // hpsearch serve --db FILE: the coordinator. Opens (or creates) the results database, refuses a
 // file another coordinator holds, restores every study and lease, and serves StudyService and
-// WorkerService until SIGINT or SIGTERM.
+// WorkerService until SIGINT or SIGTERM. --tls-cert/--tls-key serve TLS, --auth-token-file requires
+// a shared token on every call; listening beyond loopback without both draws one warning at start.
 #include <malloc.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -11,9 +13,9 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/commands.h"
 #include "db/results_store.h"
-#include "server/coordinator.h"
-#include "server/grpc_services.h"
-#include "server/study_validator.h"
+#include "rpc/auth_token.h"
+#include "rpc/security.h"
+#include "server/coordinator_host.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -28,6 +30,9 @@ struct ServeFlags {
   double heartbeat_interval_seconds = 5;
   double restart_grace_seconds = 30;
   double tick_seconds = 0.2;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string auth_token_file;
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -46,64 +51,64 @@ int RunServe(const ServeFlags& flags) {
     std::cerr << "hpsearch serve: --durability: " << durability.status().message() << "\n";
     return kExitBadInput;
   }
-  // Signals are taken by a dedicated sigwait() below; block them before any thread starts.
+  // Signals are taken by a dedicated sigwait() below; block them before any thread starts (creating
+  // gRPC credentials starts gRPC's own threads, which would otherwise take SIGTERM's default
+  // action).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  db::DatabaseOptions db_options;
-  db_options.durability = *durability;
-  db_options.exclusive_lock = true;
-  absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
-      db::ResultsStore::Open(flags.db, db_options);
-  if (!store.ok()) {
-    std::cerr << "hpsearch serve: " << store.status().message() << "\n";
-    return kExitFailure;
-  }
-  server::RealClock clock;
-  server::CoordinatorOptions options;
-  options.lease_ttl = absl::Seconds(flags.lease_ttl_seconds);
-  options.heartbeat_interval = absl::Seconds(flags.heartbeat_interval_seconds);
-  options.restart_grace = absl::Seconds(flags.restart_grace_seconds);
-  options.validate = [](v1::StudySpec* spec, std::vector<std::string>* warnings) {
-    std::vector<server::ValidationIssue> issues = server::NormalizeStudySpec(spec);
-    for (const server::ValidationIssue& issue : issues) {
-      if (issue.severity == server::ValidationIssue::Severity::kWarning) {
-        warnings->push_back(issue.field + ": " + issue.message);
-      }
+  rpc::ServerSecurityOptions security_options;
+  security_options.tls_cert_file = flags.tls_cert;
+  security_options.tls_key_file = flags.tls_key;
+  security_options.auth_token_file = flags.auth_token_file;
+  if (security_options.auth_token_file.empty()) {
+    if (const char* env = std::getenv(rpc::kAuthTokenFileEnv); env != nullptr) {
+      security_options.auth_token_file = env;
     }
-    return server::IssuesToStatus(issues);
-  };
-  absl::StatusOr<std::unique_ptr<server::Coordinator>> coordinator =
-      server::Coordinator::Create(store->get(), &clock, options);
-  if (!coordinator.ok()) {
-    std::cerr << "hpsearch serve: restoring " << flags.db << ": " << coordinator.status().message()
-              << "\n";
+  }
+  absl::StatusOr<rpc::ServerSecurity> security = rpc::LoadServerSecurity(security_options);
+  if (!security.ok()) {
+    std::cerr << "hpsearch serve: " << security.status().message() << "\n";
+    return kExitBadInput;
+  }
+  for (const std::string& warning : security->warnings) {
+    std::cerr << "hpsearch serve: warning: " << warning << "\n";
+  }
+  server::CoordinatorHostOptions options;
+  options.db_path = flags.db;
+  options.durability = *durability;
+  options.coordinator.lease_ttl = absl::Seconds(flags.lease_ttl_seconds);
+  options.coordinator.heartbeat_interval = absl::Seconds(flags.heartbeat_interval_seconds);
+  options.coordinator.restart_grace = absl::Seconds(flags.restart_grace_seconds);
+  options.server.listen_address = flags.listen;
+  options.server.tick_interval = absl::Seconds(flags.tick_seconds);
+  options.server.credentials = security->credentials;
+  options.server.auth_token = security->auth_token;
+  absl::StatusOr<std::unique_ptr<server::CoordinatorHost>> host =
+      server::CoordinatorHost::Start(std::move(options));
+  if (!host.ok()) {
+    std::cerr << "hpsearch serve: " << host.status().message() << "\n";
     return kExitFailure;
   }
-  server::ServerOptions server_options;
-  server_options.listen_address = flags.listen;
-  server_options.tick_interval = absl::Seconds(flags.tick_seconds);
-  absl::StatusOr<std::unique_ptr<server::CoordinatorServer>> server =
-      server::CoordinatorServer::Start(coordinator->get(), server_options);
-  if (!server.ok()) {
-    std::cerr << "hpsearch serve: " << server.status().message() << "\n";
-    return kExitFailure;
-  }
-  std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+  std::string address = flags.listen.substr(0, flags.listen.rfind(':'));
+  std::string exposure =
+      rpc::ExposureWarning(flags.listen, security->tls, !security->auth_token.empty());
+  if (!exposure.empty()) std::cerr << "hpsearch serve: WARNING: " << exposure << std::endl;
   // Scripts and tests read this line to learn an ephemeral port.
-  std::cout << "hpsearch serve: listening on " << host << ":" << (*server)->port() << " (db "
-            << flags.db << ", durability " << db::DurabilityName(*durability) << ")" << std::endl;
-  spdlog::info("coordinator listening on {}:{}", host, (*server)->port());
+  std::cout << "hpsearch serve: listening on " << address << ":" << (*host)->port() << " (db "
+            << flags.db << ", durability " << db::DurabilityName(*durability) << ", "
+            << (security->tls ? "TLS" : "plaintext") << ", "
+            << (security->auth_token.empty() ? "no auth token" : "auth token required") << ")"
+            << std::endl;
+  spdlog::info("coordinator listening on {}:{}", address, (*host)->port());
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("signal {} received: shutting down", signal_number);
-  (*server)->Shutdown();
-  server->reset();
-  if (absl::Status status = (*store)->SyncAll(); !status.ok()) {
-    std::cerr << "hpsearch serve: final commit: " << status.message() << "\n";
+  if (absl::Status status = (*host)->Stop(); !status.ok()) {
+    std::cerr << "hpsearch serve: " << status.message() << "\n";
     return kExitFailure;
   }
   return kExitOk;
@@ -116,7 +121,9 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand("serve", "Run the coordinator over a results database");
   cmd->add_option("--db", flags->db, "Results database (SQLite file; created when missing)")
       ->required();
-  cmd->add_option("--listen", flags->listen, "host:port to listen on (port 0: any free port)")
+  cmd->add_option("--listen", flags->listen,
+                  "host:port to listen on (port 0: any free port); beyond loopback, use TLS and a "
+                  "token")
       ->capture_default_str();
   cmd->add_option("--durability", flags->durability,
                   "normal: survives any process kill; full: also survives power loss (fsync per "
@@ -133,6 +140,13 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--tick", flags->tick_seconds, "Seconds between lease and timeout checks")
       ->capture_default_str();
+  cmd->add_option("--tls-cert", flags->tls_cert,
+                  "PEM certificate chain to serve TLS with (with --tls-key; its subjectAltName "
+                  "must name the host clients dial)");
+  cmd->add_option("--tls-key", flags->tls_key, "PEM private key of --tls-cert");
+  cmd->add_option("--auth-token-file", flags->auth_token_file,
+                  "File holding a shared secret every call must carry (default: "
+                  "$HPSEARCH_AUTH_TOKEN_FILE; none: no token required)");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 

@@ -20,13 +20,13 @@ std::string Counts(const v1::Study& study) {
   return text.empty() ? "-" : text;
 }
 
-int RunStatus(const std::string& address, const std::string& study_name) {
-  auto stub = StudyStub(address);
+int RunStatus(const CoordinatorConnection& connection, const std::string& study_name) {
+  auto* stub = connection.studies();
   if (study_name.empty()) {
     v1::ListStudiesResponse response;
     auto context = CallContext();
     grpc::Status status = stub->ListStudies(context.get(), {}, &response);
-    if (!status.ok()) return ReportCallFailure("status", address, status);
+    if (!status.ok()) return connection.ReportFailure("status", status);
     std::cout << absl::StrFormat("%-20s %-24s %-10s %-40s %s\n", "id", "name", "state", "trials",
                                  "best");
     for (const v1::Study& s : response.studies()) {
@@ -43,7 +43,7 @@ int RunStatus(const std::string& address, const std::string& study_name) {
   v1::Study study;
   auto context = CallContext();
   grpc::Status status = stub->GetStudy(context.get(), request, &study);
-  if (!status.ok()) return ReportCallFailure("status", address, status);
+  if (!status.ok()) return connection.ReportFailure("status", status);
   std::cout << "study:   " << study.spec().name() << " (" << study.id() << ")\n"
             << "state:   " << StateWord(study.state()) << "\n"
             << "trials:  " << Counts(study) << " of n_trials " << study.spec().budget().n_trials()
@@ -59,14 +59,14 @@ int RunStatus(const std::string& address, const std::string& study_name) {
   return kExitOk;
 }
 
-int RunBest(const std::string& address, const std::string& study_name) {
-  auto stub = StudyStub(address);
+int RunBest(const CoordinatorConnection& connection, const std::string& study_name) {
+  auto* stub = connection.studies();
   v1::GetStudyRequest request;
   request.set_study(study_name);
   v1::Study study;
   auto context = CallContext();
   grpc::Status status = stub->GetStudy(context.get(), request, &study);
-  if (!status.ok()) return ReportCallFailure("best", address, status);
+  if (!status.ok()) return connection.ReportFailure("best", status);
   if (!study.has_best_trial_number()) {
     std::cerr << "hpsearch best: study " << study.spec().name()
               << " has no best trial yet (it is chosen when the search ends; state "
@@ -79,7 +79,7 @@ int RunBest(const std::string& address, const std::string& study_name) {
   v1::Trial trial;
   auto trial_context = CallContext();
   status = stub->GetTrial(trial_context.get(), trial_request, &trial);
-  if (!status.ok()) return ReportCallFailure("best", address, status);
+  if (!status.ok()) return connection.ReportFailure("best", status);
   std::cout << absl::StrFormat("trial %d: %s = %.6g\n", trial.number(),
                                study.spec().objective().metric(), study.best_objective_value());
   for (const v1::ParamAssignment& p : trial.params()) {
@@ -90,16 +90,16 @@ int RunBest(const std::string& address, const std::string& study_name) {
   return kExitOk;
 }
 
-int RunCancel(const std::string& address, const std::string& study_name,
+int RunCancel(const CoordinatorConnection& connection, const std::string& study_name,
               const std::string& reason) {
-  auto stub = StudyStub(address);
+  auto* stub = connection.studies();
   v1::CancelStudyRequest request;
   request.set_study(study_name);
   request.set_reason(reason);
   v1::Study study;
   auto context = CallContext();
   grpc::Status status = stub->CancelStudy(context.get(), request, &study);
-  if (!status.ok()) return ReportCallFailure("cancel", address, status);
+  if (!status.ok()) return connection.ReportFailure("cancel", status);
   std::cout << "study " << study.spec().name() << " cancelled; running trials were told to stop\n";
   return kExitOk;
 }
@@ -107,25 +107,37 @@ int RunCancel(const std::string& address, const std::string& study_name,
 }  // namespace
 
 void RegisterStatusCommands(CLI::App& app, int* exit_code) {
-  auto address = std::make_shared<std::string>();
+  auto connection = std::make_shared<ConnectionFlags>();
   auto study = std::make_shared<std::string>();
   auto reason = std::make_shared<std::string>("cancelled from the command line");
 
   CLI::App* status = app.add_subcommand("status", "Show all studies, or one study in detail");
   status->add_option("study", *study, "Study id or name");
-  AddCoordinatorOption(status, address.get());
-  status->callback([=] { *exit_code = RunStatus(CoordinatorAddress(*address), *study); });
+  AddConnectionOptions(status, connection.get());
+  status->callback([=] {
+    if (auto opened = OpenConnection("status", *connection, exit_code)) {
+      *exit_code = RunStatus(*opened, *study);
+    }
+  });
 
   CLI::App* best = app.add_subcommand("best", "Show a study's best trial and why it was chosen");
   best->add_option("study", *study, "Study id or name")->required();
-  AddCoordinatorOption(best, address.get());
-  best->callback([=] { *exit_code = RunBest(CoordinatorAddress(*address), *study); });
+  AddConnectionOptions(best, connection.get());
+  best->callback([=] {
+    if (auto opened = OpenConnection("best", *connection, exit_code)) {
+      *exit_code = RunBest(*opened, *study);
+    }
+  });
 
   CLI::App* cancel = app.add_subcommand("cancel", "Cancel a study and stop its running trials");
   cancel->add_option("study", *study, "Study id or name")->required();
   cancel->add_option("--reason", *reason, "Recorded with the study")->capture_default_str();
-  AddCoordinatorOption(cancel, address.get());
-  cancel->callback([=] { *exit_code = RunCancel(CoordinatorAddress(*address), *study, *reason); });
+  AddConnectionOptions(cancel, connection.get());
+  cancel->callback([=] {
+    if (auto opened = OpenConnection("cancel", *connection, exit_code)) {
+      *exit_code = RunCancel(*opened, *study, *reason);
+    }
+  });
 }
 
 }  // namespace hpsearch::cli

@@ -13,7 +13,7 @@ namespace {
 
 struct SubmitFlags {
   std::string study_file;
-  std::string address;
+  ConnectionFlags connection;
   bool wait = false;
   bool resume = false;
 };
@@ -29,17 +29,16 @@ int RunSubmit(const SubmitFlags& flags) {
     std::cerr << flags.study_file << ": invalid; nothing was submitted\n";
     return kExitBadInput;
   }
-  std::string address = CoordinatorAddress(flags.address);
-  auto stub = StudyStub(address);
+  int exit_code = kExitOk;
+  std::optional<CoordinatorConnection> connection =
+      OpenConnection("submit", flags.connection, &exit_code);
+  if (!connection) return exit_code;
+  auto* stub = connection->studies();
   v1::SubmitStudyRequest request;
   *request.mutable_spec() = loaded->spec;
   request.set_resume_if_exists(flags.resume);
   // The data files' hashes go with the study, so a resume on changed data is refused.
-  for (const std::string& path :
-       {loaded->spec.data().train_file(), loaded->spec.data().validation_file(),
-        loaded->spec.data().test_file()}) {
-    if (path.empty() || request.data_sha256().count(path) != 0) continue;
-    absl::StatusOr<std::string> sha256 = Sha256OfFile(path);
+  for (const auto& [path, sha256] : HashDataFiles(loaded->spec.data())) {
     if (!sha256.ok()) {
       std::cerr << "warning: " << sha256.status().message()
                 << " (submitted without its hash: a resume cannot check it)\n";
@@ -50,14 +49,14 @@ int RunSubmit(const SubmitFlags& flags) {
   v1::SubmitStudyResponse response;
   auto context = CallContext();
   grpc::Status status = stub->SubmitStudy(context.get(), request, &response);
-  if (!status.ok()) return ReportCallFailure("submit", address, status);
+  if (!status.ok()) return connection->ReportFailure("submit", status);
   for (const std::string& warning : response.warnings()) {
     std::cerr << "warning: " << warning << "\n";
   }
   std::cout << response.study_id() << std::endl;
   if (response.resumed()) std::cerr << "resumed the existing study " << loaded->spec.name() << "\n";
   if (!flags.wait) return kExitOk;
-  return FollowStudy(address, response.study_id(), /*live_table=*/false, std::cerr);
+  return FollowStudy(*connection, response.study_id(), /*live_table=*/false, std::cerr);
 }
 
 }  // namespace
@@ -66,7 +65,7 @@ void RegisterSubmitCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<SubmitFlags>();
   CLI::App* cmd = app.add_subcommand("submit", "Submit a study file to the coordinator");
   cmd->add_option("study", flags->study_file, "Study YAML file")->required();
-  AddCoordinatorOption(cmd, &flags->address);
+  AddConnectionOptions(cmd, &flags->connection);
   cmd->add_flag("--wait", flags->wait, "Follow the study until it ends; exit 0 when COMPLETE");
   cmd->add_flag("--resume", flags->resume,
                 "Resume the study of this name when it exists with the same spec and data");

@@ -19,18 +19,19 @@ std::string CsvField(const std::string& text) {
   return quoted + "\"";
 }
 
-int RunTrials(const std::string& address, const std::string& study, const std::string& format) {
+int RunTrials(const CoordinatorConnection& connection, const std::string& study,
+              const std::string& format) {
   if (format != "table" && format != "csv" && format != "json") {
     std::cerr << "hpsearch trials: --format " << format << " is unknown: use table, csv or json\n";
     return kExitBadInput;
   }
-  auto stub = StudyStub(address);
+  auto* stub = connection.studies();
   v1::ListTrialsRequest request;
   request.set_study(study);
   v1::ListTrialsResponse response;
   auto context = CallContext();
   grpc::Status status = stub->ListTrials(context.get(), request, &response);
-  if (!status.ok()) return ReportCallFailure("trials", address, status);
+  if (!status.ok()) return connection.ReportFailure("trials", status);
   if (format == "json") {
     google::protobuf::util::JsonPrintOptions options;
     options.preserve_proto_field_names = true;
@@ -89,14 +90,18 @@ int RunTrials(const std::string& address, const std::string& study, const std::s
 }  // namespace
 
 void RegisterTrialsCommand(CLI::App& app, int* exit_code) {
-  auto address = std::make_shared<std::string>();
+  auto connection = std::make_shared<ConnectionFlags>();
   auto study = std::make_shared<std::string>();
   auto format = std::make_shared<std::string>("table");
   CLI::App* cmd = app.add_subcommand("trials", "List a study's trials");
   cmd->add_option("study", *study, "Study id or name")->required();
   cmd->add_option("--format", *format, "table, csv or json")->capture_default_str();
-  AddCoordinatorOption(cmd, address.get());
-  cmd->callback([=] { *exit_code = RunTrials(CoordinatorAddress(*address), *study, *format); });
+  AddConnectionOptions(cmd, connection.get());
+  cmd->callback([=] {
+    if (auto opened = OpenConnection("trials", *connection, exit_code)) {
+      *exit_code = RunTrials(*opened, *study, *format);
+    }
+  });
 }
 
 }  // namespace hpsearch::cli

@@ -30,10 +30,19 @@ void PrintTable(const v1::Study& study, const std::map<int, v1::Trial>& trials, 
 
 }  // namespace
 
-int FollowStudy(const std::string& address, const std::string& study_name, bool live_table,
-                std::ostream& out) {
-  auto stub = StudyStub(address);
-  grpc::ClientContext context;
+int FollowStudy(const CoordinatorConnection& connection, const std::string& study_name,
+                bool live_table, std::ostream& out) {
+  FollowOptions options;
+  options.live_table = live_table;
+  return FollowStudy(connection, study_name, options, out);
+}
+
+int FollowStudy(const CoordinatorConnection& connection, const std::string& study_name,
+                const FollowOptions& options, std::ostream& out) {
+  const bool live_table = options.live_table;
+  auto* stub = connection.studies();
+  grpc::ClientContext own_context;
+  grpc::ClientContext& context = options.context != nullptr ? *options.context : own_context;
   v1::WatchStudyRequest request;
   request.set_study(study_name);
   std::unique_ptr<grpc::ClientReader<v1::StudyEvent>> reader = stub->WatchStudy(&context, request);
@@ -78,23 +87,29 @@ int FollowStudy(const std::string& address, const std::string& study_name, bool 
     if (live_table) {
       out << "\033[H\033[2J";
       PrintTable(study, trials, out);
+      if (options.footer) out << options.footer();
     }
     out.flush();
   }
   grpc::Status status = reader->Finish();
-  if (!status.ok()) return ReportCallFailure("watch", address, status);
+  if (status.error_code() == grpc::StatusCode::CANCELLED && options.context != nullptr) {
+    return kExitFailure;  // the caller stopped following
+  }
+  if (!status.ok()) return connection.ReportFailure("watch", status);
   if (!live_table) PrintTable(study, trials, out);
   return study.state() == v1::STUDY_STATE_COMPLETE ? kExitOk : kExitFailure;
 }
 
 void RegisterWatchCommand(CLI::App& app, int* exit_code) {
-  auto address = std::make_shared<std::string>();
+  auto connection = std::make_shared<ConnectionFlags>();
   auto study = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("watch", "Follow a study live until it ends");
   cmd->add_option("study", *study, "Study id or name")->required();
-  AddCoordinatorOption(cmd, address.get());
+  AddConnectionOptions(cmd, connection.get());
   cmd->callback([=] {
-    *exit_code = FollowStudy(CoordinatorAddress(*address), *study, ::isatty(1) != 0, std::cout);
+    if (auto opened = OpenConnection("watch", *connection, exit_code)) {
+      *exit_code = FollowStudy(*opened, *study, ::isatty(1) != 0, std::cout);
+    }
   });
 }
 

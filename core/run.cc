@@ -241,8 +241,10 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
   trainer_options.group_by_length = config.data.group_by_length;
   if (!config.artifact_dir.empty()) {
     trainer_options.checkpoint_dir = (fs::path(config.artifact_dir) / "checkpoint").string();
+    trainer_options.checkpoint_tag = config.checkpoint_tag;
   }
   TrainerCallbacks trainer_callbacks;
+  trainer_callbacks.on_start = callbacks.on_start;
   trainer_callbacks.on_epoch = callbacks.on_epoch;
   trainer_callbacks.on_progress = callbacks.on_progress;
   trainer_callbacks.stop = callbacks.stop;

@@ -44,7 +44,10 @@ torch::Device ResolveDevice(const std::string& name);
 c10::ScalarType ResolveComputeDtype(const std::string& name, const torch::Device& device);
 
 struct RunCallbacks {
-  std::function<bool(const EpochResult&)> on_epoch;  // false stops training (pruned)
+  std::function<void(const TrainingStart&)> on_start;  // resumed from a checkpoint or not, and why
+  // Each epoch as it ends, after the epochs a checkpoint restored (EpochResult::restored); false
+  // stops training (pruned).
+  std::function<bool(const EpochResult&)> on_epoch;
   std::function<void(const TrainingProgress&)> on_progress;
   std::function<void(const std::string&)> on_warning;  // e.g. "score.weight newly initialized"
   const std::atomic<bool>* stop = nullptr;

@@ -84,6 +84,10 @@ struct RunConfig {
   bool retrain_on_train_validation = false;  // TrialSpec.retrain_on == RETRAIN_ON_TRAIN_VALIDATION
   bool evaluate_test = false;
   std::string artifact_dir;  // checkpoints and the adapter; empty: none written
+  // Names the run its checkpoints belong to; a checkpoint in artifact_dir with another tag is not
+  // resumed (TrainerOptions::checkpoint_tag). The worker sets "STUDY_ID/trial-N"; not read from
+  // JSON.
+  std::string checkpoint_tag;
 };
 
 // Reads a RunConfig from TrialSpec-shaped JSON. Relative paths are resolved against `base_dir` (the

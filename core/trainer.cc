@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/flat_adamw.h"
@@ -34,6 +35,67 @@ torch::optim::AdamWOptions AdamOptions(const TrainerOptions& o, double weight_de
       .betas({o.adam_beta1, o.adam_beta2})
       .eps(o.adam_epsilon)
       .weight_decay(weight_decay);
+}
+
+// The finished epochs' results as a checkpoint keeps them (predictions left out). nlohmann writes
+// doubles with 17 significant digits, so they read back bit for bit.
+std::string EpochsToJson(const std::vector<EpochResult>& epochs) {
+  nlohmann::json array = nlohmann::json::array();
+  for (const EpochResult& e : epochs) {
+    nlohmann::json j = {{"epoch", e.epoch},
+                        {"train_loss", e.train_loss},
+                        {"global_step", e.global_step},
+                        {"samples_per_second", e.samples_per_second},
+                        {"wall_time_seconds", e.wall_time_seconds}};
+    if (e.validation) {
+      const EvalResult& v = *e.validation;
+      j["validation"] = {{"loss", v.loss},
+                         {"accuracy", v.accuracy},
+                         {"f1_weighted", v.f1_weighted},
+                         {"f1_macro", v.f1_macro},
+                         {"samples", v.samples},
+                         {"steps", v.steps},
+                         {"runtime_seconds", v.runtime_seconds},
+                         {"samples_per_second", v.samples_per_second},
+                         {"steps_per_second", v.steps_per_second}};
+    }
+    array.push_back(std::move(j));
+  }
+  return array.dump();
+}
+
+std::vector<EpochResult> EpochsFromJson(const std::string& text, const std::string& path) {
+  std::vector<EpochResult> epochs;
+  try {
+    for (const nlohmann::json& j : nlohmann::json::parse(text)) {
+      EpochResult e;
+      e.epoch = j.at("epoch").get<int64_t>();
+      e.train_loss = j.at("train_loss").get<double>();
+      e.global_step = j.at("global_step").get<int64_t>();
+      e.samples_per_second = j.at("samples_per_second").get<double>();
+      e.wall_time_seconds = j.at("wall_time_seconds").get<double>();
+      e.restored = true;
+      if (j.contains("validation")) {
+        const nlohmann::json& v = j["validation"];
+        EvalResult r;
+        r.loss = v.at("loss").get<double>();
+        r.accuracy = v.at("accuracy").get<double>();
+        r.f1_weighted = v.at("f1_weighted").get<double>();
+        r.f1_macro = v.at("f1_macro").get<double>();
+        r.samples = v.at("samples").get<int64_t>();
+        r.steps = v.at("steps").get<int64_t>();
+        r.runtime_seconds = v.at("runtime_seconds").get<double>();
+        r.samples_per_second = v.at("samples_per_second").get<double>();
+        r.steps_per_second = v.at("steps_per_second").get<double>();
+        e.validation = std::move(r);
+      }
+      epochs.push_back(std::move(e));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    Fail(ErrorCode::kDataLoss, path + ": the epoch results are unreadable (" + e.what() +
+                                   "); delete the checkpoint to start over");
+  }
+  return epochs;
 }
 
 void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
@@ -184,13 +246,39 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
 
   TrainingState state;
   torch::manual_seed(options_.seed);
-  if (!options_.checkpoint_dir.empty() &&
-      LoadTrainingCheckpoint(options_.checkpoint_dir, *model_, optimizer, &state)) {
-    result.resumed_after_epoch = state.epochs_done;
+  std::vector<EpochResult> history;  // every finished epoch, kept in each checkpoint
+  TrainingStart start_info;
+  if (!options_.checkpoint_dir.empty()) {
+    const std::string& dir = options_.checkpoint_dir;
+    start_info.checkpoint_dir = dir;
+    TrainingState found;
+    if (!PeekTrainingCheckpoint(dir, &found)) {
+      start_info.note = "no checkpoint in " + dir + ": training from scratch";
+    } else if (!options_.checkpoint_tag.empty() && found.tag != options_.checkpoint_tag) {
+      start_info.note = "the checkpoint in " + dir + " belongs to another run ('" + found.tag +
+                        "', not '" + options_.checkpoint_tag +
+                        "'): training from scratch and replacing it";
+    } else {
+      LoadTrainingCheckpoint(dir, *model_, optimizer, &state);
+      history = EpochsFromJson(state.epochs_json, dir);
+      result.resumed_after_epoch = state.epochs_done;
+      start_info.resumed_after_epoch = state.epochs_done;
+      start_info.note = "resumed from the checkpoint in " + dir + " after epoch " +
+                        std::to_string(state.epochs_done) + " (step " +
+                        std::to_string(state.global_step) + ")";
+    }
+  }
+  state.tag = options_.checkpoint_tag;
+  if (callbacks_.on_start) callbacks_.on_start(start_info);
+  for (const EpochResult& restored : history) {
+    if (callbacks_.on_epoch && !callbacks_.on_epoch(restored)) {
+      result.stopped = state.epochs_done < options_.epochs;
+      break;
+    }
   }
   const double resumed_runtime = state.runtime_seconds;
 
-  for (int64_t epoch = state.epochs_done; epoch < options_.epochs; ++epoch) {
+  for (int64_t epoch = state.epochs_done; epoch < options_.epochs && !result.stopped; ++epoch) {
     const Clock::time_point epoch_start = Clock::now();
     // The step losses are summed on the device in double; the host reads them once per progress
     // interval (the interval's losses) and once per epoch, so no step waits for the GPU.
@@ -256,7 +344,9 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
     state.epochs_done = epoch + 1;
     state.runtime_seconds = resumed_runtime + SecondsSince(start);
     epoch_result.wall_time_seconds = state.runtime_seconds;
+    history.push_back(epoch_result);
     if (!options_.checkpoint_dir.empty()) {
+      state.epochs_json = EpochsToJson(history);
       SaveTrainingCheckpoint(options_.checkpoint_dir, *model_, optimizer, state);
     }
     result.epoch_results.push_back(epoch_result);

@@ -26,9 +26,13 @@
 // Two runs with the same model, data and options give identical figures.
 //
 // Checkpoints: with options.checkpoint_dir set, the trainer writes the trainable weights, the
-// optimizer state, the step, the RNG state and the running totals there after every epoch
-// (atomically), and a later Train() on the same directory resumes after the last finished epoch,
-// giving the same result as an uninterrupted run.
+// optimizer state, the step, the RNG state, the running totals and the finished epochs' results
+// there after every epoch (atomically), and a later Train() on the same directory resumes after the
+// last finished epoch, giving the same result as an uninterrupted run. A resumed Train() first
+// replays the restored epochs through on_epoch (EpochResult::restored), so a caller sees every
+// epoch once per call. A checkpoint whose tag differs from options.checkpoint_tag belongs to
+// another run and is not resumed (the run starts over and overwrites it). on_start says which
+// happened.
 //
 // Ownership: the trainer shares the model (a module holder). Thread-compatible: one Train at a
 // time; the stop flag may be raised from any thread.
@@ -64,6 +68,9 @@ struct TrainerOptions {
   // back waits for the device, so on a GPU it is done once per interval, not per step. 0: 1 on the
   // CPU (where it costs nothing), 50 on a GPU.
   int64_t progress_interval_steps = 0;
+  // Names the run a checkpoint belongs to (e.g. "study-id/trial-3"); a checkpoint with another tag
+  // is not resumed. Empty: any checkpoint in checkpoint_dir is resumed.
+  std::string checkpoint_tag;
 };
 
 struct EvalResult {
@@ -86,6 +93,14 @@ struct EpochResult {
   int64_t global_step = 0;               // optimizer steps so far
   double samples_per_second = 0;         // training throughput of this epoch
   double wall_time_seconds = 0;          // since Train started (including resumed time)
+  bool restored = false;  // replayed from a checkpoint: an earlier run trained this epoch
+};
+
+// How a Train() call began, for logs and event records.
+struct TrainingStart {
+  int64_t resumed_after_epoch = 0;  // 0: from scratch
+  std::string checkpoint_dir;       // empty without checkpoints
+  std::string note;                 // one line: what was found and done
 };
 
 struct TrainResult {
@@ -111,7 +126,10 @@ struct TrainingProgress {
 };
 
 struct TrainerCallbacks {
-  // Called when an epoch (and its evaluation) ends; returning false stops training (pruning).
+  // Called once before the first step: resumed or from scratch, and why.
+  std::function<void(const TrainingStart&)> on_start;
+  // Called when an epoch (and its evaluation) ends, and for each epoch restored from a checkpoint
+  // before training goes on; returning false stops training (pruning).
   std::function<bool(const EpochResult&)> on_epoch;
   // Called every options.progress_interval_steps optimizer steps and after an epoch's last step.
   std::function<void(const TrainingProgress&)> on_progress;

@@ -27,6 +27,34 @@ void FsyncPath(const fs::path& path, bool directory) {
 }
 
 torch::Tensor Scalar(double value) { return torch::tensor(value, torch::kFloat64); }
+
+// The version check and every TrainingState field.
+void ReadState(torch::serialize::InputArchive& archive, const fs::path& path,
+               TrainingState* state) {
+  // InputArchive::read copies into a defined tensor (converting its dtype), so each read gets a
+  // new one.
+  auto read = [&archive](const char* key) {
+    torch::Tensor value;
+    archive.read(key, value);
+    return value;
+  };
+  const int64_t version = read("version").item<int64_t>();
+  if (version != kFormatVersion) {
+    Fail(ErrorCode::kDataLoss, path.string() + ": checkpoint format version " +
+                                   std::to_string(version) + ", expected " +
+                                   std::to_string(kFormatVersion) + "; delete it to start over");
+  }
+  state->epochs_done = read("epochs_done").item<int64_t>();
+  state->global_step = read("global_step").item<int64_t>();
+  state->loss_sum = read("loss_sum").item<double>();
+  state->total_flos = read("total_flos").item<double>();
+  state->runtime_seconds = read("runtime_seconds").item<double>();
+  // Tag and epoch results are absent from checkpoints written before they existed.
+  c10::IValue value;
+  state->tag = archive.try_read("tag", value) && value.isString() ? value.toStringRef() : "";
+  state->epochs_json =
+      archive.try_read("epochs_json", value) && value.isString() ? value.toStringRef() : "[]";
+}
 torch::Tensor Scalar(int64_t value) { return torch::tensor(value, torch::kInt64); }
 
 }  // namespace
@@ -44,6 +72,8 @@ void SaveTrainingCheckpoint(const std::string& dir, const torch::nn::Module& mod
     archive.write("loss_sum", Scalar(state.loss_sum));
     archive.write("total_flos", Scalar(state.total_flos));
     archive.write("runtime_seconds", Scalar(state.runtime_seconds));
+    archive.write("tag", c10::IValue(state.tag));
+    archive.write("epochs_json", c10::IValue(state.epochs_json));
     {
       at::Generator generator = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(generator.mutex());
@@ -76,24 +106,7 @@ bool LoadTrainingCheckpoint(const std::string& dir, torch::nn::Module& model,
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path.string());
-    // InputArchive::read copies into a defined tensor (converting its dtype), so each read gets a
-    // new one.
-    auto read = [&archive](const char* key) {
-      torch::Tensor value;
-      archive.read(key, value);
-      return value;
-    };
-    const int64_t version = read("version").item<int64_t>();
-    if (version != kFormatVersion) {
-      Fail(ErrorCode::kDataLoss, path.string() + ": checkpoint format version " +
-                                     std::to_string(version) + ", expected " +
-                                     std::to_string(kFormatVersion) + "; delete it to start over");
-    }
-    state->epochs_done = read("epochs_done").item<int64_t>();
-    state->global_step = read("global_step").item<int64_t>();
-    state->loss_sum = read("loss_sum").item<double>();
-    state->total_flos = read("total_flos").item<double>();
-    state->runtime_seconds = read("runtime_seconds").item<double>();
+    ReadState(archive, path, state);
     torch::serialize::InputArchive weights;
     archive.read("trainable", weights);
     torch::NoGradGuard no_grad;
@@ -119,6 +132,22 @@ bool LoadTrainingCheckpoint(const std::string& dir, torch::nn::Module& model,
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(rng);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    Fail(ErrorCode::kDataLoss, "cannot read training checkpoint " + path.string() + ": " +
+                                   e.what() + "; delete it to start over");
+  }
+  return true;
+}
+
+bool PeekTrainingCheckpoint(const std::string& dir, TrainingState* state) {
+  const fs::path path = fs::path(dir) / kFileName;
+  if (!fs::exists(path)) return false;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    ReadState(archive, path, state);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

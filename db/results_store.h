@@ -69,6 +69,22 @@ struct EndedLease {
   int trial_attempt = 0;  // the trial's current attempt (greater: this one was retried)
 };
 
+// One stored upload of a trial's artifact (table `artifacts` and its `artifact_files`).
+struct ArtifactFileRecord {
+  std::string name;  // relative, '/'-separated
+  int64_t bytes = 0;
+  std::string sha256;  // hex
+};
+struct ArtifactRecord {
+  int64_t trial_id = 0;
+  int attempt = 0;
+  std::string lease_id;
+  // Where the files are: relative to the database's folder when inside it, else absolute.
+  std::string dir;
+  int64_t uploaded_ms = 0;
+  std::vector<ArtifactFileRecord> files;
+};
+
 struct StoredStudy {
   v1::Study study;
   std::vector<StoredTrial> trials;  // by number
@@ -102,6 +118,8 @@ class ResultsStore {
   absl::Status PutResultExtra(int64_t trial_id, const v1::TrialResult& result);
   absl::Status PutWorker(const std::string& worker_id, const v1::WorkerInfo& info, int64_t now_ms);
   absl::Status TouchWorker(const std::string& worker_id, int64_t now_ms);
+  // Records a stored artifact, replacing the record of the same (trial, attempt).
+  absl::Status PutArtifact(const ArtifactRecord& record);
   absl::Status AddEvent(int64_t now_ms, const std::string& study_id, int trial_number, int attempt,
                         const std::string& worker_id, const std::string& kind,
                         const std::string& message);
@@ -124,6 +142,9 @@ class ResultsStore {
   absl::StatusOr<std::vector<StoredStudy>> LoadAll();
   // One study by id or name.
   absl::StatusOr<StoredStudy> LoadStudy(const std::string& id_or_name);
+  // The artifact of a trial's given attempt, or (attempt 0) of its latest attempt that has one;
+  // nullopt when there is none.
+  absl::StatusOr<std::optional<ArtifactRecord>> LoadArtifact(int64_t trial_id, int attempt = 0);
   // The attempt that held `lease_id`, or nullopt when no attempt ever did.
   absl::StatusOr<std::optional<EndedLease>> FindLease(const std::string& lease_id);
   // The last alive mark, or nullopt when no coordinator has written one yet.

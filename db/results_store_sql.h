@@ -123,6 +123,28 @@ inline constexpr char kSelectFinalResultSql[] =
     "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra, extra "
     "FROM final_results WHERE trial_id = ?";
 
+// Artifacts (results_store_artifacts.cc).
+inline constexpr char kPutArtifactSql[] =
+    "INSERT INTO artifacts (trial_id, attempt, lease_id, dir, files, bytes, uploaded_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id, attempt) DO UPDATE SET "
+    "lease_id = excluded.lease_id, dir = excluded.dir, files = excluded.files, "
+    "bytes = excluded.bytes, uploaded_ms = excluded.uploaded_ms";
+
+inline constexpr char kDeleteArtifactFilesSql[] =
+    "DELETE FROM artifact_files WHERE trial_id = ? AND attempt = ?";
+
+inline constexpr char kInsertArtifactFileSql[] =
+    "INSERT INTO artifact_files (trial_id, attempt, name, bytes, sha256) VALUES (?, ?, ?, ?, ?)";
+
+// The given attempt's artifact, or (attempt 0) the latest attempt's.
+inline constexpr char kSelectArtifactSql[] =
+    "SELECT attempt, lease_id, dir, uploaded_ms FROM artifacts WHERE trial_id = ? "
+    "AND (? = 0 OR attempt = ?) ORDER BY attempt DESC LIMIT 1";
+
+inline constexpr char kSelectArtifactFilesSql[] =
+    "SELECT name, bytes, sha256 FROM artifact_files WHERE trial_id = ? AND attempt = ? "
+    "ORDER BY name";
+
 }  // namespace hpsearch::db::sql
 
 // Returns the status of `expr` from the enclosing function when it is not OK.

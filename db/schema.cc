@@ -222,9 +222,49 @@ CREATE TABLE coordinator (
 );
 )sql";
 
+// Version 2 -> 3: artifacts the workers uploaded (a trial's adapter and metrics), stored by the
+// coordinator under its artifacts root; one row per stored upload and one per file.
+constexpr char kSchemaV3Artifacts[] = R"sql(
+CREATE TABLE artifacts (
+  trial_id INTEGER NOT NULL REFERENCES trials (trial_id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL,
+  lease_id TEXT NOT NULL,
+  dir TEXT NOT NULL,
+  files INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  uploaded_ms INTEGER NOT NULL,
+  PRIMARY KEY (trial_id, attempt)
+);
+
+CREATE TABLE artifact_files (
+  trial_id INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  PRIMARY KEY (trial_id, attempt, name),
+  FOREIGN KEY (trial_id, attempt) REFERENCES artifacts (trial_id, attempt) ON DELETE CASCADE
+);
+
+CREATE VIEW trial_artifacts AS
+SELECT
+  s.name AS study_name,
+  t.study_id,
+  t.number AS trial_number,
+  t.kind,
+  a.attempt,
+  a.dir,
+  a.files,
+  a.bytes,
+  a.uploaded_ms
+FROM artifacts a
+JOIN trials t ON t.trial_id = a.trial_id
+JOIN studies s ON s.study_id = t.study_id;
+)sql";
+
 // The ladder: kMigrations[i] upgrades version i to i + 1. Append rungs; never edit a shipped one.
 const std::vector<const char*>& Migrations() {
-  static const std::vector<const char*> migrations = {kSchemaV1, kSchemaV2};
+  static const std::vector<const char*> migrations = {kSchemaV1, kSchemaV2, kSchemaV3Artifacts};
   return migrations;
 }
 

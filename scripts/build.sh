@@ -14,7 +14,7 @@ elif ! "$root/scripts/install-deps.sh" >/dev/null 2>&1; then
 fi
 
 # Release: debug info alone costs a third of the build time in LibTorch-heavy files.
-cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=${HPSEARCH_BUILD_TYPE:-Release})
+cmake_args=(-G Ninja "-DCMAKE_BUILD_TYPE=${HPSEARCH_BUILD_TYPE:-Release}")
 nvcc=${CUDACXX:-/usr/local/cuda/bin/nvcc}
 if [ -x "$nvcc" ]; then
   cmake_args+=(-DCMAKE_CUDA_COMPILER="$nvcc")
@@ -23,5 +23,7 @@ if [ "${HPSEARCH_REQUIRE_CUDA:-0}" = 1 ]; then
   cmake_args+=(-DHPSEARCH_REQUIRE_CUDA=ON)
 fi
 
+# HPSEARCH_CMAKE_ARGS is a list of words (-DA=1 -DB=2).
+# shellcheck disable=SC2086
 cmake -S "$root" -B "$build_dir" "${cmake_args[@]}" ${HPSEARCH_CMAKE_ARGS:-}
 cmake --build "$build_dir" -j "${HPSEARCH_JOBS:-$(nproc)}"

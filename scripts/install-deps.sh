@@ -1,21 +1,41 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package hpsearch builds, tests and runs with. Idempotent: packages already
 # present are left alone and apt-get is only called when something is missing. Run as root.
+#
+#   scripts/install-deps.sh             # everything: build, test and run
+#   scripts/install-deps.sh --runtime   # only what the built programs load (container images' last stage)
 set -euo pipefail
 
+# The shared libraries hpsearch, hpsearch-worker and hpsearch-core load, and the Python the example
+# command trials run with. Keep in step with the -dev packages below.
+runtime_packages=(
+  libgrpc++1.51 libprotobuf32 libsqlite3-0 libabsl20220623 libspdlog1.10 libyaml-cpp0.7
+  libtorch1.13 libopenblas0 openssl ca-certificates
+  python3 python3-sklearn python3-numpy
+)
+
 packages=(
-  # toolchain
-  cmake ninja-build g++ pkg-config git
+  # toolchain, and the linters scripts/check-deploy.sh runs on docker/ and deploy/
+  cmake ninja-build g++ pkg-config git shellcheck yamllint
   # service stack
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libssl-dev
+  # TLS: the tests make their certificates with the openssl CLI (docs/security.md shows the commands)
+  openssl
   # training core (LibTorch 1.13 CPU; OpenBLAS so torch does not fall back to the reference BLAS)
   libtorch-dev libopenblas-dev
   # header-only libraries shared by every part
   nlohmann-json3-dev catch2
-  # example command trials and Python peers (run with /usr/bin/python3)
-  python3 python3-sklearn python3-optuna python3-numpy
+  # example command trials and Python peers (run with /usr/bin/python3); python3-grpcio for the Python
+  # client example (examples/python/, stubs generated with protoc + grpc_python_plugin above)
+  python3 python3-sklearn python3-optuna python3-numpy python3-grpcio
 )
+
+case "${1:-}" in
+  --runtime) packages=("${runtime_packages[@]}") ;;
+  "") ;;
+  *) echo "install-deps: unknown argument '$1' (use --runtime or nothing)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -47,13 +47,25 @@ Coordinator::StudyRecord* Coordinator::FindStudy(const std::string& id_or_name) 
   return nullptr;
 }
 
-absl::Status Coordinator::LeaseStatus(const std::string& lease_id, Lease** lease) {
+absl::Status Coordinator::LeaseStatus(const std::string& lease_id, const std::string& holder,
+                                      Lease** lease) {
+  if (lease_id.empty()) return absl::InvalidArgumentError("lease_id is empty");
+  if (holder.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease ", lease_id,
+                     ": worker_id is empty; set it to the id Register returned (Ask clients: "
+                     "client_name)"));
+  }
   auto it = leases_.find(lease_id);
   if (it != leases_.end()) {
+    if (it->second.worker_id != holder) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("lease ", lease_id, " is not held by ", holder,
+                       ": a worker reports only on the trials it acquired"));
+    }
     *lease = &it->second;
     return absl::OkStatus();
   }
-  if (lease_id.empty()) return absl::InvalidArgumentError("lease_id is empty");
   absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(lease_id);
   if (!ended.ok()) return ended.status();
   if (ended->has_value()) {

@@ -74,6 +74,17 @@ struct CoordinatorOptions {
   std::function<absl::Status(v1::StudySpec* spec, std::vector<std::string>* warnings)> validate;
 };
 
+// The trial a live lease holds, as an artifact upload needs it.
+struct ArtifactOwner {
+  std::string study_id;
+  std::string study_name;
+  int64_t trial_id = 0;
+  int trial_number = 0;
+  int attempt = 0;
+  v1::TrialKind kind = v1::TRIAL_KIND_UNSPECIFIED;
+  std::string worker_id;
+};
+
 class Coordinator {
  public:
   using Listener = std::function<void(const v1::StudyEvent&)>;
@@ -107,6 +118,26 @@ class Coordinator {
   // worker its next trial under the same commit when one can start at once (response.next_trial).
   absl::StatusOr<v1::CompleteTrialResponse> CompleteTrial(const v1::CompleteTrialRequest& request);
   absl::StatusOr<v1::TrialState> FailTrial(const v1::FailTrialRequest& request);
+  // A worker's note on its running attempt (resumed from a checkpoint, started over, an upload
+  // that failed), recorded in the events table under the trial and attempt. `kind` is a
+  // lower_snake_case word of at most 40 characters.
+  absl::Status ReportEvent(const v1::ReportEventRequest& request);
+
+  // ---- artifacts (server/coordinator_artifacts.cc; the files themselves are ArtifactService's)
+  // The trial `lease_id` holds; `holder` must be the worker holding it (PERMISSION_DENIED
+  // otherwise). FAILED_PRECONDITION for an ended lease, NOT_FOUND for an unknown one, as every
+  // worker report.
+  absl::StatusOr<ArtifactOwner> ArtifactOwnerOf(const std::string& lease_id,
+                                                const std::string& holder);
+  // The stored artifact of (trial, attempt); attempt 0: the latest one that has an artifact.
+  absl::StatusOr<std::optional<db::ArtifactRecord>> LoadArtifact(int64_t trial_id, int attempt);
+  // Records an artifact stored for the trial `lease_id` holds; the lease must still be live.
+  // Durable when this returns.
+  absl::Status RecordArtifact(const std::string& lease_id, const std::string& holder,
+                              const db::ArtifactRecord& record);
+  // The stored artifact of a study's trial; trial_number -1 means the study's final trial.
+  // NOT_FOUND says which part is missing (study, trial, final trial, artifact) and what to do.
+  absl::StatusOr<db::ArtifactRecord> FindArtifact(const std::string& study, int trial_number);
 
   // ReportEpoch and CompleteTrial without blocking the calling thread on the commit: `done` gets
   // the reply once it is durable (on the store's commit thread), or the error at once. The gRPC
@@ -131,6 +162,8 @@ class Coordinator {
   void Unsubscribe(int64_t token);
 
   const CoordinatorOptions& options() const { return options_; }
+  // The results database's file (artifact records are relative to its folder).
+  const std::string& database_path() const { return store_->path(); }
   // Leases held now. Only live leases are kept in memory; an ended one is answered from the store
   // (trial_attempts), so memory does not grow with finished attempts.
   size_t LiveLeaseCount() {
@@ -176,10 +209,12 @@ class Coordinator {
 
   // All helpers below run under mu_.
   StudyRecord* FindStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The live lease `lease_id` in *lease; FAILED_PRECONDITION for one that ended (with how),
-  // NOT_FOUND for one that never existed. Ended leases are looked up in the store, so the answer
-  // is the same after a restart and memory does not grow with finished attempts.
-  absl::Status LeaseStatus(const std::string& lease_id, Lease** lease)
+  // The live lease `lease_id` held by `holder` (a worker id, or "client:NAME" for Ask) in *lease.
+  // A lease held by someone else is PERMISSION_DENIED: callers act only on the leases they
+  // acquired. FAILED_PRECONDITION for one that ended (with how), NOT_FOUND for one that never
+  // existed. Ended leases are looked up in the store, so the answer is the same after a restart and
+  // memory does not grow with finished attempts.
+  absl::Status LeaseStatus(const std::string& lease_id, const std::string& holder, Lease** lease)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The stored record of a lease that is no longer live; nullopt when it never existed.
   absl::StatusOr<std::optional<db::EndedLease>> FindEndedLease(const std::string& lease_id)

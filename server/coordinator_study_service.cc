@@ -15,6 +15,11 @@
 namespace hpsearch::server {
 namespace {
 
+// The holder of a lease an Ask client took: its leases are heartbeated and told under this id.
+std::string AskClientId(const std::string& client_name) {
+  return absl::StrCat("client:", client_name.empty() ? std::string("anonymous") : client_name);
+}
+
 using HashMap = google::protobuf::Map<std::string, std::string>;
 
 // The submitted data hashes, lower-cased; INVALID_ARGUMENT naming the first malformed one.
@@ -247,9 +252,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
     if (study == nullptr) {
       return absl::NotFoundError(absl::StrCat("no study with id or name '", request.study(), "'"));
     }
-    std::string worker_id =
-        absl::StrCat("client:", request.client_name().empty() ? std::string("anonymous")
-                                                              : request.client_name());
+    std::string worker_id = AskClientId(request.client_name());
     workers_[worker_id].set_name(worker_id);
     absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
     if (!acquired.ok()) return acquired.status();
@@ -288,7 +291,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
       return studies_[(*ended)->study_id].trials[(*ended)->trial_number].trial;
     }
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), AskClientId(request.client_name()), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     const v1::Trial& current = record->trial;

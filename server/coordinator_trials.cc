@@ -2,6 +2,13 @@
 // recording and time (Tick: lease expiry, per-trial timeout, study time limit).
 #include "server/coordinator.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/coordinator_internal.h"
@@ -9,6 +16,29 @@
 #include "server/trial_spec_builder.h"
 
 namespace hpsearch::server {
+namespace {
+
+// Lease ids are what a worker shows to act on a trial, so they come from the kernel's CSPRNG (128
+// bits) rather than the generator that names studies and workers.
+std::string NewLeaseId() {
+  unsigned char bytes[16];
+  size_t filled = 0;
+  while (filled < sizeof(bytes)) {
+    ssize_t got = ::getrandom(bytes + filled, sizeof(bytes) - filled, 0);
+    if (got > 0) {
+      filled += static_cast<size_t>(got);
+    } else if (got < 0 && errno != EINTR) {
+      // Only a kernel older than 3.17 lacks getrandom(); nothing safe can replace it here.
+      std::fprintf(stderr, "hpsearch: getrandom() failed: %s\n", std::strerror(errno));
+      std::abort();
+    }
+  }
+  std::string id = "ls-";
+  for (unsigned char b : bytes) id += absl::StrFormat("%02x", b);
+  return id;
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------- trials
 
@@ -82,7 +112,7 @@ absl::StatusOr<Coordinator::TrialRecord*> Coordinator::CreateSearchTrial(StudyRe
 absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, TrialRecord* record,
                                                         const std::string& worker_id) {
   absl::Time now = clock_->Now();
-  std::string lease_id = NewId("ls-");
+  std::string lease_id = NewLeaseId();
   absl::Time deadline = now + options_.lease_ttl;
   v1::Trial& trial = record->trial;
   trial.set_state(v1::TRIAL_STATE_RUNNING);

@@ -127,7 +127,7 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ApplyReportEpoch(
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     lease->deadline = std::max(lease->deadline, clock_->Now() + options_.lease_ttl);
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
@@ -154,7 +154,7 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     TrialRecord* record = &studies_[lease->study_id].trials[lease->trial_number];
     if (request.has_train()) {
       RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.train()));
@@ -222,7 +222,7 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
       response.set_state(EndedTrialState(**ended));
     } else {
       Lease* lease = nullptr;
-      RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+      RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
       StudyRecord* study = &studies_[lease->study_id];
       TrialRecord* record = &study->trials[lease->trial_number];
       const v1::TrialResult& result = request.result();
@@ -289,7 +289,7 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
       return EndedTrialState(**ended);  // a retried FailTrial whose reply was lost
     }
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), &lease));
+    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     std::string error = request.error().empty() ? "failed (no reason given)" : request.error();

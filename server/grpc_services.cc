@@ -26,6 +26,24 @@ grpc::ServerUnaryReactor* FinishWithStatus(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// Finishes a unary call whose token the checker refuses and returns its reactor; nullptr when the
+// call may proceed.
+grpc::ServerUnaryReactor* RefuseUnauthenticated(grpc::CallbackServerContext* context,
+                                                const rpc::TokenChecker& auth) {
+  grpc::Status denied = auth.Check(*context);
+  if (denied.ok()) return nullptr;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(denied);
+  return reactor;
+}
+
+// A stream refused before it starts.
+class RefusedWriter : public grpc::ServerWriteReactor<v1::StudyEvent> {
+ public:
+  explicit RefusedWriter(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 bool Terminal(v1::StudyState state) {
   return state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
          state == v1::STUDY_STATE_CANCELLED;
@@ -148,6 +166,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::StudyEvent> {
 grpc::ServerUnaryReactor* StudyServiceImpl::SubmitStudy(grpc::CallbackServerContext* context,
                                                         const v1::SubmitStudyRequest* request,
                                                         v1::SubmitStudyResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   absl::StatusOr<v1::SubmitStudyResponse> result = coordinator_->SubmitStudy(*request);
   if (result.ok()) {
     spdlog::info("study {} ({}) {}", result->study_id(), request->spec().name(),
@@ -162,12 +181,14 @@ grpc::ServerUnaryReactor* StudyServiceImpl::SubmitStudy(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* StudyServiceImpl::GetStudy(grpc::CallbackServerContext* context,
                                                      const v1::GetStudyRequest* request,
                                                      v1::Study* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   return FinishWith(context, coordinator_->GetStudy(request->study()), response);
 }
 
 grpc::ServerUnaryReactor* StudyServiceImpl::ListStudies(grpc::CallbackServerContext* context,
                                                         const v1::ListStudiesRequest* request,
                                                         v1::ListStudiesResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   for (v1::Study& study : coordinator_->ListStudies()) *response->add_studies() = std::move(study);
   return FinishWithStatus(context, absl::OkStatus());
 }
@@ -175,6 +196,7 @@ grpc::ServerUnaryReactor* StudyServiceImpl::ListStudies(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* StudyServiceImpl::ListTrials(grpc::CallbackServerContext* context,
                                                        const v1::ListTrialsRequest* request,
                                                        v1::ListTrialsResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   absl::StatusOr<std::vector<v1::Trial>> trials = coordinator_->ListTrials(request->study());
   if (trials.ok()) {
     for (v1::Trial& trial : *trials) *response->add_trials() = std::move(trial);
@@ -185,17 +207,20 @@ grpc::ServerUnaryReactor* StudyServiceImpl::ListTrials(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* StudyServiceImpl::GetTrial(grpc::CallbackServerContext* context,
                                                      const v1::GetTrialRequest* request,
                                                      v1::Trial* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   return FinishWith(context, coordinator_->GetTrial(request->study(), request->number()), response);
 }
 
 grpc::ServerWriteReactor<v1::StudyEvent>* StudyServiceImpl::WatchStudy(
     grpc::CallbackServerContext* context, const v1::WatchStudyRequest* request) {
+  if (grpc::Status denied = auth_->Check(*context); !denied.ok()) return new RefusedWriter(denied);
   return new WatchReactor(coordinator_, request->study());
 }
 
 grpc::ServerUnaryReactor* StudyServiceImpl::CancelStudy(grpc::CallbackServerContext* context,
                                                         const v1::CancelStudyRequest* request,
                                                         v1::Study* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   absl::StatusOr<v1::Study> study = coordinator_->CancelStudy(request->study(), request->reason());
   if (study.ok()) spdlog::info("study {} cancelled: {}", study->id(), request->reason());
   return FinishWith(context, std::move(study), response);
@@ -204,12 +229,14 @@ grpc::ServerUnaryReactor* StudyServiceImpl::CancelStudy(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* StudyServiceImpl::Ask(grpc::CallbackServerContext* context,
                                                 const v1::AskRequest* request,
                                                 v1::TrialSpec* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   return FinishWith(context, coordinator_->Ask(*request), response);
 }
 
 grpc::ServerUnaryReactor* StudyServiceImpl::Tell(grpc::CallbackServerContext* context,
                                                  const v1::TellRequest* request,
                                                  v1::Trial* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   return FinishWith(context, coordinator_->Tell(*request), response);
 }
 
@@ -218,6 +245,7 @@ grpc::ServerUnaryReactor* StudyServiceImpl::Tell(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* context,
                                                       const v1::RegisterRequest* request,
                                                       v1::RegisterResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   absl::StatusOr<v1::RegisterResponse> result = coordinator_->Register(*request);
   if (result.ok()) {
     spdlog::info("worker {} registered (name {}, device {}, pid {})", result->worker_id(),
@@ -229,6 +257,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* WorkerServiceImpl::AcquireTrial(grpc::CallbackServerContext* context,
                                                           const v1::AcquireTrialRequest* request,
                                                           v1::AcquireTrialResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   absl::Duration wait =
       std::min(absl::Milliseconds(std::max<int64_t>(0, request->wait_ms())), max_acquire_wait_);
   return long_poll_->Start(context, request->worker_id(), wait, response);
@@ -237,12 +266,14 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::AcquireTrial(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(grpc::CallbackServerContext* context,
                                                        const v1::HeartbeatRequest* request,
                                                        v1::HeartbeatResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   return FinishWith(context, coordinator_->Heartbeat(*request), response);
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::ReportEpoch(grpc::CallbackServerContext* context,
                                                          const v1::ReportEpochRequest* request,
                                                          v1::ReportEpochResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   coordinator_->ReportEpochAsync(
       *request, [reactor, response](absl::StatusOr<v1::ReportEpochResponse> result) {
@@ -255,12 +286,14 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::ReportEpoch(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* WorkerServiceImpl::ReportResult(grpc::CallbackServerContext* context,
                                                           const v1::ReportResultRequest* request,
                                                           v1::ReportResultResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   return FinishWithStatus(context, coordinator_->ReportResult(*request));
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTrial(grpc::CallbackServerContext* context,
                                                            const v1::CompleteTrialRequest* request,
                                                            v1::CompleteTrialResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   coordinator_->CompleteTrialAsync(
       *request, [reactor, response](absl::StatusOr<v1::CompleteTrialResponse> result) {
@@ -273,6 +306,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::CompleteTrial(grpc::CallbackServerC
 grpc::ServerUnaryReactor* WorkerServiceImpl::FailTrial(grpc::CallbackServerContext* context,
                                                        const v1::FailTrialRequest* request,
                                                        v1::FailTrialResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context, *auth_)) return refused;
   absl::StatusOr<v1::TrialState> state = coordinator_->FailTrial(*request);
   if (state.ok()) response->set_state(*state);
   return FinishWithStatus(context, state.status());
@@ -284,23 +318,30 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::FailTrial(grpc::CallbackServerConte
 CoordinatorServer::CoordinatorServer(Coordinator* coordinator, const ServerOptions& options)
     : coordinator_(coordinator),
       options_(options),
+      auth_(options.auth_token),
       long_poll_(coordinator),
-      study_service_(coordinator),
-      worker_service_(coordinator, &long_poll_, options.max_acquire_wait) {}
+      artifacts_(coordinator, coordinator->database_path(), options.artifacts),
+      study_service_(coordinator, &artifacts_, &auth_),
+      worker_service_(coordinator, &long_poll_, options.max_acquire_wait, &artifacts_, &auth_) {}
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     Coordinator* coordinator, const ServerOptions& options) {
   std::unique_ptr<CoordinatorServer> server(new CoordinatorServer(coordinator, options));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(
+      options.listen_address,
+      options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
+      &server->port_);
   builder.RegisterService(&server->study_service_);
   builder.RegisterService(&server->worker_service_);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
-                                               ": the address is in use or invalid; pick another "
-                                               "with --listen HOST:PORT"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen_address,
+        ": the address is in use or invalid (pick another with --listen HOST:PORT)",
+        options.credentials ? ", or the TLS certificate and key do not load (gRPC's log above "
+                              "says why)"
+                            : ""));
   }
   AcquireLongPoll* long_poll = &server->long_poll_;
   coordinator->SetWorkAvailableCallback([long_poll] { long_poll->Notify(); });

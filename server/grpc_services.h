@@ -5,6 +5,9 @@
 //
 // CoordinatorServer bundles the services, the gRPC server and the maintenance thread that calls
 // Coordinator::Tick(). Ownership: it owns all of these; the Coordinator must outlive it.
+// Every method of both services first checks the call's auth token (rpc::TokenChecker) and refuses
+// it with UNAUTHENTICATED before anything else runs; a method added later must do the same (a test
+// calls every method of both services without a token).
 // Thread-safety: Shutdown() may be called from any thread, once.
 #pragma once
 
@@ -18,7 +21,9 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "hpsearch/v1/service.grpc.pb.h"
+#include "rpc/auth_token.h"
 #include "server/acquire_long_poll.h"
+#include "server/artifact_service.h"
 #include "server/coordinator.h"
 
 namespace hpsearch::server {
@@ -30,11 +35,20 @@ struct ServerOptions {
   absl::Duration max_acquire_wait = absl::Seconds(30);
   // How often leases, timeouts and time limits are checked. Expiry is at most this late.
   absl::Duration tick_interval = absl::Milliseconds(200);
+  // Transport credentials (rpc::LoadServerSecurity); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // The token every call must carry; empty: none is required.
+  std::string auth_token;
+  // Where uploaded artifacts are stored, and their limits.
+  ArtifactServiceOptions artifacts;
 };
 
 class StudyServiceImpl final : public v1::StudyService::CallbackService {
  public:
-  explicit StudyServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  // `auth` must outlive the service.
+  StudyServiceImpl(Coordinator* coordinator, ArtifactService* artifacts,
+                   const rpc::TokenChecker* auth)
+      : coordinator_(coordinator), artifacts_(artifacts), auth_(auth) {}
 
   grpc::ServerUnaryReactor* SubmitStudy(grpc::CallbackServerContext* context,
                                         const v1::SubmitStudyRequest* request,
@@ -60,16 +74,27 @@ class StudyServiceImpl final : public v1::StudyService::CallbackService {
                                 v1::TrialSpec* response) override;
   grpc::ServerUnaryReactor* Tell(grpc::CallbackServerContext* context,
                                  const v1::TellRequest* request, v1::Trial* response) override;
+  // In server/grpc_artifact_reactors.cc.
+  grpc::ServerWriteReactor<v1::ArtifactChunk>* GetArtifact(
+      grpc::CallbackServerContext* context, const v1::GetArtifactRequest* request) override;
 
  private:
   Coordinator* const coordinator_;
+  ArtifactService* const artifacts_;
+  const rpc::TokenChecker* const auth_;
 };
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
+  // `long_poll` and `auth` must outlive the service.
   WorkerServiceImpl(Coordinator* coordinator, AcquireLongPoll* long_poll,
-                    absl::Duration max_acquire_wait)
-      : coordinator_(coordinator), long_poll_(long_poll), max_acquire_wait_(max_acquire_wait) {}
+                    absl::Duration max_acquire_wait, ArtifactService* artifacts,
+                    const rpc::TokenChecker* auth)
+      : coordinator_(coordinator),
+        long_poll_(long_poll),
+        max_acquire_wait_(max_acquire_wait),
+        artifacts_(artifacts),
+        auth_(auth) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
@@ -92,11 +117,19 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   grpc::ServerUnaryReactor* FailTrial(grpc::CallbackServerContext* context,
                                       const v1::FailTrialRequest* request,
                                       v1::FailTrialResponse* response) override;
+  // In server/grpc_artifact_reactors.cc.
+  grpc::ServerReadReactor<v1::ArtifactChunk>* UploadArtifact(
+      grpc::CallbackServerContext* context, v1::UploadArtifactResponse* response) override;
+  grpc::ServerUnaryReactor* ReportEvent(grpc::CallbackServerContext* context,
+                                        const v1::ReportEventRequest* request,
+                                        v1::ReportEventResponse* response) override;
 
  private:
   Coordinator* const coordinator_;
   AcquireLongPoll* const long_poll_;
   const absl::Duration max_acquire_wait_;
+  ArtifactService* const artifacts_;
+  const rpc::TokenChecker* const auth_;
 };
 
 class CoordinatorServer {
@@ -118,7 +151,9 @@ class CoordinatorServer {
 
   Coordinator* const coordinator_;
   const ServerOptions options_;
+  const rpc::TokenChecker auth_;
   AcquireLongPoll long_poll_;
+  ArtifactService artifacts_;
   StudyServiceImpl study_service_;
   WorkerServiceImpl worker_service_;
   std::unique_ptr<grpc::Server> server_;

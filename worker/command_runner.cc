@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "transfer/artifact_files.h"
 
 extern char** environ;
 
@@ -301,6 +302,26 @@ std::string DescribeExit(int status) {
   return "ended abnormally";
 }
 
+// The files the command left in its artifact folder are uploaded when there are some and they are
+// small enough to be cheap to move.
+std::string ArtifactToUpload(const std::string& dir, int64_t max_bytes, TrialReporter* reporter) {
+  if (dir.empty()) return "";
+  absl::StatusOr<std::vector<transfer::ArtifactFile>> files = transfer::ListArtifactFiles(dir);
+  if (!files.ok()) {
+    reporter->Log("artifact folder not uploaded: " + std::string(files.status().message()));
+    return "";
+  }
+  if (files->empty()) return "";
+  int64_t bytes = 0;
+  for (const transfer::ArtifactFile& file : *files) bytes += file.bytes;
+  if (bytes > max_bytes) {
+    reporter->Log(absl::StrCat("artifact folder ", dir, " not uploaded: ", bytes,
+                               " bytes exceed the command runner's limit of ", max_bytes));
+    return "";
+  }
+  return dir;
+}
+
 }  // namespace
 
 std::string ParamValueText(const v1::ParamValue& value) {
@@ -479,6 +500,8 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     outcome.kind = RunOutcome::Kind::kComplete;
+    outcome.artifact_dir =
+        ArtifactToUpload(trial.artifact_dir(), options_.max_artifact_bytes, reporter);
     return outcome;
   }
   outcome.kind = RunOutcome::Kind::kFailed;

@@ -12,11 +12,14 @@
 // Other lines go to the log. Numbers an epoch line carries beyond the canonical ones become extra
 // metrics. On prune, cancel, shutdown or timeout the process group gets SIGTERM, then SIGKILL after
 // runner.kill_grace_seconds. The last bytes of stderr are kept and attached to every failure.
+// Files a completed command leaves in HPSEARCH_ARTIFACT_DIR are uploaded to the coordinator with
+// the trial (up to max_artifact_bytes).
 //
 // Thread-safety: Run() may be called from one thread at a time per instance.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "absl/time/time.h"
 #include "worker/runner.h"
@@ -30,6 +33,9 @@ struct CommandRunnerOptions {
   absl::Duration poll_interval = absl::Milliseconds(50);
   // Grace between SIGTERM and SIGKILL when the spec does not set runner.kill_grace_seconds.
   absl::Duration default_kill_grace = absl::Seconds(10);
+  // A completed command's artifact folder is uploaded when it holds at most this many bytes (larger
+  // ones stay on the worker's disk, with a log line).
+  int64_t max_artifact_bytes = int64_t{256} << 20;
 };
 
 class CommandRunner : public Runner {

@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+#include "transfer/artifact_files.h"
 
 namespace hpsearch::worker {
 
@@ -13,14 +15,16 @@ bool IsTransient(const absl::Status& status) {
          status.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
-CoordinatorClient::CoordinatorClient(const std::string& address, ClientOptions options)
+CoordinatorClient::CoordinatorClient(const std::string& address,
+                                     const rpc::ClientSecurity& security, ClientOptions options)
     : options_(options) {
   grpc::ChannelArguments args;
   // Reconnect quickly after a coordinator restart instead of gRPC's default backoff of up to 2
   // minutes.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  channel_ = rpc::CreateChannel(address, security, args);
+  connection_hint_ = rpc::ConnectionHint(security);
   stub_ = v1::WorkerService::NewStub(channel_);
 }
 
@@ -55,6 +59,11 @@ absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request
     if (!IsTransient(error) || absl::Now() + backoff > give_up ||
         (should_stop_ && should_stop_())) {
       return error;
+    }
+    if (backoff == options_.initial_backoff) {
+      spdlog::warn("{}; retrying for up to {}{}", std::string(error.message()),
+                   absl::FormatDuration(options_.retry_window),
+                   connection_hint_.empty() ? "" : " (" + connection_hint_ + ")");
     }
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -99,6 +108,59 @@ absl::StatusOr<v1::CompleteTrialResponse> CoordinatorClient::CompleteTrial(
 absl::StatusOr<v1::FailTrialResponse> CoordinatorClient::FailTrial(const v1::FailTrialRequest& r) {
   return Call<v1::FailTrialRequest, v1::FailTrialResponse>("FailTrial", r,
                                                            &v1::WorkerService::Stub::FailTrial);
+}
+
+absl::StatusOr<v1::ReportEventResponse> CoordinatorClient::ReportEvent(
+    const v1::ReportEventRequest& r) {
+  return Call<v1::ReportEventRequest, v1::ReportEventResponse>(
+      "ReportEvent", r, &v1::WorkerService::Stub::ReportEvent);
+}
+
+absl::StatusOr<v1::UploadArtifactResponse> CoordinatorClient::UploadArtifact(
+    const std::string& lease_id, const std::string& worker_id, const std::string& dir) {
+  absl::StatusOr<std::vector<transfer::ArtifactFile>> files = transfer::ListArtifactFiles(dir);
+  if (!files.ok()) return files.status();
+  int64_t bytes = 0;
+  for (const transfer::ArtifactFile& file : *files) bytes += file.bytes;
+  // The deadline allows 10 MB/s on top of the usual call time.
+  const absl::Duration transfer = absl::Seconds(static_cast<double>(bytes) / 10e6);
+  absl::Time give_up = absl::Now() + options_.retry_window;
+  absl::Duration backoff = options_.initial_backoff;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout + transfer));
+    v1::UploadArtifactResponse response;
+    std::unique_ptr<grpc::ClientWriter<v1::ArtifactChunk>> writer =
+        stub_->UploadArtifact(&context, &response);
+    transfer::ArtifactChunkReader reader(dir, *files);
+    bool first = true;
+    while (true) {
+      absl::StatusOr<std::optional<v1::ArtifactChunk>> chunk = reader.Next();
+      if (!chunk.ok()) {
+        context.TryCancel();  // never let the coordinator see a partial stream end normally
+        writer->Finish();
+        return chunk.status();
+      }
+      if (!chunk->has_value()) break;
+      if (first) {
+        (*chunk)->set_lease_id(lease_id);
+        (*chunk)->set_worker_id(worker_id);
+      }
+      first = false;
+      if (!writer->Write(**chunk)) break;  // the coordinator ended the call; Finish says why
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    if (status.ok()) return response;
+    absl::Status error(static_cast<absl::StatusCode>(status.error_code()),
+                       absl::StrCat("UploadArtifact: ", status.error_message()));
+    if (!IsTransient(error) || absl::Now() + backoff > give_up ||
+        (should_stop_ && should_stop_())) {
+      return error;
+    }
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
 }
 
 }  // namespace hpsearch::worker

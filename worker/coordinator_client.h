@@ -1,7 +1,8 @@
 // CoordinatorClient: the worker's calls to WorkerService, each with a deadline and, for transient
 // failures (coordinator restarting, network down: UNAVAILABLE, DEADLINE_EXCEEDED), retries with
-// exponential backoff until `retry_window` has passed or `should_stop` says so. Other errors come
-// back at once as absl::Status (the gRPC code and message unchanged).
+// exponential backoff until `retry_window` has passed or `should_stop` says so, logging a warning
+// when a call starts retrying. Other errors (UNAUTHENTICATED: a wrong auth token) come back at once
+// as absl::Status (the gRPC code and message unchanged).
 //
 // Thread-safety: thread-safe (gRPC stubs are); the heartbeat thread and the trial thread share one
 // client.
@@ -19,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "hpsearch/v1/service.grpc.pb.h"
+#include "rpc/security.h"
 
 namespace hpsearch::worker {
 
@@ -34,7 +36,9 @@ struct ClientOptions {
 
 class CoordinatorClient {
  public:
-  CoordinatorClient(const std::string& address, ClientOptions options);
+  // A channel to `address` with `security`'s TLS setting and auth token.
+  CoordinatorClient(const std::string& address, const rpc::ClientSecurity& security,
+                    ClientOptions options);
   // Shares an existing channel (one connection for all of a worker's calls).
   CoordinatorClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
 
@@ -52,6 +56,13 @@ class CoordinatorClient {
   absl::StatusOr<v1::ReportResultResponse> ReportResult(const v1::ReportResultRequest& request);
   absl::StatusOr<v1::CompleteTrialResponse> CompleteTrial(const v1::CompleteTrialRequest& request);
   absl::StatusOr<v1::FailTrialResponse> FailTrial(const v1::FailTrialRequest& request);
+  absl::StatusOr<v1::ReportEventResponse> ReportEvent(const v1::ReportEventRequest& request);
+  // Uploads every file under `dir` as the artifact of the trial `lease_id` (held by `worker_id`)
+  // holds (chunked, each file's sha256 in its last chunk). A transient failure re-sends the whole
+  // stream; the coordinator treats a repeat of a stored upload as a duplicate.
+  absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(const std::string& lease_id,
+                                                            const std::string& worker_id,
+                                                            const std::string& dir);
 
  private:
   template <typename Request, typename Response, typename Method>
@@ -65,6 +76,8 @@ class CoordinatorClient {
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
+  // Said once when a call starts retrying: how this client connects (TLS or not) and what to check.
+  std::string connection_hint_;
   ClientOptions options_;
   std::function<bool()> should_stop_;
 };

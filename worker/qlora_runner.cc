@@ -1,6 +1,8 @@
 #include "worker/qlora_runner.h"
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +55,32 @@ v1::TestMetrics ToTestMetrics(const core::EvalResult& r) {
   return m;
 }
 
+nlohmann::json ProtoJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, print).ok()) return {};
+  return nlohmann::json::parse(json);
+}
+
+// metrics.json beside the saved model: what the trial was and what it measured, so an uploaded
+// artifact describes itself.
+void WriteMetricsFile(const std::string& dir, const v1::TrialSpec& trial,
+                      const std::vector<v1::EpochMetrics>& epochs, const v1::TrialResult& result) {
+  nlohmann::json j = {{"study_id", trial.study_id()},
+                      {"study_name", trial.study_name()},
+                      {"trial_number", trial.trial_number()},
+                      {"kind", trial.kind() == v1::TRIAL_KIND_FINAL ? "final" : "search"},
+                      {"attempt", trial.attempt()},
+                      {"seed", trial.seed()},
+                      {"params", nlohmann::json::array()},
+                      {"epochs", nlohmann::json::array()},
+                      {"result", ProtoJson(result)}};
+  for (const v1::ParamAssignment& param : trial.params()) j["params"].push_back(ProtoJson(param));
+  for (const v1::EpochMetrics& epoch : epochs) j["epochs"].push_back(ProtoJson(epoch));
+  std::ofstream(std::filesystem::path(dir) / "metrics.json") << j.dump(2) << "\n";
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> TrialSpecToRunConfigJson(const v1::TrialSpec& trial) {
@@ -81,6 +109,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   std::atomic<bool> stop{false};
   bool pruned = false;
   bool lease_lost = false;
+  std::string refusal;  // why the coordinator refused an epoch report
   const int64_t epochs = trial.training().has_epochs() ? trial.training().epochs() : 0;
   ProgressThrottle throttle(options_.progress_interval_seconds);
   core::RunCallbacks callbacks;
@@ -104,10 +133,23 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     }
     if (reporter->stop_reason() != StopReason::kNone) stop = true;
   };
+  callbacks.on_start = [&](const core::TrainingStart& start) {
+    // A first attempt normally finds nothing: only re-leases (and surprises) are worth an event.
+    if (trial.attempt() > 1 || start.resumed_after_epoch > 0 ||
+        start.note.find("another run") != std::string::npos) {
+      reporter->Note(start.resumed_after_epoch > 0 ? "resumed_from_checkpoint" : "started_over",
+                     absl::StrCat("attempt ", trial.attempt(), ": ", start.note));
+    } else {
+      reporter->Log(start.note);
+    }
+  };
+  std::vector<v1::EpochMetrics> reported;  // for metrics.json
   callbacks.on_epoch = [&](const core::EpochResult& e) {
     v1::EpochMetrics metrics = ToEpochMetrics(e);
-    std::string line = absl::StrFormat("epoch %d%s done: train loss %.4f", e.epoch,
-                                       epochs > 0 ? absl::StrCat("/", epochs) : "", e.train_loss);
+    reported.push_back(metrics);
+    std::string line = absl::StrFormat(
+        "epoch %d%s %s: train loss %.4f", e.epoch, epochs > 0 ? absl::StrCat("/", epochs) : "",
+        e.restored ? "restored from the checkpoint" : "done", e.train_loss);
     if (e.validation) {
       absl::StrAppendFormat(&line, ", val loss %.4f, accuracy %.4f, F1 %.4f", e.validation->loss,
                             e.validation->accuracy, e.validation->f1_weighted);
@@ -117,6 +159,8 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     absl::StatusOr<bool> keep_going = reporter->ReportEpoch(metrics);
     if (!keep_going.ok()) {
       lease_lost = true;
+      refusal = absl::StrCat("the coordinator refused the report of epoch ", e.epoch, ": ",
+                             keep_going.status().message());
       return false;
     }
     if (!*keep_going) {
@@ -128,12 +172,16 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   RunOutcome outcome;
   try {
     core::RunConfig config = core::RunConfigFromJson(nlohmann::json::parse(*json));
+    // The artifact folder is per study name and trial; the tag keeps a checkpoint another study of
+    // the same name left there (another results database) from being resumed.
+    config.checkpoint_tag = absl::StrCat(trial.study_id(), "/trial-", trial.trial_number());
     core::RunOptions run_options;
     run_options.threads = options_.threads;
     core::RunOutcome run = core::RunTraining(config, run_options, callbacks);
     if (lease_lost || reporter->stop_reason() != StopReason::kNone) {
       outcome.kind = RunOutcome::Kind::kStopped;
       outcome.stop_reason = lease_lost ? StopReason::kLost : reporter->stop_reason();
+      outcome.error = refusal;
       return outcome;
     }
     auto& extra = *outcome.result.mutable_extra();
@@ -158,6 +206,15 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
       }
     }
     outcome.kind = RunOutcome::Kind::kComplete;
+    if (!run.model_dir.empty()) {
+      WriteMetricsFile(run.model_dir, trial, reported, outcome.result);
+      outcome.artifact_dir = run.model_dir;
+      // The trial is done: its resume point only costs disk now (a full fine-tune's optimizer
+      // state is twice the model).
+      std::error_code ignored;
+      std::filesystem::remove_all(std::filesystem::path(config.artifact_dir) / "checkpoint",
+                                  ignored);
+    }
   } catch (...) {
     // Whatever the core or LibTorch threw (out of memory included); the runner stays usable for
     // the next trial: everything the attempt allocated was released on the way out.

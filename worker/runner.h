@@ -37,6 +37,11 @@ class TrialReporter {
   // A progress or milestone line (epoch, step/total, loss, samples/s, ETA), shown in the worker's
   // log at its default level. Runners throttle these themselves.
   virtual void Progress(const std::string& line) { Log(line); }
+  // A note on this attempt worth keeping (resumed from a checkpoint, started over): logged and
+  // recorded in the study's events table. Best effort: a failure to record is only logged.
+  virtual void Note(const std::string& kind, const std::string& message) {
+    Log(kind + ": " + message);
+  }
 };
 
 struct RunOutcome {
@@ -54,6 +59,9 @@ struct RunOutcome {
   bool restart_worker = false;
   v1::TrialResult result;
   StopReason stop_reason = StopReason::kNone;
+  // kComplete: a folder of files to upload to the coordinator as the trial's artifact (the
+  // adapter, metrics.json); empty: nothing to upload.
+  std::string artifact_dir;
 };
 
 class Runner {

@@ -42,6 +42,7 @@ class Worker::Session : public TrialReporter {
   absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) override {
     v1::ReportEpochRequest request;
     request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
     *request.mutable_metrics() = metrics;
     absl::StatusOr<v1::ReportEpochResponse> response = worker_->client_.ReportEpoch(request);
     if (!response.ok()) return response.status();
@@ -51,6 +52,7 @@ class Worker::Session : public TrialReporter {
   absl::Status ReportTrain(const v1::TrainSummary& train) override {
     v1::ReportResultRequest request;
     request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
     *request.mutable_train() = train;
     return worker_->client_.ReportResult(request).status();
   }
@@ -58,6 +60,7 @@ class Worker::Session : public TrialReporter {
   absl::Status ReportTest(const v1::TestMetrics& test) override {
     v1::ReportResultRequest request;
     request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
     *request.mutable_test() = test;
     return worker_->client_.ReportResult(request).status();
   }
@@ -73,6 +76,36 @@ class Worker::Session : public TrialReporter {
 
   void Progress(const std::string& line) override {
     spdlog::info("trial {} | {}", trial_.trial_number(), line);
+  }
+
+  void Note(const std::string& kind, const std::string& message) override {
+    spdlog::info("{}: {}", Ids(trial_), message);
+    v1::ReportEventRequest request;
+    request.set_lease_id(trial_.lease_id());
+    request.set_worker_id(worker_->worker_id_);
+    request.set_kind(kind);
+    request.set_message(message);
+    if (absl::Status status = worker_->client_.ReportEvent(request).status(); !status.ok()) {
+      spdlog::warn("{}: could not record the {} event: {}", Ids(trial_), kind,
+                   std::string(status.message()));
+    }
+  }
+
+  // Uploads the completed trial's artifact while the heartbeat still keeps the lease alive. A
+  // failure is logged and recorded; the trial still completes with its figures.
+  void UploadArtifact(const std::string& dir) {
+    absl::Time start = absl::Now();
+    absl::StatusOr<v1::UploadArtifactResponse> uploaded =
+        worker_->client_.UploadArtifact(trial_.lease_id(), worker_->worker_id_, dir);
+    if (!uploaded.ok()) {
+      Note("artifact_upload_failed",
+           absl::StrCat("could not upload ", dir, ": ", uploaded.status().message()));
+      return;
+    }
+    spdlog::info("{}: uploaded {} ({} files, {} bytes{}) in {:.1f} s", Ids(trial_), dir,
+                 uploaded->files(), uploaded->bytes(),
+                 uploaded->duplicate() ? ", already stored" : "",
+                 absl::ToDoubleSeconds(absl::Now() - start));
   }
 
  private:
@@ -91,7 +124,7 @@ class Worker::Session : public TrialReporter {
 Worker::Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners)
     : options_(std::move(options)),
       runners_(std::move(runners)),
-      client_(options_.coordinator_address, options_.client),
+      client_(options_.coordinator_address, options_.security, options_.client),
       heartbeat_client_(client_.channel(), HeartbeatClientOptions(options_.client)),
       heartbeat_(&heartbeat_client_) {
   client_.set_should_stop([this] { return stopping_.load(); });
@@ -184,6 +217,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
   if (runner == runners_.end()) {
     v1::FailTrialRequest fail;
     fail.set_lease_id(trial.lease_id());
+    fail.set_worker_id(worker_id_);
     fail.set_error(absl::StrCat("worker ", worker_id_, " has no ", v1::RunnerType_Name(type),
                                 " runner in this build; run the study on a worker that has one"));
     fail.set_retryable(true);
@@ -194,6 +228,9 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
   {
     Session session(this, trial);
     outcome = runner->second->Run(trial, &session);
+    if (outcome.kind == RunOutcome::Kind::kComplete && !outcome.artifact_dir.empty()) {
+      session.UploadArtifact(outcome.artifact_dir);
+    }
   }
   double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   switch (outcome.kind) {
@@ -201,6 +238,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
     case RunOutcome::Kind::kPruned: {
       v1::CompleteTrialRequest complete;
       complete.set_lease_id(trial.lease_id());
+      complete.set_worker_id(worker_id_);
       *complete.mutable_result() = outcome.result;
       complete.set_pruned(outcome.kind == RunOutcome::Kind::kPruned);
       if (next != nullptr && !stopping_) complete.set_next_for_worker_id(worker_id_);
@@ -220,6 +258,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       *restart = outcome.restart_worker;
       v1::FailTrialRequest fail;
       fail.set_lease_id(trial.lease_id());
+      fail.set_worker_id(worker_id_);
       fail.set_retryable(outcome.retryable);
       fail.set_error(outcome.stop_reason == StopReason::kShutdown
                          ? absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped")
@@ -230,9 +269,23 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
                    v1::TrialState_Name(response->state()), fail.error());
       return absl::OkStatus();
     }
-    case RunOutcome::Kind::kStopped:
-      spdlog::warn("{}: stopped after {:.1f} s: {}", Ids(trial), seconds, outcome.error);
+    case RunOutcome::Kind::kStopped: {
+      if (outcome.stop_reason != StopReason::kShutdown) {
+        spdlog::warn("{}: stopped after {:.1f} s: {}", Ids(trial), seconds, outcome.error);
+        return absl::OkStatus();
+      }
+      // This worker is exiting: hand the trial back at once rather than let its lease expire.
+      v1::FailTrialRequest fail;
+      fail.set_lease_id(trial.lease_id());
+      fail.set_worker_id(worker_id_);
+      fail.set_retryable(true);
+      fail.set_error(absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped"));
+      absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);
+      if (!response.ok()) return response.status();
+      spdlog::warn("{}: stopped after {:.1f} s for shutdown; handed back ({})", Ids(trial), seconds,
+                   v1::TrialState_Name(response->state()));
       return absl::OkStatus();
+    }
   }
   return absl::OkStatus();
 }

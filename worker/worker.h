@@ -6,6 +6,9 @@
 // through coordinator restarts; a restarted coordinator that no longer knows the worker gets it
 // re-registered under its id.
 //
+// A completed trial's artifact (RunOutcome::artifact_dir) is uploaded before CompleteTrial, under
+// the still-live lease.
+//
 // Stop() (SIGTERM) ends the loop: a running trial is stopped and failed as retryable, so another
 // worker re-runs it at once instead of waiting for the lease to expire.
 //
@@ -31,6 +34,8 @@ namespace hpsearch::worker {
 
 struct WorkerOptions {
   std::string coordinator_address = "127.0.0.1:50051";
+  // TLS and auth token of the channel (rpc::LoadClientSecurity); default: plaintext, no token.
+  rpc::ClientSecurity security;
   v1::WorkerInfo info;
   // Long-poll length of one AcquireTrial; shorter notices a stop sooner, longer makes fewer calls.
   absl::Duration acquire_wait = absl::Seconds(10);

@@ -1,5 +1,6 @@
 // hpsearch-core predict --adapter DIR --input FILE.jsonl: labels and probabilities from a trained
 // model.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -20,23 +21,23 @@ namespace {
 constexpr char kPredictUsage[] =
     "usage: hpsearch-core predict --adapter DIR --input FILE.jsonl [--model DIR] [--tokenizer "
     "DIR]\n"
-    "                             [--max-length N]\n"
-    "  Loads a model hpsearch trained (DIR: adapter_config.json + adapter_model.safetensors, or a "
-    "full\n"
-    "  checkpoint, with hpsearch_model.json) onto its base (--model, default: the base it was "
-    "trained on;\n"
-    "  random-init bases are rebuilt from their seed) and prints per {\"text\": ...} line of "
-    "FILE:\n"
-    "  {\"label\": NAME, \"label_id\": K, \"probability\": P, \"probabilities\": [...]} (in label "
-    "id order).\n";
+    "                             [--max-length N] [--batch-size N] [--logits]\n"
+    "  Loads a model hpsearch trained (DIR: adapter_config.json + adapter_model.safetensors, or a\n"
+    "  full checkpoint, with hpsearch_model.json; what `hpsearch export` writes) onto its base\n"
+    "  (--model, default: the base it was trained on; random-init bases are rebuilt from their\n"
+    "  seed) and prints per {\"text\": ...} line of FILE:\n"
+    "  {\"label\": NAME, \"label_id\": K, \"probability\": P, \"probabilities\": [...]} (in label\n"
+    "  id order), plus \"logits\": [...] with --logits. Texts are cut to --max-length tokens\n"
+    "  (default: the model's n_positions; pass the study's data.max_length to match training).\n";
 
 }  // namespace
 
 int RunPredict(int argc, char** argv) {
   std::map<std::string, std::string> flags;
   std::string error;
-  if (!ParseFlags(argc, argv, {"adapter", "model", "input", "tokenizer", "max-length"}, &flags,
-                  &error)) {
+  if (!ParseFlags(argc, argv,
+                  {"adapter", "model", "input", "tokenizer", "max-length", "batch-size"}, &flags,
+                  &error, {"logits"})) {
     std::fprintf(stderr, "hpsearch-core predict: %s\n%s", error.c_str(), kPredictUsage);
     return 2;
   }
@@ -70,19 +71,25 @@ int RunPredict(int argc, char** argv) {
     const int64_t positions = options.config.n_positions;
     const int64_t max_length =
         flags.count("max-length") ? std::atoll(flags["max-length"].c_str()) : positions;
-    at::Tensor probabilities =
-        ClassifyTexts(*model, tokenizer, texts, std::min(max_length, positions), 8).softmax(1);
+    const int64_t batch_size =
+        flags.count("batch-size") ? std::max(1LL, std::atoll(flags["batch-size"].c_str())) : 8;
+    const at::Tensor logits =
+        ClassifyTexts(*model, tokenizer, texts, std::min(max_length, positions), batch_size)
+            .to(at::kDouble);
+    const at::Tensor probabilities = logits.softmax(1);
     for (int64_t i = 0; i < probabilities.size(0); ++i) {
-      std::vector<double> row;
-      for (int64_t j = 0; j < probabilities.size(1); ++j)
+      std::vector<double> row, raw;
+      for (int64_t j = 0; j < probabilities.size(1); ++j) {
         row.push_back(probabilities[i][j].item<double>());
+        raw.push_back(logits[i][j].item<double>());
+      }
       const int64_t best = probabilities[i].argmax().item<int64_t>();
-      std::cout << nlohmann::json{{"label", info.labels.at(static_cast<size_t>(best))},
-                                  {"label_id", best},
-                                  {"probability", row[static_cast<size_t>(best)]},
-                                  {"probabilities", row}}
-                       .dump()
-                << "\n";
+      nlohmann::json line = {{"label", info.labels.at(static_cast<size_t>(best))},
+                             {"label_id", best},
+                             {"probability", row[static_cast<size_t>(best)]},
+                             {"probabilities", row}};
+      if (flags.count("logits")) line["logits"] = raw;
+      std::cout << line.dump() << "\n";
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "hpsearch-core predict: %s\n", e.what());

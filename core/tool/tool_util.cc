@@ -8,11 +8,16 @@
 namespace hpsearch::core::tool {
 
 bool ParseFlags(int argc, char** argv, const std::set<std::string>& allowed,
-                std::map<std::string, std::string>* flags, std::string* error) {
+                std::map<std::string, std::string>* flags, std::string* error,
+                const std::set<std::string>& switches) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       (*flags)["help"] = "1";
+      continue;
+    }
+    if (arg.rfind("--", 0) == 0 && switches.count(arg.substr(2)) != 0) {
+      (*flags)[arg.substr(2)] = "1";
       continue;
     }
     if (arg.rfind("--", 0) != 0 || allowed.count(arg.substr(2)) == 0) {

@@ -1,9 +1,11 @@
 // The design card's arrows, checked on the real tree and the real build: core/ and kernels/ never
-// reach service libraries, server/ and db/ never reach LibTorch, and the core-only configuration
-// links LibTorch and header-only libraries alone.
+// reach service libraries, server/, db/, transfer/ and cli/ never reach LibTorch, and the core-only
+// configuration links LibTorch and header-only libraries alone. (The `hpsearch` program, cli/,
+// starts workers and never trains in-process.)
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <vector>
@@ -52,11 +54,42 @@ TEST_CASE("core/ and kernels/ include no service library", "[build][architecture
   REQUIRE(hits.empty());
 }
 
-TEST_CASE("server/, db/ and proto/ include neither LibTorch nor core/", "[build][architecture]") {
+TEST_CASE("server/, db/, proto/, transfer/ and cli/ include neither LibTorch nor core/",
+          "[build][architecture]") {
   const std::regex torch(R"([<"](torch/|ATen/|c10/|core/|kernels/|worker/))");
-  auto hits = ForbiddenIncludes({"server", "db", "proto"}, torch);
+  auto hits = ForbiddenIncludes({"server", "db", "proto", "transfer", "cli"}, torch);
   INFO(Join(hits));
   REQUIRE(hits.empty());
+}
+
+TEST_CASE("rpc/ sits at the bottom beside proto/ and worker/ reaches neither server/ nor db/",
+          "[build][architecture]") {
+  const std::regex upward(R"([<"](db/|server/|worker/|cli/|core/|kernels/|torch/|ATen/|c10/))");
+  auto rpc_hits = ForbiddenIncludes({"rpc"}, upward);
+  INFO(Join(rpc_hits));
+  CHECK(rpc_hits.empty());
+  const std::regex coordinator_side(R"([<"](db/|server/|cli/|sqlite3))");
+  auto worker_hits = ForbiddenIncludes({"worker"}, coordinator_side);
+  INFO(Join(worker_hits));
+  CHECK(worker_hits.empty());
+}
+
+TEST_CASE("No test name holds a semicolon", "[build][tests]") {
+  // ctest's test list is semicolon-separated: catch_discover_tests registers such a test under the
+  // name cut at the ';', which matches no Catch2 test, so it "passes" without running anything.
+  const std::regex semicolon_name(R"re(TEST_CASE\(\s*"[^"]*;)re");
+  std::vector<std::string> hits;
+  for (const auto& entry : fs::recursive_directory_iterator(testing::SourceDir() / "tests")) {
+    if (entry.path().extension() != ".cc") continue;
+    std::ifstream in(entry.path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), semicolon_name);
+         it != std::sregex_iterator(); ++it) {
+      hits.push_back(entry.path().string() + ": " + it->str());
+    }
+  }
+  INFO(Join(hits));
+  CHECK(hits.empty());
 }
 
 TEST_CASE("The core-only configuration names no service library on its compile or link lines",

@@ -142,6 +142,58 @@ TEST_CASE("Checkpoint after epoch 1 then resume equals an uninterrupted run", "[
   REQUIRE(resumed.total_flos == uninterrupted.total_flos);
 }
 
+TEST_CASE("A resumed run replays its restored epochs, and another run's checkpoint is not resumed",
+          "[core][trainer]") {
+  const TokenizedDataset train = ToyDataset(48, 1), validation = ToyDataset(16, 2);
+  TrainResult uninterrupted = Trainer(ToyModel(), ToyOptions()).Train(train, &validation);
+  hpsearch::testing::TempDir dir;
+  TrainerOptions options = ToyOptions();
+  options.checkpoint_dir = dir.path().string();
+  options.checkpoint_tag = "st-1/trial-0";
+  TrainerCallbacks stop_after_first;
+  stop_after_first.on_epoch = [](const EpochResult&) { return false; };
+  TrainResult interrupted =
+      Trainer(ToyModel(), options, stop_after_first).Train(train, &validation);
+  REQUIRE(interrupted.epoch_results.size() == 1);
+  const EpochResult first = interrupted.epoch_results[0];
+
+  std::vector<TrainingStart> starts;
+  std::vector<EpochResult> seen;
+  TrainerCallbacks record;
+  record.on_start = [&starts](const TrainingStart& start) { starts.push_back(start); };
+  record.on_epoch = [&seen](const EpochResult& e) {
+    seen.push_back(e);
+    return true;
+  };
+  SECTION("the same run resumes and reports epoch 1 again, bit for bit, before epoch 2") {
+    TrainResult resumed = Trainer(ToyModel(), options, record).Train(train, &validation);
+    REQUIRE(starts.size() == 1);
+    CHECK(starts[0].resumed_after_epoch == 1);
+    CHECK(starts[0].note.find("resumed from the checkpoint") != std::string::npos);
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].restored);
+    CHECK(seen[0].epoch == 1);
+    CHECK(seen[0].train_loss == first.train_loss);
+    CHECK(seen[0].validation->loss == first.validation->loss);
+    CHECK(seen[0].validation->f1_macro == first.validation->f1_macro);
+    CHECK(seen[0].wall_time_seconds == first.wall_time_seconds);
+    CHECK_FALSE(seen[1].restored);
+    CHECK(seen[1].train_loss == uninterrupted.epoch_results[1].train_loss);
+    CHECK(resumed.train_loss == uninterrupted.train_loss);
+  }
+  SECTION("a run with another tag starts over") {
+    options.checkpoint_tag = "st-2/trial-0";
+    TrainResult fresh = Trainer(ToyModel(), options, record).Train(train, &validation);
+    REQUIRE(starts.size() == 1);
+    CHECK(starts[0].resumed_after_epoch == 0);
+    CHECK(starts[0].note.find("belongs to another run") != std::string::npos);
+    REQUIRE(seen.size() == 2);
+    CHECK_FALSE(seen[0].restored);
+    CHECK(fresh.resumed_after_epoch == 0);
+    CHECK(fresh.train_loss == uninterrupted.train_loss);
+  }
+}
+
 TEST_CASE("A raised stop flag ends training between steps", "[core][trainer]") {
   const TokenizedDataset train = ToyDataset(64, 1);
   std::atomic<bool> stop{false};

@@ -16,6 +16,7 @@
 
 #include "db/database.h"
 #include "hpsearch/v1/service.grpc.pb.h"
+#include "rpc/security.h"
 #include "testing/process.h"
 #include "testing/subprocess.h"
 #include "testing/testing.h"
@@ -37,9 +38,19 @@ struct StudyOptions {
   std::string extra_yaml;
 };
 
+// How the cluster's processes secure their connections (default: plaintext, no token).
+struct ClusterSecurity {
+  std::vector<std::string> serve_args;  // e.g. --auth-token-file F --tls-cert C --tls-key K
+  std::vector<std::string>
+      client_args;  // given to submit and every worker: --auth-token-file, --tls-ca
+  rpc::ClientSecurityOptions stubs;  // the test's own stubs
+};
+
 class Cluster {
  public:
-  Cluster() { StartCoordinator(0); }
+  explicit Cluster(ClusterSecurity security = {}) : security_(std::move(security)) {
+    StartCoordinator(0);
+  }
 
   std::string db_path() const { return (dir_ / "results.db").string(); }
   const std::string& address() const { return address_; }
@@ -49,26 +60,38 @@ class Cluster {
   // (Re)starts the coordinator; port 0 picks a free one, a restart passes the previous port.
   void StartCoordinator(int port) {
     std::string log = (dir_ / ("serve-" + std::to_string(++coordinator_starts_))).string();
-    coordinator_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{(BinDir() / "hpsearch").string(), "serve", "--db", db_path(),
-                                 "--listen", "127.0.0.1:" + std::to_string(port), "--lease-ttl",
-                                 "2", "--heartbeat-interval", "0.3", "--restart-grace", "3",
-                                 "--tick", "0.05"},
-        log);
+    std::vector<std::string> argv{(BinDir() / "hpsearch").string(),
+                                  "serve",
+                                  "--db",
+                                  db_path(),
+                                  "--listen",
+                                  "127.0.0.1:" + std::to_string(port),
+                                  "--lease-ttl",
+                                  "2",
+                                  "--heartbeat-interval",
+                                  "0.3",
+                                  "--restart-grace",
+                                  "3",
+                                  "--tick",
+                                  "0.05"};
+    argv.insert(argv.end(), security_.serve_args.begin(), security_.serve_args.end());
+    coordinator_ = std::make_unique<ChildProcess>(argv, log);
     REQUIRE(coordinator_->WaitForStdout("listening on", std::chrono::seconds(20)));
     std::smatch match;
     std::string out = coordinator_->Stdout();
     REQUIRE(std::regex_search(out, match, std::regex("listening on (127\\.0\\.0\\.1:[0-9]+)")));
     address_ = match[1];
     port_ = std::stoi(address_.substr(address_.rfind(':') + 1));
-    auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    auto security = rpc::LoadClientSecurity(security_.stubs);
+    REQUIRE(security.ok());
+    auto channel = rpc::CreateChannel(address_, *security);
     studies = v1::StudyService::NewStub(channel);
     workers = v1::WorkerService::NewStub(channel);
   }
   int port() const { return port_; }
 
   // Starts a worker named `name`; `wrapper` (e.g. a shell that sets a ulimit and execs "$@")
-  // goes in front of the worker's argv.
+  // goes in front of the worker's argv. The cluster's client_args (token, TLS) follow.
   ChildProcess& StartWorker(const std::string& name, const std::vector<std::string>& wrapper = {}) {
     std::vector<std::string> argv = wrapper;
     for (const std::string& arg :
@@ -76,6 +99,7 @@ class Cluster {
           std::string("--name"), name, std::string("--acquire-wait"), std::string("1")}) {
       argv.push_back(arg);
     }
+    argv.insert(argv.end(), security_.client_args.begin(), security_.client_args.end());
     worker_processes_.push_back(
         std::make_unique<ChildProcess>(argv, (dir_ / ("worker-" + name)).string()));
     return *worker_processes_.back();
@@ -104,8 +128,10 @@ class Cluster {
 
   // Submits through the CLI and returns the study id.
   std::string Submit(const StudyOptions& options) {
-    ProcessResult result = RunProcess({(BinDir() / "hpsearch").string(), "submit",
-                                       WriteStudy(options), "--coordinator", address_});
+    std::vector<std::string> argv{(BinDir() / "hpsearch").string(), "submit", WriteStudy(options),
+                                  "--coordinator", address_};
+    argv.insert(argv.end(), security_.client_args.begin(), security_.client_args.end());
+    ProcessResult result = RunProcess(argv);
     INFO(result.err);
     REQUIRE(result.exit_code == 0);
     std::string id = result.out.substr(0, result.out.find('\n'));
@@ -170,6 +196,7 @@ class Cluster {
   std::unique_ptr<v1::WorkerService::Stub> workers;
 
  private:
+  ClusterSecurity security_;
   TempDir dir_;
   std::unique_ptr<ChildProcess> coordinator_;
   int coordinator_starts_ = 0;

@@ -269,6 +269,7 @@ TEST_CASE("Bad reports and specs over gRPC get precise statuses", "[integration]
                     v1::ReportEpochResponse* response) {
     v1::ReportEpochRequest request;
     request.set_lease_id(lease_id);
+    request.set_worker_id(registered.worker_id());
     request.mutable_metrics()->set_epoch(epoch);
     request.mutable_metrics()->set_val_accuracy(accuracy);
     return cluster.workers->ReportEpoch(call_context().get(), request, response);
@@ -388,6 +389,7 @@ TEST_CASE("An external client runs a trial with Ask, Heartbeat and Tell over gRP
   }
   v1::TellRequest tell;
   tell.set_lease_id(trial.lease_id());
+  tell.set_client_name("notebook");
   tell.set_state(v1::TRIAL_STATE_COMPLETE);
   for (int epoch = 1; epoch <= 2; ++epoch) {
     auto* metrics = tell.add_epochs();

@@ -44,6 +44,7 @@ TEST_CASE("A restarted coordinator answers calls on ended leases with FAILED_PRE
   auto report = [&](const std::string& lease_id, int epoch) {
     v1::ReportEpochRequest request;
     request.set_lease_id(lease_id);
+    request.set_worker_id(registered.worker_id());
     request.mutable_metrics()->set_epoch(epoch);
     request.mutable_metrics()->set_val_accuracy(0.5);
     v1::ReportEpochResponse response;
@@ -52,6 +53,7 @@ TEST_CASE("A restarted coordinator answers calls on ended leases with FAILED_PRE
   auto complete = [&](const std::string& lease_id, v1::CompleteTrialResponse* response) {
     v1::CompleteTrialRequest request;
     request.set_lease_id(lease_id);
+    request.set_worker_id(registered.worker_id());
     return cluster.workers->CompleteTrial(LeaseCallContext().get(), request, response);
   };
 
@@ -94,6 +96,7 @@ TEST_CASE("A restarted coordinator answers calls on ended leases with FAILED_PRE
   CHECK_THAT(stale_complete.error_message(), Catch::Contains("lease expired"));
   v1::FailTrialRequest fail;
   fail.set_lease_id(lapsed.lease_id());
+  fail.set_worker_id(registered.worker_id());
   fail.set_retryable(true);
   v1::FailTrialResponse failed;
   CHECK(cluster.workers->FailTrial(LeaseCallContext().get(), fail, &failed).error_code() ==

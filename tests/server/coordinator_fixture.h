@@ -4,19 +4,21 @@
 #pragma once
 
 #include <catch2/catch.hpp>
-
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "db/results_store.h"
 #include "server/coordinator.h"
 #include "testing/testing.h"
 
 namespace hpsearch::server {
+namespace coordinator_testing {
 
-// A command-runner study maximising val_accuracy over learning_rate (log float) and batch_size
-// ({8, 16}), seed 42.
+using hpsearch::testing::TempDir;
+
 inline v1::StudySpec MakeSpec(const std::string& name, int n_trials, int parallelism,
                               int max_retries = 1) {
   v1::StudySpec spec;
@@ -43,11 +45,13 @@ inline v1::StudySpec MakeSpec(const std::string& name, int n_trials, int paralle
 // A coordinator over a temp-file store and a manual clock, re-creatable on the same file (a
 // restart).
 struct Fixture {
-  hpsearch::testing::TempDir dir;
+  TempDir dir;
   ManualClock clock;
   CoordinatorOptions options;
   std::unique_ptr<db::ResultsStore> store;
   std::unique_ptr<Coordinator> coordinator;
+  // lease id -> the worker that acquired it, so reports name their lease's holder.
+  std::map<std::string, std::string> holders;
 
   Fixture() {
     options.lease_ttl = absl::Seconds(10);
@@ -89,11 +93,17 @@ struct Fixture {
   std::optional<v1::TrialSpec> Acquire(const std::string& worker) {
     auto trial = coordinator->TryAcquire(worker);
     REQUIRE(trial.ok());
+    if (trial->has_value()) holders[(*trial)->lease_id()] = worker;
     return *trial;
+  }
+  std::string HolderOf(const std::string& lease) {
+    auto it = holders.find(lease);
+    return it == holders.end() ? "wk-unknown" : it->second;
   }
   absl::StatusOr<v1::ReportEpochResponse> Report(const std::string& lease, int epoch, double acc) {
     v1::ReportEpochRequest request;
     request.set_lease_id(lease);
+    request.set_worker_id(HolderOf(lease));
     request.mutable_metrics()->set_epoch(epoch);
     request.mutable_metrics()->set_val_accuracy(acc);
     request.mutable_metrics()->set_train_loss(1.0 / epoch);
@@ -102,6 +112,7 @@ struct Fixture {
   absl::StatusOr<v1::TrialState> Complete(const std::string& lease) {
     v1::CompleteTrialRequest request;
     request.set_lease_id(lease);
+    request.set_worker_id(HolderOf(lease));
     auto response = coordinator->CompleteTrial(request);
     if (!response.ok()) return response.status();
     return response->state();
@@ -109,6 +120,7 @@ struct Fixture {
   absl::StatusOr<v1::TrialState> Fail(const std::string& lease, bool retryable) {
     v1::FailTrialRequest request;
     request.set_lease_id(lease);
+    request.set_worker_id(HolderOf(lease));
     request.set_error("boom");
     request.set_retryable(retryable);
     return coordinator->FailTrial(request);
@@ -131,4 +143,5 @@ struct Fixture {
   }
 };
 
+}  // namespace coordinator_testing
 }  // namespace hpsearch::server

@@ -10,6 +10,8 @@
 namespace hpsearch::server {
 namespace {
 
+using namespace coordinator_testing;
+
 const std::string kHashA(64, 'a');
 const std::string kHashB(64, 'b');
 
@@ -124,6 +126,7 @@ TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
   std::set<int> numbers = {first->trial_number()};
   v1::CompleteTrialRequest request;
   request.set_lease_id(first->lease_id());
+  request.set_worker_id(worker);
   request.set_next_for_worker_id(worker);
   std::string lease = first->lease_id();
   for (int i = 0; i < 2; ++i) {
@@ -135,6 +138,7 @@ TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
     // Parallelism 1: the slot the completion freed is the one the next trial takes.
     REQUIRE(response->has_next_trial());
     lease = response->next_trial().lease_id();
+    f.holders[lease] = worker;
     numbers.insert(response->next_trial().trial_number());
     auto running = f.coordinator->GetTrial(id, response->next_trial().trial_number());
     CHECK(running->state() == v1::TRIAL_STATE_RUNNING);

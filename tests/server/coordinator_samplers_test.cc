@@ -9,6 +9,8 @@
 namespace hpsearch::server {
 namespace {
 
+using namespace coordinator_testing;
+
 std::string Key(const v1::TrialSpec& trial) {
   std::string key;
   for (const auto& p : trial.params()) key += p.name() + "=" + p.value().ShortDebugString() + ";";
@@ -18,6 +20,7 @@ std::string Key(const v1::TrialSpec& trial) {
 absl::StatusOr<v1::TrialState> CompletePruned(Fixture* f, const std::string& lease) {
   v1::CompleteTrialRequest request;
   request.set_lease_id(lease);
+  request.set_worker_id(f->HolderOf(lease));
   request.set_pruned(true);
   auto response = f->coordinator->CompleteTrial(request);
   if (!response.ok()) return response.status();
@@ -51,8 +54,9 @@ TEST_CASE("A grid study ends when its grid is exhausted, below n_trials",
   CHECK(final_trial->trial_number() == 6);
 }
 
-TEST_CASE("The median pruner's decision is the ReportEpoch reply; a pruned trial keeps its epochs",
-          "[server][coordinator][pruner]") {
+TEST_CASE(
+    "The median pruner's decision is the ReportEpoch reply, and a pruned trial keeps its epochs",
+    "[server][coordinator][pruner]") {
   Fixture f;
   v1::StudySpec spec = MakeSpec("median", 4, 1);
   spec.mutable_pruner()->set_type(v1::PRUNER_TYPE_MEDIAN);

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -12,6 +13,8 @@
 
 namespace hpsearch::server {
 namespace {
+
+using namespace coordinator_testing;
 
 TEST_CASE("Coordinator runs a study through search and final stage", "[server][coordinator]") {
   Fixture f;
@@ -47,6 +50,7 @@ TEST_CASE("Coordinator runs a study through search and final stage", "[server][c
   REQUIRE(f.Report(final_trial->lease_id(), 1, 0.7).ok());
   v1::ReportResultRequest result;
   result.set_lease_id(final_trial->lease_id());
+  result.set_worker_id(worker);
   result.mutable_test()->set_test_accuracy(0.93);
   REQUIRE(f.coordinator->ReportResult(result).ok());
   REQUIRE(f.Complete(final_trial->lease_id()).ok());
@@ -176,6 +180,7 @@ TEST_CASE("Bad reports get precise statuses and change nothing", "[server][coord
   CHECK(nan.status().message().find("val_accuracy is NaN") != std::string::npos);
   v1::ReportEpochRequest inf;
   inf.set_lease_id(trial->lease_id());
+  inf.set_worker_id(worker);
   inf.mutable_metrics()->set_epoch(2);
   (*inf.mutable_metrics()->mutable_extra())["tokens"] = std::numeric_limits<double>::infinity();
   CHECK(f.coordinator->ReportEpoch(inf).status().code() == absl::StatusCode::kInvalidArgument);
@@ -214,7 +219,7 @@ TEST_CASE("A trial that completes without its objective metric fails", "[server]
   CHECK(f.coordinator->GetTrial(id, 0)->error().find("val_accuracy") != std::string::npos);
 }
 
-TEST_CASE("Retryable failures retry; non-retryable ones fail at once", "[server][coordinator]") {
+TEST_CASE("Retryable failures retry and non-retryable ones fail at once", "[server][coordinator]") {
   Fixture f;
   std::string id = f.Submit(MakeSpec("fail", 2, 1, /*max_retries=*/2));
   std::string worker = f.Register("w");
@@ -268,12 +273,14 @@ TEST_CASE("n_trials is never exceeded with many workers at once", "[server][coor
         }
         v1::ReportEpochRequest report;
         report.set_lease_id((*trial)->lease_id());
+        report.set_worker_id(workers[i]);
         report.mutable_metrics()->set_epoch(1);
         report.mutable_metrics()->set_val_accuracy(0.01 * (*trial)->trial_number());
         f.coordinator->ReportEpoch(report).IgnoreError();
         --concurrent;
         v1::CompleteTrialRequest complete;
         complete.set_lease_id((*trial)->lease_id());
+        complete.set_worker_id(workers[i]);
         f.coordinator->CompleteTrial(complete).IgnoreError();
       }
     });
@@ -442,6 +449,7 @@ TEST_CASE("Ask and Tell run a trial for an external client", "[server][coordinat
   CHECK(f.coordinator->Ask(ask).status().code() == absl::StatusCode::kUnavailable);
   v1::TellRequest tell;
   tell.set_lease_id(trial->lease_id());
+  tell.set_client_name("notebook");
   tell.set_state(v1::TRIAL_STATE_COMPLETE);
   auto* epoch = tell.add_epochs();
   epoch->set_epoch(1);

@@ -93,7 +93,7 @@ TEST_CASE("Median pruner waits for start-up trials, warm-up epochs and its inter
   CHECK_FALSE(Prune(&pruner, spec, h, 5, 1));
 }
 
-TEST_CASE("Running and pruned trials are not compared against; unmeasured epochs are kept",
+TEST_CASE("Running and pruned trials are not compared against, and unmeasured epochs are kept",
           "[server][pruner]") {
   const v1::StudySpec spec = Spec(v1::PRUNER_TYPE_MEDIAN, v1::DIRECTION_MAXIMIZE);
   PercentilePruner pruner;

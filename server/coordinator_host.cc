@@ -1,0 +1,63 @@
+#include "server/coordinator_host.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/study_validator.h"
+
+namespace hpsearch::server {
+
+absl::StatusOr<std::unique_ptr<CoordinatorHost>> CoordinatorHost::Start(
+    CoordinatorHostOptions options) {
+  std::unique_ptr<CoordinatorHost> host(new CoordinatorHost(std::move(options)));
+  db::DatabaseOptions db_options;
+  db_options.durability = host->options_.durability;
+  db_options.exclusive_lock = true;
+  absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
+      db::ResultsStore::Open(host->options_.db_path, db_options);
+  if (!store.ok()) return store.status();
+  host->store_ = std::move(*store);
+  CoordinatorOptions coordinator_options = host->options_.coordinator;
+  coordinator_options.validate = [](v1::StudySpec* spec, std::vector<std::string>* warnings) {
+    std::vector<ValidationIssue> issues = NormalizeStudySpec(spec);
+    for (const ValidationIssue& issue : issues) {
+      if (issue.severity == ValidationIssue::Severity::kWarning) {
+        warnings->push_back(issue.field + ": " + issue.message);
+      }
+    }
+    return IssuesToStatus(issues);
+  };
+  absl::StatusOr<std::unique_ptr<Coordinator>> coordinator =
+      Coordinator::Create(host->store_.get(), &host->clock_, std::move(coordinator_options));
+  if (!coordinator.ok()) {
+    return absl::Status(
+        coordinator.status().code(),
+        absl::StrCat("restoring ", host->options_.db_path, ": ", coordinator.status().message()));
+  }
+  host->coordinator_ = std::move(*coordinator);
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
+      CoordinatorServer::Start(host->coordinator_.get(), host->options_.server);
+  if (!server.ok()) return server.status();
+  host->server_ = std::move(*server);
+  return host;
+}
+
+absl::Status CoordinatorHost::Stop() {
+  if (stopped_) return absl::OkStatus();
+  stopped_ = true;
+  if (server_ != nullptr) {
+    server_->Shutdown();
+    server_.reset();
+  }
+  if (store_ == nullptr) return absl::OkStatus();
+  absl::Status status = store_->SyncAll();
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("final commit: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+CoordinatorHost::~CoordinatorHost() {
+  Stop().IgnoreError();
+  coordinator_.reset();  // before the store it writes to
+}
+
+}  // namespace hpsearch::server
