@@ -210,6 +210,7 @@ void Coordinator::CompleteTrialAsync(const v1::CompleteTrialRequest& request,
 
 absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
     const v1::CompleteTrialRequest& request, uint64_t* sequence) {
+  if (request.has_last_epoch()) RETURN_IF_ERROR(ValidateEpochMetrics(request.last_epoch()));
   v1::CompleteTrialResponse response;
   {
     absl::MutexLock lock(&mu_);
@@ -225,6 +226,11 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
       RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
       StudyRecord* study = &studies_[lease->study_id];
       TrialRecord* record = &study->trials[lease->trial_number];
+      if (request.has_last_epoch()) {
+        // First of the completion's writes: when it is refused (out of order), nothing is written.
+        bool duplicate = false;
+        RETURN_IF_ERROR(RecordEpoch(study, record, request.last_epoch(), &duplicate));
+      }
       const v1::TrialResult& result = request.result();
       if (result.has_train()) {
         RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, result.train()));

@@ -156,6 +156,15 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     }
     absl::StrAppendFormat(&line, " (%.1f s)", e.wall_time_seconds);
     reporter->Progress(line);
+    if (epochs > 0 && e.epoch == epochs && trial.kind() == v1::TRIAL_KIND_SEARCH) {
+      // Only saving the adapter follows a search trial's last epoch: it rides on the completion.
+      if (absl::Status status = reporter->ReportLastEpoch(metrics); !status.ok()) {
+        lease_lost = true;
+        refusal = absl::StrCat("the last epoch could not be reported: ", status.message());
+        return false;
+      }
+      return reporter->stop_reason() == StopReason::kNone;
+    }
     absl::StatusOr<bool> keep_going = reporter->ReportEpoch(metrics);
     if (!keep_going.ok()) {
       lease_lost = true;

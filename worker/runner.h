@@ -28,6 +28,14 @@ class TrialReporter {
   // Reports an epoch: true to go on, false when the pruner says stop. An error means the lease is
   // gone.
   virtual absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) = 0;
+  // Reports the run's last epoch when only the end of the run follows it (no further epoch, no
+  // long evaluation): the worker may send it with the trial's completion, one round trip less,
+  // since a pruning decision no longer matters. If the run then fails or stops instead, the worker
+  // reports the epoch on its own before saying so. The default reports it at once as an ordinary
+  // epoch and ignores the decision.
+  virtual absl::Status ReportLastEpoch(const v1::EpochMetrics& metrics) {
+    return ReportEpoch(metrics).status();
+  }
   virtual absl::Status ReportTrain(const v1::TrainSummary& train) = 0;
   virtual absl::Status ReportTest(const v1::TestMetrics& test) = 0;
   // Checked often by the runner: anything but kNone means stop now.

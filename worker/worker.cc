@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include <atomic>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
@@ -40,6 +41,33 @@ class Worker::Session : public TrialReporter {
   ~Session() override { worker_->heartbeat_.End(); }
 
   absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) override {
+    // A held last epoch followed by another epoch was not the last: it goes first, in order.
+    if (absl::Status status = FlushLastEpoch(); !status.ok()) return status;
+    return SendEpoch(metrics);
+  }
+
+  // Held until the completion, which carries it (see RunTrial).
+  absl::Status ReportLastEpoch(const v1::EpochMetrics& metrics) override {
+    if (absl::Status status = FlushLastEpoch(); !status.ok()) return status;
+    last_epoch_ = metrics;
+    return absl::OkStatus();
+  }
+
+  // Reports a held last epoch on its own, for a run that does not end with a completion.
+  absl::Status FlushLastEpoch() {
+    if (!last_epoch_.has_value()) return absl::OkStatus();
+    v1::EpochMetrics metrics = std::move(*last_epoch_);
+    last_epoch_.reset();
+    return SendEpoch(metrics).status();
+  }
+
+  std::optional<v1::EpochMetrics> TakeLastEpoch() {
+    std::optional<v1::EpochMetrics> taken = std::move(last_epoch_);
+    last_epoch_.reset();
+    return taken;
+  }
+
+  absl::StatusOr<bool> SendEpoch(const v1::EpochMetrics& metrics) {
     v1::ReportEpochRequest request;
     request.set_lease_id(trial_.lease_id());
     request.set_worker_id(worker_->worker_id_);
@@ -117,7 +145,8 @@ class Worker::Session : public TrialReporter {
   }
 
   Worker* worker_;
-  const v1::TrialSpec& trial_;  // outlives the session (RunTrial's argument)
+  const v1::TrialSpec& trial_;                  // outlives the session (RunTrial's argument)
+  std::optional<v1::EpochMetrics> last_epoch_;  // ReportLastEpoch's, not sent yet
   std::atomic<StopReason> order_{StopReason::kNone};
 };
 
@@ -225,12 +254,23 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
   }
   spdlog::info("{}: started", Ids(trial));
   RunOutcome outcome;
+  std::optional<v1::EpochMetrics> last_epoch;  // rides on the completion
   {
     Session session(this, trial);
     outcome = runner->second->Run(trial, &session);
+    bool completes =
+        outcome.kind == RunOutcome::Kind::kComplete || outcome.kind == RunOutcome::Kind::kPruned;
+    if (!completes && outcome.stop_reason != StopReason::kLost) {
+      // No completion will carry the held last epoch: report it while the lease is still ours.
+      if (absl::Status status = session.FlushLastEpoch(); !status.ok()) {
+        spdlog::warn("{}: could not report the last epoch: {}", Ids(trial),
+                     std::string(status.message()));
+      }
+    }
     if (outcome.kind == RunOutcome::Kind::kComplete && !outcome.artifact_dir.empty()) {
       session.UploadArtifact(outcome.artifact_dir);
     }
+    last_epoch = session.TakeLastEpoch();
   }
   double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   switch (outcome.kind) {
@@ -242,9 +282,11 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       *complete.mutable_result() = outcome.result;
       complete.set_pruned(outcome.kind == RunOutcome::Kind::kPruned);
       if (next != nullptr && !stopping_) complete.set_next_for_worker_id(worker_id_);
+      if (last_epoch.has_value()) *complete.mutable_last_epoch() = std::move(*last_epoch);
       absl::Time asked = absl::Now();
       absl::StatusOr<v1::CompleteTrialResponse> response = client_.CompleteTrial(complete);
       if (!response.ok()) return response.status();
+      if (options_.on_completed) options_.on_completed(complete.has_last_epoch());
       if (next != nullptr && response->has_next_trial() &&
           !response->next_trial().lease_id().empty()) {
         *next = std::move(*response->mutable_next_trial());

@@ -47,6 +47,9 @@ struct WorkerOptions {
   // Called with the duration of every call that handed this worker a trial: an AcquireTrial, or a
   // CompleteTrial that carried the next trial (benchmarks measure it).
   std::function<void(absl::Duration)> on_acquired;
+  // Called after every acknowledged CompleteTrial with whether it carried the run's last epoch
+  // (TrialReporter::ReportLastEpoch): benchmarks count acknowledged epochs with it.
+  std::function<void(bool carried_last_epoch)> on_completed;
 };
 
 class Worker {

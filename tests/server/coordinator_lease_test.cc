@@ -1,6 +1,8 @@
 // The coordinator's answers on ended leases (before and after a restart), CompleteTrial carrying
-// the next trial, data hashes on resubmission, and a time limit that skips coordinator downtime.
+// the next trial and the last epoch, data hashes on resubmission, and a time limit that skips
+// coordinator downtime.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -171,6 +173,66 @@ TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
   CHECK_FALSE(final_done->has_next_trial());
   CHECK(f.Study(id).state() == v1::STUDY_STATE_COMPLETE);
   CHECK(f.Study(id).trial_counts().at("complete") == 4);
+}
+
+TEST_CASE("CompleteTrial records the last epoch it carries, in the same commit",
+          "[server][coordinator][acquire]") {
+  Fixture f;
+  std::string id = f.Submit(MakeSpec("last-epoch", 3, 1));
+  std::string worker = f.Register("w");
+  auto trial = f.Acquire(worker);
+  REQUIRE(trial.has_value());
+  REQUIRE(f.Report(trial->lease_id(), 1, 0.25).ok());
+  v1::CompleteTrialRequest request;
+  request.set_lease_id(trial->lease_id());
+  request.set_worker_id(worker);
+
+  SECTION("a valid last epoch is stored and counts as the objective") {
+    request.mutable_last_epoch()->set_epoch(2);
+    request.mutable_last_epoch()->set_val_accuracy(0.75);
+    auto done = f.coordinator->CompleteTrial(request);
+    REQUIRE(done.ok());
+    CHECK(done->state() == v1::TRIAL_STATE_COMPLETE);
+    auto stored = f.coordinator->GetTrial(id, trial->trial_number());
+    REQUIRE(stored->epochs_size() == 2);
+    CHECK(stored->epochs(1).val_accuracy() == 0.75);
+    CHECK(stored->objective_value() == 0.75);
+    // A retry after a lost reply: the same answer, and the epoch is not stored twice.
+    auto retried = f.coordinator->CompleteTrial(request);
+    REQUIRE(retried.ok());
+    CHECK(retried->state() == v1::TRIAL_STATE_COMPLETE);
+    CHECK(f.coordinator->GetTrial(id, trial->trial_number())->epochs_size() == 2);
+  }
+  SECTION("an epoch already reported is a duplicate, and the first report stands") {
+    request.mutable_last_epoch()->set_epoch(1);
+    request.mutable_last_epoch()->set_val_accuracy(0.99);
+    REQUIRE(f.coordinator->CompleteTrial(request).ok());
+    auto stored = f.coordinator->GetTrial(id, trial->trial_number());
+    REQUIRE(stored->epochs_size() == 1);
+    CHECK(stored->epochs(0).val_accuracy() == 0.25);
+  }
+  SECTION("an epoch out of order or a NaN metric refuses the completion and records nothing") {
+    request.mutable_last_epoch()->set_epoch(3);
+    request.mutable_last_epoch()->set_val_accuracy(0.5);
+    request.mutable_result()->mutable_extra()->insert({"tokens", 7.0});
+    auto skipped = f.coordinator->CompleteTrial(request);
+    CHECK(skipped.status().code() == absl::StatusCode::kOutOfRange);
+    CHECK(skipped.status().message().find("expected 2") != std::string::npos);
+    request.mutable_last_epoch()->set_epoch(2);
+    request.mutable_last_epoch()->set_val_accuracy(std::nan(""));
+    auto nan = f.coordinator->CompleteTrial(request);
+    CHECK(nan.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(nan.status().message().find("val_accuracy is NaN") != std::string::npos);
+    auto stored = f.coordinator->GetTrial(id, trial->trial_number());
+    CHECK(stored->state() == v1::TRIAL_STATE_RUNNING);
+    CHECK(stored->epochs_size() == 1);
+    CHECK(stored->result().extra().empty());
+    // The worker still holds the lease and can complete properly.
+    request.mutable_last_epoch()->set_val_accuracy(0.5);
+    auto done = f.coordinator->CompleteTrial(request);
+    REQUIRE(done.ok());
+    CHECK(done->state() == v1::TRIAL_STATE_COMPLETE);
+  }
 }
 
 TEST_CASE("Data hashes are stored with a study and a resubmission must match them",

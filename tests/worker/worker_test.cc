@@ -1,7 +1,8 @@
 // The worker loop against a real coordinator (`hpsearch serve` on an ephemeral port): after a trial
 // whose failure left the process's device unusable (a sticky CUDA error, which cannot happen on
 // this CPU build, so a runner stands in for the device), the worker fails the trial as retryable
-// and stops with UNAVAILABLE instead of taking the next trial.
+// and stops with UNAVAILABLE instead of taking the next trial; a run's last epoch rides on its
+// completion, or is reported on its own when the run fails instead.
 #include "worker/worker.h"
 
 #include <grpcpp/grpcpp.h>
@@ -36,31 +37,52 @@ class StickyDeviceErrorRunner : public Runner {
   int runs = 0;
 };
 
+// `hpsearch serve` on an ephemeral port with one submitted study of command trials over x.
+struct ServedStudy {
+  ServedStudy(const std::string& name, int n_trials, int max_retries)
+      : serve({(testing::BinDir() / "hpsearch").string(), "serve", "--db",
+               (dir / "results.db").string(), "--listen", "127.0.0.1:0"},
+              (dir / "serve").string()) {
+    REQUIRE(serve.WaitForStdout("listening on", 20s));
+    std::smatch match;
+    const std::string out = serve.Stdout();
+    REQUIRE(std::regex_search(out, match, std::regex("listening on (127\\.0\\.0\\.1:[0-9]+)")));
+    address = match[1];
+    const std::string study = (dir / "study.yaml").string();
+    std::ofstream(study) << "name: " << name << "\nseed: 1\n"
+                         << "data: {train_file: "
+                         << (testing::SourceDir() / "data/banking77/train.csv").string() << "}\n"
+                         << "runner: {type: command, command: [/bin/true]}\n"
+                            "search_space:\n  x: {type: float, low: 0.0, high: 1.0}\n"
+                         << "budget: {n_trials: " << n_trials
+                         << ", parallelism: 1, max_retries: " << max_retries << "}\n"
+                         << "final_stage: {enabled: false}\n";
+    testing::ProcessResult submit = testing::RunProcess(
+        {(testing::BinDir() / "hpsearch").string(), "submit", study, "--coordinator", address});
+    INFO(submit.err);
+    REQUIRE(submit.exit_code == 0);
+  }
+  v1::Trial GetTrial(const std::string& study, int number) {
+    auto stub =
+        v1::StudyService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 10s);
+    v1::GetTrialRequest request;
+    request.set_study(study);
+    request.set_number(number);
+    v1::Trial trial;
+    REQUIRE(stub->GetTrial(&context, request, &trial).ok());
+    return trial;
+  }
+  testing::TempDir dir;
+  testing::ChildProcess serve;
+  std::string address;
+};
+
 TEST_CASE("A worker whose device is poisoned reports the trial as retryable and exits its loop",
           "[worker][faults]") {
-  testing::TempDir dir;
-  testing::ChildProcess serve({(testing::BinDir() / "hpsearch").string(), "serve", "--db",
-                               (dir / "results.db").string(), "--listen", "127.0.0.1:0"},
-                              (dir / "serve").string());
-  REQUIRE(serve.WaitForStdout("listening on", 20s));
-  std::smatch match;
-  const std::string out = serve.Stdout();
-  REQUIRE(std::regex_search(out, match, std::regex("listening on (127\\.0\\.0\\.1:[0-9]+)")));
-  const std::string address = match[1];
-
-  const std::string study = (dir / "study.yaml").string();
-  std::ofstream(study) << "name: poisoned\nseed: 1\n"
-                          "data: {train_file: "
-                       << (testing::SourceDir() / "data/banking77/train.csv").string()
-                       << "}\n"
-                          "runner: {type: command, command: [/bin/true]}\n"
-                          "search_space:\n  x: {type: float, low: 0.0, high: 1.0}\n"
-                          "budget: {n_trials: 2, parallelism: 1, max_retries: 2}\n"
-                          "final_stage: {enabled: false}\n";
-  testing::ProcessResult submit = testing::RunProcess(
-      {(testing::BinDir() / "hpsearch").string(), "submit", study, "--coordinator", address});
-  INFO(submit.err);
-  REQUIRE(submit.exit_code == 0);
+  ServedStudy served("poisoned", 2, 2);
+  const std::string& address = served.address;
 
   WorkerOptions options;
   options.coordinator_address = address;
@@ -78,17 +100,64 @@ TEST_CASE("A worker whose device is poisoned reports the trial as retryable and 
   CHECK(worker.trials_run() == 1);
 
   // The coordinator has the trial back in its queue for another worker, with the message kept.
-  auto stub =
-      v1::StudyService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 10s);
-  v1::GetTrialRequest request;
-  request.set_study("poisoned");
-  request.set_number(0);
-  v1::Trial trial;
-  REQUIRE(stub->GetTrial(&context, request, &trial).ok());
+  v1::Trial trial = served.GetTrial("poisoned", 0);
   CHECK(trial.state() == v1::TRIAL_STATE_WAITING);
   CHECK(trial.error().find("illegal memory access") != std::string::npos);
+}
+
+// Reports epoch 1 on its own and epoch 2 as the last epoch; the first trial completes, the second
+// fails after handing over its last epoch.
+class LastEpochRunner : public Runner {
+ public:
+  RunOutcome Run(const v1::TrialSpec& trial, TrialReporter* reporter) override {
+    RunOutcome outcome;
+    v1::EpochMetrics metrics;
+    metrics.set_epoch(1);
+    metrics.set_val_accuracy(0.25);
+    if (!reporter->ReportEpoch(metrics).ok()) return outcome;
+    metrics.set_epoch(2);
+    metrics.set_val_accuracy(0.5 + 0.1 * trial.trial_number());
+    if (!reporter->ReportLastEpoch(metrics).ok()) return outcome;
+    if (trial.trial_number() == 0) {
+      outcome.kind = RunOutcome::Kind::kComplete;
+    } else {
+      outcome.error = "failed after its last epoch";
+    }
+    return outcome;
+  }
+};
+
+TEST_CASE("The last epoch rides on the completion, or is reported on its own when the run fails",
+          "[worker]") {
+  ServedStudy served("last-epoch", 2, 0);
+  WorkerOptions options;
+  options.coordinator_address = served.address;
+  options.info.set_name("last");
+  options.acquire_wait = absl::Seconds(1);
+  options.exit_when_idle = true;
+  int carried = 0, completed = 0;
+  options.on_completed = [&](bool carried_last_epoch) {
+    ++completed;
+    if (carried_last_epoch) ++carried;
+  };
+  std::map<v1::RunnerType, std::unique_ptr<Runner>> runners;
+  runners[v1::RUNNER_TYPE_COMMAND] = std::make_unique<LastEpochRunner>();
+  Worker worker(options, std::move(runners));
+  REQUIRE(worker.Run().ok());
+  CHECK(worker.trials_run() == 2);
+  CHECK(completed == 1);
+  CHECK(carried == 1);
+
+  v1::Trial complete = served.GetTrial("last-epoch", 0);
+  CHECK(complete.state() == v1::TRIAL_STATE_COMPLETE);
+  REQUIRE(complete.epochs_size() == 2);
+  CHECK(complete.epochs(1).val_accuracy() == 0.5);
+  CHECK(complete.objective_value() == 0.5);
+  v1::Trial failed = served.GetTrial("last-epoch", 1);
+  CHECK(failed.state() == v1::TRIAL_STATE_FAILED);
+  CHECK(failed.error().find("failed after its last epoch") != std::string::npos);
+  REQUIRE(failed.epochs_size() == 2);
+  CHECK(failed.epochs(1).val_accuracy() == Approx(0.6));
 }
 
 }  // namespace
