@@ -95,7 +95,7 @@ TEST_CASE("A SIGKILLed worker's trial re-runs on another worker and completes on
   first.Kill(SIGKILL);
   first.Wait(5s);
   cluster.StartWorker("second");
-  REQUIRE(cluster.WaitForEnd(id, 30s) == v1::STUDY_STATE_COMPLETE);
+  REQUIRE(cluster.WaitForEnd(id, 120s) == v1::STUDY_STATE_COMPLETE);
   auto trial = cluster.GetTrial(id, 0);
   REQUIRE(trial.has_value());
   CHECK(trial->state() == v1::TRIAL_STATE_COMPLETE);
@@ -131,7 +131,7 @@ TEST_CASE("A SIGKILLed coordinator restarted on the same file finishes the study
   cluster.coordinator().Wait(5s);
   std::this_thread::sleep_for(500ms);  // workers keep running and retry their reports meanwhile
   cluster.StartCoordinator(cluster.port());
-  REQUIRE(cluster.WaitForEnd(id, 60s) == v1::STUDY_STATE_COMPLETE);
+  REQUIRE(cluster.WaitForEnd(id, 120s) == v1::STUDY_STATE_COMPLETE);
   CHECK(cluster.Query("SELECT COUNT(*) FROM trials WHERE kind = 'search'") == "6");
   // No trial completed twice, and every complete attempt has all of its epochs.
   CHECK(cluster.Query("SELECT COUNT(*) FROM (SELECT trial_id FROM trial_attempts WHERE state = "
