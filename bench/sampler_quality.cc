@@ -6,7 +6,7 @@
 // --multivariate adds both libraries' multivariate TPE. --quick: three functions, three seeds,
 // 25 trials (the ctest smoke run). --parallel: the simulated-parallel study instead
 // (bench/parallel_sim.cc). --jobs N runs N searches at a time (one Optuna process each).
-// --startup LATIN_HYPERCUBE|SOBOL|RANDOM: our TPE's start-up design (default: the sampler's).
+// --startup latin_hypercube|sobol|random: our TPE's start-up design (default: the sampler's).
 // --dump FILE (development only): every search's curve as a JSON line, for statistics beyond
 // the medians. --optuna-cache DIR (development only): Optuna's curves are read from DIR when an
 // earlier run stored them there, and stored otherwise (each search is deterministic per function,
@@ -14,6 +14,7 @@
 // docs/performance.md come from runs without it, both sides measured in the same run.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -353,10 +354,11 @@ int main(int argc, char** argv) {
     } else if (arg == "--optuna-cache" && i + 1 < argc) {
       options.optuna_cache = argv[++i];
     } else if (arg == "--startup" && i + 1 < argc) {
-      const std::string design = argv[++i];
+      std::string design = argv[++i];  // latin_hypercube, sobol or random
+      for (char& c : design) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       if (!hpsearch::v1::StartupDesign_Parse("STARTUP_DESIGN_" + design, &options.startup) ||
           options.startup == hpsearch::v1::STARTUP_DESIGN_UNSPECIFIED) {
-        std::fprintf(stderr, "sampler_quality: --startup takes LATIN_HYPERCUBE, SOBOL or RANDOM\n");
+        std::fprintf(stderr, "sampler_quality: --startup takes latin_hypercube, sobol or random\n");
         return 2;
       }
     } else if (arg == "--dump" && i + 1 < argc) {
