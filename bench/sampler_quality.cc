@@ -6,12 +6,20 @@
 // --multivariate adds both libraries' multivariate TPE. --quick: three functions, three seeds,
 // 25 trials (the ctest smoke run). --parallel: the simulated-parallel study instead
 // (bench/parallel_sim.cc). --jobs N runs N searches at a time (one Optuna process each).
+// --startup latin_hypercube|sobol|random: our TPE's start-up design (default: the sampler's).
+// --dump FILE (development only): every search's curve as a JSON line, for statistics beyond
+// the medians. --optuna-cache DIR (development only): Optuna's curves are read from DIR when an
+// earlier run stored them there, and stored otherwise (each search is deterministic per function,
+// seed and sampler), so variants of ours can be compared without re-running Optuna; tables for
+// docs/performance.md come from runs without it, both sides measured in the same run.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -74,7 +82,8 @@ json SpaceJson(const TestFunction& fn) {
 }
 
 // Best value so far after each trial.
-std::vector<double> RunOurs(const TestFunction& fn, uint64_t seed, Contender who, int trials) {
+std::vector<double> RunOurs(const TestFunction& fn, uint64_t seed, Contender who, int trials,
+                            v1::StartupDesign startup) {
   v1::StudySpec spec;
   spec.set_name(fn.name);
   spec.set_seed(seed);
@@ -86,6 +95,7 @@ std::vector<double> RunOurs(const TestFunction& fn, uint64_t seed, Contender who
   } else {
     spec.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
     spec.mutable_sampler()->set_multivariate(who == Contender::kOursTpeMv);
+    if (startup != v1::STARTUP_DESIGN_UNSPECIFIED) spec.mutable_sampler()->set_startup(startup);
     sampler = std::make_unique<server::TpeSampler>();
   }
   server::TrialHistory history;
@@ -148,6 +158,32 @@ std::vector<double> RunOptuna(PythonPeer* peer, const TestFunction& fn, uint64_t
   return best;
 }
 
+// --optuna-cache: one file per search holding its curve as a JSON array.
+std::string CachePath(const std::string& dir, const TestFunction& fn, uint64_t seed, Contender who,
+                      int trials) {
+  return dir + "/" + fn.name + (who == Contender::kOptunaTpeMv ? "_mv_" : "_") +
+         std::to_string(seed) + "_" + std::to_string(trials) + ".json";
+}
+
+bool ReadCachedCurve(const std::string& path, int trials, std::vector<double>* curve) {
+  std::ifstream in(path);
+  if (!in) return false;
+  const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array() || static_cast<int>(j.size()) != trials) return false;
+  *curve = j.get<std::vector<double>>();
+  return true;
+}
+
+void WriteCachedCurve(const std::string& path, const std::vector<double>& curve) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << json(curve).dump() << "\n";
+    if (!out) return;
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -162,6 +198,9 @@ struct Options {
   int n_seeds = 0;          // > 0 with first_seed: how many
   int trials = 100;
   int jobs = 2;
+  std::string optuna_cache;  // development only: see the top of this file
+  std::string dump;          // development only: every search's curve, as JSON lines
+  v1::StartupDesign startup = v1::STARTUP_DESIGN_UNSPECIFIED;  // ours: the sampler's default
 };
 
 int Quality(const Options& options) {
@@ -208,6 +247,8 @@ int Quality(const Options& options) {
   std::mutex mu;
   std::atomic<size_t> next{0};
   const std::string script = std::string(HPSEARCH_SOURCE_DIR) + "/bench/peer/optuna_ask_tell.py";
+  std::unique_ptr<std::ofstream> dump;
+  if (!options.dump.empty()) dump = std::make_unique<std::ofstream>(options.dump);
   auto work = [&] {
     std::unique_ptr<PythonPeer> peer;
     for (size_t i = next++; i < tasks.size(); i = next++) {
@@ -216,14 +257,29 @@ int Quality(const Options& options) {
       const auto start = std::chrono::steady_clock::now();
       std::vector<double> curve;
       if (task.who == Contender::kOptunaTpe || task.who == Contender::kOptunaTpeMv) {
-        if (!peer) peer = std::make_unique<PythonPeer>(script);
-        curve = RunOptuna(peer.get(), fn, task.seed, task.who, options.trials);
+        const std::string cached =
+            options.optuna_cache.empty()
+                ? ""
+                : CachePath(options.optuna_cache, fn, task.seed, task.who, options.trials);
+        if (cached.empty() || !ReadCachedCurve(cached, options.trials, &curve)) {
+          if (!peer) peer = std::make_unique<PythonPeer>(script);
+          curve = RunOptuna(peer.get(), fn, task.seed, task.who, options.trials);
+          if (!cached.empty()) WriteCachedCurve(cached, curve);
+        }
       } else {
-        curve = RunOurs(fn, task.seed, task.who, options.trials);
+        curve = RunOurs(fn, task.seed, task.who, options.trials, options.startup);
       }
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::lock_guard<std::mutex> lock(mu);
+      if (dump) {
+        *dump << json({{"function", fn.name},
+                       {"contender", Name(task.who)},
+                       {"seed", task.seed},
+                       {"curve", curve}})
+                     .dump()
+              << "\n";
+      }
       results[{task.function, static_cast<int>(task.who)}].push_back(std::move(curve));
       seconds[static_cast<int>(task.who)] += elapsed;
     }
@@ -295,6 +351,18 @@ int main(int argc, char** argv) {
       options.n_seeds = std::atoi(argv[++i]);
     } else if (arg == "--ours-only") {
       options.ours_only = true;
+    } else if (arg == "--optuna-cache" && i + 1 < argc) {
+      options.optuna_cache = argv[++i];
+    } else if (arg == "--startup" && i + 1 < argc) {
+      std::string design = argv[++i];  // latin_hypercube, sobol or random
+      for (char& c : design) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (!hpsearch::v1::StartupDesign_Parse("STARTUP_DESIGN_" + design, &options.startup) ||
+          options.startup == hpsearch::v1::STARTUP_DESIGN_UNSPECIFIED) {
+        std::fprintf(stderr, "sampler_quality: --startup takes latin_hypercube, sobol or random\n");
+        return 2;
+      }
+    } else if (arg == "--dump" && i + 1 < argc) {
+      options.dump = argv[++i];
     } else if (arg == "--parallel") {
       parallel = true;
     } else if (arg == "--trials" && i + 1 < argc) {
@@ -304,6 +372,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: sampler_quality [--quick] [--multivariate] [--trials N] [--jobs N] "
+                   "[--first-seed S --n-seeds K] [--ours-only] [--startup DESIGN] "
+                   "[--optuna-cache DIR] [--dump FILE] "
                    "[--parallel]\n");
       return 2;
     }

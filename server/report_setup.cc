@@ -1,4 +1,5 @@
 // The report's "Experimental Setup" section.
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -62,9 +63,16 @@ std::string OptionsText(const google::protobuf::Message& message) {
       case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
         value = r->GetBool(message, f) ? "true" : "false";
         break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_ENUM:
-        value = r->GetEnum(message, f)->name();
+      case google::protobuf::FieldDescriptor::CPPTYPE_ENUM: {
+        // The study file's word: STARTUP_DESIGN_LATIN_HYPERCUBE -> latin_hypercube.
+        std::string prefix;
+        for (char c : f->enum_type()->name()) {
+          if (std::isupper(static_cast<unsigned char>(c)) && !prefix.empty()) prefix += '_';
+          prefix += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        }
+        value = EnumWord(r->GetEnum(message, f)->name(), prefix + "_");
         break;
+      }
       case google::protobuf::FieldDescriptor::CPPTYPE_STRING:
         value = r->GetString(message, f);
         break;

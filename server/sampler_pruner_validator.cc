@@ -65,6 +65,7 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
        {"multivariate", "tpe", "tpe"},
        {"consider_endpoints", "tpe", "tpe"},
        {"constant_liar", "tpe", "tpe"},
+       {"startup", "tpe", "tpe"},
        {"scramble", "sobol", "sobol"}},
       [&](const std::string& name) { return name == "scramble" ? sobol : tpe; }, ctx);
   if (tpe) {
@@ -76,6 +77,16 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
     if (!s->has_multivariate()) s->set_multivariate(false);
     if (!s->has_consider_endpoints()) s->set_consider_endpoints(false);
     if (!s->has_constant_liar()) s->set_constant_liar(true);
+    if (!s->has_startup() || s->startup() == v1::STARTUP_DESIGN_UNSPECIFIED) {
+      s->set_startup(v1::STARTUP_DESIGN_LATIN_HYPERCUBE);
+    }
+    if (s->startup() == v1::STARTUP_DESIGN_SOBOL &&
+        spec->search_space_size() > kSobolMaxDimensions) {
+      ctx->Error("sampler.startup",
+                 absl::StrCat("sobol supports at most ", kSobolMaxDimensions,
+                              " parameters and the search space has ", spec->search_space_size(),
+                              ": use `startup: latin_hypercube` or `startup: random`"));
+    }
     if (s->n_startup_trials() < 0) ctx->Error("sampler.n_startup_trials", "must be 0 or more");
     if (s->n_ei_candidates() < 1) {
       ctx->Error("sampler.n_ei_candidates", "must be at least 1 (Optuna's default is 24)");
@@ -94,8 +105,8 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
       ctx->Warning(
           "sampler.n_startup_trials",
           absl::StrCat("(", s->n_startup_trials(), ") is not below budget.n_trials (", n_trials,
-                       "): every trial is a random start-up trial; lower it or raise "
-                       "n_trials"));
+                       "): every trial is a start-up trial and the model is never used; lower it "
+                       "or raise n_trials"));
     }
   }
   if (sobol) {

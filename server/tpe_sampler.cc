@@ -22,6 +22,10 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr uint64_t kCandidateStream = 0x7470655f63616e64ULL;
 constexpr uint64_t kFallbackStream = 0x7470655f66616c6cULL;
 constexpr uint64_t kStartupStream = 0x7470655f73746172ULL;
+constexpr uint64_t kLatinStream = 0x7470655f6c617469ULL;
+// Latin hypercube blocks hold at most this many trials, so a huge n_startup_trials costs no more
+// than a permutation of this size per parameter and ask.
+constexpr int kMaxLatinStrata = 1024;
 // Combinations of per-parameter candidates tried before fresh random draws, and those draws
 // before a repeat is accepted.
 constexpr int kMaxCombinations = 256;
@@ -33,6 +37,7 @@ struct TpeOptions {
   double gamma = 0.1;
   int gamma_max = 25;
   bool constant_liar = true;
+  v1::StartupDesign startup = v1::STARTUP_DESIGN_LATIN_HYPERCUBE;
   ParzenEstimatorOptions estimator;
 };
 
@@ -43,6 +48,7 @@ TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   if (s.has_gamma()) o.gamma = s.gamma();
   if (s.has_gamma_max()) o.gamma_max = s.gamma_max();
   if (s.has_constant_liar()) o.constant_liar = s.constant_liar();
+  if (s.has_startup() && s.startup() != v1::STARTUP_DESIGN_UNSPECIFIED) o.startup = s.startup();
   if (s.has_prior_weight()) o.estimator.prior_weight = s.prior_weight();
   if (s.has_consider_endpoints()) o.estimator.consider_endpoints = s.consider_endpoints();
   if (s.has_multivariate()) o.estimator.multivariate = s.multivariate();
@@ -278,6 +284,21 @@ std::vector<uint64_t> Streams(const Space& space, uint64_t seed) {
 
 }  // namespace
 
+double LatinHypercubeCoordinate(int strata, uint64_t trial_number, uint64_t study_seed,
+                                uint64_t sampling_seed, const std::string& name) {
+  const int n = std::clamp(strata, 1, kMaxLatinStrata);
+  const uint64_t block = trial_number / n;
+  // Fisher-Yates with a generator keyed by the study seed, the parameter and the block, so every
+  // trial of a block sees the same permutation of the block's slices.
+  SamplingRng permutation(study_seed ^ kLatinStream ^ NameHash(name) ^
+                          (block + 1) * 0x9E3779B97F4A7C15ULL);
+  std::vector<int> slices(n);
+  std::iota(slices.begin(), slices.end(), 0);
+  for (int i = n - 1; i > 0; --i) std::swap(slices[i], slices[permutation.UniformIndex(i)]);
+  SamplingRng jitter(sampling_seed ^ kLatinStream ^ NameHash(name));
+  return (slices[trial_number % n] + jitter.Uniform01()) / n;
+}
+
 std::vector<double> TpeObservationWeights(int n) {
   std::vector<double> w(n, 1.0);
   const int ramp = n - 25;
@@ -314,20 +335,32 @@ absl::StatusOr<std::vector<v1::ParamAssignment>> TpeSampler::Sample(const Sample
 
   const Ranked ranked = RankHistory(request, options);
   if (ranked.n_finished < options.n_startup_trials) {
-    // Start-up: point `trial_number` of a scrambled Sobol sequence (one coordinate per parameter,
-    // fixed ones included, so enqueued values leave the others' coordinates unchanged); random
-    // draws if it repeats a known configuration.
-    const std::vector<double> u =
-        SobolPoint(d, static_cast<uint64_t>(request.trial_number), /*scramble=*/true,
-                   request.spec->seed() ^ kStartupStream);
+    // Start-up: a point of the start-up design (one coordinate per parameter; fixed ones keep
+    // their values and leave the others' coordinates unchanged), random draws if it repeats a
+    // known configuration or the design is random.
+    std::vector<uint64_t> states = Streams(space, request.seed ^ kStartupStream);
     std::vector<double> point = config;
-    for (int j : free) {
-      point[j] =
-          ToInternal(*space.params[j], FromUnitInterval(*space.params[j], space.dists[j], u[j]))
-              .value_or(std::nan(""));
+    if (options.startup == v1::STARTUP_DESIGN_RANDOM) {
+      absl::Status status = DrawRandom(space, &states, &point);
+      if (!status.ok()) return status;
+    } else {
+      const uint64_t trial = static_cast<uint64_t>(request.trial_number);
+      std::vector<double> u;
+      if (options.startup == v1::STARTUP_DESIGN_SOBOL) {
+        u = SobolPoint(d, trial, /*scramble=*/true, request.spec->seed() ^ kStartupStream);
+      }
+      for (int j : free) {
+        const double uj =
+            options.startup == v1::STARTUP_DESIGN_SOBOL
+                ? u[j]
+                : LatinHypercubeCoordinate(options.n_startup_trials, trial, request.spec->seed(),
+                                           request.seed, space.params[j]->name());
+        point[j] =
+            ToInternal(*space.params[j], FromUnitInterval(*space.params[j], space.dists[j], uj))
+                .value_or(std::nan(""));
+      }
     }
     if (!repeats.Contains(point)) return ToAssignments(space, point);
-    std::vector<uint64_t> states = Streams(space, request.seed ^ kStartupStream);
     for (int attempt = 0; attempt < kMaxRandomDraws; ++attempt) {
       std::vector<double> draw = config;
       absl::Status status = DrawRandom(space, &states, &draw);

@@ -273,6 +273,8 @@ TEST_CASE("Sampler and pruner defaults are filled per type", "[server][validator
   CHECK(median.sampler().prior_weight() == 1.0);
   CHECK_FALSE(median.sampler().multivariate());
   CHECK_FALSE(median.sampler().consider_endpoints());
+  CHECK(median.sampler().startup() == v1::STARTUP_DESIGN_LATIN_HYPERCUBE);
+  CHECK_FALSE(sobol.sampler().has_startup());
   CHECK(median.pruner().n_startup_trials() == 5);
   CHECK(median.pruner().n_warmup_epochs() == 0);
   CHECK(median.pruner().interval_epochs() == 1);
@@ -306,7 +308,7 @@ TEST_CASE("Sampler and pruner settings that cannot work are named", "[server][va
   tpe.mutable_budget()->set_n_trials(5);
   issues = NormalizeStudySpec(&tpe, NoFileChecks());
   CHECK(HasIssue(issues, Severity::kWarning, "sampler.n_startup_trials",
-                 "every trial is a random start-up trial"));
+                 "every trial is a start-up trial"));
 
   // Sobol over more parameters than it has direction numbers for.
   v1::StudySpec wide = MinimalSpec();
@@ -321,6 +323,14 @@ TEST_CASE("Sampler and pruner settings that cannot work are named", "[server][va
   }
   issues = NormalizeStudySpec(&wide, NoFileChecks());
   CHECK(HasIssue(issues, Severity::kError, "search_space", "supports at most 256"));
+  // ... and TPE's Sobol start-up likewise; its default Latin hypercube has no such limit.
+  wide.mutable_sampler()->Clear();
+  wide.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
+  wide.mutable_sampler()->set_startup(v1::STARTUP_DESIGN_SOBOL);
+  issues = NormalizeStudySpec(&wide, NoFileChecks());
+  CHECK(HasIssue(issues, Severity::kError, "sampler.startup", "use `startup: latin_hypercube`"));
+  wide.mutable_sampler()->clear_startup();
+  CHECK_FALSE(HasErrors(NormalizeStudySpec(&wide, NoFileChecks())));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <set>
 
 #include "server/random_sampler.h"
@@ -118,35 +119,104 @@ TEST_CASE("TPE: identical seed and history give the identical suggestion", "[ser
   CHECK(Key(a) != Key(Ask(&sampler, reseeded, history, 20)));
 }
 
-TEST_CASE("TPE: start-up trials are an evenly spread scrambled Sobol design", "[server][tpe]") {
-  // The first 8 put exactly one value in each eighth of every parameter's range (independent
-  // draws would leave about a third of the eighths empty).
-  for (uint64_t seed : {1, 2, 3}) {
-    v1::StudySpec spec = TpeSpec(seed);
-    AddFloat(&spec, "x", -1, 1);
-    AddInt(&spec, "n", 0, 799);
-    AddFloat(&spec, "lr", 1e-6, 1e-2, true);
-    TpeSampler tpe;
-    TrialHistory history;
-    std::vector<int> x_slices(8, 0), n_slices(8, 0), lr_slices(8, 0);
-    for (int i = 0; i < 8; ++i) {
-      auto params = Ask(&tpe, spec, history, i);
-      ++x_slices[static_cast<int>((params[0].value().double_value() + 1) / 2 * 8)];
-      ++n_slices[params[1].value().int_value() / 100];
-      ++lr_slices[static_cast<int>((std::log10(params[2].value().double_value()) + 6) / 4 * 8)];
-      AddTrial(&history, params, v1::TRIAL_STATE_COMPLETE, Number(params[0].value()));
-    }
-    CHECK(x_slices == std::vector<int>(8, 1));
-    CHECK(n_slices == std::vector<int>(8, 1));
-    CHECK(lr_slices == std::vector<int>(8, 1));
+// The slices of `slices` equal parts of each parameter's range that trials' values fall in, per
+// parameter (x: float in [-1, 1]; n: int in [0, 799]; lr: log float in [1e-6, 1e-2]).
+std::vector<std::vector<int>> StartupSlices(
+    const std::vector<std::vector<v1::ParamAssignment>>& asks, int slices) {
+  std::vector<std::vector<int>> count(3, std::vector<int>(slices, 0));
+  for (const auto& params : asks) {
+    ++count[0][static_cast<int>((params[0].value().double_value() + 1) / 2 * slices)];
+    ++count[1][static_cast<int>(params[1].value().int_value() * slices / 800)];
+    ++count[2][static_cast<int>((std::log10(params[2].value().double_value()) + 6) / 4 * slices)];
   }
-  // Another seed, another design.
-  v1::StudySpec a = TpeSpec(1), b = TpeSpec(2);
-  AddFloat(&a, "x", -1, 1);
-  AddFloat(&b, "x", -1, 1);
+  return count;
+}
+
+v1::StudySpec StartupSpec(uint64_t seed, v1::StartupDesign design) {
+  v1::StudySpec spec = TpeSpec(seed);
+  if (design != v1::STARTUP_DESIGN_UNSPECIFIED) spec.mutable_sampler()->set_startup(design);
+  AddFloat(&spec, "x", -1, 1);
+  AddInt(&spec, "n", 0, 799);
+  AddFloat(&spec, "lr", 1e-6, 1e-2, true);
+  return spec;
+}
+
+// The first `n` asks of a study whose trials all fail, so every ask is a start-up ask.
+std::vector<std::vector<v1::ParamAssignment>> StartupAsks(const v1::StudySpec& spec, int n) {
+  TpeSampler tpe;
+  TrialHistory history;
+  std::vector<std::vector<v1::ParamAssignment>> asks;
+  for (int i = 0; i < n; ++i) {
+    asks.push_back(Ask(&tpe, spec, history, i));
+    AddTrial(&history, asks.back(), v1::TRIAL_STATE_FAILED, std::nullopt);
+  }
+  return asks;
+}
+
+TEST_CASE("TPE: start-up trials form a Latin hypercube by default", "[server][tpe]") {
+  // Each block of n_startup_trials (10) trials puts exactly one value in each tenth of every
+  // parameter's range; independent draws would leave about a third of the tenths empty.
+  for (uint64_t seed : {1, 2, 3}) {
+    const v1::StudySpec spec = StartupSpec(seed, v1::STARTUP_DESIGN_UNSPECIFIED);
+    const auto asks = StartupAsks(spec, 20);
+    const std::vector<std::vector<int>> once(3, std::vector<int>(10, 1));
+    CHECK(StartupSlices({asks.begin(), asks.begin() + 10}, 10) == once);
+    CHECK(StartupSlices({asks.begin() + 10, asks.end()}, 10) == once);  // the next block
+    // The parameters are paired at random, not in step: x's and n's slice orders differ.
+    std::vector<int> x_order, n_order;
+    for (int i = 0; i < 10; ++i) {
+      x_order.push_back(static_cast<int>((asks[i][0].value().double_value() + 1) / 2 * 10));
+      n_order.push_back(static_cast<int>(asks[i][1].value().int_value() / 80));
+    }
+    CHECK(x_order != n_order);
+  }
+  // Another seed, another design; n_startup_trials sets the number of slices.
   TpeSampler tpe;
   TrialHistory empty;
-  CHECK(Key(Ask(&tpe, a, empty, 0)) != Key(Ask(&tpe, b, empty, 0)));
+  CHECK(Key(Ask(&tpe, StartupSpec(1, v1::STARTUP_DESIGN_UNSPECIFIED), empty, 0)) !=
+        Key(Ask(&tpe, StartupSpec(2, v1::STARTUP_DESIGN_UNSPECIFIED), empty, 0)));
+  v1::StudySpec four = StartupSpec(4, v1::STARTUP_DESIGN_LATIN_HYPERCUBE);
+  four.mutable_sampler()->set_n_startup_trials(4);
+  const auto asks = StartupAsks(four, 4);
+  CHECK(StartupSlices(asks, 4) == std::vector<std::vector<int>>(3, std::vector<int>(4, 1)));
+}
+
+TEST_CASE("TPE: start-up designs sobol and random", "[server][tpe]") {
+  // Sobol: the first 8 put exactly one value in each eighth of every parameter's range.
+  for (uint64_t seed : {1, 2, 3}) {
+    const auto asks = StartupAsks(StartupSpec(seed, v1::STARTUP_DESIGN_SOBOL), 8);
+    CHECK(StartupSlices(asks, 8) == std::vector<std::vector<int>>(3, std::vector<int>(8, 1)));
+  }
+  // Random: independent draws, which leave some tenth of some parameter empty in 10 trials
+  // (all 30 tenths filled has probability (10!/10^10)^3, about 5e-11, per seed).
+  const std::vector<std::vector<int>> once(3, std::vector<int>(10, 1));
+  for (uint64_t seed : {1, 2, 3}) {
+    const auto asks = StartupAsks(StartupSpec(seed, v1::STARTUP_DESIGN_RANDOM), 10);
+    CHECK(StartupSlices(asks, 10) != once);
+    CHECK(Key(asks[0]) != Key(StartupAsks(StartupSpec(seed, v1::STARTUP_DESIGN_SOBOL), 1)[0]));
+  }
+}
+
+TEST_CASE("TPE: the Latin hypercube coordinate is a permutation of slices per block",
+          "[server][tpe]") {
+  for (int strata : {1, 7, 10}) {
+    std::set<int> slices;
+    for (uint64_t k = 0; k < static_cast<uint64_t>(strata); ++k) {
+      const double u =
+          LatinHypercubeCoordinate(strata, k, 9, SamplingSeed(9, static_cast<int>(k)), "p");
+      REQUIRE(u >= 0);
+      REQUIRE(u < 1);
+      slices.insert(static_cast<int>(u * strata));
+    }
+    CHECK(static_cast<int>(slices.size()) == strata);
+  }
+  // Huge start-up counts use blocks of 1,024 slices (no permutation of millions per ask).
+  std::set<int> slices;
+  for (uint64_t k = 0; k < 1024; ++k) {
+    slices.insert(static_cast<int>(
+        LatinHypercubeCoordinate(1 << 30, k, 9, SamplingSeed(9, static_cast<int>(k)), "p") * 1024));
+  }
+  CHECK(slices.size() == 1024);
 }
 
 TEST_CASE("TPE concentrates near the optimum of a quadratic faster than random", "[server][tpe]") {
