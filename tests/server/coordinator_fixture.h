@@ -109,11 +109,15 @@ struct Fixture {
     request.mutable_metrics()->set_train_loss(1.0 / epoch);
     return coordinator->ReportEpoch(request);
   }
-  absl::StatusOr<v1::TrialState> Complete(const std::string& lease) {
+  // A completion of `lease` by the worker that holds it.
+  v1::CompleteTrialRequest CompleteRequest(const std::string& lease) {
     v1::CompleteTrialRequest request;
     request.set_lease_id(lease);
     request.set_worker_id(HolderOf(lease));
-    auto response = coordinator->CompleteTrial(request);
+    return request;
+  }
+  absl::StatusOr<v1::TrialState> Complete(const std::string& lease) {
+    auto response = coordinator->CompleteTrial(CompleteRequest(lease));
     if (!response.ok()) return response.status();
     return response->state();
   }

@@ -183,9 +183,7 @@ TEST_CASE("CompleteTrial records the last epoch it carries, in the same commit",
   auto trial = f.Acquire(worker);
   REQUIRE(trial.has_value());
   REQUIRE(f.Report(trial->lease_id(), 1, 0.25).ok());
-  v1::CompleteTrialRequest request;
-  request.set_lease_id(trial->lease_id());
-  request.set_worker_id(worker);
+  v1::CompleteTrialRequest request = f.CompleteRequest(trial->lease_id());
 
   SECTION("a valid last epoch is stored and counts as the objective") {
     request.mutable_last_epoch()->set_epoch(2);
