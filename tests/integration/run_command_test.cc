@@ -104,7 +104,7 @@ std::vector<nlohmann::json> JsonLines(const std::string& text) {
   return lines;
 }
 
-ProcessResult Hpsearch(const std::vector<std::string>& args) {
+ProcessResult HpsearchCli(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {(BinDir() / "hpsearch").string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunProcess(argv);
@@ -120,7 +120,7 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   std::ofstream(study) << StudyYaml("run-e2e", 2, 1);
   const fs::path db = dir / "out" / "results.db";
 
-  ProcessResult run = Hpsearch({"run", study.string(), "--workers", "2", "--db", db.string()});
+  ProcessResult run = HpsearchCli({"run", study.string(), "--workers", "2", "--db", db.string()});
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
   CHECK(run.out.find("== study run-e2e: complete") != std::string::npos);
@@ -146,7 +146,7 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   // The final trial's adapter, exported from the database alone.
   const fs::path exported = dir / "adapter";
   ProcessResult export_run =
-      Hpsearch({"export", "run-e2e", "--db", db.string(), "-o", exported.string()});
+      HpsearchCli({"export", "run-e2e", "--db", db.string(), "-o", exported.string()});
   INFO(export_run.err);
   REQUIRE(export_run.exit_code == 0);
   for (const char* file :
@@ -160,8 +160,9 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   CHECK(readme.find("hpsearch-core predict --adapter") != std::string::npos);
   CHECK(readme.find("Learning Rate") != std::string::npos);
   // Exporting into a folder that holds files is refused, nothing touched.
-  CHECK(Hpsearch({"export", "run-e2e", "--db", db.string(), "-o", exported.string()}).exit_code ==
-        2);
+  CHECK(
+      HpsearchCli({"export", "run-e2e", "--db", db.string(), "-o", exported.string()}).exit_code ==
+      2);
 
   // The exported adapter gives the logits the trial's own saved model gives, and its predictions
   // on the test texts score the test accuracy the trial reported.
@@ -195,19 +196,19 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
         Approx(std::stod(test_accuracy)).margin(1e-12));
 
   // The same database resumes only the same study on the same data.
-  ProcessResult again = Hpsearch({"run", study.string(), "--workers", "2", "--db", db.string()});
+  ProcessResult again = HpsearchCli({"run", study.string(), "--workers", "2", "--db", db.string()});
   INFO(again.err);
   CHECK(again.exit_code == 0);
   CHECK(again.out.find("== resuming study run-e2e") != std::string::npos);
   const fs::path changed = dir / "changed.yaml";
   std::ofstream(changed) << StudyYaml("run-e2e", 3, 1);
   ProcessResult changed_spec =
-      Hpsearch({"run", changed.string(), "--workers", "2", "--db", db.string()});
+      HpsearchCli({"run", changed.string(), "--workers", "2", "--db", db.string()});
   CHECK(changed_spec.exit_code == 2);
   CHECK(changed_spec.err.find("differs from this submission in spec") != std::string::npos);
   std::ofstream(dir / "test.csv", std::ios::app) << "where is my card,card_arrival\n";
   ProcessResult changed_data =
-      Hpsearch({"run", study.string(), "--workers", "2", "--db", db.string()});
+      HpsearchCli({"run", study.string(), "--workers", "2", "--db", db.string()});
   INFO(changed_data.err);
   CHECK(changed_data.exit_code == 2);
   CHECK(changed_data.err.find("test.csv") != std::string::npos);

@@ -105,7 +105,8 @@ std::shared_ptr<grpc::Channel> ChannelWith(const std::string& address, const std
   return rpc::CreateChannel(address, security);
 }
 
-ProcessResult Hpsearch(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+ProcessResult HpsearchCliWithEnv(std::vector<std::string> args,
+                                 const std::vector<std::string>& env = {}) {
   args.insert(args.begin(), (BinDir() / "hpsearch").string());
   return RunProcess(args, "", env);
 }
@@ -145,14 +146,15 @@ TEST_CASE("Every RPC of both services refuses a missing or wrong token and lets 
   }
 
   // The command line: refused without the token, accepted with the flag or the environment.
-  ProcessResult bare = Hpsearch({"status", "--coordinator", cluster.address()});
+  ProcessResult bare = HpsearchCliWithEnv({"status", "--coordinator", cluster.address()});
   CHECK(bare.exit_code == 1);
   CHECK(bare.err.find("UNAUTHENTICATED") != std::string::npos);
   CHECK(bare.err.find("--auth-token-file") != std::string::npos);
-  CHECK(Hpsearch({"status", "--coordinator", cluster.address(), "--auth-token-file", token_file})
+  CHECK(HpsearchCliWithEnv(
+            {"status", "--coordinator", cluster.address(), "--auth-token-file", token_file})
             .exit_code == 0);
-  CHECK(Hpsearch({"status", "--coordinator", cluster.address()},
-                 {"HPSEARCH_AUTH_TOKEN_FILE=" + token_file})
+  CHECK(HpsearchCliWithEnv({"status", "--coordinator", cluster.address()},
+                           {"HPSEARCH_AUTH_TOKEN_FILE=" + token_file})
             .exit_code == 0);
 
   // A worker without the token stops at once (no retrying a refusal); one with it runs a study.
@@ -184,7 +186,7 @@ TEST_CASE("Token, certificate and key files are checked when each program starts
   auto serve_fails = [&](const std::vector<std::string>& extra, const std::string& expect) {
     std::vector<std::string> args{"serve", "--db", db, "--listen", "127.0.0.1:0"};
     args.insert(args.end(), extra.begin(), extra.end());
-    ProcessResult result = Hpsearch(args);
+    ProcessResult result = HpsearchCliWithEnv(args);
     INFO(result.err);
     CHECK(result.exit_code == 2);
     CHECK(result.err.find(expect) != std::string::npos);
@@ -197,14 +199,14 @@ TEST_CASE("Token, certificate and key files are checked when each program starts
   CHECK_FALSE(std::filesystem::exists(db));  // refused before anything was written
 
   // Clients check the same way before they call anything.
-  ProcessResult status = Hpsearch({"status", "--auth-token-file", missing});
+  ProcessResult status = HpsearchCliWithEnv({"status", "--auth-token-file", missing});
   CHECK(status.exit_code == 2);
   CHECK(status.err.find(missing) != std::string::npos);
   ProcessResult worker =
       RunProcess({(BinDir() / "hpsearch-worker").string(), "--auth-token-file", empty});
   CHECK(worker.exit_code == 2);
   CHECK(worker.err.find(empty + " is empty") != std::string::npos);
-  ProcessResult bad_ca = Hpsearch({"status", "--tls-ca", empty});
+  ProcessResult bad_ca = HpsearchCliWithEnv({"status", "--tls-ca", empty});
   CHECK(bad_ca.exit_code == 2);
   CHECK(bad_ca.err.find("not a PEM file") != std::string::npos);
 
@@ -237,14 +239,15 @@ TEST_CASE("A study runs over TLS with a certificate made for 127.0.0.1 and plain
   std::string id = cluster.Submit(options);
   cluster.StartWorker("tls-worker");
   CHECK(cluster.WaitForEnd(id, 60s) == v1::STUDY_STATE_COMPLETE);
-  ProcessResult status = Hpsearch({"status", "over-tls", "--coordinator", cluster.address(),
-                                   "--tls-ca", certs.ca, "--auth-token-file", token_file});
+  ProcessResult status =
+      HpsearchCliWithEnv({"status", "over-tls", "--coordinator", cluster.address(), "--tls-ca",
+                          certs.ca, "--auth-token-file", token_file});
   CHECK(status.exit_code == 0);
   CHECK(status.out.find("complete") != std::string::npos);
 
   // A plaintext client gets a clean failure that points at --tls-ca, not a hang or a crash.
-  ProcessResult plain =
-      Hpsearch({"status", "--coordinator", cluster.address(), "--auth-token-file", token_file});
+  ProcessResult plain = HpsearchCliWithEnv(
+      {"status", "--coordinator", cluster.address(), "--auth-token-file", token_file});
   CHECK(plain.exit_code == 1);
   CHECK(plain.err.find("UNAVAILABLE") != std::string::npos);
   CHECK(plain.err.find("--tls-ca") != std::string::npos);
@@ -252,8 +255,9 @@ TEST_CASE("A study runs over TLS with a certificate made for 127.0.0.1 and plain
                              "/hpsearch.v1.StudyService/ListStudies")
             .error_code() == grpc::StatusCode::UNAVAILABLE);
   // A CA that did not sign the coordinator's certificate is not trusted.
-  ProcessResult untrusted = Hpsearch({"status", "--coordinator", cluster.address(), "--tls-ca",
-                                      certs.other_ca, "--auth-token-file", token_file});
+  ProcessResult untrusted =
+      HpsearchCliWithEnv({"status", "--coordinator", cluster.address(), "--tls-ca", certs.other_ca,
+                          "--auth-token-file", token_file});
   CHECK(untrusted.exit_code == 1);
   CHECK(untrusted.err.find("UNAVAILABLE") != std::string::npos);
   // TLS alone does not let a caller in: the token is still required.
@@ -281,7 +285,7 @@ TEST_CASE("A TLS client is refused by a plaintext coordinator", "[integration][s
   TestCertificates certs = MakeCertificates(secrets);
   Cluster cluster;
   ProcessResult tls =
-      Hpsearch({"status", "--coordinator", cluster.address(), "--tls-ca", certs.ca});
+      HpsearchCliWithEnv({"status", "--coordinator", cluster.address(), "--tls-ca", certs.ca});
   CHECK(tls.exit_code == 1);
   CHECK(tls.err.find("UNAVAILABLE") != std::string::npos);
   CHECK(tls.err.find("this client uses TLS") != std::string::npos);

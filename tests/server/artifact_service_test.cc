@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 using hpsearch::testing::TempDir;
 
 // A coordinator over a temp-file store with one command study and one leased trial.
-struct Fixture {
+struct ArtifactFixture {
   TempDir dir;
   ManualClock clock;
   std::unique_ptr<db::ResultsStore> store;
@@ -24,7 +24,7 @@ struct Fixture {
   v1::TrialSpec trial;
   std::string worker_id;  // the holder of trial's lease
 
-  Fixture() {
+  ArtifactFixture() {
     db::DatabaseOptions db_options;
     db_options.exclusive_lock = true;
     auto opened = db::ResultsStore::Open((dir / "results.db").string(), db_options);
@@ -121,7 +121,7 @@ struct Fixture {
 
 TEST_CASE("ArtifactService stores a complete upload and records it under the trial",
           "[server][artifacts]") {
-  Fixture f;
+  ArtifactFixture f;
   const fs::path source = f.MakeFiles("model", std::string(20, 'w'));
   auto response = f.Upload(f.Chunks(source));
   REQUIRE(response.ok());
@@ -163,7 +163,7 @@ TEST_CASE("ArtifactService stores a complete upload and records it under the tri
 
 TEST_CASE("A damaged, truncated or stale upload fails precisely and leaves nothing visible",
           "[server][artifacts]") {
-  Fixture f;
+  ArtifactFixture f;
   std::vector<v1::ArtifactChunk> chunks = f.Chunks(f.MakeFiles("model", std::string(20, 'w')));
   absl::Status status;
   SECTION("bad checksum") {
@@ -209,7 +209,7 @@ TEST_CASE("A damaged, truncated or stale upload fails precisely and leaves nothi
 }
 
 TEST_CASE("GetArtifact's lookup names what is missing", "[server][artifacts]") {
-  Fixture f;
+  ArtifactFixture f;
   CHECK(f.artifacts->Find("nope", 0).status().code() == absl::StatusCode::kNotFound);
   auto final_trial = f.artifacts->Find("uploads", -1);
   CHECK(final_trial.status().code() == absl::StatusCode::kNotFound);
