@@ -3,9 +3,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_format.h"
 #include "cli/commands.h"
+#include "server/report_format.h"
 
 namespace hpsearch::cli {
 
@@ -95,27 +94,14 @@ std::unique_ptr<grpc::ClientContext> CallContext(int seconds) {
 }
 
 std::string StateWord(v1::TrialState state) {
-  std::string name = v1::TrialState_Name(state).substr(sizeof("TRIAL_STATE_") - 1);
-  return absl::AsciiStrToLower(name);
+  return server::EnumWord(v1::TrialState_Name(state), "TRIAL_STATE_");
 }
 
 std::string StateWord(v1::StudyState state) {
-  std::string name = v1::StudyState_Name(state).substr(sizeof("STUDY_STATE_") - 1);
-  return absl::AsciiStrToLower(name);
+  return server::EnumWord(v1::StudyState_Name(state), "STUDY_STATE_");
 }
 
-std::string ValueText(const v1::ParamValue& value) {
-  switch (value.kind_case()) {
-    case v1::ParamValue::kDoubleValue:
-      return absl::StrFormat("%.6g", value.double_value());
-    case v1::ParamValue::kIntValue:
-      return std::to_string(value.int_value());
-    case v1::ParamValue::kBoolValue:
-      return value.bool_value() ? "true" : "false";
-    default:
-      return value.string_value();
-  }
-}
+std::string ValueText(const v1::ParamValue& value) { return server::ParamValueText(value, 6); }
 
 std::string ParamsText(const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params) {
   std::string text;

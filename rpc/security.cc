@@ -71,6 +71,17 @@ std::string HostOf(const std::string& listen_address) {
   return colon == std::string::npos ? listen_address : listen_address.substr(0, colon);
 }
 
+// Reads the auth token file, when one is given, into a ServerSecurity or ClientSecurity.
+template <typename Security>
+absl::Status AddAuthToken(const std::string& token_file, Security* security) {
+  if (token_file.empty()) return absl::OkStatus();
+  absl::StatusOr<AuthToken> token = ReadAuthTokenFile(token_file);
+  if (!token.ok()) return token.status();
+  security->auth_token = std::move(token->token);
+  security->warnings = std::move(token->warnings);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ServerSecurity> LoadServerSecurity(const ServerSecurityOptions& options) {
@@ -93,11 +104,8 @@ absl::StatusOr<ServerSecurity> LoadServerSecurity(const ServerSecurityOptions& o
   } else {
     security.credentials = grpc::InsecureServerCredentials();
   }
-  if (!options.auth_token_file.empty()) {
-    absl::StatusOr<AuthToken> token = ReadAuthTokenFile(options.auth_token_file);
-    if (!token.ok()) return token.status();
-    security.auth_token = std::move(token->token);
-    security.warnings = std::move(token->warnings);
+  if (absl::Status status = AddAuthToken(options.auth_token_file, &security); !status.ok()) {
+    return status;
   }
   return security;
 }
@@ -152,11 +160,8 @@ absl::StatusOr<ClientSecurity> LoadClientSecurity(const ClientSecurityOptions& o
   } else {
     security.credentials = grpc::InsecureChannelCredentials();
   }
-  if (!options.auth_token_file.empty()) {
-    absl::StatusOr<AuthToken> token = ReadAuthTokenFile(options.auth_token_file);
-    if (!token.ok()) return token.status();
-    security.auth_token = std::move(token->token);
-    security.warnings = std::move(token->warnings);
+  if (absl::Status status = AddAuthToken(options.auth_token_file, &security); !status.ok()) {
+    return status;
   }
   return security;
 }

@@ -29,10 +29,10 @@ std::string TitleCase(const std::string& snake) {
   return out;
 }
 
-std::string ParamValueText(const v1::ParamValue& value) {
+std::string ParamValueText(const v1::ParamValue& value, int significant_digits) {
   switch (value.kind_case()) {
     case v1::ParamValue::kDoubleValue:
-      return absl::StrFormat("%.5g", value.double_value());
+      return absl::StrFormat("%.*g", significant_digits, value.double_value());
     case v1::ParamValue::kIntValue:
       return std::to_string(value.int_value());
     case v1::ParamValue::kBoolValue:

@@ -15,9 +15,9 @@ namespace hpsearch::server {
 // "Accuracy", "val_f1" -> "F1 Score") and "epochs" -> "Number of Epochs".
 std::string TitleCase(const std::string& snake);
 
-// A parameter value as the seed writes it: doubles with 5 significant digits (1.2454e-05, 0.0987),
-// ints in full, bools as true/false, strings as they are.
-std::string ParamValueText(const v1::ParamValue& value);
+// A parameter value as the seed writes it: doubles with `significant_digits` significant digits
+// (5: 1.2454e-05, 0.0987), ints in full, bools as true/false, strings as they are.
+std::string ParamValueText(const v1::ParamValue& value, int significant_digits = 5);
 
 // "complete", "pruned", ... (the lower-case word of the enum).
 std::string TrialStateWord(v1::TrialState state);

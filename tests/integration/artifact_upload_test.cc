@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "integration/cluster.h"
+#include "testing/artifact_chunks.h"
 #include "transfer/artifact_files.h"
 #include "transfer/sha256.h"
 
@@ -17,19 +18,7 @@ namespace fs = std::filesystem;
 
 std::vector<v1::ArtifactChunk> ChunksOf(const fs::path& dir, const std::string& lease,
                                         const std::string& worker_id) {
-  auto files = transfer::ListArtifactFiles(dir.string());
-  REQUIRE(files.ok());
-  transfer::ArtifactChunkReader reader(dir.string(), *files, 1000);
-  std::vector<v1::ArtifactChunk> chunks;
-  while (true) {
-    auto next = reader.Next();
-    REQUIRE(next.ok());
-    if (!next->has_value()) break;
-    chunks.push_back(**next);
-  }
-  chunks[0].set_lease_id(lease);
-  chunks[0].set_worker_id(worker_id);
-  return chunks;
+  return ArtifactChunksOf(dir, 1000, lease, worker_id);
 }
 
 struct Uploaded {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "testing/artifact_chunks.h"
 #include "testing/testing.h"
 #include "transfer/sha256.h"
 
@@ -71,19 +72,7 @@ struct ArtifactFixture {
   }
 
   std::vector<v1::ArtifactChunk> Chunks(const fs::path& source) {
-    auto files = transfer::ListArtifactFiles(source.string());
-    REQUIRE(files.ok());
-    transfer::ArtifactChunkReader reader(source.string(), *files, 8);
-    std::vector<v1::ArtifactChunk> chunks;
-    while (true) {
-      auto next = reader.Next();
-      REQUIRE(next.ok());
-      if (!next->has_value()) break;
-      chunks.push_back(**next);
-    }
-    chunks[0].set_lease_id(trial.lease_id());
-    chunks[0].set_worker_id(worker_id);
-    return chunks;
+    return testing::ArtifactChunksOf(source, 8, trial.lease_id(), worker_id);
   }
 
   absl::StatusOr<v1::UploadArtifactResponse> Upload(const std::vector<v1::ArtifactChunk>& chunks) {

@@ -8,37 +8,13 @@
 #include <fstream>
 #include <thread>
 
+#include "testing/recording_reporter.h"
 #include "testing/testing.h"
 
 namespace hpsearch::worker {
 namespace {
 
-// Records what a runner reports and answers like a coordinator would: continue, or prune from an
-// epoch on.
-class RecordingReporter : public TrialReporter {
- public:
-  absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) override {
-    epochs.push_back(metrics);
-    return prune_from_epoch == 0 || metrics.epoch() < prune_from_epoch;
-  }
-  absl::Status ReportTrain(const v1::TrainSummary& train) override {
-    trains.push_back(train);
-    return absl::OkStatus();
-  }
-  absl::Status ReportTest(const v1::TestMetrics& test) override {
-    tests.push_back(test);
-    return absl::OkStatus();
-  }
-  StopReason stop_reason() const override { return stop.load(); }
-  void Log(const std::string& line) override { logs.push_back(line); }
-
-  int prune_from_epoch = 0;
-  std::atomic<StopReason> stop{StopReason::kNone};
-  std::vector<v1::EpochMetrics> epochs;
-  std::vector<v1::TrainSummary> trains;
-  std::vector<v1::TestMetrics> tests;
-  std::vector<std::string> logs;
-};
+using testing::RecordingReporter;
 
 v1::TrialSpec ShellTrial(const std::string& script, const testing::TempDir& dir) {
   v1::TrialSpec trial;

@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "testing/recording_reporter.h"
 #include "testing/testing.h"
 #include "worker/progress_log.h"
 #include "worker/training_failure.h"
@@ -22,41 +23,7 @@
 namespace hpsearch::worker {
 namespace {
 
-class RecordingReporter : public TrialReporter {
- public:
-  absl::StatusOr<bool> ReportEpoch(const v1::EpochMetrics& metrics) override {
-    epochs.push_back(metrics);
-    return prune_from_epoch == 0 || metrics.epoch() < prune_from_epoch;
-  }
-  absl::Status ReportTrain(const v1::TrainSummary& train) override {
-    trains.push_back(train);
-    return absl::OkStatus();
-  }
-  absl::Status ReportTest(const v1::TestMetrics& test) override {
-    tests.push_back(test);
-    return absl::OkStatus();
-  }
-  StopReason stop_reason() const override { return stop.load(); }
-  void Log(const std::string& line) override { logs.push_back(line); }
-  void Progress(const std::string& line) override {
-    if (line.rfind("warning: ", 0) == 0) return;  // e.g. about the data; not what is tested here
-    progress.push_back(line);
-    if (line.rfind("epoch ", 0) == 0 && line.find(" step ") != std::string::npos &&
-        ++steps_seen == cancel_after_steps) {
-      stop = StopReason::kCancel;
-    }
-  }
-
-  int prune_from_epoch = 0;
-  int cancel_after_steps = 0;
-  int steps_seen = 0;
-  std::atomic<StopReason> stop{StopReason::kNone};
-  std::vector<v1::EpochMetrics> epochs;
-  std::vector<v1::TrainSummary> trains;
-  std::vector<v1::TestMetrics> tests;
-  std::vector<std::string> logs;
-  std::vector<std::string> progress;
-};
+using testing::RecordingReporter;
 
 // 15 Banking77 texts of three intents: after the 20% split, 12 train (6 steps of 2 per epoch) and 3
 // validation texts.
