@@ -114,7 +114,7 @@ class Coordinator {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   absl::StatusOr<v1::ReportEpochResponse> ReportEpoch(const v1::ReportEpochRequest& request);
   absl::Status ReportResult(const v1::ReportResultRequest& request);
-  // Ends the attempt COMPLETE (or PRUNED). With request.next_for_worker_id set, also leases that
+  // Ends the attempt COMPLETE (or PRUNED). With request.lease_next set, also leases the
   // worker its next trial under the same commit when one can start at once (response.next_trial).
   absl::StatusOr<v1::CompleteTrialResponse> CompleteTrial(const v1::CompleteTrialRequest& request);
   absl::StatusOr<v1::TrialState> FailTrial(const v1::FailTrialRequest& request);
@@ -195,7 +195,7 @@ class Coordinator {
     int trial_number = 0;
     std::string worker_id;
     absl::Time deadline;
-    // The lease whose CompleteTrial handed this one out (next_for_worker_id), so a retry of that
+    // The lease whose CompleteTrial handed this one out (lease_next), so a retry of that
     // completion whose reply was lost gets this trial again instead of leaving it to expire.
     std::string granted_with;
   };

@@ -259,7 +259,7 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
     }
     // The next trial rides on the same commit. An unknown worker (e.g. after a restart) gets none
     // and learns it from its next AcquireTrial, which tells it to register again.
-    const std::string& next_for = request.next_for_worker_id();
+    const std::string next_for = request.lease_next() ? request.worker_id() : std::string();
     if (retried && !next_for.empty()) {
       // The first reply may have carried a next trial: hand the same lease out again.
       for (const auto& [lease_id, lease] : leases_) {

@@ -281,7 +281,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       complete.set_worker_id(worker_id_);
       *complete.mutable_result() = outcome.result;
       complete.set_pruned(outcome.kind == RunOutcome::Kind::kPruned);
-      if (next != nullptr && !stopping_) complete.set_next_for_worker_id(worker_id_);
+      if (next != nullptr && !stopping_) complete.set_lease_next(true);
       if (last_epoch.has_value()) *complete.mutable_last_epoch() = std::move(*last_epoch);
       absl::Time asked = absl::Now();
       absl::StatusOr<v1::CompleteTrialResponse> response = client_.CompleteTrial(complete);

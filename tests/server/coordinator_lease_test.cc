@@ -129,7 +129,7 @@ TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
   v1::CompleteTrialRequest request;
   request.set_lease_id(first->lease_id());
   request.set_worker_id(worker);
-  request.set_next_for_worker_id(worker);
+  request.set_lease_next(true);
   std::string lease = first->lease_id();
   for (int i = 0; i < 2; ++i) {
     REQUIRE(f.Report(lease, 1, 0.1 * (i + 1)).ok());
@@ -165,9 +165,8 @@ TEST_CASE("CompleteTrial leases the worker its next trial in the same call",
   CHECK(retried->next_trial().trial_number() == last->next_trial().trial_number());
   CHECK(f.coordinator->LiveLeaseCount() == 1);
   CHECK(f.Study(id).trial_counts().at("running") == 1);
-  // Nothing to hand out, or a worker this coordinator does not know: the completion alone.
+  // Nothing left to hand out: the completion alone.
   request.set_lease_id(last->next_trial().lease_id());
-  request.set_next_for_worker_id("wk-unknown");
   auto final_done = f.coordinator->CompleteTrial(request);
   REQUIRE(final_done.ok());
   CHECK_FALSE(final_done->has_next_trial());
