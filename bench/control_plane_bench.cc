@@ -3,9 +3,12 @@
 // --worker mode: the real Worker with a runner that does no work and reports E epochs), submits one
 // study of T trials once every worker is registered, and times it to COMPLETE. Prints trials/s,
 // epoch reports/s, p50/p99 AcquireTrial and ReportEpoch latency as the workers saw them, and lost
-// reports (acknowledged epochs missing from the database; must be 0).
+// reports (acknowledged epochs missing from the database; must be 0). With --repeat N it runs N
+// rounds, each with a fresh coordinator and workers, and adds each column's median: on a shared
+// machine one round's trials/s moves by a third.
 //
 //   control_plane_bench [--workers 64] [--trials 4000] [--epochs 5] [--durability normal|full]
+//                       [--repeat 1]
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
@@ -151,27 +154,23 @@ double CpuSeconds(pid_t pid) {
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-}  // namespace
+// One round's figures.
+struct Round {
+  double trials_per_s = 0, reports_per_s = 0;
+  double acquire_p50_ms = 0, acquire_p99_ms = 0, report_p50_ms = 0, report_p99_ms = 0;
+  int64_t trials = 0, acked = 0, stored = 0;
+  double seconds = 0, serve_cpu = 0, workers_cpu = 0;
+};
 
-int main(int argc, char** argv) {
-  CLI::App app{"Coordinator throughput over loopback gRPC with N worker processes"};
-  int workers = 64, trials = 4000, epochs = 5;
-  std::string durability = "normal", worker_address, stats_path;
-  app.add_option("--workers", workers)->capture_default_str();
-  app.add_option("--trials", trials)->capture_default_str();
-  app.add_option("--epochs", epochs, "Epoch reports per trial")->capture_default_str();
-  app.add_option("--durability", durability, "normal or full")->capture_default_str();
-  app.add_option("--worker", worker_address, "(internal) run as a worker of this coordinator");
-  app.add_option("--stats", stats_path, "(internal) where a worker writes its figures");
-  CLI11_PARSE(app, argc, argv);
-  if (!worker_address.empty()) return RunWorker(worker_address, epochs, stats_path);
-
+// Starts a coordinator and the workers, runs one study to its end and measures it. False when the
+// coordinator or the study could not start.
+bool RunRound(int workers, int trials, int epochs, const std::string& durability, Round* round) {
   fs::path dir = fs::temp_directory_path() / ("hpsearch-bench-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   fs::path hpsearch = fs::path(Self()).parent_path() / "hpsearch";
   fs::path db = dir / "results.db";
   int serve_out[2];
-  if (::pipe(serve_out) != 0) return 1;
+  if (::pipe(serve_out) != 0) return false;
   pid_t serve = ::fork();
   if (serve == 0) {
     ::dup2(serve_out[1], 1);
@@ -188,7 +187,7 @@ int main(int argc, char** argv) {
   std::smatch match;
   if (!std::regex_search(line, match, std::regex("(127\\.0\\.0\\.1:[0-9]+)"))) {
     std::cerr << "control_plane_bench: coordinator did not start: " << line << "\n";
-    return 1;
+    return false;
   }
   std::string address = match[1];
 
@@ -248,7 +247,7 @@ int main(int argc, char** argv) {
     grpc::Status status = studies->SubmitStudy(&context, request, &submitted);
     if (!status.ok()) {
       std::cerr << "control_plane_bench: SubmitStudy: " << status.error_message() << "\n";
-      return 1;
+      return false;
     }
   }
   double elapsed = 0;
@@ -291,25 +290,106 @@ int main(int argc, char** argv) {
     auto stmt = (*reader)->GetCachedStatement("SELECT COUNT(*) FROM epochs");
     if (stmt.ok() && (*stmt)->Step().value_or(false)) stored = (*stmt)->ColumnInt64(0);
   }
-  std::printf("control_plane_bench: %d worker processes, %d trials x %d epochs, loopback gRPC\n",
-              workers, trials, epochs);
-  std::printf(
-      "| durability | trials/s | epoch reports/s | AcquireTrial p50 / p99 (ms) | "
-      "ReportEpoch p50 / p99 (ms) | lost reports |\n");
-  std::printf("|---|---|---|---|---|---|\n");
-  std::printf("| %s | %.0f | %.0f | %.2f / %.2f | %.2f / %.2f | %lld |\n", durability.c_str(),
-              worker_trials / elapsed, acked / elapsed, Percentile(acquire_us, 50) / 1000,
-              Percentile(acquire_us, 99) / 1000, Percentile(report_us, 50) / 1000,
-              Percentile(report_us, 99) / 1000, static_cast<long long>(acked - stored));
-  std::printf(
-      "(%lld trials and %lld acknowledged reports in %.2f s; %lld epochs in the database)\n",
-      static_cast<long long>(worker_trials), static_cast<long long>(acked), elapsed,
-      static_cast<long long>(stored));
-  std::printf(
-      "CPU in the timed window: coordinator %.2f s, workers %.2f s; %.2f CPU s per 1,000 trials "
-      "(%.2f coordinator + %.2f workers)\n",
-      serve_cpu, workers_cpu, (serve_cpu + workers_cpu) * 1000 / worker_trials,
-      serve_cpu * 1000 / worker_trials, workers_cpu * 1000 / worker_trials);
+  round->trials = worker_trials;
+  round->acked = acked;
+  round->stored = stored;
+  round->seconds = elapsed;
+  round->trials_per_s = worker_trials / elapsed;
+  round->reports_per_s = acked / elapsed;
+  round->acquire_p50_ms = Percentile(acquire_us, 50) / 1000;
+  round->acquire_p99_ms = Percentile(acquire_us, 99) / 1000;
+  round->report_p50_ms = Percentile(report_us, 50) / 1000;
+  round->report_p99_ms = Percentile(report_us, 99) / 1000;
+  round->serve_cpu = serve_cpu;
+  round->workers_cpu = workers_cpu;
   fs::remove_all(dir);
-  return acked == stored ? 0 : 1;
+  return true;
+}
+
+// CPU seconds of all processes per 1,000 trials.
+double CpuPer1000(const Round& r) {
+  return (r.serve_cpu + r.workers_cpu) * 1000 / static_cast<double>(std::max<int64_t>(r.trials, 1));
+}
+
+void PrintRow(const std::string& label, const Round& r, int64_t lost, double cpu_per_1000) {
+  std::printf("| %s | %.0f | %.0f | %.2f / %.2f | %.2f / %.2f | %lld | %.2f |\n", label.c_str(),
+              r.trials_per_s, r.reports_per_s, r.acquire_p50_ms, r.acquire_p99_ms, r.report_p50_ms,
+              r.report_p99_ms, static_cast<long long>(lost), cpu_per_1000);
+}
+
+double Median(std::vector<double> values) { return Percentile(std::move(values), 50); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Coordinator throughput over loopback gRPC with N worker processes"};
+  int workers = 64, trials = 4000, epochs = 5;
+  std::string durability = "normal", worker_address, stats_path;
+  app.add_option("--workers", workers)->capture_default_str();
+  app.add_option("--trials", trials)->capture_default_str();
+  app.add_option("--epochs", epochs, "Epoch reports per trial")->capture_default_str();
+  app.add_option("--durability", durability, "normal or full")->capture_default_str();
+  int repeat = 1;
+  app.add_option("--repeat", repeat,
+                 "Rounds, each with a fresh coordinator and workers; prints each and the median")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--worker", worker_address, "(internal) run as a worker of this coordinator");
+  app.add_option("--stats", stats_path, "(internal) where a worker writes its figures");
+  CLI11_PARSE(app, argc, argv);
+  if (!worker_address.empty()) return RunWorker(worker_address, epochs, stats_path);
+
+  std::printf(
+      "control_plane_bench: %d worker processes, %d trials x %d epochs, loopback gRPC, "
+      "durability %s\n",
+      workers, trials, epochs, durability.c_str());
+  std::printf(
+      "| round | trials/s | epoch reports/s | AcquireTrial p50 / p99 (ms) | "
+      "ReportEpoch p50 / p99 (ms) | lost reports | CPU s per 1,000 trials |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  std::fflush(stdout);
+  std::vector<Round> rounds;
+  bool lost = false;
+  for (int i = 0; i < repeat; ++i) {
+    Round round;
+    if (!RunRound(workers, trials, epochs, durability, &round)) return 1;
+    PrintRow(std::to_string(i + 1), round, round.acked - round.stored, CpuPer1000(round));
+    std::fflush(stdout);
+    lost = lost || round.acked != round.stored;
+    rounds.push_back(round);
+  }
+  const Round& last = rounds.back();
+  if (repeat > 1) {
+    // Each column's median on its own (not one round's row).
+    auto median = [&](double Round::*field) {
+      std::vector<double> values;
+      for (const Round& r : rounds) values.push_back(r.*field);
+      return Median(values);
+    };
+    Round m;
+    m.trials_per_s = median(&Round::trials_per_s);
+    m.reports_per_s = median(&Round::reports_per_s);
+    m.acquire_p50_ms = median(&Round::acquire_p50_ms);
+    m.acquire_p99_ms = median(&Round::acquire_p99_ms);
+    m.report_p50_ms = median(&Round::report_p50_ms);
+    m.report_p99_ms = median(&Round::report_p99_ms);
+    std::vector<double> cpu;
+    int64_t lost_total = 0;
+    for (const Round& r : rounds) {
+      cpu.push_back(CpuPer1000(r));
+      lost_total += r.acked - r.stored;
+    }
+    PrintRow("median", m, lost_total, Median(cpu));
+  }
+  std::printf(
+      "(last round: %lld trials and %lld acknowledged reports in %.2f s; %lld epochs in the "
+      "database)\n",
+      static_cast<long long>(last.trials), static_cast<long long>(last.acked), last.seconds,
+      static_cast<long long>(last.stored));
+  std::printf(
+      "CPU in the last round's timed window: coordinator %.2f s, workers %.2f s; %.2f CPU s per "
+      "1,000 trials (%.2f coordinator + %.2f workers)\n",
+      last.serve_cpu, last.workers_cpu, (last.serve_cpu + last.workers_cpu) * 1000 / last.trials,
+      last.serve_cpu * 1000 / last.trials, last.workers_cpu * 1000 / last.trials);
+  return lost ? 1 : 0;
 }
