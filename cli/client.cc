@@ -93,9 +93,7 @@ std::unique_ptr<grpc::ClientContext> CallContext(int seconds) {
   return context;
 }
 
-std::string StateWord(v1::TrialState state) {
-  return server::EnumWord(v1::TrialState_Name(state), "TRIAL_STATE_");
-}
+std::string StateWord(v1::TrialState state) { return server::TrialStateWord(state); }
 
 std::string StateWord(v1::StudyState state) {
   return server::EnumWord(v1::StudyState_Name(state), "STUDY_STATE_");
