@@ -1,9 +1,10 @@
-// ArtifactChunksOf: a folder as the chunks a worker's upload sends (transfer::ArtifactChunkReader),
-// the first one carrying the lease and the worker id. For tests of the artifact service, in-process
-// and over gRPC. Header-only; fails the calling Catch2 test when the folder cannot be read.
+// ReadArtifactChunks / ArtifactChunksOf: a folder as the chunks of transfer::ArtifactChunkReader,
+// for ArtifactChunksOf with the lease and worker id on the first one, as a worker's upload sends
+// them. For tests of the artifact service, in-process and over gRPC. Header-only; fails the calling
+// Catch2 test when the folder cannot be read.
 #pragma once
 
-#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -15,9 +16,9 @@
 
 namespace hpsearch::testing {
 
-inline std::vector<v1::ArtifactChunk> ArtifactChunksOf(const std::filesystem::path& dir,
-                                                       size_t chunk_bytes, const std::string& lease,
-                                                       const std::string& worker_id) {
+// Every chunk transfer::ArtifactChunkReader makes of `dir`, in order, the end mark included.
+inline std::vector<v1::ArtifactChunk> ReadArtifactChunks(const std::filesystem::path& dir,
+                                                         int64_t chunk_bytes) {
   auto files = transfer::ListArtifactFiles(dir.string());
   REQUIRE(files.ok());
   transfer::ArtifactChunkReader reader(dir.string(), *files, chunk_bytes);
@@ -28,6 +29,15 @@ inline std::vector<v1::ArtifactChunk> ArtifactChunksOf(const std::filesystem::pa
     if (!next->has_value()) break;
     chunks.push_back(**next);
   }
+  return chunks;
+}
+
+// The same, the first chunk carrying the lease and the worker id, as a worker's upload sends it.
+inline std::vector<v1::ArtifactChunk> ArtifactChunksOf(const std::filesystem::path& dir,
+                                                       int64_t chunk_bytes,
+                                                       const std::string& lease,
+                                                       const std::string& worker_id) {
+  std::vector<v1::ArtifactChunk> chunks = ReadArtifactChunks(dir, chunk_bytes);
   REQUIRE(!chunks.empty());
   chunks[0].set_lease_id(lease);
   chunks[0].set_worker_id(worker_id);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "testing/artifact_chunks.h"
 #include "testing/testing.h"
 #include "transfer/sha256.h"
 
@@ -37,19 +38,7 @@ fs::path MakeSource(const TempDir& dir) {
   return source;
 }
 
-std::vector<v1::ArtifactChunk> ReadAll(const fs::path& dir, int64_t chunk_bytes) {
-  auto files = ListArtifactFiles(dir.string());
-  REQUIRE(files.ok());
-  ArtifactChunkReader reader(dir.string(), *files, chunk_bytes);
-  std::vector<v1::ArtifactChunk> chunks;
-  while (true) {
-    auto next = reader.Next();
-    REQUIRE(next.ok());
-    if (!next->has_value()) break;
-    chunks.push_back(**next);
-  }
-  return chunks;
-}
+using testing::ReadArtifactChunks;
 
 TEST_CASE("Sha256 matches the FIPS 180-2 test vectors", "[artifacts]") {
   CHECK(Sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -63,7 +52,7 @@ TEST_CASE("Sha256 matches the FIPS 180-2 test vectors", "[artifacts]") {
 TEST_CASE("A folder streamed as chunks reassembles byte for byte with its hashes", "[artifacts]") {
   TempDir dir;
   const fs::path source = MakeSource(dir);
-  std::vector<v1::ArtifactChunk> chunks = ReadAll(source, 16);
+  std::vector<v1::ArtifactChunk> chunks = ReadArtifactChunks(source, 16);
   // empty: 1, exact: 2, mixed: 3 (16 + 16 + 5), then the end mark.
   REQUIRE(chunks.size() == 7);
   CHECK(chunks[0].file_name() == "empty.txt");
@@ -89,7 +78,7 @@ TEST_CASE("A folder streamed as chunks reassembles byte for byte with its hashes
 TEST_CASE("The assembler refuses damaged, reordered and truncated streams", "[artifacts]") {
   TempDir dir;
   const fs::path source = MakeSource(dir);
-  std::vector<v1::ArtifactChunk> chunks = ReadAll(source, 16);
+  std::vector<v1::ArtifactChunk> chunks = ReadArtifactChunks(source, 16);
   fs::create_directories(dir / "copy");
   ArtifactAssembler assembler((dir / "copy").string());
   absl::Status status;
@@ -158,7 +147,7 @@ TEST_CASE("The assembler refuses damaged, reordered and truncated streams", "[ar
 TEST_CASE("The assembler enforces its size limits", "[artifacts]") {
   TempDir dir;
   const fs::path source = MakeSource(dir);
-  std::vector<v1::ArtifactChunk> chunks = ReadAll(source, 16);
+  std::vector<v1::ArtifactChunk> chunks = ReadArtifactChunks(source, 16);
   fs::create_directories(dir / "copy");
   ArtifactLimits limits;
   limits.max_total_bytes = 40;
