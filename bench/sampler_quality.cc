@@ -7,6 +7,7 @@
 // 25 trials (the ctest smoke run). --parallel: the simulated-parallel study instead
 // (bench/parallel_sim.cc). --jobs N runs N searches at a time (one Optuna process each).
 // --startup latin_hypercube|sobol|random: our TPE's start-up design (default: the sampler's).
+// --bandwidth-floor F: our univariate TPE's bandwidth_floor option (default: the sampler's).
 // --dump FILE (development only): every search's curve as a JSON line, for statistics beyond
 // the medians. --optuna-cache DIR (development only): Optuna's curves are read from DIR when an
 // earlier run stored them there, and stored otherwise (each search is deterministic per function,
@@ -83,7 +84,7 @@ json SpaceJson(const TestFunction& fn) {
 
 // Best value so far after each trial.
 std::vector<double> RunOurs(const TestFunction& fn, uint64_t seed, Contender who, int trials,
-                            v1::StartupDesign startup) {
+                            v1::StartupDesign startup, double bandwidth_floor) {
   v1::StudySpec spec;
   spec.set_name(fn.name);
   spec.set_seed(seed);
@@ -96,6 +97,7 @@ std::vector<double> RunOurs(const TestFunction& fn, uint64_t seed, Contender who
     spec.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
     spec.mutable_sampler()->set_multivariate(who == Contender::kOursTpeMv);
     if (startup != v1::STARTUP_DESIGN_UNSPECIFIED) spec.mutable_sampler()->set_startup(startup);
+    if (bandwidth_floor > 0) spec.mutable_sampler()->set_bandwidth_floor(bandwidth_floor);
     sampler = std::make_unique<server::TpeSampler>();
   }
   server::TrialHistory history;
@@ -201,6 +203,7 @@ struct Options {
   std::string optuna_cache;  // development only: see the top of this file
   std::string dump;          // development only: every search's curve, as JSON lines
   v1::StartupDesign startup = v1::STARTUP_DESIGN_UNSPECIFIED;  // ours: the sampler's default
+  double bandwidth_floor = 0;  // ours, univariate: > 0 replaces the sampler's default
 };
 
 int Quality(const Options& options) {
@@ -267,7 +270,8 @@ int Quality(const Options& options) {
           if (!cached.empty()) WriteCachedCurve(cached, curve);
         }
       } else {
-        curve = RunOurs(fn, task.seed, task.who, options.trials, options.startup);
+        curve = RunOurs(fn, task.seed, task.who, options.trials, options.startup,
+                        options.bandwidth_floor);
       }
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -361,6 +365,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "sampler_quality: --startup takes latin_hypercube, sobol or random\n");
         return 2;
       }
+    } else if (arg == "--bandwidth-floor" && i + 1 < argc) {
+      options.bandwidth_floor = std::atof(argv[++i]);
+      if (!(options.bandwidth_floor > 0 && options.bandwidth_floor <= 1)) {
+        std::fprintf(stderr, "sampler_quality: --bandwidth-floor takes a number in (0, 1]\n");
+        return 2;
+      }
     } else if (arg == "--dump" && i + 1 < argc) {
       options.dump = argv[++i];
     } else if (arg == "--parallel") {
@@ -373,7 +383,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: sampler_quality [--quick] [--multivariate] [--trials N] [--jobs N] "
                    "[--first-seed S --n-seeds K] [--ours-only] [--startup DESIGN] "
-                   "[--optuna-cache DIR] [--dump FILE] "
+                   "[--bandwidth-floor F] [--optuna-cache DIR] [--dump FILE] "
                    "[--parallel]\n");
       return 2;
     }

@@ -160,7 +160,9 @@ void ParzenEstimator::FitNumbers(Dim* dim, int n_dims, std::vector<double>* weig
       sigma[order[m - 1]] = at(m - 1) - at(m - 2);
     }
   }
-  const double min_sigma = range / std::min(100.0, 1.0 + m);
+  // m counts the prior kernel, so 1 + m is Optuna's n + 2 for n observations.
+  const double floor = options_.multivariate ? 1.0 : options_.bandwidth_floor;
+  const double min_sigma = std::max(range / 100.0, floor * range / (1.0 + m));
   for (double& s : sigma) s = std::clamp(s, min_sigma, range);
   sigma[prior] = range;
 

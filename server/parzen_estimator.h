@@ -9,8 +9,9 @@
 //    the kernel mass of its bin (the step around it), so grid values are scored as the discrete
 //    values they are. Bandwidths: univariate, the larger gap to the neighbouring observations
 //    (the prior's centre counts as one); multivariate, Scott's-rule-like 0.2 * n^(-1/(d+4)) of the
-//    range; both clipped to [range / min(100, n + 2), range]. The prior kernel sits at the centre
-//    with a bandwidth of the whole range.
+//    range; both clipped to [range / min(100, n + 2), range] (univariate: the lower end scaled by
+//    the bandwidth_floor option, see below). The prior kernel sits at the centre with a bandwidth
+//    of the whole range.
 //  - categoricals: each observation puts weight 1 on its choice plus prior_weight / (n + 1) on
 //    every choice; the prior kernel is uniform.
 //  - weights: the caller's per-observation weights, then prior_weight for the prior kernel, all
@@ -51,6 +52,11 @@ struct ParzenEstimatorOptions {
   // normalised again); Sample keeps the plain weights. This is what Optuna 3.1's scores amount to
   // (see the deviations below and tpe_sampler.h).
   bool bandwidth_weighted = false;
+  // Univariate bandwidths are at least max(range / 100, bandwidth_floor * range / (n + 2)) for n
+  // observations (Optuna's "magic clip" is 1.0). Below 1, kernels of few observations may be
+  // narrower than Optuna's, so l(x) can concentrate sooner. Multivariate estimators keep 1.0.
+  // REQUIRES: 0 < bandwidth_floor <= 1.
+  double bandwidth_floor = 1.0;
 };
 
 class ParzenEstimator {

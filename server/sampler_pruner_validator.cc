@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/grid_sampler.h"
 #include "server/sobol_direction_numbers.h"
+#include "server/tpe_sampler.h"
 #include "server/validation_context.h"
 
 namespace hpsearch::server::internal {
@@ -66,6 +67,7 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
        {"consider_endpoints", "tpe", "tpe"},
        {"constant_liar", "tpe", "tpe"},
        {"startup", "tpe", "tpe"},
+       {"bandwidth_floor", "tpe", "tpe"},
        {"scramble", "sobol", "sobol"}},
       [&](const std::string& name) { return name == "scramble" ? sobol : tpe; }, ctx);
   if (tpe) {
@@ -77,6 +79,17 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
     if (!s->has_multivariate()) s->set_multivariate(false);
     if (!s->has_consider_endpoints()) s->set_consider_endpoints(false);
     if (!s->has_constant_liar()) s->set_constant_liar(true);
+    if (s->multivariate() && s->has_bandwidth_floor()) {
+      ctx->Error("sampler.bandwidth_floor",
+                 "applies to univariate TPE only (multivariate kernels take Scott's rule): remove "
+                 "it, or set multivariate: false");
+    } else if (!s->multivariate()) {
+      if (!s->has_bandwidth_floor()) s->set_bandwidth_floor(kDefaultBandwidthFloor);
+      if (!(s->bandwidth_floor() > 0 && s->bandwidth_floor() <= 1)) {
+        ctx->Error("sampler.bandwidth_floor",
+                   "must be in (0, 1], e.g. 0.6 (the default) or 1.0 (Optuna 3.1's)");
+      }
+    }
     if (!s->has_startup() || s->startup() == v1::STARTUP_DESIGN_UNSPECIFIED) {
       s->set_startup(v1::STARTUP_DESIGN_LATIN_HYPERCUBE);
     }

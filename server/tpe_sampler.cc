@@ -53,6 +53,9 @@ TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   if (s.has_consider_endpoints()) o.estimator.consider_endpoints = s.consider_endpoints();
   if (s.has_multivariate()) o.estimator.multivariate = s.multivariate();
   o.estimator.bandwidth_weighted = true;  // Optuna 3.1's scoring; see tpe_sampler.h
+  const bool floor_ok = s.bandwidth_floor() > 0 && s.bandwidth_floor() <= 1;  // else unvalidated
+  o.estimator.bandwidth_floor =
+      s.has_bandwidth_floor() && floor_ok ? s.bandwidth_floor() : kDefaultBandwidthFloor;
   return o;
 }
 

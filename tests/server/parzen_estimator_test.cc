@@ -112,6 +112,31 @@ TEST_CASE("Univariate kernels are Optuna 3.1's, normalised", "[server][tpe]") {
               {-2.4685303628258115, -1.0245263929070867});
 }
 
+TEST_CASE("The bandwidth floor: 1 is Optuna 3.1's magic clip, lower lets kernels narrow",
+          "[server][tpe]") {
+  // Two observations at one point: their gap bandwidths are 0, so the floor sets their width,
+  // max(range / 100, floor * range / (n + 2)) with n = 2. The prior kernel keeps the whole range.
+  auto log_density_at_centre = [](double floor) {
+    ParzenEstimatorOptions options;
+    options.bandwidth_floor = floor;
+    ParzenEstimator pe({FloatDist(0, 1)}, {{0.5, 0.5}}, TpeObservationWeights(2), options);
+    return pe.LogPdf({{0.5}})[0];
+  };
+  // A normal centred in [0, 1] with width sigma, truncated there, has density
+  // phi(0) / sigma / erf(0.5 / (sigma sqrt 2)) at its centre.
+  auto centre_density = [](double sigma) {
+    return 1 / std::sqrt(2 * M_PI) / sigma / std::erf(0.5 / (sigma * std::sqrt(2.0)));
+  };
+  auto expected = [&](double sigma) {
+    return std::log(2.0 / 3 * centre_density(sigma) + 1.0 / 3 * centre_density(1.0));
+  };
+  CHECK(log_density_at_centre(1.0) == Approx(expected(0.25)).epsilon(1e-12));
+  CHECK(log_density_at_centre(ParzenEstimatorOptions().bandwidth_floor) ==
+        Approx(expected(0.25)).epsilon(1e-12));
+  CHECK(log_density_at_centre(0.6) == Approx(expected(0.15)).epsilon(1e-12));
+  CHECK(log_density_at_centre(0.02) == Approx(expected(0.01)).epsilon(1e-12));  // range / 100
+}
+
 TEST_CASE("Multivariate kernels are Optuna 3.1's, normalised", "[server][tpe]") {
   ParzenEstimatorOptions options;
   options.multivariate = true;

@@ -129,6 +129,11 @@ const std::vector<BadStudy>& BadStudies() {
        "sampler.n_ei_candidates", "at least 1"},
       {"tpe prior weight below 0", kHead + "sampler: {type: tpe, prior_weight: -1}\n", 4,
        "sampler.prior_weight", "above 0"},
+      {"tpe bandwidth floor above 1", kHead + "sampler: {type: tpe, bandwidth_floor: 2}\n", 4,
+       "sampler.bandwidth_floor", "must be in (0, 1]"},
+      {"tpe bandwidth floor with multivariate",
+       kHead + "sampler: {type: tpe, multivariate: true, bandwidth_floor: 0.5}\n", 4,
+       "sampler.bandwidth_floor", "univariate TPE only"},
       {"grid over a log float",
        kHead + "sampler: grid\nsearch_space:\n  learning_rate: {low: 1.0e-5, high: 1.0e-3, log: "
                "true}\n",
