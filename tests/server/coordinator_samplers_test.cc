@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 
+#include "db/database.h"
 #include "server/coordinator_fixture.h"
 
 namespace hpsearch::server {
@@ -162,6 +163,43 @@ TEST_CASE("TPE with constant liar gives eight workers acquiring at once eight di
     CHECK(seen.insert(Key(*trial)).second);
   }
   CHECK(seen.size() == 20);
+}
+
+TEST_CASE("A TPE study stored before bandwidth_floor existed keeps Optuna's floor on restart",
+          "[server][coordinator][tpe][restart]") {
+  Fixture f;
+  v1::StudySpec spec = MakeSpec("old-tpe", 10, 1);
+  spec.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
+  const std::string old_id = f.Submit(spec);
+  spec.set_name("new-tpe");
+  const std::string new_id = f.Submit(spec);
+  CHECK(f.Study(new_id).spec().sampler().bandwidth_floor() == 0.6);  // the validator's default
+  // Rewrite the first study's stored spec as an hpsearch without the option stored it: no
+  // bandwidth_floor (the spec column is written once, at submission).
+  v1::StudySpec old_spec = f.Study(old_id).spec();
+  old_spec.mutable_sampler()->clear_bandwidth_floor();
+  f.coordinator.reset();
+  f.store.reset();
+  {
+    auto db = db::Database::Open((f.dir / "results.db").string(), {});
+    REQUIRE(db.ok());
+    auto update = (*db)->GetCachedStatement("UPDATE studies SET spec = ? WHERE study_id = ?");
+    REQUIRE(update.ok());
+    (*update)->BindBlob(1, old_spec.SerializeAsString());
+    (*update)->BindText(2, old_id);
+    REQUIRE((*update)->Run().ok());
+  }
+  f.Start();
+  CHECK(f.Study(old_id).spec().sampler().bandwidth_floor() == 1.0);
+  CHECK(f.Study(new_id).spec().sampler().bandwidth_floor() == 0.6);
+  // Resubmitting the old study's file to resume it names the difference instead of switching.
+  v1::SubmitStudyRequest request;
+  *request.mutable_spec() = spec;
+  request.mutable_spec()->set_name("old-tpe");
+  request.set_resume_if_exists(true);
+  auto resumed = f.coordinator->SubmitStudy(request);
+  CHECK(resumed.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(resumed.status().message()), Catch::Contains("sampler.bandwidth_floor"));
 }
 
 }  // namespace
