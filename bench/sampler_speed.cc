@@ -161,6 +161,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   PythonPeer peer(std::string(HPSEARCH_SOURCE_DIR) + "/bench/peer/optuna_ask_tell.py");
+  // Wait for the peer to have imported Optuna (a second or two of CPU): our first timings would
+  // otherwise share the machine with that start-up.
+  peer.Call(json({{"cmd", "study"},
+                  {"space", kSpaceJson},
+                  {"seed", 42},
+                  {"sampler", "tpe"},
+                  {"history", json::array()}})
+                .dump());
   std::printf(
       "sampler_speed: median time per ask, seed space (5 parameters), in-memory history "
       "of N COMPLETE trials\n\n");

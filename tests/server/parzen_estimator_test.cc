@@ -6,8 +6,12 @@
 // its densities do not integrate to one; discrete values (bin masses) are Optuna 3.1's as they are.
 #include "server/parzen_estimator.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
 
 #include "server/tpe_sampler.h"
 #include "server/truncated_normal.h"
@@ -110,6 +114,30 @@ TEST_CASE("Univariate kernels are Optuna 3.1's, normalised", "[server][tpe]") {
   for (int i = 1; i <= 30; ++i) many.push_back(0.1 * i);
   CheckLogPdf(Univariate(FloatDist(0, 4), many), {{0.15, 2.0}},
               {-2.4685303628258115, -1.0245263929070867});
+}
+
+TEST_CASE("OrderByValue orders like sorting (value, index) pairs, ties by index", "[server][tpe]") {
+  // Both paths (fewer than 64 values, and the radix sort beyond), with ties, negatives, both
+  // zeros, subnormals and infinities.
+  SamplingRng rng(11);
+  for (int n : {0, 1, 7, 63, 64, 200, 1000}) {
+    std::vector<double> values(n);
+    for (double& v : values) {
+      const double u = rng.Uniform01();
+      v = u < 0.3    ? std::round(10 * rng.Uniform01()) - 5  // ints: many ties
+          : u < 0.4  ? (rng.Uniform01() < 0.5 ? -0.0 : 0.0)
+          : u < 0.45 ? (rng.Uniform01() < 0.5 ? -1 : 1) * 4.9e-324 * (1 + rng.UniformIndex(5))
+          : u < 0.5  ? (rng.Uniform01() < 0.5 ? -1 : 1) * std::numeric_limits<double>::infinity()
+                     : (rng.Uniform01() - 0.5) * std::pow(10.0, 40 * rng.Uniform01() - 20);
+    }
+    std::vector<std::pair<double, int>> pairs(n);
+    for (int i = 0; i < n; ++i) pairs[i] = {values[i], i};
+    std::sort(pairs.begin(), pairs.end());
+    std::vector<int> expected(n);
+    for (int k = 0; k < n; ++k) expected[k] = pairs[k].second;
+    INFO("n = " << n);
+    CHECK(OrderByValue(values) == expected);
+  }
 }
 
 TEST_CASE("The bandwidth floor: 1 is Optuna 3.1's magic clip, lower lets kernels narrow",
