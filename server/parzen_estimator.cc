@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "server/truncated_normal.h"
 
@@ -41,19 +42,27 @@ double WeightedLogSumExp(const double* v, const double* w, const int* index, int
   return max + std::log(sum);
 }
 
+// From this many values OrderByValue's radix sort beats sorting pairs. Measured in the sampler's
+// asks: the two were level at 300-500 observations, and at 1,000 the radix sort saved a quarter of
+// the ask.
+constexpr int kRadixSortFrom = 512;
+
 }  // namespace
 
 // Large inputs take a stable LSD radix sort on the values' bits, a byte per pass: sorting the
-// centres was the largest cost of fitting a group of 1,000 observations.
+// centres was the largest cost of fitting a group of 1,000 observations. Smaller inputs sort
+// (value, index) pairs.
 std::vector<int> OrderByValue(const std::vector<double>& values) {
   const int n = static_cast<int>(values.size());
   std::vector<int> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  if (n < 64) {
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return values[a] < values[b]; });
+  if (n < kRadixSortFrom) {
+    std::vector<std::pair<double, int>> pairs(n);
+    for (int i = 0; i < n; ++i) pairs[i] = {values[i], i};
+    std::sort(pairs.begin(), pairs.end());
+    for (int k = 0; k < n; ++k) order[k] = pairs[k].second;
     return order;
   }
+  std::iota(order.begin(), order.end(), 0);
   // Map each double to an unsigned key of the same order (-0.0 first made +0.0, equal to it).
   std::vector<uint64_t> keys(n);
   for (int i = 0; i < n; ++i) {

@@ -117,10 +117,10 @@ TEST_CASE("Univariate kernels are Optuna 3.1's, normalised", "[server][tpe]") {
 }
 
 TEST_CASE("OrderByValue orders like sorting (value, index) pairs, ties by index", "[server][tpe]") {
-  // Both paths (fewer than 64 values, and the radix sort beyond), with ties, negatives, both
-  // zeros, subnormals and infinities.
+  // Both paths (a comparison sort below 512 values, the radix sort from there), with ties, both
+  // zeros, negatives, subnormals and infinities.
   SamplingRng rng(11);
-  for (int n : {0, 1, 7, 63, 64, 200, 1000}) {
+  for (int n : {0, 1, 7, 200, 511, 512, 1000, 3000}) {
     std::vector<double> values(n);
     for (double& v : values) {
       const double u = rng.Uniform01();
