@@ -6,22 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/coordinator_internal.h"
+#include "server/tpe_sampler.h"
 
 namespace hpsearch::server {
-namespace {
-
-// A stored study keeps the sampler it ran with. An option added later whose default changed the
-// behaviour takes the old behaviour when the stored spec predates it (the validator fills every
-// default at submission, so a missing option means an older hpsearch stored the study).
-void KeepStoredSamplerBehaviour(v1::SamplerSpec* sampler) {
-  // bandwidth_floor: univariate TPE used Optuna's clip (1.0) before the option and its 0.6.
-  if (sampler->type() == v1::SAMPLER_TYPE_TPE && !sampler->multivariate() &&
-      !sampler->has_bandwidth_floor()) {
-    sampler->set_bandwidth_floor(1.0);
-  }
-}
-
-}  // namespace
 
 absl::Status Coordinator::Load() {
   absl::StatusOr<std::vector<db::StoredStudy>> stored = store_->LoadAll();
@@ -43,7 +30,9 @@ absl::Status Coordinator::Load() {
       study.study.set_downtime_ms(study.study.downtime_ms() + absl::ToInt64Milliseconds(downtime));
       RETURN_IF_ERROR(store_->PutStudy(study.study));
     }
-    KeepStoredSamplerBehaviour(study.study.mutable_spec()->mutable_sampler());
+    // A stored study keeps the sampler it ran with: every spec stored since bandwidth_floor
+    // existed has one, and univariate TPE used Optuna's clip (1.0) before it.
+    FillBandwidthFloor(study.study.mutable_spec()->mutable_sampler(), 1.0);
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(study.study.spec());
     absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(study.study.spec());
     if (!sampler.ok()) return sampler.status();

@@ -117,13 +117,9 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
     return absl::InvalidArgumentError("name: a study needs a name");
   }
   for (std::string& warning : warnings) response.add_warnings(std::move(warning));
-  v1::SamplerSpec* sampler_spec = spec.mutable_sampler();
-  if (sampler_spec->type() == v1::SAMPLER_TYPE_TPE && !sampler_spec->multivariate() &&
-      !sampler_spec->has_bandwidth_floor()) {
-    // Unvalidated submissions store the floor they run with too: a restart takes a stored TPE
-    // spec without one for an older hpsearch's (coordinator_restore.cc).
-    sampler_spec->set_bandwidth_floor(kDefaultBandwidthFloor);
-  }
+  // Unvalidated submissions store the floor they run with too: a restart takes a stored TPE spec
+  // without one for an older hpsearch's (coordinator_restore.cc).
+  FillBandwidthFloor(spec.mutable_sampler(), kDefaultBandwidthFloor);
   absl::StatusOr<HashMap> hashes = NormalizeDataHashes(request.data_sha256());
   if (!hashes.ok()) return hashes.status();
   absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(spec);

@@ -84,7 +84,7 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
                  "applies to univariate TPE only (multivariate kernels take Scott's rule): remove "
                  "it, or set multivariate: false");
     } else if (!s->multivariate()) {
-      if (!s->has_bandwidth_floor()) s->set_bandwidth_floor(kDefaultBandwidthFloor);
+      FillBandwidthFloor(s, kDefaultBandwidthFloor);
       if (!(s->bandwidth_floor() > 0 && s->bandwidth_floor() <= 1)) {
         ctx->Error("sampler.bandwidth_floor",
                    "must be in (0, 1], e.g. 0.6 (the default) or 1.0 (Optuna 3.1's)");

@@ -302,6 +302,13 @@ double LatinHypercubeCoordinate(int strata, uint64_t trial_number, uint64_t stud
   return (slices[trial_number % n] + jitter.Uniform01()) / n;
 }
 
+void FillBandwidthFloor(v1::SamplerSpec* sampler, double floor) {
+  if (sampler->type() == v1::SAMPLER_TYPE_TPE && !sampler->multivariate() &&
+      !sampler->has_bandwidth_floor()) {
+    sampler->set_bandwidth_floor(floor);
+  }
+}
+
 std::vector<double> TpeObservationWeights(int n) {
   std::vector<double> w(n, 1.0);
   const int ramp = n - 25;

@@ -67,6 +67,11 @@ namespace hpsearch::server {
 // The default of sampler option bandwidth_floor (ParzenEstimatorOptions::bandwidth_floor).
 inline constexpr double kDefaultBandwidthFloor = 0.6;
 
+// Sets bandwidth_floor to `floor` when `sampler` is univariate TPE and has none: the validator
+// fills the default, the coordinator stores unvalidated specs with it, and a restart gives specs
+// stored before the option existed Optuna's 1.0.
+void FillBandwidthFloor(v1::SamplerSpec* sampler, double floor);
+
 class TpeSampler : public Sampler {
  public:
   absl::StatusOr<std::vector<v1::ParamAssignment>> Sample(const SampleRequest& request) override;
