@@ -1,5 +1,8 @@
 #include "worker/command_output.h"
 
+#include <algorithm>
+#include <initializer_list>
+
 namespace hpsearch::worker {
 namespace {
 
@@ -12,6 +15,34 @@ bool ReadNumber(const json& object, const char* key, double* out) {
   return true;
 }
 
+// A canonical metric's JSON key and the field it sets.
+template <typename Message>
+struct NumberField {
+  const char* key;
+  void (Message::*set)(double);
+};
+
+// Every numeric field of `line` but those in `skip`: into its canonical field, or else into the
+// message's extra metrics.
+template <typename Message>
+void ReadMetrics(const json& line, std::initializer_list<const char*> skip,
+                 std::initializer_list<NumberField<Message>> fields, Message* message) {
+  for (const auto& [key, value] : line.items()) {
+    if (!value.is_number() ||
+        std::any_of(skip.begin(), skip.end(), [&](const char* s) { return key == s; })) {
+      continue;
+    }
+    const double number = value.template get<double>();
+    auto field = std::find_if(fields.begin(), fields.end(),
+                              [&](const NumberField<Message>& f) { return key == f.key; });
+    if (field != fields.end()) {
+      (message->*field->set)(number);
+    } else {
+      (*message->mutable_extra())[key] = number;
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<v1::EpochMetrics> EpochFromJson(const json& line, absl::Duration elapsed) {
@@ -22,29 +53,18 @@ absl::StatusOr<v1::EpochMetrics> EpochFromJson(const json& line, absl::Duration 
   }
   metrics.set_epoch(epoch->get<int>());
   metrics.set_wall_time_seconds(absl::ToDoubleSeconds(elapsed));
-  for (const auto& [key, value] : line.items()) {
-    if (key == "type" || key == "epoch" || !value.is_number()) continue;
-    double number = value.get<double>();
-    if (key == "train_loss") {
-      metrics.set_train_loss(number);
-    } else if (key == "val_loss") {
-      metrics.set_val_loss(number);
-    } else if (key == "val_accuracy") {
-      metrics.set_val_accuracy(number);
-    } else if (key == "val_f1") {
-      metrics.set_val_f1(number);
-    } else if (key == "val_f1_macro") {
-      metrics.set_val_f1_macro(number);
-    } else if (key == "step") {
-      metrics.set_step(value.get<int64_t>());
-    } else if (key == "samples_per_second") {
-      metrics.set_samples_per_second(number);
-    } else if (key == "wall_time_seconds") {
-      metrics.set_wall_time_seconds(number);
-    } else {
-      (*metrics.mutable_extra())[key] = number;
-    }
-  }
+  using M = v1::EpochMetrics;
+  ReadMetrics<M>(line, {"type", "epoch", "step"},
+                 {{"train_loss", &M::set_train_loss},
+                  {"val_loss", &M::set_val_loss},
+                  {"val_accuracy", &M::set_val_accuracy},
+                  {"val_f1", &M::set_val_f1},
+                  {"val_f1_macro", &M::set_val_f1_macro},
+                  {"samples_per_second", &M::set_samples_per_second},
+                  {"wall_time_seconds", &M::set_wall_time_seconds}},
+                 &metrics);
+  auto step = line.find("step");
+  if (step != line.end() && step->is_number()) metrics.set_step(step->get<int64_t>());
   return metrics;
 }
 
@@ -63,27 +83,16 @@ v1::TrainSummary TrainFromJson(const json& line) {
 
 v1::TestMetrics TestFromJson(const json& line) {
   v1::TestMetrics test;
-  for (const auto& [key, value] : line.items()) {
-    if (key == "type" || !value.is_number()) continue;
-    double number = value.get<double>();
-    if (key == "test_loss") {
-      test.set_test_loss(number);
-    } else if (key == "test_accuracy") {
-      test.set_test_accuracy(number);
-    } else if (key == "test_f1") {
-      test.set_test_f1(number);
-    } else if (key == "test_f1_macro") {
-      test.set_test_f1_macro(number);
-    } else if (key == "runtime_seconds") {
-      test.set_runtime_seconds(number);
-    } else if (key == "samples_per_second") {
-      test.set_samples_per_second(number);
-    } else if (key == "steps_per_second") {
-      test.set_steps_per_second(number);
-    } else {
-      (*test.mutable_extra())[key] = number;
-    }
-  }
+  using T = v1::TestMetrics;
+  ReadMetrics<T>(line, {"type"},
+                 {{"test_loss", &T::set_test_loss},
+                  {"test_accuracy", &T::set_test_accuracy},
+                  {"test_f1", &T::set_test_f1},
+                  {"test_f1_macro", &T::set_test_f1_macro},
+                  {"runtime_seconds", &T::set_runtime_seconds},
+                  {"samples_per_second", &T::set_samples_per_second},
+                  {"steps_per_second", &T::set_steps_per_second}},
+                 &test);
   return test;
 }
 
