@@ -8,14 +8,6 @@
 namespace hpsearch::server {
 namespace {
 
-// A streaming call refused before it starts (its token, for one).
-template <typename Reactor>
-class RefusedReactor : public Reactor {
- public:
-  explicit RefusedReactor(const grpc::Status& status) { this->Finish(status); }
-  void OnDone() override { delete this; }
-};
-
 // Reads an upload chunk by chunk into its staging folder; commits at the client's half-close. The
 // first failure finishes the call, and the upload (with its folder) is dropped.
 class UploadReactor : public grpc::ServerReadReactor<v1::ArtifactChunk> {

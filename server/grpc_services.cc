@@ -37,13 +37,6 @@ grpc::ServerUnaryReactor* RefuseUnauthenticated(grpc::CallbackServerContext* con
   return reactor;
 }
 
-// A stream refused before it starts.
-class RefusedWriter : public grpc::ServerWriteReactor<v1::StudyEvent> {
- public:
-  explicit RefusedWriter(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
-
 bool Terminal(v1::StudyState state) {
   return state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
          state == v1::STUDY_STATE_CANCELLED;
@@ -213,7 +206,9 @@ grpc::ServerUnaryReactor* StudyServiceImpl::GetTrial(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<v1::StudyEvent>* StudyServiceImpl::WatchStudy(
     grpc::CallbackServerContext* context, const v1::WatchStudyRequest* request) {
-  if (grpc::Status denied = auth_->Check(*context); !denied.ok()) return new RefusedWriter(denied);
+  if (grpc::Status denied = auth_->Check(*context); !denied.ok()) {
+    return new RefusedReactor<grpc::ServerWriteReactor<v1::StudyEvent>>(denied);
+  }
   return new WatchReactor(coordinator_, request->study());
 }
 

@@ -117,6 +117,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   grpc::ServerUnaryReactor* FailTrial(grpc::CallbackServerContext* context,
                                       const v1::FailTrialRequest* request,
                                       v1::FailTrialResponse* response) override;
+  // In server/grpc_report_stream.cc.
+  grpc::ServerBidiReactor<v1::ReportStreamRequest, v1::ReportStreamReply>* ReportStream(
+      grpc::CallbackServerContext* context) override;
   // In server/grpc_artifact_reactors.cc.
   grpc::ServerReadReactor<v1::ArtifactChunk>* UploadArtifact(
       grpc::CallbackServerContext* context, v1::UploadArtifactResponse* response) override;

@@ -32,36 +32,23 @@ CoordinatorClient::CoordinatorClient(const std::string& address,
   channel_ = rpc::CreateChannel(address, security, args);
   connection_hint_ = rpc::ConnectionHint(security);
   stub_ = v1::WorkerService::NewStub(channel_);
+  report_stream_ = std::make_unique<ReportStream>(stub_.get(), options_.call_timeout);
 }
 
 CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : channel_(std::move(channel)),
       stub_(v1::WorkerService::NewStub(channel_)),
-      options_(options) {}
+      options_(options),
+      report_stream_(std::make_unique<ReportStream>(stub_.get(), options_.call_timeout)) {}
 
-template <typename Request, typename Response, typename Method>
-absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request& request,
-                                                 Method method, absl::Duration extra_deadline,
-                                                 bool cancellable) {
+template <typename Response, typename Attempt>
+absl::StatusOr<Response> CoordinatorClient::Retrying(const char* name, Attempt attempt) {
   absl::Time give_up = absl::Now() + options_.retry_window;
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout + extra_deadline));
-    Response response;
-    if (cancellable) {
-      absl::MutexLock lock(&acquire_mu_);
-      if (acquire_cancelled_) return absl::CancelledError(absl::StrCat(name, ": cancelled"));
-      acquire_context_ = &context;
-    }
-    grpc::Status status = (stub_.get()->*method)(&context, request, &response);
-    if (cancellable) {
-      absl::MutexLock lock(&acquire_mu_);
-      acquire_context_ = nullptr;
-    }
-    if (status.ok()) return response;
-    absl::Status error(static_cast<absl::StatusCode>(status.error_code()),
-                       absl::StrCat(name, ": ", status.error_message()));
+    absl::StatusOr<Response> result = attempt();
+    if (result.ok()) return result;
+    absl::Status error(result.status().code(), absl::StrCat(name, ": ", result.status().message()));
     if (!IsTransient(error) || absl::Now() + backoff > give_up ||
         (should_stop_ && should_stop_())) {
       return error;
@@ -74,6 +61,44 @@ absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
+}
+
+template <typename Request, typename Response, typename Method>
+absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request& request,
+                                                 Method method, absl::Duration extra_deadline,
+                                                 bool cancellable) {
+  return Retrying<Response>(name, [&]() -> absl::StatusOr<Response> {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout + extra_deadline));
+    Response response;
+    if (cancellable) {
+      absl::MutexLock lock(&acquire_mu_);
+      if (acquire_cancelled_) return absl::CancelledError("cancelled");
+      acquire_context_ = &context;
+    }
+    grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+    if (cancellable) {
+      absl::MutexLock lock(&acquire_mu_);
+      acquire_context_ = nullptr;
+    }
+    if (!status.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                          status.error_message());
+    }
+    return response;
+  });
+}
+
+std::optional<absl::StatusOr<v1::ReportStreamReply>> CoordinatorClient::ExchangeOnStream(
+    const char* name, const v1::ReportStreamRequest& request) {
+  if (report_stream_unsupported_) return std::nullopt;
+  absl::StatusOr<v1::ReportStreamReply> reply =
+      Retrying<v1::ReportStreamReply>(name, [&] { return report_stream_->Exchange(request); });
+  if (reply.status().code() != absl::StatusCode::kUnimplemented) return reply;
+  spdlog::warn("{}; the coordinator predates ReportStream, using one call per report",
+               std::string(reply.status().message()));
+  report_stream_unsupported_ = true;
+  return std::nullopt;
 }
 
 absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(const v1::RegisterRequest& r) {
@@ -98,6 +123,12 @@ absl::StatusOr<v1::HeartbeatResponse> CoordinatorClient::Heartbeat(const v1::Hea
 }
 absl::StatusOr<v1::ReportEpochResponse> CoordinatorClient::ReportEpoch(
     const v1::ReportEpochRequest& r) {
+  v1::ReportStreamRequest request;
+  *request.mutable_report_epoch() = r;
+  if (auto reply = ExchangeOnStream("ReportEpoch", request)) {
+    if (!reply->ok()) return reply->status();
+    return std::move(*(*reply)->mutable_report_epoch());
+  }
   return Call<v1::ReportEpochRequest, v1::ReportEpochResponse>(
       "ReportEpoch", r, &v1::WorkerService::Stub::ReportEpoch);
 }
@@ -108,6 +139,12 @@ absl::StatusOr<v1::ReportResultResponse> CoordinatorClient::ReportResult(
 }
 absl::StatusOr<v1::CompleteTrialResponse> CoordinatorClient::CompleteTrial(
     const v1::CompleteTrialRequest& r) {
+  v1::ReportStreamRequest request;
+  *request.mutable_complete_trial() = r;
+  if (auto reply = ExchangeOnStream("CompleteTrial", request)) {
+    if (!reply->ok()) return reply->status();
+    return std::move(*(*reply)->mutable_complete_trial());
+  }
   return Call<v1::CompleteTrialRequest, v1::CompleteTrialResponse>(
       "CompleteTrial", r, &v1::WorkerService::Stub::CompleteTrial);
 }

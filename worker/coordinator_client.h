@@ -2,12 +2,15 @@
 // failures (coordinator restarting, network down: UNAVAILABLE, DEADLINE_EXCEEDED), retries with
 // exponential backoff until `retry_window` has passed or `should_stop` says so, logging a warning
 // when a call starts retrying. Other errors (UNAUTHENTICATED: a wrong auth token) come back at once
-// as absl::Status (the gRPC code and message unchanged).
+// as absl::Status (the gRPC code and message unchanged). ReportEpoch and CompleteTrial travel as
+// messages on one long-lived stream (worker/report_stream.h), with the same retries and errors as a
+// call; against a coordinator without that stream they fall back to the unary calls.
 //
 // Thread-safety: thread-safe (gRPC stubs are); the heartbeat thread and the trial thread share one
 // client.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -21,6 +24,7 @@
 #include "absl/time/time.h"
 #include "hpsearch/v1/service.grpc.pb.h"
 #include "rpc/security.h"
+#include "worker/report_stream.h"
 
 namespace hpsearch::worker {
 
@@ -65,10 +69,19 @@ class CoordinatorClient {
                                                             const std::string& dir);
 
  private:
+  // Runs `attempt` until it succeeds, fails for good, or retries run out (see the file comment);
+  // errors are prefixed with `name`.
+  template <typename Response, typename Attempt>
+  absl::StatusOr<Response> Retrying(const char* name, Attempt attempt);
+  // One unary call of `method`, retried.
   template <typename Request, typename Response, typename Method>
   absl::StatusOr<Response> Call(const char* name, const Request& request, Method method,
                                 absl::Duration extra_deadline = absl::ZeroDuration(),
                                 bool cancellable = false);
+  // `request` over the report stream, retried like a call; std::nullopt once the coordinator
+  // turned out to lack the stream (the caller then makes the unary call).
+  std::optional<absl::StatusOr<v1::ReportStreamReply>> ExchangeOnStream(
+      const char* name, const v1::ReportStreamRequest& request);
 
   absl::Mutex acquire_mu_;
   grpc::ClientContext* acquire_context_ ABSL_GUARDED_BY(acquire_mu_) = nullptr;
@@ -80,6 +93,9 @@ class CoordinatorClient {
   std::string connection_hint_;
   ClientOptions options_;
   std::function<bool()> should_stop_;
+  // Carries ReportEpoch and CompleteTrial unless the coordinator turned out to lack it.
+  std::unique_ptr<ReportStream> report_stream_;
+  std::atomic<bool> report_stream_unsupported_{false};
 };
 
 // True for the gRPC failures a retry may cure.
