@@ -43,7 +43,8 @@ namespace fs = std::filesystem;
 
 // Reports `epochs` epochs at once and completes: everything but the coordinator costs nothing. Like
 // the QLoRA runner, it hands its last epoch to the completion (TrialReporter::ReportLastEpoch), so
-// a trial is epochs - 1 ReportEpoch calls and one CompleteTrial that also leases the next trial.
+// a trial is epochs - 1 epoch reports and one completion that also leases the next trial, all
+// messages on the worker's report stream.
 class ZeroWorkRunner : public hpsearch::worker::Runner {
  public:
   ZeroWorkRunner(int epochs, std::vector<double>* report_us, std::mutex* mu, int64_t* acked)
