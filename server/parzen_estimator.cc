@@ -454,12 +454,25 @@ std::vector<double> ParzenEstimator::LogPdf(const std::vector<std::vector<double
       shift_memo[j].assign(2 * dims_[j].grid_size - 1, std::numeric_limits<double>::quiet_NaN());
     }
   }
+  // A univariate discrete dimension draws the same value for many points (an int over a few
+  // values, a narrow kernel over a grid): each distinct value is evaluated once.
+  const bool repeats = dims_.size() == 1 && dims_[0].binned;
+  std::vector<std::pair<double, double>> seen;
   for (int s = 0; s < count; ++s) {
     if (!categorical_pmf_.empty()) {
       result[s] = std::log(categorical_pmf_[static_cast<int>(std::lround(columns[0][s]))]);
-    } else {
-      result[s] = LogPdfOne(columns, s, &exact, &bound, &kept, &memo, &shift_memo);
+      continue;
     }
+    const double x = columns[0][s];
+    if (repeats) {
+      auto it = std::find_if(seen.begin(), seen.end(), [x](const auto& p) { return p.first == x; });
+      if (it != seen.end()) {
+        result[s] = it->second;
+        continue;
+      }
+    }
+    result[s] = LogPdfOne(columns, s, &exact, &bound, &kept, &memo, &shift_memo);
+    if (repeats) seen.emplace_back(x, result[s]);
   }
   return result;
 }

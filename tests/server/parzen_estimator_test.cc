@@ -246,6 +246,18 @@ TEST_CASE("Densities are normalised: a density integrates and masses sum to one"
   CHECK(mass == Approx(1.0).epsilon(1e-9));
 }
 
+TEST_CASE("A repeated discrete point gets the mass it gets alone", "[server][tpe]") {
+  // LogPdf evaluates each distinct value of a univariate discrete dimension once.
+  const ParzenEstimator pe = Univariate(IntDist(0, 400), {3, 17, 17, 250, 399});
+  const std::vector<double> points{17, 3, 17, 200, 3, 17, 0, 200};
+  const std::vector<double> together = pe.LogPdf({points});
+  REQUIRE(together.size() == points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    INFO("point " << i);
+    CHECK(together[i] == pe.LogPdf({{points[i]}})[0]);
+  }
+}
+
 TEST_CASE("Multivariate masses on a linear grid are each kernel's bin mass", "[server][tpe]") {
   // Computed here from the kernels directly: observations with Scott's-rule bandwidth
   // 0.2 n^(-1/5) of the range widened by half a step, the prior at the centre with the whole
