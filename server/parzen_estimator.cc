@@ -214,6 +214,9 @@ void ParzenEstimator::FitNumbers(Dim* dim, int n_dims, std::vector<double>* weig
     // Univariate: kernels in centre order, neighbours with equal centre and width merged into one
     // with their summed weight (many observations of an int share a value).
     std::vector<double> merged_weights;
+    merged_weights.reserve(m);
+    dim->mu.reserve(m);
+    dim->sigma.reserve(m);
     for (int k = 0; k < m; ++k) {
       const int i = order[k];
       if (!dim->mu.empty() && dim->mu.back() == mu[i] && dim->sigma.back() == sigma[i]) {

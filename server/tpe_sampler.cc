@@ -212,6 +212,7 @@ Ranked RankHistory(const SampleRequest& request, const TpeOptions& options) {
 ParzenEstimator Fit(const Space& space, const std::vector<int>& group, const std::vector<int>& dims,
                     const ParzenEstimatorOptions& options) {
   std::vector<std::vector<double>> columns(dims.size());
+  for (auto& column : columns) column.reserve(group.size());
   for (int index : group) {
     const auto& row = space.rows[index];
     bool complete = true;
