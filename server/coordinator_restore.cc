@@ -31,8 +31,9 @@ absl::Status Coordinator::Load() {
       RETURN_IF_ERROR(store_->PutStudy(study.study));
     }
     // A stored study keeps the sampler it ran with: every spec stored since bandwidth_floor
-    // existed has one, and univariate TPE used Optuna's clip (1.0) before it.
-    FillBandwidthFloor(study.study.mutable_spec()->mutable_sampler(), 1.0);
+    // existed has one, and univariate TPE used Optuna's clip (1.0) before it; a spec stored
+    // before late_bandwidth_floor existed keeps its floor throughout (FillBandwidthFloor).
+    FillBandwidthFloor(study.study.mutable_spec()->mutable_sampler(), 1.0, 1.0);
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(study.study.spec());
     absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(study.study.spec());
     if (!sampler.ok()) return sampler.status();

@@ -68,6 +68,7 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
        {"constant_liar", "tpe", "tpe"},
        {"startup", "tpe", "tpe"},
        {"bandwidth_floor", "tpe", "tpe"},
+       {"late_bandwidth_floor", "tpe", "tpe"},
        {"scramble", "sobol", "sobol"}},
       [&](const std::string& name) { return name == "scramble" ? sobol : tpe; }, ctx);
   if (tpe) {
@@ -79,15 +80,22 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
     if (!s->has_multivariate()) s->set_multivariate(false);
     if (!s->has_consider_endpoints()) s->set_consider_endpoints(false);
     if (!s->has_constant_liar()) s->set_constant_liar(true);
-    if (s->multivariate() && s->has_bandwidth_floor()) {
-      ctx->Error("sampler.bandwidth_floor",
-                 "applies to univariate TPE only (multivariate kernels take Scott's rule): remove "
-                 "it, or set multivariate: false");
+    if (s->multivariate() && (s->has_bandwidth_floor() || s->has_late_bandwidth_floor())) {
+      ctx->Error(
+          s->has_bandwidth_floor() ? "sampler.bandwidth_floor" : "sampler.late_bandwidth_floor",
+          "applies to univariate TPE only (multivariate kernels take Scott's rule): remove "
+          "it, or set multivariate: false");
     } else if (!s->multivariate()) {
-      FillBandwidthFloor(s, kDefaultBandwidthFloor);
+      FillBandwidthFloor(s, kDefaultBandwidthFloor, kDefaultLateBandwidthFloor);
       if (!(s->bandwidth_floor() > 0 && s->bandwidth_floor() <= 1)) {
         ctx->Error("sampler.bandwidth_floor",
                    "must be in (0, 1], e.g. 0.6 (the default) or 1.0 (Optuna 3.1's)");
+      } else if (!(s->late_bandwidth_floor() > 0 &&
+                   s->late_bandwidth_floor() <= s->bandwidth_floor())) {
+        ctx->Error("sampler.late_bandwidth_floor",
+                   absl::StrCat("must be in (0, bandwidth_floor] = (0, ", s->bandwidth_floor(),
+                                "], e.g. 0.3 (the default with bandwidth_floor 0.6) or equal to "
+                                "bandwidth_floor (no shrinking)"));
       }
     }
     if (!s->has_startup() || s->startup() == v1::STARTUP_DESIGN_UNSPECIFIED) {

@@ -38,7 +38,8 @@ struct TpeOptions {
   int gamma_max = 25;
   bool constant_liar = true;
   v1::StartupDesign startup = v1::STARTUP_DESIGN_LATIN_HYPERCUBE;
-  ParzenEstimatorOptions estimator;
+  ParzenEstimatorOptions estimator;  // its bandwidth_floor: the factor before shrinking
+  double late_bandwidth_floor = kDefaultLateBandwidthFloor;
 };
 
 TpeOptions OptionsOf(const v1::SamplerSpec& s) {
@@ -53,9 +54,13 @@ TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   if (s.has_consider_endpoints()) o.estimator.consider_endpoints = s.consider_endpoints();
   if (s.has_multivariate()) o.estimator.multivariate = s.multivariate();
   o.estimator.bandwidth_weighted = true;  // Optuna 3.1's scoring; see tpe_sampler.h
-  const bool floor_ok = s.bandwidth_floor() > 0 && s.bandwidth_floor() <= 1;  // else unvalidated
-  o.estimator.bandwidth_floor =
-      s.has_bandwidth_floor() && floor_ok ? s.bandwidth_floor() : kDefaultBandwidthFloor;
+  // Unvalidated specs (sampler_quality's, a test's) get what FillBandwidthFloor would fill.
+  v1::SamplerSpec filled = s;
+  FillBandwidthFloor(&filled, kDefaultBandwidthFloor, kDefaultLateBandwidthFloor);
+  const double floor = filled.bandwidth_floor(), late = filled.late_bandwidth_floor();
+  const bool floors_ok = floor > 0 && floor <= 1 && late > 0 && late <= floor;
+  o.estimator.bandwidth_floor = floors_ok ? floor : kDefaultBandwidthFloor;
+  o.late_bandwidth_floor = floors_ok ? late : kDefaultLateBandwidthFloor;
   return o;
 }
 
@@ -303,11 +308,18 @@ double LatinHypercubeCoordinate(int strata, uint64_t trial_number, uint64_t stud
   return (slices[trial_number % n] + jitter.Uniform01()) / n;
 }
 
-void FillBandwidthFloor(v1::SamplerSpec* sampler, double floor) {
-  if (sampler->type() == v1::SAMPLER_TYPE_TPE && !sampler->multivariate() &&
-      !sampler->has_bandwidth_floor()) {
-    sampler->set_bandwidth_floor(floor);
+double BandwidthFloorAt(double floor, double late, int n_finished) {
+  if (n_finished <= kFloorShrinkFrom) return floor;
+  return std::max(late, floor * kFloorShrinkFrom / n_finished);
+}
+
+void FillBandwidthFloor(v1::SamplerSpec* sampler, double floor, double late) {
+  if (sampler->type() != v1::SAMPLER_TYPE_TPE || sampler->multivariate()) return;
+  if (!sampler->has_late_bandwidth_floor()) {
+    sampler->set_late_bandwidth_floor(sampler->has_bandwidth_floor() ? sampler->bandwidth_floor()
+                                                                     : late);
   }
+  if (!sampler->has_bandwidth_floor()) sampler->set_bandwidth_floor(floor);
 }
 
 std::vector<double> TpeObservationWeights(int n) {
@@ -321,7 +333,7 @@ std::vector<double> TpeObservationWeights(int n) {
 }
 
 absl::StatusOr<std::vector<v1::ParamAssignment>> TpeSampler::Sample(const SampleRequest& request) {
-  const TpeOptions options = OptionsOf(request.spec->sampler());
+  TpeOptions options = OptionsOf(request.spec->sampler());
   absl::StatusOr<Space> built = BuildSpace(request);
   if (!built.ok()) return built.status();
   const Space& space = *built;
@@ -345,6 +357,8 @@ absl::StatusOr<std::vector<v1::ParamAssignment>> TpeSampler::Sample(const Sample
   if (free.empty()) return ToAssignments(space, config);
 
   const Ranked ranked = RankHistory(request, options);
+  options.estimator.bandwidth_floor = BandwidthFloorAt(
+      options.estimator.bandwidth_floor, options.late_bandwidth_floor, ranked.n_finished);
   if (ranked.n_finished < options.n_startup_trials) {
     // Start-up: a point of the start-up design (one coordinate per parameter; fixed ones keep
     // their values and leave the others' coordinates unchanged), random draws if it repeats a

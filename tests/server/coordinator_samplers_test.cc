@@ -165,33 +165,47 @@ TEST_CASE("TPE with constant liar gives eight workers acquiring at once eight di
   CHECK(seen.size() == 20);
 }
 
-TEST_CASE("A TPE study stored before bandwidth_floor existed keeps Optuna's floor on restart",
+TEST_CASE("TPE studies stored before the bandwidth floors existed keep the floors they ran with",
           "[server][coordinator][tpe][restart]") {
   Fixture f;
   v1::StudySpec spec = MakeSpec("old-tpe", 10, 1);
   spec.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
   const std::string old_id = f.Submit(spec);
+  spec.set_name("floor-only-tpe");
+  const std::string floor_only_id = f.Submit(spec);
   spec.set_name("new-tpe");
   const std::string new_id = f.Submit(spec);
-  CHECK(f.Study(new_id).spec().sampler().bandwidth_floor() == 0.6);  // the validator's default
-  // Rewrite the first study's stored spec as an hpsearch without the option stored it: no
-  // bandwidth_floor (the spec column is written once, at submission).
+  CHECK(f.Study(new_id).spec().sampler().bandwidth_floor() == 0.6);  // the validator's defaults
+  CHECK(f.Study(new_id).spec().sampler().late_bandwidth_floor() == 0.3);
+  // Rewrite the first study's stored spec as an hpsearch without either option stored it, and the
+  // second's as one with bandwidth_floor but without late_bandwidth_floor (the spec column is
+  // written once, at submission).
   v1::StudySpec old_spec = f.Study(old_id).spec();
   old_spec.mutable_sampler()->clear_bandwidth_floor();
+  old_spec.mutable_sampler()->clear_late_bandwidth_floor();
+  v1::StudySpec floor_only_spec = f.Study(floor_only_id).spec();
+  floor_only_spec.mutable_sampler()->clear_late_bandwidth_floor();
   f.coordinator.reset();
   f.store.reset();
   {
     auto db = db::Database::Open((f.dir / "results.db").string(), {});
     REQUIRE(db.ok());
-    auto update = (*db)->GetCachedStatement("UPDATE studies SET spec = ? WHERE study_id = ?");
-    REQUIRE(update.ok());
-    (*update)->BindBlob(1, old_spec.SerializeAsString());
-    (*update)->BindText(2, old_id);
-    REQUIRE((*update)->Run().ok());
+    for (const auto& [id, stored] :
+         {std::pair{old_id, old_spec}, std::pair{floor_only_id, floor_only_spec}}) {
+      auto update = (*db)->GetCachedStatement("UPDATE studies SET spec = ? WHERE study_id = ?");
+      REQUIRE(update.ok());
+      (*update)->BindBlob(1, stored.SerializeAsString());
+      (*update)->BindText(2, id);
+      REQUIRE((*update)->Run().ok());
+    }
   }
   f.Start();
   CHECK(f.Study(old_id).spec().sampler().bandwidth_floor() == 1.0);
+  CHECK(f.Study(old_id).spec().sampler().late_bandwidth_floor() == 1.0);
+  CHECK(f.Study(floor_only_id).spec().sampler().bandwidth_floor() == 0.6);
+  CHECK(f.Study(floor_only_id).spec().sampler().late_bandwidth_floor() == 0.6);
   CHECK(f.Study(new_id).spec().sampler().bandwidth_floor() == 0.6);
+  CHECK(f.Study(new_id).spec().sampler().late_bandwidth_floor() == 0.3);
   // Resubmitting the old study's file to resume it names the difference instead of switching.
   v1::SubmitStudyRequest request;
   *request.mutable_spec() = spec;

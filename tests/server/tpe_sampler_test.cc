@@ -119,6 +119,42 @@ TEST_CASE("TPE: identical seed and history give the identical suggestion", "[ser
   CHECK(Key(a) != Key(Ask(&sampler, reseeded, history, 20)));
 }
 
+TEST_CASE("TPE: the bandwidth floor shrinks after 50 finished trials, to late_bandwidth_floor",
+          "[server][tpe]") {
+  CHECK(BandwidthFloorAt(0.6, 0.3, 10) == 0.6);
+  CHECK(BandwidthFloorAt(0.6, 0.3, 50) == 0.6);
+  CHECK(BandwidthFloorAt(0.6, 0.3, 75) == Approx(0.4));
+  CHECK(BandwidthFloorAt(0.6, 0.3, 100) == Approx(0.3));
+  CHECK(BandwidthFloorAt(0.6, 0.3, 400) == 0.3);
+  CHECK(BandwidthFloorAt(1.0, 1.0, 400) == 1.0);  // Optuna's clip throughout
+
+  // In the sampler: with 75 finished trials the default floors (0.6, shrinking to 0.3) ask what a
+  // fixed floor of 0.6 * 50 / 75 asks; with 40, what a fixed 0.6 asks.
+  auto with_floors = [](double floor, double late) {
+    v1::StudySpec spec = TpeSpec(3);
+    AddFloat(&spec, "x", -2, 2);
+    AddInt(&spec, "n", 0, 400);
+    spec.mutable_sampler()->set_bandwidth_floor(floor);
+    spec.mutable_sampler()->set_late_bandwidth_floor(late);
+    return spec;
+  };
+  auto f = [](const std::vector<v1::ParamAssignment>& p) {
+    return std::pow(p[0].value().double_value() - 0.3, 2) + std::abs(p[1].value().int_value() - 90);
+  };
+  for (int n : {40, 75}) {
+    INFO(n << " finished trials");
+    const v1::StudySpec shrinking = with_floors(0.6, 0.3);
+    const double at = n <= 50 ? 0.6 : 0.6 * 50 / n;
+    const v1::StudySpec fixed = with_floors(at, at);
+    TpeSampler sampler;
+    TrialHistory history;
+    Optimize(&sampler, shrinking, f, n, &history);
+    const std::string shrunk = Key(Ask(&sampler, shrinking, history, n));
+    CHECK(shrunk == Key(Ask(&sampler, fixed, history, n)));
+    if (n > 50) CHECK(shrunk != Key(Ask(&sampler, with_floors(0.6, 0.6), history, n)));
+  }
+}
+
 // The slices of `slices` equal parts of each parameter's range that trials' values fall in, per
 // parameter (x: float in [-1, 1]; n: int in [0, 799]; lr: log float in [1e-6, 1e-2]).
 std::vector<std::vector<int>> StartupSlices(
