@@ -7,7 +7,8 @@
 // 25 trials (the ctest smoke run). --parallel: the simulated-parallel study instead
 // (bench/parallel_sim.cc). --jobs N runs N searches at a time (one Optuna process each).
 // --startup latin_hypercube|sobol|random: our TPE's start-up design (default: the sampler's).
-// --bandwidth-floor F: our univariate TPE's bandwidth_floor option (default: the sampler's).
+// --bandwidth-floor F: our univariate TPE's bandwidth_floor option, set alone, so the floor stays
+// F throughout (default: the sampler's defaults).
 // --dump FILE (development only): every search's curve as a JSON line, for statistics beyond
 // the medians. --optuna-cache DIR (development only): Optuna's curves are read from DIR when an
 // earlier run stored them there, and stored otherwise (each search is deterministic per function,
