@@ -55,9 +55,10 @@ TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   if (s.has_multivariate()) o.estimator.multivariate = s.multivariate();
   o.estimator.bandwidth_weighted = true;  // Optuna 3.1's scoring; see tpe_sampler.h
   // Unvalidated specs (sampler_quality's, a test's) get what FillBandwidthFloor would fill.
-  v1::SamplerSpec filled = s;
-  FillBandwidthFloor(&filled, kDefaultBandwidthFloor, kDefaultLateBandwidthFloor);
-  const double floor = filled.bandwidth_floor(), late = filled.late_bandwidth_floor();
+  const double floor = s.has_bandwidth_floor() ? s.bandwidth_floor() : kDefaultBandwidthFloor;
+  const double late = s.has_late_bandwidth_floor() ? s.late_bandwidth_floor()
+                      : s.has_bandwidth_floor()    ? s.bandwidth_floor()
+                                                   : kDefaultLateBandwidthFloor;
   const bool floors_ok = floor > 0 && floor <= 1 && late > 0 && late <= floor;
   o.estimator.bandwidth_floor = floors_ok ? floor : kDefaultBandwidthFloor;
   o.late_bandwidth_floor = floors_ok ? late : kDefaultLateBandwidthFloor;
@@ -91,20 +92,20 @@ uint64_t Hash(const std::vector<double>& row) {
 // a search for something new begins.
 class RepeatIndex {
  public:
-  explicit RepeatIndex(const std::vector<std::vector<double>>* rows) : rows_(rows) {}
+  explicit RepeatIndex(std::vector<const std::vector<double>*> rows) : rows_(std::move(rows)) {}
   bool Contains(const std::vector<double>& config) {
     if (++queries_ == 2) {
-      for (const auto& row : *rows_) hashes_.insert(Hash(row));
+      for (const auto* row : rows_) hashes_.insert(Hash(*row));
     }
     if (queries_ >= 2 && !hashes_.count(Hash(config))) return false;
-    for (const auto& row : *rows_) {
-      if (row == config) return true;
+    for (const auto* row : rows_) {
+      if (*row == config) return true;
     }
     return false;
   }
 
  private:
-  const std::vector<std::vector<double>>* rows_;
+  const std::vector<const std::vector<double>*> rows_;
   std::unordered_set<uint64_t> hashes_;
   int queries_ = 0;
 };
@@ -345,15 +346,16 @@ absl::StatusOr<std::vector<v1::ParamAssignment>> TpeSampler::Sample(const Sample
   std::vector<double> config = space.fixed_value;
   // Configurations not to repeat: every trial's, except running and waiting ones when they are
   // invisible (no constant liar).
-  std::vector<std::vector<double>> known;
+  std::vector<const std::vector<double>*> known;
+  known.reserve(space.rows.size());
   for (size_t i = 0; i < space.rows.size(); ++i) {
     const v1::TrialState state = request.history->trials[i].state;
     if (options.constant_liar ||
         (state != v1::TRIAL_STATE_RUNNING && state != v1::TRIAL_STATE_WAITING)) {
-      known.push_back(space.rows[i]);
+      known.push_back(&space.rows[i]);
     }
   }
-  RepeatIndex repeats(&known);
+  RepeatIndex repeats(std::move(known));
   if (free.empty()) return ToAssignments(space, config);
 
   const Ranked ranked = RankHistory(request, options);
