@@ -42,6 +42,12 @@ struct TpeOptions {
   double late_bandwidth_floor = kDefaultLateBandwidthFloor;
 };
 
+// The late floor of a spec without late_bandwidth_floor: its bandwidth_floor if it sets one (a
+// floor chosen alone stays the floor throughout), else `late`.
+double LateFloorOf(const v1::SamplerSpec& s, double late) {
+  return s.has_bandwidth_floor() ? s.bandwidth_floor() : late;
+}
+
 TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   TpeOptions o;
   if (s.has_n_startup_trials()) o.n_startup_trials = s.n_startup_trials();
@@ -57,8 +63,7 @@ TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   // Unvalidated specs (sampler_quality's, a test's) get what FillBandwidthFloor would fill.
   const double floor = s.has_bandwidth_floor() ? s.bandwidth_floor() : kDefaultBandwidthFloor;
   const double late = s.has_late_bandwidth_floor() ? s.late_bandwidth_floor()
-                      : s.has_bandwidth_floor()    ? s.bandwidth_floor()
-                                                   : kDefaultLateBandwidthFloor;
+                                                   : LateFloorOf(s, kDefaultLateBandwidthFloor);
   const bool floors_ok = floor > 0 && floor <= 1 && late > 0 && late <= floor;
   o.estimator.bandwidth_floor = floors_ok ? floor : kDefaultBandwidthFloor;
   o.late_bandwidth_floor = floors_ok ? late : kDefaultLateBandwidthFloor;
@@ -317,8 +322,7 @@ double BandwidthFloorAt(double floor, double late, int n_finished) {
 void FillBandwidthFloor(v1::SamplerSpec* sampler, double floor, double late) {
   if (sampler->type() != v1::SAMPLER_TYPE_TPE || sampler->multivariate()) return;
   if (!sampler->has_late_bandwidth_floor()) {
-    sampler->set_late_bandwidth_floor(sampler->has_bandwidth_floor() ? sampler->bandwidth_floor()
-                                                                     : late);
+    sampler->set_late_bandwidth_floor(LateFloorOf(*sampler, late));
   }
   if (!sampler->has_bandwidth_floor()) sampler->set_bandwidth_floor(floor);
 }
