@@ -25,19 +25,11 @@ class ReportStreamReactor
     switch (request_.call_case()) {
       case v1::ReportStreamRequest::kReportEpoch:
         coordinator_->ReportEpochAsync(request_.report_epoch(),
-                                       [this](absl::StatusOr<v1::ReportEpochResponse> result) {
-                                         if (result.ok())
-                                           *reply_.mutable_report_epoch() = std::move(*result);
-                                         Reply(result.status());
-                                       });
+                                       ReplyInto(&v1::ReportStreamReply::mutable_report_epoch));
         return;
       case v1::ReportStreamRequest::kCompleteTrial:
         coordinator_->CompleteTrialAsync(request_.complete_trial(),
-                                         [this](absl::StatusOr<v1::CompleteTrialResponse> result) {
-                                           if (result.ok())
-                                             *reply_.mutable_complete_trial() = std::move(*result);
-                                           Reply(result.status());
-                                         });
+                                         ReplyInto(&v1::ReportStreamReply::mutable_complete_trial));
         return;
       case v1::ReportStreamRequest::CALL_NOT_SET:
         break;
@@ -58,6 +50,15 @@ class ReportStreamReactor
   void OnDone() override { delete this; }
 
  private:
+  // The coordinator's answer, as the reply's `field` (or its error).
+  template <typename Response>
+  Coordinator::Done<Response> ReplyInto(Response* (v1::ReportStreamReply::*field)()) {
+    return [this, field](absl::StatusOr<Response> result) {
+      if (result.ok()) *(reply_.*field)() = std::move(*result);
+      Reply(result.status());
+    };
+  }
+
   void Reply(const absl::Status& status) {
     reply_.set_code(static_cast<int32_t>(status.code()));
     reply_.set_message(std::string(status.message()));

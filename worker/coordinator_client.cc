@@ -89,16 +89,23 @@ absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request
   });
 }
 
-std::optional<absl::StatusOr<v1::ReportStreamReply>> CoordinatorClient::ExchangeOnStream(
-    const char* name, const v1::ReportStreamRequest& request) {
-  if (report_stream_unsupported_) return std::nullopt;
-  absl::StatusOr<v1::ReportStreamReply> reply =
-      Retrying<v1::ReportStreamReply>(name, [&] { return report_stream_->Exchange(request); });
-  if (reply.status().code() != absl::StatusCode::kUnimplemented) return reply;
-  spdlog::warn("{}; the coordinator predates ReportStream, using one call per report",
-               std::string(reply.status().message()));
-  report_stream_unsupported_ = true;
-  return std::nullopt;
+template <typename Request, typename Response, typename Method>
+absl::StatusOr<Response> CoordinatorClient::Report(
+    const char* name, const Request& r, Method method,
+    Request* (v1::ReportStreamRequest::*request_field)(),
+    Response* (v1::ReportStreamReply::*reply_field)()) {
+  if (!report_stream_unsupported_) {
+    v1::ReportStreamRequest request;
+    *(request.*request_field)() = r;
+    absl::StatusOr<v1::ReportStreamReply> reply =
+        Retrying<v1::ReportStreamReply>(name, [&] { return report_stream_->Exchange(request); });
+    if (reply.ok()) return std::move(*((*reply).*reply_field)());
+    if (reply.status().code() != absl::StatusCode::kUnimplemented) return reply.status();
+    spdlog::warn("{}; the coordinator predates ReportStream, using one call per report",
+                 std::string(reply.status().message()));
+    report_stream_unsupported_ = true;
+  }
+  return Call<Request, Response>(name, r, method);
 }
 
 absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(const v1::RegisterRequest& r) {
@@ -123,14 +130,9 @@ absl::StatusOr<v1::HeartbeatResponse> CoordinatorClient::Heartbeat(const v1::Hea
 }
 absl::StatusOr<v1::ReportEpochResponse> CoordinatorClient::ReportEpoch(
     const v1::ReportEpochRequest& r) {
-  v1::ReportStreamRequest request;
-  *request.mutable_report_epoch() = r;
-  if (auto reply = ExchangeOnStream("ReportEpoch", request)) {
-    if (!reply->ok()) return reply->status();
-    return std::move(*(*reply)->mutable_report_epoch());
-  }
-  return Call<v1::ReportEpochRequest, v1::ReportEpochResponse>(
-      "ReportEpoch", r, &v1::WorkerService::Stub::ReportEpoch);
+  return Report("ReportEpoch", r, &v1::WorkerService::Stub::ReportEpoch,
+                &v1::ReportStreamRequest::mutable_report_epoch,
+                &v1::ReportStreamReply::mutable_report_epoch);
 }
 absl::StatusOr<v1::ReportResultResponse> CoordinatorClient::ReportResult(
     const v1::ReportResultRequest& r) {
@@ -139,14 +141,9 @@ absl::StatusOr<v1::ReportResultResponse> CoordinatorClient::ReportResult(
 }
 absl::StatusOr<v1::CompleteTrialResponse> CoordinatorClient::CompleteTrial(
     const v1::CompleteTrialRequest& r) {
-  v1::ReportStreamRequest request;
-  *request.mutable_complete_trial() = r;
-  if (auto reply = ExchangeOnStream("CompleteTrial", request)) {
-    if (!reply->ok()) return reply->status();
-    return std::move(*(*reply)->mutable_complete_trial());
-  }
-  return Call<v1::CompleteTrialRequest, v1::CompleteTrialResponse>(
-      "CompleteTrial", r, &v1::WorkerService::Stub::CompleteTrial);
+  return Report("CompleteTrial", r, &v1::WorkerService::Stub::CompleteTrial,
+                &v1::ReportStreamRequest::mutable_complete_trial,
+                &v1::ReportStreamReply::mutable_complete_trial);
 }
 absl::StatusOr<v1::FailTrialResponse> CoordinatorClient::FailTrial(const v1::FailTrialRequest& r) {
   return Call<v1::FailTrialRequest, v1::FailTrialResponse>("FailTrial", r,

@@ -78,10 +78,12 @@ class CoordinatorClient {
   absl::StatusOr<Response> Call(const char* name, const Request& request, Method method,
                                 absl::Duration extra_deadline = absl::ZeroDuration(),
                                 bool cancellable = false);
-  // `request` over the report stream, retried like a call; std::nullopt once the coordinator
-  // turned out to lack the stream (the caller then makes the unary call).
-  std::optional<absl::StatusOr<v1::ReportStreamReply>> ExchangeOnStream(
-      const char* name, const v1::ReportStreamRequest& request);
+  // `r` as the `request_field` of a report-stream message, retried like a call, its reply's
+  // `reply_field`; the unary `method` once the coordinator turned out to lack the stream.
+  template <typename Request, typename Response, typename Method>
+  absl::StatusOr<Response> Report(const char* name, const Request& r, Method method,
+                                  Request* (v1::ReportStreamRequest::*request_field)(),
+                                  Response* (v1::ReportStreamReply::*reply_field)());
 
   absl::Mutex acquire_mu_;
   grpc::ClientContext* acquire_context_ ABSL_GUARDED_BY(acquire_mu_) = nullptr;

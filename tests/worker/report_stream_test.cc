@@ -51,13 +51,26 @@ v1::ReportStreamRequest Epoch(const LeasedTrial& leased, int epoch, double accur
   return request;
 }
 
+// A served study, a worker holding the lease of its first trial, and that worker's report stream.
+struct StreamSetup {
+  StreamSetup(const std::string& name, int n_trials, absl::Duration timeout)
+      : served(name, n_trials, 0),
+        stub(v1::WorkerService::NewStub(
+            grpc::CreateChannel(served.address, grpc::InsecureChannelCredentials()))),
+        leased(Lease(stub.get())),
+        stream(stub.get(), timeout) {}
+  ServedStudy served;
+  std::unique_ptr<v1::WorkerService::Stub> stub;
+  const LeasedTrial leased;
+  ReportStream stream;
+};
+
 TEST_CASE("The report stream answers each request as its unary call would, and outlives refusals",
           "[worker][grpc]") {
-  ServedStudy served("stream", 2, 0);
-  auto stub = v1::WorkerService::NewStub(
-      grpc::CreateChannel(served.address, grpc::InsecureChannelCredentials()));
-  const LeasedTrial leased = Lease(stub.get());
-  ReportStream stream(stub.get(), absl::Seconds(10));
+  StreamSetup setup("stream", 2, absl::Seconds(10));
+  ServedStudy& served = setup.served;
+  const LeasedTrial& leased = setup.leased;
+  ReportStream& stream = setup.stream;
 
   absl::StatusOr<v1::ReportStreamReply> reply = stream.Exchange(Epoch(leased, 1, 0.25));
   REQUIRE(reply.ok());
@@ -99,11 +112,10 @@ TEST_CASE("The report stream answers each request as its unary call would, and o
 
 TEST_CASE("A stalled coordinator times an exchange out and the next exchange opens a new stream",
           "[worker][grpc][faults]") {
-  ServedStudy served("stalled", 1, 0);
-  auto stub = v1::WorkerService::NewStub(
-      grpc::CreateChannel(served.address, grpc::InsecureChannelCredentials()));
-  const LeasedTrial leased = Lease(stub.get());
-  ReportStream stream(stub.get(), absl::Milliseconds(500));
+  StreamSetup setup("stalled", 1, absl::Milliseconds(500));
+  ServedStudy& served = setup.served;
+  const LeasedTrial& leased = setup.leased;
+  ReportStream& stream = setup.stream;
   REQUIRE(stream.Exchange(Epoch(leased, 1, 0.25)).ok());
 
   served.serve.Kill(SIGSTOP);
