@@ -117,8 +117,8 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
     return absl::InvalidArgumentError("name: a study needs a name");
   }
   for (std::string& warning : warnings) response.add_warnings(std::move(warning));
-  // Unvalidated submissions store the floor they run with too: a restart takes a stored TPE spec
-  // without one for an older hpsearch's (coordinator_restore.cc).
+  // Unvalidated submissions store the floors they run with too: a restart takes a stored TPE spec
+  // without them for an older hpsearch's (coordinator_restore.cc).
   FillBandwidthFloor(spec.mutable_sampler(), kDefaultBandwidthFloor, kDefaultLateBandwidthFloor);
   absl::StatusOr<HashMap> hashes = NormalizeDataHashes(request.data_sha256());
   if (!hashes.ok()) return hashes.status();

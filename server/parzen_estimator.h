@@ -54,7 +54,8 @@ struct ParzenEstimatorOptions {
   bool bandwidth_weighted = false;
   // Univariate bandwidths are at least max(range / 100, bandwidth_floor * range / (n + 2)) for n
   // observations (Optuna's "magic clip" is 1.0). Below 1, kernels of few observations may be
-  // narrower than Optuna's, so l(x) can concentrate sooner. Multivariate estimators keep 1.0.
+  // narrower than Optuna's, so l(x) can concentrate sooner (the TPE sampler lowers it late in a
+  // search: BandwidthFloorAt in tpe_sampler.h). Multivariate estimators keep 1.0.
   // REQUIRES: 0 < bandwidth_floor <= 1.
   double bandwidth_floor = 1.0;
 };
