@@ -52,6 +52,26 @@ class ChildProcess {
   void Kill(int signal) {
     if (pid_ > 0 && !exited_) ::kill(pid_, signal);
   }
+  // SIGSTOPs the process and waits up to `timeout` until every one of its threads has stopped;
+  // returns whether they did. kill() only queues the signal: until the group stop completes,
+  // a thread other than the one it woke can still take a request off a socket.
+  bool Stop(std::chrono::milliseconds timeout) {
+    Kill(SIGSTOP);
+    auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (pid_ > 0 && !exited_) {
+      int status = 0;
+      pid_t done = ::waitpid(pid_, &status, WNOHANG | WUNTRACED);
+      if (done == pid_ && WIFSTOPPED(status)) return true;
+      if (done == pid_) {
+        exited_ = true;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return false;
+      }
+      if (std::chrono::steady_clock::now() >= give_up) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  }
   bool running() {
     Reap(false);
     return !exited_;

@@ -118,7 +118,7 @@ TEST_CASE("A stalled coordinator times an exchange out and the next exchange ope
   ReportStream& stream = setup.stream;
   REQUIRE(stream.Exchange(Epoch(leased, 1, 0.25)).ok());
 
-  served.serve.Kill(SIGSTOP);
+  REQUIRE(served.serve.Stop(std::chrono::seconds(10)));
   absl::Status stalled = stream.Exchange(Epoch(leased, 2, 0.5)).status();
   served.serve.Kill(SIGCONT);
   CHECK(stalled.code() == absl::StatusCode::kDeadlineExceeded);
