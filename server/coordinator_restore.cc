@@ -30,10 +30,10 @@ absl::Status Coordinator::Load() {
       study.study.set_downtime_ms(study.study.downtime_ms() + absl::ToInt64Milliseconds(downtime));
       RETURN_IF_ERROR(store_->PutStudy(study.study));
     }
-    // A stored study keeps the sampler it ran with: every spec stored since bandwidth_floor
-    // existed has one, and univariate TPE used Optuna's clip (1.0) before it; a spec stored
-    // before late_bandwidth_floor existed keeps its floor throughout (FillBandwidthFloor).
-    FillBandwidthFloor(study.study.mutable_spec()->mutable_sampler(), 1.0, 1.0);
+    // A stored study keeps the sampler it ran with: every spec stored since an option existed
+    // names it, and TPE ran with Optuna's clip and weights before (a spec stored before
+    // late_bandwidth_floor existed keeps its floor throughout; FillTpeRunOptions).
+    FillTpeRunOptions(study.study.mutable_spec()->mutable_sampler(), kTpeRunBeforeOptions);
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(study.study.spec());
     absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(study.study.spec());
     if (!sampler.ok()) return sampler.status();

@@ -117,9 +117,9 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
     return absl::InvalidArgumentError("name: a study needs a name");
   }
   for (std::string& warning : warnings) response.add_warnings(std::move(warning));
-  // Unvalidated submissions store the floors they run with too: a restart takes a stored TPE spec
-  // without them for an older hpsearch's (coordinator_restore.cc).
-  FillBandwidthFloor(spec.mutable_sampler(), kDefaultBandwidthFloor, kDefaultLateBandwidthFloor);
+  // Unvalidated submissions store the TPE options they run with too: a restart takes a stored
+  // TPE spec without them for an older hpsearch's (coordinator_restore.cc).
+  FillTpeRunOptions(spec.mutable_sampler(), kTpeRunDefaults);
   absl::StatusOr<HashMap> hashes = NormalizeDataHashes(request.data_sha256());
   if (!hashes.ok()) return hashes.status();
   absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(spec);

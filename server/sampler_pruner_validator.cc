@@ -69,6 +69,7 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
        {"startup", "tpe", "tpe"},
        {"bandwidth_floor", "tpe", "tpe"},
        {"late_bandwidth_floor", "tpe", "tpe"},
+       {"late_weight_window", "tpe", "tpe"},
        {"scramble", "sobol", "sobol"}},
       [&](const std::string& name) { return name == "scramble" ? sobol : tpe; }, ctx);
   if (tpe) {
@@ -85,8 +86,15 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx) {
           s->has_bandwidth_floor() ? "sampler.bandwidth_floor" : "sampler.late_bandwidth_floor",
           "applies to univariate TPE only (multivariate kernels take Scott's rule): remove "
           "it, or set multivariate: false");
-    } else if (!s->multivariate()) {
-      FillBandwidthFloor(s, kDefaultBandwidthFloor, kDefaultLateBandwidthFloor);
+    }
+    FillTpeRunOptions(s, kTpeRunDefaults);  // multivariate: the weight window only
+    if (s->late_weight_window() < 1) {
+      ctx->Error(
+          "sampler.late_weight_window",
+          absl::StrCat("must be at least 1, e.g. ", kDefaultLateWeightWindow, " (the default) or ",
+                       kOptunaWeightWindow, " (Optuna 3.1's weights throughout)"));
+    }
+    if (!s->multivariate()) {
       if (!(s->bandwidth_floor() > 0 && s->bandwidth_floor() <= 1)) {
         ctx->Error("sampler.bandwidth_floor",
                    "must be in (0, 1], e.g. 0.6 (the default) or 1.0 (Optuna 3.1's)");

@@ -40,6 +40,8 @@ struct TpeOptions {
   v1::StartupDesign startup = v1::STARTUP_DESIGN_LATIN_HYPERCUBE;
   ParzenEstimatorOptions estimator;  // its bandwidth_floor: the factor before shrinking
   double late_bandwidth_floor = kDefaultLateBandwidthFloor;
+  int late_weight_window = kDefaultLateWeightWindow;
+  int weight_window = kOptunaWeightWindow;  // the one in effect for this history
 };
 
 // The late floor of a spec without late_bandwidth_floor: its bandwidth_floor if it sets one (a
@@ -60,13 +62,16 @@ TpeOptions OptionsOf(const v1::SamplerSpec& s) {
   if (s.has_consider_endpoints()) o.estimator.consider_endpoints = s.consider_endpoints();
   if (s.has_multivariate()) o.estimator.multivariate = s.multivariate();
   o.estimator.bandwidth_weighted = true;  // Optuna 3.1's scoring; see tpe_sampler.h
-  // Unvalidated specs (sampler_quality's, a test's) get what FillBandwidthFloor would fill.
+  // Unvalidated specs (sampler_quality's, a test's) get what FillTpeRunOptions would fill.
   const double floor = s.has_bandwidth_floor() ? s.bandwidth_floor() : kDefaultBandwidthFloor;
   const double late = s.has_late_bandwidth_floor() ? s.late_bandwidth_floor()
                                                    : LateFloorOf(s, kDefaultLateBandwidthFloor);
   const bool floors_ok = floor > 0 && floor <= 1 && late > 0 && late <= floor;
   o.estimator.bandwidth_floor = floors_ok ? floor : kDefaultBandwidthFloor;
   o.late_bandwidth_floor = floors_ok ? late : kDefaultLateBandwidthFloor;
+  if (s.has_late_weight_window() && s.late_weight_window() >= 1) {
+    o.late_weight_window = s.late_weight_window();
+  }
   return o;
 }
 
@@ -221,7 +226,7 @@ Ranked RankHistory(const SampleRequest& request, const TpeOptions& options) {
 
 // A group's observations of the given parameters: trials lacking any of them are left out.
 ParzenEstimator Fit(const Space& space, const std::vector<int>& group, const std::vector<int>& dims,
-                    const ParzenEstimatorOptions& options) {
+                    int weight_window, const ParzenEstimatorOptions& options) {
   std::vector<std::vector<double>> columns(dims.size());
   for (auto& column : columns) column.reserve(group.size());
   for (int index : group) {
@@ -234,7 +239,8 @@ ParzenEstimator Fit(const Space& space, const std::vector<int>& group, const std
   std::vector<Distribution> dists;
   for (int j : dims) dists.push_back(space.dists[j]);
   return ParzenEstimator(std::move(dists), columns,
-                         TpeObservationWeights(static_cast<int>(columns[0].size())), options);
+                         TpeObservationWeights(static_cast<int>(columns[0].size()), weight_window),
+                         options);
 }
 
 // Candidates of one parameter (univariate) or of all (multivariate), best first, distinct.
@@ -245,8 +251,8 @@ struct Candidates {
 
 Candidates Score(const Space& space, const Ranked& ranked, const std::vector<int>& dims,
                  const TpeOptions& options, SamplingRng* rng) {
-  ParzenEstimator below = Fit(space, ranked.below, dims, options.estimator);
-  ParzenEstimator above = Fit(space, ranked.above, dims, options.estimator);
+  ParzenEstimator below = Fit(space, ranked.below, dims, options.weight_window, options.estimator);
+  ParzenEstimator above = Fit(space, ranked.above, dims, options.weight_window, options.estimator);
   std::vector<std::vector<double>> draws = below.Sample(options.n_ei_candidates, rng);
   std::vector<double> log_l = below.LogPdf(draws);
   std::vector<double> log_g = above.LogPdf(draws);
@@ -319,17 +325,21 @@ double BandwidthFloorAt(double floor, double late, int n_finished) {
   return std::max(late, floor * kFloorShrinkFrom / n_finished);
 }
 
-void FillBandwidthFloor(v1::SamplerSpec* sampler, double floor, double late) {
-  if (sampler->type() != v1::SAMPLER_TYPE_TPE || sampler->multivariate()) return;
-  if (!sampler->has_late_bandwidth_floor()) {
-    sampler->set_late_bandwidth_floor(LateFloorOf(*sampler, late));
+void FillTpeRunOptions(v1::SamplerSpec* sampler, const TpeRunOptions& fill) {
+  if (sampler->type() != v1::SAMPLER_TYPE_TPE) return;
+  if (!sampler->has_late_weight_window()) {
+    sampler->set_late_weight_window(fill.late_weight_window);
   }
-  if (!sampler->has_bandwidth_floor()) sampler->set_bandwidth_floor(floor);
+  if (sampler->multivariate()) return;
+  if (!sampler->has_late_bandwidth_floor()) {
+    sampler->set_late_bandwidth_floor(LateFloorOf(*sampler, fill.late_bandwidth_floor));
+  }
+  if (!sampler->has_bandwidth_floor()) sampler->set_bandwidth_floor(fill.bandwidth_floor);
 }
 
-std::vector<double> TpeObservationWeights(int n) {
+std::vector<double> TpeObservationWeights(int n, int window) {
   std::vector<double> w(n, 1.0);
-  const int ramp = n - 25;
+  const int ramp = n - std::max(1, window);
   for (int i = 0; i < ramp; ++i) {
     const double t = ramp == 1 ? 0.0 : static_cast<double>(i) / (ramp - 1);
     w[i] = 1.0 / n + t * (1.0 - 1.0 / n);
@@ -365,6 +375,7 @@ absl::StatusOr<std::vector<v1::ParamAssignment>> TpeSampler::Sample(const Sample
   const Ranked ranked = RankHistory(request, options);
   options.estimator.bandwidth_floor = BandwidthFloorAt(
       options.estimator.bandwidth_floor, options.late_bandwidth_floor, ranked.n_finished);
+  if (ranked.n_finished >= kWindowShrinkFrom) options.weight_window = options.late_weight_window;
   if (ranked.n_finished < options.n_startup_trials) {
     // Start-up: a point of the start-up design (one coordinate per parameter; fixed ones keep
     // their values and leave the others' coordinates unchanged), random draws if it repeats a

@@ -165,8 +165,9 @@ TEST_CASE("TPE with constant liar gives eight workers acquiring at once eight di
   CHECK(seen.size() == 20);
 }
 
-TEST_CASE("TPE studies stored before the bandwidth floors existed keep the floors they ran with",
-          "[server][coordinator][tpe][restart]") {
+TEST_CASE(
+    "TPE studies stored before the floors and the weight window existed keep what they ran with",
+    "[server][coordinator][tpe][restart]") {
   Fixture f;
   v1::StudySpec spec = MakeSpec("old-tpe", 10, 1);
   spec.mutable_sampler()->set_type(v1::SAMPLER_TYPE_TPE);
@@ -177,14 +178,17 @@ TEST_CASE("TPE studies stored before the bandwidth floors existed keep the floor
   const std::string new_id = f.Submit(spec);
   CHECK(f.Study(new_id).spec().sampler().bandwidth_floor() == 0.6);  // the validator's defaults
   CHECK(f.Study(new_id).spec().sampler().late_bandwidth_floor() == 0.3);
-  // Rewrite the first study's stored spec as an hpsearch without either option stored it, and the
-  // second's as one with bandwidth_floor but without late_bandwidth_floor (the spec column is
-  // written once, at submission).
+  CHECK(f.Study(new_id).spec().sampler().late_weight_window() == 10);
+  // Rewrite the first study's stored spec as an hpsearch without these options stored it, and the
+  // second's as one with bandwidth_floor but without late_bandwidth_floor or late_weight_window
+  // (the spec column is written once, at submission).
   v1::StudySpec old_spec = f.Study(old_id).spec();
   old_spec.mutable_sampler()->clear_bandwidth_floor();
   old_spec.mutable_sampler()->clear_late_bandwidth_floor();
+  old_spec.mutable_sampler()->clear_late_weight_window();
   v1::StudySpec floor_only_spec = f.Study(floor_only_id).spec();
   floor_only_spec.mutable_sampler()->clear_late_bandwidth_floor();
+  floor_only_spec.mutable_sampler()->clear_late_weight_window();
   f.coordinator.reset();
   f.store.reset();
   {
@@ -204,8 +208,11 @@ TEST_CASE("TPE studies stored before the bandwidth floors existed keep the floor
   CHECK(f.Study(old_id).spec().sampler().late_bandwidth_floor() == 1.0);
   CHECK(f.Study(floor_only_id).spec().sampler().bandwidth_floor() == 0.6);
   CHECK(f.Study(floor_only_id).spec().sampler().late_bandwidth_floor() == 0.6);
+  CHECK(f.Study(old_id).spec().sampler().late_weight_window() == 25);  // Optuna's weights
+  CHECK(f.Study(floor_only_id).spec().sampler().late_weight_window() == 25);
   CHECK(f.Study(new_id).spec().sampler().bandwidth_floor() == 0.6);
   CHECK(f.Study(new_id).spec().sampler().late_bandwidth_floor() == 0.3);
+  CHECK(f.Study(new_id).spec().sampler().late_weight_window() == 10);
   // Resubmitting the old study's file to resume it names the difference instead of switching.
   v1::SubmitStudyRequest request;
   *request.mutable_spec() = spec;

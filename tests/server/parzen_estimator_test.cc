@@ -350,6 +350,15 @@ TEST_CASE("Ramp weights: flat up to 25 observations, older ones lighter beyond",
   CHECK(w[4] == Approx(1.0));
   CHECK(w[2] == Approx((1.0 / 30 + 1.0) / 2));
   CHECK(w[29] == 1.0);
+
+  // A window of 10: the newest 10 weigh 1, the oldest n - 10 ramp up from 1/n.
+  CHECK(TpeObservationWeights(10, 10) == std::vector<double>(10, 1.0));
+  w = TpeObservationWeights(30, 10);
+  REQUIRE(w.size() == 30);
+  CHECK(w[0] == Approx(1.0 / 30));
+  CHECK(w[19] == Approx(1.0));
+  CHECK(w[9] < w[10]);
+  CHECK(w[20] == 1.0);
 }
 
 }  // namespace

@@ -275,6 +275,7 @@ TEST_CASE("Sampler and pruner defaults are filled per type", "[server][validator
   CHECK_FALSE(median.sampler().consider_endpoints());
   CHECK(median.sampler().bandwidth_floor() == 0.6);
   CHECK(median.sampler().late_bandwidth_floor() == 0.3);
+  CHECK(median.sampler().late_weight_window() == 10);
   CHECK(median.sampler().startup() == v1::STARTUP_DESIGN_LATIN_HYPERCUBE);
   CHECK_FALSE(sobol.sampler().has_startup());
   CHECK(median.pruner().n_startup_trials() == 5);

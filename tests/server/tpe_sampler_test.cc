@@ -155,6 +155,38 @@ TEST_CASE("TPE: the bandwidth floor shrinks after 50 finished trials, to late_ba
   }
 }
 
+TEST_CASE("TPE: from 30 finished trials on, observation weights ramp beyond late_weight_window",
+          "[server][tpe]") {
+  auto with_window = [](int window) {
+    v1::StudySpec spec = TpeSpec(4);
+    AddFloat(&spec, "x", -2, 2);
+    AddInt(&spec, "n", 0, 400);
+    spec.mutable_sampler()->set_late_weight_window(window);
+    return spec;
+  };
+  auto f = [](const std::vector<v1::ParamAssignment>& p) {
+    return std::pow(p[0].value().double_value() - 0.3, 2) + std::abs(p[1].value().int_value() - 90);
+  };
+  // Unset, the window is the default 10.
+  v1::StudySpec unset = with_window(10);
+  unset.mutable_sampler()->clear_late_weight_window();
+  for (int n : {29, 40}) {
+    INFO(n << " finished trials");
+    TpeSampler sampler;
+    TrialHistory history;
+    Optimize(&sampler, with_window(10), f, n, &history);
+    const std::string ten = Key(Ask(&sampler, with_window(10), history, n));
+    CHECK(ten == Key(Ask(&sampler, unset, history, n)));
+    // Before 30 trials every window is Optuna's 25; from 30 on (the bad group holds 36) it tells.
+    const std::string optunas = Key(Ask(&sampler, with_window(25), history, n));
+    if (n < kWindowShrinkFrom) {
+      CHECK(ten == optunas);
+    } else {
+      CHECK(ten != optunas);
+    }
+  }
+}
+
 // The slices of `slices` equal parts of each parameter's range that trials' values fall in, per
 // parameter (x: float in [-1, 1]; n: int in [0, 799]; lr: log float in [1e-6, 1e-2]).
 std::vector<std::vector<int>> StartupSlices(
