@@ -59,8 +59,8 @@
 //    full weight throughout. Until 100 trials only the bad group is that large: g(x) then follows
 //    the bad results near where the search is now, and no longer marks the regions of the
 //    start-up and early trials as bad for long. On 800 development seeds (not the benchmark's)
-//    it ended lower than Optuna's window after 100 trials with probability 0.52: ahead on 8 of
-//    the 9 test functions and level on the ninth (docs/performance.md).
+//    it ended lower than Optuna's window after 100 trials with probability 0.52: ahead on 7 of
+//    the 9 test functions and level on the other two (docs/performance.md).
 //
 // Determinism: the proposal is a function of the request alone (spec, seed, fixed values,
 // history); each parameter draws from its own stream keyed by its name.
