@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <utility>
 
 #include "server/truncated_normal.h"
@@ -243,13 +244,19 @@ void ParzenEstimator::FitNumbers(Dim* dim, int n_dims, std::vector<double>* weig
   }
   dim->inv_sigma.resize(kernels);
   dim->log_norm.resize(kernels);
+  dim->mass.resize(kernels);
   if (dim->binned) dim->log_sigma_sqrt2pi.resize(kernels);
   double last_sigma = -1, log_sigma = 0;  // many bandwidths are the clipped minimum: log it once
   for (size_t i = 0; i < kernels; ++i) {
     const double s = dim->sigma[i];
     dim->inv_sigma[i] = 1.0 / s;
     const double a = (dim->low - dim->mu[i]) / s, b = (dim->high - dim->mu[i]) / s;
-    double norm = (a < -kUntruncated && b > kUntruncated) ? 0.0 : -LogNormalMass(a, b);
+    double norm = 0.0;
+    dim->mass[i] = std::numeric_limits<double>::quiet_NaN();
+    if (!(a < -kUntruncated && b > kUntruncated)) {
+      dim->mass[i] = NormalMass(a, b);
+      norm = dim->mass[i] > 0 ? -std::log(dim->mass[i]) : -kNegInf;
+    }
     if (s != last_sigma) {
       last_sigma = s;
       log_sigma = std::log(s) + kLogSqrt2Pi;
@@ -265,6 +272,9 @@ void ParzenEstimator::FitNumbers(Dim* dim, int n_dims, std::vector<double>* weig
 
 std::vector<std::vector<double>> ParzenEstimator::Sample(int count, SamplingRng* rng) const {
   std::vector<std::vector<double>> columns(dims_.size(), std::vector<double>(count));
+  // Per numeric dimension, each kernel's truncated normal, set up on its first draw.
+  std::vector<std::vector<std::optional<TruncatedNormal>>> drawn(dims_.size());
+  for (size_t j = 0; j < dims_.size(); ++j) drawn[j].resize(dims_[j].mu.size());
   for (int s = 0; s < count; ++s) {
     if (!categorical_pmf_.empty()) {
       double u = rng->Uniform01();
@@ -303,8 +313,10 @@ std::vector<std::vector<double>> ParzenEstimator::Sample(int count, SamplingRng*
         columns[j][s] = std::clamp(choice, 0, n_choices - 1);
         continue;
       }
-      const double y = SampleTruncatedNormal(dim.mu[kernel], dim.sigma[kernel], dim.low, dim.high,
-                                             rng->UniformOpen01());
+      std::optional<TruncatedNormal>& normal = drawn[j][kernel];
+      if (!normal)
+        normal.emplace(dim.mu[kernel], dim.sigma[kernel], dim.low, dim.high, dim.mass[kernel]);
+      const double y = normal->Sample(rng->UniformOpen01());
       columns[j][s] = FromModel(dim, y);
     }
   }

@@ -92,6 +92,7 @@ class ParzenEstimator {
     // numbers, per kernel:
     std::vector<double> mu, sigma, inv_sigma;
     std::vector<double> log_norm;  // -log(truncation mass) [- log(sigma sqrt(2 pi)) if not binned]
+    std::vector<double> mass;      // truncation mass, NaN where the range cuts off nothing
     std::vector<double> log_sigma_sqrt2pi;  // binned: for the cheap bound on a bin's mass
     // Binned, multivariate: kernels share one bandwidth and sit on grid points, so a bin's mass
     // depends on the kernel's grid point alone and is computed once per point (-1: the prior,

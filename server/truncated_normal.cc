@@ -10,14 +10,13 @@ namespace {
 constexpr double kSqrt1_2 = 0.70710678118654752440;
 constexpr double kSqrt2Pi = 2.50662827463100050242;
 
-// The normal mass between a and b (a <= b), from erfc on the side where it does not cancel.
+}  // namespace
+
 double NormalMass(double a, double b) {
   if (a >= 0) return 0.5 * (std::erfc(a * kSqrt1_2) - std::erfc(b * kSqrt1_2));
   if (b <= 0) return 0.5 * (std::erfc(-b * kSqrt1_2) - std::erfc(-a * kSqrt1_2));
   return 1.0 - 0.5 * std::erfc(-a * kSqrt1_2) - 0.5 * std::erfc(b * kSqrt1_2);
 }
-
-}  // namespace
 
 double NormalCdf(double z) { return 0.5 * std::erfc(-z * kSqrt1_2); }
 
@@ -58,21 +57,30 @@ double InverseNormalCdf(double p) {
 }
 
 double SampleTruncatedNormal(double mu, double sigma, double low, double high, double u) {
+  return TruncatedNormal(mu, sigma, low, high, std::nan("")).Sample(u);
+}
+
+TruncatedNormal::TruncatedNormal(double mu, double sigma, double low, double high, double mass)
+    : mu_(mu), sigma_(sigma), low_(low), high_(high), mass_(mass), upper_sf_(std::nan("")) {
   const double a = (low - mu) / sigma;
-  const double b = (high - mu) / sigma;
-  const double mass = NormalMass(a, b);
-  if (!(mass > 0)) return std::clamp(mu, low, high);
+  if (std::isnan(mass_)) mass_ = NormalMass(a, (high - mu) / sigma);
+  lower_cdf_ = mass_ > 0 ? NormalCdf(a) : 0.0;
+}
+
+double TruncatedNormal::Sample(double u) {
+  if (!(mass_ > 0)) return std::clamp(mu_, low_, high_);
   // The lower-tail probability of the draw is NormalCdf(a) + u * mass; above one half its upper
   // tail NormalCdf(-b) + (1 - u) * mass is the accurate one to invert.
-  const double lower = NormalCdf(a) + u * mass;
+  const double lower = lower_cdf_ + u * mass_;
   double z;
   if (lower < 0.5) {
     z = InverseNormalCdf(std::max(lower, std::numeric_limits<double>::min()));
   } else {
-    const double upper = NormalCdf(-b) + (1 - u) * mass;
+    if (std::isnan(upper_sf_)) upper_sf_ = NormalCdf(-(high_ - mu_) / sigma_);
+    const double upper = upper_sf_ + (1 - u) * mass_;
     z = -InverseNormalCdf(std::max(upper, std::numeric_limits<double>::min()));
   }
-  return std::clamp(mu + sigma * z, low, high);
+  return std::clamp(mu_ + sigma_ * z, low_, high_);
 }
 
 }  // namespace hpsearch::server

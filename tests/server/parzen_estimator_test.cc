@@ -98,6 +98,28 @@ TEST_CASE("Truncated normal draws stay inside, grow with u, and have the right m
   CHECK(tail <= 31.0);
 }
 
+TEST_CASE("A truncated normal set up once draws what a fresh one draws, in both halves",
+          "[server][tpe]") {
+  struct Kernel {
+    double mu, sigma, low, high;
+  };
+  for (const Kernel& k : {Kernel{0.2, 0.5, 0.0, 1.0}, Kernel{0.9, 0.05, 0.0, 1.0},
+                          Kernel{0.0, 1.0, 30.0, 31.0}, Kernel{-3.0, 2.0, -4.0, 4.0}}) {
+    INFO("mu " << k.mu << " sigma " << k.sigma);
+    const double mass = NormalMass((k.low - k.mu) / k.sigma, (k.high - k.mu) / k.sigma);
+    TruncatedNormal reused(k.mu, k.sigma, k.low, k.high, std::nan(""));
+    TruncatedNormal given_mass(k.mu, k.sigma, k.low, k.high, mass);
+    // Upper-half draws first, lower ones after, then upper again: the upper tail's cached
+    // probability must not leak into the lower half.
+    for (double u : {0.999, 0.7, 0.5, 0.01, 0.3, 1e-9, 0.95}) {
+      const double fresh = TruncatedNormal(k.mu, k.sigma, k.low, k.high, std::nan("")).Sample(u);
+      CHECK(reused.Sample(u) == fresh);
+      CHECK(given_mass.Sample(u) == fresh);
+      CHECK(SampleTruncatedNormal(k.mu, k.sigma, k.low, k.high, u) == fresh);
+    }
+  }
+}
+
 TEST_CASE("Univariate kernels are Optuna 3.1's, normalised", "[server][tpe]") {
   CheckLogPdf(Univariate(FloatDist(0, 1), {0.2, 0.5, 0.9}), {{0.1, 0.3, 0.5, 0.95}},
               {-0.1370023279472805, 0.10484945766824982, 0.14587198730915762, -0.2279159025958747});
