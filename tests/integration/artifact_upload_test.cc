@@ -45,11 +45,16 @@ Uploaded Upload(Cluster& cluster, const std::vector<v1::ArtifactChunk>& chunks,
   return result;
 }
 
+// Regular files under root; a cancelled upload may still be removing its staging folder, so
+// entries that vanish while we look are skipped rather than thrown.
 int StoredFiles(const fs::path& root) {
   int count = 0;
-  if (!fs::exists(root)) return 0;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    count += entry.is_regular_file() ? 1 : 0;
+  std::error_code error;
+  if (!fs::exists(root, error)) return 0;
+  fs::recursive_directory_iterator it(root, error), end;
+  for (; !error && it != end; it.increment(error)) {
+    std::error_code type_error;
+    count += it->is_regular_file(type_error) ? 1 : 0;
   }
   return count;
 }
@@ -111,8 +116,12 @@ TEST_CASE("Artifact uploads over gRPC: faults are refused precisely, a good one 
   CHECK(foreign.status.error_code() == grpc::StatusCode::PERMISSION_DENIED);
   CHECK(foreign.status.error_message().find("not held by") != std::string::npos);
 
-  // Nothing of the failures is visible: no record, no file (staging folders are gone too).
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the cancelled call's cleanup
+  // Nothing of the failures is visible: no record, no file (staging folders are gone too, once
+  // the cancelled call's cleanup has run: the server finishes it after the client's cancel).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (StoredFiles(stored) != 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   CHECK(cluster.Query("SELECT COUNT(*) FROM artifacts") == "0");
   CHECK(StoredFiles(stored) == 0);
 
