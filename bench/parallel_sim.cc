@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "bench/test_functions.h"
-#include "server/pruner.h"
-#include "server/random_sampler.h"
-#include "server/sampling_rng.h"
-#include "server/tpe_sampler.h"
+#include "server/sampling/pruner.h"
+#include "server/sampling/random_sampler.h"
+#include "server/sampling/sampling_rng.h"
+#include "server/sampling/tpe_sampler.h"
 
 namespace hpsearch::bench {
 namespace {

@@ -21,8 +21,8 @@
 
 #include "bench/python_peer.h"
 #include "nlohmann/json.hpp"
-#include "server/random_sampler.h"
-#include "server/tpe_sampler.h"
+#include "server/sampling/random_sampler.h"
+#include "server/sampling/tpe_sampler.h"
 
 namespace hpsearch::bench {
 namespace {

@@ -4,7 +4,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "server/report_format.h"
+#include "rpc/grpc_status.h"
+#include "server/report/report_format.h"
 
 namespace hpsearch::cli {
 
@@ -58,26 +59,8 @@ std::optional<CoordinatorConnection> OpenConnection(const std::string& command,
 
 int CoordinatorConnection::ReportFailure(const std::string& command,
                                          const grpc::Status& status) const {
-  static const char* kNames[] = {"OK",
-                                 "CANCELLED",
-                                 "UNKNOWN",
-                                 "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND",
-                                 "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED",
-                                 "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION",
-                                 "ABORTED",
-                                 "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED",
-                                 "INTERNAL",
-                                 "UNAVAILABLE",
-                                 "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
-  int code = status.error_code();
-  std::cerr << "hpsearch " << command << ": " << (code >= 0 && code <= 16 ? kNames[code] : "?")
-            << ": " << status.error_message();
+  std::cerr << "hpsearch " << command << ": " << rpc::GrpcCodeName(status.error_code()) << ": "
+            << status.error_message();
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     std::cerr << " (is `hpsearch serve` running at " << address_
               << "? set --coordinator or HPSEARCH_COORDINATOR; " << rpc::ConnectionHint(security_)

@@ -14,8 +14,9 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "db/results_store.h"
+#include "rpc/grpc_status.h"
 #include "server/artifact_service.h"
-#include "server/export_readme.h"
+#include "server/report/export_readme.h"
 #include "transfer/artifact_files.h"
 
 namespace hpsearch::cli {
@@ -92,10 +93,6 @@ absl::Status ExportFromDatabase(const ExportFlags& flags, const std::string& sta
   return absl::OkStatus();
 }
 
-absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
-
 // From a running coordinator (GetStudy, GetTrial, GetArtifact).
 absl::Status ExportFromCoordinator(const ExportFlags& flags, const std::string& stage,
                                    server::ExportedArtifact* exported) {
@@ -106,7 +103,7 @@ absl::Status ExportFromCoordinator(const ExportFlags& flags, const std::string& 
   get_study.set_study(flags.study);
   auto context = CallContext();
   if (grpc::Status s = stub->GetStudy(context.get(), get_study, &exported->study); !s.ok()) {
-    return FromGrpc(s);
+    return rpc::FromGrpcStatus(s);
   }
   const int number = TrialNumber(flags, exported->study);
   if (number < 0) {
@@ -118,7 +115,7 @@ absl::Status ExportFromCoordinator(const ExportFlags& flags, const std::string& 
   get_trial.set_number(number);
   auto trial_context = CallContext();
   if (grpc::Status s = stub->GetTrial(trial_context.get(), get_trial, &exported->trial); !s.ok()) {
-    return FromGrpc(s);
+    return rpc::FromGrpcStatus(s);
   }
   exported->attempt = exported->trial.attempt();
   grpc::ClientContext stream_context;
@@ -141,7 +138,8 @@ absl::Status ExportFromCoordinator(const ExportFlags& flags, const std::string& 
     stream_context.TryCancel();
     reader->Finish();
   }
-  if (!status.ok()) return FromGrpc(status);  // the coordinator's reason beats "truncated"
+  if (!status.ok())
+    return rpc::FromGrpcStatus(status);  // the coordinator's reason beats "truncated"
   if (!files.ok()) return files.status();
   exported->files = std::move(*files);
   return absl::OkStatus();

@@ -5,7 +5,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
-#include "server/study_report.h"
+#include "server/report/study_report.h"
 
 namespace hpsearch::cli {
 namespace {

@@ -25,8 +25,8 @@
 #include "rpc/auth_token.h"
 #include "rpc/security.h"
 #include "server/coordinator_host.h"
-#include "server/study_file.h"
-#include "server/study_view.h"
+#include "server/study_file/study_file.h"
+#include "server/study_file/study_view.h"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/spdlog.h"
 

@@ -6,7 +6,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/data_hashes.h"
-#include "server/study_file.h"
+#include "server/study_file/study_file.h"
 
 namespace hpsearch::cli {
 namespace {

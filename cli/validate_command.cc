@@ -5,7 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "server/study_file.h"
+#include "server/study_file/study_file.h"
 
 namespace hpsearch::cli {
 namespace {

@@ -4,8 +4,8 @@
 // embd_pdrop, attn_pdrop, num_labels, pad_token_id). A plain value type: copy it freely; no state,
 // thread-compatible.
 //
-// core/hf_config.h (the checkpoint loader's view of config.json) carries the same fields; the
-// integrator maps one onto the other in one function, so this struct stays free of JSON.
+// core/hf_config.h (the checkpoint loader's view of config.json) carries the same fields and maps
+// them onto this struct in one function, ApplyHfGpt2Config(), so this struct stays free of JSON.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
-// HfGpt2Config: the architecture and head settings of a Hugging Face GPT-2-family checkpoint, parsed
-// from its config.json. It covers both the Hugging Face layout (n_positions, activation_function,
-// id2label, ...) and the older OpenAI / DialoGPT layout (n_ctx, no activation_function). A value
-// type: copy freely; the parse functions are thread-safe.
+// HfGpt2Config: the architecture and head settings of a Hugging Face GPT-2-family checkpoint,
+// parsed from its config.json. It covers both the Hugging Face layout (n_positions,
+// activation_function, id2label, ...) and the older OpenAI / DialoGPT layout (n_ctx, no
+// activation_function). A value type: copy freely; the parse functions are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "core/gpt2_config.h"
 
 namespace hpsearch::core {
 
@@ -65,5 +67,13 @@ HfGpt2Config ParseHfGpt2Config(const nlohmann::json& json, const std::string& so
 // cannot be read, kInvalidArgument when it is not valid JSON (with the parser's position), then as
 // ParseHfGpt2Config.
 HfGpt2Config LoadHfGpt2Config(const std::filesystem::path& path);
+
+// The one mapping of a checkpoint's config.json onto the model's Gpt2Config: sets the architecture
+// and numerics (n_layer, n_embd, n_head, n_positions, vocab_size, layer_norm_epsilon, activation,
+// initializer_range and the three dropout rates) and leaves the head and run settings (num_labels,
+// pad_token_id, attn_implementation) as the caller set them. Throws core::Error(kUnsupported)
+// naming `source` for what the model cannot run (n_inner other than 4 x n_embd, an activation other
+// than gelu_new).
+void ApplyHfGpt2Config(const HfGpt2Config& hf, const std::string& source, Gpt2Config* config);
 
 }  // namespace hpsearch::core

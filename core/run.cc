@@ -94,27 +94,7 @@ Gpt2ForSequenceClassification BuildModel(const RunConfig& config, int64_t num_la
   Checkpoint checkpoint = LoadCheckpoint(config.model.path, [&](const std::string& warning) {
     if (callbacks.on_warning) callbacks.on_warning(warning);
   });
-  const HfGpt2Config& hf = checkpoint.config;
-  if (hf.n_inner != 0 && hf.n_inner != 4 * hf.n_embd) {
-    Fail(ErrorCode::kUnsupported, config.model.path + "/config.json: n_inner " +
-                                      std::to_string(hf.n_inner) +
-                                      " is not supported (only 4 x n_embd)");
-  }
-  if (hf.activation_function != "gelu_new") {
-    Fail(ErrorCode::kUnsupported, config.model.path + "/config.json: activation_function '" +
-                                      hf.activation_function +
-                                      "' is not supported (only gelu_new)");
-  }
-  c.n_layer = hf.n_layer;
-  c.n_embd = hf.n_embd;
-  c.n_head = hf.n_head;
-  c.n_positions = hf.n_positions;
-  c.vocab_size = hf.vocab_size;
-  c.layer_norm_epsilon = hf.layer_norm_epsilon;
-  c.initializer_range = hf.initializer_range;
-  c.resid_pdrop = hf.resid_pdrop;
-  c.embd_pdrop = hf.embd_pdrop;
-  c.attn_pdrop = hf.attn_pdrop;
+  ApplyHfGpt2Config(checkpoint.config, config.model.path + "/config.json", &c);
   if (config.data.max_length > c.n_positions) {
     Fail(ErrorCode::kInvalidArgument, "data.max_length (" + std::to_string(config.data.max_length) +
                                           ") exceeds the checkpoint's n_positions (" +

@@ -133,6 +133,11 @@ void Require(bool ok, const std::string& key, const std::string& message) {
   if (!ok) Fail(ErrorCode::kInvalidArgument, key + ": " + message);
 }
 
+// A rule of base/training_defaults.h: `broken_rule` is its Check*'s answer.
+void RequireRule(const char* broken_rule, const std::string& key) {
+  if (broken_rule != nullptr) Fail(ErrorCode::kInvalidArgument, key + ": " + broken_rule);
+}
+
 }  // namespace
 
 RunConfig RunConfigFromJson(const json& root, const std::string& base_dir) {
@@ -256,14 +261,18 @@ void ValidateRunConfig(const RunConfig& c) {
           "data.validation_fraction", "must be in (0, 1)");
   Require(c.data.format == "auto" || c.data.format == "csv" || c.data.format == "jsonl",
           "data.format", "expected auto, csv or jsonl");
-  Require(c.data.max_length >= 1, "data.max_length", "must be at least 1");
-  Require(c.data.eval_batch_size >= 1, "data.eval_batch_size", "must be at least 1");
-  Require(c.training.learning_rate > 0, "training.learning_rate", "must be above 0");
-  Require(c.training.batch_size >= 1, "training.batch_size", "must be at least 1");
-  Require(c.training.epochs >= 1, "training.epochs", "must be at least 1");
-  Require(c.training.weight_decay >= 0, "training.weight_decay", "must be 0 or more");
-  Require(c.training.warmup_steps >= 0, "training.warmup_steps", "must be 0 or more");
-  Require(c.training.max_grad_norm >= 0, "training.max_grad_norm", "must be 0 or more");
+  namespace d = training_defaults;
+  RequireRule(d::CheckMaxLength(c.data.max_length), "data.max_length");
+  RequireRule(d::CheckEvalBatchSize(c.data.eval_batch_size), "data.eval_batch_size");
+  RequireRule(d::CheckLearningRate(c.training.learning_rate), "training.learning_rate");
+  RequireRule(d::CheckBatchSize(c.training.batch_size), "training.batch_size");
+  RequireRule(d::CheckEpochs(c.training.epochs), "training.epochs");
+  RequireRule(d::CheckWeightDecay(c.training.weight_decay), "training.weight_decay");
+  RequireRule(d::CheckWarmupSteps(c.training.warmup_steps), "training.warmup_steps");
+  RequireRule(d::CheckMaxGradNorm(c.training.max_grad_norm), "training.max_grad_norm");
+  RequireRule(d::CheckAdamBeta(c.training.adam_beta1), "training.adam_beta1");
+  RequireRule(d::CheckAdamBeta(c.training.adam_beta2), "training.adam_beta2");
+  RequireRule(d::CheckAdamEpsilon(c.training.adam_epsilon), "training.adam_epsilon");
   const std::string& m = c.fine_tune.method;
   Require(m == "qlora" || m == "lora" || m == "full", "fine_tune.method",
           "expected qlora, lora or full");
@@ -272,10 +281,9 @@ void ValidateRunConfig(const RunConfig& c) {
   const std::string& dtype = c.fine_tune.compute_dtype;
   Require(dtype == "auto" || dtype == "float32" || dtype == "bfloat16" || dtype == "float16",
           "fine_tune.quantization.compute_dtype", "expected auto, float32, bfloat16 or float16");
-  Require(c.fine_tune.lora_r >= 1, "fine_tune.lora.r", "must be at least 1");
-  Require(c.fine_tune.lora_alpha > 0, "fine_tune.lora.alpha", "must be above 0");
-  Require(c.fine_tune.lora_dropout >= 0 && c.fine_tune.lora_dropout < 1, "fine_tune.lora.dropout",
-          "must be in [0, 1)");
+  RequireRule(d::CheckLoraR(c.fine_tune.lora_r), "fine_tune.lora.r");
+  RequireRule(d::CheckLoraAlpha(c.fine_tune.lora_alpha), "fine_tune.lora.alpha");
+  RequireRule(d::CheckLoraDropout(c.fine_tune.lora_dropout), "fine_tune.lora.dropout");
   Require(!c.evaluate_test || !c.data.test_file.empty(), "data.test_file",
           "is required to evaluate on test");
 }

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "base/training_defaults.h"
+
 namespace hpsearch::core {
 
 struct RandomInitConfig {
@@ -39,29 +41,29 @@ struct DataConfig {
   std::string train_file;
   std::string validation_file;  // empty: split validation_fraction off train_file
   std::string test_file;
-  double validation_fraction = 0.2;
+  double validation_fraction = training_defaults::kValidationFraction;
   uint64_t split_seed = 0;
   bool stratify = false;
   std::string text_column = "text";
   std::string label_column = "label";
   std::vector<std::string> labels;  // empty: sorted by lower-cased name
-  int64_t max_length = 128;
-  int64_t eval_batch_size = 8;
+  int64_t max_length = training_defaults::kMaxLength;
+  int64_t eval_batch_size = training_defaults::kEvalBatchSize;
   bool group_by_length = false;
   std::string format = "auto";  // auto | csv | jsonl
 };
 
 struct TrainingConfig {
-  double learning_rate = 5e-5;
-  int64_t batch_size = 8;
-  int64_t epochs = 3;
-  double weight_decay = 0.0;
-  int64_t warmup_steps = 0;
-  double max_grad_norm = 1.0;
-  bool gradient_checkpointing = false;
-  double adam_beta1 = 0.9;
-  double adam_beta2 = 0.999;
-  double adam_epsilon = 1e-8;
+  double learning_rate = training_defaults::kLearningRate;
+  int64_t batch_size = training_defaults::kBatchSize;
+  int64_t epochs = training_defaults::kEpochs;
+  double weight_decay = training_defaults::kWeightDecay;
+  int64_t warmup_steps = training_defaults::kWarmupSteps;
+  double max_grad_norm = training_defaults::kMaxGradNorm;
+  bool gradient_checkpointing = training_defaults::kGradientCheckpointing;
+  double adam_beta1 = training_defaults::kAdamBeta1;
+  double adam_beta2 = training_defaults::kAdamBeta2;
+  double adam_epsilon = training_defaults::kAdamEpsilon;
 };
 
 struct FineTuneConfig {
@@ -69,9 +71,9 @@ struct FineTuneConfig {
   bool double_quant = true;
   int64_t block_size = 64;
   std::string compute_dtype = "auto";  // auto | float32 | bfloat16 | float16
-  int64_t lora_r = 8;
-  double lora_alpha = 16;
-  double lora_dropout = 0.05;
+  int64_t lora_r = training_defaults::kLoraR;
+  double lora_alpha = training_defaults::kLoraAlpha;
+  double lora_dropout = training_defaults::kLoraDropout;
   std::vector<std::string> target_modules = {"c_attn"};
 };
 

@@ -130,14 +130,16 @@ int64_t ProgressInterval(const TrainerOptions& options, const torch::Device& dev
 Trainer::Trainer(Gpt2ForSequenceClassification model, TrainerOptions options,
                  TrainerCallbacks callbacks)
     : model_(std::move(model)), options_(std::move(options)), callbacks_(std::move(callbacks)) {
-  if (options_.batch_size < 1)
-    Fail(ErrorCode::kInvalidArgument, "trainer: batch_size must be at least 1");
-  if (options_.epochs < 1) Fail(ErrorCode::kInvalidArgument, "trainer: epochs must be at least 1");
-  if (options_.eval_batch_size < 1) {
-    Fail(ErrorCode::kInvalidArgument, "trainer: eval_batch_size must be at least 1");
-  }
-  if (!(options_.learning_rate > 0))
-    Fail(ErrorCode::kInvalidArgument, "trainer: learning_rate must be above 0");
+  namespace d = training_defaults;
+  auto require = [](const char* broken_rule, const char* name) {
+    if (broken_rule != nullptr) {
+      Fail(ErrorCode::kInvalidArgument, std::string("trainer: ") + name + " " + broken_rule);
+    }
+  };
+  require(d::CheckBatchSize(options_.batch_size), "batch_size");
+  require(d::CheckEpochs(options_.epochs), "epochs");
+  require(d::CheckEvalBatchSize(options_.eval_batch_size), "eval_batch_size");
+  require(d::CheckLearningRate(options_.learning_rate), "learning_rate");
 }
 
 int64_t Trainer::NonEmbeddingParameters() const {

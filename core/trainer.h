@@ -45,22 +45,24 @@
 #include <string>
 #include <vector>
 
+#include "base/training_defaults.h"
 #include "core/batching.h"
 #include "core/gpt2_sequence_classifier.h"
 
 namespace hpsearch::core {
 
 struct TrainerOptions {
-  double learning_rate = 5e-5;  // peak learning rate
-  int64_t batch_size = 8;
-  int64_t epochs = 3;
-  double weight_decay = 0.0;
-  int64_t warmup_steps = 0;
-  double max_grad_norm = 1.0;  // 0 disables clipping
-  double adam_beta1 = 0.9;
-  double adam_beta2 = 0.999;
-  double adam_epsilon = 1e-8;
-  int64_t eval_batch_size = 8;
+  // Defaults and rules: base/training_defaults.h.
+  double learning_rate = training_defaults::kLearningRate;  // peak learning rate
+  int64_t batch_size = training_defaults::kBatchSize;
+  int64_t epochs = training_defaults::kEpochs;
+  double weight_decay = training_defaults::kWeightDecay;
+  int64_t warmup_steps = training_defaults::kWarmupSteps;
+  double max_grad_norm = training_defaults::kMaxGradNorm;  // 0 disables clipping
+  double adam_beta1 = training_defaults::kAdamBeta1;
+  double adam_beta2 = training_defaults::kAdamBeta2;
+  double adam_epsilon = training_defaults::kAdamEpsilon;
+  int64_t eval_batch_size = training_defaults::kEvalBatchSize;
   uint64_t seed = 0;             // data order and dropout
   bool group_by_length = false;  // see BatchOptions
   std::string checkpoint_dir;    // empty: no checkpoints, no resume

@@ -6,14 +6,30 @@
 #include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "db/results_store_sql.h"
 #include "db/schema.h"
+#include "proto/canonical_metrics.h"
 
 namespace hpsearch::db {
 namespace {
+
+// Binds each canonical metric of `message` (NULL when not reported) to parameters `first`,
+// `first` + 1, ... in the order of `fields`.
+void BindMetrics(Statement* stmt, int first, const std::vector<proto::MetricField>& fields,
+                 const google::protobuf::Message& message) {
+  int index = first;
+  for (proto::MetricField field : fields) {
+    if (std::optional<double> value = proto::GetMetric(message, field)) {
+      stmt->BindDouble(index++, *value);
+    } else {
+      stmt->BindNull(index++);
+    }
+  }
+}
 
 // "SAMPLER_TYPE_RANDOM" -> "random".
 std::string EnumWord(const std::string& full_name, const std::string& prefix) {
@@ -290,28 +306,17 @@ absl::StatusOr<bool> ResultsStore::InsertEpoch(int64_t trial_id, int attempt,
                                                const v1::EpochMetrics& metrics, int64_t now_ms) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kInsertEpochSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::InsertEpochSql());
   stmt->BindInt64(1, trial_id);
   stmt->BindInt64(2, attempt);
   stmt->BindInt64(3, metrics.epoch());
   stmt->BindText(4, lease_id);
-  auto bind_optional = [&](int index, bool has, double value) {
-    if (has) {
-      stmt->BindDouble(index, value);
-    } else {
-      stmt->BindNull(index);
-    }
-  };
-  bind_optional(5, metrics.has_train_loss(), metrics.train_loss());
-  bind_optional(6, metrics.has_val_loss(), metrics.val_loss());
-  bind_optional(7, metrics.has_val_accuracy(), metrics.val_accuracy());
-  bind_optional(8, metrics.has_val_f1(), metrics.val_f1());
-  bind_optional(9, metrics.has_val_f1_macro(), metrics.val_f1_macro());
-  stmt->BindInt64(10, metrics.step());
-  stmt->BindDouble(11, metrics.samples_per_second());
-  stmt->BindDouble(12, metrics.wall_time_seconds());
-  stmt->BindText(13, MapToJson(metrics.extra()));
-  stmt->BindInt64(14, now_ms);
+  stmt->BindInt64(5, metrics.step());
+  stmt->BindDouble(6, metrics.samples_per_second());
+  stmt->BindDouble(7, metrics.wall_time_seconds());
+  stmt->BindText(8, MapToJson(metrics.extra()));
+  stmt->BindInt64(9, now_ms);
+  BindMetrics(stmt, sql::kInsertEpochFirstMetric, proto::EpochMetricFields(), metrics);
   HPSEARCH_RETURN_IF_ERROR(stmt->Run());
   return db_->Changes() > 0;
 }
@@ -334,23 +339,13 @@ absl::Status ResultsStore::PutTrainSummary(int64_t trial_id, const v1::TrainSumm
 absl::Status ResultsStore::PutTestMetrics(int64_t trial_id, const v1::TestMetrics& test) {
   absl::MutexLock lock(&db_mu_);
   HPSEARCH_RETURN_IF_ERROR(BeginWrite());
-  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutTestMetricsSql);
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::PutTestMetricsSql());
   stmt->BindInt64(1, trial_id);
-  auto bind_optional = [&](int index, bool has, double value) {
-    if (has) {
-      stmt->BindDouble(index, value);
-    } else {
-      stmt->BindNull(index);
-    }
-  };
-  bind_optional(2, test.has_test_loss(), test.test_loss());
-  bind_optional(3, test.has_test_accuracy(), test.test_accuracy());
-  bind_optional(4, test.has_test_f1(), test.test_f1());
-  bind_optional(5, test.has_test_f1_macro(), test.test_f1_macro());
-  stmt->BindDouble(6, test.runtime_seconds());
-  stmt->BindDouble(7, test.samples_per_second());
-  stmt->BindDouble(8, test.steps_per_second());
-  stmt->BindText(9, MapToJson(test.extra()));
+  stmt->BindDouble(2, test.runtime_seconds());
+  stmt->BindDouble(3, test.samples_per_second());
+  stmt->BindDouble(4, test.steps_per_second());
+  stmt->BindText(5, MapToJson(test.extra()));
+  BindMetrics(stmt, sql::kPutTestMetricsFirstMetric, proto::TestMetricFields(), test);
   return stmt->Run();
 }
 

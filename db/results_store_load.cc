@@ -6,9 +6,21 @@
 #include "absl/strings/str_cat.h"
 #include "db/results_store.h"
 #include "db/results_store_sql.h"
+#include "proto/canonical_metrics.h"
 
 namespace hpsearch::db {
 namespace {
+
+// Reads each canonical metric of `fields` from columns `first`, `first` + 1, ... into `message`
+// (a NULL column: not reported).
+void ReadMetrics(Statement* stmt, int first, const std::vector<proto::MetricField>& fields,
+                 google::protobuf::Message* message) {
+  int column = first;
+  for (proto::MetricField field : fields) {
+    if (!stmt->IsNull(column)) proto::SetMetric(message, field, stmt->ColumnDouble(column));
+    ++column;
+  }
+}
 
 void JsonToMap(const std::string& text, google::protobuf::Map<std::string, double>* map) {
   nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -128,7 +140,7 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
       stmt->Reset();
     }
     {
-      HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kSelectEpochsSql);
+      HPSEARCH_ASSIGN_STATEMENT(stmt, sql::SelectEpochsSql());
       stmt->BindInt64(1, st.trial_id);
       while (true) {
         absl::StatusOr<bool> row = stmt->Step();
@@ -144,20 +156,16 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
           continue;
         }
         metrics->set_epoch(static_cast<int>(stmt->ColumnInt64(1)));
-        if (!stmt->IsNull(2)) metrics->set_train_loss(stmt->ColumnDouble(2));
-        if (!stmt->IsNull(3)) metrics->set_val_loss(stmt->ColumnDouble(3));
-        if (!stmt->IsNull(4)) metrics->set_val_accuracy(stmt->ColumnDouble(4));
-        if (!stmt->IsNull(5)) metrics->set_val_f1(stmt->ColumnDouble(5));
-        if (!stmt->IsNull(6)) metrics->set_val_f1_macro(stmt->ColumnDouble(6));
-        metrics->set_step(stmt->ColumnInt64(7));
-        metrics->set_samples_per_second(stmt->ColumnDouble(8));
-        metrics->set_wall_time_seconds(stmt->ColumnDouble(9));
-        JsonToMap(stmt->ColumnText(10), metrics->mutable_extra());
+        metrics->set_step(stmt->ColumnInt64(2));
+        metrics->set_samples_per_second(stmt->ColumnDouble(3));
+        metrics->set_wall_time_seconds(stmt->ColumnDouble(4));
+        JsonToMap(stmt->ColumnText(5), metrics->mutable_extra());
+        ReadMetrics(stmt, sql::kSelectEpochsFirstMetric, proto::EpochMetricFields(), metrics);
       }
       stmt->Reset();
     }
     {
-      HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kSelectFinalResultSql);
+      HPSEARCH_ASSIGN_STATEMENT(stmt, sql::SelectFinalResultSql());
       stmt->BindInt64(1, st.trial_id);
       absl::StatusOr<bool> row = stmt->Step();
       if (!row.ok()) return row.status();
@@ -173,18 +181,15 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
           train->set_total_flos(stmt->ColumnDouble(5));
           train->set_epochs(stmt->ColumnDouble(6));
         }
-        if (!stmt->IsNull(11)) {
+        if (!stmt->IsNull(7)) {
           v1::TestMetrics* test = result->mutable_test();
-          if (!stmt->IsNull(7)) test->set_test_loss(stmt->ColumnDouble(7));
-          if (!stmt->IsNull(8)) test->set_test_accuracy(stmt->ColumnDouble(8));
-          if (!stmt->IsNull(9)) test->set_test_f1(stmt->ColumnDouble(9));
-          if (!stmt->IsNull(10)) test->set_test_f1_macro(stmt->ColumnDouble(10));
-          test->set_runtime_seconds(stmt->ColumnDouble(11));
-          test->set_samples_per_second(stmt->ColumnDouble(12));
-          test->set_steps_per_second(stmt->ColumnDouble(13));
-          JsonToMap(stmt->ColumnText(14), test->mutable_extra());
+          test->set_runtime_seconds(stmt->ColumnDouble(7));
+          test->set_samples_per_second(stmt->ColumnDouble(8));
+          test->set_steps_per_second(stmt->ColumnDouble(9));
+          JsonToMap(stmt->ColumnText(10), test->mutable_extra());
+          ReadMetrics(stmt, sql::kSelectFinalResultFirstMetric, proto::TestMetricFields(), test);
         }
-        JsonToMap(stmt->ColumnText(15), result->mutable_extra());
+        JsonToMap(stmt->ColumnText(11), result->mutable_extra());
       }
       stmt->Reset();
     }

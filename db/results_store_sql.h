@@ -1,9 +1,38 @@
 // The named SQL of ResultsStore (one constant per statement, prepared once and cached by the
-// Database), and the two macros its implementation files use to run them. Private to
-// db/results_store*.cc; the tables and columns are documented in docs/results-db.md.
+// Database), and the macro its implementation files use to fetch them (the status macros are
+// base/status_macros.h). Private to db/results_store*.cc; the tables and columns are documented in
+// docs/results-db.md.
 #pragma once
 
+#include "base/status_macros.h"
+
 namespace hpsearch::db::sql {
+
+// The statements that carry the canonical metrics (proto/canonical_metrics.h) are built once from
+// that list (results_store_sql.cc): each metric's column has the metric's name, and the metric
+// columns come last, so their parameter and column numbers start at the constants below.
+
+// INSERT OR IGNORE of one epoch row: (trial_id, attempt, epoch, lease_id, step,
+// samples_per_second, wall_time_seconds, extra, reported_ms, <epoch metrics>).
+const char* InsertEpochSql();
+inline constexpr int kInsertEpochFirstMetric = 10;  // 1-based parameter number
+
+// Upsert of a final trial's test figures: (trial_id, test_runtime_seconds,
+// test_samples_per_second, test_steps_per_second, test_extra, <test metrics>).
+const char* PutTestMetricsSql();
+inline constexpr int kPutTestMetricsFirstMetric = 6;  // 1-based parameter number
+
+// A trial's epochs: (attempt, epoch, step, samples_per_second, wall_time_seconds, extra,
+// <epoch metrics>) WHERE trial_id = ?, by attempt and epoch.
+const char* SelectEpochsSql();
+inline constexpr int kSelectEpochsFirstMetric = 6;  // 0-based column number
+
+// A trial's final result: (global_steps, train_loss, train_runtime_seconds,
+// train_samples_per_second, train_steps_per_second, total_flos, epochs, test_runtime_seconds,
+// test_samples_per_second, test_steps_per_second, test_extra, extra, <test metrics>)
+// WHERE trial_id = ?.
+const char* SelectFinalResultSql();
+inline constexpr int kSelectFinalResultFirstMetric = 12;  // 0-based column number
 
 inline constexpr char kBeginSql[] = "BEGIN IMMEDIATE";
 inline constexpr char kCommitSql[] = "COMMIT";
@@ -37,11 +66,6 @@ inline constexpr char kPutAttemptSql[] =
     "ON CONFLICT (trial_id, attempt) DO UPDATE SET state = excluded.state, "
     "ended_ms = excluded.ended_ms, error = excluded.error, ended_by = excluded.ended_by";
 
-inline constexpr char kInsertEpochSql[] =
-    "INSERT OR IGNORE INTO epochs (trial_id, attempt, epoch, lease_id, train_loss, val_loss, "
-    "val_accuracy, val_f1, val_f1_macro, step, samples_per_second, wall_time_seconds, extra, "
-    "reported_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
 inline constexpr char kPutTrainSummarySql[] =
     "INSERT INTO final_results (trial_id, global_steps, train_loss, train_runtime_seconds, "
     "train_samples_per_second, train_steps_per_second, total_flos, epochs) "
@@ -51,16 +75,6 @@ inline constexpr char kPutTrainSummarySql[] =
     "train_samples_per_second = excluded.train_samples_per_second, "
     "train_steps_per_second = excluded.train_steps_per_second, total_flos = excluded.total_flos, "
     "epochs = excluded.epochs";
-
-inline constexpr char kPutTestMetricsSql[] =
-    "INSERT INTO final_results (trial_id, test_loss, test_accuracy, test_f1, test_f1_macro, "
-    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET "
-    "test_loss = excluded.test_loss, test_accuracy = excluded.test_accuracy, "
-    "test_f1 = excluded.test_f1, test_f1_macro = excluded.test_f1_macro, "
-    "test_runtime_seconds = excluded.test_runtime_seconds, "
-    "test_samples_per_second = excluded.test_samples_per_second, "
-    "test_steps_per_second = excluded.test_steps_per_second, test_extra = excluded.test_extra";
 
 inline constexpr char kPutResultExtraSql[] =
     "INSERT INTO final_results (trial_id, extra) VALUES (?, ?) "
@@ -112,17 +126,6 @@ inline constexpr char kSelectAttemptsSql[] =
     "SELECT attempt, state, worker_id, started_ms, ended_ms, error FROM trial_attempts "
     "WHERE trial_id = ? ORDER BY attempt";
 
-inline constexpr char kSelectEpochsSql[] =
-    "SELECT attempt, epoch, train_loss, val_loss, val_accuracy, val_f1, val_f1_macro, step, "
-    "samples_per_second, wall_time_seconds, extra FROM epochs WHERE trial_id = ? "
-    "ORDER BY attempt, epoch";
-
-inline constexpr char kSelectFinalResultSql[] =
-    "SELECT global_steps, train_loss, train_runtime_seconds, train_samples_per_second, "
-    "train_steps_per_second, total_flos, epochs, test_loss, test_accuracy, test_f1, test_f1_macro, "
-    "test_runtime_seconds, test_samples_per_second, test_steps_per_second, test_extra, extra "
-    "FROM final_results WHERE trial_id = ?";
-
 // Artifacts (results_store_artifacts.cc).
 inline constexpr char kPutArtifactSql[] =
     "INSERT INTO artifacts (trial_id, attempt, lease_id, dir, files, bytes, uploaded_ms) "
@@ -146,12 +149,6 @@ inline constexpr char kSelectArtifactFilesSql[] =
     "ORDER BY name";
 
 }  // namespace hpsearch::db::sql
-
-// Returns the status of `expr` from the enclosing function when it is not OK.
-#define HPSEARCH_RETURN_IF_ERROR(expr)                                \
-  do {                                                                \
-    if (absl::Status _status = (expr); !_status.ok()) return _status; \
-  } while (0)
 
 // Declares `Statement* var` for the cached statement `sql_text`, or returns its preparation error.
 #define HPSEARCH_ASSIGN_STATEMENT(var, sql_text)                           \

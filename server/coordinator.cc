@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/coordinator_internal.h"
-#include "server/study_view.h"
+#include "server/study_file/study_view.h"
 
 namespace hpsearch::server {
 
@@ -25,8 +25,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(db::ResultsStor
         (std::filesystem::absolute(db_path).parent_path() / "artifacts").string();
   }
   std::unique_ptr<Coordinator> coordinator(new Coordinator(store, clock, std::move(options)));
-  RETURN_IF_ERROR(coordinator->Load());
-  RETURN_IF_ERROR(coordinator->Finish(store->Sequence(), true));
+  HPSEARCH_RETURN_IF_ERROR(coordinator->Load());
+  HPSEARCH_RETURN_IF_ERROR(coordinator->Finish(store->Sequence(), true));
   return coordinator;
 }
 
@@ -119,7 +119,7 @@ absl::Status Coordinator::PersistTrial(StudyRecord* study, TrialRecord* record) 
     auto it = leases_.find(record->lease_id);
     if (it != leases_.end()) deadline_ms = absl::ToUnixMillis(it->second.deadline);
   }
-  RETURN_IF_ERROR(
+  HPSEARCH_RETURN_IF_ERROR(
       store_->UpdateTrial(record->trial_id, record->trial, record->lease_id, deadline_ms));
   UpdateHistory(study, *record);
   EmitTrial(*study, *record);
@@ -169,7 +169,7 @@ void Coordinator::EmitStudy(const StudyRecord& study) {
 }
 
 absl::Status Coordinator::Finish(uint64_t sequence, bool work_changed) {
-  RETURN_IF_ERROR(store_->Sync(sequence));
+  HPSEARCH_RETURN_IF_ERROR(store_->Sync(sequence));
   Publish(work_changed);
   return absl::OkStatus();
 }
@@ -237,8 +237,9 @@ absl::Status Coordinator::SetStudyState(StudyRecord* study, v1::StudyState state
   study->study.set_state(state);
   study->study.set_state_reason(reason);
   if (!StudyActive(state)) study->study.set_ended_unix_ms(NowMs());
-  RETURN_IF_ERROR(store_->PutStudy(study->study));
-  RETURN_IF_ERROR(AddEvent(*study, -1, 0, "", "study_" + db::StudyStateName(state), reason));
+  HPSEARCH_RETURN_IF_ERROR(store_->PutStudy(study->study));
+  HPSEARCH_RETURN_IF_ERROR(
+      AddEvent(*study, -1, 0, "", "study_" + db::StudyStateName(state), reason));
   EmitStudy(*study);
   return absl::OkStatus();
 }

@@ -46,12 +46,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "db/results_store.h"
 #include "hpsearch/v1/service.pb.h"
-#include "server/clock.h"
-#include "server/pruner.h"
-#include "server/sampler.h"
-#include "server/trial_history.h"
+#include "server/sampling/pruner.h"
+#include "server/sampling/sampler.h"
+#include "server/sampling/trial_history.h"
 
 namespace hpsearch::server {
 

@@ -20,16 +20,16 @@ absl::Status CheckEventKind(const std::string& kind) {
 }  // namespace
 
 absl::Status Coordinator::ReportEvent(const v1::ReportEventRequest& request) {
-  RETURN_IF_ERROR(CheckEventKind(request.kind()));
+  HPSEARCH_RETURN_IF_ERROR(CheckEventKind(request.kind()));
   uint64_t sequence;
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
+    HPSEARCH_RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& record = study.trials[lease->trial_number];
-    RETURN_IF_ERROR(AddEvent(study, record.trial.number(), record.trial.attempt(), lease->worker_id,
-                             request.kind(), request.message()));
+    HPSEARCH_RETURN_IF_ERROR(AddEvent(study, record.trial.number(), record.trial.attempt(),
+                                      lease->worker_id, request.kind(), request.message()));
     sequence = store_->Sequence();
   }
   return Finish(sequence, false);
@@ -39,7 +39,7 @@ absl::StatusOr<ArtifactOwner> Coordinator::ArtifactOwnerOf(const std::string& le
                                                            const std::string& holder) {
   absl::MutexLock lock(&mu_);
   Lease* lease = nullptr;
-  RETURN_IF_ERROR(LeaseStatus(lease_id, holder, &lease));
+  HPSEARCH_RETURN_IF_ERROR(LeaseStatus(lease_id, holder, &lease));
   const StudyRecord& study = studies_[lease->study_id];
   const TrialRecord& record = study.trials[lease->trial_number];
   ArtifactOwner owner;
@@ -65,7 +65,7 @@ absl::Status Coordinator::RecordArtifact(const std::string& lease_id, const std:
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(lease_id, holder, &lease));
+    HPSEARCH_RETURN_IF_ERROR(LeaseStatus(lease_id, holder, &lease));
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& trial = study.trials[lease->trial_number];
     if (trial.trial_id != record.trial_id || trial.trial.attempt() != record.attempt) {
@@ -73,10 +73,10 @@ absl::Status Coordinator::RecordArtifact(const std::string& lease_id, const std:
           absl::StrCat("lease ", lease_id, " now holds trial ", trial.trial.number(), " attempt ",
                        trial.trial.attempt(), ", not the upload's attempt ", record.attempt));
     }
-    RETURN_IF_ERROR(store_->PutArtifact(record));
+    HPSEARCH_RETURN_IF_ERROR(store_->PutArtifact(record));
     int64_t bytes = 0;
     for (const db::ArtifactFileRecord& file : record.files) bytes += file.bytes;
-    RETURN_IF_ERROR(AddEvent(
+    HPSEARCH_RETURN_IF_ERROR(AddEvent(
         study, trial.trial.number(), trial.trial.attempt(), lease->worker_id, "artifact_stored",
         absl::StrCat(record.files.size(), " files, ", bytes, " bytes in ", record.dir)));
     sequence = store_->Sequence();

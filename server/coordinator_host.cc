@@ -1,7 +1,7 @@
 #include "server/coordinator_host.h"
 
 #include "absl/strings/str_cat.h"
-#include "server/study_validator.h"
+#include "server/study_file/study_validator.h"
 
 namespace hpsearch::server {
 

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "base/clock.h"
 #include "db/results_store.h"
-#include "server/clock.h"
 #include "server/coordinator.h"
 #include "server/grpc_services.h"
 

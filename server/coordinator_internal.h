@@ -3,19 +3,17 @@
 #pragma once
 
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "base/status_macros.h"
 #include "db/results_store.h"
 #include "hpsearch/v1/trial.pb.h"
-
-#define RETURN_IF_ERROR(expr)                                         \
-  do {                                                                \
-    if (absl::Status _status = (expr); !_status.ok()) return _status; \
-  } while (0)
+#include "proto/canonical_metrics.h"
 
 namespace hpsearch::server {
 
@@ -65,18 +63,15 @@ inline absl::Status ValidateEpochMetrics(const v1::EpochMetrics& m) {
     return absl::InvalidArgumentError(
         absl::StrCat("epoch ", m.epoch(), " is not valid: epochs are numbered from 1"));
   }
-  if (m.has_train_loss()) RETURN_IF_ERROR(CheckFinite(m.train_loss(), m.epoch(), "train_loss"));
-  if (m.has_val_loss()) RETURN_IF_ERROR(CheckFinite(m.val_loss(), m.epoch(), "val_loss"));
-  if (m.has_val_accuracy()) {
-    RETURN_IF_ERROR(CheckFinite(m.val_accuracy(), m.epoch(), "val_accuracy"));
+  for (proto::MetricField field : proto::EpochMetricFields()) {
+    if (std::optional<double> value = proto::GetMetric(m, field)) {
+      HPSEARCH_RETURN_IF_ERROR(CheckFinite(*value, m.epoch(), field->name()));
+    }
   }
-  if (m.has_val_f1()) RETURN_IF_ERROR(CheckFinite(m.val_f1(), m.epoch(), "val_f1"));
-  if (m.has_val_f1_macro()) {
-    RETURN_IF_ERROR(CheckFinite(m.val_f1_macro(), m.epoch(), "val_f1_macro"));
-  }
-  RETURN_IF_ERROR(CheckFinite(m.samples_per_second(), m.epoch(), "samples_per_second"));
-  RETURN_IF_ERROR(CheckFinite(m.wall_time_seconds(), m.epoch(), "wall_time_seconds"));
-  for (const auto& [name, value] : m.extra()) RETURN_IF_ERROR(CheckFinite(value, m.epoch(), name));
+  HPSEARCH_RETURN_IF_ERROR(CheckFinite(m.samples_per_second(), m.epoch(), "samples_per_second"));
+  HPSEARCH_RETURN_IF_ERROR(CheckFinite(m.wall_time_seconds(), m.epoch(), "wall_time_seconds"));
+  for (const auto& [name, value] : m.extra())
+    HPSEARCH_RETURN_IF_ERROR(CheckFinite(value, m.epoch(), name));
   return absl::OkStatus();
 }
 

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/coordinator_internal.h"
-#include "server/tpe_sampler.h"
+#include "server/sampling/sampler_kinds.h"
 
 namespace hpsearch::server {
 
@@ -28,12 +28,12 @@ absl::Status Coordinator::Load() {
     study.study = std::move(s.study);
     if (study.study.state() == v1::STUDY_STATE_SEARCHING && downtime > absl::ZeroDuration()) {
       study.study.set_downtime_ms(study.study.downtime_ms() + absl::ToInt64Milliseconds(downtime));
-      RETURN_IF_ERROR(store_->PutStudy(study.study));
+      HPSEARCH_RETURN_IF_ERROR(store_->PutStudy(study.study));
     }
     // A stored study keeps the sampler it ran with: every spec stored since an option existed
     // names it, and TPE ran with Optuna's clip and weights before (a spec stored before
     // late_bandwidth_floor existed keeps its floor throughout; FillTpeRunOptions).
-    FillTpeRunOptions(study.study.mutable_spec()->mutable_sampler(), kTpeRunBeforeOptions);
+    FillRunOptions(study.study.mutable_spec()->mutable_sampler(), /*stored=*/true);
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(study.study.spec());
     absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(study.study.spec());
     if (!sampler.ok()) return sampler.status();
@@ -67,9 +67,9 @@ absl::Status Coordinator::Load() {
     }
   }
   for (const std::string& id : study_order_) {
-    RETURN_IF_ERROR(MaybeFinishSearch(&studies_[id]));
+    HPSEARCH_RETURN_IF_ERROR(MaybeFinishSearch(&studies_[id]));
   }
-  RETURN_IF_ERROR(store_->PutAlive(absl::ToUnixMillis(now)));
+  HPSEARCH_RETURN_IF_ERROR(store_->PutAlive(absl::ToUnixMillis(now)));
   alive_written_ = now;
   return absl::OkStatus();
 }

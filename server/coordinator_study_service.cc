@@ -10,8 +10,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/coordinator_internal.h"
-#include "server/study_view.h"
-#include "server/tpe_sampler.h"
+#include "server/sampling/sampler_kinds.h"
+#include "server/study_file/study_view.h"
 
 namespace hpsearch::server {
 namespace {
@@ -112,14 +112,14 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
   v1::SubmitStudyResponse response;
   std::vector<std::string> warnings;
   if (options_.validate) {
-    RETURN_IF_ERROR(options_.validate(&spec, &warnings));
+    HPSEARCH_RETURN_IF_ERROR(options_.validate(&spec, &warnings));
   } else if (spec.name().empty()) {
     return absl::InvalidArgumentError("name: a study needs a name");
   }
   for (std::string& warning : warnings) response.add_warnings(std::move(warning));
   // Unvalidated submissions store the TPE options they run with too: a restart takes a stored
   // TPE spec without them for an older hpsearch's (coordinator_restore.cc).
-  FillTpeRunOptions(spec.mutable_sampler(), kTpeRunDefaults);
+  FillRunOptions(spec.mutable_sampler(), /*stored=*/false);
   absl::StatusOr<HashMap> hashes = NormalizeDataHashes(request.data_sha256());
   if (!hashes.ok()) return hashes.status();
   absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(spec);
@@ -135,12 +135,12 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
             absl::StrCat("study '", spec.name(), "' exists (", existing->study.id(),
                          "): resume it (submit with resume) or choose another name"));
       }
-      RETURN_IF_ERROR(CheckResumable(existing->study, spec, *hashes));
+      HPSEARCH_RETURN_IF_ERROR(CheckResumable(existing->study, spec, *hashes));
       response.set_study_id(existing->study.id());
       response.set_resumed(true);
       if (existing->study.data_sha256().empty() && !hashes->empty()) {
         *existing->study.mutable_data_sha256() = std::move(*hashes);
-        RETURN_IF_ERROR(store_->PutStudy(existing->study));
+        HPSEARCH_RETURN_IF_ERROR(store_->PutStudy(existing->study));
       }
       sequence = store_->Sequence();
     } else {
@@ -155,15 +155,16 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
       study.pruner = std::move(*pruner);
       study_order_.push_back(id);
       study_by_name_[study.study.spec().name()] = id;
-      RETURN_IF_ERROR(store_->PutStudy(study.study));
-      RETURN_IF_ERROR(AddEvent(study, -1, 0, "", "study_submitted", study.study.spec().name()));
+      HPSEARCH_RETURN_IF_ERROR(store_->PutStudy(study.study));
+      HPSEARCH_RETURN_IF_ERROR(
+          AddEvent(study, -1, 0, "", "study_submitted", study.study.spec().name()));
       EmitStudy(study);
-      RETURN_IF_ERROR(MaybeFinishSearch(&study));  // n_trials 0 ends at once
+      HPSEARCH_RETURN_IF_ERROR(MaybeFinishSearch(&study));  // n_trials 0 ends at once
       response.set_study_id(id);
       sequence = store_->Sequence();
     }
   }
-  RETURN_IF_ERROR(Finish(sequence, !response.resumed()));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, !response.resumed()));
   return response;
 }
 
@@ -227,23 +228,23 @@ absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name
     }
     std::string why = absl::StrCat("study ", study->study.spec().name(), " was cancelled",
                                    reason.empty() ? "" : ": ", reason);
-    RETURN_IF_ERROR(SetStudyState(study, v1::STUDY_STATE_CANCELLED, why));
+    HPSEARCH_RETURN_IF_ERROR(SetStudyState(study, v1::STUDY_STATE_CANCELLED, why));
     for (TrialRecord& record : study->trials) {
       if (record.trial.state() == v1::TRIAL_STATE_RUNNING) {
-        RETURN_IF_ERROR(EndAttempt(study, &record, v1::TRIAL_STATE_FAILED, why, false,
-                                   db::LeaseEnd::kCancelled));
+        HPSEARCH_RETURN_IF_ERROR(EndAttempt(study, &record, v1::TRIAL_STATE_FAILED, why, false,
+                                            db::LeaseEnd::kCancelled));
       } else if (record.trial.state() == v1::TRIAL_STATE_WAITING) {
         record.trial.set_state(v1::TRIAL_STATE_FAILED);
         record.trial.set_error(why);
         record.trial.set_ended_unix_ms(NowMs());
-        RETURN_IF_ERROR(PersistTrial(study, &record));
+        HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, &record));
       }
     }
     study->waiting.clear();
     snapshot = StudySnapshot(*study);
     sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, true));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, true));
   return snapshot;
 }
 
@@ -270,7 +271,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
     spec = std::move(**acquired);
     sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, false));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, false));
   return *spec;
 }
 
@@ -282,7 +283,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
         "state: Tell needs TRIAL_STATE_COMPLETE, TRIAL_STATE_PRUNED or TRIAL_STATE_FAILED");
   }
   for (const v1::EpochMetrics& metrics : request.epochs()) {
-    RETURN_IF_ERROR(ValidateEpochMetrics(metrics));
+    HPSEARCH_RETURN_IF_ERROR(ValidateEpochMetrics(metrics));
   }
   uint64_t sequence;
   v1::Trial trial;
@@ -295,7 +296,8 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
       return studies_[(*ended)->study_id].trials[(*ended)->trial_number].trial;
     }
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), AskClientId(request.client_name()), &lease));
+    HPSEARCH_RETURN_IF_ERROR(
+        LeaseStatus(request.lease_id(), AskClientId(request.client_name()), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     const v1::Trial& current = record->trial;
@@ -311,15 +313,16 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
     }
     for (const v1::EpochMetrics& metrics : request.epochs()) {
       bool duplicate = false;
-      RETURN_IF_ERROR(RecordEpoch(study, record, metrics, &duplicate));
+      HPSEARCH_RETURN_IF_ERROR(RecordEpoch(study, record, metrics, &duplicate));
     }
     if (request.has_result()) {
       if (request.result().has_train()) {
-        RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.result().train()));
+        HPSEARCH_RETURN_IF_ERROR(
+            store_->PutTrainSummary(record->trial_id, request.result().train()));
         *record->trial.mutable_result()->mutable_train() = request.result().train();
       }
       if (request.result().has_test()) {
-        RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, request.result().test()));
+        HPSEARCH_RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, request.result().test()));
         *record->trial.mutable_result()->mutable_test() = request.result().test();
       }
     }
@@ -334,11 +337,12 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
           error = absl::StrCat("told COMPLETE without any epoch reporting the objective metric '",
                                ObjectiveMetric(study->study.spec()), "'");
         }
-        RETURN_IF_ERROR(EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
+        HPSEARCH_RETURN_IF_ERROR(
+            EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
         break;
       }
       case v1::TRIAL_STATE_FAILED:
-        RETURN_IF_ERROR(
+        HPSEARCH_RETURN_IF_ERROR(
             EndAttempt(study, record, v1::TRIAL_STATE_FAILED,
                        request.error().empty() ? "failed (told by the client)" : request.error(),
                        false, db::LeaseEnd::kWorker));
@@ -350,7 +354,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
     trial = record->trial;
     sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, true));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, true));
   return trial;
 }
 

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/coordinator_internal.h"
-#include "server/study_view.h"
+#include "server/study_file/study_view.h"
 #include "server/trial_spec_builder.h"
 
 namespace hpsearch::server {
@@ -130,8 +130,8 @@ absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, Tria
   attempt.set_state(v1::TRIAL_STATE_RUNNING);
   attempt.set_worker_id(worker_id);
   attempt.set_started_unix_ms(absl::ToUnixMillis(now));
-  RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, std::nullopt));
-  RETURN_IF_ERROR(PersistTrial(study, record));
+  HPSEARCH_RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, std::nullopt));
+  HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, record));
   LeaseGrant grant{lease_id, deadline, options_.heartbeat_interval};
   return BuildTrialSpec(study->study, trial, grant, options_.default_artifacts_root);
 }
@@ -171,7 +171,7 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
   attempt.set_started_unix_ms(trial.started_unix_ms());
   attempt.set_ended_unix_ms(now_ms);
   attempt.set_error(error);
-  RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, ended_by));
+  HPSEARCH_RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, ended_by));
 
   StudyBudget budget = BudgetOf(study->study.spec());
   std::string event;
@@ -204,9 +204,9 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
                               : error);
     event = "failed";
   }
-  RETURN_IF_ERROR(PersistTrial(study, record));
-  RETURN_IF_ERROR(AddEvent(*study, trial.number(), attempt.attempt(), attempt.worker_id(),
-                           "trial_" + event, error));
+  HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, record));
+  HPSEARCH_RETURN_IF_ERROR(AddEvent(*study, trial.number(), attempt.attempt(), attempt.worker_id(),
+                                    "trial_" + event, error));
 
   if (!IsTerminal(trial.state())) return absl::OkStatus();
   if (trial.kind() == v1::TRIAL_KIND_FINAL) {
@@ -328,7 +328,7 @@ absl::Status Coordinator::TickLocked() {
     StudyRecord* study = &studies_[lease.study_id];
     TrialRecord* record = &study->trials[lease.trial_number];
     if (record->lease_id != lease_id) continue;
-    RETURN_IF_ERROR(EndAttempt(
+    HPSEARCH_RETURN_IF_ERROR(EndAttempt(
         study, record, v1::TRIAL_STATE_FAILED,
         absl::StrCat("lease expired: worker ", lease.worker_id, " sent no heartbeat or report for ",
                      FormatSeconds(options_.lease_ttl), " (the worker died or lost the network)"),
@@ -339,7 +339,7 @@ absl::Status Coordinator::TickLocked() {
     if (it == leases_.end()) continue;
     StudyRecord* study = &studies_[it->second.study_id];
     TrialRecord* record = &study->trials[it->second.trial_number];
-    RETURN_IF_ERROR(
+    HPSEARCH_RETURN_IF_ERROR(
         EndAttempt(study, record, v1::TRIAL_STATE_FAILED,
                    absl::StrCat("timed out: ran longer than budget.trial_timeout_seconds = ",
                                 FormatSeconds(BudgetOf(study->study.spec()).trial_timeout)),
@@ -357,10 +357,10 @@ absl::Status Coordinator::TickLocked() {
       record->trial.set_error(absl::StrCat("not started: the study's time limit (",
                                            FormatSeconds(budget.time_limit), ") was reached"));
       record->trial.set_ended_unix_ms(absl::ToUnixMillis(now));
-      RETURN_IF_ERROR(PersistTrial(study, record));
+      HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, record));
     }
     study->waiting.clear();
-    RETURN_IF_ERROR(MaybeFinishSearch(study));
+    HPSEARCH_RETURN_IF_ERROR(MaybeFinishSearch(study));
   }
   return absl::OkStatus();
 }
@@ -369,12 +369,12 @@ absl::Status Coordinator::Tick() {
   uint64_t sequence;
   {
     absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(TickLocked());
+    HPSEARCH_RETURN_IF_ERROR(TickLocked());
     // The alive mark bounds what a restart counts as downtime; a second of slack is plenty for a
     // time limit, and one small write a second costs nothing.
     absl::Time now = clock_->Now();
     if (now - alive_written_ >= absl::Seconds(1)) {
-      RETURN_IF_ERROR(store_->PutAlive(absl::ToUnixMillis(now)));
+      HPSEARCH_RETURN_IF_ERROR(store_->PutAlive(absl::ToUnixMillis(now)));
       alive_written_ = now;
     }
     sequence = store_->Sequence();

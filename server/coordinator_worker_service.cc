@@ -3,7 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/coordinator_internal.h"
-#include "server/study_view.h"
+#include "server/study_file/study_view.h"
 #include "server/trial_spec_builder.h"
 
 namespace hpsearch::server {
@@ -19,13 +19,13 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     if (worker_id.empty()) worker_id = NewId("wk-");
     workers_[worker_id] = request.info();
     worker_last_write_[worker_id] = clock_->Now();
-    RETURN_IF_ERROR(store_->PutWorker(worker_id, request.info(), NowMs()));
+    HPSEARCH_RETURN_IF_ERROR(store_->PutWorker(worker_id, request.info(), NowMs()));
     response.set_worker_id(worker_id);
     response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
     response.set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
     sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, false));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, false));
   return response;
 }
 
@@ -45,7 +45,7 @@ absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::TryAcquire(const std::
     spec = std::move(*acquired);
     sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, false));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, false));
   return spec;
 }
 
@@ -85,11 +85,11 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     if (workers_.count(request.worker_id()) != 0 &&
         (last == worker_last_write_.end() || now - last->second > absl::Seconds(5))) {
       worker_last_write_[request.worker_id()] = now;
-      RETURN_IF_ERROR(store_->TouchWorker(request.worker_id(), absl::ToUnixMillis(now)));
+      HPSEARCH_RETURN_IF_ERROR(store_->TouchWorker(request.worker_id(), absl::ToUnixMillis(now)));
     }
     sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, false));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, false));
   return response;
 }
 
@@ -98,7 +98,7 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ReportEpoch(
   uint64_t sequence = 0;
   absl::StatusOr<v1::ReportEpochResponse> response = ApplyReportEpoch(request, &sequence);
   if (!response.ok()) return response.status();
-  RETURN_IF_ERROR(Finish(sequence, false));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, false));
   return response;
 }
 
@@ -122,17 +122,17 @@ void Coordinator::ReportEpochAsync(const v1::ReportEpochRequest& request,
 
 absl::StatusOr<v1::ReportEpochResponse> Coordinator::ApplyReportEpoch(
     const v1::ReportEpochRequest& request, uint64_t* sequence) {
-  RETURN_IF_ERROR(ValidateEpochMetrics(request.metrics()));
+  HPSEARCH_RETURN_IF_ERROR(ValidateEpochMetrics(request.metrics()));
   v1::ReportEpochResponse response;
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
+    HPSEARCH_RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     lease->deadline = std::max(lease->deadline, clock_->Now() + options_.lease_ttl);
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     bool duplicate = false;
-    RETURN_IF_ERROR(RecordEpoch(study, record, request.metrics(), &duplicate));
+    HPSEARCH_RETURN_IF_ERROR(RecordEpoch(study, record, request.metrics(), &duplicate));
     response.set_duplicate(duplicate);
     if (!duplicate && !record->prune_requested && record->trial.kind() == v1::TRIAL_KIND_SEARCH) {
       PruneRequest prune;
@@ -154,16 +154,16 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
+    HPSEARCH_RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     TrialRecord* record = &studies_[lease->study_id].trials[lease->trial_number];
     if (request.has_train()) {
-      RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.train()));
+      HPSEARCH_RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.train()));
       *record->trial.mutable_result()->mutable_train() = request.train();
     } else if (request.has_test()) {
       for (const auto& [name, value] : request.test().extra()) {
-        RETURN_IF_ERROR(CheckFinite(value, 0, "test " + name));
+        HPSEARCH_RETURN_IF_ERROR(CheckFinite(value, 0, "test " + name));
       }
-      RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, request.test()));
+      HPSEARCH_RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, request.test()));
       *record->trial.mutable_result()->mutable_test() = request.test();
     } else {
       return absl::InvalidArgumentError("result: set train or test");
@@ -186,7 +186,7 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::CompleteTrial(
   uint64_t sequence = 0;
   absl::StatusOr<v1::CompleteTrialResponse> response = ApplyCompleteTrial(request, &sequence);
   if (!response.ok()) return response.status();
-  RETURN_IF_ERROR(Finish(sequence, true));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, true));
   return response;
 }
 
@@ -210,7 +210,8 @@ void Coordinator::CompleteTrialAsync(const v1::CompleteTrialRequest& request,
 
 absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
     const v1::CompleteTrialRequest& request, uint64_t* sequence) {
-  if (request.has_last_epoch()) RETURN_IF_ERROR(ValidateEpochMetrics(request.last_epoch()));
+  if (request.has_last_epoch())
+    HPSEARCH_RETURN_IF_ERROR(ValidateEpochMetrics(request.last_epoch()));
   v1::CompleteTrialResponse response;
   {
     absl::MutexLock lock(&mu_);
@@ -223,25 +224,25 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
       response.set_state(EndedTrialState(**ended));
     } else {
       Lease* lease = nullptr;
-      RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
+      HPSEARCH_RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
       StudyRecord* study = &studies_[lease->study_id];
       TrialRecord* record = &study->trials[lease->trial_number];
       if (request.has_last_epoch()) {
         // First of the completion's writes: when it is refused (out of order), nothing is written.
         bool duplicate = false;
-        RETURN_IF_ERROR(RecordEpoch(study, record, request.last_epoch(), &duplicate));
+        HPSEARCH_RETURN_IF_ERROR(RecordEpoch(study, record, request.last_epoch(), &duplicate));
       }
       const v1::TrialResult& result = request.result();
       if (result.has_train()) {
-        RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, result.train()));
+        HPSEARCH_RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, result.train()));
         *record->trial.mutable_result()->mutable_train() = result.train();
       }
       if (result.has_test()) {
-        RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, result.test()));
+        HPSEARCH_RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, result.test()));
         *record->trial.mutable_result()->mutable_test() = result.test();
       }
       if (!result.extra().empty()) {
-        RETURN_IF_ERROR(store_->PutResultExtra(record->trial_id, result));
+        HPSEARCH_RETURN_IF_ERROR(store_->PutResultExtra(record->trial_id, result));
         *record->trial.mutable_result()->mutable_extra() = result.extra();
       }
       v1::TrialState state = request.pruned() ? v1::TRIAL_STATE_PRUNED : v1::TRIAL_STATE_COMPLETE;
@@ -254,7 +255,8 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
                          ObjectiveMetric(study->study.spec()),
                          "': make the command print it in its epoch lines");
       }
-      RETURN_IF_ERROR(EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
+      HPSEARCH_RETURN_IF_ERROR(
+          EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
       response.set_state(record->trial.state());
     }
     // The next trial rides on the same commit. An unknown worker (e.g. after a restart) gets none
@@ -295,16 +297,16 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
       return EndedTrialState(**ended);  // a retried FailTrial whose reply was lost
     }
     Lease* lease = nullptr;
-    RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
+    HPSEARCH_RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
     std::string error = request.error().empty() ? "failed (no reason given)" : request.error();
-    RETURN_IF_ERROR(EndAttempt(study, record, v1::TRIAL_STATE_FAILED, error, request.retryable(),
-                               db::LeaseEnd::kWorker));
+    HPSEARCH_RETURN_IF_ERROR(EndAttempt(study, record, v1::TRIAL_STATE_FAILED, error,
+                                        request.retryable(), db::LeaseEnd::kWorker));
     state = record->trial.state();
     sequence = store_->Sequence();
   }
-  RETURN_IF_ERROR(Finish(sequence, true));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, true));
   return state;
 }
 

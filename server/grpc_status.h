@@ -1,24 +1,16 @@
-// The one conversion from absl::Status (what db/, server/ and worker/ return) to grpc::Status (what
-// reactors finish with), and back for clients. Codes map one to one; the message is kept. Also the
-// reactor of a streaming call refused before it starts.
+// The reactor of a streaming call refused before it starts, and the status conversion the gRPC
+// services use (rpc/grpc_status.h is its one home; imported here for server/'s own names).
 #pragma once
 
 #include <grpcpp/support/server_callback.h>
 #include <grpcpp/support/status.h>
 
-#include "absl/status/status.h"
+#include "rpc/grpc_status.h"
 
 namespace hpsearch::server {
 
-inline grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-inline absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
+using rpc::FromGrpcStatus;
+using rpc::ToGrpcStatus;
 
 // A streaming call refused before it starts (its token, for one): finishes with `status` at once.
 template <typename Reactor>

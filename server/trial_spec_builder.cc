@@ -8,7 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
-#include "server/study_view.h"
+#include "server/study_file/study_view.h"
 
 namespace hpsearch::server {
 namespace {

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+
 namespace hpsearch::worker {
 namespace {
 
@@ -15,28 +18,23 @@ bool ReadNumber(const json& object, const char* key, double* out) {
   return true;
 }
 
-// A canonical metric's JSON key and the field it sets.
+// Every numeric field of `line` but those in `skip`: into the message's double field of that name
+// (a canonical metric, proto/canonical_metrics.h, or a plain figure such as samples_per_second),
+// or else into its extra metrics.
 template <typename Message>
-struct NumberField {
-  const char* key;
-  void (Message::*set)(double);
-};
-
-// Every numeric field of `line` but those in `skip`: into its canonical field, or else into the
-// message's extra metrics.
-template <typename Message>
-void ReadMetrics(const json& line, std::initializer_list<const char*> skip,
-                 std::initializer_list<NumberField<Message>> fields, Message* message) {
+void ReadMetrics(const json& line, std::initializer_list<const char*> skip, Message* message) {
+  const google::protobuf::Descriptor* descriptor = Message::descriptor();
+  const google::protobuf::Reflection* reflection = Message::GetReflection();
   for (const auto& [key, value] : line.items()) {
     if (!value.is_number() ||
         std::any_of(skip.begin(), skip.end(), [&](const char* s) { return key == s; })) {
       continue;
     }
     const double number = value.template get<double>();
-    auto field = std::find_if(fields.begin(), fields.end(),
-                              [&](const NumberField<Message>& f) { return key == f.key; });
-    if (field != fields.end()) {
-      (message->*field->set)(number);
+    const google::protobuf::FieldDescriptor* field = descriptor->FindFieldByName(key);
+    if (field != nullptr && field->type() == google::protobuf::FieldDescriptor::TYPE_DOUBLE &&
+        !field->is_repeated()) {
+      reflection->SetDouble(message, field, number);
     } else {
       (*message->mutable_extra())[key] = number;
     }
@@ -53,16 +51,7 @@ absl::StatusOr<v1::EpochMetrics> EpochFromJson(const json& line, absl::Duration 
   }
   metrics.set_epoch(epoch->get<int>());
   metrics.set_wall_time_seconds(absl::ToDoubleSeconds(elapsed));
-  using M = v1::EpochMetrics;
-  ReadMetrics<M>(line, {"type", "epoch", "step"},
-                 {{"train_loss", &M::set_train_loss},
-                  {"val_loss", &M::set_val_loss},
-                  {"val_accuracy", &M::set_val_accuracy},
-                  {"val_f1", &M::set_val_f1},
-                  {"val_f1_macro", &M::set_val_f1_macro},
-                  {"samples_per_second", &M::set_samples_per_second},
-                  {"wall_time_seconds", &M::set_wall_time_seconds}},
-                 &metrics);
+  ReadMetrics(line, {"type", "epoch", "step"}, &metrics);
   auto step = line.find("step");
   if (step != line.end() && step->is_number()) metrics.set_step(step->get<int64_t>());
   return metrics;
@@ -83,16 +72,7 @@ v1::TrainSummary TrainFromJson(const json& line) {
 
 v1::TestMetrics TestFromJson(const json& line) {
   v1::TestMetrics test;
-  using T = v1::TestMetrics;
-  ReadMetrics<T>(line, {"type"},
-                 {{"test_loss", &T::set_test_loss},
-                  {"test_accuracy", &T::set_test_accuracy},
-                  {"test_f1", &T::set_test_f1},
-                  {"test_f1_macro", &T::set_test_f1_macro},
-                  {"runtime_seconds", &T::set_runtime_seconds},
-                  {"samples_per_second", &T::set_samples_per_second},
-                  {"steps_per_second", &T::set_steps_per_second}},
-                 &test);
+  ReadMetrics(line, {"type"}, &test);
   return test;
 }
 

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "rpc/grpc_status.h"
 #include "spdlog/spdlog.h"
 #include "transfer/artifact_files.h"
 
@@ -82,8 +83,7 @@ absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request
       acquire_context_ = nullptr;
     }
     if (!status.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          status.error_message());
+      return rpc::FromGrpcStatus(status);
     }
     return response;
   });
@@ -192,8 +192,7 @@ absl::StatusOr<v1::UploadArtifactResponse> CoordinatorClient::UploadArtifact(
     writer->WritesDone();
     grpc::Status status = writer->Finish();
     if (status.ok()) return response;
-    absl::Status error(static_cast<absl::StatusCode>(status.error_code()),
-                       absl::StrCat("UploadArtifact: ", status.error_message()));
+    absl::Status error = rpc::FromGrpcStatus(status, "UploadArtifact");
     if (!IsTransient(error) || absl::Now() + backoff > give_up ||
         (should_stop_ && should_stop_())) {
       return error;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "rpc/grpc_status.h"
 
 namespace hpsearch::worker {
 
@@ -43,7 +44,7 @@ absl::StatusOr<v1::ReportStreamReply> ReportStream::Exchange(
   }
   if (!answered) return Drop(timed_out);
   if (reply.code() != 0) {
-    return absl::Status(static_cast<absl::StatusCode>(reply.code()), reply.message());
+    return rpc::StatusFromCode(reply.code(), reply.message());
   }
   return reply;
 }
@@ -60,12 +61,10 @@ absl::Status ReportStream::Drop(bool timed_out) {
     case grpc::StatusCode::UNIMPLEMENTED:
     case grpc::StatusCode::UNAUTHENTICATED:
     case grpc::StatusCode::PERMISSION_DENIED:
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          status.error_message());
+      return rpc::FromGrpcStatus(status);
     default:
       return absl::UnavailableError(
-          absl::StrCat("the report stream broke (",
-                       absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
+          absl::StrCat("the report stream broke (", rpc::GrpcCodeName(status.error_code()),
                        status.error_message().empty() ? "" : ": ", status.error_message(), ")"));
   }
 }

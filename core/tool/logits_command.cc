@@ -44,17 +44,11 @@ int RunLogits(int argc, char** argv) {
     Checkpoint checkpoint = LoadCheckpoint(flags["model"], [](const std::string& warning) {
       std::fprintf(stderr, "warning: %s\n", warning.c_str());
     });
-    const HfGpt2Config& hf = checkpoint.config;
     Gpt2ForSequenceClassificationOptions options;
     options.fine_tuning.method = FineTuningMethod::kFull;
     Gpt2Config& c = options.config;
-    c.n_layer = hf.n_layer;
-    c.n_embd = hf.n_embd;
-    c.n_head = hf.n_head;
-    c.n_positions = hf.n_positions;
-    c.vocab_size = hf.vocab_size;
-    c.layer_norm_epsilon = hf.layer_norm_epsilon;
-    c.num_labels = hf.num_labels;
+    ApplyHfGpt2Config(checkpoint.config, flags["model"] + "/config.json", &c);
+    c.num_labels = checkpoint.config.num_labels;
     Gpt2ForSequenceClassification model(options);
     std::map<std::string, torch::Tensor> weights;
     for (auto& [name, tensor] : checkpoint.tensors) {

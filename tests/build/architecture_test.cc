@@ -1,7 +1,9 @@
 // The design card's arrows, checked on the real tree and the real build: core/ and kernels/ never
-// reach service libraries, server/, db/, transfer/ and cli/ never reach LibTorch, and the core-only
-// configuration links LibTorch and header-only libraries alone. (The `hpsearch` program, cli/,
-// starts workers and never trains in-process.)
+// reach service libraries, server/, db/, transfer/ and cli/ never reach LibTorch, each lower
+// library reaches nothing above it (kernels/ no core/, db/ no server/, transfer/ neither server/
+// nor db/, server/sampling/ only proto and Abseil), and the core-only configuration links LibTorch
+// and header-only libraries alone. (The `hpsearch` program, cli/, starts workers and never trains
+// in-process.)
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -40,6 +42,18 @@ std::vector<std::string> ForbiddenIncludes(const std::vector<std::string>& folde
   return hits;
 }
 
+// Every quoted `#include "..."` under the given folders whose path does not start with one of the
+// `allowed` prefixes (system headers in <...> are not checked).
+std::vector<std::string> IncludesOutside(const std::vector<std::string>& folders,
+                                         const std::vector<std::string>& allowed) {
+  std::string alternatives;
+  for (const std::string& prefix : allowed) {
+    alternatives += (alternatives.empty() ? "" : "|") +
+                    std::regex_replace(prefix, std::regex(R"([.])"), R"(\.)");
+  }
+  return ForbiddenIncludes(folders, std::regex("^#include\\s+\"(?!(" + alternatives + "))"));
+}
+
 std::string Join(const std::vector<std::string>& lines) {
   std::string text;
   for (const auto& line : lines) text += line + "\n";
@@ -47,8 +61,9 @@ std::string Join(const std::vector<std::string>& lines) {
 }
 
 TEST_CASE("core/ and kernels/ include no service library", "[build][architecture]") {
+  // Of base/, only the library-free training defaults.
   const std::regex service(
-      R"([<"](grpc|grpcpp|google/protobuf|sqlite3|absl/|spdlog/|yaml-cpp/|CLI/|hpsearch/v1/|db/|server/|worker/|cli/))");
+      R"([<"](grpc|grpcpp|google/protobuf|sqlite3|absl/|spdlog/|yaml-cpp/|CLI/|hpsearch/v1/|db/|server/|worker/|cli/|proto/|rpc/|base/(?!training_defaults\.h)))");
   auto hits = ForbiddenIncludes({"core", "kernels"}, service);
   INFO(Join(hits));
   REQUIRE(hits.empty());
@@ -72,6 +87,46 @@ TEST_CASE("rpc/ sits at the bottom beside proto/ and worker/ reaches neither ser
   auto worker_hits = ForbiddenIncludes({"worker"}, coordinator_side);
   INFO(Join(worker_hits));
   CHECK(worker_hits.empty());
+}
+
+TEST_CASE("Each lower library reaches nothing above it", "[build][architecture]") {
+  const std::regex above_kernels(R"([<"](core/|db/|server/|worker/|cli/|torch/|ATen/))");
+  auto kernels_hits = ForbiddenIncludes({"kernels"}, above_kernels);
+  INFO(Join(kernels_hits));
+  CHECK(kernels_hits.empty());
+  const std::regex above_db(R"([<"](server/|worker/|cli/|rpc/|transfer/))");
+  auto db_hits = ForbiddenIncludes({"db"}, above_db);
+  INFO(Join(db_hits));
+  CHECK(db_hits.empty());
+  const std::regex above_transfer(R"([<"](server/|db/|worker/|cli/|sqlite3))");
+  auto transfer_hits = ForbiddenIncludes({"transfer"}, above_transfer);
+  INFO(Join(transfer_hits));
+  CHECK(transfer_hits.empty());
+}
+
+TEST_CASE("server/'s sub-systems reach only what their libraries link", "[build][architecture]") {
+  // Samplers and pruners: the proto messages and Abseil, nothing else of ours.
+  auto sampling =
+      IncludesOutside({"server/sampling"}, {"server/sampling/", "hpsearch/v1/", "absl/"});
+  INFO(Join(sampling));
+  CHECK(sampling.empty());
+  // The study file: samplers (for their option checks), proto, Abseil, yaml-cpp and JSON.
+  auto study_file =
+      IncludesOutside({"server/study_file"},
+                      {"server/study_file/", "server/sampling/", "proto/", "base/", "hpsearch/v1/",
+                       "absl/", "google/protobuf/", "yaml-cpp/", "nlohmann/"});
+  INFO(Join(study_file));
+  CHECK(study_file.empty());
+  // The report reads the database and the study file, never the coordinator.
+  auto report = IncludesOutside(
+      {"server/report"}, {"server/report/", "server/study_file/", "server/sampling/", "proto/",
+                          "db/", "transfer/", "hpsearch/v1/", "absl/", "google/protobuf/"});
+  INFO(Join(report));
+  CHECK(report.empty());
+  // base/ is the bottom: Abseil only.
+  auto base = IncludesOutside({"base"}, {"base/", "absl/"});
+  INFO(Join(base));
+  CHECK(base.empty());
 }
 
 TEST_CASE("No test name holds a semicolon", "[build][tests]") {

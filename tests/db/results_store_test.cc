@@ -6,6 +6,7 @@
 
 #include "db/database.h"
 #include "db/schema.h"
+#include "proto/canonical_metrics.h"
 #include "testing/testing.h"
 
 namespace hpsearch::db {
@@ -344,6 +345,62 @@ TEST_CASE("ResultsStore round-trips a study with attempts, epochs and final resu
   CHECK(trial.result().train().global_steps() == 4004);
   CHECK(trial.result().test().test_accuracy() == 0.9351);
   CHECK_FALSE(trial.result().test().has_test_loss());
+}
+
+TEST_CASE("Every canonical metric is stored in its own column and read back", "[db][store]") {
+  // The SQL is computed from proto/canonical_metrics.h: each metric, set to a value of its own,
+  // must come back under the same field, and an unreported one must stay unreported.
+  TempDir dir;
+  std::string path = (dir / "results.db").string();
+  auto store = OpenStore(path);
+  REQUIRE(store->PutStudy(MakeStudy("s1", "demo", v1::DIRECTION_MAXIMIZE)).ok());
+  v1::Trial trial = MakeTrial("s1", 0, 0.1, 8);
+  auto trial_id = store->InsertTrial(trial);
+  REQUIRE(trial_id.ok());
+  v1::TrialAttempt attempt;
+  attempt.set_attempt(1);
+  attempt.set_state(v1::TRIAL_STATE_RUNNING);
+  attempt.set_worker_id("w");
+  REQUIRE(store->PutAttempt(*trial_id, attempt, "L", std::nullopt).ok());
+  v1::EpochMetrics epoch;
+  epoch.set_epoch(1);
+  epoch.set_step(17);
+  epoch.set_samples_per_second(3.5);
+  double value = 0.125;
+  for (proto::MetricField field : proto::EpochMetricFields()) {
+    proto::SetMetric(&epoch, field, value);
+    value += 1;
+  }
+  REQUIRE(store->InsertEpoch(*trial_id, 1, "L", epoch, 1).ok());
+  v1::TestMetrics test;
+  test.set_runtime_seconds(2.5);
+  value = 10.25;
+  for (proto::MetricField field : proto::TestMetricFields()) {
+    if (field->name() == "test_loss") continue;  // left unreported
+    proto::SetMetric(&test, field, value);
+    value += 1;
+  }
+  REQUIRE(store->PutTestMetrics(*trial_id, test).ok());
+  REQUIRE(store->SyncAll().ok());
+
+  auto loaded = store->LoadStudy("demo");
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->trials.size() == 1);
+  REQUIRE(loaded->trials[0].trial.epochs_size() == 1);
+  const v1::EpochMetrics& read = loaded->trials[0].trial.epochs(0);
+  CHECK(read.step() == 17);
+  CHECK(read.samples_per_second() == 3.5);
+  for (proto::MetricField field : proto::EpochMetricFields()) {
+    INFO(field->name());
+    CHECK(proto::GetMetric(read, field) == proto::GetMetric(epoch, field));
+  }
+  const v1::TestMetrics& read_test = loaded->trials[0].trial.result().test();
+  CHECK(read_test.runtime_seconds() == 2.5);
+  for (proto::MetricField field : proto::TestMetricFields()) {
+    INFO(field->name());
+    CHECK(proto::GetMetric(read_test, field) == proto::GetMetric(test, field));
+  }
+  CHECK_FALSE(read_test.has_test_loss());
 }
 
 TEST_CASE("InsertEpoch is idempotent on (trial, attempt, epoch)", "[db][store]") {

@@ -1,0 +1,507 @@
+#include "server/report/svg_plot.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace hpsearch::server::svg {
+namespace {
+
+constexpr double kCharWidth = 6.6;  // average width of a 11-12 px sans-serif character
+constexpr double kLegendRow = 18;
+
+// Pixel coordinates with two decimals; never "-0.00", so output does not depend on rounding sign.
+std::string Px(double v) {
+  std::string s = absl::StrFormat("%.2f", v);
+  return s == "-0.00" ? "0.00" : s;
+}
+
+// Heckbert's nice number: 1, 2, 5 or 10 times a power of ten, rounded or at least x.
+double NiceNumber(double x, bool round) {
+  const double exponent = std::floor(std::log10(x));
+  const double fraction = x / std::pow(10.0, exponent);
+  double nice;
+  if (round) {
+    nice = fraction < 1.5 ? 1 : fraction < 3 ? 2 : fraction < 7 ? 5 : 10;
+  } else {
+    nice = fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10;
+  }
+  return nice * std::pow(10.0, exponent);
+}
+
+bool Finite(double v) { return std::isfinite(v); }
+
+double Transform(Scale scale, double v) { return scale == Scale::kLog ? std::log10(v) : v; }
+
+std::string Truncate(const std::string& text, size_t max_chars) {
+  if (text.size() <= max_chars) return text;
+  size_t cut = max_chars - 1;
+  // Never split a UTF-8 sequence: back up over continuation bytes (10xxxxxx).
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut) + "\xE2\x80\xA6";  // U+2026
+}
+
+std::string MarkerShape(Marker marker, const std::string& color, bool hollow) {
+  const std::string fill = hollow ? "#ffffff" : color;
+  const std::string paint = absl::StrCat(" fill=\"", fill, "\" stroke=\"", color, "\"");
+  switch (marker) {
+    case Marker::kNone:
+      return "";
+    case Marker::kCircle:
+      return absl::StrCat("<circle r=\"4\"", paint, " stroke-width=\"1.5\"/>");
+    case Marker::kSquare:
+      return absl::StrCat("<rect x=\"-3.5\" y=\"-3.5\" width=\"7\" height=\"7\"", paint,
+                          " stroke-width=\"1.5\"/>");
+    case Marker::kTriangle:
+      return absl::StrCat("<path d=\"M0,-5 L4.5,3.5 L-4.5,3.5 Z\"", paint,
+                          " stroke-width=\"1.5\"/>");
+    case Marker::kDiamond:
+      return absl::StrCat("<path d=\"M0,-5 L5,0 L0,5 L-5,0 Z\"", paint, " stroke-width=\"1.5\"/>");
+    case Marker::kCross:
+      return absl::StrCat("<path d=\"M-4,-4 L4,4 M-4,4 L4,-4\" fill=\"none\" stroke=\"", color,
+                          "\" stroke-width=\"2\"/>");
+  }
+  return "";
+}
+
+std::string DashArray(Line line) {
+  switch (line) {
+    case Line::kDashed:
+      return " stroke-dasharray=\"6,4\"";
+    case Line::kDotted:
+      return " stroke-dasharray=\"2,3\"";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+std::string Escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        // Control characters other than tab and newline are not allowed in XML 1.0.
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') {
+          out += ' ';
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+Ticks LinearTicks(double lo, double hi, int target, bool extend) {
+  Ticks ticks;
+  if (hi < lo) std::swap(lo, hi);
+  if (hi == lo) {
+    const double pad = lo == 0 ? 0.5 : std::abs(lo) * 0.1;
+    lo -= pad;
+    hi += pad;
+  }
+  const double range = NiceNumber(hi - lo, false);
+  ticks.step = NiceNumber(range / std::max(1, target - 1), true);
+  const double first =
+      (extend ? std::floor(lo / ticks.step + 1e-9) : std::ceil(lo / ticks.step - 1e-9));
+  const double last =
+      (extend ? std::ceil(hi / ticks.step - 1e-9) : std::floor(hi / ticks.step + 1e-9));
+  for (double k = first; k <= last + 0.5; k += 1) {
+    double v = k * ticks.step;
+    if (std::abs(v) < ticks.step * 1e-9) v = 0;  // no 1e-17 or -0 at the origin
+    ticks.values.push_back(v);
+  }
+  ticks.lo = extend ? first * ticks.step : lo;
+  ticks.hi = extend ? last * ticks.step : hi;
+  return ticks;
+}
+
+std::vector<double> LogTicks(double lo, double hi) {
+  const int first = static_cast<int>(std::floor(std::log10(lo)));
+  const int last = static_cast<int>(std::ceil(std::log10(hi)));
+  auto collect = [&](const std::vector<int>& mantissas) {
+    std::vector<double> values;
+    for (int e = first; e <= last; ++e) {
+      for (int m : mantissas) {
+        // m * 10^e through a string keeps 3e-05 exactly the double that "3e-05" parses to.
+        const double v = std::stod(absl::StrFormat("%de%d", m, e));
+        if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) values.push_back(v);
+      }
+    }
+    return values;
+  };
+  std::vector<double> values = collect({1, 2, 5});
+  if (values.size() < 3) values = collect({1, 2, 3, 4, 5, 6, 7, 8, 9});
+  if (values.size() > 12) values = collect({1});
+  return values;
+}
+
+std::string FormatTick(double value, double step, bool log) {
+  if (value == 0) return "0";
+  const double magnitude = std::abs(value);
+  if (log || magnitude >= 1e6 || magnitude < 1e-4 || step < 1e-4) {
+    return absl::StrFormat("%g", value);
+  }
+  const int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
+  return absl::StrFormat("%.*f", decimals, value);
+}
+
+const std::string& PaletteColor(int index) {
+  static const std::array<std::string, 10> kPalette = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                                       "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                                                       "#bcbd22", "#17becf"};
+  return kPalette[static_cast<size_t>(std::abs(index)) % kPalette.size()];
+}
+
+bool Plot::HasData() const {
+  for (const Series& s : series_) {
+    for (const Point& p : s.points) {
+      if (XPixel(p.x) && (s.pin_bottom || YPixel(p.y, s.secondary_y))) return true;
+    }
+  }
+  return false;
+}
+
+Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
+  Axis axis;
+  axis.scale = options.scale;
+  if (options.scale == Scale::kCategorical) {
+    const double n = static_cast<double>(std::max<size_t>(1, options.categories.size()));
+    axis.lo = -0.5;
+    axis.hi = n - 0.5;
+    for (size_t i = 0; i < options.categories.size(); ++i) axis.ticks.push_back(i);
+    axis.step = 1;
+    return axis;
+  }
+  const bool log = options.scale == Scale::kLog;
+  std::optional<double> data_lo, data_hi;
+  for (const Series& s : series_) {
+    if (which != 0 && (s.secondary_y != (which == 2) || s.pin_bottom)) continue;
+    for (const Point& p : s.points) {
+      const double v = which == 0 ? p.x : p.y;
+      if (!Finite(v) || (log && v <= 0)) continue;
+      data_lo = data_lo ? std::min(*data_lo, v) : v;
+      data_hi = data_hi ? std::max(*data_hi, v) : v;
+    }
+  }
+  double lo = options.min.value_or(data_lo.value_or(log ? 1.0 : 0.0));
+  double hi = options.max.value_or(data_hi.value_or(log ? 10.0 : 1.0));
+  if (log) {
+    if (lo <= 0) lo = hi > 0 ? hi / 10 : 1;
+    if (hi <= lo) hi = lo * 10;
+  }
+  if (hi < lo) std::swap(lo, hi);
+  if (log) {
+    if (hi == lo) {
+      lo /= std::sqrt(10.0);
+      hi *= std::sqrt(10.0);
+    }
+    const double pad = (std::log10(hi) - std::log10(lo)) * 0.05;
+    if (!options.min) lo = std::pow(10.0, std::log10(lo) - pad);
+    if (!options.max) hi = std::pow(10.0, std::log10(hi) + pad);
+    axis.lo = lo;
+    axis.hi = hi;
+    for (double v : LogTicks(lo, hi)) {
+      if (InDomain(axis, v)) axis.ticks.push_back(v);
+    }
+    axis.step = 0;
+    return axis;
+  }
+  const bool fixed = options.min && options.max;
+  Ticks ticks = LinearTicks(lo, hi, options_.target_ticks, !fixed);
+  axis.lo = options.min.value_or(ticks.lo);
+  axis.hi = options.max.value_or(ticks.hi);
+  if (axis.hi == axis.lo) axis.hi = axis.lo + 1;
+  axis.step = ticks.step;
+  if (options.integer_ticks && ticks.step < 1) {
+    axis.step = 1;
+    ticks.values.clear();
+    for (double v = std::ceil(axis.lo); v <= std::floor(axis.hi); v += 1) ticks.values.push_back(v);
+  }
+  for (double v : ticks.values) {
+    if (InDomain(axis, v)) axis.ticks.push_back(v);
+  }
+  return axis;
+}
+
+double Plot::LegendWidth() const {
+  size_t longest = 0;
+  for (const Series& s : series_) longest = std::max(longest, std::min<size_t>(s.name.size(), 28));
+  if (longest == 0) return 0;
+  return 40 + kCharWidth * static_cast<double>(longest);
+}
+
+Frame Plot::PlotFrame() const {
+  Frame frame;
+  frame.left = options_.margin_left;
+  frame.top = options_.margin_top;
+  frame.width = options_.width - options_.margin_left - options_.margin_right -
+                (options_.y2 ? options_.margin_y2 : 0) - LegendWidth();
+  frame.height = options_.height - options_.margin_top - options_.margin_bottom;
+  frame.width = std::max(frame.width, 10.0);
+  frame.height = std::max(frame.height, 10.0);
+  return frame;
+}
+
+bool Plot::InDomain(const Axis& axis, double v) {
+  if (!Finite(v) || (axis.scale == Scale::kLog && v <= 0)) return false;
+  const double t0 = Transform(axis.scale, axis.lo), t1 = Transform(axis.scale, axis.hi);
+  const double t = Transform(axis.scale, v);
+  const double slack = 1e-9 * std::abs(t1 - t0);
+  return t >= std::min(t0, t1) - slack && t <= std::max(t0, t1) + slack;
+}
+
+std::optional<double> Plot::Map(const Axis& axis, double v, bool vertical) const {
+  if (!InDomain(axis, v)) return std::nullopt;
+  const double t0 = Transform(axis.scale, axis.lo), t1 = Transform(axis.scale, axis.hi);
+  const double t = Transform(axis.scale, v);
+  const Frame frame = PlotFrame();
+  const double f = (t - t0) / (t1 - t0);
+  return vertical ? frame.top + frame.height - f * frame.height : frame.left + f * frame.width;
+}
+
+std::optional<double> Plot::XPixel(double x) const {
+  return Map(ResolveAxis(options_.x, 0), x, false);
+}
+
+std::optional<double> Plot::YPixel(double y, bool secondary) const {
+  if (secondary && !options_.y2) return std::nullopt;
+  return Map(ResolveAxis(secondary ? *options_.y2 : options_.y, secondary ? 2 : 1), y, true);
+}
+
+std::string Plot::Render() const {
+  const Frame frame = PlotFrame();
+  const Axis x = ResolveAxis(options_.x, 0);
+  const Axis y = ResolveAxis(options_.y, 1);
+  std::optional<Axis> y2;
+  if (options_.y2) y2 = ResolveAxis(*options_.y2, 2);
+  const double right = frame.left + frame.width;
+  const double bottom = frame.top + frame.height;
+  std::string out;
+  absl::StrAppend(&out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", options_.width,
+                  "\" height=\"", options_.height, "\" viewBox=\"0 0 ", options_.width, " ",
+                  options_.height, "\" font-family=\"sans-serif\" font-size=\"11\">\n");
+  absl::StrAppend(&out, "<title>", Escape(options_.title), "</title>\n");
+  absl::StrAppend(&out, "<rect class=\"background\" width=\"", options_.width, "\" height=\"",
+                  options_.height, "\" fill=\"#ffffff\"/>\n");
+  absl::StrAppend(&out, "<text class=\"plot-title\" x=\"", Px(options_.width / 2.0),
+                  "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">",
+                  Escape(options_.title), "</text>\n");
+
+  // Categorical bands, then grid lines, under everything else.
+  const bool categorical = x.scale == Scale::kCategorical;
+  if (categorical) {
+    absl::StrAppend(&out, "<g class=\"bands\">\n");
+    const double band = frame.width / (x.hi - x.lo);
+    for (size_t i = 0; i < options_.x.categories.size(); ++i) {
+      absl::StrAppend(&out, "<rect class=\"band\" x=\"", Px(frame.left + band * i), "\" y=\"",
+                      Px(frame.top), "\" width=\"", Px(band), "\" height=\"", Px(frame.height),
+                      "\" fill=\"", i % 2 == 0 ? "#f2f2f2" : "#fafafa", "\"/>\n");
+    }
+    absl::StrAppend(&out, "</g>\n");
+  }
+  absl::StrAppend(&out, "<g class=\"grid\" stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
+  for (double v : y.ticks) {
+    const std::string py = Px(*YPixel(v));
+    absl::StrAppend(&out, "<line x1=\"", Px(frame.left), "\" y1=\"", py, "\" x2=\"", Px(right),
+                    "\" y2=\"", py, "\"/>\n");
+  }
+  if (!categorical) {
+    for (double v : x.ticks) {
+      const std::string px = Px(*XPixel(v));
+      absl::StrAppend(&out, "<line x1=\"", px, "\" y1=\"", Px(frame.top), "\" x2=\"", px,
+                      "\" y2=\"", Px(bottom), "\"/>\n");
+    }
+  }
+  absl::StrAppend(&out, "</g>\n");
+
+  // Axes: frame, ticks, tick labels, axis labels.
+  absl::StrAppend(&out, "<g class=\"axes\" stroke=\"#333333\" fill=\"none\">\n<rect x=\"",
+                  Px(frame.left), "\" y=\"", Px(frame.top), "\" width=\"", Px(frame.width),
+                  "\" height=\"", Px(frame.height), "\"/>\n</g>\n");
+  absl::StrAppend(&out, "<g class=\"x-axis\" text-anchor=\"middle\">\n");
+  for (size_t i = 0; i < x.ticks.size(); ++i) {
+    const double v = x.ticks[i];
+    const std::string px = Px(*XPixel(v));
+    const std::string label = categorical ? Truncate(options_.x.categories[i], 16)
+                                          : FormatTick(v, x.step, x.scale == Scale::kLog);
+    absl::StrAppend(&out, "<line x1=\"", px, "\" y1=\"", Px(bottom), "\" x2=\"", px, "\" y2=\"",
+                    Px(bottom + 4), "\" stroke=\"#333333\"/>\n<text x=\"", px, "\" y=\"",
+                    Px(bottom + 16), "\">", Escape(label), "</text>\n");
+  }
+  absl::StrAppend(&out, "<text class=\"axis-label\" x=\"", Px(frame.left + frame.width / 2),
+                  "\" y=\"", Px(bottom + 36), "\" font-size=\"12\">", Escape(options_.x.label),
+                  options_.x.scale == Scale::kLog ? " (log scale)" : "", "</text>\n</g>\n");
+  auto y_axis = [&](const Axis& axis, const AxisOptions& axis_options, bool secondary) {
+    const double edge = secondary ? right : frame.left;
+    const double tick_end = secondary ? edge + 4 : edge - 4;
+    const double text_x = secondary ? edge + 6 : edge - 6;
+    absl::StrAppend(&out, "<g class=\"", secondary ? "y2-axis" : "y-axis", "\" text-anchor=\"",
+                    secondary ? "start" : "end", "\">\n");
+    for (double v : axis.ticks) {
+      const std::string py = Px(*YPixel(v, secondary));
+      absl::StrAppend(&out, "<line x1=\"", Px(edge), "\" y1=\"", py, "\" x2=\"", Px(tick_end),
+                      "\" y2=\"", py, "\" stroke=\"#333333\"/>\n<text x=\"", Px(text_x), "\" y=\"",
+                      Px(*YPixel(v, secondary) + 4), "\">",
+                      Escape(FormatTick(v, axis.step, axis.scale == Scale::kLog)), "</text>\n");
+    }
+    const double label_x = secondary ? right + options_.margin_y2 - 8 : 14;
+    const double label_y = frame.top + frame.height / 2;
+    absl::StrAppend(&out, "<text class=\"axis-label\" x=\"", Px(label_x), "\" y=\"", Px(label_y),
+                    "\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 ",
+                    Px(label_x), " ", Px(label_y), ")\">", Escape(axis_options.label),
+                    axis_options.scale == Scale::kLog ? " (log scale)" : "", "</text>\n</g>\n");
+  };
+  y_axis(y, options_.y, false);
+  if (y2) y_axis(*y2, *options_.y2, true);
+
+  // Where each point goes; points sharing a category band spread across it in drawing order, one
+  // slot per distinct tooltip (so a highlight drawn over a point lands on it).
+  std::map<long, std::map<std::string, int>> band_slots;
+  std::map<long, int> band_count;
+  auto slot_key = [](const Point& p, size_t series, size_t index) {
+    return p.title.empty() ? absl::StrCat("\x01", series, ":", index) : p.title;
+  };
+  if (categorical) {
+    for (size_t si = 0; si < series_.size(); ++si) {
+      const Series& s = series_[si];
+      for (size_t pi = 0; pi < s.points.size(); ++pi) {
+        const Point& p = s.points[pi];
+        if (!XPixel(p.x) || (!s.pin_bottom && !YPixel(p.y, s.secondary_y))) continue;
+        const long band = std::lround(p.x);
+        auto& slots = band_slots[band];
+        if (slots.emplace(slot_key(p, si, pi), band_count[band]).second) ++band_count[band];
+      }
+    }
+  }
+  const double band_width = frame.width / (x.hi - x.lo);
+  auto place = [&](size_t si, size_t pi) -> std::optional<std::pair<double, double>> {
+    const Series& s = series_[si];
+    const Point& p = s.points[pi];
+    std::optional<double> px = XPixel(p.x);
+    std::optional<double> py =
+        s.pin_bottom ? std::optional<double>(bottom - 6) : YPixel(p.y, s.secondary_y);
+    if (!px || !py) return std::nullopt;
+    if (categorical) {
+      const long band = std::lround(p.x);
+      const int n = band_count[band];
+      const int k = band_slots[band][slot_key(p, si, pi)];
+      px = *XPixel(static_cast<double>(band)) +
+           ((k + 0.5) / static_cast<double>(n) - 0.5) * band_width * 0.7;
+    }
+    return std::make_pair(*px, *py);
+  };
+
+  if (!HasData()) {
+    absl::StrAppend(&out, "<text class=\"empty\" x=\"", Px(frame.left + frame.width / 2), "\" y=\"",
+                    Px(frame.top + frame.height / 2),
+                    "\" text-anchor=\"middle\" font-size=\"13\" fill=\"#666666\">",
+                    Escape(options_.empty_message), "</text>\n");
+  }
+  for (size_t si = 0; si < series_.size(); ++si) {
+    const Series& s = series_[si];
+    const std::string cls = s.css_class.empty() ? "" : " " + Escape(s.css_class);
+    absl::StrAppend(&out, "<g class=\"series", cls, "\">\n");
+    std::vector<std::optional<std::pair<double, double>>> placed;
+    for (size_t pi = 0; pi < s.points.size(); ++pi) placed.push_back(place(si, pi));
+    if (s.line != Line::kNone) {
+      std::string run;
+      bool has_previous = false;
+      double previous_y = 0;
+      auto flush = [&] {
+        if (!run.empty() && run.find(' ') != std::string::npos) {
+          absl::StrAppend(&out, "<polyline class=\"line", cls, "\" points=\"", run,
+                          "\" fill=\"none\" stroke=\"", s.color, "\" stroke-width=\"1.8\"",
+                          DashArray(s.line), "/>\n");
+        }
+        run.clear();
+        has_previous = false;
+      };
+      for (const auto& point : placed) {
+        if (!point) {
+          flush();
+          continue;
+        }
+        if (has_previous && s.step) {
+          absl::StrAppend(&run, " ", Px(point->first), ",", Px(previous_y));
+        }
+        absl::StrAppend(&run, run.empty() ? "" : " ", Px(point->first), ",", Px(point->second));
+        has_previous = true;
+        previous_y = point->second;
+      }
+      flush();
+    }
+    if (s.marker != Marker::kNone) {
+      for (size_t i = 0; i < s.points.size(); ++i) {
+        if (!placed[i]) continue;
+        const Point& p = s.points[i];
+        const std::string tip = p.title.empty() ? absl::StrFormat("%g, %g", p.x, p.y) : p.title;
+        absl::StrAppend(&out, "<g class=\"point", cls, "\" transform=\"translate(",
+                        Px(placed[i]->first), ",", Px(placed[i]->second), ")\">",
+                        MarkerShape(s.marker, s.color, s.hollow), "<title>", Escape(tip),
+                        "</title></g>\n");
+      }
+    }
+    absl::StrAppend(&out, "</g>\n");
+  }
+
+  // Legend: one row per named series at the right of the plot (and of the secondary axis).
+  const double legend_left = right + (options_.y2 ? options_.margin_y2 : 0) + 12;
+  std::vector<const Series*> named;
+  for (const Series& s : series_) {
+    if (!s.name.empty()) named.push_back(&s);
+  }
+  if (!named.empty()) {
+    const size_t rows = std::max<size_t>(1, static_cast<size_t>(frame.height / kLegendRow));
+    absl::StrAppend(&out, "<g class=\"legend\">\n");
+    for (size_t i = 0; i < named.size(); ++i) {
+      const double row_y = frame.top + 8 + kLegendRow * static_cast<double>(i);
+      if (i + 1 == rows && named.size() > rows) {
+        absl::StrAppend(&out, "<text x=\"", Px(legend_left), "\" y=\"", Px(row_y + 4),
+                        "\" fill=\"#666666\">\xE2\x80\xA6 and ", named.size() - i,
+                        " more</text>\n");
+        break;
+      }
+      const Series& s = *named[i];
+      absl::StrAppend(&out, "<g class=\"legend-entry\">");
+      if (s.line != Line::kNone) {
+        absl::StrAppend(&out, "<line x1=\"", Px(legend_left), "\" y1=\"", Px(row_y), "\" x2=\"",
+                        Px(legend_left + 22), "\" y2=\"", Px(row_y), "\" stroke=\"", s.color,
+                        "\" stroke-width=\"1.8\"", DashArray(s.line), "/>");
+      }
+      if (s.marker != Marker::kNone) {
+        absl::StrAppend(&out, "<g transform=\"translate(", Px(legend_left + 11), ",", Px(row_y),
+                        ")\">", MarkerShape(s.marker, s.color, s.hollow), "</g>");
+      }
+      absl::StrAppend(&out, "<text x=\"", Px(legend_left + 28), "\" y=\"", Px(row_y + 4), "\">",
+                      Escape(Truncate(s.name, 28)), "</text></g>\n");
+    }
+    absl::StrAppend(&out, "</g>\n");
+  }
+  absl::StrAppend(&out, "</svg>\n");
+  return out;
+}
+
+}  // namespace hpsearch::server::svg

@@ -1,0 +1,71 @@
+#include "server/study_file/study_view.h"
+
+#include "absl/strings/match.h"
+#include "proto/canonical_metrics.h"
+
+namespace hpsearch::server {
+
+StudyBudget BudgetOf(const v1::StudySpec& spec) {
+  StudyBudget budget;
+  const v1::BudgetSpec& b = spec.budget();
+  if (b.has_n_trials()) budget.n_trials = b.n_trials();
+  if (b.has_parallelism() && b.parallelism() > 0) budget.parallelism = b.parallelism();
+  if (b.has_max_retries()) budget.max_retries = std::max(0, b.max_retries());
+  if (b.trial_timeout_seconds() > 0)
+    budget.trial_timeout = absl::Seconds(b.trial_timeout_seconds());
+  if (b.time_limit_seconds() > 0) budget.time_limit = absl::Seconds(b.time_limit_seconds());
+  return budget;
+}
+
+std::string ObjectiveMetric(const v1::StudySpec& spec) {
+  return spec.objective().metric().empty() ? "val_accuracy" : spec.objective().metric();
+}
+
+bool MinimizeObjective(const v1::StudySpec& spec) {
+  switch (spec.objective().direction()) {
+    case v1::DIRECTION_MINIMIZE:
+      return true;
+    case v1::DIRECTION_MAXIMIZE:
+      return false;
+    default:
+      return absl::EndsWith(ObjectiveMetric(spec), "_loss");
+  }
+}
+
+std::optional<double> MetricValue(const v1::EpochMetrics& epoch, const std::string& metric) {
+  if (proto::MetricField field = proto::FindEpochMetric(metric))
+    return proto::GetMetric(epoch, field);
+  auto it = epoch.extra().find(metric);
+  if (it != epoch.extra().end()) return it->second;
+  return std::nullopt;
+}
+
+std::optional<double> TrialObjective(
+    const v1::StudySpec& spec, const google::protobuf::RepeatedPtrField<v1::EpochMetrics>& epochs) {
+  const std::string metric = ObjectiveMetric(spec);
+  if (spec.objective().from_epoch() == v1::EPOCH_SELECTION_BEST) {
+    std::optional<double> best;
+    for (const v1::EpochMetrics& epoch : epochs) {
+      std::optional<double> value = MetricValue(epoch, metric);
+      if (value && (!best || BetterObjective(spec, *value, *best))) best = value;
+    }
+    return best;
+  }
+  if (epochs.empty()) return std::nullopt;
+  return MetricValue(epochs[epochs.size() - 1], metric);
+}
+
+bool BetterObjective(const v1::StudySpec& spec, double candidate, double incumbent) {
+  return MinimizeObjective(spec) ? candidate < incumbent : candidate > incumbent;
+}
+
+bool UsesBuiltInTrainer(const v1::StudySpec& spec) {
+  return spec.runner().type() == v1::RUNNER_TYPE_QLORA ||
+         spec.runner().type() == v1::RUNNER_TYPE_UNSPECIFIED;
+}
+
+bool FinalStageEnabled(const v1::StudySpec& spec) {
+  return !spec.final_stage().has_enabled() || spec.final_stage().enabled();
+}
+
+}  // namespace hpsearch::server
