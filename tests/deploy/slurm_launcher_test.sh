@@ -155,6 +155,13 @@ attempts=$(sql "SELECT group_concat(a.attempt || ':' || a.state || ':' || a.ende
                 JOIN trials t ON t.trial_id = a.trial_id WHERE t.study_id = '$study' AND t.number = $number")
 echo "slurm: trial $number attempts $attempts; study complete in $(($(date +%s) - started)) s"
 [ "$(squeue -h -t all -j "$job_a" -o %T 2>/dev/null)" = CANCELLED ] || fail "job $job_a is not CANCELLED"
+# The script waited for the coordinator with `hpsearch health` (TLS, from the job's variables).
+for job in "$job_a" "$job_b"; do
+  grep -q -- "--devices cpu --name $(hostname -s)-job$job " "$dir/job-$job.out" || fail "job $job: no worker line"
+  if grep -q "not serving\|no hpsearch program" "$dir/job-$job.out"; then
+    fail "job $job did not see the coordinator serving: $(cat "$dir/job-$job.out")"
+  fi
+done
 
 # The time limit: a job of two minutes whose workers get SIGTERM 30 s before it (the header's
 # --signal=TERM@120, shortened on the sbatch line). Slurm may send the signal up to 60 s early, so it
