@@ -42,11 +42,15 @@ fail() {
 }
 now_ms() { date +%s%3N; }
 sql() { sqlite3 -cmd ".timeout 5000" "$dir/results.db" "$@"; }
+# Every wait ends by this time, so the test fails and cleans up well inside ctest's 300 s timeout
+# (which would kill this shell without running its EXIT trap).
+test_deadline=$(($(date +%s) + 270))
 # wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s until it succeeds.
 wait_for() {
   local seconds=$1 what=$2
   shift 2
   local deadline=$(($(date +%s) + seconds))
+  [ "$deadline" -le "$test_deadline" ] || deadline=$test_deadline
   until "$@"; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "waited ${seconds} s for $what"
     sleep 0.2
