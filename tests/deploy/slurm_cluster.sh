@@ -9,7 +9,7 @@
 #   source tests/deploy/slurm_cluster.sh
 #   slurm_missing && exit 77      # prints why to stdout
 #   trap slurm_stop EXIT
-#   slurm_start "$dir"            # sets SLURM_CONF; squeue and scancel then use this cluster
+#   slurm_start "$dir" 2          # sets SLURM_CONF; squeue and scancel then use this cluster
 #   slurm_sbatch --cpus-per-task=1 script.sbatch   # prints the job id
 #
 # Needs root (slurmd starts job steps as the submitting user) and Debian's slurmctld, slurmd,
@@ -26,7 +26,7 @@ slurm_missing() {
   local program
   for program in munged mungekey slurmctld slurmd sbatch squeue scancel sinfo python3; do
     if ! command -v "$program" >/dev/null; then
-      echo "skipped: $program is not installed (scripts/install-deps.sh installs slurmctld, slurmd, slurm-client, munge)"
+      echo "skipped: $program is not on PATH (scripts/install-deps.sh installs slurmctld, slurmd, slurm-client, munge)"
       return 0
     fi
   done
@@ -37,11 +37,14 @@ slurm_free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# slurm_start DIR: writes the config under DIR and starts munged, slurmctld and slurmd; returns once
-# the node is idle (or fails, printing the logs).
+# slurm_start DIR [GPUS]: writes the config under DIR and starts munged, slurmctld and slurmd; returns
+# once the node is idle (or fails, printing the logs). GPUS placeholder GPUs (character devices that
+# are /dev/null underneath: Slurm only counts them and sets CUDA_VISIBLE_DEVICES) make the node a
+# GPU node for --gres=gpu:N.
 slurm_start() {
   slurm_dir=$1
-  mkdir -p "$slurm_dir"/{state,spool,munge}
+  local gpus=${2:-0}
+  mkdir -p "$slurm_dir"/{state,spool,munge,dev}
   # slurmctld and munged check that their folders are not writable by others, and must reach them.
   chmod 755 "$slurm_dir"
   chmod 700 "$slurm_dir/munge"
@@ -61,6 +64,14 @@ slurm_start() {
   ctld_port=$(slurm_free_port)
   slurmd_port=$(slurm_free_port)
   : >"$slurm_dir/plugstack.conf"
+  local gres_types="" node_gres=""
+  if [ "$gpus" -gt 0 ]; then
+    for ((i = 0; i < gpus; i++)); do mknod "$slurm_dir/dev/gpu$i" c 1 3; done
+    printf 'AutoDetect=off\nNodeName=localhost Name=gpu File=%s/dev/gpu[0-%d]\n' "$slurm_dir" $((gpus - 1)) \
+      >"$slurm_dir/gres.conf"
+    gres_types="GresTypes=gpu"
+    node_gres="Gres=gpu:$gpus"
+  fi
   cat >"$slurm_dir/slurm.conf" <<CONF
 ClusterName=hpsearch-test
 SlurmctldHost=localhost(127.0.0.1)
@@ -91,7 +102,8 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 KillWait=5
 MessageTimeout=20
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=4 RealMemory=1000 State=UNKNOWN
+$gres_types
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=4 RealMemory=1000 $node_gres State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
   export SLURM_CONF=$slurm_dir/slurm.conf

@@ -58,7 +58,7 @@ wait_for() {
 }
 
 started=$(date +%s)
-slurm_start "$dir/slurm"
+slurm_start "$dir/slurm" 2
 echo "slurm: up in $(($(date +%s) - started)) s (slurmctld, slurmd and munged on 127.0.0.1, state in $dir/slurm)"
 
 # The coordinator outside Slurm, as deploy/README.md runs it: TLS and a token. Its lease lasts 60 s,
@@ -83,6 +83,23 @@ export HPSEARCH_COORDINATOR=$address HPSEARCH_AUTH_TOKEN_FILE=$dir/token HPSEARC
 export HPSEARCH_WORKER=$bin_dir/hpsearch-worker
 [ "$("$bin_dir/hpsearch" health)" = SERVING ] || fail "hpsearch health did not answer SERVING"
 
+# The script's default devices on a GPU node: a job given two (placeholder) GPUs runs `--devices all`,
+# one worker per GPU, named after the job. Nothing is submitted yet, so they take no trial.
+script=$root/deploy/slurm/hpsearch-workers.sbatch
+job_gpu=$(slurm_sbatch --gres=gpu:2 --cpus-per-task=2 --output="$dir/job-%j.out" "$script")
+gpu_workers() {
+  [ "$(sql "SELECT group_concat(name || '=' || device, ' ') FROM (SELECT name, device FROM workers
+            WHERE name LIKE '%-job${job_gpu}-%' ORDER BY name)")" = \
+    "$(hostname -s)-job$job_gpu-gpu0=cuda:0 $(hostname -s)-job$job_gpu-gpu1=cuda:1" ]
+}
+wait_for 60 "job $job_gpu's two GPU workers to register" gpu_workers
+grep -q -- "--devices all --name $(hostname -s)-job$job_gpu --threads 1" "$dir/job-$job_gpu.out" ||
+  fail "job $job_gpu did not run --devices all with one thread per worker: $(cat "$dir/job-$job_gpu.out")"
+echo "slurm: job $job_gpu (--gres=gpu:2) registered $(hostname -s)-job$job_gpu-gpu0 and -gpu1 on cuda:0 and cuda:1"
+scancel "$job_gpu"
+job_gpu_over() { [ -z "$(squeue -h -j "$job_gpu" -t running,completing -o %i 2>/dev/null)" ]; }
+wait_for 30 "job $job_gpu to end" job_gpu_over
+
 # Four 3-epoch trials of a command that sleeps 1.5 s per epoch, two at a time.
 cat >"$dir/study.yaml" <<EOF
 name: slurm-study
@@ -102,7 +119,6 @@ study=$("$bin_dir/hpsearch" submit "$dir/study.yaml" | head -1)
 [[ $study == st-* ]] || fail "submit printed '$study', not a study id"
 
 # The project's batch script, unedited: no GPU, one CPU, output in the temp folder.
-script=$root/deploy/slurm/hpsearch-workers.sbatch
 job_a=$(slurm_sbatch --gres=none --cpus-per-task=1 --output="$dir/job-%j.out" "$script")
 job_b=$(slurm_sbatch --gres=none --cpus-per-task=1 --output="$dir/job-%j.out" "$script")
 echo "slurm: jobs $job_a and $job_b submitted"
