@@ -41,8 +41,8 @@ absl::StatusOr<CoordinatorConnection> CoordinatorConnection::Open(const Connecti
   CoordinatorConnection connection;
   connection.address_ = CoordinatorAddress(flags.address);
   connection.security_ = *std::move(security);
-  connection.studies_ =
-      v1::StudyService::NewStub(rpc::CreateChannel(connection.address_, connection.security_));
+  connection.channel_ = rpc::CreateChannel(connection.address_, connection.security_);
+  connection.studies_ = v1::StudyService::NewStub(connection.channel_);
   return connection;
 }
 

@@ -39,6 +39,8 @@ class CoordinatorConnection {
 
   const std::string& address() const { return address_; }
   v1::StudyService::Stub* studies() const { return studies_.get(); }
+  // The channel under the stub, for other services on the same connection (health checking).
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
   // Prints "hpsearch COMMAND: <code>: message" (with a hint on reaching the coordinator when the
   // call could not) and returns the exit code.
@@ -47,6 +49,7 @@ class CoordinatorConnection {
  private:
   std::string address_;
   rpc::ClientSecurity security_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::shared_ptr<v1::StudyService::Stub> studies_;
 };
 

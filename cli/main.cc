@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   hpsearch::cli::RegisterReportCommand(app, &exit_code);
   hpsearch::cli::RegisterExportCommand(app, &exit_code);
   hpsearch::cli::RegisterRunCommand(app, &exit_code);
+  hpsearch::cli::RegisterHealthCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -30,8 +30,8 @@ ENV PATH=/opt/hpsearch/bin:$PATH \
 VOLUME /var/lib/hpsearch
 WORKDIR /var/lib/hpsearch
 EXPOSE 50051
-# `hpsearch status` against the coordinator itself: one ListStudies call, exit 0 when it answers. With TLS,
-# set HPSEARCH_TLS_CA and give the certificate a subjectAltName for 127.0.0.1.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["hpsearch", "status"]
+# `hpsearch health` against the coordinator itself: gRPC health checking (no token needed), exit 0 when it
+# answers SERVING. With TLS, set HPSEARCH_TLS_CA and give the certificate a subjectAltName for 127.0.0.1.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["hpsearch", "health", "--timeout", "5"]
 ENTRYPOINT ["hpsearch"]
 CMD ["serve", "--db", "/var/lib/hpsearch/results.db", "--listen", "0.0.0.0:50051"]

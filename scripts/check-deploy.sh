@@ -28,7 +28,7 @@ need() {
 need yamllint
 need shellcheck
 
-yaml_files=(docker/compose.yaml deploy/kubernetes/*.yaml)
+yaml_files=(docker/compose.yaml deploy/kubernetes/*.yaml deploy/kubernetes/examples/*.yaml)
 check "yamllint ${yaml_files[*]}" yamllint -s -d \
   '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' "${yaml_files[@]}"
 check "YAML documents parse" /usr/bin/python3 - "${yaml_files[@]}" <<'EOF'
@@ -41,7 +41,8 @@ for path in sys.argv[1:]:
         if "kind" in d:
             assert "apiVersion" in d and "metadata" in d, f"{path}: {d.get('kind')} lacks apiVersion or metadata"
 EOF
-check "shellcheck scripts/*.sh deploy/slurm/*.sbatch" shellcheck -x scripts/*.sh deploy/slurm/*.sbatch
+check "shellcheck scripts/*.sh deploy/slurm/*.sbatch tests/deploy/" shellcheck -x scripts/*.sh deploy/slurm/*.sbatch \
+  tests/deploy/*.sh tests/deploy/kubernetes/*.sh
 check "Dockerfiles name files, scripts and programs that exist" /usr/bin/python3 - docker/*.Dockerfile <<'EOF'
 import os, re, shlex, sys
 programs = {"hpsearch", "hpsearch-worker", "hpsearch-core"}

@@ -29,6 +29,10 @@ packages=(
   # example command trials and Python peers (run with /usr/bin/python3); python3-grpcio for the Python
   # client example (examples/python/, stubs generated with protoc + grpc_python_plugin above)
   python3 python3-sklearn python3-optuna python3-numpy python3-grpcio
+  # the Slurm launcher's test runs a throw-away single-node Slurm (tests/deploy/slurm_launcher_test.sh)
+  slurmctld slurmd slurm-client munge
+  # the Kubernetes manifests' check (tests/deploy/kubernetes/): Node.js runs a validator npm installed
+  nodejs npm
 )
 
 case "${1:-}" in
@@ -39,6 +43,11 @@ esac
 
 missing=()
 for p in "${packages[@]}"; do
+  # Node.js from elsewhere (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's)
+  # is as good as Debian's.
+  if { [ "$p" = nodejs ] || [ "$p" = npm ]; } && command -v node >/dev/null && command -v npm >/dev/null; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

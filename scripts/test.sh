@@ -6,6 +6,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${HPSEARCH_BUILD_DIR:-$root/build}
 start=$(date +%s)
 "$root/scripts/build.sh"
+# The Kubernetes manifests' validator (npm, pinned by its package-lock.json): installed once, and again
+# when the lockfile changes; no network is needed after that.
+k8s_check=$root/tests/deploy/kubernetes
+if [ ! -f "$k8s_check/node_modules/.package-lock.json" ] ||
+  [ "$k8s_check/package-lock.json" -nt "$k8s_check/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$k8s_check" --no-audit --no-fund --loglevel=error
+fi
 built=$(date +%s)
 echo "test: build took $((built - start)) s"
 cd "$build_dir"

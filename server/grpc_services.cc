@@ -322,6 +322,10 @@ CoordinatorServer::CoordinatorServer(Coordinator* coordinator, const ServerOptio
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     Coordinator* coordinator, const ServerOptions& options) {
   std::unique_ptr<CoordinatorServer> server(new CoordinatorServer(coordinator, options));
+  // grpc.health.v1 (gRPC's built-in service; a process-wide switch read by the builder). It takes
+  // no token: it tells only whether this server answers, which an exec probe needs before any
+  // secret.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(
       options.listen_address,
@@ -339,6 +343,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
         options.credentials ? ", or the TLS certificate and key do not load (gRPC's log above "
                               "says why)"
                             : ""));
+  }
+  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+    health->SetServingStatus(true);  // "" (the whole server) and every service below
+    for (const char* service : {"hpsearch.v1.StudyService", "hpsearch.v1.WorkerService"}) {
+      health->SetServingStatus(service, true);
+    }
   }
   AcquireLongPoll* long_poll = &server->long_poll_;
   coordinator->SetWorkAvailableCallback([long_poll] { long_poll->Notify(); });
@@ -363,6 +373,10 @@ void CoordinatorServer::Shutdown() {
   coordinator_->SetWorkAvailableCallback(nullptr);
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  if (grpc::HealthCheckServiceInterface* health =
+          server_ != nullptr ? server_->GetHealthCheckService() : nullptr) {
+    health->Shutdown();  // NOT_SERVING from now on, to every check and watch
+  }
   // Parked long-polls hold calls open; the deadline lets Shutdown cancel whatever is still running.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }

@@ -7,7 +7,9 @@
 // Coordinator::Tick(). Ownership: it owns all of these; the Coordinator must outlive it.
 // Every method of both services first checks the call's auth token (rpc::TokenChecker) and refuses
 // it with UNAUTHENTICATED before anything else runs; a method added later must do the same (a test
-// calls every method of both services without a token).
+// calls every method of both services without a token). The server also answers gRPC's standard
+// health check (grpc.health.v1.Health, for "" and both services) without a token: SERVING while it
+// runs, NOT_SERVING once Shutdown() began.
 // Thread-safety: Shutdown() may be called from any thread, once.
 #pragma once
 
