@@ -1,0 +1,34 @@
+"""hpsearch: hyperparameter search with a coordinator, from Python.
+
+    import hpsearch
+    with hpsearch.local("results.db") as client:          # starts `hpsearch serve` for the client's life
+        study = client.create_study("quadratic", {"x": {"type": "float", "low": -10, "high": 10}})
+        study.optimize(lambda trial: (trial.params["x"] - 2) ** 2, n_trials=30)
+        print(study.best_params, study.best_value)
+
+Everything runs through the coordinator's gRPC API (proto/hpsearch/v1/service.proto); the stubs are generated from
+proto/ with protoc and grpc_python_plugin (see hpsearch._stubs). docs/python.md documents the package.
+"""
+_MODULES = None
+
+
+def _api():
+    """The generated modules (study_pb2, trial_pb2, service_pb2, service_pb2_grpc) as attributes of one object."""
+    global _MODULES
+    if _MODULES is None:
+        import sys
+        import types
+        from . import _stubs
+        _MODULES = types.SimpleNamespace(**_stubs.load(sys.modules[__name__]))
+    return _MODULES
+
+
+from ._errors import HpsearchError, StudyOver, TrialPruned  # noqa: E402
+from ._client import Client, connect, local, find_binary  # noqa: E402
+from ._study import Study, Trial, FrozenTrial  # noqa: E402
+from ._results import load_results, Results  # noqa: E402
+from ._trial_context import trial_context, TrialContext  # noqa: E402
+
+__all__ = ["connect", "local", "load_results", "trial_context", "Client", "Study", "Trial", "FrozenTrial",
+           "Results", "TrialContext", "HpsearchError", "StudyOver", "TrialPruned", "find_binary"]
+__version__ = "0.1.0"
