@@ -102,8 +102,13 @@ class Coordinator {
   absl::StatusOr<std::vector<v1::Trial>> ListTrials(const std::string& id_or_name);
   absl::StatusOr<v1::Trial> GetTrial(const std::string& id_or_name, int number);
   absl::StatusOr<v1::Study> CancelStudy(const std::string& id_or_name, const std::string& reason);
-  // Leases a trial of one study to an external client. UNAVAILABLE when none can start now.
+  // Leases a trial of one study to an external client. FAILED_PRECONDITION when the study ended
+  // (or only its final trial is left and request.include_final is not set), OUT_OF_RANGE when its
+  // budget is spent, UNAVAILABLE only while budget.parallelism trials run. INVALID_ARGUMENT
+  // naming the field for an empty study or client_name.
   absl::StatusOr<v1::TrialSpec> Ask(const v1::AskRequest& request);
+  // Ends an asked trial. request.value, when set, is its objective. A second Tell of an ended trial
+  // returns the trial when it repeats the first, else FAILED_PRECONDITION naming the first.
   absl::StatusOr<v1::Trial> Tell(const v1::TellRequest& request);
 
   // ---- WorkerService
@@ -178,6 +183,8 @@ class Coordinator {
     std::string lease_id;  // set while RUNNING
     absl::Time attempt_started;
     bool prune_requested = false;
+    // The objective value a Tell carried, used instead of the epochs' objective metric.
+    std::optional<double> told_value;
   };
   struct StudyRecord {
     v1::Study study;
@@ -250,6 +257,11 @@ class Coordinator {
                         const std::string& worker_id, const std::string& kind,
                         const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool SearchOpen(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why Ask hands out no trial of `study`: FAILED_PRECONDITION when it ended (or only its final
+  // trial is left and include_final is not set); with before = false, also OUT_OF_RANGE when its
+  // budget is spent. OK otherwise.
+  absl::Status AskRefusal(const StudyRecord& study, bool include_final, bool before)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True once the study's time limit has passed (coordinator downtime excluded); false without one.
   bool PastTimeLimit(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Study StudySnapshot(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

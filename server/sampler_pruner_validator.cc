@@ -40,7 +40,9 @@ void RefuseForeignOptions(const google::protobuf::Message& message, const std::s
 
 // The first epoch at which a pruner can stop a qlora trial, to warn when it is past the last one.
 int TrainingEpochs(const v1::StudySpec& spec) {
-  if (spec.runner().type() == v1::RUNNER_TYPE_COMMAND) return 0;  // the command decides
+  if (spec.runner().type() == v1::RUNNER_TYPE_COMMAND || spec.runner().type() == v1::RUNNER_TYPE_NONE) {
+    return 0;  // the command or the client decides
+  }
   for (const v1::ParameterSpec& p : spec.search_space()) {
     if (p.name() == "epochs") return 0;  // varies per trial
   }

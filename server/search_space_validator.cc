@@ -252,7 +252,9 @@ std::vector<std::string> Names(const std::map<std::string, KnownParameter>& para
 }  // namespace
 
 void ValidateSearchSpace(v1::StudySpec* spec, ValidationContext* ctx) {
-  const bool qlora_runner = spec->runner().type() != v1::RUNNER_TYPE_COMMAND;
+  // Command and ask/tell (none) trials take any parameter names; the built-in trainer only its own.
+  const bool qlora_runner = spec->runner().type() != v1::RUNNER_TYPE_COMMAND &&
+                            spec->runner().type() != v1::RUNNER_TYPE_NONE;
   std::set<std::string> names;
   for (v1::ParameterSpec& p : *spec->mutable_search_space()) {
     const std::string path = "search_space." + p.name();

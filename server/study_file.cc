@@ -102,7 +102,8 @@ LoadedStudy ParseStudyYaml(const std::string& yaml_text, const std::string& disp
     loaded.issues.push_back(
         {issue.severity, display_name, at.line, at.column, issue.field, issue.message});
   }
-  if (loaded.spec.runner().type() != v1::RUNNER_TYPE_COMMAND) {
+  if (loaded.spec.runner().type() != v1::RUNNER_TYPE_COMMAND &&
+      loaded.spec.runner().type() != v1::RUNNER_TYPE_NONE) {
     WarnAboutOverrides(loaded.spec, parsed.positions, display_name, &loaded.issues);
   }
   return loaded;

@@ -38,6 +38,17 @@ int CheckpointWidth(const std::string& dir) {
   return 0;
 }
 
+// True unless the runner is a command or none (ask/tell): the built-in trainer needs a model,
+// data and parameters it knows.
+bool BuiltInTrainer(const v1::StudySpec& spec) {
+  return spec.runner().type() == v1::RUNNER_TYPE_UNSPECIFIED ||
+         spec.runner().type() == v1::RUNNER_TYPE_QLORA;
+}
+
+bool AskTellOnly(const v1::StudySpec& spec) {
+  return spec.runner().type() == v1::RUNNER_TYPE_NONE;
+}
+
 void ValidateName(v1::StudySpec* spec, ValidationContext* ctx) {
   static const std::regex kName("[A-Za-z0-9._-]+");
   if (spec->name().empty()) {
@@ -94,7 +105,7 @@ void ValidateModel(v1::StudySpec* spec, ValidationContext* ctx) {
   switch (model->source_case()) {
     case v1::ModelSpec::SOURCE_NOT_SET:
       // A command trial brings its own model (or none): only the built-in trainer needs one here.
-      if (spec->runner().type() == v1::RUNNER_TYPE_COMMAND) return;
+      if (!BuiltInTrainer(*spec)) return;
       ctx->Error("model",
                  "choose a model: `path: DIR` (a Hugging Face GPT-2 checkpoint directory) or "
                  "`random_init: {...}` with a `tokenizer: DIR`");
@@ -308,7 +319,12 @@ void ValidateRunner(v1::StudySpec* spec, ValidationContext* ctx) {
 
 void ValidateObjective(v1::StudySpec* spec, ValidationContext* ctx) {
   v1::ObjectiveSpec* objective = spec->mutable_objective();
-  if (objective->metric().empty()) objective->set_metric("val_accuracy");
+  // Ask/tell studies: the objective is the value Tell carries, minimised unless told otherwise (as
+  // Optuna's default).
+  if (objective->metric().empty()) objective->set_metric(AskTellOnly(*spec) ? "value" : "val_accuracy");
+  if (AskTellOnly(*spec) && objective->direction() == v1::DIRECTION_UNSPECIFIED) {
+    objective->set_direction(v1::DIRECTION_MINIMIZE);
+  }
   const std::string& metric = objective->metric();
   const auto& canonical = internal::CanonicalEpochMetrics();
   const bool is_canonical =
@@ -337,7 +353,8 @@ void ValidateObjective(v1::StudySpec* spec, ValidationContext* ctx) {
 void ValidateBudget(v1::StudySpec* spec, ValidationContext* ctx) {
   v1::BudgetSpec* budget = spec->mutable_budget();
   if (!budget->has_n_trials()) budget->set_n_trials(10);
-  if (!budget->has_parallelism()) budget->set_parallelism(1);
+  // Ask/tell: the client decides how many trials it runs at once.
+  if (!budget->has_parallelism()) budget->set_parallelism(AskTellOnly(*spec) ? budget->n_trials() : 1);
   if (!budget->has_max_retries()) budget->set_max_retries(2);
   if (!budget->has_trial_timeout_seconds()) budget->set_trial_timeout_seconds(0);
   if (!budget->has_time_limit_seconds()) budget->set_time_limit_seconds(0);
@@ -355,7 +372,10 @@ void ValidateBudget(v1::StudySpec* spec, ValidationContext* ctx) {
 
 void ValidateFinalStage(v1::StudySpec* spec, ValidationContext* ctx) {
   v1::FinalStageSpec* final_stage = spec->mutable_final_stage();
-  if (!final_stage->has_enabled()) final_stage->set_enabled(true);
+  // Ask/tell studies have no trainer to retrain the best trial: no final stage unless asked for (and
+  // then only handed out to an Ask that sets include_final).
+  if (!final_stage->has_enabled()) final_stage->set_enabled(!AskTellOnly(*spec));
+  if (AskTellOnly(*spec) && !final_stage->has_evaluate_test()) final_stage->set_evaluate_test(false);
   if (final_stage->retrain_on() == v1::RETRAIN_ON_UNSPECIFIED) {
     final_stage->set_retrain_on(v1::RETRAIN_ON_TRAIN);
   }
@@ -380,9 +400,11 @@ std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
   ValidationContext ctx(options);
   ValidateName(spec, &ctx);
   ValidateModel(spec, &ctx);
-  ValidateData(spec, &ctx);
-  ValidateTraining(spec, &ctx);
-  ValidateFineTune(spec, &ctx);
+  // An ask/tell study trains nothing here: data, training and fine-tuning options do not apply
+  // (and are left unset) unless given.
+  if (!AskTellOnly(*spec) || spec->has_data()) ValidateData(spec, &ctx);
+  if (!AskTellOnly(*spec) || spec->has_training()) ValidateTraining(spec, &ctx);
+  if (!AskTellOnly(*spec) || spec->has_fine_tune()) ValidateFineTune(spec, &ctx);
   ValidateRunner(spec, &ctx);
   internal::ValidateSearchSpace(spec, &ctx);
   internal::ValidateSampler(spec, &ctx);

@@ -46,6 +46,10 @@ WHERE (? IS NULL OR s.name = ? OR s.study_id = ?)
 ORDER BY s.created_ms, t.number"""
 
 
+_EPOCH_COLUMNS = ("study_name", "number", "kind", "attempt", "epoch", "train_loss", "val_loss", "val_accuracy",
+                  "val_f1", "val_f1_macro", "step", "samples_per_second", "wall_time_seconds")
+
+
 def _param(kind, value):
     if kind == "bool":
         return bool(value)
@@ -95,12 +99,13 @@ def load_results(db_path, study=None):
         for row in connection.execute(_EPOCHS_SQL, args):
             record = {key: row[key] for key in row.keys() if key != "extra"}
             for key, value in json.loads(row["extra"] or "{}").items():
+                if key in _EPOCH_COLUMNS:  # an extra metric named like a canonical column keeps both
+                    key = "extra_" + key
                 if key not in extra_names:
                     extra_names.append(key)
                 record[key] = value
             epochs.append(record)
-        epoch_columns = ["study_name", "number", "kind", "attempt", "epoch", "train_loss", "val_loss", "val_accuracy",
-                         "val_f1", "val_f1_macro", "step", "samples_per_second", "wall_time_seconds", *extra_names]
+        epoch_columns = [*_EPOCH_COLUMNS, *extra_names]
         cursor = connection.execute(_FINAL_SQL, args)
         final_columns = [d[0] for d in cursor.description]
         final = [dict(row) for row in cursor]

@@ -133,8 +133,7 @@ class FrozenTrial:
         self.intermediate_values = {}
         for epoch in message.epochs:
             if metric in epoch.extra:
-                step = int(epoch.extra["step"]) if "step" in epoch.extra else epoch.epoch
-                self.intermediate_values[step] = epoch.extra[metric]
+                self.intermediate_values[epoch.step] = epoch.extra[metric]
         self.datetime_start = _datetime(message.started_unix_ms)
         self.datetime_complete = _datetime(message.ended_unix_ms)
         self.kind = "final" if message.kind == api.trial_pb2.TRIAL_KIND_FINAL else "search"
@@ -173,7 +172,6 @@ class Trial:
         self._reports += 1
         metrics = api.trial_pb2.EpochMetrics(epoch=self._reports, step=int(step))
         metrics.extra[self.study._metric()] = value
-        metrics.extra["step"] = float(step)
         client = self.study._client
         request = api.service_pb2.ReportEpochRequest(lease_id=self.lease_id, worker_id=client._holder,
                                                      metrics=metrics)

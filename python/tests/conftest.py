@@ -59,7 +59,7 @@ def tls_server(tmp_path):
             text = log_path.read_text(errors="replace")
             for line in text.splitlines():
                 if line.startswith("hpsearch serve: listening on "):
-                    address = line.split()[3]
+                    address = line.split()[4]
             assert process.poll() is None, text
             assert time.monotonic() < deadline, text
             time.sleep(0.02)
