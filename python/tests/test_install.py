@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 
-import pytest
+import hpsearch
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,6 +35,7 @@ def test_pip_installs_offline_into_a_venv(tmp_path):
                              str(source / "python")], capture_output=True, text=True, env=env, cwd=str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     env["HPSEARCH_STUB_CACHE"] = str(tmp_path / "no-cache")  # the installed stubs must be enough
+    env["HPSEARCH_BIN"] = os.path.abspath(hpsearch.find_binary())
     used = subprocess.run([python, "-c", USE, str(tmp_path / "results.db")], capture_output=True, text=True,
                           env=env, cwd=str(tmp_path))
     assert used.returncode == 0, used.stdout + used.stderr
