@@ -401,7 +401,11 @@ std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
   ValidateName(spec, &ctx);
   ValidateModel(spec, &ctx);
   // An ask/tell study trains nothing here: data, training and fine-tuning options do not apply
-  // (and are left unset) unless given.
+  // (and are left out) unless given. A section holding only empty values counts as not given.
+  if (AskTellOnly(*spec)) {
+    if (spec->data().ByteSizeLong() == 0) spec->clear_data();
+    if (spec->model().ByteSizeLong() == 0) spec->clear_model();
+  }
   if (!AskTellOnly(*spec) || spec->has_data()) ValidateData(spec, &ctx);
   if (!AskTellOnly(*spec) || spec->has_training()) ValidateTraining(spec, &ctx);
   if (!AskTellOnly(*spec) || spec->has_fine_tune()) ValidateFineTune(spec, &ctx);
