@@ -29,6 +29,13 @@ from ._study import Study, Trial, FrozenTrial  # noqa: E402
 from ._results import load_results, Results  # noqa: E402
 from ._trial_context import trial_context, TrialContext  # noqa: E402
 
-__all__ = ["connect", "local", "load_results", "trial_context", "Client", "Study", "Trial", "FrozenTrial",
+
+def submit(study_yaml_path, client, *, resume=False):
+    """Submits a study file through `client` for workers to run (see Client.submit); returns the Study."""
+    return client.submit(study_yaml_path, resume=resume)
+
+
+
+__all__ = ["connect", "local", "submit", "load_results", "trial_context", "Client", "Study", "Trial", "FrozenTrial",
            "Results", "TrialContext", "HpsearchError", "StudyOver", "TrialPruned", "find_binary"]
 __version__ = "0.1.0"

@@ -124,8 +124,11 @@ class Client:
     with `close()` or use it as a context manager; `hpsearch.local`'s coordinator stops with it.
     """
 
-    def __init__(self, channel, address, process=None, workdir=None, client_name=None):
+    def __init__(self, channel, address, process=None, workdir=None, client_name=None, auth_token_file=None,
+                 tls_ca=None):
         api = _api()
+        self._auth_token_file = auth_token_file
+        self._tls_ca = tls_ca
         self._channel = channel
         self.address = address
         self._process = process
@@ -167,6 +170,27 @@ class Client:
         """The existing study `name` (or id). NOT_FOUND (HpsearchError) when there is none."""
         from ._study import Study
         study = self._call(self._studies.GetStudy, _api().service_pb2.GetStudyRequest(study=name))
+        return Study(self, study.id, study.spec.name)
+
+    def submit(self, study_yaml_path, *, resume=False):
+        """Submits a study file for workers to run, as `hpsearch submit` does (it runs it: the same reader and
+        validator, the data files' hashes sent along), and returns the Study. `resume`: resume the study of this
+        name when it exists with the same spec and data. HpsearchError INVALID_ARGUMENT with the file's issues
+        when it does not validate."""
+        from ._study import Study
+        argv = [find_binary(), "submit", os.path.abspath(study_yaml_path), "--coordinator", self.address]
+        if self._auth_token_file:
+            argv += ["--auth-token-file", self._auth_token_file]
+        if self._tls_ca:
+            argv += ["--tls-ca", self._tls_ca]
+        if resume:
+            argv.append("--resume")
+        result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise HpsearchError("INVALID_ARGUMENT" if result.returncode == 2 else "UNKNOWN",
+                                f"hpsearch submit {study_yaml_path} failed:\n{result.stderr.strip()}")
+        study_id = result.stdout.strip().splitlines()[-1]
+        study = self._call(self._studies.GetStudy, _api().service_pb2.GetStudyRequest(study=study_id))
         return Study(self, study.id, study.spec.name)
 
     def study_names(self):
@@ -228,7 +252,7 @@ def connect(address, *, auth_token_file=None, tls_ca=None, client_name=None):
         channel = grpc.insecure_channel(address)
     if auth_token_file:
         channel = grpc.intercept_channel(channel, _TokenInterceptor(_read_token(auth_token_file)))
-    return Client(channel, address, client_name=client_name)
+    return Client(channel, address, client_name=client_name, auth_token_file=auth_token_file, tls_ca=tls_ca)
 
 
 def find_binary():
