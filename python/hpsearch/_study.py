@@ -212,17 +212,21 @@ class Study:
         self._minimize = None
 
     # -------------------------------------------------------------------------------------------- ask/tell
-    def ask(self, include_final=False):
-        """Leases the next trial. Raises StudyOver when none is left (the study ended or its budget is spent).
+    def ask(self, include_final=False, wait=30.0):
+        """Leases the next trial. Raises StudyOver when none is left: FAILED_PRECONDITION when the study ended,
+        OUT_OF_RANGE when its budget is spent.
 
-        While budget.parallelism trials are running, waits until one ends. include_final: also hand out the
-        study's final trial (only studies with a final stage have one).
+        While every remaining trial of the budget is running elsewhere, waits up to `wait` seconds for one to
+        come back (a dead client's lease expiring) or the study to end, before raising OUT_OF_RANGE; while
+        budget.parallelism trials run, waits until one ends. include_final: also hand out the study's final
+        trial (only studies with a final stage have one).
         """
         api = _api()
         client = self._client
         request = api.service_pb2.AskRequest(study=self.study_id, client_name=client.client_name,
                                              include_final=include_final)
         delay = 0.005
+        deadline = time.monotonic() + wait
         while True:
             if client._closed:
                 raise HpsearchError("FAILED_PRECONDITION", "this client is closed")
@@ -230,7 +234,10 @@ class Study:
                 spec = client._studies.Ask(request, timeout=30)
                 break
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE or "parallelism" not in (error.details() or ""):
+                code = error.code()
+                passing = code == grpc.StatusCode.UNAVAILABLE and "parallelism" in (error.details() or "")
+                spent = code == grpc.StatusCode.OUT_OF_RANGE and time.monotonic() < deadline
+                if not (passing or spent):
                     raise _wrap(error, over=True) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.2)

@@ -1,5 +1,6 @@
 """The package's ask/tell API against a real coordinator started by hpsearch.local()."""
 import math
+import time
 
 import pytest
 
@@ -160,3 +161,28 @@ def test_errors_name_the_field(client):
     with pytest.raises(hpsearch.HpsearchError) as bad_name:
         client.create_study("bad name!", SPACE)
     assert bad_name.value.code == "INVALID_ARGUMENT" and "name:" in bad_name.value.details
+
+
+def test_ask_waits_while_the_rest_of_the_budget_runs(client):
+    import threading
+    study = client.create_study("spent", SPACE, n_trials=2)
+    first, second = study.ask(), study.ask()
+    with pytest.raises(hpsearch.StudyOver) as spent:
+        study.ask(wait=0.2)
+    assert spent.value.code == "OUT_OF_RANGE" and "exhausted" in spent.value.details
+    outcome = []
+
+    def late_asker():
+        try:
+            study.ask(wait=60)
+        except hpsearch.StudyOver as over:
+            outcome.append(over.code)
+
+    waiter = threading.Thread(target=late_asker)
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive() and not outcome  # still waiting: not told OUT_OF_RANGE at once
+    study.tell(first, 1.0)
+    study.tell(second, 2.0)
+    waiter.join(timeout=30)
+    assert outcome == ["FAILED_PRECONDITION"]  # then it heard the study ended
