@@ -6,6 +6,7 @@
 # %% A coordinator for this session: `hpsearch serve` on a free loopback port, stopped with the client.
 import math
 import os
+import shutil
 import sys
 import tempfile
 
@@ -45,3 +46,4 @@ except hpsearch.StudyOver as over:
 print(study.trials_dataframe().sort_values("value").head())
 client.close()
 print(hpsearch.load_results(os.path.join(workdir, "results.db")).epochs.head())
+shutil.rmtree(workdir)
