@@ -23,17 +23,29 @@ def _api():
     return _MODULES
 
 
-from ._errors import HpsearchError, StudyOver, TrialPruned  # noqa: E402
-from ._client import Client, connect, local, find_binary  # noqa: E402
-from ._study import Study, Trial, FrozenTrial  # noqa: E402
-from ._results import load_results, Results  # noqa: E402
-from ._trial_context import trial_context, TrialContext  # noqa: E402
+from ._trial_context import trial_context, TrialContext  # noqa: E402  (no gRPC: command trials use it)
+
+# Everything else is imported on first use (PEP 562), so a command trial that only needs trial_context() runs
+# where python3-grpcio is not installed.
+_LAZY = {"connect": "_client", "local": "_client", "Client": "_client", "find_binary": "_client",
+         "Study": "_study", "Trial": "_study", "FrozenTrial": "_study",
+         "load_results": "_results", "Results": "_results",
+         "HpsearchError": "_errors", "StudyOver": "_errors", "TrialPruned": "_errors"}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hpsearch' has no attribute '{name}'")
+    import importlib
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def submit(study_yaml_path, client, *, resume=False):
     """Submits a study file through `client` for workers to run (see Client.submit); returns the Study."""
     return client.submit(study_yaml_path, resume=resume)
-
 
 
 __all__ = ["connect", "local", "submit", "load_results", "trial_context", "Client", "Study", "Trial", "FrozenTrial",

@@ -1,5 +1,4 @@
 """The errors of the hpsearch package."""
-import grpc
 
 
 class HpsearchError(Exception):
@@ -25,6 +24,7 @@ class TrialPruned(Exception):
 
 
 def _wrap(error, over=False):
+    import grpc
     code = error.code().name if isinstance(error, grpc.Call) and error.code() is not None else "UNKNOWN"
     details = error.details() if isinstance(error, grpc.Call) else str(error)
     if over and code in ("FAILED_PRECONDITION", "OUT_OF_RANGE"):
