@@ -301,10 +301,17 @@ absl::Status Coordinator::AskRefusal(const StudyRecord& study, bool include_fina
   }
   if (before) return absl::OkStatus();
   if (state == v1::STUDY_STATE_SEARCHING && study.waiting.empty() && !SearchOpen(study)) {
-    return absl::OutOfRangeError(absl::StrCat(
-        "study '", name, "' is exhausted: every trial of its budget (n_trials ",
-        BudgetOf(study.study.spec()).n_trials, ") was handed out; ", study.running,
-        " still running, and the study ends when they are told"));
+    const StudyBudget budget = BudgetOf(study.study.spec());
+    std::string why =
+        study.search_created >= budget.n_trials
+            ? absl::StrCat("every trial of its budget (n_trials ", budget.n_trials,
+                           ") was handed out")
+        : PastTimeLimit(study) ? std::string("its time limit (budget.time_limit_seconds) has passed")
+                               : std::string("its sampler has no new point left");
+    return absl::OutOfRangeError(absl::StrCat("study '", name, "' is exhausted: ", why, "; ",
+                                              study.running,
+                                              " still running, and the study ends when they are "
+                                              "told"));
   }
   return absl::OkStatus();
 }
