@@ -15,8 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import hpsearch  # noqa: E402
 
-# Short leases so a dead client's trial comes back within the test; ticks often enough to see it.
-FAST_LEASES = ("--lease-ttl", "1.5", "--heartbeat-interval", "0.3", "--tick", "0.05")
+# Short leases so a dead client's trial comes back within the test (ten heartbeats to a ttl, so a loaded
+# machine does not lose a live lease); ticks often enough to see it.
+FAST_LEASES = ("--lease-ttl", "3", "--heartbeat-interval", "0.3", "--tick", "0.05")
 
 
 @pytest.fixture

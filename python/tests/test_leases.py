@@ -32,7 +32,7 @@ def child(client, seconds, name):
 
 def test_a_live_client_keeps_its_lease_and_a_dead_ones_trial_comes_back(client):
     study = client.create_study("leased", {"x": {"type": "float", "low": 0.0, "high": 1.0}}, n_trials=2)
-    alive = child(client, 4.0, "alive")  # lease ttl is 1.5 s (conftest.FAST_LEASES)
+    alive = child(client, 7.0, "alive")  # lease ttl is 3 s (conftest.FAST_LEASES)
     out, err = alive.communicate(timeout=60)
     assert alive.returncode == 0, err
     assert out.split() == ["0", "told"]
