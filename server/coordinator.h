@@ -72,6 +72,11 @@ struct CoordinatorOptions {
   // INVALID_ARGUMENT naming every bad field, and the validator's warnings in *warnings. Unset:
   // accept as is.
   std::function<absl::Status(v1::StudySpec* spec, std::vector<std::string>* warnings)> validate;
+  // Reads a study file's text (SubmitStudyRequest.study_file_text) into a spec, resolving relative
+  // paths against `base_dir`; INVALID_ARGUMENT listing the file's issues. Unset: such requests are
+  // UNIMPLEMENTED.
+  std::function<absl::StatusOr<v1::StudySpec>(const std::string& text, const std::string& base_dir)>
+      read_study_file;
 };
 
 // The trial a live lease holds, as an artifact upload needs it.

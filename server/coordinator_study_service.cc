@@ -110,6 +110,24 @@ absl::Status CheckResumable(const v1::Study& existing, const v1::StudySpec& spec
 absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
     const v1::SubmitStudyRequest& request) {
   v1::StudySpec spec = request.spec();
+  if (!request.study_file_text().empty()) {
+    if (request.has_spec()) {
+      return absl::InvalidArgumentError(
+          "study_file_text: send either a study file's text or a spec, not both");
+    }
+    if (!options_.read_study_file) {
+      return absl::UnimplementedError(
+          "study_file_text: this coordinator does not read study files; send a spec");
+    }
+    std::string dir = request.study_file_dir().empty() ? "/" : request.study_file_dir();
+    if (dir[0] != '/') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "study_file_dir: '", dir, "' is not absolute: name a folder on the coordinator's machine"));
+    }
+    absl::StatusOr<v1::StudySpec> read = options_.read_study_file(request.study_file_text(), dir);
+    if (!read.ok()) return read.status();
+    spec = *std::move(read);
+  }
   v1::SubmitStudyResponse response;
   std::vector<std::string> warnings;
   if (options_.validate) {
@@ -172,7 +190,7 @@ absl::StatusOr<v1::Study> Coordinator::GetStudy(const std::string& id_or_name) {
   absl::MutexLock lock(&mu_);
   StudyRecord* study = FindStudy(id_or_name);
   if (study == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+    return UnknownStudy(id_or_name);
   }
   return StudySnapshot(*study);
 }
@@ -188,7 +206,7 @@ absl::StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(const std::string
   absl::MutexLock lock(&mu_);
   StudyRecord* study = FindStudy(id_or_name);
   if (study == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+    return UnknownStudy(id_or_name);
   }
   std::vector<v1::Trial> trials;
   for (const TrialRecord& record : study->trials) {
@@ -202,7 +220,7 @@ absl::StatusOr<v1::Trial> Coordinator::GetTrial(const std::string& id_or_name, i
   absl::MutexLock lock(&mu_);
   StudyRecord* study = FindStudy(id_or_name);
   if (study == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+    return UnknownStudy(id_or_name);
   }
   if (number < 0 || number >= static_cast<int>(study->trials.size())) {
     return absl::NotFoundError(absl::StrCat("study '", id_or_name, "' has no trial ", number,
@@ -219,7 +237,7 @@ absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name
     absl::MutexLock lock(&mu_);
     StudyRecord* study = FindStudy(id_or_name);
     if (study == nullptr) {
-      return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+      return UnknownStudy(id_or_name);
     }
     if (!StudyActive(study->study.state())) {
       return absl::FailedPreconditionError(
@@ -249,9 +267,6 @@ absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name
 }
 
 absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
-  if (request.study().empty()) {
-    return absl::InvalidArgumentError("study: is empty; give the id or name of the study to ask");
-  }
   if (request.client_name().empty()) {
     return absl::InvalidArgumentError(
         "client_name: is empty; name this client (e.g. host-pid): its leases are heartbeated "
@@ -262,10 +277,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     StudyRecord* study = FindStudy(request.study());
-    if (study == nullptr) {
-      return absl::NotFoundError(absl::StrCat("study: no study with id or name '",
-                                              request.study(), "'"));
-    }
+    if (study == nullptr) return UnknownStudy(request.study());
     RETURN_IF_ERROR(AskRefusal(*study, request.include_final(), /*before=*/true));
     std::string worker_id = AskClientId(request.client_name());
     workers_[worker_id].set_name(worker_id);

@@ -193,6 +193,19 @@ class Client:
         study = self._call(self._studies.GetStudy, _api().service_pb2.GetStudyRequest(study=study_id))
         return Study(self, study.id, study.spec.name)
 
+    def submit_text(self, study_file_text, *, base_dir=None, resume=False):
+        """Submits a study file's text (YAML or JSON); the coordinator reads it with the reader `hpsearch validate`
+        uses. Relative paths in it resolve against `base_dir`, an absolute folder on the coordinator's machine.
+        Returns the Study; HpsearchError INVALID_ARGUMENT listing the file's issues by line when it is invalid.
+        Unlike `submit`, no data hashes are sent (the files may not be on this machine)."""
+        from ._study import Study
+        api = _api()
+        request = api.service_pb2.SubmitStudyRequest(study_file_text=study_file_text, study_file_dir=base_dir or "",
+                                                     resume_if_exists=resume)
+        reply = self._call(self._studies.SubmitStudy, request)
+        study = self._call(self._studies.GetStudy, api.service_pb2.GetStudyRequest(study=reply.study_id))
+        return Study(self, study.id, study.spec.name)
+
     def study_names(self):
         """The names of every study the coordinator holds, oldest first."""
         reply = self._call(self._studies.ListStudies, _api().service_pb2.ListStudiesRequest())

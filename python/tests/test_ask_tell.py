@@ -186,3 +186,15 @@ def test_ask_waits_while_the_rest_of_the_budget_runs(client):
     study.tell(second, 2.0)
     waiter.join(timeout=30)
     assert outcome == ["FAILED_PRECONDITION"]  # then it heard the study ended
+
+
+def test_a_study_files_text_is_read_by_the_coordinator(client):
+    study = client.submit_text("name: from-text\nrunner: none\nsearch_space:\n"
+                               "  width: {type: int, low: 1, high: 8}\nbudget: {n_trials: 2}\n")
+    assert study.study_name == "from-text" and study.direction == "minimize"
+    trial = study.ask()
+    assert 1 <= trial.params["width"] <= 8
+    with pytest.raises(hpsearch.HpsearchError) as invalid:
+        client.submit_text("name: broken\nrunner: none\nsearch_space:\n  lr: {type: float, low: 1, high: 0}\n")
+    assert invalid.value.code == "INVALID_ARGUMENT"
+    assert "study_file_text:4:" in invalid.value.details and "search_space.lr" in invalid.value.details
