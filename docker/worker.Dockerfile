@@ -45,6 +45,8 @@ COPY --from=build /opt/libtorch/lib/ /opt/libtorch/lib/
 COPY --from=build /build/bin/ /opt/hpsearch/bin/
 COPY data/ /opt/hpsearch/data/
 COPY examples/ /opt/hpsearch/examples/
+# The example command trials report through the hpsearch package's trial_context() (no gRPC needed).
+COPY python/hpsearch/ /opt/hpsearch/python/hpsearch/
 # The programs' RUNPATH names /opt/libtorch/lib (CMake's build RPATH); LD_LIBRARY_PATH covers the libraries'
 # own dependencies there. NVIDIA_* tell the NVIDIA container runtime what to mount.
 ENV PATH=/opt/hpsearch/bin:$PATH \

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """One hpsearch command trial: a linear classifier on TF-IDF features of Banking77, trained one epoch at a
-time with SGD, printing hpsearch's JSON-lines protocol on stdout.
+time with SGD. It reads its trial and reports its epochs through hpsearch.trial_context() (the package in
+python/, which writes hpsearch's JSON-lines protocol on stdout), so nothing here prints JSON by hand.
 
 Run by `hpsearch-worker` through examples/banking77-sgd.yaml. Needs Debian's python3-sklearn (run with
 /usr/bin/python3). Every trial uses the same seeded 80/20 train/validation split; the trial's own seed
@@ -8,11 +9,18 @@ Run by `hpsearch-worker` through examples/banking77-sgd.yaml. Needs Debian's pyt
 same parameters and seed reproduces the search trial's epochs exactly.
 """
 import argparse
-import json
 import math
 import os
 import sys
 import time
+
+# The hpsearch package from this checkout (or installed); trial_context() needs nothing but the standard library.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+try:
+    import hpsearch
+except ImportError as error:
+    sys.exit(f"banking77_sgd_trial.py: {error}; run it from an hpsearch checkout (python/ beside examples/) "
+             "or `pip install ./python`")
 
 try:
     import numpy as np
@@ -24,10 +32,6 @@ except ImportError as error:  # say what to install instead of a bare traceback
 
 BATCH_SIZE = 256
 SPLIT_SEED = 0
-
-
-def emit(record):
-    print(json.dumps(record), flush=True)
 
 
 def read_csv(path, text_column, label_column):
@@ -68,9 +72,10 @@ def main():
     parser.add_argument("--ngram_max", type=int, default=1)
     args = parser.parse_args()
 
-    seed = int(os.environ.get("HPSEARCH_SEED", "0")) % (2**32)
-    kind = os.environ.get("HPSEARCH_TRIAL_KIND", "search")
-    retrain_on = os.environ.get("HPSEARCH_RETRAIN_ON", "train")
+    ctx = hpsearch.trial_context()  # the parameters also arrive as --name value, parsed above
+    seed = ctx.seed % (2**32)
+    kind = ctx.kind
+    retrain_on = ctx.retrain_on
 
     texts, labels = read_csv(args.train, args.text_column, args.label_column)
     order = np.random.RandomState(SPLIT_SEED).permutation(len(texts))
@@ -98,8 +103,6 @@ def main():
             model.partial_fit(x_train[batch], y_train[batch], classes=classes)
             steps += 1
         record = {
-            "type": "epoch",
-            "epoch": epoch,
             "step": steps,
             "train_loss": losses(model, x_train, y_train, classes),
             "samples_per_second": x_train.shape[0] / max(time.time() - epoch_start, 1e-9),
@@ -108,27 +111,26 @@ def main():
             metrics = evaluate(model, x_val, y_val, classes)
             record.update(val_loss=metrics["loss"], val_accuracy=metrics["accuracy"],
                           val_f1=metrics["f1"], val_f1_macro=metrics["f1_macro"])
-        emit(record)
+        ctx.epoch(epoch, **record)
 
     if kind != "final":
         return
     runtime = time.time() - started
     # FLOPs of a linear model: one multiply-add per stored feature and class, forward and backward.
     flos = 4.0 * x_train.nnz * len(classes) * args.epochs
-    emit({"type": "train_summary", "global_steps": steps,
-          "train_loss": losses(model, x_train, y_train, classes), "runtime_seconds": runtime,
-          "samples_per_second": x_train.shape[0] * args.epochs / runtime,
-          "steps_per_second": steps / runtime, "total_flos": flos, "epochs": float(args.epochs)})
-    if os.environ.get("HPSEARCH_EVALUATE_TEST", "1") != "1":
+    ctx.train_summary(global_steps=steps, train_loss=losses(model, x_train, y_train, classes),
+                      runtime_seconds=runtime, samples_per_second=x_train.shape[0] * args.epochs / runtime,
+                      steps_per_second=steps / runtime, total_flos=flos, epochs=float(args.epochs))
+    if not ctx.evaluate_test:
         return
     test_texts, test_labels = read_csv(args.test, args.text_column, args.label_column)
     test_start = time.time()
     metrics = evaluate(model, vectorizer.transform(test_texts), np.array(test_labels), classes)
     test_runtime = max(time.time() - test_start, 1e-9)
-    emit({"type": "test", "test_loss": metrics["loss"], "test_accuracy": metrics["accuracy"],
-          "test_f1": metrics["f1"], "test_f1_macro": metrics["f1_macro"],
-          "runtime_seconds": test_runtime, "samples_per_second": len(test_texts) / test_runtime,
-          "steps_per_second": math.ceil(len(test_texts) / BATCH_SIZE) / test_runtime})
+    ctx.test(test_loss=metrics["loss"], test_accuracy=metrics["accuracy"], test_f1=metrics["f1"],
+             test_f1_macro=metrics["f1_macro"], runtime_seconds=test_runtime,
+             samples_per_second=len(test_texts) / test_runtime,
+             steps_per_second=math.ceil(len(test_texts) / BATCH_SIZE) / test_runtime)
 
 
 if __name__ == "__main__":

@@ -260,7 +260,7 @@ absl::StatusOr<int64_t> Coordinator::Subscribe(const std::string& id_or_name, Li
     absl::MutexLock lock(&mu_);
     StudyRecord* study = FindStudy(id_or_name);
     if (study == nullptr) {
-      return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+      return UnknownStudy(id_or_name);
     }
     study_id = study->study.id();
     ++study->listeners;  // events from here on are published to the listener

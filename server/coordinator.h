@@ -72,6 +72,11 @@ struct CoordinatorOptions {
   // INVALID_ARGUMENT naming every bad field, and the validator's warnings in *warnings. Unset:
   // accept as is.
   std::function<absl::Status(v1::StudySpec* spec, std::vector<std::string>* warnings)> validate;
+  // Reads a study file's text (SubmitStudyRequest.study_file_text) into a spec, resolving relative
+  // paths against `base_dir`; INVALID_ARGUMENT listing the file's issues. Unset: such requests are
+  // UNIMPLEMENTED.
+  std::function<absl::StatusOr<v1::StudySpec>(const std::string& text, const std::string& base_dir)>
+      read_study_file;
 };
 
 // The trial a live lease holds, as an artifact upload needs it.
@@ -102,8 +107,13 @@ class Coordinator {
   absl::StatusOr<std::vector<v1::Trial>> ListTrials(const std::string& id_or_name);
   absl::StatusOr<v1::Trial> GetTrial(const std::string& id_or_name, int number);
   absl::StatusOr<v1::Study> CancelStudy(const std::string& id_or_name, const std::string& reason);
-  // Leases a trial of one study to an external client. UNAVAILABLE when none can start now.
+  // Leases a trial of one study to an external client. FAILED_PRECONDITION when the study ended
+  // (or only its final trial is left and request.include_final is not set), OUT_OF_RANGE when its
+  // budget is spent, UNAVAILABLE only while budget.parallelism trials run. INVALID_ARGUMENT
+  // naming the field for an empty study or client_name.
   absl::StatusOr<v1::TrialSpec> Ask(const v1::AskRequest& request);
+  // Ends an asked trial. request.value, when set, is its objective. A second Tell of an ended trial
+  // returns the trial when it repeats the first, else FAILED_PRECONDITION naming the first.
   absl::StatusOr<v1::Trial> Tell(const v1::TellRequest& request);
 
   // ---- WorkerService
@@ -178,6 +188,8 @@ class Coordinator {
     std::string lease_id;  // set while RUNNING
     absl::Time attempt_started;
     bool prune_requested = false;
+    // The objective value a Tell carried, used instead of the epochs' objective metric.
+    std::optional<double> told_value;
   };
   struct StudyRecord {
     v1::Study study;
@@ -250,6 +262,11 @@ class Coordinator {
                         const std::string& worker_id, const std::string& kind,
                         const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool SearchOpen(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why Ask hands out no trial of `study`: FAILED_PRECONDITION when it ended (or only its final
+  // trial is left and include_final is not set); with before = false, also OUT_OF_RANGE when its
+  // budget is spent. OK otherwise.
+  absl::Status AskRefusal(const StudyRecord& study, bool include_final, bool before)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True once the study's time limit has passed (coordinator downtime excluded); false without one.
   bool PastTimeLimit(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Study StudySnapshot(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

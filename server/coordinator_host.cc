@@ -1,6 +1,7 @@
 #include "server/coordinator_host.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/study_file/study_file.h"
 #include "server/study_file/study_validator.h"
 
 namespace hpsearch::server {
@@ -24,6 +25,20 @@ absl::StatusOr<std::unique_ptr<CoordinatorHost>> CoordinatorHost::Start(
       }
     }
     return IssuesToStatus(issues);
+  };
+  coordinator_options.read_study_file =
+      [](const std::string& text, const std::string& base_dir) -> absl::StatusOr<v1::StudySpec> {
+    // Read and normalised here; SubmitStudy's validate then finds nothing more to fill in and
+    // returns the warnings.
+    LoadedStudy loaded = ParseStudyYaml(text, "study_file_text", base_dir);
+    if (loaded.ok()) return loaded.spec;
+    std::string lines;
+    for (const StudyFileIssue& issue : loaded.issues) {
+      if (issue.severity == ValidationIssue::Severity::kError) {
+        absl::StrAppend(&lines, "\n", issue.ToString());
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat("invalid study file:", lines));
   };
   absl::StatusOr<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(host->store_.get(), &host->clock_, std::move(coordinator_options));

@@ -20,7 +20,8 @@ namespace hpsearch::server {
 struct CoordinatorHostOptions {
   std::string db_path;  // created when missing
   db::Durability durability = db::Durability::kNormal;
-  // Scheduling options; `validate` is set to the study validator (NormalizeStudySpec).
+  // Scheduling options; `validate` is set to the study validator (NormalizeStudySpec) and
+  // `read_study_file` to the study file reader (ParseStudyYaml).
   CoordinatorOptions coordinator;
   ServerOptions server;
 };

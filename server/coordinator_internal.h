@@ -26,6 +26,15 @@ inline bool StudyActive(v1::StudyState state) {
   return state == v1::STUDY_STATE_SEARCHING || state == v1::STUDY_STATE_FINALIZING;
 }
 
+// What a call naming an unknown study is told: INVALID_ARGUMENT when the name is empty (the field
+// was not set), else NOT_FOUND.
+inline absl::Status UnknownStudy(const std::string& id_or_name) {
+  if (id_or_name.empty()) {
+    return absl::InvalidArgumentError("study: is empty; give a study's id or name");
+  }
+  return absl::NotFoundError(absl::StrCat("study: no study with id or name '", id_or_name, "'"));
+}
+
 inline std::string FormatSeconds(absl::Duration d) {
   return absl::StrFormat("%.3gs", absl::ToDoubleSeconds(d));
 }

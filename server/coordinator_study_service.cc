@@ -4,6 +4,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -109,6 +110,25 @@ absl::Status CheckResumable(const v1::Study& existing, const v1::StudySpec& spec
 absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
     const v1::SubmitStudyRequest& request) {
   v1::StudySpec spec = request.spec();
+  if (!request.study_file_text().empty()) {
+    if (request.has_spec()) {
+      return absl::InvalidArgumentError(
+          "study_file_text: send either a study file's text or a spec, not both");
+    }
+    if (!options_.read_study_file) {
+      return absl::UnimplementedError(
+          "study_file_text: this coordinator does not read study files; send a spec");
+    }
+    std::string dir = request.study_file_dir().empty() ? "/" : request.study_file_dir();
+    if (dir[0] != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("study_file_dir: '", dir,
+                       "' is not absolute: name a folder on the coordinator's machine"));
+    }
+    absl::StatusOr<v1::StudySpec> read = options_.read_study_file(request.study_file_text(), dir);
+    if (!read.ok()) return read.status();
+    spec = *std::move(read);
+  }
   v1::SubmitStudyResponse response;
   std::vector<std::string> warnings;
   if (options_.validate) {
@@ -172,7 +192,7 @@ absl::StatusOr<v1::Study> Coordinator::GetStudy(const std::string& id_or_name) {
   absl::MutexLock lock(&mu_);
   StudyRecord* study = FindStudy(id_or_name);
   if (study == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+    return UnknownStudy(id_or_name);
   }
   return StudySnapshot(*study);
 }
@@ -188,7 +208,7 @@ absl::StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(const std::string
   absl::MutexLock lock(&mu_);
   StudyRecord* study = FindStudy(id_or_name);
   if (study == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+    return UnknownStudy(id_or_name);
   }
   std::vector<v1::Trial> trials;
   for (const TrialRecord& record : study->trials) {
@@ -202,7 +222,7 @@ absl::StatusOr<v1::Trial> Coordinator::GetTrial(const std::string& id_or_name, i
   absl::MutexLock lock(&mu_);
   StudyRecord* study = FindStudy(id_or_name);
   if (study == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+    return UnknownStudy(id_or_name);
   }
   if (number < 0 || number >= static_cast<int>(study->trials.size())) {
     return absl::NotFoundError(absl::StrCat("study '", id_or_name, "' has no trial ", number,
@@ -219,7 +239,7 @@ absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name
     absl::MutexLock lock(&mu_);
     StudyRecord* study = FindStudy(id_or_name);
     if (study == nullptr) {
-      return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "'"));
+      return UnknownStudy(id_or_name);
     }
     if (!StudyActive(study->study.state())) {
       return absl::FailedPreconditionError(
@@ -249,24 +269,27 @@ absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name
 }
 
 absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
+  if (request.client_name().empty()) {
+    return absl::InvalidArgumentError(
+        "client_name: is empty; name this client (e.g. host-pid): its leases are heartbeated "
+        "(worker_id \"client:NAME\") and told under that name");
+  }
   uint64_t sequence;
   std::optional<v1::TrialSpec> spec;
   {
     absl::MutexLock lock(&mu_);
     StudyRecord* study = FindStudy(request.study());
-    if (study == nullptr) {
-      return absl::NotFoundError(absl::StrCat("no study with id or name '", request.study(), "'"));
-    }
+    if (study == nullptr) return UnknownStudy(request.study());
+    HPSEARCH_RETURN_IF_ERROR(AskRefusal(*study, request.include_final(), /*before=*/true));
     std::string worker_id = AskClientId(request.client_name());
     workers_[worker_id].set_name(worker_id);
     absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
     if (!acquired.ok()) return acquired.status();
     if (!acquired->has_value()) {
-      return absl::UnavailableError(
-          absl::StrCat("no trial of study '", study->study.spec().name(), "' can start now (state ",
-                       db::StudyStateName(study->study.state()), ", ", study->running,
-                       " running of parallelism ", BudgetOf(study->study.spec()).parallelism,
-                       "): ask again later"));
+      HPSEARCH_RETURN_IF_ERROR(AskRefusal(*study, request.include_final(), /*before=*/false));
+      return absl::UnavailableError(absl::StrCat(
+          "study '", study->study.spec().name(), "' has budget.parallelism ",
+          BudgetOf(study->study.spec()).parallelism, " trials running: ask again later"));
     }
     spec = std::move(**acquired);
     sequence = store_->Sequence();
@@ -275,12 +298,63 @@ absl::StatusOr<v1::TrialSpec> Coordinator::Ask(const v1::AskRequest& request) {
   return *spec;
 }
 
+absl::Status Coordinator::AskRefusal(const StudyRecord& study, bool include_final, bool before) {
+  const std::string& name = study.study.spec().name();
+  const v1::StudyState state = study.study.state();
+  if (!StudyActive(state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("study '", name, "' is ", db::StudyStateName(state),
+                     state == v1::STUDY_STATE_CANCELLED ? "" : " (its search is over)",
+                     study.study.state_reason().empty() ? "" : ": ", study.study.state_reason(),
+                     "; no trial is left to ask for"));
+  }
+  if (state == v1::STUDY_STATE_FINALIZING && !include_final) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("study '", name,
+                     "' finished its search and is finalizing: only its final trial is left "
+                     "(set include_final to ask for it)"));
+  }
+  if (before) return absl::OkStatus();
+  if (state == v1::STUDY_STATE_SEARCHING && study.waiting.empty() && !SearchOpen(study)) {
+    const StudyBudget budget = BudgetOf(study.study.spec());
+    std::string why = study.search_created >= budget.n_trials
+                          ? absl::StrCat("every trial of its budget (n_trials ", budget.n_trials,
+                                         ") was handed out")
+                      : PastTimeLimit(study)
+                          ? std::string("its time limit (budget.time_limit_seconds) has passed")
+                          : std::string("its sampler has no new point left");
+    return absl::OutOfRangeError(absl::StrCat("study '", name, "' is exhausted: ", why, "; ",
+                                              study.running,
+                                              " still running, and the study ends when they are "
+                                              "told"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
   // Everything is checked before anything is written: a refused Tell changes nothing.
+  if (request.lease_id().empty()) {
+    return absl::InvalidArgumentError("lease_id: is empty; send the lease_id Ask returned");
+  }
+  if (request.client_name().empty()) {
+    return absl::InvalidArgumentError(
+        "client_name: is empty; send the client_name of the Ask that returned the lease");
+  }
   if (request.state() != v1::TRIAL_STATE_COMPLETE && request.state() != v1::TRIAL_STATE_PRUNED &&
       request.state() != v1::TRIAL_STATE_FAILED) {
     return absl::InvalidArgumentError(
         "state: Tell needs TRIAL_STATE_COMPLETE, TRIAL_STATE_PRUNED or TRIAL_STATE_FAILED");
+  }
+  if (request.has_value()) {
+    if (!std::isfinite(request.value())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("value: is ", std::isnan(request.value()) ? "NaN" : "infinite",
+                       "; tell a finite objective value, or state TRIAL_STATE_FAILED"));
+    }
+    if (request.state() == v1::TRIAL_STATE_FAILED) {
+      return absl::InvalidArgumentError(
+          "value: a FAILED trial has no objective value; leave value unset or tell COMPLETE");
+    }
   }
   for (const v1::EpochMetrics& metrics : request.epochs()) {
     HPSEARCH_RETURN_IF_ERROR(ValidateEpochMetrics(metrics));
@@ -292,8 +366,18 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
     absl::StatusOr<std::optional<db::EndedLease>> ended = FindEndedLease(request.lease_id());
     if (!ended.ok()) return ended.status();
     if (ended->has_value() && EndedByHolder(**ended)) {
-      // A retried Tell whose reply was lost: the trial as it is now.
-      return studies_[(*ended)->study_id].trials[(*ended)->trial_number].trial;
+      // A second Tell: a retry whose reply was lost gets the trial as it is now; a different
+      // answer is refused, naming the first.
+      const v1::Trial& told = studies_[(*ended)->study_id].trials[(*ended)->trial_number].trial;
+      const bool same_state = told.state() == request.state();
+      const bool same_value = !request.has_value() || (told.has_objective_value() &&
+                                                       told.objective_value() == request.value());
+      if (same_state && same_value) return told;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "trial ", told.number(), " was already told ", db::TrialStateName(told.state()),
+          told.has_objective_value() ? absl::StrCat(" with value ", told.objective_value()) : "",
+          "; a trial is told once (this Tell said ", db::TrialStateName(request.state()),
+          request.has_value() ? absl::StrCat(" with value ", request.value()) : "", ")"));
     }
     Lease* lease = nullptr;
     HPSEARCH_RETURN_IF_ERROR(
@@ -302,6 +386,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
     TrialRecord* record = &study->trials[lease->trial_number];
     const v1::Trial& current = record->trial;
     int last = current.epochs_size() == 0 ? 0 : current.epochs(current.epochs_size() - 1).epoch();
+    google::protobuf::RepeatedPtrField<v1::EpochMetrics> all_epochs = current.epochs();
     for (const v1::EpochMetrics& metrics : request.epochs()) {
       if (metrics.epoch() <= last) continue;  // already reported: a duplicate
       if (metrics.epoch() != last + 1) {
@@ -310,6 +395,15 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
             "; epochs must arrive in order (expected ", last + 1, "); nothing was recorded"));
       }
       last = metrics.epoch();
+      *all_epochs.Add() = metrics;
+    }
+    if (request.state() == v1::TRIAL_STATE_COMPLETE && !request.has_value() &&
+        current.kind() == v1::TRIAL_KIND_SEARCH &&
+        !TrialObjective(study->study.spec(), all_epochs)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "value: trial ", current.number(),
+          " told COMPLETE without an objective: set value, or report the objective metric '",
+          ObjectiveMetric(study->study.spec()), "' in an epoch; nothing was recorded"));
     }
     for (const v1::EpochMetrics& metrics : request.epochs()) {
       bool duplicate = false;
@@ -326,19 +420,12 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
         *record->trial.mutable_result()->mutable_test() = request.result().test();
       }
     }
+    if (request.has_value()) record->told_value = request.value();
     switch (request.state()) {
       case v1::TRIAL_STATE_COMPLETE:
       case v1::TRIAL_STATE_PRUNED: {
-        v1::TrialState state = request.state();
-        std::string error;
-        if (state == v1::TRIAL_STATE_COMPLETE && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
-            !TrialObjective(study->study.spec(), record->trial.epochs())) {
-          state = v1::TRIAL_STATE_FAILED;
-          error = absl::StrCat("told COMPLETE without any epoch reporting the objective metric '",
-                               ObjectiveMetric(study->study.spec()), "'");
-        }
         HPSEARCH_RETURN_IF_ERROR(
-            EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
+            EndAttempt(study, record, request.state(), "", false, db::LeaseEnd::kWorker));
         break;
       }
       case v1::TRIAL_STATE_FAILED:

@@ -124,6 +124,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, Tria
   record->lease_id = lease_id;
   record->attempt_started = now;
   record->prune_requested = false;
+  record->told_value.reset();
   leases_[lease_id] = Lease{study->study.id(), trial.number(), worker_id, deadline, ""};
   v1::TrialAttempt attempt;
   attempt.set_attempt(trial.attempt());
@@ -179,7 +180,9 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
     trial.set_state(state);
     trial.set_ended_unix_ms(now_ms);
     if (trial.kind() == v1::TRIAL_KIND_SEARCH) {
-      std::optional<double> objective = TrialObjective(study->study.spec(), trial.epochs());
+      std::optional<double> objective = record->told_value
+                                            ? record->told_value
+                                            : TrialObjective(study->study.spec(), trial.epochs());
       if (objective) trial.set_objective_value(*objective);
     }
     event = db::TrialStateName(state);

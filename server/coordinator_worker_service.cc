@@ -175,7 +175,10 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
 
 absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireAny(const std::string& worker_id) {
   for (const std::string& id : study_order_) {
-    absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(&studies_[id], worker_id);
+    StudyRecord* study = &studies_[id];
+    // Ask/tell studies are run by their clients; a worker has nothing to run them with.
+    if (study->study.spec().runner().type() == v1::RUNNER_TYPE_NONE) continue;
+    absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
     if (!acquired.ok() || acquired->has_value()) return acquired;
   }
   return std::nullopt;

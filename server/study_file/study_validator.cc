@@ -40,6 +40,8 @@ int CheckpointWidth(const std::string& dir) {
   return 0;
 }
 
+bool AskTellOnly(const v1::StudySpec& spec) { return spec.runner().type() == v1::RUNNER_TYPE_NONE; }
+
 void ValidateName(v1::StudySpec* spec, ValidationContext* ctx) {
   static const std::regex kName("[A-Za-z0-9._-]+");
   if (spec->name().empty()) {
@@ -321,7 +323,13 @@ void ValidateRunner(v1::StudySpec* spec, ValidationContext* ctx) {
 
 void ValidateObjective(v1::StudySpec* spec, ValidationContext* ctx) {
   v1::ObjectiveSpec* objective = spec->mutable_objective();
-  if (objective->metric().empty()) objective->set_metric("val_accuracy");
+  // Ask/tell studies: the objective is the value Tell carries, minimised unless told otherwise (as
+  // Optuna's default).
+  if (objective->metric().empty())
+    objective->set_metric(AskTellOnly(*spec) ? "value" : "val_accuracy");
+  if (AskTellOnly(*spec) && objective->direction() == v1::DIRECTION_UNSPECIFIED) {
+    objective->set_direction(v1::DIRECTION_MINIMIZE);
+  }
   const std::string& metric = objective->metric();
   const auto& canonical = internal::CanonicalEpochMetrics();
   const bool is_canonical =
@@ -350,7 +358,9 @@ void ValidateObjective(v1::StudySpec* spec, ValidationContext* ctx) {
 void ValidateBudget(v1::StudySpec* spec, ValidationContext* ctx) {
   v1::BudgetSpec* budget = spec->mutable_budget();
   if (!budget->has_n_trials()) budget->set_n_trials(10);
-  if (!budget->has_parallelism()) budget->set_parallelism(1);
+  // Ask/tell: the client decides how many trials it runs at once.
+  if (!budget->has_parallelism())
+    budget->set_parallelism(AskTellOnly(*spec) ? budget->n_trials() : 1);
   if (!budget->has_max_retries()) budget->set_max_retries(2);
   if (!budget->has_trial_timeout_seconds()) budget->set_trial_timeout_seconds(0);
   if (!budget->has_time_limit_seconds()) budget->set_time_limit_seconds(0);
@@ -368,7 +378,11 @@ void ValidateBudget(v1::StudySpec* spec, ValidationContext* ctx) {
 
 void ValidateFinalStage(v1::StudySpec* spec, ValidationContext* ctx) {
   v1::FinalStageSpec* final_stage = spec->mutable_final_stage();
-  if (!final_stage->has_enabled()) final_stage->set_enabled(true);
+  // Ask/tell studies have no trainer to retrain the best trial: no final stage unless asked for
+  // (and then only handed out to an Ask that sets include_final).
+  if (!final_stage->has_enabled()) final_stage->set_enabled(!AskTellOnly(*spec));
+  if (AskTellOnly(*spec) && !final_stage->has_evaluate_test())
+    final_stage->set_evaluate_test(false);
   if (final_stage->retrain_on() == v1::RETRAIN_ON_UNSPECIFIED) {
     final_stage->set_retrain_on(v1::RETRAIN_ON_TRAIN);
   }
@@ -393,9 +407,15 @@ std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
   ValidationContext ctx(options);
   ValidateName(spec, &ctx);
   ValidateModel(spec, &ctx);
-  ValidateData(spec, &ctx);
-  ValidateTraining(spec, &ctx);
-  ValidateFineTune(spec, &ctx);
+  // An ask/tell study trains nothing here: data, training and fine-tuning options do not apply
+  // (and are left out) unless given. A section holding only empty values counts as not given.
+  if (AskTellOnly(*spec)) {
+    if (spec->data().ByteSizeLong() == 0) spec->clear_data();
+    if (spec->model().ByteSizeLong() == 0) spec->clear_model();
+  }
+  if (!AskTellOnly(*spec) || spec->has_data()) ValidateData(spec, &ctx);
+  if (!AskTellOnly(*spec) || spec->has_training()) ValidateTraining(spec, &ctx);
+  if (!AskTellOnly(*spec) || spec->has_fine_tune()) ValidateFineTune(spec, &ctx);
   ValidateRunner(spec, &ctx);
   internal::ValidateSearchSpace(spec, &ctx);
   internal::ValidateSampler(spec, &ctx);
