@@ -2,7 +2,7 @@
 """The first phase of scripts/gpu-check.sh: which NVIDIA driver, CUDA toolkit (nvcc and its runtime) and
 LibTorch CUDA this machine would build and run hpsearch with, and whether they can work together.
 
-    gpu_versions.py --nvcc PATH --json OUT [--fake]
+    gpu_versions.py --nvcc PATH --json OUT [--fake] [--toolkits GLOB]
 
 Records the versions in OUT (JSON) and prints one line per finding. The rules it checks:
   - LibTorch must be a CUDA build (torch.version.cuda set);
@@ -49,6 +49,8 @@ def main():
     p.add_argument("--nvcc", required=True)
     p.add_argument("--json", required=True)
     p.add_argument("--fake", action="store_true")
+    p.add_argument("--toolkits", default="/usr/local/cuda-{major}.*/bin/nvcc",
+                   help="where other toolkits' nvcc are looked for ({major}: LibTorch's CUDA major)")
     args = p.parse_args()
 
     found = {"nvcc": args.nvcc}
@@ -117,7 +119,7 @@ def main():
             problems.append(f"no CUDA toolkit: {args.nvcc} does not run; set CUDACXX to nvcc")
         if toolkit and torch_cuda and toolkit[0] != torch_cuda[0]:
             # Another installed toolkit of LibTorch's major version, the newest first.
-            for candidate in sorted(glob.glob(f"/usr/local/cuda-{torch_cuda[0]}.*/bin/nvcc"),
+            for candidate in sorted(glob.glob(args.toolkits.format(major=torch_cuda[0])),
                                     key=lambda path: major_minor(nvcc_release(path)) or (0, 0),
                                     reverse=True):
                 release = major_minor(nvcc_release(candidate))
