@@ -193,8 +193,6 @@ int main(int argc, char** argv) {
   options.exit_when_idle = exit_when_idle;
   options.acquire_wait = absl::Seconds(acquire_wait_seconds);
 
-  // SIGTERM and SIGINT (blocked in every thread since main began) go to one thread that stops the
-  // worker.
   // A command trial gets this worker's one GPU (entry K of an inherited CUDA_VISIBLE_DEVICES, as
   // Slurm sets it) and its thread count; the device is trusted as given.
   absl::StatusOr<std::map<std::string, std::string>> command_env =
@@ -228,6 +226,8 @@ int main(int argc, char** argv) {
         device);
   }
   hpsearch::worker::Worker worker(options, std::move(runners));
+  // SIGTERM and SIGINT (blocked in every thread since main began) go to one thread that stops the
+  // worker.
   std::thread signal_thread([&worker, signals] {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) == 0 && signal_number != 0) {
