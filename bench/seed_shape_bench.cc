@@ -12,7 +12,10 @@
 //   4. evaluation of the test texts in batches of --eval-batch, twice; the second, warm, is
 //      reported.
 //
-// It prints a table and, with --json FILE, writes the figures as JSON. With --export-data FILE it
+// It prints a table and, with --json FILE, writes the figures as JSON: after every stage above
+// (atomically: a temporary file renamed over FILE), with "stage" naming the last one done, so a run
+// cut short by a deadline still leaves what it measured. Peak device memory is measured over the
+// timed steps (steps_peak_allocated_bytes) and again over the full run. With --export-data FILE it
 // writes the token ids, labels and the batches of every epoch it trains on, which
 // bench/peer/hf_peft_peer.py replays so the peer trains on the same texts, batches and padding.
 //
@@ -298,6 +301,41 @@ int main(int argc, char** argv) {
     SynchronizeDevice(device);
     const double setup_seconds = Seconds(setup_start);
 
+    nlohmann::json report = {{"bench", "seed_shape_bench"},
+                             {"stage", "setup"},
+                             {"device", DeviceName(device)},
+                             {"torch_version", TORCH_VERSION},
+                             {"built_with_torch_cuda", BuiltWithTorchCuda()},
+                             {"shape",
+                              {{"layers", a.layers},
+                               {"width", a.width},
+                               {"heads", a.heads},
+                               {"vocab", tokenizer.vocab_size()},
+                               {"labels", data.labels.size()}}},
+                             {"compute_dtype", c10::toString(dtype)},
+                             {"attn_implementation", attn},
+                             {"gradient_checkpointing", a.gradient_checkpointing},
+                             {"batch_size", a.batch},
+                             {"eval_batch_size", a.eval_batch},
+                             {"train_texts", train.size()},
+                             {"test_texts", test.size()},
+                             {"setup_seconds", setup_seconds}};
+    // The figures so far, written after each stage.
+    const auto write_report = [&](const char* stage) {
+      report["stage"] = stage;
+      if (a.json.empty()) return;
+      const std::string partial = a.json + ".partial";
+      {
+        std::ofstream out(partial);
+        out << report.dump(2) << "\n";
+        if (!out) Fail(ErrorCode::kIo, "cannot write " + partial);
+      }
+      if (std::rename(partial.c_str(), a.json.c_str()) != 0) {
+        Fail(ErrorCode::kIo, "cannot rename " + partial + " to " + a.json);
+      }
+    };
+    write_report("setup");
+
     if (!a.export_data.empty()) {
       std::ofstream out(a.export_data);
       out << ExportedData(train, test, a, tokenizer.vocab_size()).dump();
@@ -313,10 +351,22 @@ int main(int argc, char** argv) {
     const TokenizedDataset step_data = Head(train, a.steps * a.batch);
     const int64_t step_count = (step_data.size() + a.batch - 1) / a.batch;
     SynchronizeDevice(device);
+    ResetPeakMemoryStats(device);
     const Clock::time_point steps_start = Clock::now();
     Trainer(model, TrainingOptions(a, 1)).Train(step_data, nullptr);
     SynchronizeDevice(device);
     const double steps_seconds = Seconds(steps_start);
+    const DeviceMemoryStats steps_memory = GetDeviceMemoryStats(device);
+    report["steps"] = step_count;
+    report["step_ms"] = 1000.0 * steps_seconds / static_cast<double>(step_count);
+    report["train_samples_per_second"] = static_cast<double>(step_data.size()) / steps_seconds;
+    report["steps_peak_allocated_bytes"] = steps_memory.has_memory_stats
+                                               ? nlohmann::json(steps_memory.peak_allocated_bytes)
+                                               : nlohmann::json(nullptr);
+    report["steps_peak_reserved_bytes"] = steps_memory.has_memory_stats
+                                              ? nlohmann::json(steps_memory.peak_reserved_bytes)
+                                              : nlohmann::json(nullptr);
+    write_report("steps");
     // 3. The full run.
     nlohmann::json full = nullptr;
     const int64_t full_steps = a.epochs * ((train.size() + a.batch - 1) / a.batch);
@@ -350,6 +400,8 @@ int main(int argc, char** argv) {
                                           ? nlohmann::json(memory.peak_reserved_bytes)
                                           : nlohmann::json(nullptr)}};
     }
+    report["full_run"] = full;
+    write_report("full_run");
     nlohmann::json ops = nullptr;
     if (a.count_ops) {
       const TokenizedDataset one_batch = Head(train, a.batch);
@@ -391,34 +443,12 @@ int main(int argc, char** argv) {
     const EvalResult cold = evaluator.Evaluate(test);
     const EvalResult warm = evaluator.Evaluate(test);
 
-    nlohmann::json report = {
-        {"bench", "seed_shape_bench"},
-        {"device", DeviceName(device)},
-        {"torch_version", TORCH_VERSION},
-        {"built_with_torch_cuda", BuiltWithTorchCuda()},
-        {"shape",
-         {{"layers", a.layers},
-          {"width", a.width},
-          {"heads", a.heads},
-          {"vocab", tokenizer.vocab_size()},
-          {"labels", data.labels.size()}}},
-        {"compute_dtype", c10::toString(dtype)},
-        {"attn_implementation", attn},
-        {"gradient_checkpointing", a.gradient_checkpointing},
-        {"batch_size", a.batch},
-        {"eval_batch_size", a.eval_batch},
-        {"train_texts", train.size()},
-        {"test_texts", test.size()},
-        {"setup_seconds", setup_seconds},
-        {"steps", step_count},
-        {"step_ms", 1000.0 * steps_seconds / static_cast<double>(step_count)},
-        {"train_samples_per_second", static_cast<double>(step_data.size()) / steps_seconds},
-        {"full_run", full},
-        {"eval_seconds", warm.runtime_seconds},
-        {"eval_samples_per_second", warm.samples_per_second},
-        {"eval_cold_seconds", cold.runtime_seconds},
-        {"eval_accuracy", warm.accuracy},
-        {"ops", ops}};
+    report["ops"] = ops;
+    report["eval_seconds"] = warm.runtime_seconds;
+    report["eval_samples_per_second"] = warm.samples_per_second;
+    report["eval_cold_seconds"] = cold.runtime_seconds;
+    report["eval_accuracy"] = warm.accuracy;
+    write_report("complete");
     std::printf("seed_shape_bench on %s (LibTorch %s): %lld layers x %lld wide, %s, attention %s\n",
                 report["device"].get<std::string>().c_str(), TORCH_VERSION,
                 static_cast<long long>(a.layers), static_cast<long long>(a.width),
@@ -428,6 +458,11 @@ int main(int argc, char** argv) {
                 static_cast<long long>(step_count), report["step_ms"].get<double>());
     std::printf("  train samples/s                 %9.1f\n",
                 report["train_samples_per_second"].get<double>());
+    if (steps_memory.has_memory_stats) {
+      std::printf(
+          "  peak GPU memory over the steps  %9.3f GiB\n",
+          static_cast<double>(steps_memory.peak_allocated_bytes) / (1024.0 * 1024.0 * 1024.0));
+    }
     if (run_full) {
       std::printf("  full run %lld epochs x %lld texts %9.2f s (%.1f samples/s)\n",
                   static_cast<long long>(a.epochs), static_cast<long long>(train.size()),
@@ -441,11 +476,6 @@ int main(int argc, char** argv) {
                 static_cast<long long>(test.size()), static_cast<long long>(a.eval_batch),
                 warm.runtime_seconds, warm.samples_per_second, cold.runtime_seconds);
     std::printf("%s\n", report.dump().c_str());
-    if (!a.json.empty()) {
-      std::ofstream out(a.json);
-      out << report.dump(2) << "\n";
-      if (!out) Fail(ErrorCode::kIo, "cannot write " + a.json);
-    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seed_shape_bench: %s\n", e.what());
     return 1;

@@ -12,7 +12,7 @@
 #   CUDACXX               nvcc (default /usr/local/cuda/bin/nvcc)
 #   HPSEARCH_CUDA_ARCH    CMAKE_CUDA_ARCHITECTURES (default 90: Hopper, H100/H200)
 #
-# OUT_DIR receives gpu-demo.log (everything below), report.md, results.db and logs.tar.gz (coordinator and
+# OUT_DIR receives gpu-demo.log (everything below), versions.json (scripts/gpu_versions.py), report.md, results.db and logs.tar.gz (coordinator and
 # worker logs, the report's pictures, the linked libraries of the worker).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +36,16 @@ print("GPU 0:", torch.cuda.get_device_name(0))
 EOF
 torch_cmake=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 
+step "driver, CUDA toolkit and LibTorch CUDA versions (scripts/gpu_versions.py)"
+# Stops here, saying what to change, when they cannot work together; switches to an installed toolkit of
+# LibTorch's CUDA major version when $nvcc is of another.
+if ! "$python" "$root/scripts/gpu_versions.py" --nvcc "$nvcc" --json "$out/versions.json" | tee "$work/versions.out"; then
+  echo "gpu-demo: STOPPED: the driver, the CUDA toolkit and LibTorch cannot work together (above)"
+  exit 4
+fi
+switched=$(sed -n 's/^use-nvcc //p' "$work/versions.out")
+[ -n "$switched" ] && nvcc=$switched
+
 step "the Debian service packages, unpacked into $prefix"
 "$root/scripts/gpu-debs.sh" unpack "$prefix"
 eval "$("$root/scripts/gpu-debs.sh" env "$prefix")"
@@ -43,8 +53,8 @@ eval "$("$root/scripts/gpu-debs.sh" env "$prefix")"
 step "configure (LibTorch from $torch_cmake)"
 # --disable-new-dtags: the build RPATH (torch's lib folder and the unpacked packages') becomes DT_RPATH,
 # which the loader also applies to the libraries' own dependencies, so the programs run without
-# LD_LIBRARY_PATH.
-cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+# LD_LIBRARY_PATH. No warnings as errors: this compiler and these LibTorch headers are not CI's.
+cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHPSEARCH_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$prefix/usr;$torch_cmake" \
   -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="${HPSEARCH_CUDA_ARCH:-90}" \
   -DHPSEARCH_REQUIRE_CUDA=ON -DHPSEARCH_BUILD_TESTS=OFF -DHPSEARCH_BUILD_BENCH=OFF \

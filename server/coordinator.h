@@ -231,7 +231,8 @@ class Coordinator {
   // The stored record of a lease that is no longer live; nullopt when it never existed.
   absl::StatusOr<std::optional<db::EndedLease>> FindEndedLease(const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Leases `worker_id` a trial of the first study (by submission) that has one to start now.
+  // Leases `worker_id` a trial of the first study (by submission) that has one to start now and
+  // whose runner type the worker registered as one it can run.
   absl::StatusOr<std::optional<v1::TrialSpec>> AcquireAny(const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<v1::TrialSpec>> AcquireFrom(StudyRecord* study,
@@ -301,6 +302,8 @@ class Coordinator {
   std::map<std::string, std::string> study_by_name_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  // What each worker said it can run (RegisterRequest.runner_types); empty: every type.
+  std::map<std::string, std::set<v1::RunnerType>> worker_runner_types_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> worker_last_write_ ABSL_GUARDED_BY(mu_);
   std::vector<PendingEvent> pending_events_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> events_pending_{false};  // pending_events_ is not empty (set under mu_)

@@ -18,6 +18,9 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     std::string worker_id = request.previous_worker_id();
     if (worker_id.empty()) worker_id = NewId("wk-");
     workers_[worker_id] = request.info();
+    std::set<v1::RunnerType>& can_run = worker_runner_types_[worker_id];
+    can_run.clear();
+    for (int type : request.runner_types()) can_run.insert(static_cast<v1::RunnerType>(type));
     worker_last_write_[worker_id] = clock_->Now();
     HPSEARCH_RETURN_IF_ERROR(store_->PutWorker(worker_id, request.info(), NowMs()));
     response.set_worker_id(worker_id);
@@ -174,10 +177,14 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
 }
 
 absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireAny(const std::string& worker_id) {
+  const std::set<v1::RunnerType>& can_run = worker_runner_types_[worker_id];
   for (const std::string& id : study_order_) {
     StudyRecord* study = &studies_[id];
+    v1::RunnerType type = study->study.spec().runner().type();
     // Ask/tell studies are run by their clients; a worker has nothing to run them with.
-    if (study->study.spec().runner().type() == v1::RUNNER_TYPE_NONE) continue;
+    if (type == v1::RUNNER_TYPE_NONE) continue;
+    if (type == v1::RUNNER_TYPE_UNSPECIFIED) type = v1::RUNNER_TYPE_QLORA;
+    if (!can_run.empty() && can_run.count(type) == 0) continue;  // empty: an older worker, runs all
     absl::StatusOr<std::optional<v1::TrialSpec>> acquired = AcquireFrom(study, worker_id);
     if (!acquired.ok() || acquired->has_value()) return acquired;
   }

@@ -45,14 +45,17 @@ std::string EnvName(const std::string& param) {
   return name;
 }
 
-// The command's environment: ours, then runner.env, then the trial's variables (they win).
-std::vector<std::string> CommandEnvironment(const v1::TrialSpec& trial) {
+// The command's environment: ours, then the worker's device and threads, then runner.env, then the
+// trial's variables (they win).
+std::vector<std::string> CommandEnvironment(const v1::TrialSpec& trial,
+                                            const std::map<std::string, std::string>& worker_env) {
   std::map<std::string, std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string kv = *entry;
     size_t eq = kv.find('=');
     if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  for (const auto& [key, value] : worker_env) env[key] = value;
   for (const auto& [key, value] : trial.runner().env()) env[key] = value;
   for (const v1::ParamAssignment& param : trial.params()) {
     env[EnvName(param.name())] = ParamValueText(param.value());
@@ -287,8 +290,8 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     std::filesystem::create_directories(trial.artifact_dir(), ignored);
   }
   Child child;
-  if (absl::Status started =
-          child.Start(argv, CommandEnvironment(trial), trial.runner().working_dir());
+  if (absl::Status started = child.Start(argv, CommandEnvironment(trial, options_.environment),
+                                         trial.runner().working_dir());
       !started.ok()) {
     outcome.retryable = true;
     outcome.error = absl::StrCat("cannot start ", argv[0], ": ", started.message());

@@ -4,7 +4,10 @@
 // own process group in runner.working_dir, with the parameters also in HPSEARCH_PARAM_<NAME> and
 // the trial in HPSEARCH_STUDY_ID, HPSEARCH_TRIAL_NUMBER, HPSEARCH_TRIAL_KIND (search | final),
 // HPSEARCH_ATTEMPT, HPSEARCH_SEED, HPSEARCH_RETRAIN_ON (train | train_validation),
-// HPSEARCH_ARTIFACT_DIR, plus runner.env. It reads JSON lines from the command's stdout, each
+// HPSEARCH_ARTIFACT_DIR, plus runner.env, plus the worker's CommandRunnerOptions::environment
+// (its device and threads: CUDA_VISIBLE_DEVICES, HPSEARCH_DEVICE, OMP_NUM_THREADS, ...; see
+// CommandDeviceEnvironment in worker/device_list.h) where runner.env does not set the same name.
+// It reads JSON lines from the command's stdout, each
 // reported as it arrives:
 //   {"type":"epoch","epoch":1,"train_loss":…,"val_loss":…,"val_accuracy":…,"val_f1":…,…}
 //   {"type":"train_summary","global_steps":…,"train_loss":…,"runtime_seconds":…,…}
@@ -20,6 +23,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "absl/time/time.h"
 #include "worker/runner.h"
@@ -36,11 +41,14 @@ struct CommandRunnerOptions {
   // A completed command's artifact folder is uploaded when it holds at most this many bytes (larger
   // ones stay on the worker's disk, with a log line).
   int64_t max_artifact_bytes = int64_t{256} << 20;
+  // Set for every command over the worker's own environment; the study's runner.env wins where it
+  // sets the same variable (worker/device_list.h: CommandDeviceEnvironment).
+  std::map<std::string, std::string> environment;
 };
 
 class CommandRunner : public Runner {
  public:
-  explicit CommandRunner(CommandRunnerOptions options = {}) : options_(options) {}
+  explicit CommandRunner(CommandRunnerOptions options = {}) : options_(std::move(options)) {}
   RunOutcome Run(const v1::TrialSpec& trial, TrialReporter* reporter) override;
 
  private:

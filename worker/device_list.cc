@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace hpsearch::worker {
 namespace {
@@ -31,6 +32,18 @@ int CountNvidiaSmiGpus(const std::string& program) {
   return gpus;
 }
 
+// The GPUs a CUDA_VISIBLE_DEVICES value names, in CUDA's order. CUDA stops at the first invalid
+// entry; "-1" or "NoDevFiles" hide every GPU.
+std::vector<std::string> VisibleEntries(const std::string& value) {
+  std::vector<std::string> entries;
+  for (absl::string_view entry : absl::StrSplit(value, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (entry.empty() || entry == "-1" || entry == "NoDevFiles") break;
+    entries.emplace_back(entry);
+  }
+  return entries;
+}
+
 }  // namespace
 
 GpuDiscoveryOptions GpuDiscoveryFromEnvironment() {
@@ -43,13 +56,7 @@ GpuDiscoveryOptions GpuDiscoveryFromEnvironment() {
 
 absl::StatusOr<int> CountGpus(const GpuDiscoveryOptions& options) {
   if (options.cuda_visible_devices.has_value()) {
-    int count = 0;
-    for (absl::string_view entry : absl::StrSplit(*options.cuda_visible_devices, ',')) {
-      entry = absl::StripAsciiWhitespace(entry);
-      // CUDA stops at the first invalid entry; "-1" or "NoDevFiles" hide every GPU.
-      if (entry.empty() || entry == "-1" || entry == "NoDevFiles") break;
-      ++count;
-    }
+    const int count = static_cast<int>(VisibleEntries(*options.cuda_visible_devices).size());
     if (count == 0) {
       return absl::NotFoundError(
           absl::StrCat("--devices all: CUDA_VISIBLE_DEVICES='", *options.cuda_visible_devices,
@@ -105,6 +112,43 @@ absl::StatusOr<std::vector<std::string>> ParseDeviceList(const std::string& devi
     return absl::InvalidArgumentError("--devices is empty; use all, 0,1,..., or cpu,cpu");
   }
   return result;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> CommandDeviceEnvironment(
+    const std::string& device, int threads,
+    const std::optional<std::string>& inherited_cuda_visible_devices) {
+  std::map<std::string, std::string> env;
+  if (threads > 0) {
+    for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}) {
+      env[name] = absl::StrCat(threads);
+    }
+  }
+  if (device == "cpu") {
+    env["HPSEARCH_DEVICE"] = "cpu";
+    return env;
+  }
+  absl::string_view ordinal = device;
+  int k = -1;
+  if (!absl::ConsumePrefix(&ordinal, "cuda:") || ordinal.empty() ||
+      ordinal.find_first_not_of("0123456789") != absl::string_view::npos ||
+      !absl::SimpleAtoi(ordinal, &k)) {
+    return absl::InvalidArgumentError(absl::StrCat("device '", device, "' is not cpu or cuda:K"));
+  }
+  if (inherited_cuda_visible_devices.has_value()) {
+    std::vector<std::string> visible = VisibleEntries(*inherited_cuda_visible_devices);
+    if (k >= static_cast<int>(visible.size())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device ", device, ": this worker's CUDA_VISIBLE_DEVICES='",
+                       *inherited_cuda_visible_devices, "' names ", visible.size(),
+                       " GPU(s), so cuda:K must be below ", visible.size(),
+                       " (cuda:K is the K-th GPU of that list, as CUDA numbers them)"));
+    }
+    env["CUDA_VISIBLE_DEVICES"] = visible[static_cast<size_t>(k)];
+  } else {
+    env["CUDA_VISIBLE_DEVICES"] = absl::StrCat(k);
+  }
+  env["HPSEARCH_DEVICE"] = "cuda:0";
+  return env;
 }
 
 }  // namespace hpsearch::worker

@@ -14,6 +14,7 @@
 // program), so tests give them a fake machine.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,5 +42,22 @@ absl::StatusOr<int> CountGpus(const GpuDiscoveryOptions& options);
 // the bad entry; `discovery` is used only for "all".
 absl::StatusOr<std::vector<std::string>> ParseDeviceList(const std::string& devices,
                                                          const GpuDiscoveryOptions& discovery);
+
+// The variables a command trial of the worker of `device` ("cpu" or "cuda:K") and `threads` gets,
+// beneath the study's runner.env (which wins where it names the same variable):
+//
+//   CUDA_VISIBLE_DEVICES  cuda:K only: the trial's one GPU. Entry K of the worker's own
+//                         `inherited_cuda_visible_devices` when it has one (Slurm and container
+//                         runtimes set it; entries may be numbers, GPU-<uuid> or MIG-<uuid>), else
+//                         K. A cpu worker leaves the variable as it found it.
+//   HPSEARCH_DEVICE       the device as the trial sees it: cuda:0 (its only GPU), or cpu.
+//   OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS
+//                         `threads`, when it is positive, so trials do not oversubscribe the CPUs.
+//
+// A device is trusted as given (nothing probes the GPU), but cuda:K beyond the inherited list is
+// FAILED_PRECONDITION naming both; a malformed device is INVALID_ARGUMENT.
+absl::StatusOr<std::map<std::string, std::string>> CommandDeviceEnvironment(
+    const std::string& device, int threads,
+    const std::optional<std::string>& inherited_cuda_visible_devices);
 
 }  // namespace hpsearch::worker

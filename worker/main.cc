@@ -193,15 +193,41 @@ int main(int argc, char** argv) {
   options.exit_when_idle = exit_when_idle;
   options.acquire_wait = absl::Seconds(acquire_wait_seconds);
 
+  // A command trial gets this worker's one GPU (entry K of an inherited CUDA_VISIBLE_DEVICES, as
+  // Slurm sets it) and its thread count; the device is trusted as given.
+  absl::StatusOr<std::map<std::string, std::string>> command_env =
+      hpsearch::worker::CommandDeviceEnvironment(
+          device, threads, hpsearch::worker::GpuDiscoveryFromEnvironment().cuda_visible_devices);
+  if (!command_env.ok()) {
+    std::cerr << "hpsearch-worker: " << command_env.status().message() << "\n";
+    return 2;
+  }
+  if (auto visible = command_env->find("CUDA_VISIBLE_DEVICES"); visible != command_env->end()) {
+    spdlog::info("device {}: command trials run with CUDA_VISIBLE_DEVICES={} (cuda:0 to them)",
+                 device, visible->second);
+  }
+  std::map<hpsearch::v1::RunnerType, std::unique_ptr<hpsearch::worker::Runner>> runners;
+  hpsearch::worker::CommandRunnerOptions command;
+  command.environment = std::move(*command_env);
+  runners[hpsearch::v1::RUNNER_TYPE_COMMAND] =
+      std::make_unique<hpsearch::worker::CommandRunner>(std::move(command));
+  if (hpsearch::worker::QloraRunnerCanRunOn(device)) {
+    hpsearch::worker::QloraRunnerOptions qlora;
+    qlora.threads = threads;
+    qlora.device = device;
+    runners[hpsearch::v1::RUNNER_TYPE_QLORA] =
+        std::make_unique<hpsearch::worker::QloraRunner>(qlora);
+  } else {
+    // Registered without the qlora type, so the coordinator never leases this worker one.
+    spdlog::warn(
+        "device {}: this hpsearch-worker was built without a CUDA LibTorch, so it runs command "
+        "trials only and is never leased a built-in (qlora) trial; for those, build against a "
+        "CUDA LibTorch (docs/gpu.md) or use --device cpu",
+        device);
+  }
+  hpsearch::worker::Worker worker(options, std::move(runners));
   // SIGTERM and SIGINT (blocked in every thread since main began) go to one thread that stops the
   // worker.
-  std::map<hpsearch::v1::RunnerType, std::unique_ptr<hpsearch::worker::Runner>> runners;
-  runners[hpsearch::v1::RUNNER_TYPE_COMMAND] = std::make_unique<hpsearch::worker::CommandRunner>();
-  hpsearch::worker::QloraRunnerOptions qlora;
-  qlora.threads = threads;
-  qlora.device = device;
-  runners[hpsearch::v1::RUNNER_TYPE_QLORA] = std::make_unique<hpsearch::worker::QloraRunner>(qlora);
-  hpsearch::worker::Worker worker(options, std::move(runners));
   std::thread signal_thread([&worker, signals] {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) == 0 && signal_number != 0) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/device_stats.h"
 #include "core/run.h"
 #include "google/protobuf/util/json_util.h"
 #include "worker/progress_log.h"
@@ -93,13 +94,11 @@ absl::StatusOr<std::string> TrialSpecToRunConfigJson(const v1::TrialSpec& trial)
   return json;
 }
 
+bool QloraRunnerCanRunOn(const std::string& device) {
+  return device == "cpu" || core::BuiltWithTorchCuda();
+}
+
 RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter) {
-  if (options_.device != "cpu") {
-    RunOutcome outcome;
-    outcome.error =
-        "device " + options_.device + " needs hpsearch built against a CUDA LibTorch (docs/gpu.md)";
-    return outcome;
-  }
   absl::StatusOr<std::string> json = TrialSpecToRunConfigJson(trial);
   if (!json.ok()) {
     RunOutcome outcome;
@@ -186,6 +185,8 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     config.checkpoint_tag = absl::StrCat(trial.study_id(), "/trial-", trial.trial_number());
     core::RunOptions run_options;
     run_options.threads = options_.threads;
+    // Never the core's "auto": a cpu worker on a GPU machine must not train on the GPU.
+    run_options.device = options_.device;
     core::RunOutcome run = core::RunTraining(config, run_options, callbacks);
     if (lease_lost || reporter->stop_reason() != StopReason::kNone) {
       outcome.kind = RunOutcome::Kind::kStopped;

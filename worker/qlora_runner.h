@@ -28,7 +28,9 @@ namespace hpsearch::worker {
 struct QloraRunnerOptions {
   // LibTorch intra-op threads; 0 leaves LibTorch's default.
   int threads = 0;
-  // cpu or cuda:K. Only cpu runs with Debian's LibTorch.
+  // cpu or cuda:K, given to the core as it is (core::RunOptions::device): cuda:K is LibTorch's K-th
+  // visible GPU. A cuda device needs a CUDA LibTorch (QloraRunnerCanRunOn); the core refuses it
+  // otherwise.
   std::string device = "cpu";
   // Seconds between progress lines in the worker log.
   double progress_interval_seconds = 10;
@@ -42,6 +44,11 @@ class QloraRunner : public Runner {
  private:
   QloraRunnerOptions options_;
 };
+
+// Whether this build can train on `device` ("cpu" or "cuda:K"): the CPU always; a GPU only when
+// hpsearch was built against a CUDA LibTorch (core::BuiltWithTorchCuda). A device is trusted as
+// given: this does not look for the GPU itself. A worker that cannot runs command trials alone.
+bool QloraRunnerCanRunOn(const std::string& device);
 
 // The core's configuration for a trial, or INVALID_ARGUMENT naming the key.
 absl::StatusOr<std::string> TrialSpecToRunConfigJson(const v1::TrialSpec& trial);

@@ -170,6 +170,8 @@ absl::Status Worker::Register() {
   v1::RegisterRequest request;
   *request.mutable_info() = options_.info;
   request.set_previous_worker_id(worker_id_);
+  // The coordinator leases only trials of the types this worker has a runner for.
+  for (const auto& [type, runner] : runners_) request.add_runner_types(type);
   absl::StatusOr<v1::RegisterResponse> response = client_.Register(request);
   if (!response.ok()) return response.status();
   worker_id_ = response->worker_id();

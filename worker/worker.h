@@ -4,7 +4,8 @@
 // next trial (one round trip instead of two); only when none can start at once does the worker
 // long-poll AcquireTrial. Reports retry with backoff
 // through coordinator restarts; a restarted coordinator that no longer knows the worker gets it
-// re-registered under its id.
+// re-registered under its id. The registration names the runner types the worker has (the keys of
+// its runner map): the coordinator leases it trials of those types only.
 //
 // A completed trial's artifact (RunOutcome::artifact_dir) is uploaded before CompleteTrial, under
 // the still-live lease.

@@ -13,7 +13,9 @@ right-padded to its longest text with the pad id), the same number of steps and 
 implementation (--attn, default sdpa). Phases and figures are the C++ benchmark's: warm-up, timed
 steps (step time, train samples/s), the full run (epochs over all training texts, timed, with
 torch.cuda.max_memory_allocated over it), and evaluation of the test texts twice (the second, warm,
-is reported). The base is plain bfloat16, not NF4 (bitsandbytes is not on the GPU machine; the issue
+is reported). --json FILE is written after every phase (atomically, "stage" naming the last one
+done), so a run cut short still leaves its figures; peak memory is measured over the timed steps
+too (steps_peak_allocated_bytes). The base is plain bfloat16, not NF4 (bitsandbytes is not on the GPU machine; the issue
 asks for a bf16 base): the peer does no dequantisation at all.
 
 Usage: hf_peft_peer.py --data FILE [--json OUT] [--layers 24] [--width 1024] [--heads 16]
@@ -22,6 +24,7 @@ Needs torch, transformers (5.x) and peft; exits 3 with a message when one is mis
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -91,6 +94,33 @@ def main():
     attn_used = getattr(model.config, "_attn_implementation", args.attn)
     sync()
     setup_seconds = time.perf_counter() - setup_start
+    report = {
+        "bench": "hf_peft_peer",
+        "stage": "setup",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "peft_version": peft.__version__,
+        "shape": {"layers": args.layers, "width": args.width, "heads": args.heads,
+                  "vocab": int(data["vocab_size"]), "labels": int(data["num_labels"])},
+        "compute_dtype": args.dtype,
+        "attn_implementation": attn_used,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "batch_size": int(data["batch_size"]),
+        "eval_batch_size": int(data["eval_batch_size"]),
+        "train_texts": len(train_ids),
+        "test_texts": len(test_ids),
+        "setup_seconds": setup_seconds,
+    }
+
+    def write_report(stage):
+        report["stage"] = stage
+        if args.json:
+            with open(args.json + ".partial", "w") as f:
+                json.dump(report, f, indent=2)
+            os.replace(args.json + ".partial", args.json)
+
+    write_report("setup")
 
     def collate(ids, labels, rows):
         longest = max(len(ids[r]) for r in rows)
@@ -145,11 +175,21 @@ def main():
         train(data["warmup_batches"])
     sync()
     step_batches = data["step_batches"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     train(step_batches)
     sync()
     steps_seconds = time.perf_counter() - start
     step_samples = sum(len(b) for b in step_batches)
+    report["steps"] = len(step_batches)
+    report["step_ms"] = 1000.0 * steps_seconds / len(step_batches)
+    report["train_samples_per_second"] = step_samples / steps_seconds
+    report["steps_peak_allocated_bytes"] = (torch.cuda.max_memory_allocated(device)
+                                            if device.type == "cuda" else None)
+    report["steps_peak_reserved_bytes"] = (torch.cuda.max_memory_reserved(device)
+                                           if device.type == "cuda" else None)
+    write_report("steps")
 
     full = None
     full_steps = sum(len(epoch) for epoch in data["epoch_batches"])
@@ -176,34 +216,16 @@ def main():
                                          if device.type == "cuda" else None),
                 "peak_reserved_bytes": (torch.cuda.max_memory_reserved(device)
                                         if device.type == "cuda" else None)}
+    report["full_run"] = full
+    write_report("full_run")
     cold_seconds, _ = evaluate()
     eval_seconds, accuracy = evaluate()
 
-    report = {
-        "bench": "hf_peft_peer",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "peft_version": peft.__version__,
-        "shape": {"layers": args.layers, "width": args.width, "heads": args.heads,
-                  "vocab": int(data["vocab_size"]), "labels": int(data["num_labels"])},
-        "compute_dtype": args.dtype,
-        "attn_implementation": attn_used,
-        "gradient_checkpointing": args.gradient_checkpointing,
-        "batch_size": int(data["batch_size"]),
-        "eval_batch_size": int(data["eval_batch_size"]),
-        "train_texts": len(train_ids),
-        "test_texts": len(test_ids),
-        "setup_seconds": setup_seconds,
-        "steps": len(step_batches),
-        "step_ms": 1000.0 * steps_seconds / len(step_batches),
-        "train_samples_per_second": step_samples / steps_seconds,
-        "full_run": full,
-        "eval_seconds": eval_seconds,
-        "eval_samples_per_second": len(test_ids) / eval_seconds,
-        "eval_cold_seconds": cold_seconds,
-        "eval_accuracy": accuracy,
-    }
+    report["eval_seconds"] = eval_seconds
+    report["eval_samples_per_second"] = len(test_ids) / eval_seconds
+    report["eval_cold_seconds"] = cold_seconds
+    report["eval_accuracy"] = accuracy
+    write_report("complete")
     print(f"hf_peft_peer on {report['device']} (torch {torch.__version__}, transformers "
           f"{transformers.__version__}, peft {peft.__version__}), attention {attn_used}")
     print(f"  step (batch {report['batch_size']}, {len(step_batches)} steps) "
@@ -215,9 +237,6 @@ def main():
             print(f"  peak GPU memory (allocated) {full['peak_allocated_bytes'] / 2**30:.3f} GiB")
     print(f"  eval {len(test_ids)} texts {eval_seconds:.3f} s (cold {cold_seconds:.3f} s)")
     print(json.dumps(report))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
     return 0
 
 

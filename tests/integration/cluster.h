@@ -36,6 +36,8 @@ struct StudyOptions {
   // YAML lines of the search space (the fake trial takes --x) and any further top-level keys.
   std::string search_space = "  x: {type: float, low: 0.0, high: 1.0}\n";
   std::string extra_yaml;
+  // Further arguments of the fake trial (e.g. --env_log FILE).
+  std::vector<std::string> command_args;
 };
 
 // How the cluster's processes secure their connections (default: plaintext, no token).
@@ -91,14 +93,17 @@ class Cluster {
   int port() const { return port_; }
 
   // Starts a worker named `name`; `wrapper` (e.g. a shell that sets a ulimit and execs "$@")
-  // goes in front of the worker's argv. The cluster's client_args (token, TLS) follow.
-  ChildProcess& StartWorker(const std::string& name, const std::vector<std::string>& wrapper = {}) {
+  // goes in front of the worker's argv, `args` (e.g. --device cuda:1) after its own. The cluster's
+  // client_args (token, TLS) follow.
+  ChildProcess& StartWorker(const std::string& name, const std::vector<std::string>& wrapper = {},
+                            const std::vector<std::string>& args = {}) {
     std::vector<std::string> argv = wrapper;
     for (const std::string& arg :
          {(BinDir() / "hpsearch-worker").string(), std::string("--coordinator"), address_,
           std::string("--name"), name, std::string("--acquire-wait"), std::string("1")}) {
       argv.push_back(arg);
     }
+    argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), security_.client_args.begin(), security_.client_args.end());
     worker_processes_.push_back(
         std::make_unique<ChildProcess>(argv, (dir_ / ("worker-" + name)).string()));
@@ -115,7 +120,9 @@ class Cluster {
         << "/data/banking77/test.csv}\n"
         << "runner:\n  type: command\n  command: [/usr/bin/python3, " << source
         << "/tests/data/control/fake_trial.py, --epochs, '" << o.epochs << "', --epoch_seconds, '"
-        << o.epoch_seconds << "', --mode, " << o.mode << "]\n  kill_grace_seconds: 1\n"
+        << o.epoch_seconds << "', --mode, " << o.mode;
+    for (const std::string& arg : o.command_args) out << ", '" << arg << "'";
+    out << "]\n  kill_grace_seconds: 1\n"
         << "search_space:\n"
         << o.search_space << "objective: {metric: val_accuracy, direction: maximize}\n"
         << "budget: {n_trials: " << o.n_trials << ", parallelism: " << o.parallelism

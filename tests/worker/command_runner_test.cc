@@ -86,6 +86,32 @@ TEST_CASE("CommandRunner passes parameters as flags and environment, and reads t
   CHECK(CommandArgv(ShellTrial(script, dir))[5] == "0.000462");
 }
 
+TEST_CASE("CommandRunner gives the command the worker's device variables; runner.env wins",
+          "[worker][command][devices]") {
+  testing::TempDir dir;
+  CommandRunnerOptions options;
+  options.environment = {{"CUDA_VISIBLE_DEVICES", "GPU-8f00aa11"},
+                         {"HPSEARCH_DEVICE", "cuda:0"},
+                         {"OMP_NUM_THREADS", "3"},
+                         {"MKL_NUM_THREADS", "3"}};
+  CommandRunner runner(options);
+  v1::TrialSpec trial = ShellTrial(
+      "printf '{\"type\":\"epoch\",\"epoch\":1,\"val_accuracy\":0.5}\\n'; "
+      "env | grep -E '^(CUDA_VISIBLE_DEVICES|HPSEARCH_DEVICE|OMP_NUM_THREADS|MKL_NUM_THREADS)=' "
+      "| sort > env.txt",
+      dir);
+  (*trial.mutable_runner()->mutable_env())["OMP_NUM_THREADS"] = "8";  // the study's own choice
+  RecordingReporter reporter;
+  RunOutcome outcome = runner.Run(trial, &reporter);
+  INFO(outcome.error);
+  REQUIRE(outcome.kind == RunOutcome::Kind::kComplete);
+  std::ifstream env_file(dir / "env.txt");
+  std::string env((std::istreambuf_iterator<char>(env_file)), std::istreambuf_iterator<char>());
+  CHECK(env ==
+        "CUDA_VISIBLE_DEVICES=GPU-8f00aa11\nHPSEARCH_DEVICE=cuda:0\nMKL_NUM_THREADS=3\n"
+        "OMP_NUM_THREADS=8\n");
+}
+
 TEST_CASE("CommandRunner keeps the stderr tail of a failing command", "[worker][command]") {
   testing::TempDir dir;
   RecordingReporter reporter;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "core/device_stats.h"
 #include "core/error.h"
 #include "testing/recording_reporter.h"
 #include "testing/testing.h"
@@ -157,6 +158,24 @@ TEST_CASE("Progress lines name the epoch, step, loss, rate and ETA, at most once
   now += std::chrono::seconds(1);
   CHECK(throttle.ShouldLog());
   CHECK_FALSE(throttle.ShouldLog());
+}
+
+TEST_CASE("The worker's device reaches the core as given", "[worker][qlora][devices]") {
+  CHECK(QloraRunnerCanRunOn("cpu"));
+  CHECK(QloraRunnerCanRunOn("cuda:1") == core::BuiltWithTorchCuda());
+  if (core::BuiltWithTorchCuda())
+    testing::Skip("a CUDA build: the GPU path is scripts/gpu-check.sh's");
+  // Without CUDA the core itself refuses cuda:1, naming it: the string reached core::RunOptions
+  // (the core's "auto" would have trained on the CPU).
+  testing::TempDir dir;
+  QloraRunnerOptions options = EveryStep();
+  options.device = "cuda:1";
+  RecordingReporter reporter;
+  RunOutcome outcome = QloraRunner(options).Run(TinyTrial(dir), &reporter);
+  INFO(outcome.error);
+  CHECK(outcome.kind == RunOutcome::Kind::kFailed);
+  CHECK(outcome.error.find("training core (unsupported): device \"cuda:1\"") != std::string::npos);
+  CHECK(reporter.epochs.empty());
 }
 
 TEST_CASE("A cancel stops the qlora runner between steps, before the epoch ends",

@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include "testing/testing.h"
 #include "worker/device_list.h"
@@ -100,6 +102,65 @@ TEST_CASE("ParseDeviceList expands --devices", "[worker][devices]") {
   GpuDiscoveryOptions empty_machine = FakeMachine(dir, 0, "", 9);
   empty_machine.proc_gpus_dir = (dir / "absent").string();
   CHECK(ParseDeviceList("all", empty_machine).status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("A command trial's device variables: its one GPU, with and without an inherited mask",
+          "[worker][devices]") {
+  using Env = std::map<std::string, std::string>;
+  const Env threads4 = {
+      {"OMP_NUM_THREADS", "4"}, {"OPENBLAS_NUM_THREADS", "4"}, {"MKL_NUM_THREADS", "4"}};
+  auto with = [&](Env env) {
+    env.insert(threads4.begin(), threads4.end());
+    return env;
+  };
+  struct Case {
+    const char* device;
+    std::optional<std::string> inherited;
+    Env expected;
+  };
+  const std::vector<Case> cases = {
+      // Nothing inherited: cuda:K is the node's GPU K.
+      {"cuda:1", std::nullopt,
+       with({{"CUDA_VISIBLE_DEVICES", "1"}, {"HPSEARCH_DEVICE", "cuda:0"}})},
+      {"cuda:0", std::nullopt,
+       with({{"CUDA_VISIBLE_DEVICES", "0"}, {"HPSEARCH_DEVICE", "cuda:0"}})},
+      // Slurm gave the job GPUs 4 and 6: cuda:1 is the second of them.
+      {"cuda:1", "4,6", with({{"CUDA_VISIBLE_DEVICES", "6"}, {"HPSEARCH_DEVICE", "cuda:0"}})},
+      {"cuda:0", " 4 , 6 ", with({{"CUDA_VISIBLE_DEVICES", "4"}, {"HPSEARCH_DEVICE", "cuda:0"}})},
+      // UUIDs and MIG instances are passed on as they are.
+      {"cuda:1",
+       "GPU-5ad2e3f1-0c3a-4b2e-9d77-1a2b3c4d5e6f,GPU-8f00aa11-2222-4333-8444-555566667777",
+       with({{"CUDA_VISIBLE_DEVICES", "GPU-8f00aa11-2222-4333-8444-555566667777"},
+             {"HPSEARCH_DEVICE", "cuda:0"}})},
+      {"cuda:0", "MIG-3c5d1e2f-aaaa-5bbb-8ccc-0123456789ab",
+       with({{"CUDA_VISIBLE_DEVICES", "MIG-3c5d1e2f-aaaa-5bbb-8ccc-0123456789ab"},
+             {"HPSEARCH_DEVICE", "cuda:0"}})},
+      // A cpu worker leaves CUDA_VISIBLE_DEVICES alone.
+      {"cpu", std::nullopt, with({{"HPSEARCH_DEVICE", "cpu"}})},
+      {"cpu", "0,1", with({{"HPSEARCH_DEVICE", "cpu"}})},
+  };
+  for (const Case& c : cases) {
+    INFO(c.device << " with CUDA_VISIBLE_DEVICES " << c.inherited.value_or("<unset>"));
+    absl::StatusOr<Env> env = CommandDeviceEnvironment(c.device, 4, c.inherited);
+    INFO(env.status().ToString());
+    REQUIRE(env.ok());
+    CHECK(*env == c.expected);
+  }
+  // No thread count: no thread variables.
+  CHECK(*CommandDeviceEnvironment("cuda:2", 0, std::nullopt) ==
+        Env{{"CUDA_VISIBLE_DEVICES", "2"}, {"HPSEARCH_DEVICE", "cuda:0"}});
+  // Beyond the inherited list (CUDA stops at its first invalid entry), and malformed devices.
+  for (const char* inherited : {"4,6", "4,-1,6", "NoDevFiles", ""}) {
+    INFO(inherited);
+    auto env = CommandDeviceEnvironment("cuda:2", 1, std::string(inherited));
+    CHECK(env.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(env.status().message().find("cuda:2") != std::string::npos);
+  }
+  for (const char* bad : {"gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1.5", "CPU"}) {
+    INFO(bad);
+    CHECK(CommandDeviceEnvironment(bad, 1, std::nullopt).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
 }
 
 }  // namespace

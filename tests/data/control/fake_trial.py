@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A zero-cost command trial for the control-plane tests: prints hpsearch's JSON-lines protocol with an
-objective that depends only on --x, or misbehaves as --mode asks (fail, garbage, silent, nan)."""
+objective that depends only on --x, or misbehaves as --mode asks (fail, garbage, silent, nan); --env_log
+records the device and thread variables the worker gave it."""
 import argparse
 import json
 import os
@@ -12,8 +13,14 @@ parser.add_argument("--x", type=float, default=0.5)
 parser.add_argument("--mode", default="ok")
 parser.add_argument("--epochs", type=int, default=2)
 parser.add_argument("--epoch_seconds", type=float, default=0.0)
+parser.add_argument("--env_log", help="append the device and thread variables seen, as a JSON line")
 args = parser.parse_args()
 kind = os.environ.get("HPSEARCH_TRIAL_KIND", "search")
+if args.env_log:
+    names = ("HPSEARCH_TRIAL_NUMBER", "CUDA_VISIBLE_DEVICES", "HPSEARCH_DEVICE", "OMP_NUM_THREADS",
+             "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "FAKE_TRIAL_WORKER")
+    with open(args.env_log, "a") as log:
+        log.write(json.dumps({name: os.environ.get(name) for name in names}) + "\n")
 
 print("fake trial starting", os.environ.get("HPSEARCH_TRIAL_NUMBER"), flush=True)  # a log line
 if args.mode == "silent":
