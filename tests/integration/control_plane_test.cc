@@ -439,5 +439,60 @@ TEST_CASE("The study file's grid sampler and median pruner drive real workers",
         "0.3");
 }
 
+TEST_CASE("An ask/tell study (runner none) submitted as text is asked and told by value over gRPC",
+          "[integration][ask]") {
+  Cluster cluster;
+  auto context = [] {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return c;
+  };
+  v1::SubmitStudyRequest submit;
+  // No model, no data, parameter names the built-in trainer does not know.
+  submit.set_study_file_text(
+      "name: notebook\nrunner: none\nsearch_space:\n"
+      "  momentum: {type: float, low: 0.0, high: 1.0}\n  layers: {type: int, low: 1, high: 4}\n"
+      "budget: {n_trials: 2}\n");
+  v1::SubmitStudyResponse submitted;
+  grpc::Status status = cluster.studies->SubmitStudy(context().get(), submit, &submitted);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  v1::AskRequest ask;
+  ask.set_study("notebook");
+  ask.set_client_name("nb");
+  v1::TrialSpec first, second, third;
+  REQUIRE(cluster.studies->Ask(context().get(), ask, &first).ok());
+  CHECK(first.params_size() == 2);
+  REQUIRE(cluster.studies->Ask(context().get(), ask, &second).ok());
+  // The budget is handed out: a non-retryable answer that says so, not UNAVAILABLE.
+  status = cluster.studies->Ask(context().get(), ask, &third);
+  CHECK(status.error_code() == grpc::StatusCode::OUT_OF_RANGE);
+  CHECK(status.error_message().find("exhausted") != std::string::npos);
+
+  auto tell = [&](const v1::TrialSpec& trial, double value, v1::Trial* told) {
+    v1::TellRequest request;
+    request.set_lease_id(trial.lease_id());
+    request.set_client_name("nb");
+    request.set_state(v1::TRIAL_STATE_COMPLETE);
+    request.set_value(value);
+    return cluster.studies->Tell(context().get(), request, told);
+  };
+  v1::Trial told;
+  REQUIRE(tell(first, 0.5, &told).ok());
+  CHECK(told.objective_value() == 0.5);
+  status = tell(first, 0.75, &told);
+  CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(status.error_message().find("already told complete with value 0.5") != std::string::npos);
+  REQUIRE(tell(second, 0.25, &told).ok());
+  CHECK(cluster.WaitForEnd(submitted.study_id(), 10s) == v1::STUDY_STATE_COMPLETE);
+  status = cluster.studies->Ask(context().get(), ask, &third);
+  CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(status.error_message().find("is complete") != std::string::npos);
+  v1::Study study = cluster.GetStudy(submitted.study_id());
+  CHECK(study.best_objective_value() == 0.25);  // minimised, the default of runner none
+  CHECK(cluster.Query("SELECT group_concat(objective_value, ',') FROM "
+                      "(SELECT objective_value FROM trials ORDER BY number)") == "0.5,0.25");
+}
+
 }  // namespace
 }  // namespace hpsearch::testing

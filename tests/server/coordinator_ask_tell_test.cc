@@ -119,7 +119,8 @@ TEST_CASE("A Tell without an objective, or with a non-finite one, is refused and
   REQUIRE(trial.ok());
   absl::Status missing = f.coordinator->Tell(TellOf(*trial, std::nullopt)).status();
   CHECK(missing.code() == absl::StatusCode::kInvalidArgument);
-  CHECK_THAT(Message(missing), Catch::StartsWith("value: trial 0 told COMPLETE without an objective"));
+  CHECK_THAT(Message(missing),
+             Catch::StartsWith("value: trial 0 told COMPLETE without an objective"));
   absl::Status nan =
       f.coordinator->Tell(TellOf(*trial, std::numeric_limits<double>::quiet_NaN())).status();
   CHECK(nan.code() == absl::StatusCode::kInvalidArgument);
@@ -189,7 +190,8 @@ TEST_CASE("Ask on an exhausted, finished or cancelled study says which, never UN
   REQUIRE(trial.ok());
   absl::Status exhausted = f.coordinator->Ask(AskFor("spent")).status();
   CHECK(exhausted.code() == absl::StatusCode::kOutOfRange);
-  CHECK_THAT(Message(exhausted), Catch::Contains("exhausted") && Catch::Contains("1 still running"));
+  CHECK_THAT(Message(exhausted),
+             Catch::Contains("exhausted") && Catch::Contains("1 still running"));
   REQUIRE(f.coordinator->Tell(TellOf(*trial, 1.0)).ok());
   absl::Status complete = f.coordinator->Ask(AskFor("spent")).status();
   CHECK(complete.code() == absl::StatusCode::kFailedPrecondition);
