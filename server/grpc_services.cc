@@ -335,6 +335,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.RegisterService(&server->worker_service_);
   // Channelz counts every call under a lock; nothing here reads it.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // gRPC sets SO_REUSEPORT by default: a second coordinator on a port in use would share it, and
+  // the kernel would split the clients between two databases. A port in use is an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
@@ -373,8 +376,8 @@ void CoordinatorServer::Shutdown() {
   coordinator_->SetWorkAvailableCallback(nullptr);
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
-  if (grpc::HealthCheckServiceInterface* health =
-          server_ != nullptr ? server_->GetHealthCheckService() : nullptr) {
+  if (server_ == nullptr) return;  // Start() could not listen
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
     health->Shutdown();  // NOT_SERVING from now on, to every check and watch
   }
   // Parked long-polls hold calls open; the deadline lets Shutdown cancel whatever is still running.

@@ -40,10 +40,13 @@ slurm_free_port() {
 # slurm_start DIR [GPUS]: writes the config under DIR and starts munged, slurmctld and slurmd; returns
 # once the node is idle (or fails, printing the logs). GPUS placeholder GPUs (character devices that
 # are /dev/null underneath: Slurm only counts them and sets CUDA_VISIBLE_DEVICES) make the node a
-# GPU node for --gres=gpu:N.
+# GPU node for --gres=gpu:N. Sets slurm_gpus to the number made: 0 where mknod is refused (a
+# container without CAP_MKNOD), saying so.
 slurm_start() {
   slurm_dir=$1
   local gpus=${2:-0}
+  # shellcheck disable=SC2034  # read by the test that sources this file
+  slurm_gpus=0
   mkdir -p "$slurm_dir"/{state,spool,munge,dev}
   # slurmctld and munged check that their folders are not writable by others, and must reach them.
   chmod 755 "$slurm_dir"
@@ -65,8 +68,14 @@ slurm_start() {
   slurmd_port=$(slurm_free_port)
   : >"$slurm_dir/plugstack.conf"
   local gres_types="" node_gres=""
+  if [ "$gpus" -gt 0 ] && ! mknod "$slurm_dir/dev/gpu0" c 1 3 2>/dev/null; then
+    echo "slurm_start: mknod is refused here: a node without placeholder GPUs"
+    gpus=0
+  fi
   if [ "$gpus" -gt 0 ]; then
-    for ((i = 0; i < gpus; i++)); do mknod "$slurm_dir/dev/gpu$i" c 1 3; done
+    for ((i = 1; i < gpus; i++)); do mknod "$slurm_dir/dev/gpu$i" c 1 3; done
+    # shellcheck disable=SC2034
+    slurm_gpus=$gpus
     printf 'AutoDetect=off\nNodeName=localhost Name=gpu File=%s/dev/gpu[0-%d]\n' "$slurm_dir" $((gpus - 1)) \
       >"$slurm_dir/gres.conf"
     gres_types="GresTypes=gpu"

@@ -84,21 +84,26 @@ export HPSEARCH_WORKER=$bin_dir/hpsearch-worker
 [ "$("$bin_dir/hpsearch" health)" = SERVING ] || fail "hpsearch health did not answer SERVING"
 
 # The script's default devices on a GPU node: a job given two (placeholder) GPUs runs `--devices all`,
-# one worker per GPU, named after the job. Nothing is submitted yet, so they take no trial.
+# one worker per GPU, named after the host and the job behind the prefix HPSEARCH_WORKER_NAME. Nothing is
+# submitted yet, so they take no trial.
 script=$root/deploy/slurm/hpsearch-workers.sbatch
-job_gpu=$(slurm_sbatch --gres=gpu:2 --cpus-per-task=2 --output="$dir/job-%j.out" "$script")
-gpu_workers() {
-  [ "$(sql "SELECT group_concat(name || '=' || device, ' ') FROM (SELECT name, device FROM workers
-            WHERE name LIKE '%-job${job_gpu}-%' ORDER BY name)")" = \
-    "$(hostname -s)-job$job_gpu-gpu0=cuda:0 $(hostname -s)-job$job_gpu-gpu1=cuda:1" ]
-}
-wait_for 60 "job $job_gpu's two GPU workers to register" gpu_workers
-grep -q -- "--devices all --name $(hostname -s)-job$job_gpu --threads 1" "$dir/job-$job_gpu.out" ||
-  fail "job $job_gpu did not run --devices all with one thread per worker: $(cat "$dir/job-$job_gpu.out")"
-echo "slurm: job $job_gpu (--gres=gpu:2) registered $(hostname -s)-job$job_gpu-gpu0 and -gpu1 on cuda:0 and cuda:1"
-scancel "$job_gpu"
-job_gpu_over() { [ -z "$(squeue -h -j "$job_gpu" -t running,completing -o %i 2>/dev/null)" ]; }
-wait_for 30 "job $job_gpu to end" job_gpu_over
+if [ "$slurm_gpus" -eq 2 ]; then
+  job_gpu=$(HPSEARCH_WORKER_NAME=pool slurm_sbatch --gres=gpu:2 --cpus-per-task=2 --output="$dir/job-%j.out" "$script")
+  gpu_workers() {
+    [ "$(sql "SELECT group_concat(name || '=' || device, ' ') FROM (SELECT name, device FROM workers
+              WHERE name LIKE '%-job${job_gpu}-%' ORDER BY name)")" = \
+      "pool-$(hostname -s)-job$job_gpu-gpu0=cuda:0 pool-$(hostname -s)-job$job_gpu-gpu1=cuda:1" ]
+  }
+  wait_for 60 "job $job_gpu's two GPU workers to register" gpu_workers
+  grep -q -- "--devices all --name pool-$(hostname -s)-job$job_gpu --threads 1" "$dir/job-$job_gpu.out" ||
+    fail "job $job_gpu did not run --devices all with one thread per worker: $(cat "$dir/job-$job_gpu.out")"
+  echo "slurm: job $job_gpu (--gres=gpu:2) registered pool-$(hostname -s)-job$job_gpu-gpu0 and -gpu1 on cuda:0 and cuda:1"
+  scancel "$job_gpu"
+  job_gpu_over() { [ -z "$(squeue -h -j "$job_gpu" -t running,completing -o %i 2>/dev/null)" ]; }
+  wait_for 30 "job $job_gpu to end" job_gpu_over
+else
+  echo "slurm: skipped: the GPU node's default devices (no placeholder GPUs on this machine)"
+fi
 
 # Four 3-epoch trials of a command that sleeps 1.5 s per epoch, two at a time.
 cat >"$dir/study.yaml" <<EOF

@@ -1,7 +1,7 @@
 // gRPC health checking (grpc.health.v1) against a real `hpsearch serve` with TLS and a token:
 // answered without the token while every hpsearch call still needs it, and `hpsearch health` (the
 // exec probe of the Kubernetes manifests, the compose file and the Slurm script's wait) over the
-// same connection flags as every client command.
+// same connection flags as every client command; and one coordinator per port.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -153,6 +153,20 @@ TEST_CASE(
   cluster.StartCoordinator(port);
   CHECK(waiting.Wait(60s) == 0);
   CHECK(waiting.Stdout() == "SERVING\n");
+}
+
+TEST_CASE("A second coordinator on a port in use exits with an error instead of sharing the port",
+          "[integration][health]") {
+  Cluster cluster;
+  TempDir dir;
+  // gRPC's default SO_REUSEPORT would let both listen, and the kernel split clients between them.
+  ChildProcess second({(BinDir() / "hpsearch").string(), "serve", "--db",
+                       (dir / "other.db").string(), "--listen", cluster.address()},
+                      (dir / "second").string());
+  CHECK(second.Wait(20s) == 1);
+  CHECK(second.Stderr().find("cannot listen on " + cluster.address()) != std::string::npos);
+  ProcessResult health = HpsearchHealth({"health", "--coordinator", cluster.address()});
+  CHECK(health.exit_code == 0);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Checks Kubernetes manifests offline: each object against the Kubernetes API schemas (the npm package
-// kubernetes-models, pinned by package-lock.json), each pod template against the "restricted" Pod
+// kubernetes-models, pinned by package-lock.json; types, required fields, enums and unknown fields),
+// each pod template against the "restricted" Pod
 // Security Standard, and the whole set against what hpsearch's deployment needs (TLS, probes by
 // `hpsearch health`, one coordinator on a ReadWriteOnce volume, GPU pools, pinned tags, no Secret
 // in what `kubectl apply -f` creates).
@@ -18,7 +19,7 @@ const path = require("path");
 
 function schemaErrors(object) {
   if (!object || typeof object.apiVersion !== "string" || typeof object.kind !== "string") {
-    return ["schema: not a Kubernetes object (apiVersion and kind are required)"];
+    return ["not a Kubernetes object (apiVersion and kind are required)"];
   }
   // "apps/v1" -> kubernetes-models/apps/v1/Deployment; "v1" -> kubernetes-models/v1/Secret.
   const module = path.join("kubernetes-models", object.apiVersion, object.kind);
@@ -26,14 +27,52 @@ function schemaErrors(object) {
   try {
     Model = require(module)[object.kind];
   } catch (e) {
-    return [`schema: unknown kind ${object.apiVersion} ${object.kind}`];
+    return [`unknown kind ${object.apiVersion} ${object.kind}`];
   }
   try {
     new Model(object).validate();
-    return [];
   } catch (e) {
-    return [`schema: ${e.message}`];
+    return [e.message];
   }
+  return unknownFields(object).map((at) => `unknown field ${at} (a typo?)`);
+}
+
+// The validators accept fields the API does not know (kubectl's strict field validation would refuse
+// them). So each object is validated once more by its schema's own compiled validator, through
+// proxies that record which keys the validator reads: a key it never reads is no field of the schema
+// (maps such as labels are read key by key, so their keys count as read).
+function unknownFields(object) {
+  const [group, version] = object.apiVersion.includes("/") ? object.apiVersion.split("/")
+                                                             : ["core", object.apiVersion];
+  const upper = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+  const name = `IoK8sApi${upper(group.split(".")[0])}${upper(version)}${object.kind}.js`;
+  let validate;
+  try {
+    // By file, not by module name: the package does not export its schemas.
+    ({validate} = require(path.join(__dirname, "node_modules/kubernetes-models/_schemas", name)));
+  } catch (e) {
+    return [];
+  }
+  const seen = [];
+  const track = (value, at) => {
+    if (value === null || typeof value !== "object") return value;
+    const read = new Set();
+    const copy = Array.isArray(value)
+      ? value.map((v, i) => track(v, `${at}/${i}`))
+      : Object.fromEntries(Object.entries(value).map(([k, v]) => [k, track(v, `${at}/${k}`)]));
+    if (!Array.isArray(value)) seen.push({at, keys: Object.keys(value), read});
+    return new Proxy(copy, {
+      get(target, key, receiver) {
+        if (typeof key === "string") read.add(key);
+        return Reflect.get(target, key, receiver);
+      },
+    });
+  };
+  validate(track(object, ""));
+  const unknown = seen.flatMap(({at, keys, read}) =>
+    keys.filter((k) => !read.has(k)).map((k) => `${at}/${k}`)).sort();
+  // Only the outermost: what lies under an unknown field is unknown too.
+  return unknown.filter((at, i) => !unknown.slice(0, i).some((outer) => at.startsWith(`${outer}/`)));
 }
 
 // --- the restricted Pod Security Standard ----------------------------------------------------------
