@@ -89,6 +89,40 @@ absl::StatusOr<std::string> WorkerBinary() {
   return worker.string();
 }
 
+absl::StatusOr<bool> WorkerRunsBuiltInTrials(const std::string& binary, const std::string& device) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+  }
+  std::vector<std::string> args = {binary, "--device", device, "--print-runners"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buffer[256];
+  for (ssize_t got; (got = ::read(out[0], buffer, sizeof(buffer))) != 0;) {
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) break;
+    text.append(buffer, static_cast<size_t>(got));
+  }
+  ::close(out[0]);
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0 || text.rfind("command", 0) != 0) {
+    return absl::InternalError(
+        absl::StrCat(binary, " --device ", device, " --print-runners did not answer (\"",
+                     absl::StripAsciiWhitespace(text), "\"): is it from the same build?"));
+  }
+  return text.find(" qlora") != std::string::npos;
+}
+
 LocalWorkers::~LocalWorkers() {
   absl::MutexLock lock(&mu_);
   for (Child& child : children_) {

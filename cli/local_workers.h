@@ -36,6 +36,11 @@ int ThreadsPerWorker(int workers, int cores);
 // hpsearch-worker beside the running hpsearch binary. NOT_FOUND says how to build it.
 absl::StatusOr<std::string> WorkerBinary();
 
+// Whether the worker `binary` runs built-in (qlora) trials on `device` (`hpsearch-worker --device D
+// --print-runners`): a build without a CUDA LibTorch runs command trials only on a GPU. INTERNAL
+// when the binary does not answer.
+absl::StatusOr<bool> WorkerRunsBuiltInTrials(const std::string& binary, const std::string& device);
+
 class LocalWorkers {
  public:
   LocalWorkers() = default;

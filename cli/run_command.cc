@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -127,6 +128,26 @@ int RunRun(const RunFlags& flags) {
   if (!devices.ok()) {
     std::cerr << "hpsearch run: " << devices.status().message() << "\n";
     return kExitBadInput;
+  }
+  if (spec.runner().type() != v1::RUNNER_TYPE_COMMAND) {
+    // A worker that cannot run built-in trials on its device is never leased one: the study would
+    // wait for ever. The answer is the build's, the same for every GPU: the first one is asked.
+    auto gpu = std::find_if(devices->begin(), devices->end(),
+                            [](const std::string& d) { return d != "cpu"; });
+    absl::StatusOr<std::string> binary = WorkerBinary();
+    if (gpu != devices->end() && binary.ok()) {
+      absl::StatusOr<bool> runs = WorkerRunsBuiltInTrials(*binary, *gpu);
+      if (!runs.ok()) {
+        std::cerr << "hpsearch run: " << runs.status().message() << "\n";
+        return kExitFailure;
+      }
+      if (!*runs) {
+        std::cerr << "hpsearch run: " << *binary
+                  << " was built without a CUDA LibTorch: it runs no built-in (qlora) trial on "
+                  << *gpu << "; use --workers N (the CPU) or a CUDA build (docs/gpu.md)\n";
+        return kExitBadInput;
+      }
+    }
   }
   absl::StatusOr<std::map<std::string, std::string>> hashes = DataFileHashes(spec.data());
   if (!hashes.ok()) {

@@ -35,9 +35,11 @@
 # model on the CPU; the version check, the CUDA test cases, the peer and the fixture report skipped), from
 # an empty build folder, so a GPU session does not spend device minutes on a typo. On the 2-core
 # development machine (docs/performance.md has the measured run):
-#   rm -rf .gpu-debs /tmp/hpsearch-gpu-check && scripts/gpu-check.sh --fetch-debs &&
+#   rm -rf .gpu-debs /tmp/hpsearch-gpu-check build-gpucheck && scripts/gpu-check.sh --fetch-debs &&
 #   OUT=/tmp/gpu-out HPSEARCH_GPU_CHECK_FAKE=1 HPSEARCH_GPU_CHECK_SECONDS=7200 HPSEARCH_JOBS=1 \
-#     HPSEARCH_GPU_CHECK_CMAKE_ARGS="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache" scripts/gpu-check.sh
+#     HPSEARCH_GPU_CHECK_BUILD="$PWD/build-gpucheck" \
+#     HPSEARCH_GPU_CHECK_CMAKE_ARGS="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache" \
+#     nice scripts/gpu-check.sh
 #
 # Settings: OUT (required), HPSEARCH_GPU_CHECK_SECONDS, HPSEARCH_GPU_CHECK_WORK (default
 # /tmp/hpsearch-gpu-check), HPSEARCH_GPU_CHECK_BUILD (the build folder, default WORK/build; give an empty

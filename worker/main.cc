@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   bool exit_when_idle = false;
   double acquire_wait_seconds = 10;
   bool verbose = false;
+  bool print_runners = false;
   std::string auth_token_file;
   std::string tls_ca;
   double restart_backoff_seconds = 1;
@@ -111,6 +112,8 @@ int main(int argc, char** argv) {
                  "--devices: seconds of running after which a crash restarts the backoff")
       ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "Log the commands' non-protocol output too");
+  app.add_flag("--print-runners", print_runners,
+               "Print the runner types this build runs on --device (command, qlora) and exit");
   CLI11_PARSE(app, argc, argv);
   // As in `hpsearch serve`: no madvise() (a TLB flush on every core) each time a gRPC thread frees
   // its buffers; keep up to 64 MiB per malloc arena.
@@ -128,6 +131,12 @@ int main(int argc, char** argv) {
   if (device != "cpu" && device.rfind("cuda:", 0) != 0) {
     std::cerr << "hpsearch-worker: --device " << device << " is not cpu or cuda:K\n";
     return 2;
+  }
+  if (print_runners) {
+    // What the worker would register with (hpsearch run checks it before starting workers).
+    std::cout << "command" << (hpsearch::worker::QloraRunnerCanRunOn(device) ? " qlora" : "")
+              << "\n";
+    return 0;
   }
   if (!devices.empty()) {
     // The supervisor learns of exits through SIGCHLD, which must reach its sigtimedwait() too.

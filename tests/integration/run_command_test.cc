@@ -216,6 +216,37 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   CHECK(Query(db, "SELECT COUNT(*) FROM studies") == "1");
 }
 
+TEST_CASE("hpsearch run on a GPU with a worker that cannot train there stops at once, saying why",
+          "[integration][run][devices]") {
+  // What each build's worker registers with: the CPU always trains; a GPU only with CUDA LibTorch.
+  ProcessResult cpu =
+      RunProcess({(BinDir() / "hpsearch-worker").string(), "--device", "cpu", "--print-runners"});
+  CHECK(cpu.exit_code == 0);
+  CHECK(cpu.out == "command qlora\n");
+  ProcessResult gpu = RunProcess(
+      {(BinDir() / "hpsearch-worker").string(), "--device", "cuda:0", "--print-runners"});
+  CHECK(gpu.exit_code == 0);
+#ifndef HPSEARCH_TEST_TORCH_CUDA
+  CHECK(gpu.out == "command\n");
+  // Its workers would never be leased the study's built-in trials: refused before any starts.
+  TempDir dir;
+  WriteCsv(dir / "train.csv", Banking77Subset("train.csv", 4));
+  WriteCsv(dir / "test.csv", Banking77Subset("test.csv", 2));
+  const fs::path study = dir / "study.yaml";
+  std::ofstream(study) << StudyYaml("run-no-cuda", 1, 1);
+  const fs::path db = dir / "results.db";
+  ProcessResult run =
+      HpsearchCli({"run", study.string(), "--devices", "cuda:0", "--db", db.string()});
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 2);
+  CHECK(run.err.find("was built without a CUDA LibTorch: it runs no built-in (qlora) trial on "
+                     "cuda:0") != std::string::npos);
+  CHECK_FALSE(fs::exists(db));  // refused before anything was written
+#else
+  CHECK(gpu.out == "command qlora\n");
+#endif
+}
+
 TEST_CASE("Ctrl-C stops hpsearch run cleanly and a rerun resumes from the checkpoints",
           "[integration][run]") {
   TempDir dir;

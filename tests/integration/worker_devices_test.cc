@@ -3,10 +3,14 @@
 // and --threads reach its command trials (CUDA_VISIBLE_DEVICES = its one GPU, taken from an
 // inherited mask when it has one; HPSEARCH_DEVICE; the thread variables). The worker here is the
 // CPU-only build CI has: given cuda:1 it runs command trials and is never leased a qlora trial.
+// Under `--devices all` with a job's mask of two GPU UUIDs, each supervised worker's trials see its own.
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "integration/cluster.h"
@@ -192,6 +196,48 @@ TEST_CASE("A CPU-only worker given --device cuda:1 runs command trials on GPU 1,
   CHECK(seen[0]["FAKE_TRIAL_WORKER"] == "plain");
   CHECK(seen[1]["FAKE_TRIAL_WORKER"] == "plain");
   CHECK(seen[3]["FAKE_TRIAL_WORKER"] == "masked");
+}
+
+TEST_CASE("--devices all under an inherited mask gives each worker's command trials its own GPU",
+          "[integration][devices][supervisor]") {
+  Cluster cluster;
+  // A Slurm job's two GPUs: the supervisor starts cuda:0 and cuda:1, each a worker of one of them.
+  ChildProcess& node = cluster.StartWorker(
+      "node", {"/usr/bin/env", "CUDA_VISIBLE_DEVICES=GPU-aaaa1111,GPU-bbbb2222"},
+      {"--devices", "all", "--threads", "1"});
+  // Both registered before the study comes, so its two concurrent trials go one to each worker.
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (cluster.Query("SELECT COUNT(*) FROM workers") != "2" &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(cluster.Query("SELECT COUNT(*) FROM workers") == "2");
+  const std::filesystem::path env_log = cluster.dir() / "env.jsonl";
+  StudyOptions options;
+  options.name = "slurm-node";
+  options.n_trials = 2;
+  options.parallelism = 2;
+  options.epochs = 1;
+  options.epoch_seconds = 1;  // each worker holds its trial while the other is leased one
+  options.final_stage = false;
+  options.command_args = {"--env_log", env_log.string()};
+  const std::string study = cluster.Submit(options);
+  REQUIRE(cluster.WaitForEnd(study, 120s) == v1::STUDY_STATE_COMPLETE);
+  node.Kill(SIGTERM);
+  CHECK(node.Wait(30s) == 0);
+
+  std::vector<nlohmann::json> seen = DevicesEnvLog(env_log);
+  REQUIRE(seen.size() == 2);
+  std::set<std::string> gpus;
+  for (const nlohmann::json& trial : seen) {
+    INFO(trial.dump());
+    CHECK(trial["HPSEARCH_DEVICE"] == "cuda:0");
+    CHECK(trial["OMP_NUM_THREADS"] == "1");
+    gpus.insert(trial["CUDA_VISIBLE_DEVICES"].get<std::string>());
+  }
+  CHECK(gpus == std::set<std::string>{"GPU-aaaa1111", "GPU-bbbb2222"});
+  CHECK(cluster.Query("SELECT group_concat(device, ',') FROM (SELECT device FROM workers ORDER BY "
+                      "device)") == "cuda:0,cuda:1");
 }
 
 }  // namespace
