@@ -86,7 +86,7 @@ TEST_CASE("CommandRunner passes parameters as flags and environment, and reads t
   CHECK(CommandArgv(ShellTrial(script, dir))[5] == "0.000462");
 }
 
-TEST_CASE("CommandRunner gives the command the worker's device variables; runner.env wins",
+TEST_CASE("CommandRunner gives the command the worker's device variables, and runner.env wins",
           "[worker][command][devices]") {
   testing::TempDir dir;
   CommandRunnerOptions options;
