@@ -3,7 +3,8 @@
 // and --threads reach its command trials (CUDA_VISIBLE_DEVICES = its one GPU, taken from an
 // inherited mask when it has one; HPSEARCH_DEVICE; the thread variables). The worker here is the
 // CPU-only build CI has: given cuda:1 it runs command trials and is never leased a qlora trial.
-// Under `--devices all` with a job's mask of two GPU UUIDs, each supervised worker's trials see its own.
+// Under `--devices all` with a job's mask of two GPU UUIDs, each supervised worker's trials see its
+// own.
 #include <signal.h>
 
 #include <catch2/catch.hpp>
@@ -198,7 +199,7 @@ TEST_CASE("A CPU-only worker given --device cuda:1 runs command trials on GPU 1,
   CHECK(seen[3]["FAKE_TRIAL_WORKER"] == "masked");
 }
 
-TEST_CASE("--devices all under an inherited mask gives each worker's command trials its own GPU",
+TEST_CASE("With --devices all under an inherited mask each worker's command trials see its own GPU",
           "[integration][devices][supervisor]") {
   Cluster cluster;
   // A Slurm job's two GPUs: the supervisor starts cuda:0 and cuda:1, each a worker of one of them.
