@@ -116,6 +116,29 @@ int RunServe(const ServeFlags& flags) {
 
 }  // namespace
 
+namespace {
+
+// host:port with a port in 0..65535 (gRPC takes a larger number modulo 65536, or any free port,
+// without a word).
+CLI::Validator ListenAddressValidator() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const size_t colon = value.rfind(':');
+        if (colon == std::string::npos || colon == 0) {
+          return "'" + value + "' is not host:port, e.g. 127.0.0.1:50051 or 0.0.0.0:50051";
+        }
+        const std::string port = value.substr(colon + 1);
+        if (port.empty() || port.size() > 5 ||
+            port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+          return "the port of '" + value + "' must be a number from 0 (any free port) to 65535";
+        }
+        return "";
+      },
+      "HOST:PORT");
+}
+
+}  // namespace
+
 void RegisterServeCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<ServeFlags>();
   CLI::App* cmd = app.add_subcommand("serve", "Run the coordinator over a results database");
@@ -124,6 +147,7 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--listen", flags->listen,
                   "host:port to listen on (port 0: any free port); beyond loopback, use TLS and a "
                   "token")
+      ->check(ListenAddressValidator())
       ->capture_default_str();
   cmd->add_option("--durability", flags->durability,
                   "normal: survives any process kill; full: also survives power loss (fsync per "

@@ -78,6 +78,10 @@ bool SameValue(const v1::ParamValue& a, const v1::ParamValue& b) {
   return false;
 }
 
+// 2^53: the largest count of distinct steps, and the largest integer magnitude, that doubles hold
+// exactly.
+constexpr double kMaxExactInteger = 9007199254740992.0;
+
 void ValidateFloat(const std::string& path, v1::FloatDistribution* d, ValidationContext* ctx) {
   if (!std::isfinite(d->low()) || !std::isfinite(d->high())) {
     ctx->Error(path, "low and high must be finite numbers");
@@ -98,6 +102,12 @@ void ValidateFloat(const std::string& path, v1::FloatDistribution* d, Validation
       ctx->Error(path + ".step", "step and log cannot be combined: drop one");
     } else if (!(d->step() > 0)) {
       ctx->Error(path + ".step", "must be above 0");
+    } else if (d->low() < d->high() && !((d->high() - d->low()) / d->step() <= kMaxExactInteger)) {
+      // Beyond 2^53 steps the grid's points are no longer distinct doubles (1e-300 made "a grid of
+      // 1 point").
+      ctx->Error(path + ".step", "is " + FormatNumber(d->step()) +
+                                     ": the range would hold more than 2^53 steps; use a larger "
+                                     "step, or drop step for a continuous range");
     } else if (d->low() < d->high()) {
       double steps = (d->high() - d->low()) / d->step();
       if (std::abs(steps - std::round(steps)) > 1e-9 * std::max(1.0, steps)) {
@@ -111,6 +121,15 @@ void ValidateFloat(const std::string& path, v1::FloatDistribution* d, Validation
 
 void ValidateInt(const std::string& path, v1::IntDistribution* d, ValidationContext* ctx) {
   if (!d->has_step()) d->set_step(1);
+  // Samplers draw ints through doubles, and high - low must not overflow: keep both within
+  // +-2^53, where every integer is a distinct double (the full int64 range sampled INT64_MIN).
+  const double max_exact = kMaxExactInteger;
+  if (std::abs(static_cast<double>(d->low())) > max_exact ||
+      std::abs(static_cast<double>(d->high())) > max_exact) {
+    ctx->Error(path, absl::StrCat("low and high must lie within +-2^53 (9007199254740992); got [",
+                                  d->low(), ", ", d->high(), "]"));
+    return;
+  }
   if (d->low() >= d->high()) {
     ctx->Error(path + ".low",
                absl::StrCat("low (", d->low(), ") must be below high (", d->high(),

@@ -1,6 +1,7 @@
 #include "server/study_file/study_validator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -51,6 +52,11 @@ void ValidateName(v1::StudySpec* spec, ValidationContext* ctx) {
     ctx->Error("name", "'" + spec->name() +
                            "' is not a valid study name: use at most 128 letters, digits, '.', '_' "
                            "or '-'");
+  } else if (spec->name().front() == '.') {
+    // The name becomes a folder under the artifacts root: "." and ".." would write above it.
+    ctx->Error("name", "'" + spec->name() +
+                           "' starts with '.': a study name is also a folder name, so start it "
+                           "with a letter, digit, '_' or '-'");
   }
   if (!spec->has_seed()) spec->set_seed(0);
 }
@@ -368,11 +374,28 @@ void ValidateBudget(v1::StudySpec* spec, ValidationContext* ctx) {
   if (budget->parallelism() < 1)
     ctx->Error("budget.parallelism", "must be at least 1 trial at a time");
   if (budget->max_retries() < 0) ctx->Error("budget.max_retries", "must be 0 or more");
-  if (budget->trial_timeout_seconds() < 0) {
+  // NaN would compare as "no limit" and infinity overflows the coordinator's deadline.
+  if (!(budget->trial_timeout_seconds() >= 0) || !std::isfinite(budget->trial_timeout_seconds())) {
     ctx->Error("budget.trial_timeout_seconds", "must be 0 (no limit) or a duration such as 2h");
   }
-  if (budget->time_limit_seconds() < 0) {
+  if (!(budget->time_limit_seconds() >= 0) || !std::isfinite(budget->time_limit_seconds())) {
     ctx->Error("budget.time_limit_seconds", "must be 0 (no limit) or a duration such as 12h");
+  }
+}
+
+// What `submit` would refuse later: a spec must fit in one gRPC message (4 MiB by default, and the
+// coordinator stores it in every study row), so anything near that size is refused here already.
+void ValidateSize(const v1::StudySpec& spec, ValidationContext* ctx) {
+  constexpr size_t kMaxDescription = 64 * 1024;
+  constexpr size_t kMaxSpecBytes = 1024 * 1024;
+  if (spec.description().size() > kMaxDescription) {
+    ctx->Error("description", absl::StrCat("is ", spec.description().size(),
+                                           " bytes; keep it under 64 KiB (put long notes in a "
+                                           "file beside the study)"));
+  } else if (spec.ByteSizeLong() > kMaxSpecBytes) {
+    ctx->Error("name", absl::StrCat("the study is ", spec.ByteSizeLong(),
+                                    " bytes as a spec; the limit is 1 MiB: shorten its longest "
+                                    "lists (choices, enqueue, runner.env)"));
   }
 }
 
@@ -424,6 +447,7 @@ std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
   ValidateBudget(spec, &ctx);
   internal::ValidateEnqueue(spec, &ctx);
   ValidateFinalStage(spec, &ctx);
+  ValidateSize(*spec, &ctx);
   return ctx.TakeIssues();
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_join.h"
+#include "base/closest_match.h"
 #include "proto/canonical_metrics.h"
 
 namespace hpsearch::server::internal {
@@ -47,39 +48,8 @@ std::string FormatNumber(double value) {
   return std::string(buffer, result.ptr);
 }
 
-namespace {
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-      row[j] = std::min({above + 1, row[j - 1] + 1, substitute});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-}  // namespace
-
 std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_distance = std::string::npos;
-  for (const std::string& candidate : candidates) {
-    size_t distance = EditDistance(word, candidate);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = candidate;
-    }
-  }
-  // A typo is at most a third of the word (at least 2 edits for short words).
-  size_t limit = std::max<size_t>(2, word.size() / 3);
-  return best_distance <= limit ? best : "";
+  return hpsearch::ClosestMatch(word, candidates);
 }
 
 std::string SuggestAmong(const std::string& word, const std::vector<std::string>& candidates) {

@@ -2,7 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <fstream>
+#include <limits>
 
 #include "google/protobuf/util/message_differencer.h"
 #include "server/study_file/study_yaml.h"
@@ -334,6 +336,70 @@ TEST_CASE("Sampler and pruner settings that cannot work are named", "[server][va
   CHECK(HasIssue(issues, Severity::kError, "sampler.startup", "use `startup: latin_hypercube`"));
   wide.mutable_sampler()->clear_startup();
   CHECK_FALSE(HasErrors(NormalizeStudySpec(&wide, NoFileChecks())));
+}
+
+TEST_CASE("Values a worker or submit would fail on are refused by the validator with their field",
+          "[server][validator]") {
+  using Severity = ValidationIssue::Severity;
+  auto errors_of = [](v1::StudySpec spec) { return NormalizeStudySpec(&spec, NoFileChecks()); };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+
+  v1::StudySpec spec = MinimalSpec();
+  spec.mutable_training()->set_learning_rate(nan);
+  spec.mutable_training()->set_weight_decay(inf);
+  spec.mutable_training()->set_adam_beta1(nan);
+  spec.mutable_fine_tune()->mutable_lora()->set_dropout(nan);
+  auto issues = errors_of(spec);
+  CHECK(HasIssue(issues, Severity::kError, "training.learning_rate", "finite"));
+  CHECK(HasIssue(issues, Severity::kError, "training.weight_decay", "finite"));
+  CHECK(HasIssue(issues, Severity::kError, "training.adam_beta1", "[0, 1)"));
+  CHECK(HasIssue(issues, Severity::kError, "fine_tune.lora.dropout", "[0, 1)"));
+
+  spec = MinimalSpec();
+  spec.mutable_budget()->set_trial_timeout_seconds(nan);
+  spec.mutable_budget()->set_time_limit_seconds(inf);
+  issues = errors_of(spec);
+  CHECK(HasIssue(issues, Severity::kError, "budget.trial_timeout_seconds", "no limit"));
+  CHECK(HasIssue(issues, Severity::kError, "budget.time_limit_seconds", "no limit"));
+
+  // A study name is also a folder name under the artifacts root.
+  for (const char* name : {"..", ".", ".hidden"}) {
+    spec = MinimalSpec();
+    spec.set_name(name);
+    INFO(name);
+    CHECK(HasIssue(errors_of(spec), Severity::kError, "name", "starts with '.'"));
+  }
+
+  // An int range over all of int64 would overflow high - low (it sampled INT64_MIN).
+  spec = MinimalSpec();
+  auto* wide = spec.add_search_space();
+  wide->set_name("seed_offset");
+  wide->mutable_int_range()->set_low(std::numeric_limits<int64_t>::min());
+  wide->mutable_int_range()->set_high(std::numeric_limits<int64_t>::max());
+  spec.mutable_runner()->set_type(v1::RUNNER_TYPE_COMMAND);
+  spec.mutable_runner()->add_command("/bin/true");
+  CHECK(HasIssue(errors_of(spec), Severity::kError, "search_space.seed_offset", "2^53"));
+
+  // A step so small that the grid's points are not distinct doubles.
+  spec = MinimalSpec();
+  spec.mutable_search_space(0)->mutable_float_range()->set_log(false);
+  spec.mutable_search_space(0)->mutable_float_range()->set_step(1e-300);
+  CHECK(HasIssue(errors_of(spec), Severity::kError, "search_space.learning_rate.step", "2^53"));
+
+  // A 10 MB description passed validate and then failed submit on gRPC's message limit.
+  spec = MinimalSpec();
+  spec.set_description(std::string(10 * 1024 * 1024, 'x'));
+  CHECK(HasIssue(errors_of(spec), Severity::kError, "description", "64 KiB"));
+
+  // The same through the YAML front: `.nan` is YAML for NaN.
+  LoadedStudy loaded = ParseStudyYaml(
+      "name: s\nmodel: /models/gpt2\ndata: {train_file: /data/train.csv}\n"
+      "training: {weight_decay: .nan}\n",
+      "bad.yaml", "/", NoFileChecks());
+  INFO(Errors(loaded));
+  CHECK_FALSE(loaded.ok());
+  CHECK(Errors(loaded).find("training.weight_decay") != std::string::npos);
 }
 
 }  // namespace

@@ -245,5 +245,27 @@ TEST_CASE("hpsearch validate reports a missing study file", "[cli][validate]") {
   REQUIRE(result.err.find("cannot open study file '/nonexistent/study.yaml'") != std::string::npos);
 }
 
+TEST_CASE("A mistyped command or flag gets a did-you-mean, and a port past 65535 is refused",
+          "[cli][validate]") {
+  const std::string hpsearch = (testing::BinDir() / "hpsearch").string();
+  testing::ProcessResult command = RunProcess({hpsearch, "sumbit", "study.yaml"});
+  INFO(command.err);
+  CHECK(command.exit_code == 2);
+  CHECK(command.err.find("'sumbit' is not a command: did you mean 'submit'?") != std::string::npos);
+
+  testing::ProcessResult flag = RunProcess({hpsearch, "validate", "--quiett", "study.yaml"});
+  INFO(flag.err);
+  CHECK(flag.exit_code == 2);
+  CHECK(flag.err.find("--quiett is not a flag of this command") != std::string::npos);
+
+  TempDir dir;
+  testing::ProcessResult port = RunProcess(
+      {hpsearch, "serve", "--db", (dir.path() / "r.db").string(), "--listen", "127.0.0.1:99999"});
+  INFO(port.err);
+  CHECK(port.exit_code == 2);
+  CHECK(port.err.find("0 (any free port) to 65535") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "r.db"));  // nothing written
+}
+
 }  // namespace
 }  // namespace hpsearch
