@@ -111,6 +111,13 @@ LoadedStudy ParseStudyYaml(const std::string& yaml_text, const std::string& disp
 
 absl::StatusOr<LoadedStudy> LoadStudyFile(const std::string& path,
                                           const ValidationOptions& options) {
+  std::error_code error;
+  if (fs::is_directory(path, error)) {
+    return absl::InvalidArgumentError("'" + path +
+                                      "' is a folder, not a study file: name the YAML or JSON file "
+                                      "in it (e.g. " +
+                                      (fs::path(path) / "study.yaml").string() + ")");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::NotFoundError("cannot open study file '" + path + "': check the path");

@@ -34,6 +34,10 @@ bool ValidationContext::DirExists(const std::string& path) const {
 void ValidationContext::RequireFile(const std::string& field, const std::string& path,
                                     const std::string& what) {
   if (!options_.check_files || FileExists(path)) return;
+  if (DirExists(path)) {
+    Error(field, what + " '" + path + "' is a folder, not a file: name the file itself");
+    return;
+  }
   Error(field, what + " '" + path + "' does not exist: fix the path (relative paths are resolved " +
                    "against the study file's folder)");
 }

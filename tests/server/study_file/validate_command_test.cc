@@ -32,6 +32,9 @@ const std::string kHead =
 const std::vector<BadStudy>& BadStudies() {
   static const std::vector<BadStudy> kCases = {
       {"unknown top-level key", kHead + "nmae: x\n", 4, "nmae", "did you mean 'name'"},
+      {"a data file that is a folder",
+       "name: t\nmodel: {path: model}\ndata: {train_file: folder.csv, test_file: test.csv}\n", 0,
+       "data.train_file", "is a folder, not a file"},
       {"unknown nested key", kHead + "training:\n  learnin_rate: 0.1\n", 5, "training.learnin_rate",
        "did you mean 'learning_rate'"},
       {"float low >= high",
@@ -198,6 +201,7 @@ TEST_CASE("hpsearch validate rejects bad study files naming file, line and key",
   std::filesystem::create_directories(dir / "tok");
   WriteFile(dir / "tok" / "vocab.json", "{}");
   WriteFile(dir / "tok" / "merges.txt", "#version: 0.2\n");
+  std::filesystem::create_directories(dir / "folder.csv");  // a folder named like a data file
   const std::string hpsearch = (testing::BinDir() / "hpsearch").string();
 
   REQUIRE(BadStudies().size() >= 25);
@@ -243,6 +247,12 @@ TEST_CASE("hpsearch validate reports a missing study file", "[cli][validate]") {
       {(testing::BinDir() / "hpsearch").string(), "validate", "/nonexistent/study.yaml"});
   REQUIRE(result.exit_code == 2);
   REQUIRE(result.err.find("cannot open study file '/nonexistent/study.yaml'") != std::string::npos);
+  TempDir dir;
+  testing::ProcessResult folder =
+      RunProcess({(testing::BinDir() / "hpsearch").string(), "validate", dir.path().string()});
+  INFO(folder.err);
+  REQUIRE(folder.exit_code == 2);
+  REQUIRE(folder.err.find("is a folder, not a study file") != std::string::npos);
 }
 
 TEST_CASE("A mistyped command or flag gets a did-you-mean, and a port past 65535 is refused",
