@@ -24,7 +24,14 @@ if args.env_log:
 
 print("fake trial starting", os.environ.get("HPSEARCH_TRIAL_NUMBER"), flush=True)  # a log line
 if args.mode == "silent":
-    time.sleep(3600)
+    # Hangs, as a stuck trial would; but never outlives the worker that started it (a test that
+    # SIGKILLs its workers must leave no process behind; the worker's own reaping of a trial's
+    # process tree on its SIGKILL is issue 23's).
+    parent = os.getppid()
+    for _ in range(3600 * 10):
+        if os.getppid() != parent:
+            sys.exit(1)
+        time.sleep(0.1)
 if args.mode == "garbage":
     print("this is not a protocol line", flush=True)
     print("nor is this", flush=True)
