@@ -10,9 +10,8 @@ namespace {
 
 TEST_CASE("The canonical metrics are the optional doubles of EpochMetrics and TestMetrics",
           "[proto][metrics]") {
-  CHECK(EpochMetricNames() ==
-        std::vector<std::string>{"train_loss", "val_loss", "val_accuracy", "val_f1",
-                                 "val_f1_macro"});
+  CHECK(EpochMetricNames() == std::vector<std::string>{"train_loss", "val_loss", "val_accuracy",
+                                                       "val_f1", "val_f1_macro"});
   CHECK(TestMetricNames() ==
         std::vector<std::string>{"test_loss", "test_accuracy", "test_f1", "test_f1_macro"});
   // Plain figures (throughput, wall time) and the counters are not metrics an objective can use.
