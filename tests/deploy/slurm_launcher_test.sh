@@ -137,6 +137,10 @@ running_on() {
                LIMIT 1")
   [ -n "$trial" ]
 }
+# Job B may start a few seconds after job A: wait for its worker too, so that the cancelled trial has
+# somewhere to go (a CI run once checked for it 2 s too early).
+registered() { [ -n "$(sql "SELECT 1 FROM workers WHERE name = '$(hostname -s)-job${1}-cpu0'")" ]; }
+wait_for 90 "job $job_b's worker to register" registered "$job_b"
 wait_for 90 "a trial mid-run on job $job_a's worker" running_on "$job_a" 1
 read -r number attempt <<<"$trial"
 workers=$(sql "SELECT group_concat(name, ' ') FROM (SELECT name FROM workers ORDER BY name)")
