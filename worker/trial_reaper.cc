@@ -1,7 +1,7 @@
 // hpsearch-trial-reaper: runs one command trial for hpsearch-worker and makes sure that nothing the
 // command started outlives it.
 //
-//   hpsearch-trial-reaper --lifeline FD --grace-ms N -- COMMAND [ARG...]
+//   hpsearch-trial-reaper [--lifeline FD] [--grace-ms N] [--fail-on-leftovers] -- COMMAND [ARG...]
 //
 // The worker starts this program (in a session of its own, so that signals to the worker's process
 // group do not reach it) with the trial's stdout and stderr pipes, working folder and environment.
@@ -17,6 +17,10 @@
 // It then exits as COMMAND did: with its exit code, or killed by the same signal. Exit code 127
 // (and a message) when COMMAND cannot be started. It depends on libc only, so it starts in
 // milliseconds; the worker looks for it next to its own executable.
+//
+// --fail-on-leftovers is for test suites (scripts/test.sh runs ctest under it): processes still
+// running once COMMAND has exited, and the grace has passed, are listed on stderr (pid and command
+// line) before they are stopped, and the exit code is 3 where COMMAND's was 0.
 //
 // Linux only (PR_SET_CHILD_SUBREAPER, /proc, signalfd).
 #include <fcntl.h>
@@ -41,8 +45,10 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: hpsearch-trial-reaper --lifeline FD --grace-ms N -- COMMAND [ARG...]\n"
-    "(started by hpsearch-worker for each command trial; not meant to be run by hand)\n";
+    "usage: hpsearch-trial-reaper [--lifeline FD] [--grace-ms N] [--fail-on-leftovers] -- COMMAND "
+    "[ARG...]\n"
+    "(started by hpsearch-worker for each command trial, and by scripts/test.sh)\n";
+constexpr int kLeftoversExitCode = 3;
 
 int64_t NowMs() {
   timespec now{};
@@ -68,6 +74,24 @@ pid_t ParentOf(pid_t pid) {
   int parent = -1;
   if (std::sscanf(close + 1, " %c %d", &state, &parent) != 2) return -1;
   return parent;
+}
+
+// A process's command line, arguments separated by spaces, for messages.
+std::string CommandLineOf(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/cmdline", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "?";
+  char text[512];
+  ssize_t got = ::read(fd, text, sizeof(text));
+  ::close(fd);
+  if (got <= 0) return "(no command line: a zombie or kernel thread)";
+  std::string line(text, static_cast<size_t>(got));
+  while (!line.empty() && line.back() == '\0') line.pop_back();
+  for (char& c : line) {
+    if (c == '\0') c = ' ';
+  }
+  return line;
 }
 
 // Every process whose chain of parents leads to this one (zombies included).
@@ -100,7 +124,11 @@ std::vector<pid_t> Descendants() {
 
 class Reaper {
  public:
-  Reaper(int lifeline, int64_t grace_ms) : lifeline_(lifeline), grace_ms_(grace_ms) {}
+  Reaper(int lifeline, int64_t grace_ms, bool fail_on_leftovers)
+      : lifeline_(lifeline), grace_ms_(grace_ms), fail_on_leftovers_(fail_on_leftovers) {}
+
+  // Whether --fail-on-leftovers found processes that outlived the command.
+  bool found_leftovers() const { return found_leftovers_; }
 
   // Starts the command; false (after a message on stderr) when it cannot.
   bool Start(char** argv) {
@@ -163,6 +191,7 @@ class Reaper {
         }
       }
     }
+    if (command_done_ && fail_on_leftovers_) ReportLeftovers();
     // The command is done; processes it left running are not part of any later trial.
     StopTree();
     return command_status_;
@@ -184,6 +213,29 @@ class Reaper {
         command_done_ = true;
         command_status_ = status;
       }
+    }
+  }
+
+  // Gives what the command left running the grace to end by itself, then lists what is still there.
+  void ReportLeftovers() {
+    const int64_t give_up = NowMs() + grace_ms_;
+    std::vector<pid_t> left;
+    for (;;) {
+      ReapExited();
+      left.clear();
+      for (pid_t pid : Descendants()) {
+        if (!CommandLineOf(pid).empty() && ::kill(pid, 0) == 0) left.push_back(pid);
+      }
+      if (left.empty() || NowMs() >= give_up) break;
+      ::usleep(50000);
+    }
+    if (left.empty()) return;
+    found_leftovers_ = true;
+    std::fprintf(stderr,
+                 "hpsearch-trial-reaper: %zu processes outlived the command; stopping them:\n",
+                 left.size());
+    for (pid_t pid : left) {
+      std::fprintf(stderr, "  pid %d: %s\n", static_cast<int>(pid), CommandLineOf(pid).c_str());
     }
   }
 
@@ -214,6 +266,8 @@ class Reaper {
 
   int lifeline_;
   int64_t grace_ms_;
+  bool fail_on_leftovers_;
+  bool found_leftovers_ = false;
   int signals_ = -1;
   pid_t command_ = -1;
   bool command_done_ = false;
@@ -251,6 +305,7 @@ bool ParseInt(const char* text, long long low, long long high, long long* value)
 int main(int argc, char** argv) {
   long long lifeline = -1;
   long long grace_ms = 10000;
+  bool fail_on_leftovers = false;
   int i = 1;
   for (; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -263,6 +318,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--grace-ms" && i + 1 < argc &&
                ParseInt(argv[i + 1], 0, int64_t{1} << 40, &grace_ms)) {
       ++i;
+    } else if (arg == "--fail-on-leftovers") {
+      fail_on_leftovers = true;
     } else {
       std::fprintf(stderr, "hpsearch-trial-reaper: bad argument '%s'\n%s", arg.c_str(), kUsage);
       return 2;
@@ -272,7 +329,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hpsearch-trial-reaper: no command given\n%s", kUsage);
     return 2;
   }
-  Reaper reaper(static_cast<int>(lifeline), grace_ms);
+  Reaper reaper(static_cast<int>(lifeline), grace_ms, fail_on_leftovers);
   if (!reaper.Start(argv + i)) return 127;
-  ExitLike(reaper.Run());
+  const int status = reaper.Run();
+  if (reaper.found_leftovers() && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    return kLeftoversExitCode;
+  }
+  ExitLike(status);
 }
