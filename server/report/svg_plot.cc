@@ -295,13 +295,13 @@ Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
     axis.lo = lo;
     axis.hi = hi;
     axis.step = 0;
-    // The densest set whose labels fit: every 1..9 multiple, 1-2-3-4-6-8 or 1-2-3-5 (only where
+    // The densest set whose labels fit: every 1..9 multiple, 1-2-3-4-5-6-8 or 1-2-3-5 (only where
     // 1-2-5 give fewer than four), 1-2-5, 1-3, powers of ten, then powers of ten every 2, 3, 5, 10,
     // ... decades.
     std::vector<std::vector<double>> candidates;
     if (LogTicksOf(lo, hi, {1, 2, 5}).size() < 4) {
       candidates.push_back(LogTicksOf(lo, hi, {1, 2, 3, 4, 5, 6, 7, 8, 9}));
-      candidates.push_back(LogTicksOf(lo, hi, {1, 2, 3, 4, 6, 8}));
+      candidates.push_back(LogTicksOf(lo, hi, {1, 2, 3, 4, 5, 6, 8}));
       candidates.push_back(LogTicksOf(lo, hi, {1, 2, 3, 5}));
     }
     candidates.push_back(LogTicksOf(lo, hi, {1, 2, 5}));
