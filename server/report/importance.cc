@@ -152,9 +152,19 @@ class Tree {
       if (!data.columns[j].constant) features_.push_back(static_cast<int>(j));
     }
     std::uniform_int_distribution<size_t> pick(0, data.y.size() - 1);
-    std::vector<int> sample(data.y.size());
-    for (int& i : sample) i = static_cast<int>(pick(*rng_));
-    Grow(sample, 0);
+    sample_.resize(data.y.size());
+    for (int& i : sample_) i = static_cast<int>(pick(*rng_));
+    // The bootstrap sample's positions sorted by each feature once; a split partitions these
+    // lists in order, so no node sorts again.
+    std::vector<int> positions(sample_.size());
+    std::iota(positions.begin(), positions.end(), 0);
+    std::vector<std::vector<int>> sorted(features_.size(), positions);
+    for (size_t k = 0; k < features_.size(); ++k) {
+      std::stable_sort(sorted[k].begin(), sorted[k].end(),
+                       [&](int a, int b) { return X(a, features_[k]) < X(b, features_[k]); });
+    }
+    goes_left_.assign(sample_.size(), 0);
+    Grow(positions, sorted, 0);
   }
 
   // The fraction of the objective's variance over the box that feature j explains by itself, or
@@ -224,34 +234,39 @@ class Tree {
   }
 
  private:
-  int Grow(std::vector<int>& rows, int depth) {
+  double X(int position, int feature) const { return data_.x[sample_[position]][feature]; }
+  double Y(int position) const { return data_.y[sample_[position]]; }
+
+  // Grows the node of the sample positions `rows`; sorted[k] holds them in ascending order of
+  // features_[k]. Consumes `sorted`.
+  int Grow(const std::vector<int>& rows, std::vector<std::vector<int>>& sorted, int depth) {
     const int index = static_cast<int>(nodes_.size());
     nodes_.emplace_back();
     double sum = 0;
-    for (int r : rows) sum += data_.y[r];
+    for (int r : rows) sum += Y(r);
     const double m = static_cast<double>(rows.size());
     nodes_[index].value = sum / m;
     bool pure = true;
-    for (int r : rows) pure = pure && data_.y[r] == data_.y[rows[0]];
+    for (int r : rows) pure = pure && Y(r) == Y(rows[0]);
     if (pure || depth >= options_.max_depth ||
         static_cast<int>(rows.size()) < options_.min_samples_split) {
       return index;
     }
     // The split that most lowers the squared error: maximise sum_l^2 / n_l + sum_r^2 / n_r.
-    std::vector<int> order = features_;
+    std::vector<size_t> order(features_.size());
+    std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), *rng_);
     const int min_leaf = options_.min_samples_leaf;
     double best_gain = sum * sum / m;
-    int best_feature = -1;
+    int best_k = -1;
     double best_threshold = 0;
-    std::vector<int> sorted = rows;
-    for (int f : order) {
-      std::sort(sorted.begin(), sorted.end(),
-                [&](int a, int b) { return data_.x[a][f] < data_.x[b][f]; });
+    for (size_t k : order) {
+      const int f = features_[k];
+      const std::vector<int>& by_value = sorted[k];
       double left_sum = 0;
-      for (size_t i = 1; i < sorted.size(); ++i) {
-        left_sum += data_.y[sorted[i - 1]];
-        const double below = data_.x[sorted[i - 1]][f], above = data_.x[sorted[i]][f];
+      for (size_t i = 1; i < by_value.size(); ++i) {
+        left_sum += Y(by_value[i - 1]);
+        const double below = X(by_value[i - 1], f), above = X(by_value[i], f);
         if (!(below < above)) continue;
         const double n_left = static_cast<double>(i);
         if (n_left < min_leaf || m - n_left < min_leaf) continue;
@@ -260,21 +275,29 @@ class Tree {
         // A relative margin keeps rounding noise from choosing a split that explains nothing.
         if (gain > best_gain + 1e-12 * std::abs(best_gain)) {
           best_gain = gain;
-          best_feature = f;
+          best_k = static_cast<int>(k);
           best_threshold = below + (above - below) / 2;
           if (!(best_threshold < above)) best_threshold = below;
         }
       }
     }
-    if (best_feature < 0) return index;
+    if (best_k < 0) return index;
+    const int best_feature = features_[best_k];
     std::vector<int> left, right;
     for (int r : rows) {
-      (data_.x[r][best_feature] <= best_threshold ? left : right).push_back(r);
+      goes_left_[r] = X(r, best_feature) <= best_threshold;
+      (goes_left_[r] ? left : right).push_back(r);
     }
-    rows.clear();
-    rows.shrink_to_fit();
-    const int l = Grow(left, depth + 1);
-    const int r = Grow(right, depth + 1);
+    std::vector<std::vector<int>> left_sorted(sorted.size()), right_sorted(sorted.size());
+    for (size_t k = 0; k < sorted.size(); ++k) {
+      left_sorted[k].reserve(left.size());
+      right_sorted[k].reserve(right.size());
+      for (int r : sorted[k]) (goes_left_[r] ? left_sorted[k] : right_sorted[k]).push_back(r);
+      std::vector<int>().swap(sorted[k]);
+    }
+    const int l = Grow(left, left_sorted, depth + 1);
+    std::vector<std::vector<int>>().swap(left_sorted);
+    const int r = Grow(right, right_sorted, depth + 1);
     nodes_[index].feature = best_feature;
     nodes_[index].threshold = best_threshold;
     nodes_[index].left = l;
@@ -300,7 +323,9 @@ class Tree {
   const Data& data_;
   const ImportanceOptions& options_;
   std::mt19937_64* rng_;
-  std::vector<int> features_;
+  std::vector<int> features_;    // the columns that vary, the only ones split on
+  std::vector<int> sample_;      // the bootstrap sample: data rows, with repeats
+  std::vector<char> goes_left_;  // by sample position, for the split being made
   std::vector<Node> nodes_;
 };
 
