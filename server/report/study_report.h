@@ -2,9 +2,10 @@
 // it links (server/report_charts.h). Sections: Experimental Setup (model, method, data files and
 // split sizes, search space, sampler, pruner, objective, budget, seed), Trial Results (every
 // trial's parameters, state, attempts and per-epoch table, with its learning curves), Parameters vs
-// Objective, Best Trial (which, and why: metric, direction, epoch rule, ties, runner-up), Final
-// Model Training (epochs and the training figures; why validation columns are empty after a retrain
-// on train + validation), Test Set Evaluation, Summary.
+// Objective, Parameter Importance (server/report/importance.h: a table and a bar chart), Best Trial
+// (which, and why: metric, direction, epoch rule, ties, runner-up), Final Model Training (epochs
+// and the training figures; why validation columns are empty after a retrain on train +
+// validation), Test Set Evaluation, Summary.
 //
 // Everything comes from the study and its trials as the results database stores them, so a report
 // can be written at any time (also mid-study, and with the coordinator gone). Output is a function
