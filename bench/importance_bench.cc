@@ -1,7 +1,8 @@
-// importance_bench [--ours-only]: parameter importance (server/report/importance.h) on synthetic
-// studies whose importances are known, beside Optuna 3.1's FanovaImportanceEvaluator on the same
-// trials (bench/peer/optuna_importance.py, Debian's /usr/bin/python3), with the time of each; then
-// the time to draw the report's pictures for a study of 1,000 trials x 10 epochs.
+// importance_bench [--ours-only] [--quick]: parameter importance (server/report/importance.h) on
+// synthetic studies whose importances are known, beside Optuna 3.1's FanovaImportanceEvaluator on
+// the same trials (bench/peer/optuna_importance.py, Debian's /usr/bin/python3), with the time of
+// each; then the time to draw the report's pictures for a study of 1,000 trials x 10 epochs.
+// --quick: the first study and 100 trials only (the ctest smoke run).
 //
 // Optuna's evaluator judges a log parameter in linear space (it does not log-transform); hpsearch
 // judges it in log space, where the sampler draws it uniformly, so the log case differs by design.
@@ -215,14 +216,19 @@ std::pair<v1::Study, std::vector<v1::Trial>> BigStudy(int n, int epochs) {
 }
 
 int Main(int argc, char** argv) {
-  bool ours_only = false;
-  for (int i = 1; i < argc; ++i) ours_only = ours_only || std::strcmp(argv[i], "--ours-only") == 0;
+  bool ours_only = false, quick = false;
+  for (int i = 1; i < argc; ++i) {
+    ours_only = ours_only || std::strcmp(argv[i], "--ours-only") == 0;
+    quick = quick || std::strcmp(argv[i], "--quick") == 0;
+  }
   std::unique_ptr<PythonPeer> peer;
   if (!ours_only) {
     peer = std::make_unique<PythonPeer>(std::string(HPSEARCH_SOURCE_DIR) +
                                         "/bench/peer/optuna_importance.py");
   }
-  for (const Case& c : Cases()) {
+  std::vector<Case> cases = Cases();
+  if (quick) cases.resize(1);
+  for (const Case& c : cases) {
     const std::vector<v1::Trial> trials = Draw(c, 7);
     const auto start = Clock::now();
     absl::StatusOr<server::StudyImportance> ours =
@@ -250,6 +256,7 @@ int Main(int argc, char** argv) {
     }
   }
   for (int n : {100, 1000}) {
+    if (quick && n > 100) break;
     auto [study, trials] = BigStudy(n, 10);
     auto start = Clock::now();
     absl::StatusOr<server::StudyImportance> importance =
