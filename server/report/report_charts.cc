@@ -342,6 +342,7 @@ std::vector<ReportFigure> ParameterFigures(const v1::Study& study,
     } else if ((p.has_float_range() && p.float_range().log()) ||
                (p.has_int_range() && p.int_range().log())) {
       options.x.scale = svg::Scale::kLog;
+      options.x.integer_ticks = p.has_int_range();
       options.x.jitter = p.has_int_range();
     } else if (p.has_int_range()) {
       options.x.integer_ticks = true;

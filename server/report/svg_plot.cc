@@ -314,7 +314,9 @@ Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
       if (values.size() < 2) break;  // sparser sets have fewer still
       axis.ticks.clear();
       for (double v : values) {
-        if (InDomain(axis, v)) axis.ticks.push_back(v);
+        if (InDomain(axis, v) && (!options.integer_ticks || v == std::round(v))) {
+          axis.ticks.push_back(v);
+        }
       }
       if (axis.ticks.size() >= 2 && labelled(&axis, true)) return axis;
     }
@@ -325,7 +327,9 @@ Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
       axis.step = ticks.step;
       axis.ticks.clear();
       for (double v : ticks.values) {
-        if (v > 0 && InDomain(axis, v)) axis.ticks.push_back(v);
+        if (v > 0 && InDomain(axis, v) && (!options.integer_ticks || v == std::round(v))) {
+          axis.ticks.push_back(v);
+        }
       }
       if (labelled(&axis, false) || target == 2) break;
     }

@@ -73,8 +73,9 @@ struct AxisOptions {
   std::optional<double> max;
   // Scale::kCategorical: the band labels; a point's coordinate is the band index.
   std::vector<std::string> categories;
-  // Linear only: whole-number ticks (trial numbers, epochs, int parameters), never 0.5 steps. An
-  // end taken from the data then lies half a unit beyond the outermost value.
+  // Whole-number ticks (trial numbers, epochs, int parameters), never 0.5 steps. On a linear axis
+  // an end taken from the data then lies half a unit beyond the outermost value; on a log axis the
+  // ticks that are not whole numbers are left out.
   bool integer_ticks = false;
   // x only (not categorical): points at one x value that would overlap are spread sideways, a few
   // pixels each, in drawing order; the same input always gives the same places. For discrete

@@ -537,6 +537,28 @@ TEST_CASE("An integer axis has whole-number ticks and spreads overlapping points
   CHECK(plot.Render() == doc);  // deterministic
 }
 
+TEST_CASE("An integer log axis labels whole numbers only", "[server][svg]") {
+  // batch sizes 8..12 on a log axis: too narrow for 1..9 multiples, so plain ticks, whole only.
+  for (double hi : {12.0, 64.0}) {
+    PlotOptions options;
+    options.x.scale = Scale::kLog;
+    options.x.integer_ticks = true;
+    Plot plot(options);
+    Series s;
+    s.points = {{8, 1}, {hi, 2}};
+    plot.Add(s);
+    auto root = ParseOrFail(plot.Render());
+    std::vector<Label> labels = TickLabels(*root, "x-axis");
+    INFO("8 .. " << hi);
+    REQUIRE(labels.size() >= 2);
+    for (const Label& l : labels) {
+      INFO(l.text);
+      CHECK(l.text.find('.') == std::string::npos);
+      CHECK(l.text.find('e') == std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("A plot with two y axes has a legend group per axis", "[server][svg]") {
   PlotOptions options;
   options.x.min = 1;
