@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   hpsearch::cli::RegisterWatchCommand(app, &exit_code);
   hpsearch::cli::RegisterReportCommand(app, &exit_code);
   hpsearch::cli::RegisterExportCommand(app, &exit_code);
+  hpsearch::cli::RegisterImportanceCommand(app, &exit_code);
   hpsearch::cli::RegisterRunCommand(app, &exit_code);
   hpsearch::cli::RegisterHealthCommand(app, &exit_code);
   try {
