@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -83,6 +84,7 @@ int WorkerMain(int argc, char** argv) {
   double restart_backoff_seconds = 1;
   double restart_backoff_max_seconds = 60;
   double healthy_after_seconds = 300;
+  int max_refusals = hpsearch::worker::SupervisorOptions{}.max_refusals;
   app.add_option("--coordinator", coordinator,
                  "Coordinator host:port (default: $HPSEARCH_COORDINATOR, else 127.0.0.1:50051)");
   app.add_option("--name", name,
@@ -97,6 +99,10 @@ int WorkerMain(int argc, char** argv) {
   app.add_option("--max-trials", max_trials, "Exit after this many trials (0: never)")
       ->capture_default_str();
   app.add_flag("--exit-when-idle", exit_when_idle, "Exit when no trial comes within one long-poll");
+  bool keep_uploaded_artifacts = false;
+  app.add_flag("--keep-uploaded-artifacts", keep_uploaded_artifacts,
+               "Keep a trial's model folder after the coordinator has stored its upload (by "
+               "default the local copy is deleted then)");
   app.add_option("--acquire-wait", acquire_wait_seconds, "Seconds of one AcquireTrial long-poll")
       ->capture_default_str();
   app.add_option("--auth-token-file", auth_token_file,
@@ -110,6 +116,11 @@ int WorkerMain(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--restart-backoff-max", restart_backoff_max_seconds,
                  "--devices: the longest restart delay")
+      ->capture_default_str();
+  app.add_option("--max-refusals", max_refusals,
+                 "With --devices: stop (exit 3) once the coordinator has refused a worker's "
+                 "credentials this many times in a row")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--healthy-after", healthy_after_seconds,
                  "--devices: seconds of running after which a crash restarts the backoff")
@@ -168,9 +179,10 @@ int WorkerMain(int argc, char** argv) {
       return 2;
     }
     for (const std::string& warning : security->warnings) spdlog::warn("{}", warning);
-    std::vector<std::string> common = WithoutOptions(
-        argc, argv,
-        {"--devices", "--name", "--restart-backoff", "--restart-backoff-max", "--healthy-after"});
+    std::vector<std::string> common =
+        WithoutOptions(argc, argv,
+                       {"--devices", "--name", "--restart-backoff", "--restart-backoff-max",
+                        "--healthy-after", "--max-refusals"});
     std::string base = name.empty() ? std::string(host) : name;
     std::vector<hpsearch::worker::WorkerProcessSpec> workers;
     int cpu_index = 0;
@@ -187,6 +199,7 @@ int WorkerMain(int argc, char** argv) {
     supervisor_options.initial_backoff = absl::Seconds(restart_backoff_seconds);
     supervisor_options.max_backoff = absl::Seconds(restart_backoff_max_seconds);
     supervisor_options.healthy_after = absl::Seconds(healthy_after_seconds);
+    supervisor_options.max_refusals = max_refusals;
     spdlog::info("supervising {} workers for coordinator {}", workers.size(), coordinator);
     return hpsearch::worker::Supervisor(supervisor_options, std::move(workers)).Run();
   }
@@ -203,6 +216,7 @@ int WorkerMain(int argc, char** argv) {
   options.info.set_version(HPSEARCH_VERSION);
   options.max_trials = max_trials;
   options.exit_when_idle = exit_when_idle;
+  options.keep_uploaded_artifacts = keep_uploaded_artifacts;
   options.acquire_wait = absl::Seconds(acquire_wait_seconds);
 
   // A command trial gets this worker's one GPU (entry K of an inherited CUDA_VISIBLE_DEVICES, as
@@ -240,17 +254,28 @@ int WorkerMain(int argc, char** argv) {
   hpsearch::worker::Worker worker(options, std::move(runners));
   // SIGTERM and SIGINT (blocked in every thread since main began) go to one thread that stops the
   // worker.
-  std::thread signal_thread([&worker, signals] {
+  std::atomic<bool> run_returned{false};
+  std::thread signal_thread([&worker, &run_returned, signals] {
     int signal_number = 0;
-    if (sigwait(&signals, &signal_number) == 0 && signal_number != 0) {
+    if (sigwait(&signals, &signal_number) == 0 && signal_number != 0 && !run_returned) {
       spdlog::info("signal {} received: stopping", signal_number);
       worker.Stop();
     }
   });
   absl::Status status = worker.Run();
-  // Wake the signal thread if no signal came, so it can be joined (Stop() again is harmless).
+  // Wake the signal thread if no signal came, so it can be joined; it then logs nothing (the
+  // SIGTERM is our own, not a stop order).
+  run_returned = true;
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  if (status.code() == absl::StatusCode::kUnauthenticated ||
+      status.code() == absl::StatusCode::kPermissionDenied) {
+    spdlog::error(
+        "the coordinator refused this worker's credentials: {} (check --auth-token-file or "
+        "$HPSEARCH_AUTH_TOKEN_FILE, and --tls-ca; docs/security.md)",
+        std::string(status.message()));
+    return hpsearch::worker::kExitCredentialsRefused;
+  }
   if (!status.ok()) {
     spdlog::error("{}", std::string(status.message()));
     return 1;

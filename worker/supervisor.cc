@@ -35,6 +35,7 @@ struct Slot {
   pid_t pid = -1;                        // running while > 0
   absl::Time started;                    // of the running process
   std::optional<absl::Time> restart_at;  // a crashed worker waiting for its restart
+  int refusals_in_a_row = 0;             // exits with kExitCredentialsRefused since another exit
 };
 
 // Forks and execs one worker; returns its pid, or -1 (errno set) when fork fails.
@@ -163,7 +164,20 @@ int Supervisor::Run() {
           exit_code = 2;
           ++stop_signals;
           forward(SIGTERM);
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == kExitCredentialsRefused &&
+                   ++slot->refusals_in_a_row >= options_.max_refusals) {
+          spdlog::error(
+              "worker {} (pid {}) was refused by the coordinator {} times in a row (wrong auth "
+              "token or TLS CA; its log above says which); not restarting it: stopping every "
+              "worker. Fix --auth-token-file / $HPSEARCH_AUTH_TOKEN_FILE and start again",
+              slot->spec.name, pid, slot->refusals_in_a_row);
+          exit_code = kExitCredentialsRefused;
+          ++stop_signals;
+          forward(SIGTERM);
         } else {
+          if (!(WIFEXITED(status) && WEXITSTATUS(status) == kExitCredentialsRefused)) {
+            slot->refusals_in_a_row = 0;
+          }
           absl::Duration delay = slot->backoff.NextDelay(uptime);
           slot->restart_at = absl::Now() + delay;
           spdlog::warn("worker {} (pid {}) {} after {}; restarting in {}", slot->spec.name, pid,

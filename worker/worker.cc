@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include <atomic>
+#include <filesystem>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -134,6 +135,13 @@ class Worker::Session : public TrialReporter {
                  uploaded->files(), uploaded->bytes(),
                  uploaded->duplicate() ? ", already stored" : "",
                  absl::ToDoubleSeconds(absl::Now() - start));
+    if (worker_->options_.keep_uploaded_artifacts) return;
+    // The coordinator has confirmed its copy: ours only doubles the disk the study takes.
+    std::error_code error;
+    std::filesystem::remove_all(dir, error);
+    if (error) {
+      spdlog::warn("{}: could not delete the local copy {}: {}", Ids(trial_), dir, error.message());
+    }
   }
 
  private:

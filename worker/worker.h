@@ -44,6 +44,10 @@ struct WorkerOptions {
   int max_trials = 0;
   // Stop when an AcquireTrial long-poll returns empty (benchmarks: the studies are done).
   bool exit_when_idle = false;
+  // Keep a completed trial's model folder after the coordinator has stored its upload. By default
+  // it is deleted then (the coordinator's copy is the one `export` and the final stage read), so a
+  // study does not take its disk twice; a failed upload always keeps it.
+  bool keep_uploaded_artifacts = false;
   ClientOptions client;
   // Called with the duration of every call that handed this worker a trial: an AcquireTrial, or a
   // CompleteTrial that carried the next trial (benchmarks measure it).

@@ -173,8 +173,14 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   const std::string final_number = Query(db, "SELECT number FROM trials WHERE kind = 'final'");
   char leaf[32];
   std::snprintf(leaf, sizeof(leaf), "final-%04d", std::stoi(final_number));
-  const fs::path trained = dir / "out" / "artifacts" / "run-e2e" / leaf / "model";
-  REQUIRE(fs::exists(trained));
+  // The worker deleted its own copy once the coordinator had stored the upload; the stored one is
+  // the trial's model.
+  CHECK_FALSE(fs::exists(dir / "out" / "artifacts" / "run-e2e" / leaf / "model"));
+  fs::path trained = Query(db,
+                           "SELECT a.dir FROM artifacts a JOIN trials t ON t.trial_id = a.trial_id "
+                           "WHERE t.kind = 'final'");
+  if (trained.is_relative()) trained = db.parent_path() / trained;
+  REQUIRE(fs::exists(trained / "adapter_model.safetensors"));
   auto predict = [&](const fs::path& adapter) {
     ProcessResult result = RunProcess(
         {(BinDir() / "hpsearch-core").string(), "predict", "--adapter", adapter.string(), "--input",

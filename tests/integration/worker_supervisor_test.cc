@@ -88,7 +88,8 @@ TEST_CASE("Supervisor runs one worker per device and restarts a killed one",
 
 TEST_CASE("Supervisor: a worker that keeps crashing is restarted with a doubling, capped delay",
           "[integration][supervisor]") {
-  // Every start of this worker fails at once: the coordinator wants a token it does not have.
+  // Every start of this worker fails at once: the coordinator wants a token it does not have. Told
+  // to put up with many refusals, the supervisor keeps restarting it.
   TempDir secrets;
   std::string token = (secrets / "token").string();
   std::ofstream(token) << "0123456789abcdef0123456789abcdef0123456789";
@@ -96,13 +97,14 @@ TEST_CASE("Supervisor: a worker that keeps crashing is restarted with a doubling
   security.serve_args = {"--auth-token-file", token};
   security.stubs.auth_token_file = token;
   Cluster cluster(security);
-  ChildProcess supervisor({(BinDir() / "hpsearch-worker").string(), "--devices", "cpu",
-                           "--coordinator", cluster.address(), "--name", "crashy",
-                           "--restart-backoff", "0.1", "--restart-backoff-max", "0.4"},
-                          (cluster.dir() / "supervisor").string());
+  ChildProcess supervisor(
+      {(BinDir() / "hpsearch-worker").string(), "--devices", "cpu", "--coordinator",
+       cluster.address(), "--name", "crashy", "--restart-backoff", "0.1", "--restart-backoff-max",
+       "0.4", "--max-refusals", "1000"},
+      (cluster.dir() / "supervisor").string());
   std::vector<std::string> delays = WaitForMatches(
       [&] { return supervisor.Stderr(); },
-      R"(worker crashy-cpu0 \(pid \d+\) exited with code 1 after \S+; restarting in (\S+)\n)", 4,
+      R"(worker crashy-cpu0 \(pid \d+\) exited with code 3 after \S+; restarting in (\S+)\n)", 4,
       120s);
   INFO(supervisor.Stderr());
   REQUIRE(delays.size() >= 4);
@@ -112,6 +114,33 @@ TEST_CASE("Supervisor: a worker that keeps crashing is restarted with a doubling
   CHECK(delays[3] == "400ms");
   supervisor.Kill(SIGTERM);
   CHECK(supervisor.Wait(30s) == 0);
+}
+
+TEST_CASE("Supervisor: a worker refused by the coordinator three times in a row stops it all",
+          "[integration][supervisor]") {
+  TempDir secrets;
+  std::string token = (secrets / "token").string();
+  std::ofstream(token) << "0123456789abcdef0123456789abcdef0123456789";
+  std::string wrong = (secrets / "wrong").string();
+  std::ofstream(wrong) << "fedcba9876543210fedcba9876543210fedcba9876";
+  ClusterSecurity security;
+  security.serve_args = {"--auth-token-file", token};
+  security.stubs.auth_token_file = token;
+  Cluster cluster(security);
+  ChildProcess supervisor({(BinDir() / "hpsearch-worker").string(), "--devices", "cpu,cpu",
+                           "--coordinator", cluster.address(), "--name", "refused",
+                           "--auth-token-file", wrong, "--restart-backoff", "0.1"},
+                          (cluster.dir() / "supervisor").string());
+  // Generous: three starts of a LibTorch-linked worker on a loaded machine.
+  int code = supervisor.Wait(120s);
+  std::string log = supervisor.Stderr();
+  INFO(log);
+  CHECK(code == 3);
+  CHECK(log.find("the coordinator refused this worker's credentials") != std::string::npos);
+  CHECK(log.find("was refused by the coordinator 3 times in a row") != std::string::npos);
+  CHECK(log.find("Fix --auth-token-file") != std::string::npos);
+  // Its own wake-up of the signal thread is not reported as a stop order.
+  CHECK(log.find("signal 15 received: stopping") == std::string::npos);
 }
 
 TEST_CASE("Supervisor: --devices all with no GPU visible is a clear error",
