@@ -1,5 +1,6 @@
 #include "cli/client.h"
 
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 
@@ -62,12 +63,15 @@ int CoordinatorConnection::ReportFailure(const std::string& command,
   std::cerr << "hpsearch " << command << ": " << rpc::GrpcCodeName(status.error_code()) << ": "
             << status.error_message();
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    std::cerr << " (is `hpsearch serve` running at " << address_
-              << "? set --coordinator or HPSEARCH_COORDINATOR; " << rpc::ConnectionHint(security_)
-              << ")";
+    std::cerr << " (" << UnreachableHint() << ")";
   }
   std::cerr << "\n";
   return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1;
+}
+
+std::string CoordinatorConnection::UnreachableHint() const {
+  return "is `hpsearch serve` running at " + address_ +
+         "? set --coordinator or HPSEARCH_COORDINATOR; " + rpc::ConnectionHint(security_);
 }
 
 std::unique_ptr<grpc::ClientContext> CallContext(int seconds) {
@@ -83,6 +87,18 @@ std::string StateWord(v1::StudyState state) {
 }
 
 std::string ValueText(const v1::ParamValue& value) { return server::ParamValueText(value, 6); }
+
+std::string FullDoubleText(double value) {
+  char buffer[64];
+  std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+std::string FullValueText(const v1::ParamValue& value) {
+  if (value.kind_case() == v1::ParamValue::kDoubleValue)
+    return FullDoubleText(value.double_value());
+  return server::ParamValueText(value, 17);
+}
 
 std::string ParamsText(const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params) {
   std::string text;

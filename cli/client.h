@@ -45,6 +45,8 @@ class CoordinatorConnection {
   // Prints "hpsearch COMMAND: <code>: message" (with a hint on reaching the coordinator when the
   // call could not) and returns the exit code.
   int ReportFailure(const std::string& command, const grpc::Status& status) const;
+  // "is `hpsearch serve` running at ADDR? ...": what to check when a call could not reach it.
+  std::string UnreachableHint() const;
 
  private:
   std::string address_;
@@ -67,5 +69,8 @@ std::string StateWord(v1::TrialState state);
 std::string StateWord(v1::StudyState state);
 std::string ParamsText(const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params);
 std::string ValueText(const v1::ParamValue& value);
+// The value in full: a double as the shortest text that reads back as the same double.
+std::string FullValueText(const v1::ParamValue& value);
+std::string FullDoubleText(double value);
 
 }  // namespace hpsearch::cli

@@ -275,7 +275,16 @@ absl::Status ResultsStore::UpdateTrial(int64_t trial_id, const v1::Trial& trial,
   stmt->BindText(7, trial.error());
   stmt->BindOptionalInt64(8, NonZero(trial.started_unix_ms()));
   stmt->BindOptionalInt64(9, NonZero(trial.ended_unix_ms()));
-  stmt->BindInt64(10, trial_id);
+  if (trial.has_prune_reason()) {
+    const v1::PruneReason& reason = trial.prune_reason();
+    stmt->BindText(10, reason.rule());
+    stmt->BindInt64(11, reason.epoch());
+    stmt->BindDouble(12, reason.value());
+    stmt->BindDouble(13, reason.threshold());
+  } else {
+    for (int column = 10; column <= 13; ++column) stmt->BindNull(column);
+  }
+  stmt->BindInt64(14, trial_id);
   return stmt->Run();
 }
 

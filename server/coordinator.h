@@ -221,6 +221,8 @@ class Coordinator {
 
   // All helpers below run under mu_.
   StudyRecord* FindStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a call naming a study that FindStudy does not know is told (the known names with it).
+  absl::Status UnknownStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The live lease `lease_id` held by `holder` (a worker id, or "client:NAME" for Ask) in *lease.
   // A lease held by someone else is PERMISSION_DENIED: callers act only on the leases they
   // acquired. FAILED_PRECONDITION for one that ended (with how), NOT_FOUND for one that never
@@ -253,6 +255,16 @@ class Coordinator {
                           const std::string& error, bool retryable, db::LeaseEnd ended_by)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeFinishSearch(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adopts a resubmission's different budget: a running study takes it as it is; an ended one is
+  // extended (back to SEARCHING, its history kept) when n_trials grows. FAILED_PRECONDITION when
+  // n_trials falls below the trials already created, or the final trial is running.
+  absl::Status ChangeBudget(StudyRecord* study, const v1::BudgetSpec& budget)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails a searching study whose last budget.max_failures search trials all failed.
+  absl::Status MaybeFailDoomedStudy(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends every running trial of an ended study (failed, with `why`) and fails its waiting ones.
+  absl::Status StopActiveTrials(StudyRecord* study, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SetStudyState(StudyRecord* study, v1::StudyState state, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RecordEpoch(StudyRecord* study, TrialRecord* trial, const v1::EpochMetrics& metrics,

@@ -137,13 +137,22 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ApplyReportEpoch(
     bool duplicate = false;
     HPSEARCH_RETURN_IF_ERROR(RecordEpoch(study, record, request.metrics(), &duplicate));
     response.set_duplicate(duplicate);
-    if (!duplicate && !record->prune_requested && record->trial.kind() == v1::TRIAL_KIND_SEARCH) {
+    if (!duplicate && !record->prune_requested && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
+        !IsLastEpoch(study->study.spec(), record->trial, request.metrics())) {
       PruneRequest prune;
       prune.spec = &study->study.spec();
       prune.trial_number = record->trial.number();
       prune.epoch = request.metrics().epoch();
       prune.history = &study->history;
-      record->prune_requested = study->pruner->ShouldPrune(prune);
+      if (std::optional<PruneVerdict> verdict = study->pruner->Judge(prune)) {
+        // Kept with the trial, stored when its attempt ends pruned.
+        record->prune_requested = true;
+        v1::PruneReason* reason = record->trial.mutable_prune_reason();
+        reason->set_rule(verdict->rule);
+        reason->set_epoch(verdict->epoch);
+        reason->set_value(verdict->value);
+        reason->set_threshold(verdict->threshold);
+      }
     }
     response.set_decision(record->prune_requested ? v1::EPOCH_DECISION_PRUNE
                                                   : v1::EPOCH_DECISION_CONTINUE);

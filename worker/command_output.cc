@@ -54,6 +54,14 @@ absl::StatusOr<v1::EpochMetrics> EpochFromJson(const json& line, absl::Duration 
   ReadMetrics(line, {"type", "epoch", "step"}, &metrics);
   auto step = line.find("step");
   if (step != line.end() && step->is_number()) metrics.set_step(step->get<int64_t>());
+  auto last = line.find("last");
+  if (last != line.end()) {
+    if (!last->is_boolean()) {
+      return absl::InvalidArgumentError(
+          "\"last\" must be true (this is the trial's last epoch: it is never pruned) or false");
+    }
+    metrics.set_last(last->get<bool>());
+  }
   return metrics;
 }
 

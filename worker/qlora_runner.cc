@@ -145,6 +145,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   std::vector<v1::EpochMetrics> reported;  // for metrics.json
   callbacks.on_epoch = [&](const core::EpochResult& e) {
     v1::EpochMetrics metrics = ToEpochMetrics(e);
+    if (epochs > 0) metrics.set_last(e.epoch >= epochs);  // the last epoch is never pruned
     reported.push_back(metrics);
     std::string line = absl::StrFormat(
         "epoch %d%s %s: train loss %.4f", e.epoch, epochs > 0 ? absl::StrCat("/", epochs) : "",

@@ -123,6 +123,8 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   ProcessResult run = HpsearchCli({"run", study.string(), "--workers", "2", "--db", db.string()});
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
+  // The coordinator's address comes first, in `hpsearch serve`'s shape.
+  CHECK(run.out.rfind("hpsearch run: listening on 127.0.0.1:", 0) == 0);
   CHECK(run.out.find("== study run-e2e: complete") != std::string::npos);
   CHECK(run.out.find("best trial: ") != std::string::npos);
   CHECK(run.out.find("test: accuracy ") != std::string::npos);

@@ -13,6 +13,7 @@ parser.add_argument("--x", type=float, default=0.5)
 parser.add_argument("--mode", default="ok")
 parser.add_argument("--epochs", type=int, default=2)
 parser.add_argument("--epoch_seconds", type=float, default=0.0)
+parser.add_argument("--say_last", action="store_true", help='mark the last epoch line "last": true')
 parser.add_argument("--env_log", help="append the device and thread variables seen, as a JSON line")
 args = parser.parse_args()
 kind = os.environ.get("HPSEARCH_TRIAL_KIND", "search")
@@ -42,9 +43,12 @@ if args.mode == "nan":
 for epoch in range(1, args.epochs + 1):
     time.sleep(args.epoch_seconds)
     accuracy = 1.0 - abs(args.x - 0.3) + 0.01 * epoch
-    print(json.dumps({"type": "epoch", "epoch": epoch, "step": 10 * epoch, "train_loss": 1.0 / epoch,
-                      "val_loss": 2.0 / epoch, "val_accuracy": accuracy, "val_f1": accuracy - 0.01,
-                      "tokens_seen": 1000 * epoch}), flush=True)
+    line = {"type": "epoch", "epoch": epoch, "step": 10 * epoch, "train_loss": 1.0 / epoch,
+            "val_loss": 2.0 / epoch, "val_accuracy": accuracy, "val_f1": accuracy - 0.01,
+            "tokens_seen": 1000 * epoch}
+    if args.say_last:
+        line["last"] = epoch == args.epochs
+    print(json.dumps(line), flush=True)
 if args.mode == "fail":
     print("fake_trial: the input is broken beyond repair", file=sys.stderr, flush=True)
     sys.exit(3)
