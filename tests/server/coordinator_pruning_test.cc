@@ -6,6 +6,7 @@
 #include "db/database.h"
 #include "server/coordinator_fixture.h"
 #include "server/study_file/study_validator.h"
+#include "server/study_file/study_view.h"
 
 namespace hpsearch::server {
 namespace {
