@@ -26,6 +26,19 @@ std::string ReadText(const std::filesystem::path& path) {
   return text.str();
 }
 
+// Polls the results database (not the coordinator, which answers from memory a moment before
+// its commit) until study `name` is stored in `state`, for at most a minute.
+bool WaitForStoredState(Cluster& cluster, const std::string& name, const std::string& state) {
+  const std::string sql =
+      "SELECT IFNULL((SELECT state FROM studies WHERE name = '" + name + "'), '')";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (cluster.Query(sql.c_str()) == state) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 ProcessResult Cli(const std::vector<std::string>& args) {
   std::vector<std::string> argv{(BinDir() / "hpsearch").string()};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -35,8 +48,12 @@ ProcessResult Cli(const std::vector<std::string>& args) {
 // The CSV line's fields (no quoted commas in what these tests print).
 std::vector<std::string> CsvFields(const std::string& line) {
   std::vector<std::string> fields;
-  std::stringstream in(line);
-  for (std::string field; std::getline(in, field, ',');) fields.push_back(field);
+  size_t start = 0;
+  for (size_t comma = line.find(','); comma != std::string::npos; comma = line.find(',', start)) {
+    fields.push_back(line.substr(start, comma - start));
+    start = comma + 1;
+  }
+  fields.push_back(line.substr(start));  // the last field, empty or not
   return fields;
 }
 
@@ -201,6 +218,8 @@ TEST_CASE(
   const std::string last = cluster.Submit(options);
   REQUIRE(cluster.WaitForEnd(pruned, 60s) == v1::STUDY_STATE_COMPLETE);
   REQUIRE(cluster.WaitForEnd(last, 60s) == v1::STUDY_STATE_COMPLETE);
+  // The coordinator answers from memory a moment before its commit: wait for the file to say so.
+  REQUIRE(WaitForStoredState(cluster, "pruned", "complete"));
 
   auto trial = cluster.GetTrial(pruned, 1);
   REQUIRE(trial.has_value());
@@ -225,6 +244,42 @@ TEST_CASE(
             .find("- **Why pruned**: median of 1 complete trials at epoch 1") != std::string::npos);
   CHECK(cluster.Query("SELECT prune_epoch FROM trial_summary WHERE study_name = 'pruned' AND "
                       "trial_number = 1") == "1");
+}
+
+TEST_CASE("watch on a terminal redraws at least once a second with elapsed time and budget used",
+          "[integration][control][watch]") {
+  Cluster cluster;  // no worker: nothing happens in the study, so every redraw is the timer's
+  StudyOptions options;
+  options.name = "idle";
+  options.n_trials = 3;
+  const std::string id = cluster.Submit(options);
+  // script(1) gives `hpsearch watch` a pseudo-terminal, so it draws its live table.
+  const std::string watch =
+      (BinDir() / "hpsearch").string() + " watch idle --coordinator " + cluster.address();
+  ChildProcess terminal({"/usr/bin/script", "-qfec", watch, "/dev/null"},
+                        (cluster.dir() / "watch-tty").string());
+  auto redraws = [&] {
+    const std::string out = terminal.Stdout();
+    size_t count = 0;
+    for (size_t at = out.find("\033[H\033[2J"); at != std::string::npos;
+         at = out.find("\033[H\033[2J", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+  // The first draw comes with the study's snapshot; four more can only be the timer's.
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (redraws() < 5 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(redraws() >= 5);
+  const std::string out = terminal.Stdout();
+  CHECK(out.find("study idle (" + id + "): searching, elapsed ") != std::string::npos);
+  CHECK(out.find("search trials 0/3 (0 running)") != std::string::npos);
+  // The study ending ends the watch (and the terminal with it).
+  REQUIRE(Cli({"cancel", "idle", "--coordinator", cluster.address()}).exit_code == 0);
+  CHECK(terminal.Wait(30s) == 1);  // watch exits 1: the study did not complete
+  CHECK(terminal.Stdout().find(": cancelled") != std::string::npos);
 }
 
 TEST_CASE("A SIGKILLed worker's trial re-runs on another worker and completes once",
