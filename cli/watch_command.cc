@@ -32,8 +32,20 @@ std::string Elapsed(double seconds) {
 }
 
 // A running trial's progress from its reported epochs: "epoch 2/4 41.2 samples/s ETA 1m20s".
-std::string TrialProgress(const v1::StudySpec& spec, const v1::Trial& t, absl::Time now) {
+std::string ProgressText(const v1::StudySpec& spec, const v1::Trial& t, absl::Time now) {
   if (t.state() != v1::TRIAL_STATE_RUNNING) return "";
+  if (t.has_progress() && t.progress().total_steps() > 0) {
+    const v1::TrialProgress& p = t.progress();
+    std::string text =
+        absl::StrFormat("epoch %d%s step %d/%d (%d%%)", p.epoch(),
+                        p.epochs() > 0 ? absl::StrCat("/", p.epochs()) : "", p.step(),
+                        p.total_steps(), static_cast<int>(100 * p.step() / p.total_steps()));
+    if (p.samples_per_second() > 0) {
+      absl::StrAppendFormat(&text, ", %.1f samples/s", p.samples_per_second());
+    }
+    if (p.eta_seconds() > 0) absl::StrAppend(&text, ", ETA ", Elapsed(p.eta_seconds()));
+    return text;
+  }
   const std::optional<int> last = server::TrialLastEpoch(spec, t.params());
   const double running_for =
       t.started_unix_ms() > 0
@@ -106,7 +118,7 @@ void PrintTable(const v1::Study& study, const std::map<int, v1::Trial>& trials, 
                          "epochs", "objective", "params / progress");
   for (const auto& [number, t] : trials) {
     std::string tail = ParamsText(t.params());
-    const std::string progress = TrialProgress(study.spec(), t, now);
+    const std::string progress = ProgressText(study.spec(), t, now);
     if (!progress.empty()) tail += "  [" + progress + "]";
     if (t.has_prune_reason()) tail += "  pruned: " + server::PruneReasonText(t.prune_reason());
     out << absl::StrFormat(

@@ -288,6 +288,31 @@ absl::Status ResultsStore::UpdateTrial(int64_t trial_id, const v1::Trial& trial,
   return stmt->Run();
 }
 
+absl::Status ResultsStore::PutProgress(int64_t trial_id, int attempt,
+                                       const v1::TrialProgress& progress) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutProgressSql);
+  stmt->BindInt64(1, trial_id);
+  stmt->BindInt64(2, attempt);
+  stmt->BindInt64(3, progress.epoch());
+  stmt->BindInt64(4, progress.epochs());
+  stmt->BindInt64(5, progress.step());
+  stmt->BindInt64(6, progress.total_steps());
+  stmt->BindDouble(7, progress.samples_per_second());
+  stmt->BindDouble(8, progress.eta_seconds());
+  stmt->BindInt64(9, progress.updated_unix_ms());
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::DeleteProgress(int64_t trial_id) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kDeleteProgressSql);
+  stmt->BindInt64(1, trial_id);
+  return stmt->Run();
+}
+
 absl::Status ResultsStore::PutAttempt(int64_t trial_id, const v1::TrialAttempt& attempt,
                                       const std::string& lease_id,
                                       std::optional<LeaseEnd> ended_by) {

@@ -126,6 +126,23 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
       }
       stmt->Reset();
     }
+    if (trial.state() == v1::TRIAL_STATE_RUNNING) {
+      HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kSelectProgressSql);
+      stmt->BindInt64(1, st.trial_id);
+      absl::StatusOr<bool> row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (*row) {
+        v1::TrialProgress* progress = trial.mutable_progress();
+        progress->set_epoch(static_cast<int>(stmt->ColumnInt64(0)));
+        progress->set_epochs(static_cast<int>(stmt->ColumnInt64(1)));
+        progress->set_step(stmt->ColumnInt64(2));
+        progress->set_total_steps(stmt->ColumnInt64(3));
+        progress->set_samples_per_second(stmt->ColumnDouble(4));
+        progress->set_eta_seconds(stmt->ColumnDouble(5));
+        progress->set_updated_unix_ms(stmt->ColumnInt64(6));
+      }
+      stmt->Reset();
+    }
     std::map<int, v1::TrialAttempt*> attempts;
     {
       HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kSelectAttemptsSql);

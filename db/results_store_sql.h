@@ -110,6 +110,20 @@ inline constexpr char kSelectStudiesSql[] =
     "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
     "best_value, final_trial_number FROM studies ORDER BY created_ms, rowid";
 
+inline constexpr char kPutProgressSql[] =
+    "INSERT INTO trial_progress (trial_id, attempt, epoch, epochs, step, total_steps, "
+    "samples_per_second, eta_seconds, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trial_id) DO UPDATE SET attempt = excluded.attempt, epoch = excluded.epoch, "
+    "epochs = excluded.epochs, step = excluded.step, total_steps = excluded.total_steps, "
+    "samples_per_second = excluded.samples_per_second, eta_seconds = excluded.eta_seconds, "
+    "updated_ms = excluded.updated_ms";
+
+inline constexpr char kDeleteProgressSql[] = "DELETE FROM trial_progress WHERE trial_id = ?";
+
+inline constexpr char kSelectProgressSql[] =
+    "SELECT epoch, epochs, step, total_steps, samples_per_second, eta_seconds, updated_ms "
+    "FROM trial_progress WHERE trial_id = ?";
+
 inline constexpr char kSelectStudyNamesSql[] =
     "SELECT name FROM studies ORDER BY created_ms, rowid";
 

@@ -263,12 +263,26 @@ JOIN studies s ON s.study_id = t.study_id;
 )sql";
 
 // Version 3 -> 4: why each pruned trial was pruned (the rule, the epoch judged, the trial's value
-// there and the bar it missed), also in trial_summary; NULL for trials pruned before.
+// there and the bar it missed), also in trial_summary; NULL for trials pruned before. And one
+// progress row per running trial (its worker's latest step progress, overwritten at most every few
+// seconds, deleted when the attempt ends).
 constexpr char kSchemaV4PruneReasons[] = R"sql(
 ALTER TABLE trials ADD COLUMN prune_rule TEXT;
 ALTER TABLE trials ADD COLUMN prune_epoch INTEGER;
 ALTER TABLE trials ADD COLUMN prune_value REAL;
 ALTER TABLE trials ADD COLUMN prune_threshold REAL;
+
+CREATE TABLE trial_progress (
+  trial_id INTEGER PRIMARY KEY REFERENCES trials (trial_id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  epochs INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  total_steps INTEGER NOT NULL,
+  samples_per_second REAL NOT NULL,
+  eta_seconds REAL NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
 
 DROP VIEW trial_summary;
 CREATE VIEW trial_summary AS

@@ -65,6 +65,10 @@ struct CoordinatorOptions {
   // After a restart, stored leases get at least this long before any expires, so workers that kept
   // running while the coordinator was down can reconnect and report.
   absl::Duration restart_grace = absl::Seconds(30);
+  // How often a running trial's progress row (trial_progress) is rewritten from its heartbeats, and
+  // its watchers told. The in-memory progress is always the latest; the row trades freshness for
+  // database writes.
+  absl::Duration progress_write_interval = absl::Seconds(3);
   // Where trial artifacts go when a spec leaves artifacts_root empty. Default: "artifacts" beside
   // the results database (set by Create when empty).
   std::string default_artifacts_root;
@@ -188,6 +192,7 @@ class Coordinator {
     std::string lease_id;  // set while RUNNING
     absl::Time attempt_started;
     bool prune_requested = false;
+    absl::Time progress_written = absl::InfinitePast();  // its trial_progress row's last write
     // The objective value a Tell carried, used instead of the epochs' objective metric.
     std::optional<double> told_value;
   };
@@ -259,6 +264,10 @@ class Coordinator {
   // extended (back to SEARCHING, its history kept) when n_trials grows. FAILED_PRECONDITION when
   // n_trials falls below the trials already created, or the final trial is running.
   absl::Status ChangeBudget(StudyRecord* study, const v1::BudgetSpec& budget)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps a heartbeat's step progress with the lease's trial; rewrites its trial_progress row and
+  // tells watchers at most every progress_write_interval.
+  absl::Status RecordProgress(const Lease& lease, const v1::TrialProgress& progress, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fails a searching study whose last budget.max_failures search trials all failed.
   absl::Status MaybeFailDoomedStudy(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

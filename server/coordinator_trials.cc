@@ -162,6 +162,11 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
                                      db::LeaseEnd ended_by) {
   v1::Trial& trial = record->trial;
   if (state != v1::TRIAL_STATE_PRUNED) trial.clear_prune_reason();  // asked, but it ended otherwise
+  if (trial.has_progress() || record->progress_written != absl::InfinitePast()) {
+    trial.clear_progress();
+    record->progress_written = absl::InfinitePast();
+    HPSEARCH_RETURN_IF_ERROR(store_->DeleteProgress(record->trial_id));
+  }
   const std::string lease_id = record->lease_id;
   leases_.erase(lease_id);
   --study->running;

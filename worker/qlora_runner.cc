@@ -117,6 +117,14 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     reporter->Progress("warning: " + warning);
   };
   callbacks.on_progress = [&](const core::TrainingProgress& p) {
+    v1::TrialProgress progress;
+    progress.set_epoch(static_cast<int32_t>(p.epoch));
+    progress.set_epochs(static_cast<int32_t>(epochs));
+    progress.set_step(p.step);
+    progress.set_total_steps(p.total_steps);
+    progress.set_samples_per_second(p.samples_per_second);
+    progress.set_eta_seconds(p.eta_seconds);
+    reporter->StepProgress(progress);
     // Checked after every optimizer step (last thing here): the trainer reads `stop` before the
     // next one.
     if (throttle.ShouldLog()) {

@@ -282,6 +282,44 @@ TEST_CASE("watch on a terminal redraws at least once a second with elapsed time 
   CHECK(terminal.Stdout().find(": cancelled") != std::string::npos);
 }
 
+TEST_CASE("A command trial's progress lines reach the trial_progress row while it runs",
+          "[integration][control][progress]") {
+  Cluster cluster;
+  cluster.StartWorker("a");
+  StudyOptions options;
+  options.name = "steps";
+  options.n_trials = 1;
+  options.parallelism = 1;
+  options.epochs = 3;
+  options.epoch_seconds = 2;
+  options.final_stage = false;
+  options.command_args = {"--progress"};
+  const std::string id = cluster.Submit(options);
+  // Heartbeats every 0.3 s carry the trial's latest progress line; poll for its row.
+  std::optional<std::string> row;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    std::string seen = cluster.Query(
+        "SELECT IFNULL((SELECT step || '/' || total_steps || ' ' || epochs FROM trial_progress), "
+        "'')");
+    if (!seen.empty()) {
+      row = seen;
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(row.has_value());
+  CHECK(row->find("/30 3") != std::string::npos);
+  // The coordinator shows it with the running trial.
+  auto running = cluster.GetTrial(id, 0);
+  REQUIRE(running.has_value());
+  if (running->state() == v1::TRIAL_STATE_RUNNING) CHECK(running->progress().total_steps() == 30);
+  REQUIRE(cluster.WaitForEnd(id, 60s) == v1::STUDY_STATE_COMPLETE);
+  REQUIRE(WaitForStoredState(cluster, "steps", "complete"));
+  CHECK(cluster.Query("SELECT COUNT(*) FROM trial_progress") == "0");
+  CHECK_FALSE(cluster.GetTrial(id, 0)->has_progress());
+}
+
 TEST_CASE("A SIGKILLed worker's trial re-runs on another worker and completes once",
           "[integration][faults]") {
   Cluster cluster;
