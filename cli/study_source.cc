@@ -24,13 +24,23 @@ absl::StatusOr<std::unique_ptr<db::ResultsStore>> OpenForReading(const std::stri
   return db::ResultsStore::Open(path, options);
 }
 
+// A failed call as every client command prints it ("UNAVAILABLE: ... (hint)"), with its code.
 absl::Status FromCall(const CoordinatorConnection& connection, const grpc::Status& status) {
   absl::Status converted = rpc::FromGrpcStatus(status);
-  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return converted;
-  return absl::Status(converted.code(),
-                      absl::StrCat(converted.message(), " (", connection.UnreachableHint(),
-                                   "; with no coordinator running, read its database with --db "
-                                   "FILE)"));
+  std::string message =
+      absl::StrCat(rpc::GrpcCodeName(status.error_code()), ": ", converted.message());
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    absl::StrAppend(&message, " (", connection.UnreachableHint(),
+                    "; with no coordinator running, read its database with --db FILE)");
+  }
+  return absl::Status(converted.code(), message);
+}
+
+// The connection of `flags`; a flag or file that cannot be used is the caller's input to fix.
+absl::StatusOr<CoordinatorConnection> Connect(const ConnectionFlags& flags) {
+  absl::StatusOr<CoordinatorConnection> connection = CoordinatorConnection::Open(flags);
+  if (!connection.ok()) return absl::InvalidArgumentError(connection.status().message());
+  return connection;
 }
 
 }  // namespace
@@ -57,7 +67,7 @@ absl::StatusOr<StudyAndTrials> LoadStudyFrom(const StudySource& source, const st
     CountTrials(loaded.trials, &loaded.study);
     return loaded;
   }
-  absl::StatusOr<CoordinatorConnection> connection = CoordinatorConnection::Open(source.connection);
+  absl::StatusOr<CoordinatorConnection> connection = Connect(source.connection);
   if (!connection.ok()) return connection.status();
   v1::GetStudyRequest request;
   request.set_study(study);
@@ -89,7 +99,7 @@ absl::StatusOr<std::vector<v1::Study>> LoadStudiesFrom(const StudySource& source
     }
     return studies;
   }
-  absl::StatusOr<CoordinatorConnection> connection = CoordinatorConnection::Open(source.connection);
+  absl::StatusOr<CoordinatorConnection> connection = Connect(source.connection);
   if (!connection.ok()) return connection.status();
   v1::ListStudiesResponse response;
   auto context = CallContext();

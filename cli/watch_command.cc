@@ -1,8 +1,7 @@
 // hpsearch watch STUDY: follows a study's event stream until it ends. On a terminal the trial table
 // is redrawn on every event and at least once a second, with the study's elapsed time, budget used,
-// best so far and ETA, and each running trial's epoch, throughput and ETA; otherwise each event is
-// printed as a line. FollowStudy() also serves
-// `submit --wait`.
+// best so far and ETA, and each running trial's epoch, step, throughput and ETA; otherwise each
+// event is printed as a line. FollowStudy() also serves `submit --wait`.
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,15 +30,18 @@ std::string Elapsed(double seconds) {
   return s >= 60 ? absl::StrFormat("%dm%02ds", s / 60, s % 60) : absl::StrFormat("%ds", s);
 }
 
-// A running trial's progress from its reported epochs: "epoch 2/4 41.2 samples/s ETA 1m20s".
+// A running trial's progress: from its worker's step progress when there is one ("epoch 2/4 step
+// 120/400 [###.......] 30%, 41.2 samples/s, ETA 1m20s"), else from its reported epochs.
 std::string ProgressText(const v1::StudySpec& spec, const v1::Trial& t, absl::Time now) {
   if (t.state() != v1::TRIAL_STATE_RUNNING) return "";
   if (t.has_progress() && t.progress().total_steps() > 0) {
     const v1::TrialProgress& p = t.progress();
-    std::string text =
-        absl::StrFormat("epoch %d%s step %d/%d (%d%%)", p.epoch(),
-                        p.epochs() > 0 ? absl::StrCat("/", p.epochs()) : "", p.step(),
-                        p.total_steps(), static_cast<int>(100 * p.step() / p.total_steps()));
+    const int64_t percent = std::clamp<int64_t>(100 * p.step() / p.total_steps(), 0, 100);
+    std::string bar(10, '.');
+    std::fill(bar.begin(), bar.begin() + percent / 10, '#');
+    std::string text = absl::StrFormat("epoch %d%s step %d/%d [%s] %d%%", p.epoch(),
+                                       p.epochs() > 0 ? absl::StrCat("/", p.epochs()) : "",
+                                       p.step(), p.total_steps(), bar, percent);
     if (p.samples_per_second() > 0) {
       absl::StrAppendFormat(&text, ", %.1f samples/s", p.samples_per_second());
     }
@@ -81,13 +83,12 @@ std::string StudyLine(const v1::Study& study, const std::map<int, v1::Trial>& tr
         &line, ", elapsed ",
         Elapsed(absl::ToDoubleSeconds(end - absl::FromUnixMillis(study.created_unix_ms()))));
   }
-  int created = 0, ended = 0, running = 0;
+  int ended = 0, running = 0;
   double ended_seconds = 0;
   std::vector<v1::Trial> list;
   for (const auto& [number, t] : trials) {
     list.push_back(t);
     if (t.kind() != v1::TRIAL_KIND_SEARCH) continue;
-    ++created;
     running += t.state() == v1::TRIAL_STATE_RUNNING;
     if (t.state() == v1::TRIAL_STATE_COMPLETE || t.state() == v1::TRIAL_STATE_PRUNED ||
         t.state() == v1::TRIAL_STATE_FAILED) {
