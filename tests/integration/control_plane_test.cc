@@ -196,8 +196,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "A pruned command trial says why in trials and the report; one whose epoch line says "
-    "\"last\" is never pruned",
+    "A pruned command trial says why in trials and the report, and one whose epoch line says it "
+    "is the last is never pruned",
     "[integration][control][prune]") {
   Cluster cluster;
   cluster.StartWorker("a");
