@@ -10,6 +10,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "hpsearch/v1/service.grpc.pb.h"
 #include "rpc/security.h"
 
@@ -69,6 +70,12 @@ std::string StateWord(v1::TrialState state);
 std::string StateWord(v1::StudyState state);
 std::string ParamsText(const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params);
 std::string ValueText(const v1::ParamValue& value);
+// "42s", "25m10s", "1h02m".
+std::string DurationText(double seconds);
+// A running trial's progress: its worker's step progress when there is one ("epoch 2/4 step
+// 120/400 [###.......] 30%, 41.2 samples/s, ETA 1m20s"), else what its reported epochs say; "" when
+// it is not running.
+std::string TrialProgressText(const v1::StudySpec& spec, const v1::Trial& trial, absl::Time now);
 // The value in full: a double as the shortest text that reads back as the same double.
 std::string FullValueText(const v1::ParamValue& value);
 std::string FullDoubleText(double value);

@@ -89,6 +89,8 @@ int RunTrials(const StudySource& source, const std::string& study, const std::st
       tail += "  error: " + t.error().substr(0, t.error().find('\n'));
     }
     if (t.has_prune_reason()) tail += "  pruned: " + server::PruneReasonText(t.prune_reason());
+    const std::string progress = TrialProgressText(loaded->study.spec(), t, absl::Now());
+    if (!progress.empty()) tail += "  [" + progress + "]";
     std::cout << absl::StrFormat(
         "%5d %-6s %-9s %7d %6d %10s  %s\n", t.number(),
         t.kind() == v1::TRIAL_KIND_FINAL ? "final" : "search", StateWord(t.state()), t.attempt(),

@@ -24,51 +24,6 @@
 namespace hpsearch::cli {
 namespace {
 
-std::string Elapsed(double seconds) {
-  const int64_t s = static_cast<int64_t>(seconds < 0 ? 0 : seconds);
-  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, s / 60 % 60);
-  return s >= 60 ? absl::StrFormat("%dm%02ds", s / 60, s % 60) : absl::StrFormat("%ds", s);
-}
-
-// A running trial's progress: from its worker's step progress when there is one ("epoch 2/4 step
-// 120/400 [###.......] 30%, 41.2 samples/s, ETA 1m20s"), else from its reported epochs.
-std::string ProgressText(const v1::StudySpec& spec, const v1::Trial& t, absl::Time now) {
-  if (t.state() != v1::TRIAL_STATE_RUNNING) return "";
-  if (t.has_progress() && t.progress().total_steps() > 0) {
-    const v1::TrialProgress& p = t.progress();
-    const int64_t percent = std::clamp<int64_t>(100 * p.step() / p.total_steps(), 0, 100);
-    std::string bar(10, '.');
-    std::fill(bar.begin(), bar.begin() + percent / 10, '#');
-    std::string text = absl::StrFormat("epoch %d%s step %d/%d [%s] %d%%", p.epoch(),
-                                       p.epochs() > 0 ? absl::StrCat("/", p.epochs()) : "",
-                                       p.step(), p.total_steps(), bar, percent);
-    if (p.samples_per_second() > 0) {
-      absl::StrAppendFormat(&text, ", %.1f samples/s", p.samples_per_second());
-    }
-    if (p.eta_seconds() > 0) absl::StrAppend(&text, ", ETA ", Elapsed(p.eta_seconds()));
-    return text;
-  }
-  const std::optional<int> last = server::TrialLastEpoch(spec, t.params());
-  const double running_for =
-      t.started_unix_ms() > 0
-          ? absl::ToDoubleSeconds(now - absl::FromUnixMillis(t.started_unix_ms()))
-          : 0;
-  if (t.epochs_size() == 0) {
-    return absl::StrFormat("epoch 1%s, running %s", last ? absl::StrCat("/", *last) : "",
-                           Elapsed(running_for));
-  }
-  const v1::EpochMetrics& e = t.epochs(t.epochs_size() - 1);
-  std::string text =
-      absl::StrFormat("epoch %d%s done", e.epoch(), last ? absl::StrCat("/", *last) : "");
-  if (e.samples_per_second() > 0)
-    absl::StrAppendFormat(&text, ", %.1f samples/s", e.samples_per_second());
-  if (last && *last > e.epoch() && e.wall_time_seconds() > 0) {
-    const double per_epoch = e.wall_time_seconds() / e.epoch();
-    absl::StrAppend(&text, ", ETA ", Elapsed(per_epoch * (*last - e.epoch())));
-  }
-  return text;
-}
-
 // The study's line: state, elapsed time, budget used, best so far and an ETA from the mean
 // duration of the search trials that ended.
 std::string StudyLine(const v1::Study& study, const std::map<int, v1::Trial>& trials,
@@ -81,7 +36,7 @@ std::string StudyLine(const v1::Study& study, const std::map<int, v1::Trial>& tr
         study.ended_unix_ms() > 0 ? absl::FromUnixMillis(study.ended_unix_ms()) : now;
     absl::StrAppend(
         &line, ", elapsed ",
-        Elapsed(absl::ToDoubleSeconds(end - absl::FromUnixMillis(study.created_unix_ms()))));
+        DurationText(absl::ToDoubleSeconds(end - absl::FromUnixMillis(study.created_unix_ms()))));
   }
   int ended = 0, running = 0;
   double ended_seconds = 0;
@@ -107,7 +62,8 @@ std::string StudyLine(const v1::Study& study, const std::map<int, v1::Trial>& tr
   }
   if (study.state() == v1::STUDY_STATE_SEARCHING && ended > 0 && budget > ended) {
     const int parallel = std::max(1, std::min(spec.budget().parallelism(), budget - ended));
-    absl::StrAppend(&line, ", ETA ~", Elapsed(ended_seconds / ended * (budget - ended) / parallel));
+    absl::StrAppend(&line, ", ETA ~",
+                    DurationText(ended_seconds / ended * (budget - ended) / parallel));
   }
   return line;
 }
@@ -119,7 +75,7 @@ void PrintTable(const v1::Study& study, const std::map<int, v1::Trial>& trials, 
                          "epochs", "objective", "params / progress");
   for (const auto& [number, t] : trials) {
     std::string tail = ParamsText(t.params());
-    const std::string progress = ProgressText(study.spec(), t, now);
+    const std::string progress = TrialProgressText(study.spec(), t, now);
     if (!progress.empty()) tail += "  [" + progress + "]";
     if (t.has_prune_reason()) tail += "  pruned: " + server::PruneReasonText(t.prune_reason());
     out << absl::StrFormat(

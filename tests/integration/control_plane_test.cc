@@ -310,6 +310,12 @@ TEST_CASE("A command trial's progress lines reach the trial_progress row while i
   }
   REQUIRE(row.has_value());
   CHECK(row->find("/30 3") != std::string::npos);
+  // `trials --db` reads it from the file (while the trial still runs).
+  ProcessResult listed = Cli({"trials", "steps", "--db", cluster.db_path()});
+  INFO(listed.out);
+  if (listed.out.find(" running ") != std::string::npos) {
+    CHECK(listed.out.find("/30 [") != std::string::npos);
+  }
   // The coordinator shows it with the running trial.
   auto running = cluster.GetTrial(id, 0);
   REQUIRE(running.has_value());
