@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,26 @@ inline std::string ClosestMatch(const std::string& word,
   }
   size_t limit = std::max<size_t>(2, word.size() / 3);
   return best_distance <= limit ? best : "";
+}
+
+// What to add to "no study 'x'" so the reader can pick the right one: "; did you mean 'y'? (the
+// known ones: a, b, c)", naming at most `shown` of `known` (then "and N more"); "; there are none"
+// when `known` is empty. The one wording for an unknown study in the store, the coordinator and
+// the CLI.
+inline std::string KnownNamesHint(const std::string& word, const std::vector<std::string>& known,
+                                  size_t shown = 20) {
+  if (known.empty()) return "; there are none";
+  std::string hint;
+  const std::string closest = ClosestMatch(word, known);
+  if (!closest.empty()) hint += "; did you mean '" + closest + "'?";
+  hint += hint.empty() ? "; the known ones: " : " (the known ones: ";
+  for (size_t i = 0; i < known.size() && i < shown; ++i) {
+    if (i > 0) hint += ", ";
+    hint += known[i];
+  }
+  if (known.size() > shown) hint += " and " + std::to_string(known.size() - shown) + " more";
+  if (!closest.empty()) hint += ")";
+  return hint;
 }
 
 }  // namespace hpsearch

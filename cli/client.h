@@ -10,6 +10,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "hpsearch/v1/service.grpc.pb.h"
 #include "rpc/security.h"
 
@@ -45,6 +46,8 @@ class CoordinatorConnection {
   // Prints "hpsearch COMMAND: <code>: message" (with a hint on reaching the coordinator when the
   // call could not) and returns the exit code.
   int ReportFailure(const std::string& command, const grpc::Status& status) const;
+  // "is `hpsearch serve` running at ADDR? ...": what to check when a call could not reach it.
+  std::string UnreachableHint() const;
 
  private:
   std::string address_;
@@ -67,5 +70,14 @@ std::string StateWord(v1::TrialState state);
 std::string StateWord(v1::StudyState state);
 std::string ParamsText(const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params);
 std::string ValueText(const v1::ParamValue& value);
+// "42s", "25m10s", "1h02m".
+std::string DurationText(double seconds);
+// A running trial's progress: its worker's step progress when there is one ("epoch 2/4 step
+// 120/400 [###.......] 30%, 41.2 samples/s, ETA 1m20s"), else what its reported epochs say; "" when
+// it is not running.
+std::string TrialProgressText(const v1::StudySpec& spec, const v1::Trial& trial, absl::Time now);
+// The value in full: a double as the shortest text that reads back as the same double.
+std::string FullValueText(const v1::ParamValue& value);
+std::string FullDoubleText(double value);
 
 }  // namespace hpsearch::cli

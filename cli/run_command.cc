@@ -44,6 +44,7 @@ struct RunFlags {
   int workers = 0;
   std::string db;
   std::string report_dir;
+  int n_trials = 0;  // --n-trials; 0: the study file's budget.n_trials
 };
 
 // The data files' SHA-256 as SubmitStudy carries them (path -> hash); a file that cannot be read
@@ -120,6 +121,7 @@ int RunRun(const RunFlags& flags) {
     std::cerr << flags.study_file << ": invalid; nothing was run\n";
     return kExitBadInput;
   }
+  if (flags.n_trials > 0) loaded->spec.mutable_budget()->set_n_trials(flags.n_trials);
   const v1::StudySpec& spec = loaded->spec;
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int default_workers = std::max(1, std::min(server::BudgetOf(spec).parallelism, cores));
@@ -205,14 +207,21 @@ int RunRun(const RunFlags& flags) {
     std::cerr << "hpsearch run: " << connection.status().message() << "\n";
     return kExitFailure;
   }
+  // First, in the shape `hpsearch serve` prints (scripts read the port from it): where a second
+  // terminal reaches this run's coordinator.
+  std::cout << "hpsearch run: listening on " << address << " (db " << db_path
+            << "; from another terminal: hpsearch watch " << spec.name() << " --coordinator "
+            << address << ")" << std::endl;
   const std::string resume =
       absl::StrCat("hpsearch run ", flags.study_file, " --db ", db_path,
                    flags.devices.empty() ? absl::StrCat(" --workers ", devices->size())
-                                         : absl::StrCat(" --devices ", flags.devices));
+                                         : absl::StrCat(" --devices ", flags.devices),
+                   flags.n_trials > 0 ? absl::StrCat(" --n-trials ", flags.n_trials) : "");
 
   v1::SubmitStudyRequest submit;
   *submit.mutable_spec() = spec;
   submit.set_resume_if_exists(true);
+  submit.set_extend_budget(flags.n_trials > 0);
   for (const auto& [path, hash] : *hashes) (*submit.mutable_data_sha256())[path] = hash;
   absl::StatusOr<v1::SubmitStudyResponse> submitted = coordinator->SubmitStudy(submit);
   if (!submitted.ok()) {
@@ -375,6 +384,10 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
                   "study of the same name in it is resumed");
   cmd->add_option("--report", flags->report_dir,
                   "Report folder (default: STUDY_NAME-report beside the database)");
+  cmd->add_option("--n-trials", flags->n_trials,
+                  "Search trials in all (overrides budget.n_trials); more than a finished "
+                  "study ran extends it, keeping its trials")
+      ->check(CLI::PositiveNumber);
   cmd->callback([flags, exit_code] { *exit_code = RunRun(*flags); });
 }
 

@@ -16,6 +16,7 @@ struct SubmitFlags {
   ConnectionFlags connection;
   bool wait = false;
   bool resume = false;
+  int n_trials = 0;  // --n-trials; 0: the study file's budget.n_trials
 };
 
 int RunSubmit(const SubmitFlags& flags) {
@@ -36,7 +37,10 @@ int RunSubmit(const SubmitFlags& flags) {
   auto* stub = connection->studies();
   v1::SubmitStudyRequest request;
   *request.mutable_spec() = loaded->spec;
-  request.set_resume_if_exists(flags.resume);
+  if (flags.n_trials > 0) request.mutable_spec()->mutable_budget()->set_n_trials(flags.n_trials);
+  // --n-trials names a budget for a study that may exist: extending it is resuming it.
+  request.set_resume_if_exists(flags.resume || flags.n_trials > 0);
+  request.set_extend_budget(flags.n_trials > 0);
   // The data files' hashes go with the study, so a resume on changed data is refused.
   for (const auto& [path, sha256] : HashDataFiles(loaded->spec.data())) {
     if (!sha256.ok()) {
@@ -69,6 +73,10 @@ void RegisterSubmitCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--wait", flags->wait, "Follow the study until it ends; exit 0 when COMPLETE");
   cmd->add_flag("--resume", flags->resume,
                 "Resume the study of this name when it exists with the same spec and data");
+  cmd->add_option("--n-trials", flags->n_trials,
+                  "Search trials in all (overrides budget.n_trials; implies --resume): more than "
+                  "a finished study ran extends it, keeping its trials")
+      ->check(CLI::PositiveNumber);
   cmd->callback([flags, exit_code] { *exit_code = RunSubmit(*flags); });
 }
 

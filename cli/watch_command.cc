@@ -1,30 +1,88 @@
 // hpsearch watch STUDY: follows a study's event stream until it ends. On a terminal the trial table
-// is redrawn on every event; otherwise each event is printed as a line. FollowStudy() also serves
-// `submit --wait`.
+// is redrawn on every event and at least once a second, with the study's elapsed time, budget used,
+// best so far and ETA, and each running trial's epoch, step, throughput and ETA; otherwise each
+// event is printed as a line. FollowStudy() also serves `submit --wait`.
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/study_source.h"
+#include "server/report/report_format.h"
+#include "server/study_file/study_view.h"
 
 namespace hpsearch::cli {
 namespace {
 
-void PrintTable(const v1::Study& study, const std::map<int, v1::Trial>& trials, std::ostream& out) {
-  out << absl::StrFormat("study %s (%s): %s\n", study.spec().name(), study.id(),
-                         StateWord(study.state()));
-  out << absl::StrFormat("%5s %-6s %-9s %7s %6s %10s  %s\n", "trial", "kind", "state", "attempt",
-                         "epochs", "objective", "params");
+// The study's line: state, elapsed time, budget used, best so far and an ETA from the mean
+// duration of the search trials that ended.
+std::string StudyLine(const v1::Study& study, const std::map<int, v1::Trial>& trials,
+                      absl::Time now) {
+  const v1::StudySpec& spec = study.spec();
+  std::string line =
+      absl::StrFormat("study %s (%s): %s", spec.name(), study.id(), StateWord(study.state()));
+  if (study.created_unix_ms() > 0) {
+    const absl::Time end =
+        study.ended_unix_ms() > 0 ? absl::FromUnixMillis(study.ended_unix_ms()) : now;
+    absl::StrAppend(
+        &line, ", elapsed ",
+        DurationText(absl::ToDoubleSeconds(end - absl::FromUnixMillis(study.created_unix_ms()))));
+  }
+  int ended = 0, running = 0;
+  double ended_seconds = 0;
+  std::vector<v1::Trial> list;
   for (const auto& [number, t] : trials) {
+    list.push_back(t);
+    if (t.kind() != v1::TRIAL_KIND_SEARCH) continue;
+    running += t.state() == v1::TRIAL_STATE_RUNNING;
+    if (t.state() == v1::TRIAL_STATE_COMPLETE || t.state() == v1::TRIAL_STATE_PRUNED ||
+        t.state() == v1::TRIAL_STATE_FAILED) {
+      ++ended;
+      if (t.started_unix_ms() > 0 && t.ended_unix_ms() > t.started_unix_ms()) {
+        ended_seconds += (t.ended_unix_ms() - t.started_unix_ms()) / 1000.0;
+      }
+    }
+  }
+  const int budget = spec.budget().n_trials();
+  absl::StrAppendFormat(&line, ", search trials %d/%d (%d running)", ended, budget, running);
+  if (const v1::Trial* best = BestTrialSoFar(spec, list)) {
+    absl::StrAppendFormat(&line, "%s: trial %d %s %.4f",
+                          study.has_best_trial_number() ? ", best" : ", best so far",
+                          best->number(), server::ObjectiveMetric(spec), best->objective_value());
+  }
+  if (study.state() == v1::STUDY_STATE_SEARCHING && ended > 0 && budget > ended) {
+    const int parallel = std::max(1, std::min(spec.budget().parallelism(), budget - ended));
+    absl::StrAppend(&line, ", ETA ~",
+                    DurationText(ended_seconds / ended * (budget - ended) / parallel));
+  }
+  return line;
+}
+
+void PrintTable(const v1::Study& study, const std::map<int, v1::Trial>& trials, std::ostream& out,
+                absl::Time now = absl::Now()) {
+  out << StudyLine(study, trials, now) << "\n";
+  out << absl::StrFormat("%5s %-6s %-9s %7s %6s %10s  %s\n", "trial", "kind", "state", "attempt",
+                         "epochs", "objective", "params / progress");
+  for (const auto& [number, t] : trials) {
+    std::string tail = ParamsText(t.params());
+    const std::string progress = TrialProgressText(study.spec(), t, now);
+    if (!progress.empty()) tail += "  [" + progress + "]";
+    if (t.has_prune_reason()) tail += "  pruned: " + server::PruneReasonText(t.prune_reason());
     out << absl::StrFormat(
         "%5d %-6s %-9s %7d %6d %10s  %s\n", number,
         t.kind() == v1::TRIAL_KIND_FINAL ? "final" : "search", StateWord(t.state()), t.attempt(),
         t.epochs_size(),
-        t.has_objective_value() ? absl::StrFormat("%.4f", t.objective_value()) : "-",
-        ParamsText(t.params()));
+        t.has_objective_value() ? absl::StrFormat("%.4f", t.objective_value()) : "-", tail);
   }
 }
 
@@ -49,9 +107,46 @@ int FollowStudy(const CoordinatorConnection& connection, const std::string& stud
   v1::StudyEvent event;
   v1::Study study;
   std::map<int, v1::Trial> trials;
+  // On a terminal the table is redrawn on every event and at least once a second (elapsed time,
+  // ETAs), by this thread; `mu` keeps it and the event loop apart.
+  absl::Mutex mu;
+  bool following = true;
+  bool have_study = false;
+  auto draw = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    out << "\033[H\033[2J";
+    PrintTable(study, trials, out);
+    if (options.footer) out << options.footer();
+    out.flush();
+  };
+  std::thread redraw;
+  if (live_table) {
+    redraw = std::thread([&] {
+      absl::MutexLock lock(&mu);
+      while (following) {
+        mu.AwaitWithTimeout(absl::Condition(
+                                +[](bool* f) { return !*f; }, &following),
+                            absl::Seconds(1));
+        if (following && have_study) draw();
+      }
+    });
+  }
+  struct StopRedraw {
+    absl::Mutex* mu;
+    bool* following;
+    std::thread* thread;
+    ~StopRedraw() {
+      {
+        absl::MutexLock lock(mu);
+        *following = false;
+      }
+      if (thread->joinable()) thread->join();
+    }
+  } stop_redraw{&mu, &following, &redraw};
   while (reader->Read(&event)) {
+    absl::MutexLock lock(&mu);
     if (event.has_study()) {
       study = event.study();
+      have_study = true;
       if (!live_table) {
         out << "study " << study.spec().name() << ": " << StateWord(study.state())
             << (study.state_reason().empty() ? "" : " (" + study.state_reason() + ")") << "\n";
@@ -84,13 +179,14 @@ int FollowStudy(const CoordinatorConnection& connection, const std::string& stud
         out << "\n";
       }
     }
-    if (live_table) {
-      out << "\033[H\033[2J";
-      PrintTable(study, trials, out);
-      if (options.footer) out << options.footer();
-    }
+    if (live_table) draw();
     out.flush();
   }
+  {
+    absl::MutexLock lock(&mu);
+    following = false;
+  }
+  if (redraw.joinable()) redraw.join();
   grpc::Status status = reader->Finish();
   if (status.error_code() == grpc::StatusCode::CANCELLED && options.context != nullptr) {
     return kExitFailure;  // the caller stopped following

@@ -275,7 +275,41 @@ absl::Status ResultsStore::UpdateTrial(int64_t trial_id, const v1::Trial& trial,
   stmt->BindText(7, trial.error());
   stmt->BindOptionalInt64(8, NonZero(trial.started_unix_ms()));
   stmt->BindOptionalInt64(9, NonZero(trial.ended_unix_ms()));
-  stmt->BindInt64(10, trial_id);
+  if (trial.has_prune_reason()) {
+    const v1::PruneReason& reason = trial.prune_reason();
+    stmt->BindText(10, reason.rule());
+    stmt->BindInt64(11, reason.epoch());
+    stmt->BindDouble(12, reason.value());
+    stmt->BindDouble(13, reason.threshold());
+  } else {
+    for (int column = 10; column <= 13; ++column) stmt->BindNull(column);
+  }
+  stmt->BindInt64(14, trial_id);
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::PutProgress(int64_t trial_id, int attempt,
+                                       const v1::TrialProgress& progress) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kPutProgressSql);
+  stmt->BindInt64(1, trial_id);
+  stmt->BindInt64(2, attempt);
+  stmt->BindInt64(3, progress.epoch());
+  stmt->BindInt64(4, progress.epochs());
+  stmt->BindInt64(5, progress.step());
+  stmt->BindInt64(6, progress.total_steps());
+  stmt->BindDouble(7, progress.samples_per_second());
+  stmt->BindDouble(8, progress.eta_seconds());
+  stmt->BindInt64(9, progress.updated_unix_ms());
+  return stmt->Run();
+}
+
+absl::Status ResultsStore::DeleteProgress(int64_t trial_id) {
+  absl::MutexLock lock(&db_mu_);
+  HPSEARCH_RETURN_IF_ERROR(BeginWrite());
+  HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kDeleteProgressSql);
+  stmt->BindInt64(1, trial_id);
   return stmt->Run();
 }
 

@@ -118,6 +118,9 @@ class ResultsStore {
   absl::Status PutResultExtra(int64_t trial_id, const v1::TrialResult& result);
   absl::Status PutWorker(const std::string& worker_id, const v1::WorkerInfo& info, int64_t now_ms);
   absl::Status TouchWorker(const std::string& worker_id, int64_t now_ms);
+  // The running trial's progress row: one per trial, overwritten; deleted when its attempt ends.
+  absl::Status PutProgress(int64_t trial_id, int attempt, const v1::TrialProgress& progress);
+  absl::Status DeleteProgress(int64_t trial_id);
   // Records a stored artifact, replacing the record of the same (trial, attempt).
   absl::Status PutArtifact(const ArtifactRecord& record);
   absl::Status AddEvent(int64_t now_ms, const std::string& study_id, int trial_number, int attempt,

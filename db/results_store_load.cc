@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/closest_match.h"
 #include "db/results_store.h"
 #include "db/results_store_sql.h"
 #include "proto/canonical_metrics.h"
@@ -90,6 +91,13 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
     trial.set_created_unix_ms(trials_stmt->ColumnInt64(12));
     trial.set_started_unix_ms(trials_stmt->ColumnOptionalInt64(13).value_or(0));
     trial.set_ended_unix_ms(trials_stmt->ColumnOptionalInt64(14).value_or(0));
+    if (!trials_stmt->IsNull(15)) {
+      v1::PruneReason* reason = trial.mutable_prune_reason();
+      reason->set_rule(trials_stmt->ColumnText(15));
+      reason->set_epoch(static_cast<int>(trials_stmt->ColumnOptionalInt64(16).value_or(0)));
+      reason->set_value(trials_stmt->ColumnDouble(17));
+      reason->set_threshold(trials_stmt->ColumnDouble(18));
+    }
     stored.trials.push_back(std::move(st));
   }
   trials_stmt->Reset();
@@ -115,6 +123,23 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
         } else {
           param->mutable_value()->set_string_value(stmt->ColumnText(2));
         }
+      }
+      stmt->Reset();
+    }
+    if (trial.state() == v1::TRIAL_STATE_RUNNING) {
+      HPSEARCH_ASSIGN_STATEMENT(stmt, sql::kSelectProgressSql);
+      stmt->BindInt64(1, st.trial_id);
+      absl::StatusOr<bool> row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (*row) {
+        v1::TrialProgress* progress = trial.mutable_progress();
+        progress->set_epoch(static_cast<int>(stmt->ColumnInt64(0)));
+        progress->set_epochs(static_cast<int>(stmt->ColumnInt64(1)));
+        progress->set_step(stmt->ColumnInt64(2));
+        progress->set_total_steps(stmt->ColumnInt64(3));
+        progress->set_samples_per_second(stmt->ColumnDouble(4));
+        progress->set_eta_seconds(stmt->ColumnDouble(5));
+        progress->set_updated_unix_ms(stmt->ColumnInt64(6));
       }
       stmt->Reset();
     }
@@ -229,8 +254,18 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudy(const std::string& id_or_nam
     absl::StatusOr<bool> row = stmt->Step();
     if (!row.ok()) return row.status();
     if (!*row) {
-      return absl::NotFoundError(
-          absl::StrCat("no study with id or name '", id_or_name, "' in ", path_));
+      stmt->Reset();
+      std::vector<std::string> names;
+      HPSEARCH_ASSIGN_STATEMENT(names_stmt, sql::kSelectStudyNamesSql);
+      while (true) {
+        absl::StatusOr<bool> name_row = names_stmt->Step();
+        if (!name_row.ok()) return name_row.status();
+        if (!*name_row) break;
+        names.push_back(names_stmt->ColumnText(0));
+      }
+      names_stmt->Reset();
+      return absl::NotFoundError(absl::StrCat("no study with id or name '", id_or_name, "' in ",
+                                              path_, KnownNamesHint(id_or_name, names)));
     }
     id = stmt->ColumnText(0);
     stmt->Reset();

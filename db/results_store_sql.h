@@ -42,7 +42,9 @@ inline constexpr char kPutStudySql[] =
     "direction, from_epoch, n_trials, parallelism, max_retries, seed, sampler, pruner, runner, "
     "best_trial_number, best_value, final_trial_number, created_ms, ended_ms, data_sha256, "
     "downtime_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (study_id) DO UPDATE SET state = excluded.state, "
+    "ON CONFLICT (study_id) DO UPDATE SET state = excluded.state, spec = excluded.spec, "
+    "spec_json = excluded.spec_json, n_trials = excluded.n_trials, "
+    "parallelism = excluded.parallelism, max_retries = excluded.max_retries, "
     "state_reason = excluded.state_reason, best_trial_number = excluded.best_trial_number, "
     "best_value = excluded.best_value, final_trial_number = excluded.final_trial_number, "
     "ended_ms = excluded.ended_ms, data_sha256 = excluded.data_sha256, "
@@ -58,7 +60,8 @@ inline constexpr char kInsertParamSql[] =
 
 inline constexpr char kUpdateTrialSql[] =
     "UPDATE trials SET state = ?, attempt = ?, worker_id = ?, lease_id = ?, lease_deadline_ms = ?, "
-    "objective_value = ?, error = ?, started_ms = ?, ended_ms = ? WHERE trial_id = ?";
+    "objective_value = ?, error = ?, started_ms = ?, ended_ms = ?, prune_rule = ?, "
+    "prune_epoch = ?, prune_value = ?, prune_threshold = ? WHERE trial_id = ?";
 
 inline constexpr char kPutAttemptSql[] =
     "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, started_ms, "
@@ -107,6 +110,23 @@ inline constexpr char kSelectStudiesSql[] =
     "SELECT study_id, state, state_reason, spec, created_ms, ended_ms, best_trial_number, "
     "best_value, final_trial_number FROM studies ORDER BY created_ms, rowid";
 
+inline constexpr char kPutProgressSql[] =
+    "INSERT INTO trial_progress (trial_id, attempt, epoch, epochs, step, total_steps, "
+    "samples_per_second, eta_seconds, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trial_id) DO UPDATE SET attempt = excluded.attempt, epoch = excluded.epoch, "
+    "epochs = excluded.epochs, step = excluded.step, total_steps = excluded.total_steps, "
+    "samples_per_second = excluded.samples_per_second, eta_seconds = excluded.eta_seconds, "
+    "updated_ms = excluded.updated_ms";
+
+inline constexpr char kDeleteProgressSql[] = "DELETE FROM trial_progress WHERE trial_id = ?";
+
+inline constexpr char kSelectProgressSql[] =
+    "SELECT epoch, epochs, step, total_steps, samples_per_second, eta_seconds, updated_ms "
+    "FROM trial_progress WHERE trial_id = ?";
+
+inline constexpr char kSelectStudyNamesSql[] =
+    "SELECT name FROM studies ORDER BY created_ms, rowid";
+
 inline constexpr char kSelectStudyIdSql[] =
     "SELECT study_id FROM studies WHERE study_id = ? OR name = ? LIMIT 1";
 
@@ -116,7 +136,8 @@ inline constexpr char kSelectStudySql[] =
 
 inline constexpr char kSelectTrialsSql[] =
     "SELECT trial_id, number, kind, state, attempt, seed, source_trial_number, worker_id, "
-    "lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, ended_ms "
+    "lease_id, lease_deadline_ms, objective_value, error, created_ms, started_ms, ended_ms, "
+    "prune_rule, prune_epoch, prune_value, prune_threshold "
     "FROM trials WHERE study_id = ? ORDER BY number";
 
 inline constexpr char kSelectParamsSql[] =

@@ -262,9 +262,62 @@ JOIN trials t ON t.trial_id = a.trial_id
 JOIN studies s ON s.study_id = t.study_id;
 )sql";
 
+// Version 3 -> 4: why each pruned trial was pruned (the rule, the epoch judged, the trial's value
+// there and the bar it missed), also in trial_summary; NULL for trials pruned before. And one
+// progress row per running trial (its worker's latest step progress, overwritten at most every few
+// seconds, deleted when the attempt ends).
+constexpr char kSchemaV4PruneReasons[] = R"sql(
+ALTER TABLE trials ADD COLUMN prune_rule TEXT;
+ALTER TABLE trials ADD COLUMN prune_epoch INTEGER;
+ALTER TABLE trials ADD COLUMN prune_value REAL;
+ALTER TABLE trials ADD COLUMN prune_threshold REAL;
+
+CREATE TABLE trial_progress (
+  trial_id INTEGER PRIMARY KEY REFERENCES trials (trial_id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  epochs INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  total_steps INTEGER NOT NULL,
+  samples_per_second REAL NOT NULL,
+  eta_seconds REAL NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+
+DROP VIEW trial_summary;
+CREATE VIEW trial_summary AS
+SELECT
+  s.name AS study_name,
+  t.study_id,
+  t.number AS trial_number,
+  t.kind,
+  t.state,
+  t.attempt,
+  t.seed,
+  (SELECT json_group_object(p.name, p.value)
+     FROM (SELECT name, value FROM trial_params WHERE trial_id = t.trial_id ORDER BY position) AS p)
+    AS params,
+  t.objective_value,
+  s.objective_metric,
+  (SELECT COUNT(*) FROM epochs e WHERE e.trial_id = t.trial_id AND e.attempt = t.attempt) AS epochs,
+  t.worker_id,
+  t.source_trial_number,
+  t.error,
+  t.created_ms,
+  t.started_ms,
+  t.ended_ms,
+  (t.ended_ms - t.started_ms) / 1000.0 AS duration_seconds,
+  t.prune_rule,
+  t.prune_epoch,
+  t.prune_value,
+  t.prune_threshold
+FROM trials t JOIN studies s ON s.study_id = t.study_id;
+)sql";
+
 // The ladder: kMigrations[i] upgrades version i to i + 1. Append rungs; never edit a shipped one.
 const std::vector<const char*>& Migrations() {
-  static const std::vector<const char*> migrations = {kSchemaV1, kSchemaV2, kSchemaV3Artifacts};
+  static const std::vector<const char*> migrations = {kSchemaV1, kSchemaV2, kSchemaV3Artifacts,
+                                                      kSchemaV4PruneReasons};
   return migrations;
 }
 

@@ -47,6 +47,12 @@ Coordinator::StudyRecord* Coordinator::FindStudy(const std::string& id_or_name) 
   return nullptr;
 }
 
+absl::Status Coordinator::UnknownStudy(const std::string& id_or_name) {
+  std::vector<std::string> names;
+  for (const std::string& id : study_order_) names.push_back(studies_[id].study.spec().name());
+  return UnknownStudyError(id_or_name, names);
+}
+
 absl::Status Coordinator::LeaseStatus(const std::string& lease_id, const std::string& holder,
                                       Lease** lease) {
   if (lease_id.empty()) return absl::InvalidArgumentError("lease_id is empty");

@@ -65,6 +65,10 @@ struct CoordinatorOptions {
   // After a restart, stored leases get at least this long before any expires, so workers that kept
   // running while the coordinator was down can reconnect and report.
   absl::Duration restart_grace = absl::Seconds(30);
+  // How often a running trial's progress row (trial_progress) is rewritten from its heartbeats, and
+  // its watchers told. The in-memory progress is always the latest; the row trades freshness for
+  // database writes.
+  absl::Duration progress_write_interval = absl::Seconds(3);
   // Where trial artifacts go when a spec leaves artifacts_root empty. Default: "artifacts" beside
   // the results database (set by Create when empty).
   std::string default_artifacts_root;
@@ -188,6 +192,7 @@ class Coordinator {
     std::string lease_id;  // set while RUNNING
     absl::Time attempt_started;
     bool prune_requested = false;
+    absl::Time progress_written = absl::InfinitePast();  // its trial_progress row's last write
     // The objective value a Tell carried, used instead of the epochs' objective metric.
     std::optional<double> told_value;
   };
@@ -221,6 +226,8 @@ class Coordinator {
 
   // All helpers below run under mu_.
   StudyRecord* FindStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a call naming a study that FindStudy does not know is told (the known names with it).
+  absl::Status UnknownStudy(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The live lease `lease_id` held by `holder` (a worker id, or "client:NAME" for Ask) in *lease.
   // A lease held by someone else is PERMISSION_DENIED: callers act only on the leases they
   // acquired. FAILED_PRECONDITION for one that ended (with how), NOT_FOUND for one that never
@@ -253,6 +260,20 @@ class Coordinator {
                           const std::string& error, bool retryable, db::LeaseEnd ended_by)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeFinishSearch(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adopts a resubmission's different budget: a running study takes it as it is; an ended one is
+  // extended (back to SEARCHING, its history kept) when n_trials grows. FAILED_PRECONDITION when
+  // n_trials falls below the trials already created, or the final trial is running.
+  absl::Status ChangeBudget(StudyRecord* study, const v1::BudgetSpec& budget)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps a heartbeat's step progress with the lease's trial; rewrites its trial_progress row and
+  // tells watchers at most every progress_write_interval.
+  absl::Status RecordProgress(const Lease& lease, const v1::TrialProgress& progress, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails a searching study whose last budget.max_failures search trials all failed.
+  absl::Status MaybeFailDoomedStudy(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends every running trial of an ended study (failed, with `why`) and fails its waiting ones.
+  absl::Status StopActiveTrials(StudyRecord* study, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SetStudyState(StudyRecord* study, v1::StudyState state, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RecordEpoch(StudyRecord* study, TrialRecord* trial, const v1::EpochMetrics& metrics,

@@ -89,7 +89,7 @@ absl::StatusOr<db::ArtifactRecord> Coordinator::FindArtifact(const std::string& 
   absl::MutexLock lock(&mu_);
   StudyRecord* study = FindStudy(study_name);
   if (study == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no study with id or name '", study_name, "'"));
+    return UnknownStudy(study_name);
   }
   const std::string name = study->study.spec().name();
   int number = trial_number;

@@ -5,15 +5,18 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "base/closest_match.h"
 #include "base/status_macros.h"
 #include "db/results_store.h"
 #include "hpsearch/v1/trial.pb.h"
 #include "proto/canonical_metrics.h"
+#include "server/study_file/study_view.h"
 
 namespace hpsearch::server {
 
@@ -27,12 +30,24 @@ inline bool StudyActive(v1::StudyState state) {
 }
 
 // What a call naming an unknown study is told: INVALID_ARGUMENT when the name is empty (the field
-// was not set), else NOT_FOUND.
-inline absl::Status UnknownStudy(const std::string& id_or_name) {
+// was not set), else NOT_FOUND with the names of the studies there are.
+inline absl::Status UnknownStudyError(const std::string& id_or_name,
+                                      const std::vector<std::string>& known) {
   if (id_or_name.empty()) {
     return absl::InvalidArgumentError("study: is empty; give a study's id or name");
   }
-  return absl::NotFoundError(absl::StrCat("study: no study with id or name '", id_or_name, "'"));
+  return absl::NotFoundError(absl::StrCat("study: no study with id or name '", id_or_name, "'",
+                                          KnownNamesHint(id_or_name, known)));
+}
+
+// True when `metrics` is the trial's last epoch: as its runner says, else as the spec and the
+// trial's parameters say (TrialLastEpoch). A trial's last epoch is never pruned: pruning it would
+// save nothing and take a finished trial out of the race for best.
+inline bool IsLastEpoch(const v1::StudySpec& spec, const v1::Trial& trial,
+                        const v1::EpochMetrics& metrics) {
+  if (metrics.has_last()) return metrics.last();
+  std::optional<int> last = TrialLastEpoch(spec, trial.params());
+  return last.has_value() && metrics.epoch() >= *last;
 }
 
 inline std::string FormatSeconds(absl::Duration d) {

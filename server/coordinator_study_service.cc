@@ -99,8 +99,9 @@ absl::Status CheckResumable(const v1::Study& existing, const v1::StudySpec& spec
   return absl::FailedPreconditionError(
       absl::StrCat("study '", spec.name(), "' (", existing.id(),
                    ") exists and differs from this submission in ", what,
-                   ": a resumed study must be submitted with the same spec and data; submit a "
-                   "changed search under another name"));
+                   ": a resumed study must be submitted with the same spec and data (a larger "
+                   "budget extends it with --n-trials N); submit a changed search under another "
+                   "name"));
 }
 
 }  // namespace
@@ -147,6 +148,7 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
   absl::StatusOr<std::unique_ptr<Pruner>> pruner = MakePruner(spec);
   if (!pruner.ok()) return pruner.status();
   uint64_t sequence;
+  bool extended = false;
   {
     absl::MutexLock lock(&mu_);
     if (StudyRecord* existing = FindStudy(spec.name())) {
@@ -155,9 +157,19 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
             absl::StrCat("study '", spec.name(), "' exists (", existing->study.id(),
                          "): resume it (submit with resume) or choose another name"));
       }
-      HPSEARCH_RETURN_IF_ERROR(CheckResumable(existing->study, spec, *hashes));
+      const v1::BudgetSpec& stored_budget = existing->study.spec().budget();
+      // A study stored before budget.max_failures existed keeps running without it.
+      if (!stored_budget.has_max_failures()) spec.mutable_budget()->clear_max_failures();
+      // With extend_budget only the budget may differ, and replaces the stored one (ChangeBudget).
+      v1::StudySpec same_budget = spec;
+      if (request.extend_budget()) *same_budget.mutable_budget() = stored_budget;
+      HPSEARCH_RETURN_IF_ERROR(CheckResumable(existing->study, same_budget, *hashes));
       response.set_study_id(existing->study.id());
       response.set_resumed(true);
+      if (!google::protobuf::util::MessageDifferencer::Equals(stored_budget, spec.budget())) {
+        HPSEARCH_RETURN_IF_ERROR(ChangeBudget(existing, spec.budget()));
+        extended = true;
+      }
       if (existing->study.data_sha256().empty() && !hashes->empty()) {
         *existing->study.mutable_data_sha256() = std::move(*hashes);
         HPSEARCH_RETURN_IF_ERROR(store_->PutStudy(existing->study));
@@ -184,8 +196,50 @@ absl::StatusOr<v1::SubmitStudyResponse> Coordinator::SubmitStudy(
       sequence = store_->Sequence();
     }
   }
-  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, !response.resumed()));
+  HPSEARCH_RETURN_IF_ERROR(Finish(sequence, !response.resumed() || extended));
   return response;
+}
+
+absl::Status Coordinator::ChangeBudget(StudyRecord* study, const v1::BudgetSpec& budget) {
+  const v1::StudySpec& spec = study->study.spec();
+  const int stored_n_trials = BudgetOf(spec).n_trials;
+  const std::string name = spec.name();
+  if (budget.n_trials() < study->search_created) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("study '", name, "' has run ", study->search_created,
+                     " search trials already: budget.n_trials ", budget.n_trials(),
+                     " would take them back; give at least ", study->search_created));
+  }
+  if (study->study.state() == v1::STUDY_STATE_FINALIZING) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "study '", name, "' is running its final trial: change its budget after it ends"));
+  }
+  const bool reopen = !StudyActive(study->study.state()) && budget.n_trials() > stored_n_trials;
+  if (!StudyActive(study->study.state()) && !reopen) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("study '", name, "' ended ", db::StudyStateName(study->study.state()),
+                     "; only a larger budget.n_trials (now ", stored_n_trials,
+                     ") extends it: pass --n-trials N"));
+  }
+  *study->study.mutable_spec()->mutable_budget() = budget;
+  HPSEARCH_RETURN_IF_ERROR(store_->PutStudy(study->study));
+  const std::string what =
+      absl::StrCat("budget changed (n_trials ", stored_n_trials, " -> ", budget.n_trials(), ")");
+  if (!reopen) {
+    HPSEARCH_RETURN_IF_ERROR(AddEvent(*study, -1, 0, "", "study_budget", what));
+    EmitStudy(*study);
+    return absl::OkStatus();
+  }
+  // Extended: its trials and their history stay; the search goes on, and when it ends the best is
+  // chosen again and the final stage (if enabled) runs again on it.
+  study->study.clear_best_trial_number();
+  study->study.clear_best_objective_value();
+  study->study.set_ended_unix_ms(0);
+  HPSEARCH_RETURN_IF_ERROR(
+      SetStudyState(study, v1::STUDY_STATE_SEARCHING,
+                    absl::StrCat("extended after it ended ",
+                                 db::StudyStateName(study->study.state()), ": ", what)));
+  return MaybeFinishSearch(study);
 }
 
 absl::StatusOr<v1::Study> Coordinator::GetStudy(const std::string& id_or_name) {
@@ -249,18 +303,7 @@ absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name
     std::string why = absl::StrCat("study ", study->study.spec().name(), " was cancelled",
                                    reason.empty() ? "" : ": ", reason);
     HPSEARCH_RETURN_IF_ERROR(SetStudyState(study, v1::STUDY_STATE_CANCELLED, why));
-    for (TrialRecord& record : study->trials) {
-      if (record.trial.state() == v1::TRIAL_STATE_RUNNING) {
-        HPSEARCH_RETURN_IF_ERROR(EndAttempt(study, &record, v1::TRIAL_STATE_FAILED, why, false,
-                                            db::LeaseEnd::kCancelled));
-      } else if (record.trial.state() == v1::TRIAL_STATE_WAITING) {
-        record.trial.set_state(v1::TRIAL_STATE_FAILED);
-        record.trial.set_error(why);
-        record.trial.set_ended_unix_ms(NowMs());
-        HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, &record));
-      }
-    }
-    study->waiting.clear();
+    HPSEARCH_RETURN_IF_ERROR(StopActiveTrials(study, why));
     snapshot = StudySnapshot(*study);
     sequence = store_->Sequence();
   }

@@ -4,6 +4,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -160,6 +161,12 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
                                      const std::string& error, bool retryable,
                                      db::LeaseEnd ended_by) {
   v1::Trial& trial = record->trial;
+  if (state != v1::TRIAL_STATE_PRUNED) trial.clear_prune_reason();  // asked, but it ended otherwise
+  if (trial.has_progress() || record->progress_written != absl::InfinitePast()) {
+    trial.clear_progress();
+    record->progress_written = absl::InfinitePast();
+    HPSEARCH_RETURN_IF_ERROR(store_->DeleteProgress(record->trial_id));
+  }
   const std::string lease_id = record->lease_id;
   leases_.erase(lease_id);
   --study->running;
@@ -223,7 +230,55 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
                          absl::StrCat("final trial ", trial.number(), " ",
                                       db::TrialStateName(trial.state()), ": ", trial.error()));
   }
+  if (trial.state() == v1::TRIAL_STATE_FAILED)
+    HPSEARCH_RETURN_IF_ERROR(MaybeFailDoomedStudy(study));
   return MaybeFinishSearch(study);
+}
+
+absl::Status Coordinator::MaybeFailDoomedStudy(StudyRecord* study) {
+  if (study->study.state() != v1::STUDY_STATE_SEARCHING) return absl::OkStatus();
+  const int limit = BudgetOf(study->study.spec()).max_failures;
+  if (limit <= 0) return absl::OkStatus();
+  // The search trials that ended, in the order they ended: count the failures at the end.
+  std::vector<const v1::Trial*> ended;
+  for (const TrialRecord& record : study->trials) {
+    if (record.trial.kind() == v1::TRIAL_KIND_SEARCH && IsTerminal(record.trial.state())) {
+      ended.push_back(&record.trial);
+    }
+  }
+  std::stable_sort(ended.begin(), ended.end(), [](const v1::Trial* a, const v1::Trial* b) {
+    return a->ended_unix_ms() < b->ended_unix_ms();
+  });
+  int in_a_row = 0;
+  for (auto it = ended.rbegin(); it != ended.rend(); ++it) {
+    if ((*it)->state() != v1::TRIAL_STATE_FAILED) break;
+    ++in_a_row;
+  }
+  if (in_a_row < limit) return absl::OkStatus();
+  const v1::Trial& last = *ended.back();
+  const std::string why = absl::StrCat(
+      "the last ", in_a_row, " search trials failed in a row (budget.max_failures ", limit,
+      "): the study stopped early; the last error (trial ", last.number(),
+      "): ", last.error().substr(0, last.error().find('\n')), "; see all with `hpsearch trials ",
+      study->study.spec().name(), " --db ", store_->path(), "`");
+  HPSEARCH_RETURN_IF_ERROR(SetStudyState(study, v1::STUDY_STATE_FAILED, why));
+  return StopActiveTrials(study, why);
+}
+
+absl::Status Coordinator::StopActiveTrials(StudyRecord* study, const std::string& why) {
+  for (TrialRecord& record : study->trials) {
+    if (record.trial.state() == v1::TRIAL_STATE_RUNNING) {
+      HPSEARCH_RETURN_IF_ERROR(
+          EndAttempt(study, &record, v1::TRIAL_STATE_FAILED, why, false, db::LeaseEnd::kCancelled));
+    } else if (record.trial.state() == v1::TRIAL_STATE_WAITING) {
+      record.trial.set_state(v1::TRIAL_STATE_FAILED);
+      record.trial.set_error(why);
+      record.trial.set_ended_unix_ms(NowMs());
+      HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, &record));
+    }
+  }
+  study->waiting.clear();
+  return absl::OkStatus();
 }
 
 absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
@@ -249,7 +304,7 @@ absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
         study, v1::STUDY_STATE_FAILED,
         absl::StrCat("no search trial completed (", study->search_created, " trials: ", failed,
                      " failed, ", pruned, " pruned); see their errors with `hpsearch trials ",
-                     spec.name(), "`"));
+                     spec.name(), " --db ", store_->path(), "`"));
   }
   std::string reason = absl::StrFormat(
       "trial %d is the best: %s %.6g (%s, %s epoch) among %d complete trials", best->trial.number(),

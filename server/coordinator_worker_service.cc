@@ -66,6 +66,9 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
         it->second.deadline = now + options_.lease_ttl;
         status->set_order(v1::LEASE_ORDER_CONTINUE);
         status->set_deadline_unix_ms(absl::ToUnixMillis(it->second.deadline));
+        if (request.has_progress() && lease_id == request.lease_ids(0)) {
+          HPSEARCH_RETURN_IF_ERROR(RecordProgress(it->second, request.progress(), now));
+        }
       } else if (it != leases_.end()) {
         status->set_order(v1::LEASE_ORDER_LOST);
         status->set_reason(absl::StrCat("lease ", lease_id, " belongs to worker ",
@@ -94,6 +97,20 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   }
   HPSEARCH_RETURN_IF_ERROR(Finish(sequence, false));
   return response;
+}
+
+absl::Status Coordinator::RecordProgress(const Lease& lease, const v1::TrialProgress& progress,
+                                         absl::Time now) {
+  StudyRecord* study = &studies_[lease.study_id];
+  TrialRecord* record = &study->trials[lease.trial_number];
+  v1::TrialProgress* kept = record->trial.mutable_progress();
+  *kept = progress;
+  kept->set_updated_unix_ms(absl::ToUnixMillis(now));
+  if (now - record->progress_written < options_.progress_write_interval) return absl::OkStatus();
+  record->progress_written = now;
+  HPSEARCH_RETURN_IF_ERROR(store_->PutProgress(record->trial_id, record->trial.attempt(), *kept));
+  EmitTrial(*study, *record);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ReportEpochResponse> Coordinator::ReportEpoch(
@@ -137,13 +154,22 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ApplyReportEpoch(
     bool duplicate = false;
     HPSEARCH_RETURN_IF_ERROR(RecordEpoch(study, record, request.metrics(), &duplicate));
     response.set_duplicate(duplicate);
-    if (!duplicate && !record->prune_requested && record->trial.kind() == v1::TRIAL_KIND_SEARCH) {
+    if (!duplicate && !record->prune_requested && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
+        !IsLastEpoch(study->study.spec(), record->trial, request.metrics())) {
       PruneRequest prune;
       prune.spec = &study->study.spec();
       prune.trial_number = record->trial.number();
       prune.epoch = request.metrics().epoch();
       prune.history = &study->history;
-      record->prune_requested = study->pruner->ShouldPrune(prune);
+      if (std::optional<PruneVerdict> verdict = study->pruner->Judge(prune)) {
+        // Kept with the trial, stored when its attempt ends pruned.
+        record->prune_requested = true;
+        v1::PruneReason* reason = record->trial.mutable_prune_reason();
+        reason->set_rule(verdict->rule);
+        reason->set_epoch(verdict->epoch);
+        reason->set_value(verdict->value);
+        reason->set_threshold(verdict->threshold);
+      }
     }
     response.set_decision(record->prune_requested ? v1::EPOCH_DECISION_PRUNE
                                                   : v1::EPOCH_DECISION_CONTINUE);

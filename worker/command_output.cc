@@ -54,7 +54,27 @@ absl::StatusOr<v1::EpochMetrics> EpochFromJson(const json& line, absl::Duration 
   ReadMetrics(line, {"type", "epoch", "step"}, &metrics);
   auto step = line.find("step");
   if (step != line.end() && step->is_number()) metrics.set_step(step->get<int64_t>());
+  auto last = line.find("last");
+  if (last != line.end()) {
+    if (!last->is_boolean()) {
+      return absl::InvalidArgumentError(
+          "\"last\" must be true (this is the trial's last epoch: it is never pruned) or false");
+    }
+    metrics.set_last(last->get<bool>());
+  }
   return metrics;
+}
+
+v1::TrialProgress ProgressFromJson(const json& line) {
+  v1::TrialProgress progress;
+  double x = 0;
+  if (ReadNumber(line, "epoch", &x)) progress.set_epoch(static_cast<int32_t>(x));
+  if (ReadNumber(line, "epochs", &x)) progress.set_epochs(static_cast<int32_t>(x));
+  if (ReadNumber(line, "step", &x)) progress.set_step(static_cast<int64_t>(x));
+  if (ReadNumber(line, "total_steps", &x)) progress.set_total_steps(static_cast<int64_t>(x));
+  if (ReadNumber(line, "samples_per_second", &x)) progress.set_samples_per_second(x);
+  if (ReadNumber(line, "eta_seconds", &x)) progress.set_eta_seconds(x);
+  return progress;
 }
 
 v1::TrainSummary TrainFromJson(const json& line) {

@@ -15,6 +15,9 @@ namespace hpsearch::worker {
 // {"type":"epoch","epoch":1,"val_accuracy":0.8,...}. `elapsed` (since the attempt started) is the
 // wall time unless the line gives wall_time_seconds. InvalidArgument without an integer "epoch".
 absl::StatusOr<v1::EpochMetrics> EpochFromJson(const nlohmann::json& line, absl::Duration elapsed);
+// A progress line: {"type": "progress", "epoch": 2, "epochs": 4, "step": 120, "total_steps": 400,
+// "samples_per_second": 41.2, "eta_seconds": 80}; every key optional, non-numbers ignored.
+v1::TrialProgress ProgressFromJson(const nlohmann::json& line);
 
 // {"type":"train_summary","global_steps":...,"train_loss":...,...}: the fields it knows, others
 // ignored.

@@ -393,6 +393,8 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
       } else if (!*go_on) {
         stop(RunOutcome::Kind::kPruned, false, "", StopReason::kNone);
       }
+    } else if (type == "progress") {
+      reporter->StepProgress(ProgressFromJson(parsed));
     } else if (type == "train_summary") {
       v1::TrainSummary train = TrainFromJson(parsed);
       *outcome.result.mutable_train() = train;

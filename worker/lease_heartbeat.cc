@@ -26,16 +26,25 @@ void LeaseHeartbeat::Begin(const std::string& worker_id, const std::string& leas
   active_ = true;
   worker_id_ = worker_id;
   lease_id_ = lease_id;
+  has_progress_ = false;
   interval_ = interval;
   due_ = absl::Now() + interval;
   label_ = label;
   on_order_ = std::move(on_order);
 }
 
+void LeaseHeartbeat::SetProgress(const v1::TrialProgress& progress) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!active_) return;
+  progress_ = progress;
+  has_progress_ = true;
+}
+
 void LeaseHeartbeat::End() {
   std::lock_guard<std::mutex> lock(mu_);
   ++generation_;
   active_ = false;
+  has_progress_ = false;
   on_order_ = nullptr;
 }
 
@@ -56,6 +65,7 @@ void LeaseHeartbeat::Loop() {
     v1::HeartbeatRequest request;
     request.set_worker_id(worker_id_);
     request.add_lease_ids(lease_id_);
+    if (has_progress_) *request.mutable_progress() = progress_;
     lock.unlock();
     absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
     lock.lock();

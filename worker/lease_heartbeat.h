@@ -38,6 +38,9 @@ class LeaseHeartbeat {
              const std::string& label, OrderCallback on_order);
   // Stops heartbeating the current lease.
   void End();
+  // The current lease's latest step progress: sent with its next heartbeat (a newer one replaces
+  // it). Ignored when no lease is current.
+  void SetProgress(const v1::TrialProgress& progress);
 
  private:
   void Loop();
@@ -54,6 +57,8 @@ class LeaseHeartbeat {
   absl::Duration interval_ = absl::Seconds(1);  // the current (else the last) lease's
   absl::Time due_;                              // when the current lease's next heartbeat is due
   OrderCallback on_order_;
+  bool has_progress_ = false;
+  v1::TrialProgress progress_;
   std::thread thread_;  // last: starts after every member above is constructed
 };
 

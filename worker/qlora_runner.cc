@@ -117,6 +117,14 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
     reporter->Progress("warning: " + warning);
   };
   callbacks.on_progress = [&](const core::TrainingProgress& p) {
+    v1::TrialProgress progress;
+    progress.set_epoch(static_cast<int32_t>(p.epoch));
+    progress.set_epochs(static_cast<int32_t>(epochs));
+    progress.set_step(p.step);
+    progress.set_total_steps(p.total_steps);
+    progress.set_samples_per_second(p.samples_per_second);
+    progress.set_eta_seconds(p.eta_seconds);
+    reporter->StepProgress(progress);
     // Checked after every optimizer step (last thing here): the trainer reads `stop` before the
     // next one.
     if (throttle.ShouldLog()) {
@@ -145,6 +153,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   std::vector<v1::EpochMetrics> reported;  // for metrics.json
   callbacks.on_epoch = [&](const core::EpochResult& e) {
     v1::EpochMetrics metrics = ToEpochMetrics(e);
+    if (epochs > 0) metrics.set_last(e.epoch >= epochs);  // the last epoch is never pruned
     reported.push_back(metrics);
     std::string line = absl::StrFormat(
         "epoch %d%s %s: train loss %.4f", e.epoch, epochs > 0 ? absl::StrCat("/", epochs) : "",

@@ -45,6 +45,9 @@ class TrialReporter {
   // A progress or milestone line (epoch, step/total, loss, samples/s, ETA), shown in the worker's
   // log at its default level. Runners throttle these themselves.
   virtual void Progress(const std::string& line) { Log(line); }
+  // The trial's step progress (epoch, step of total, throughput, ETA): cheap, call it as often as
+  // it changes; the latest one travels with the next heartbeat.
+  virtual void StepProgress(const v1::TrialProgress& progress) {}
   // A note on this attempt worth keeping (resumed from a checkpoint, started over): logged and
   // recorded in the study's events table. Best effort: a failure to record is only logged.
   virtual void Note(const std::string& kind, const std::string& message) {

@@ -107,6 +107,10 @@ class Worker::Session : public TrialReporter {
     spdlog::info("trial {} | {}", trial_.trial_number(), line);
   }
 
+  void StepProgress(const v1::TrialProgress& progress) override {
+    worker_->heartbeat_.SetProgress(progress);
+  }
+
   void Note(const std::string& kind, const std::string& message) override {
     spdlog::info("{}: {}", Ids(trial_), message);
     v1::ReportEventRequest request;

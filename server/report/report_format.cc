@@ -42,6 +42,11 @@ std::string ParamValueText(const v1::ParamValue& value, int significant_digits) 
   }
 }
 
+std::string PruneReasonText(const v1::PruneReason& reason) {
+  return absl::StrFormat("%s: %.6g missed the bar %.6g", reason.rule(), reason.value(),
+                         reason.threshold());
+}
+
 std::string EnumWord(const std::string& enum_name, const std::string& prefix) {
   std::string word = enum_name.rfind(prefix, 0) == 0 ? enum_name.substr(prefix.size()) : enum_name;
   for (char& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

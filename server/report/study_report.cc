@@ -157,6 +157,9 @@ void TrialSection(const v1::Study& study, const v1::Trial& t, std::string* out) 
                     t.epochs().empty() ? 0 : t.epochs(t.epochs_size() - 1).epoch(),
                     ": the pruner stopped it (", metric_title, " then ", Metric(last),
                     "); pruned trials are not candidates for the best trial\n");
+    if (t.has_prune_reason()) {
+      absl::StrAppend(out, "- **Why pruned**: ", PruneReasonText(t.prune_reason()), "\n");
+    }
   }
   if (t.result().has_train() && t.result().train().global_steps() > 0) {
     const v1::TrainSummary& s = t.result().train();

@@ -4,6 +4,8 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace hpsearch::server {
 namespace {
 
@@ -17,7 +19,7 @@ std::optional<double> ValueFrom(const HistoryTrial& trial, int64_t epoch) {
 
 }  // namespace
 
-bool AshaPruner::ShouldPrune(const PruneRequest& request) {
+std::optional<PruneVerdict> AshaPruner::Judge(const PruneRequest& request) {
   const v1::PrunerSpec& options = request.spec->pruner();
   const int64_t min_resource = std::max(1, options.has_min_resource() ? options.min_resource() : 1);
   const int64_t factor =
@@ -26,13 +28,13 @@ bool AshaPruner::ShouldPrune(const PruneRequest& request) {
   const bool maximize = request.spec->objective().direction() != v1::DIRECTION_MINIMIZE;
   const auto& trials = request.history->trials;
   if (request.trial_number < 0 || request.trial_number >= static_cast<int>(trials.size())) {
-    return false;
+    return std::nullopt;
   }
   const HistoryTrial& trial = trials[request.trial_number];
   const int epoch = request.epoch;
   if (epoch < 1 || epoch > static_cast<int>(trial.epoch_values.size()) ||
       !trial.epoch_values[epoch - 1]) {
-    return false;
+    return std::nullopt;
   }
   const double value = *trial.epoch_values[epoch - 1];
   int previous = epoch - 1;  // the last epoch reported before this one (0: none)
@@ -53,9 +55,17 @@ bool AshaPruner::ShouldPrune(const PruneRequest& request) {
     const size_t keep = std::max<size_t>(1, competing.size() / static_cast<size_t>(factor));
     std::sort(competing.begin(), competing.end());
     const double bar = maximize ? competing[competing.size() - keep] : competing[keep - 1];
-    if (maximize ? value < bar : value > bar) return true;
+    if (maximize ? value < bar : value > bar) {
+      PruneVerdict verdict;
+      verdict.rule = absl::StrCat("asha: not in the best ", keep, " of ", competing.size(),
+                                  " trials at the rung ending at epoch ", rung_end);
+      verdict.epoch = epoch;
+      verdict.value = value;
+      verdict.threshold = bar;
+      return verdict;
+    }
   }
-  return false;
+  return std::nullopt;
 }
 
 }  // namespace hpsearch::server

@@ -23,7 +23,7 @@ namespace hpsearch::server {
 
 class AshaPruner : public Pruner {
  public:
-  bool ShouldPrune(const PruneRequest& request) override;
+  std::optional<PruneVerdict> Judge(const PruneRequest& request) override;
 };
 
 }  // namespace hpsearch::server

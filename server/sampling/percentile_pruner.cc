@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+
 namespace hpsearch::server {
 
 double Percentile(std::vector<double> values, double q) {
@@ -14,7 +16,7 @@ double Percentile(std::vector<double> values, double q) {
   return values[below] + t * (values[above] - values[below]);
 }
 
-bool PercentilePruner::ShouldPrune(const PruneRequest& request) {
+std::optional<PruneVerdict> PercentilePruner::Judge(const PruneRequest& request) {
   const v1::PrunerSpec& options = request.spec->pruner();
   const int n_startup = options.has_n_startup_trials() ? options.n_startup_trials() : 5;
   const int warmup = options.has_n_warmup_epochs() ? options.n_warmup_epochs() : 0;
@@ -27,20 +29,20 @@ bool PercentilePruner::ShouldPrune(const PruneRequest& request) {
   const bool maximize = request.spec->objective().direction() != v1::DIRECTION_MINIMIZE;
   const auto& trials = request.history->trials;
   if (request.trial_number < 0 || request.trial_number >= static_cast<int>(trials.size())) {
-    return false;
+    return std::nullopt;
   }
   int completed = 0;
   for (const HistoryTrial& t : trials) completed += t.state == v1::TRIAL_STATE_COMPLETE;
-  if (completed == 0 || completed < n_startup) return false;
+  if (completed == 0 || completed < n_startup) return std::nullopt;
 
   // Epoch e is step e - 1 in Optuna's terms.
   const int step = request.epoch - 1;
-  if (step < warmup) return false;
+  if (step < warmup) return std::nullopt;
   const HistoryTrial& trial = trials[request.trial_number];
   const int nearest_check = (step - warmup) / interval * interval + warmup;
   for (int earlier = step - 1; earlier >= nearest_check; --earlier) {
     if (earlier < static_cast<int>(trial.epoch_values.size()) && trial.epoch_values[earlier]) {
-      return false;  // this interval was judged at an earlier epoch
+      return std::nullopt;  // this interval was judged at an earlier epoch
     }
   }
   bool any = false;
@@ -51,7 +53,7 @@ bool PercentilePruner::ShouldPrune(const PruneRequest& request) {
     if (!any || (maximize ? v > best : v < best)) best = v;
     any = true;
   }
-  if (!any) return false;
+  if (!any) return std::nullopt;
   std::vector<double> others;
   for (const HistoryTrial& t : trials) {
     if (t.state != v1::TRIAL_STATE_COMPLETE) continue;
@@ -59,9 +61,18 @@ bool PercentilePruner::ShouldPrune(const PruneRequest& request) {
       others.push_back(*t.epoch_values[step]);
     }
   }
-  if (others.empty() || static_cast<int>(others.size()) < n_min) return false;
+  if (others.empty() || static_cast<int>(others.size()) < n_min) return std::nullopt;
   const double threshold = Percentile(others, maximize ? 100.0 - percentile : percentile);
-  return maximize ? best < threshold : best > threshold;
+  if (!(maximize ? best < threshold : best > threshold)) return std::nullopt;
+  PruneVerdict verdict;
+  verdict.rule = absl::StrCat(options.type() == v1::PRUNER_TYPE_PERCENTILE
+                                  ? absl::StrCat("percentile ", percentile)
+                                  : std::string("median"),
+                              " of ", others.size(), " complete trials at epoch ", request.epoch);
+  verdict.epoch = request.epoch;
+  verdict.value = best;
+  verdict.threshold = threshold;
+  return verdict;
 }
 
 }  // namespace hpsearch::server

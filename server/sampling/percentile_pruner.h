@@ -16,7 +16,7 @@
 // percentile 25 of a maximised metric stops trials below the upper quartile of the COMPLETE ones.
 //
 // Options come from the spec's PrunerSpec (defaults in docs/study-file.md).
-// Thread-safety: stateless; ShouldPrune may run concurrently.
+// Thread-safety: stateless; Judge may run concurrently.
 #pragma once
 
 #include <vector>
@@ -27,7 +27,7 @@ namespace hpsearch::server {
 
 class PercentilePruner : public Pruner {
  public:
-  bool ShouldPrune(const PruneRequest& request) override;
+  std::optional<PruneVerdict> Judge(const PruneRequest& request) override;
 };
 
 // The q-th percentile (0..100) of `values` with linear interpolation between closest ranks.

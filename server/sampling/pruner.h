@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "hpsearch/v1/study.pb.h"
@@ -18,16 +20,28 @@ struct PruneRequest {
   const TrialHistory* history = nullptr;
 };
 
+// Why a trial is to stop: the rule (e.g. "median of 4 complete trials at epoch 2"), the epoch
+// judged, the trial's value there (its best so far, for median and percentile) and the bar that
+// value missed. Stored with the pruned trial (v1::PruneReason).
+struct PruneVerdict {
+  std::string rule;
+  int epoch = 0;
+  double value = 0;
+  double threshold = 0;
+};
+
 class Pruner {
  public:
   virtual ~Pruner() = default;
-  virtual bool ShouldPrune(const PruneRequest& request) = 0;
+  // The verdict when the trial should stop now; nullopt when it continues.
+  virtual std::optional<PruneVerdict> Judge(const PruneRequest& request) = 0;
+  bool ShouldPrune(const PruneRequest& request) { return Judge(request).has_value(); }
 };
 
 // Never prunes.
 class NoPruner : public Pruner {
  public:
-  bool ShouldPrune(const PruneRequest&) override { return false; }
+  std::optional<PruneVerdict> Judge(const PruneRequest&) override { return std::nullopt; }
 };
 
 // The pruner a normalised spec asks for; INVALID_ARGUMENT for an unknown type.

@@ -133,6 +133,9 @@ void ValidatePruner(v1::StudySpec* spec, ValidationContext* ctx) {
         return curve;
       },
       ctx);
+  if (p->has_max_epochs() && p->max_epochs() < 1) {
+    ctx->Error("pruner.max_epochs", "must be at least 1 (the last epoch of a trial)");
+  }
   const int epochs = TrainingEpochs(*spec);
   if (curve) {
     if (!p->has_n_startup_trials()) p->set_n_startup_trials(5);

@@ -370,6 +370,12 @@ void ValidateBudget(v1::StudySpec* spec, ValidationContext* ctx) {
   if (!budget->has_max_retries()) budget->set_max_retries(2);
   if (!budget->has_trial_timeout_seconds()) budget->set_trial_timeout_seconds(0);
   if (!budget->has_time_limit_seconds()) budget->set_time_limit_seconds(0);
+  // Filled in here, so only studies submitted from now on get it: a study stored before has no
+  // max_failures and keeps running without the limit (the coordinator keeps its stored spec).
+  if (!budget->has_max_failures()) budget->set_max_failures(kDefaultMaxFailures);
+  if (budget->max_failures() < 0) {
+    ctx->Error("budget.max_failures", "must be 0 (no limit) or a number of failures in a row");
+  }
   if (budget->n_trials() < 1) ctx->Error("budget.n_trials", "must be at least 1");
   if (budget->parallelism() < 1)
     ctx->Error("budget.parallelism", "must be at least 1 trial at a time");

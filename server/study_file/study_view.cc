@@ -14,7 +14,21 @@ StudyBudget BudgetOf(const v1::StudySpec& spec) {
   if (b.trial_timeout_seconds() > 0)
     budget.trial_timeout = absl::Seconds(b.trial_timeout_seconds());
   if (b.time_limit_seconds() > 0) budget.time_limit = absl::Seconds(b.time_limit_seconds());
+  if (b.has_max_failures()) budget.max_failures = std::max(0, b.max_failures());
   return budget;
+}
+
+std::optional<int> TrialLastEpoch(
+    const v1::StudySpec& spec,
+    const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params) {
+  for (const v1::ParamAssignment& param : params) {
+    if (param.name() == "epochs" && param.value().has_int_value()) {
+      return static_cast<int>(param.value().int_value());
+    }
+  }
+  if (UsesBuiltInTrainer(spec) && spec.training().has_epochs()) return spec.training().epochs();
+  if (spec.pruner().has_max_epochs()) return spec.pruner().max_epochs();
+  return std::nullopt;
 }
 
 std::string ObjectiveMetric(const v1::StudySpec& spec) {

@@ -19,7 +19,11 @@ struct StudyBudget {
   int max_retries = 2;
   absl::Duration trial_timeout = absl::ZeroDuration();  // zero: none
   absl::Duration time_limit = absl::ZeroDuration();     // zero: none
+  int max_failures = 0;  // search trials failed in a row that fail the study; 0: no limit
 };
+
+// budget.max_failures of a study submitted without one (a stored spec without the field has none).
+inline constexpr int kDefaultMaxFailures = 5;
 
 StudyBudget BudgetOf(const v1::StudySpec& spec);
 
@@ -34,6 +38,13 @@ std::optional<double> MetricValue(const v1::EpochMetrics& epoch, const std::stri
 // The trial's objective from its epochs: the last epoch's value or the best one, as the spec says.
 std::optional<double> TrialObjective(
     const v1::StudySpec& spec, const google::protobuf::RepeatedPtrField<v1::EpochMetrics>& epochs);
+
+// The last epoch a search trial will train, when known: the trial's integer `epochs` parameter,
+// else the built-in trainer's training.epochs, else pruner.max_epochs; nullopt when none says.
+// (A runner that knows reports EpochMetrics.last itself, which wins over this.)
+std::optional<int> TrialLastEpoch(
+    const v1::StudySpec& spec,
+    const google::protobuf::RepeatedPtrField<v1::ParamAssignment>& params);
 
 // True when `candidate` beats `incumbent` in the study's direction.
 bool BetterObjective(const v1::StudySpec& spec, double candidate, double incumbent);

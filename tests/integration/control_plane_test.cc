@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "integration/cluster.h"
@@ -22,6 +24,89 @@ std::string ReadText(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// Polls the results database (not the coordinator, which answers from memory a moment before
+// its commit) until study `name` is stored in `state`, for at most a minute.
+bool WaitForStoredState(Cluster& cluster, const std::string& name, const std::string& state) {
+  const std::string sql =
+      "SELECT IFNULL((SELECT state FROM studies WHERE name = '" + name + "'), '')";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (cluster.Query(sql.c_str()) == state) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+ProcessResult Cli(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{(BinDir() / "hpsearch").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv);
+}
+
+// The CSV line's fields (no quoted commas in what these tests print).
+std::vector<std::string> CsvFields(const std::string& line) {
+  std::vector<std::string> fields;
+  size_t start = 0;
+  for (size_t comma = line.find(','); comma != std::string::npos; comma = line.find(',', start)) {
+    fields.push_back(line.substr(start, comma - start));
+    start = comma + 1;
+  }
+  fields.push_back(line.substr(start));  // the last field, empty or not
+  return fields;
+}
+
+// status, trials and best answer from the finished study "e2e"'s database with no coordinator
+// running; `first` is trial 0 as the coordinator served it.
+void CheckCliReadsFinishedDatabase(const std::string& db, const v1::Trial& first) {
+  ProcessResult status = Cli({"status", "e2e", "--db", db});
+  INFO(status.out << status.err);
+  CHECK(status.exit_code == 0);
+  CHECK(status.out.find("state:   complete") != std::string::npos);
+  CHECK(status.out.find("complete=5") != std::string::npos);
+  CHECK(status.out.find("best:    trial ") != std::string::npos);
+  ProcessResult all = Cli({"status", "--db", db});
+  CHECK(all.exit_code == 0);
+  CHECK(all.out.find(" e2e ") != std::string::npos);
+
+  ProcessResult best = Cli({"best", "e2e", "--db", db});
+  INFO(best.out << best.err);
+  CHECK(best.exit_code == 0);
+  CHECK(best.out.rfind("trial ", 0) == 0);  // decided: not "best so far"
+  CHECK(best.out.find("val_accuracy") != std::string::npos);
+  CHECK(best.out.find("why: trial ") != std::string::npos);
+
+  // CSV: searched parameters prefixed, numbers that read back exactly.
+  ProcessResult csv = Cli({"trials", "e2e", "--db", db, "--format", "csv"});
+  INFO(csv.out << csv.err);
+  REQUIRE(csv.exit_code == 0);
+  std::stringstream lines(csv.out);
+  std::string header_line, row_line;
+  std::getline(lines, header_line);
+  std::getline(lines, row_line);
+  const std::vector<std::string> header = CsvFields(header_line), row = CsvFields(row_line);
+  REQUIRE(header.size() == row.size());
+  std::map<std::string, std::string> fields;
+  for (size_t i = 0; i < header.size(); ++i) fields[header[i]] = row[i];
+  REQUIRE(fields.count("param_x") == 1);
+  CHECK(fields.count("x") == 0);
+  CHECK(fields.at("number") == "0");
+  CHECK(std::stod(fields.at("param_x")) == first.params(0).value().double_value());
+  CHECK(std::stod(fields.at("objective_value")) == first.objective_value());
+  CHECK(fields.at("epochs_reported") == "2");
+  ProcessResult table = Cli({"trials", "e2e", "--db", db});
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("    4 final  complete") != std::string::npos);
+
+  // A wrong study name lists the studies there are; without --db the CLI says where to look.
+  ProcessResult wrong = Cli({"trials", "e2x", "--db", db});
+  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.err.find("no study with id or name 'e2x'") != std::string::npos);
+  CHECK(wrong.err.find("did you mean 'e2e'?") != std::string::npos);
+  ProcessResult gone = Cli({"best", "e2e", "--coordinator", "127.0.0.1:1"});
+  CHECK(gone.exit_code == 1);
+  CHECK(gone.err.find("--db FILE") != std::string::npos);
 }
 
 TEST_CASE(
@@ -56,8 +141,11 @@ TEST_CASE(
   CHECK(watch.exit_code == 0);
   CHECK(watch.out.find("    4 final  complete") != std::string::npos);
 
+  auto first = cluster.GetTrial(id, 0);
+  REQUIRE(first.has_value());
   cluster.coordinator().Kill(SIGTERM);
   REQUIRE(cluster.coordinator().Wait(10s) == 0);
+  CheckCliReadsFinishedDatabase(cluster.db_path(), *first);
   ProcessResult report = RunProcess({(BinDir() / "hpsearch").string(), "report", "e2e", "--db",
                                      cluster.db_path(), "-o", (cluster.dir() / "rep").string()});
   INFO(report.err);
@@ -72,6 +160,170 @@ TEST_CASE(
   }
   CHECK(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'complete'") == "5");
   CHECK(cluster.Query("SELECT json_extract(params, '$.x') IS NOT NULL FROM best_trial") == "1");
+}
+
+TEST_CASE(
+    "submit --n-trials extends a finished study, keeping its trials and running the final "
+    "stage again",
+    "[integration][control][extend]") {
+  Cluster cluster;
+  cluster.StartWorker("a");
+  StudyOptions options;
+  options.name = "grow";
+  options.n_trials = 1;
+  options.parallelism = 1;
+  const std::string file = cluster.WriteStudy(options);
+  ProcessResult first = Cli({"submit", file, "--coordinator", cluster.address(), "--wait"});
+  INFO(first.out << first.err);
+  REQUIRE(first.exit_code == 0);
+  const std::string id = first.out.substr(0, first.out.find('\n'));
+  REQUIRE(cluster.GetStudy(id).final_trial_number() == 1);
+  // The same file again is a plain resume of a finished study; a larger budget extends it.
+  ProcessResult again = Cli({"submit", file, "--coordinator", cluster.address(), "--resume"});
+  CHECK(again.exit_code == 0);
+  CHECK(cluster.GetStudy(id).state() == v1::STUDY_STATE_COMPLETE);
+  ProcessResult grown =
+      Cli({"submit", file, "--n-trials", "3", "--coordinator", cluster.address(), "--wait"});
+  INFO(grown.out << grown.err);
+  REQUIRE(grown.exit_code == 0);
+  CHECK(grown.err.find("resumed the existing study grow") != std::string::npos);
+  v1::Study study = cluster.GetStudy(id);
+  CHECK(study.state() == v1::STUDY_STATE_COMPLETE);
+  CHECK(study.spec().budget().n_trials() == 3);
+  CHECK(study.trial_counts().at("complete") == 5);  // 3 search trials and 2 final ones
+  CHECK(study.final_trial_number() == 4);
+  CHECK(cluster.Query("SELECT COUNT(*) FROM trials WHERE kind = 'search'") == "3");
+}
+
+TEST_CASE(
+    "A pruned command trial says why in trials and the report, and one whose epoch line says it "
+    "is the last is never pruned",
+    "[integration][control][prune]") {
+  Cluster cluster;
+  cluster.StartWorker("a");
+  // Trial 0 (x = 0.3) scores 1.01 at epoch 1; trial 1 (x = 0.9) scores 0.41 there: below the
+  // median of the complete trials.
+  StudyOptions options;
+  options.n_trials = 2;
+  options.parallelism = 1;
+  options.final_stage = false;
+  options.extra_yaml =
+      "pruner: {type: median, n_startup_trials: 1}\nenqueue:\n  - {x: 0.3}\n  - {x: 0.9}\n";
+  options.name = "pruned";
+  const std::string pruned = cluster.Submit(options);
+  // The same trials, each one epoch long, and the epoch line says it is the last.
+  options.name = "last";
+  options.epochs = 1;
+  options.command_args = {"--say_last"};
+  const std::string last = cluster.Submit(options);
+  REQUIRE(cluster.WaitForEnd(pruned, 60s) == v1::STUDY_STATE_COMPLETE);
+  REQUIRE(cluster.WaitForEnd(last, 60s) == v1::STUDY_STATE_COMPLETE);
+  // The coordinator answers from memory a moment before its commit: wait for the file to say so.
+  REQUIRE(WaitForStoredState(cluster, "pruned", "complete"));
+
+  auto trial = cluster.GetTrial(pruned, 1);
+  REQUIRE(trial.has_value());
+  CHECK(trial->state() == v1::TRIAL_STATE_PRUNED);
+  CHECK(trial->prune_reason().rule() == "median of 1 complete trials at epoch 1");
+  CHECK(trial->prune_reason().value() == Approx(0.41));
+  CHECK(trial->prune_reason().threshold() == Approx(1.01));
+  auto finished = cluster.GetTrial(last, 1);
+  REQUIRE(finished.has_value());
+  CHECK(finished->state() == v1::TRIAL_STATE_COMPLETE);
+  CHECK(finished->objective_value() == Approx(0.41));
+
+  ProcessResult table = Cli({"trials", "pruned", "--db", cluster.db_path()});
+  INFO(table.out << table.err);
+  CHECK(
+      table.out.find("pruned: median of 1 complete trials at epoch 1: 0.41 missed the bar 1.01") !=
+      std::string::npos);
+  ProcessResult report = Cli({"report", "pruned", "--db", cluster.db_path(), "-o",
+                              (cluster.dir() / "pruned-report").string()});
+  REQUIRE(report.exit_code == 0);
+  CHECK(ReadText(cluster.dir() / "pruned-report" / "report.md")
+            .find("- **Why pruned**: median of 1 complete trials at epoch 1") != std::string::npos);
+  CHECK(cluster.Query("SELECT prune_epoch FROM trial_summary WHERE study_name = 'pruned' AND "
+                      "trial_number = 1") == "1");
+}
+
+TEST_CASE("watch on a terminal redraws at least once a second with elapsed time and budget used",
+          "[integration][control][watch]") {
+  Cluster cluster;  // no worker: nothing happens in the study, so every redraw is the timer's
+  StudyOptions options;
+  options.name = "idle";
+  options.n_trials = 3;
+  const std::string id = cluster.Submit(options);
+  // script(1) gives `hpsearch watch` a pseudo-terminal, so it draws its live table.
+  const std::string watch =
+      (BinDir() / "hpsearch").string() + " watch idle --coordinator " + cluster.address();
+  ChildProcess terminal({"/usr/bin/script", "-qfec", watch, "/dev/null"},
+                        (cluster.dir() / "watch-tty").string());
+  auto redraws = [&] {
+    const std::string out = terminal.Stdout();
+    size_t count = 0;
+    for (size_t at = out.find("\033[H\033[2J"); at != std::string::npos;
+         at = out.find("\033[H\033[2J", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+  // The first draw comes with the study's snapshot; four more can only be the timer's.
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (redraws() < 5 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(redraws() >= 5);
+  const std::string out = terminal.Stdout();
+  CHECK(out.find("study idle (" + id + "): searching, elapsed ") != std::string::npos);
+  CHECK(out.find("search trials 0/3 (0 running)") != std::string::npos);
+  // The study ending ends the watch (and the terminal with it).
+  REQUIRE(Cli({"cancel", "idle", "--coordinator", cluster.address()}).exit_code == 0);
+  CHECK(terminal.Wait(30s) == 1);  // watch exits 1: the study did not complete
+  CHECK(terminal.Stdout().find(": cancelled") != std::string::npos);
+}
+
+TEST_CASE("A command trial's progress lines reach the trial_progress row while it runs",
+          "[integration][control][progress]") {
+  Cluster cluster;
+  cluster.StartWorker("a");
+  StudyOptions options;
+  options.name = "steps";
+  options.n_trials = 1;
+  options.parallelism = 1;
+  options.epochs = 3;
+  options.epoch_seconds = 2;
+  options.final_stage = false;
+  options.command_args = {"--progress"};
+  const std::string id = cluster.Submit(options);
+  // Heartbeats every 0.3 s carry the trial's latest progress line; poll for its row.
+  std::optional<std::string> row;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    std::string seen = cluster.Query(
+        "SELECT IFNULL((SELECT step || '/' || total_steps || ' ' || epochs FROM trial_progress), "
+        "'')");
+    if (!seen.empty()) {
+      row = seen;
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(row.has_value());
+  CHECK(row->find("/30 3") != std::string::npos);
+  // `trials --db` reads it from the file (while the trial still runs).
+  ProcessResult listed = Cli({"trials", "steps", "--db", cluster.db_path()});
+  INFO(listed.out);
+  if (listed.out.find(" running ") != std::string::npos) {
+    CHECK(listed.out.find("/30 [") != std::string::npos);
+  }
+  // The coordinator shows it with the running trial.
+  auto running = cluster.GetTrial(id, 0);
+  REQUIRE(running.has_value());
+  if (running->state() == v1::TRIAL_STATE_RUNNING) CHECK(running->progress().total_steps() == 30);
+  REQUIRE(cluster.WaitForEnd(id, 60s) == v1::STUDY_STATE_COMPLETE);
+  REQUIRE(WaitForStoredState(cluster, "steps", "complete"));
+  CHECK(cluster.Query("SELECT COUNT(*) FROM trial_progress") == "0");
+  CHECK_FALSE(cluster.GetTrial(id, 0)->has_progress());
 }
 
 TEST_CASE("A SIGKILLed worker's trial re-runs on another worker and completes once",
@@ -480,6 +732,19 @@ TEST_CASE("An ask/tell study (runner none) submitted as text is asked and told b
   v1::Trial told;
   REQUIRE(tell(first, 0.5, &told).ok());
   CHECK(told.objective_value() == 0.5);
+  // While the study searches, `best` answers with the best so far, marked as such, from the
+  // coordinator and from the database alike.
+  for (const std::vector<std::string>& where :
+       {std::vector<std::string>{"--coordinator", cluster.address()},
+        std::vector<std::string>{"--db", cluster.db_path()}}) {
+    std::vector<std::string> args{"best", "notebook"};
+    args.insert(args.end(), where.begin(), where.end());
+    ProcessResult best = Cli(args);
+    INFO(best.out << best.err);
+    CHECK(best.exit_code == 0);
+    CHECK(best.out.rfind("best so far: trial " + std::to_string(first.trial_number()), 0) == 0);
+    CHECK(best.out.find("picks its best trial when the search ends") != std::string::npos);
+  }
   status = tell(first, 0.75, &told);
   CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   CHECK(status.error_message().find("already told complete with value 0.5") != std::string::npos);

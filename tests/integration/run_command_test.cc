@@ -123,6 +123,8 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   ProcessResult run = HpsearchCli({"run", study.string(), "--workers", "2", "--db", db.string()});
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
+  // The coordinator's address comes first, in `hpsearch serve`'s shape.
+  CHECK(run.out.rfind("hpsearch run: listening on 127.0.0.1:", 0) == 0);
   CHECK(run.out.find("== study run-e2e: complete") != std::string::npos);
   CHECK(run.out.find("best trial: ") != std::string::npos);
   CHECK(run.out.find("test: accuracy ") != std::string::npos);
@@ -206,8 +208,20 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   INFO(again.err);
   CHECK(again.exit_code == 0);
   CHECK(again.out.find("== resuming study run-e2e") != std::string::npos);
+  // --n-trials extends the finished study: its trials stay, one more search trial runs, and the
+  // final stage runs again on the best.
+  ProcessResult grown = HpsearchCli(
+      {"run", study.string(), "--workers", "2", "--db", db.string(), "--n-trials", "3"});
+  INFO(grown.out << grown.err);
+  CHECK(grown.exit_code == 0);
+  CHECK(grown.out.find("== resuming study run-e2e") != std::string::npos);
+  CHECK(grown.out.find("== study run-e2e: complete") != std::string::npos);
+  CHECK(Query(db, "SELECT COUNT(*) FROM trials WHERE kind = 'search'") == "3");
+  CHECK(Query(db, "SELECT COUNT(*) FROM trials WHERE kind = 'final' AND state = 'complete'") ==
+        "2");
+  // Without --n-trials a different budget is a changed spec.
   const fs::path changed = dir / "changed.yaml";
-  std::ofstream(changed) << StudyYaml("run-e2e", 3, 1);
+  std::ofstream(changed) << StudyYaml("run-e2e", 4, 1);
   ProcessResult changed_spec =
       HpsearchCli({"run", changed.string(), "--workers", "2", "--db", db.string()});
   CHECK(changed_spec.exit_code == 2);

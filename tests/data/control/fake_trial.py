@@ -13,6 +13,8 @@ parser.add_argument("--x", type=float, default=0.5)
 parser.add_argument("--mode", default="ok")
 parser.add_argument("--epochs", type=int, default=2)
 parser.add_argument("--epoch_seconds", type=float, default=0.0)
+parser.add_argument("--say_last", action="store_true", help='mark the last epoch line "last": true')
+parser.add_argument("--progress", action="store_true", help="print a progress line before each epoch")
 parser.add_argument("--env_log", help="append the device and thread variables seen, as a JSON line")
 args = parser.parse_args()
 kind = os.environ.get("HPSEARCH_TRIAL_KIND", "search")
@@ -40,11 +42,20 @@ if args.mode == "nan":
     print('{"type": "epoch", "epoch": 1, "val_accuracy": NaN}', flush=True)
     sys.exit(0)
 for epoch in range(1, args.epochs + 1):
+    if args.progress:
+        print(json.dumps({"type": "progress", "epoch": epoch, "epochs": args.epochs,
+                          "step": 10 * (epoch - 1) + 5, "total_steps": 10 * args.epochs,
+                          "samples_per_second": 12.5,
+                          "eta_seconds": args.epoch_seconds * (args.epochs - epoch + 0.5)}),
+              flush=True)
     time.sleep(args.epoch_seconds)
     accuracy = 1.0 - abs(args.x - 0.3) + 0.01 * epoch
-    print(json.dumps({"type": "epoch", "epoch": epoch, "step": 10 * epoch, "train_loss": 1.0 / epoch,
-                      "val_loss": 2.0 / epoch, "val_accuracy": accuracy, "val_f1": accuracy - 0.01,
-                      "tokens_seen": 1000 * epoch}), flush=True)
+    line = {"type": "epoch", "epoch": epoch, "step": 10 * epoch, "train_loss": 1.0 / epoch,
+            "val_loss": 2.0 / epoch, "val_accuracy": accuracy, "val_f1": accuracy - 0.01,
+            "tokens_seen": 1000 * epoch}
+    if args.say_last:
+        line["last"] = epoch == args.epochs
+    print(json.dumps(line), flush=True)
 if args.mode == "fail":
     print("fake_trial: the input is broken beyond repair", file=sys.stderr, flush=True)
     sys.exit(3)

@@ -182,5 +182,47 @@ TEST_CASE("ASHA options: minimum resource, early-stopping rate, minimisation", "
   CHECK(Prune(&pruner, spec, h, 1, 5));
 }
 
+TEST_CASE("Each pruner's verdict names its rule, the epoch, the value and the bar it missed",
+          "[server][pruner]") {
+  auto judge = [](Pruner* pruner, const v1::StudySpec& spec, const TrialHistory& history, int trial,
+                  int epoch) {
+    PruneRequest request;
+    request.spec = &spec;
+    request.trial_number = trial;
+    request.epoch = epoch;
+    request.history = &history;
+    return pruner->Judge(request);
+  };
+  TrialHistory h = FiveComplete();
+  h.trials.push_back(Trial(5, v1::TRIAL_STATE_RUNNING, {0.3, 0.45}));
+  PercentilePruner curve;
+  std::optional<PruneVerdict> median =
+      judge(&curve, Spec(v1::PRUNER_TYPE_MEDIAN, v1::DIRECTION_MAXIMIZE), h, 5, 2);
+  REQUIRE(median.has_value());
+  CHECK(median->rule == "median of 5 complete trials at epoch 2");
+  CHECK(median->epoch == 2);
+  CHECK(median->value == 0.45);  // its best so far
+  CHECK(median->threshold == Approx(0.6));
+  v1::StudySpec quartile = Spec(v1::PRUNER_TYPE_PERCENTILE, v1::DIRECTION_MAXIMIZE);
+  quartile.mutable_pruner()->set_percentile(25);
+  std::optional<PruneVerdict> percentile = judge(&curve, quartile, h, 5, 2);
+  REQUIRE(percentile.has_value());
+  CHECK(percentile->rule == "percentile 25 of 5 complete trials at epoch 2");
+  CHECK(percentile->threshold == Approx(0.7));
+  CHECK_FALSE(judge(&curve, Spec(v1::PRUNER_TYPE_MEDIAN, v1::DIRECTION_MAXIMIZE), h, 4, 2));
+
+  AshaPruner asha;
+  TrialHistory rung;
+  rung.trials.push_back(Trial(0, v1::TRIAL_STATE_RUNNING, {0.5}));
+  rung.trials.push_back(Trial(1, v1::TRIAL_STATE_RUNNING, {0.4}));
+  std::optional<PruneVerdict> verdict =
+      judge(&asha, Spec(v1::PRUNER_TYPE_ASHA, v1::DIRECTION_MAXIMIZE), rung, 1, 1);
+  REQUIRE(verdict.has_value());
+  CHECK(verdict->rule == "asha: not in the best 1 of 2 trials at the rung ending at epoch 1");
+  CHECK(verdict->epoch == 1);
+  CHECK(verdict->value == 0.4);
+  CHECK(verdict->threshold == 0.5);
+}
+
 }  // namespace
 }  // namespace hpsearch::server
