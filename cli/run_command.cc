@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/dashboard.h"
 #include "cli/data_hashes.h"
 #include "cli/local_workers.h"
 #include "rpc/auth_token.h"
@@ -44,6 +45,7 @@ struct RunFlags {
   int workers = 0;
   std::string db;
   std::string report_dir;
+  DashboardSettings dashboard;
 };
 
 // The data files' SHA-256 as SubmitStudy carries them (path -> hash); a file that cannot be read
@@ -204,6 +206,17 @@ int RunRun(const RunFlags& flags) {
   if (!connection.ok()) {
     std::cerr << "hpsearch run: " << connection.status().message() << "\n";
     return kExitFailure;
+  }
+  // The dashboard reads the file the coordinator has just opened (and migrated): its URL is the
+  // first line printed.
+  std::unique_ptr<dashboard::DashboardServer> web;
+  if (!flags.dashboard.disabled) {
+    int dashboard_exit = kExitOk;
+    web = StartDashboard("run", db_path, flags.dashboard, &dashboard_exit);
+    if (web == nullptr) {
+      (void)(*host)->Stop();
+      return dashboard_exit;
+    }
   }
   const std::string resume =
       absl::StrCat("hpsearch run ", flags.study_file, " --db ", db_path,
@@ -375,6 +388,7 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
                   "study of the same name in it is resumed");
   cmd->add_option("--report", flags->report_dir,
                   "Report folder (default: STUDY_NAME-report beside the database)");
+  AddDashboardOptions(cmd, &flags->dashboard);
   cmd->callback([flags, exit_code] { *exit_code = RunRun(*flags); });
 }
 
