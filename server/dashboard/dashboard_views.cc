@@ -172,8 +172,12 @@ json FinalJson(const v1::Trial& t) {
   return out;
 }
 
+// The figure's SVG without its XML declaration, which has no place inside an HTML page.
 json Chart(const std::string& id, const server::ReportFigure& figure) {
-  return json{{"id", id}, {"title", figure.caption}, {"svg", figure.svg}};
+  std::string svg = figure.svg;
+  if (svg.rfind("<?xml", 0) == 0) svg.erase(0, svg.find("?>") + 2);
+  svg.erase(0, svg.find_first_not_of("\n"));
+  return json{{"id", id}, {"title", figure.caption}, {"svg", svg}};
 }
 
 }  // namespace
