@@ -338,16 +338,20 @@ def test_run_prints_the_dashboard_url_first_and_the_open_page_shows_a_new_trial_
                              "trial 0 complete and trial 1 running")
             browser.evaluate("window.__loadedOnce = 'still the same document'")
             updates = int(browser.evaluate("document.body.dataset.updates"))
-            rows = browser.evaluate(rows_js())
-            assert [r[0] for r in rows] == ["0", "1"]
+            shown = browser.evaluate("Array.from(document.querySelectorAll('#trials tbody tr'))"
+                                     ".map(tr => tr.cells[0].textContent + ':' + tr.cells[2].textContent)")
+            assert "2:complete" not in shown  # trial 2 cannot run before trial 1, which waits for the gate
             gate.write_text("go\n")
             browser.wait_for("Array.from(document.querySelectorAll('#trials tbody tr'))"
-                             ".some(tr => tr.cells[0].textContent === '2')", "trial 2's row")
+                             ".some(tr => tr.cells[0].textContent === '2' && tr.cells[2].textContent === 'complete')",
+                             "trial 2's row, complete")
             assert browser.evaluate("window.__loadedOnce") == "still the same document", "the page was reloaded"
             assert int(browser.evaluate("document.body.dataset.updates")) > updates
-            browser.wait_for("document.querySelector('#studies tbody').textContent.includes('complete')",
-                             "the study complete on the page")
-            assert browser.evaluate("document.querySelectorAll('#chart-parallel polyline.line').length") == 3
+            # The study list and the study's document are polled one after the other: wait for both.
+            browser.wait_for("document.querySelector('#studies tbody').textContent.includes('complete') && "
+                             "document.querySelectorAll('#chart-parallel polyline.line').length === 3 && "
+                             "document.querySelector('#study-summary').textContent.includes('state: complete')",
+                             "the study complete on the page, with three trials in its charts")
         run.process.wait(timeout=120)
         assert run.process.returncode == 0, run.output()
     finally:
