@@ -16,6 +16,8 @@ namespace {
 constexpr const char* kEpochMetrics[] = {"train_loss", "val_loss", "val_accuracy", "val_f1",
                                          "val_f1_macro"};
 
+constexpr int kMaxMarkedTrials = 30;
+
 std::string Num(double v) { return absl::StrFormat("%.1f", v); }
 
 std::optional<double> NumberOf(const v1::ParamValue& v) {
@@ -98,6 +100,12 @@ ReportFigure MetricCurvesFigure(const v1::Study& study, const std::vector<v1::Tr
   options.y.label = metric;
   options.empty_message = absl::StrCat("no epoch has reported ", metric, " yet");
   svg::Plot plot(options);
+  // Beyond a few dozen trials a legend entry and a marker per epoch only add weight (a study of
+  // 1,000 trials x 10 epochs would draw 10,000 markers): lines alone then.
+  int drawn = 0;
+  for (const v1::Trial& t : trials)
+    drawn += t.kind() == v1::TRIAL_KIND_SEARCH && t.epochs_size() > 0;
+  const bool many = drawn > kMaxMarkedTrials;
   for (const v1::Trial& t : trials) {
     if (t.kind() != v1::TRIAL_KIND_SEARCH || t.epochs().empty()) continue;
     svg::Series s;
@@ -118,12 +126,17 @@ ReportFigure MetricCurvesFigure(const v1::Study& study, const std::vector<v1::Tr
       s.hollow = true;
       absl::StrAppend(&s.name, " (", TrialStateWord(t.state()), ")");
     }
+    if (many) {
+      s.name.clear();
+      s.marker = svg::Marker::kNone;
+    }
     for (const v1::EpochMetrics& e : t.epochs()) {
       std::optional<double> v = MetricValue(e, metric);
       if (!v) continue;
-      s.points.push_back(
-          {static_cast<double>(e.epoch()), *v,
-           absl::StrFormat("trial %d epoch %d: %s %.4f", t.number(), e.epoch(), metric, *v)});
+      s.points.push_back({static_cast<double>(e.epoch()), *v,
+                          many ? std::string()
+                               : absl::StrFormat("trial %d epoch %d: %s %.4f", t.number(),
+                                                 e.epoch(), metric, *v)});
     }
     if (!s.points.empty()) plot.Add(std::move(s));
   }

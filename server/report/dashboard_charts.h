@@ -1,7 +1,8 @@
 // Study charts beyond report.md's own (server/report/report_charts.h), drawn by the same SVG
 // writer so the dashboard, report.html and report.md share one renderer:
 //   - metric_curves_<METRIC>.svg: one canonical per-epoch metric (train_loss, val_loss,
-//     val_accuracy, val_f1, ...) of every search trial, one line per trial, running ones included;
+//     val_accuracy, val_f1, ...) of every search trial, one line per trial, running ones included
+//     (beyond 30 trials without markers and legend entries, which would only add weight);
 //   - parallel_coordinates.svg: every search trial as a polyline across one vertical axis per
 //     searched parameter (log axes for log parameters, evenly spaced bands for categorical ones)
 //     and a last axis for the objective; lines are coloured from worst (light) to best (dark), the
