@@ -1,6 +1,7 @@
 """Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: commands on
 the child's fd 3, answers and events on its fd 4, each a JSON text ended by a NUL byte), with nothing
 but the standard library. One page; evaluate() runs JavaScript in it and returns the value."""
+import base64
 import json
 import os
 import select
@@ -81,23 +82,21 @@ class Chromium:
         last = None
         while time.monotonic() < deadline:
             try:
-                last = self.evaluate(expression)
+                last = self.evaluate(f"!!({expression})")
             except RuntimeError as e:  # the page is between documents
                 last = str(e)
-            if last and not (isinstance(last, str) and last.startswith("Runtime")):
-                return last
+            if last is True:
+                return
             time.sleep(0.2)
         raise AssertionError(f"waited {timeout} s for {what}; last value {last!r}")
 
     def screenshot(self, path, clip_selector=None):
         params = {"format": "png"}
         if clip_selector:
-            box = self.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(clip_selector)})"
-                                ".getBoundingClientRect(); return [r.x + scrollX, r.y + scrollY, r.width, "
-                                "r.height]; }})()")
+            box = self.evaluate("(() => { const r = document.querySelector(" + json.dumps(clip_selector) +
+                                ").getBoundingClientRect(); return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()")
             params["clip"] = {"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1}
             params["captureBeyondViewport"] = True
-        import base64
         with open(path, "wb") as out:
             out.write(base64.b64decode(self.call("Page.captureScreenshot", params)["data"]))
 
