@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -70,6 +74,17 @@ std::string LoginPage(const std::string& message) {
       message.empty() ? "" : absl::StrCat("<p style=\"color:#b00020\">", message, "</p>"),
       "<form method=\"post\" action=\"login\"><input type=\"password\" name=\"token\" "
       "size=\"70\" autofocus> <button type=\"submit\">Open</button></form></body></html>");
+}
+
+// The final trial's stored adapter, if the study has a final trial with one.
+std::optional<db::ArtifactRecord> FinalArtifact(db::ResultsStore* store,
+                                                const db::StoredStudy& study) {
+  for (const db::StoredTrial& t : study.trials) {
+    if (t.trial.kind() != v1::TRIAL_KIND_FINAL) continue;
+    absl::StatusOr<std::optional<db::ArtifactRecord>> record = store->LoadArtifact(t.trial_id);
+    if (record.ok() && record->has_value()) return **record;
+  }
+  return std::nullopt;
 }
 
 std::string HostOf(const std::string& listen) {
@@ -236,14 +251,66 @@ void DashboardServer::Route() {
       }
       return;
     }
-    SendJson(res, 200, StudyView(*study, absl::Now()));
+    std::optional<db::ArtifactRecord> artifact = FinalArtifact(store, *study);
+    SendJson(res, 200, StudyView(*study, absl::Now(), artifact ? &*artifact : nullptr));
+  });
+  // A file of the final trial's stored adapter: only names its artifact record lists are served.
+  const std::string db_dir = std::filesystem::absolute(options_.db_path).parent_path().string();
+  s.Get("/api/artifact", [store, db_dir](const httplib::Request& req, httplib::Response& res) {
+    if (!CheckQuery(req, res, {"study", "file"})) return;
+    const std::string id = req.get_param_value("study");
+    const std::string name = req.get_param_value("file");
+    if (id.empty() || name.empty()) {
+      SendError(res, 400, "malformed query: /api/artifact needs ?study=STUDY&file=NAME");
+      return;
+    }
+    absl::StatusOr<db::StoredStudy> study = store->LoadStudy(id);
+    if (!study.ok()) {
+      SendError(res, 404, absl::StrCat("no study '", id, "' in this database"));
+      return;
+    }
+    std::optional<db::ArtifactRecord> artifact = FinalArtifact(store, *study);
+    const db::ArtifactFileRecord* file = nullptr;
+    if (artifact) {
+      for (const db::ArtifactFileRecord& f : artifact->files) {
+        if (f.name == name) file = &f;
+      }
+    }
+    if (file == nullptr) {
+      SendError(res, 404,
+                absl::StrCat("study '", id, "' has no stored final adapter file '", name, "'"));
+      return;
+    }
+    // As the coordinator stores it (server/artifact_service.h, ResolveArtifactDir): relative to
+    // the database's folder, or absolute.
+    std::filesystem::path dir(artifact->dir);
+    if (dir.is_relative()) dir = std::filesystem::path(db_dir) / dir;
+    auto in = std::make_shared<std::ifstream>(dir / file->name, std::ios::binary);
+    if (!*in) {
+      SendError(res, 404,
+                absl::StrCat("the stored file ", (dir / file->name).string(),
+                             " is missing (moved without its database?)"));
+      return;
+    }
+    const std::string base = std::filesystem::path(file->name).filename().string();
+    res.set_header("Content-Disposition", absl::StrCat("attachment; filename=\"", base, "\""));
+    res.set_content_provider(static_cast<size_t>(file->bytes), "application/octet-stream",
+                             [in](size_t offset, size_t length, httplib::DataSink& sink) {
+                               std::vector<char> buffer(std::min<size_t>(length, 1 << 16));
+                               in->seekg(static_cast<std::streamoff>(offset));
+                               in->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+                               const std::streamsize got = in->gcount();
+                               if (got <= 0) return false;
+                               sink.write(buffer.data(), static_cast<size_t>(got));
+                               return true;
+                             });
   });
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) {
       SendError(res, 404,
                 absl::StrCat("no such page: ", req.path,
-                             " (the dashboard serves /, /dashboard.js, /api/studies and "
-                             "/api/study?id=STUDY)"));
+                             " (the dashboard serves /, /dashboard.js, /api/studies, "
+                             "/api/study?id=STUDY and /api/artifact?study=STUDY&file=NAME)"));
     } else if (res.body.empty()) {
       SendError(res, res.status, absl::StrCat("HTTP ", res.status, " for ", req.path));
     }

@@ -5,6 +5,7 @@
 //   GET /dashboard.js          its script
 //   GET /api/studies           every study's summary
 //   GET /api/study?id=ID       one study (id or name) with its trials and SVG charts
+//   GET /api/artifact?study=ID&file=NAME   a file of the final trial's stored adapter (download)
 // Anything else is 404; a query the endpoint does not take, or a missing id, is 400; an unknown
 // study is 404. Errors are JSON {"error": "..."} saying what was wrong.
 //

@@ -1,6 +1,7 @@
 #include "server/dashboard/dashboard_views.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <optional>
 
@@ -101,6 +102,21 @@ json Summary(const db::StoredStudy& stored, absl::Time now) {
   return out;
 }
 
+std::string UrlEncode(const std::string& text) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 json EpochJson(const v1::EpochMetrics& e) {
   json out;
   out["epoch"] = e.epoch();
@@ -188,7 +204,8 @@ json StudiesView(const std::vector<db::StoredStudy>& studies, absl::Time now) {
   return json{{"studies", list}};
 }
 
-json StudyView(const db::StoredStudy& stored, absl::Time now) {
+json StudyView(const db::StoredStudy& stored, absl::Time now,
+               const db::ArtifactRecord* final_artifact) {
   const v1::Study& study = stored.study;
   const v1::StudySpec& spec = study.spec();
   json out = Summary(stored, now);
@@ -229,6 +246,17 @@ json StudyView(const db::StoredStudy& stored, absl::Time now) {
   }
   out["charts"] = charts;
   out["final"] = final_trial != nullptr ? FinalJson(*final_trial) : json();
+  if (final_trial != nullptr && final_artifact != nullptr) {
+    json files = json::array();
+    for (const db::ArtifactFileRecord& f : final_artifact->files) {
+      files.push_back(
+          {{"name", f.name},
+           {"bytes", f.bytes},
+           {"sha256", f.sha256},
+           {"url", absl::StrCat("api/artifact?study=", study.id(), "&file=", UrlEncode(f.name))}});
+    }
+    out["final"]["files"] = files;
+  }
   return out;
 }
 

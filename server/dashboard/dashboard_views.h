@@ -23,7 +23,10 @@ nlohmann::json StudiesView(const std::vector<db::StoredStudy>& studies, absl::Ti
 // "trials" (number, kind, state, params, objective, epochs with their metrics, attempts, worker,
 // error), "charts" ([{id, title, svg}]: optimisation history, the learning curves of each
 // reported per-epoch metric, parallel coordinates, one slice plot per parameter) and "final" (the
-// final trial's train summary and test metrics, when there is one).
-nlohmann::json StudyView(const db::StoredStudy& study, absl::Time now);
+// final trial's train summary and test metrics, when there is one). With `final_artifact` (the
+// final trial's stored adapter), "final" also lists its files with the URL that downloads each:
+// api/artifact?study=ID&file=NAME.
+nlohmann::json StudyView(const db::StoredStudy& study, absl::Time now,
+                         const db::ArtifactRecord* final_artifact = nullptr);
 
 }  // namespace hpsearch::dashboard

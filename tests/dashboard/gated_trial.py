@@ -30,6 +30,10 @@ for epoch in range(1, args.epochs + 1):
     print(json.dumps({"type": "epoch", "epoch": epoch, "step": 10 * epoch, "train_loss": 1.0 / epoch + args.x,
                       "val_loss": 2.0 / epoch + args.x, "val_accuracy": accuracy, "val_f1": accuracy - 0.01}),
           flush=True)
+if kind == "final" and os.environ.get("HPSEARCH_ARTIFACT_DIR"):
+    # The "adapter" the coordinator stores and the dashboard offers for download.
+    with open(os.path.join(os.environ["HPSEARCH_ARTIFACT_DIR"], "adapter_config.json"), "w") as out:
+        json.dump({"x": args.x, "epochs": args.epochs}, out)
 if kind == "final":
     print(json.dumps({"type": "train_summary", "global_steps": 10 * args.epochs, "train_loss": 0.5,
                       "runtime_seconds": 1.5, "samples_per_second": 100.0, "steps_per_second": 5.0,

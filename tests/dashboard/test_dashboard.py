@@ -178,6 +178,9 @@ def check_page(browser, n_rows):
                                    ("curves-val_accuracy", "polyline.line", n_rows - 1)]:
         assert browser.evaluate(f"document.querySelectorAll('#chart-{chart} {selector}').length") == count, chart
     final = browser.evaluate("document.querySelector('#final').textContent")
+    if "report.html" not in browser.evaluate("location.href"):
+        assert browser.evaluate("document.querySelector('#final tr.adapter-file a').getAttribute('href')").startswith(
+            "api/artifact?study=")
     assert "test_accuracy0.9000" in final and "test_f10.8900" in final
     assert browser.evaluate("document.querySelector('#studies tbody').textContent").startswith("shown")
     return by_number
@@ -235,6 +238,20 @@ def test_dashboard_answers_bad_requests_with_a_4xx_that_says_why(finished_study,
             status, body, _ = get(url + path)
             assert status == code, path
             assert says in json.loads(body)["error"], path
+        # The final trial's stored adapter: the page links its files, and only those are served.
+        final = json.loads(get(url + "api/study?id=shown")[1])["final"]
+        assert [f["name"] for f in final["files"]] == ["adapter_config.json"]
+        status, body, headers = get(url + final["files"][0]["url"])
+        assert status == 200 and json.loads(body)["epochs"] == 2
+        assert "attachment" in headers["Content-Disposition"]
+        study_id = json.loads(get(url + "api/study?id=shown")[1])["id"]
+        for query, code in [(f"study={study_id}&file=..%2Fresults.db", 404),
+                            (f"study={study_id}&file=%2Fetc%2Fpasswd", 404),
+                            (f"study={study_id}&file=adapter_config.json%2F..%2F..%2Fresults.db", 404),
+                            ("study=nope&file=adapter_config.json", 404),
+                            (f"study={study_id}", 400)]:
+            status, body, _ = get(url + "api/artifact?" + query)
+            assert status == code and "error" in json.loads(body), query
         for path in ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/dashboard.js/../../../etc/passwd"]:
             status, body = raw_get(url, path)
             assert 400 <= status < 500 and "root:" not in body, path

@@ -102,6 +102,17 @@
     row('trial', f.number + ' (retrains trial ' + f.source_trial + '), ' + f.state);
     Object.keys(f.test).forEach(function (k) { row(k, f.test[k]); });
     Object.keys(f.train).forEach(function (k) { row('train ' + k, f.train[k]); });
+    (f.files || []).forEach(function (file) {
+      var tr = el('tr', null, 'adapter-file');
+      tr.appendChild(el('th', 'adapter file'));
+      var td = el('td');
+      var a = el('a', file.name + ' (' + file.bytes + ' bytes)');
+      a.href = file.url;
+      a.setAttribute('download', '');
+      td.appendChild(a);
+      tr.appendChild(td);
+      body.appendChild(tr);
+    });
   }
 
   function renderCharts(charts) {
