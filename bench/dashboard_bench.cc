@@ -154,8 +154,10 @@ int main(int argc, char** argv) {
   }
   httplib::Client client("127.0.0.1", (*server)->port());
   client.set_read_timeout(60, 0);
-  std::printf("study of %d trials x %d epochs, 4 parameters; median of 5 requests over loopback\n",
-              n_trials, n_epochs);
+  std::printf(
+      "study of %d trials x %d epochs, 4 parameters; 5 requests each over loopback (the\n"
+      "dashboard keeps an unchanged study's document: the first request draws it)\n",
+      n_trials, n_epochs);
   for (const std::string& target :
        {std::string("/"), std::string("/api/studies"), std::string("/api/study?id=st-bench")}) {
     std::vector<double> ms;
@@ -171,8 +173,10 @@ int main(int argc, char** argv) {
       bytes = result->body.size();
       ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
     }
-    std::sort(ms.begin(), ms.end());
-    std::printf("GET %-24s %8.1f ms  %9zu bytes\n", target.c_str(), ms[2], bytes);
+    const double first = ms[0];
+    std::sort(ms.begin() + 1, ms.end());
+    std::printf("GET %-24s first %8.1f ms, then median %8.1f ms  %9zu bytes\n", target.c_str(),
+                first, (ms[2] + ms[3]) / 2, bytes);
     if (target.rfind("/api/study?", 0) == 0) {
       const nlohmann::json study = nlohmann::json::parse(client.Get(target.c_str())->body);
       std::printf("  trials: %zu bytes\n", study["trials"].dump().size());

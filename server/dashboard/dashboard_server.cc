@@ -170,6 +170,21 @@ absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
 
 DashboardServer::~DashboardServer() { Stop(); }
 
+std::shared_ptr<const nlohmann::json> DashboardServer::CachedStudyView(size_t fingerprint,
+                                                                       const std::string& id) {
+  absl::MutexLock lock(&cache_mu_);
+  auto it = cache_.find(id);
+  if (it == cache_.end() || it->second.fingerprint != fingerprint) return nullptr;
+  return it->second.view;
+}
+
+void DashboardServer::CacheStudyView(size_t fingerprint, const std::string& id,
+                                     std::shared_ptr<const nlohmann::json> view) {
+  absl::MutexLock lock(&cache_mu_);
+  if (cache_.size() >= 16 && cache_.count(id) == 0) cache_.clear();  // a bound, not an LRU
+  cache_[id] = {fingerprint, std::move(view)};
+}
+
 void DashboardServer::Stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
@@ -226,6 +241,7 @@ void DashboardServer::Route() {
     res.set_content(kDashboardScript, "text/javascript; charset=utf-8");
   });
   db::ResultsStore* store = store_.get();
+  DashboardServer* self = this;
   s.Get("/api/studies", [store](const httplib::Request& req, httplib::Response& res) {
     if (!CheckQuery(req, res, {})) return;
     absl::StatusOr<std::vector<db::StoredStudy>> studies = store->LoadAll();
@@ -235,7 +251,7 @@ void DashboardServer::Route() {
     }
     SendJson(res, 200, StudiesView(*studies, absl::Now()));
   });
-  s.Get("/api/study", [store](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/api/study", [store, self](const httplib::Request& req, httplib::Response& res) {
     if (!CheckQuery(req, res, {"id"})) return;
     const std::string id = req.get_param_value("id");
     if (id.empty()) {
@@ -252,7 +268,25 @@ void DashboardServer::Route() {
       return;
     }
     std::optional<db::ArtifactRecord> artifact = FinalArtifact(store, *study);
-    SendJson(res, 200, StudyView(*study, absl::Now(), artifact ? &*artifact : nullptr));
+    std::string key = study->study.SerializeAsString();
+    for (const db::StoredTrial& t : study->trials) key += t.trial.SerializeAsString();
+    if (artifact) {
+      for (const db::ArtifactFileRecord& f : artifact->files) key += f.name + f.sha256;
+    }
+    const size_t fingerprint = std::hash<std::string>()(key);
+    const absl::Time now = absl::Now();
+    std::shared_ptr<const nlohmann::json> view =
+        self->CachedStudyView(fingerprint, study->study.id());
+    if (view == nullptr) {
+      view = std::make_shared<const nlohmann::json>(
+          StudyView(*study, now, artifact ? &*artifact : nullptr));
+      self->CacheStudyView(fingerprint, study->study.id(), view);
+      SendJson(res, 200, *view);
+      return;
+    }
+    nlohmann::json fresh = *view;  // the summary's times move on
+    fresh.update(StudySummary(*study, now));
+    SendJson(res, 200, fresh);
   });
   // A file of the final trial's stored adapter: only names its artifact record lists are served.
   const std::string db_dir = std::filesystem::absolute(options_.db_path).parent_path().string();

@@ -23,11 +23,15 @@
 // threads, which share the read-only store (ResultsStore is thread-safe).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 
 namespace httplib {
 class Server;
@@ -71,6 +75,19 @@ class DashboardServer {
  private:
   DashboardServer() = default;
   void Route();
+
+  // The last document of each study, by a fingerprint of what it was drawn from: a page polling a
+  // study that has not changed costs a database read, not the charts again (a 1,000-trial study's
+  // charts take seconds to draw).
+  struct CachedView {
+    size_t fingerprint = 0;
+    std::shared_ptr<const nlohmann::json> view;
+  };
+  std::shared_ptr<const nlohmann::json> CachedStudyView(size_t fingerprint, const std::string& id);
+  void CacheStudyView(size_t fingerprint, const std::string& id,
+                      std::shared_ptr<const nlohmann::json> view);
+  absl::Mutex cache_mu_;
+  std::map<std::string, CachedView> cache_ ABSL_GUARDED_BY(cache_mu_);
 
   DashboardOptions options_;
   std::unique_ptr<db::ResultsStore> store_;

@@ -198,6 +198,8 @@ json Chart(const std::string& id, const server::ReportFigure& figure) {
 
 }  // namespace
 
+json StudySummary(const db::StoredStudy& study, absl::Time now) { return Summary(study, now); }
+
 json StudiesView(const std::vector<db::StoredStudy>& studies, absl::Time now) {
   json list = json::array();
   for (const db::StoredStudy& s : studies) list.push_back(Summary(s, now));

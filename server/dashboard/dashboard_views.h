@@ -19,6 +19,9 @@ namespace hpsearch::dashboard {
 //   best_value, elapsed_seconds, eta_seconds, counts}]}, in database order.
 nlohmann::json StudiesView(const std::vector<db::StoredStudy>& studies, absl::Time now);
 
+// One study's entry of StudiesView; StudyView holds the same fields.
+nlohmann::json StudySummary(const db::StoredStudy& study, absl::Time now);
+
 // One study: the summary fields of StudiesView, plus "params" (searched parameter names),
 // "trials" (number, kind, state, params, objective, epochs with their metrics, attempts, worker,
 // error), "charts" ([{id, title, svg}]: optimisation history, the learning curves of each
