@@ -19,16 +19,55 @@
 #include "rpc/security.h"
 #include "server/dashboard/dashboard_page.h"
 #include "server/dashboard/dashboard_views.h"
+#include "zlib.h"
 
 namespace hpsearch::dashboard {
 namespace {
 
 constexpr char kTokenCookie[] = "hpsearch_token";
 
+// "; charset=utf-8" keeps cpp-httplib from compressing the answer itself: Debian's build prefers
+// brotli at its top quality, which took 15 s for a 1,000-trial study's 4.6 MB (SendLargeJson
+// compresses with zlib's fastest level instead).
+constexpr char kJsonType[] = "application/json; charset=utf-8";
+
 void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(), kJsonType);
+}
+
+// gzip (zlib level 1: ~5x smaller for the charts' SVG, tens of ms) when the client takes it.
+void SendLargeJson(const httplib::Request& req, httplib::Response& res,
+                   const nlohmann::json& body) {
+  std::string text = body.dump();
+  res.status = 200;
+  res.set_header("Cache-Control", "no-store");
+  if (text.size() < 1024 ||
+      req.get_header_value("Accept-Encoding").find("gzip") == std::string::npos) {
+    res.set_content(std::move(text), kJsonType);
+    return;
+  }
+  z_stream zs{};
+  if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    res.set_content(std::move(text), kJsonType);
+    return;
+  }
+  std::string packed(deflateBound(&zs, text.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(text.data());
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(packed.data());
+  zs.avail_out = static_cast<uInt>(packed.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  packed.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) {
+    res.set_content(std::move(text), kJsonType);
+    return;
+  }
+  res.set_header("Content-Encoding", "gzip");
+  res.set_header("Vary", "Accept-Encoding");
+  res.set_content(std::move(packed), kJsonType);
 }
 
 void SendError(httplib::Response& res, int status, const std::string& message) {
@@ -249,7 +288,7 @@ void DashboardServer::Route() {
       SendError(res, 500, absl::StrCat("reading the database: ", studies.status().message()));
       return;
     }
-    SendJson(res, 200, StudiesView(*studies, absl::Now()));
+    SendLargeJson(req, res, StudiesView(*studies, absl::Now()));
   });
   s.Get("/api/study", [store, self](const httplib::Request& req, httplib::Response& res) {
     if (!CheckQuery(req, res, {"id"})) return;
@@ -281,12 +320,12 @@ void DashboardServer::Route() {
       view = std::make_shared<const nlohmann::json>(
           StudyView(*study, now, artifact ? &*artifact : nullptr));
       self->CacheStudyView(fingerprint, study->study.id(), view);
-      SendJson(res, 200, *view);
+      SendLargeJson(req, res, *view);
       return;
     }
     nlohmann::json fresh = *view;  // the summary's times move on
     fresh.update(StudySummary(*study, now));
-    SendJson(res, 200, fresh);
+    SendLargeJson(req, res, fresh);
   });
   // A file of the final trial's stored adapter: only names its artifact record lists are served.
   const std::string db_dir = std::filesystem::absolute(options_.db_path).parent_path().string();

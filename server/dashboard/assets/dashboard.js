@@ -11,6 +11,8 @@
   var study = null;          // the parsed study document
   var sort = { key: 'number', desc: false };
   var chartText = {};        // chart id -> svg text shown
+  var ROWS_STEP = 200;
+  var shownRows = ROWS_STEP; // trial rows drawn (the button under the table adds more)
 
   function $(id) { return document.getElementById(id); }
   function el(tag, text, cls) {
@@ -209,6 +211,17 @@
     });
     var body = table.tBodies[0];
     body.textContent = '';
+    // A long table is drawn 200 rows at a time (sorted first): thousands of rows cost the browser
+    // seconds of layout on every update.
+    var more = $('trials-more');
+    if (rows.length > shownRows) {
+      more.hidden = false;
+      more.textContent = 'show ' + Math.min(rows.length - shownRows, ROWS_STEP) + ' more of ' +
+          (rows.length - shownRows) + ' trials not shown';
+      rows = rows.slice(0, shownRows);
+    } else {
+      more.hidden = true;
+    }
     rows.forEach(function (t) {
       var tr = el('tr', null, 'trial-row');
       tr.dataset.trial = t.number;
@@ -232,12 +245,19 @@
         function (e) { e.classList.toggle('highlight', on); });
   }
 
+  // How long each part of the last redraw took, in ms (window.hpsearchTimings; for benchmarks).
+  var timings = window.hpsearchTimings = {};
+  function timed(name, f) {
+    var t0 = performance.now();
+    f();
+    timings[name] = Math.round(performance.now() - t0);
+  }
+
   function renderStudy(s) {
     study = s;
-    renderSummary(s);
-    renderFinal(s.final);
-    renderCharts(s.charts);
-    renderTrials(s);
+    timed('summary', function () { renderSummary(s); renderFinal(s.final); });
+    timed('charts', function () { renderCharts(s.charts); });
+    timed('trials', function () { renderTrials(s); });
   }
 
   function getJson(url) {
@@ -264,7 +284,12 @@
       }
       if (selected === null) return null;
       return getJson('api/study?id=' + encodeURIComponent(selected)).then(function (text) {
-        if (text !== lastStudy) { lastStudy = text; renderStudy(JSON.parse(text)); }
+        if (text !== lastStudy) {
+          lastStudy = text;
+          var doc;
+          timed('parse', function () { doc = JSON.parse(text); });
+          renderStudy(doc);
+        }
       });
     }).then(function () {
       status('updated ' + new Date().toLocaleTimeString());
@@ -273,6 +298,11 @@
       status('update failed: ' + e.message);
     }).then(function () { polling = false; });
   }
+
+  $('trials-more').addEventListener('click', function () {
+    shownRows += ROWS_STEP;
+    if (study) renderTrials(study);
+  });
 
   if (frozen) {
     renderStudies(frozen.studies);
