@@ -207,17 +207,6 @@ int RunRun(const RunFlags& flags) {
     std::cerr << "hpsearch run: " << connection.status().message() << "\n";
     return kExitFailure;
   }
-  // The dashboard reads the file the coordinator has just opened (and migrated): its URL is the
-  // first line printed.
-  std::unique_ptr<dashboard::DashboardServer> web;
-  if (!flags.dashboard.disabled) {
-    int dashboard_exit = kExitOk;
-    web = StartDashboard("run", db_path, flags.dashboard, &dashboard_exit);
-    if (web == nullptr) {
-      (void)(*host)->Stop();
-      return dashboard_exit;
-    }
-  }
   const std::string resume =
       absl::StrCat("hpsearch run ", flags.study_file, " --db ", db_path,
                    flags.devices.empty() ? absl::StrCat(" --workers ", devices->size())
@@ -245,6 +234,17 @@ int RunRun(const RunFlags& flags) {
   }
   for (const std::string& warning : submitted->warnings())
     std::cerr << "warning: " << warning << "\n";
+  // The dashboard reads the file the coordinator has just opened (and migrated); its URL comes
+  // before the study's first line.
+  std::unique_ptr<dashboard::DashboardServer> web;
+  if (!flags.dashboard.disabled) {
+    int dashboard_exit = kExitOk;
+    web = StartDashboard("run", db_path, flags.dashboard, &dashboard_exit);
+    if (web == nullptr) {
+      (void)(*host)->Stop();
+      return dashboard_exit;
+    }
+  }
   const std::string study_id = submitted->study_id();
   std::cout << (submitted->resumed() ? "== resuming study " : "== study ") << spec.name() << " ("
             << study_id << "), results in " << db_path << ", logs in " << logs.string() << "\n";
