@@ -117,12 +117,14 @@ int main(int argc, char** argv) {
   int n_epochs = 10;
   app.add_option("--trials", n_trials, "Complete trials in the study")->capture_default_str();
   app.add_option("--epochs", n_epochs, "Epochs per trial")->capture_default_str();
+  std::string keep;
+  app.add_option("--keep", keep, "Write the database to this file and keep it (for a browser)");
   CLI11_PARSE(app, argc, argv);
 
   const fs::path dir =
       fs::temp_directory_path() / ("dashboard_bench_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  const std::string path = (dir / "results.db").string();
+  const std::string path = keep.empty() ? (dir / "results.db").string() : keep;
   {
     absl::StatusOr<std::unique_ptr<db::ResultsStore>> store = db::ResultsStore::Open(path, {});
     if (!store.ok() || Fill(store->get(), n_trials, n_epochs) != 0) {

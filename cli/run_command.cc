@@ -41,11 +41,11 @@ constexpr int kExitInterrupted = 130;
 
 struct RunFlags {
   std::string study_file;
+  DashboardSettings dashboard;  // --no-dashboard, --dashboard-listen
   std::string devices;
   int workers = 0;
   std::string db;
   std::string report_dir;
-  DashboardSettings dashboard;
 };
 
 // The data files' SHA-256 as SubmitStudy carries them (path -> hash); a file that cannot be read
@@ -377,6 +377,7 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
       "run",
       "Run a study on this machine: embedded coordinator, local workers, live table, report");
   cmd->add_option("study", flags->study_file, "Study YAML file")->required();
+  AddDashboardOptions(cmd, &flags->dashboard);
   auto* devices = cmd->add_option("--devices", flags->devices,
                                   "One worker per entry: cpu or cuda:K, comma-separated");
   auto* workers = cmd->add_option(
@@ -388,7 +389,6 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
                   "study of the same name in it is resumed");
   cmd->add_option("--report", flags->report_dir,
                   "Report folder (default: STUDY_NAME-report beside the database)");
-  AddDashboardOptions(cmd, &flags->dashboard);
   cmd->callback([flags, exit_code] { *exit_code = RunRun(*flags); });
 }
 
