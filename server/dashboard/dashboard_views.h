@@ -25,7 +25,9 @@ nlohmann::json StudySummary(const db::StoredStudy& study, absl::Time now);
 // One study: the summary fields of StudiesView, plus "params" (searched parameter names),
 // "trials" (number, kind, state, params, objective, epochs with their metrics, attempts, worker,
 // error), "charts" ([{id, title, svg}]: optimisation history, the learning curves of each
-// reported per-epoch metric, parallel coordinates, one slice plot per parameter) and "final" (the
+// reported per-epoch metric, parallel coordinates, one slice plot per parameter, parameter
+// importance), "importance" ({parameters: [{name, importance}] most important first, trials_used,
+// skipped_trials}, or {error} while too few trials are complete) and "final" (the
 // final trial's train summary and test metrics, when there is one). With `final_artifact` (the
 // final trial's stored adapter), "final" also lists its files with the URL that downloads each:
 // api/artifact?study=ID&file=NAME.

@@ -183,6 +183,13 @@ def check_page(browser, n_rows):
             "api/artifact?study=")
     assert "test_accuracy0.9000" in final and "test_f10.8900" in final
     assert browser.evaluate("document.querySelector('#studies tbody').textContent").startswith("shown")
+    # Parameter importance (with server/report/importance.h): the objective depends on x alone.
+    if browser.evaluate("!document.querySelector('#importance-section').hidden"):
+        ranking = browser.evaluate("Array.from(document.querySelectorAll('#importance tbody tr'))"
+                                   ".map(tr => [tr.cells[1].textContent, Number(tr.cells[2].textContent)])")
+        assert [name for name, _ in ranking][0] == "x" and len(ranking) == 4
+        assert ranking[0][1] > 0.5
+        assert browser.evaluate("!!document.querySelector('#chart-importance svg')")
     return by_number
 
 

@@ -117,6 +117,24 @@
     });
   }
 
+  function renderImportance(imp) {
+    var section = $('importance-section');
+    section.hidden = !imp;
+    if (!imp) return;
+    var body = $('importance').tBodies[0];
+    body.textContent = '';
+    $('importance-message').textContent = imp.error ? imp.error :
+        'from ' + imp.trials_used + ' complete trials' +
+        (imp.skipped_trials ? ' (' + imp.skipped_trials + ' left out)' : '');
+    (imp.parameters || []).forEach(function (p, i) {
+      var tr = el('tr', null, 'importance-row');
+      tr.appendChild(el('td', i + 1, 'num'));
+      tr.appendChild(el('td', p.name));
+      tr.appendChild(el('td', fmt(p.importance), 'num'));
+      body.appendChild(tr);
+    });
+  }
+
   function renderCharts(charts) {
     var box = $('charts');
     var seen = {};
@@ -255,7 +273,11 @@
 
   function renderStudy(s) {
     study = s;
-    timed('summary', function () { renderSummary(s); renderFinal(s.final); });
+    timed('summary', function () {
+      renderSummary(s);
+      renderImportance(s.importance);
+      renderFinal(s.final);
+    });
     timed('charts', function () { renderCharts(s.charts); });
     timed('trials', function () { renderTrials(s); });
   }
