@@ -88,7 +88,11 @@ class Chromium:
             if last is True:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"waited {timeout} s for {what}; last value {last!r}")
+        try:  # what the page itself said last (the dashboard's status line)
+            said = self.evaluate("(document.querySelector('#status') || {}).textContent")
+        except RuntimeError as e:
+            said = str(e)
+        raise AssertionError(f"waited {timeout} s for {what}; last value {last!r}; the page says {said!r}")
 
     def screenshot(self, path, clip_selector=None):
         params = {"format": "png"}

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A command trial for the dashboard's tests: prints hpsearch's JSON-lines protocol for --epochs
 epochs with an objective that depends on --x (any other searched parameter is accepted and ignored).
-With --gate FILE, every trial but trial 0 first waits for FILE to exist, so a test decides when the
-study moves on instead of guessing how long it takes. It never outlives the worker that started it."""
+With --gate PREFIX, every search trial but trial 0 first waits for the file PREFIX.N (N its number) to
+exist, so a test decides when the study moves on instead of guessing how long it takes. It never outlives the worker that started it."""
 import argparse
 import json
 import os
@@ -20,7 +20,8 @@ kind = os.environ.get("HPSEARCH_TRIAL_KIND", "search")
 if args.gate and number > 0 and kind == "search":
     parent = os.getppid()
     deadline = time.monotonic() + 600
-    while not os.path.exists(args.gate):
+    gate = f"{args.gate}.{number}"
+    while not os.path.exists(gate):
         if os.getppid() != parent or time.monotonic() > deadline:
             sys.exit(1)
         time.sleep(0.05)

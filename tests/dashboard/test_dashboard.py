@@ -38,6 +38,9 @@ CHARTS = ["history", "curves-train_loss", "curves-val_loss", "curves-val_accurac
           "parallel", "slice-x", "slice-lr", "slice-opt", "slice-layers", "final-curves"]
 
 
+N_TRIALS = 8  # the finished study's search trials
+
+
 def write_study(path, name, n_trials, parallelism, final_stage, gate=""):
     command = ["/usr/bin/python3", os.path.join(HERE, "gated_trial.py"), "--epochs", "2"]
     if gate:
@@ -139,9 +142,9 @@ def rows_js():
 
 @pytest.fixture(scope="module")
 def finished_study(tmp_path_factory):
-    """A finished study's database: 4 search trials on 2 workers and the final trial, by `hpsearch run`."""
+    """A finished study's database: N_TRIALS search trials on 2 workers and the final trial, by `hpsearch run`."""
     d = tmp_path_factory.mktemp("finished")
-    study = write_study(d / "shown.yaml", "shown", n_trials=4, parallelism=2, final_stage=True)
+    study = write_study(d / "shown.yaml", "shown", n_trials=N_TRIALS, parallelism=2, final_stage=True)
     db = str(d / "results.db")
     run = subprocess.run([HPSEARCH, "run", study, "--workers", "2", "--db", db, "--report", str(d / "report"),
                           "--no-dashboard"], capture_output=True, text=True, timeout=600)
@@ -183,14 +186,25 @@ def check_page(browser, n_rows):
             "api/artifact?study=")
     assert "test_accuracy0.9000" in final and "test_f10.8900" in final
     assert browser.evaluate("document.querySelector('#studies tbody').textContent").startswith("shown")
-    # Parameter importance (with server/report/importance.h): the objective depends on x alone.
-    if browser.evaluate("!document.querySelector('#importance-section').hidden"):
-        ranking = browser.evaluate("Array.from(document.querySelectorAll('#importance tbody tr'))"
-                                   ".map(tr => [tr.cells[1].textContent, Number(tr.cells[2].textContent)])")
-        assert [name for name, _ in ranking][0] == "x" and len(ranking) == 4
-        assert ranking[0][1] > 0.5
-        assert browser.evaluate("!!document.querySelector('#chart-importance svg')")
     return by_number
+
+
+def check_importance(browser, db):
+    """Parameter importance (with server/report/importance.h): the page shows `hpsearch importance`'s
+    ranking, and x, on which alone the objective depends, first."""
+    if not browser.evaluate("!document.querySelector('#importance-section').hidden"):
+        return
+    ranking = browser.evaluate("Array.from(document.querySelectorAll('#importance tbody tr'))"
+                               ".map(tr => [tr.cells[1].textContent, Number(tr.cells[2].textContent)])")
+    cli = subprocess.run([HPSEARCH, "importance", "shown", "--db", db], capture_output=True, text=True,
+                         timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    expected = [(line.split()[0], float(line.split()[1])) for line in cli.stdout.splitlines() if line.strip()]
+    assert [name for name, _ in ranking] == [name for name, _ in expected]
+    for (_, shown), (_, computed) in zip(ranking, expected):
+        assert shown == pytest.approx(computed, abs=1e-4)
+    assert ranking[0][0] == "x"
+    assert browser.evaluate("!!document.querySelector('#chart-importance svg')")
 
 
 def test_dashboard_shows_a_finished_study_in_chromium_and_never_writes_the_database(finished_study, tmp_path):
@@ -200,9 +214,10 @@ def test_dashboard_shows_a_finished_study_in_chromium_and_never_writes_the_datab
     try:
         with Chromium(str(tmp_path / "chromium.log")) as browser:
             browser.navigate(url)
-            by_number = check_page(browser, 5)
+            by_number = check_page(browser, N_TRIALS + 1)
+            check_importance(browser, db)
             summary = browser.evaluate("document.querySelector('#study-summary').textContent")
-            assert "budget used: 4/4" in summary and "state: complete" in summary
+            assert f"budget used: {N_TRIALS}/{N_TRIALS}" in summary and "state: complete" in summary
             # Sorting: a click on the objective's header sorts ascending, a second one descending.
             values = {n: float(r["val_accuracy"]) for n, r in by_number.items() if r["kind"] == "search"}
             click = ("Array.from(document.querySelectorAll('#trials thead th'))"
@@ -210,7 +225,7 @@ def test_dashboard_shows_a_finished_study_in_chromium_and_never_writes_the_datab
             browser.evaluate(click)
             browser.evaluate(click)
             order = [int(r[0]) for r in browser.evaluate(rows_js())]
-            assert order[:4] == sorted(values, key=lambda n: -values[n])
+            assert order[:N_TRIALS] == sorted(values, key=lambda n: -values[n])
             # Hovering a row highlights that trial in the charts.
             best = order[0]
             browser.evaluate(f"document.querySelector('#trials tr[data-trial=\"{best}\"]')"
@@ -231,7 +246,7 @@ def test_dashboard_answers_bad_requests_with_a_4xx_that_says_why(finished_study,
         status, body, _ = get(url + "api/studies")
         assert status == 200 and json.loads(body)["studies"][0]["name"] == "shown"
         status, body, _ = get(url + "api/study?id=shown")
-        assert status == 200 and len(json.loads(body)["trials"]) == 5
+        assert status == 200 and len(json.loads(body)["trials"]) == N_TRIALS + 1
         for path, code, says in [
             ("api/study?id=no-such-study", 404, "no study 'no-such-study'"),
             ("api/study", 400, "needs ?id=STUDY"),
@@ -340,44 +355,42 @@ def test_report_html_opens_in_chromium_with_every_view(finished_study, tmp_path)
     assert "<script src=" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     with Chromium(str(tmp_path / "chromium.log")) as browser:
         browser.navigate(page.as_uri())
-        check_page(browser, 5)
+        check_page(browser, N_TRIALS + 1)
+        check_importance(browser, db)
         assert "frozen report" in browser.evaluate("document.querySelector('#status').textContent")
 
 
 def test_run_prints_the_dashboard_url_on_its_first_lines_and_the_open_page_shows_a_new_trial_without_reload(tmp_path):
+    # Trial N > 0 waits for the file go.N: the study moves on only when the test says so. The run (and its
+    # dashboard) ends with the study, so the page is only asked about states before the last gate opens.
     gate = tmp_path / "go"
     study = write_study(tmp_path / "live.yaml", "live", n_trials=3, parallelism=1, final_stage=False,
                         gate=str(gate))
     run = Background([HPSEARCH, "run", study, "--workers", "1", "--db", str(tmp_path / "live.db")],
                      str(tmp_path / "run.log"))
+    states = ("Array.from(document.querySelectorAll('#trials tbody tr'))"
+              ".map(tr => tr.cells[0].textContent + ':' + tr.cells[2].textContent)")
     try:
         url = run.wait_for_line(r"^dashboard: (http://127\.0\.0\.1:\d+/)$").group(1)
         # On the first lines: only the coordinator's address may come before it.
         assert any(line.startswith("dashboard: http://127.0.0.1:") for line in run.output().splitlines()[:2])
         with Chromium(str(tmp_path / "chromium.log")) as browser:
             browser.navigate(url)
-            # Trial 0 ran; trial 1 waits for the gate, so the study cannot move on before the page is open.
-            browser.wait_for("(() => { const s = Array.from(document.querySelectorAll('#trials tbody tr'))"
-                             ".map(tr => tr.cells[0].textContent + ':' + tr.cells[2].textContent);"
-                             " return s.includes('0:complete') && s.includes('1:running'); })()",
+            browser.wait_for(f"(s => s.includes('0:complete') && s.includes('1:running'))({states})",
                              "trial 0 complete and trial 1 running")
             browser.evaluate("window.__loadedOnce = 'still the same document'")
             updates = int(browser.evaluate("document.body.dataset.updates"))
-            shown = browser.evaluate("Array.from(document.querySelectorAll('#trials tbody tr'))"
-                                     ".map(tr => tr.cells[0].textContent + ':' + tr.cells[2].textContent)")
-            assert "2:complete" not in shown  # trial 2 cannot run before trial 1, which waits for the gate
-            gate.write_text("go\n")
-            browser.wait_for("Array.from(document.querySelectorAll('#trials tbody tr'))"
-                             ".some(tr => tr.cells[0].textContent === '2' && tr.cells[2].textContent === 'complete')",
-                             "trial 2's row, complete")
+            assert not any(s.startswith("2:") for s in browser.evaluate(states))  # trial 2 waits for trial 1
+            (tmp_path / "go.1").write_text("go\n")
+            browser.wait_for(f"(s => s.includes('1:complete') && s.includes('2:running'))({states})",
+                             "trial 1 complete and trial 2's new row, running")
             assert browser.evaluate("window.__loadedOnce") == "still the same document", "the page was reloaded"
             assert int(browser.evaluate("document.body.dataset.updates")) > updates
-            # The study list and the study's document are polled one after the other: wait for both.
-            browser.wait_for("document.querySelector('#studies tbody').textContent.includes('complete') && "
-                             "document.querySelectorAll('#chart-parallel polyline.line').length === 3 && "
-                             "document.querySelector('#study-summary').textContent.includes('state: complete')",
-                             "the study complete on the page, with three trials in its charts")
-        run.process.wait(timeout=120)
+            browser.wait_for("document.querySelectorAll('#chart-parallel polyline.line').length === 2 && "
+                             "document.querySelector('#study-summary').textContent.includes('budget used: 2/3')",
+                             "the charts and summary of two ended trials")
+        (tmp_path / "go.2").write_text("go\n")
+        run.process.wait(timeout=180)
         assert run.process.returncode == 0, run.output()
     finally:
         run.stop()

@@ -282,13 +282,17 @@
     timed('trials', function () { renderTrials(s); });
   }
 
+  // A request that hangs (a server gone mid-answer) is abandoned after 30 s, so polling goes on.
   function getJson(url) {
-    return fetch(url, { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
-      return r.text().then(function (text) {
-        if (!r.ok) throw new Error(url + ': HTTP ' + r.status + ': ' + text);
-        return text;
-      });
-    });
+    var abort = new AbortController();
+    var timer = setTimeout(function () { abort.abort(); }, 30000);
+    return fetch(url, { credentials: 'same-origin', cache: 'no-store', signal: abort.signal })
+        .then(function (r) {
+          return r.text().then(function (text) {
+            if (!r.ok) throw new Error(url + ': HTTP ' + r.status + ': ' + text);
+            return text;
+          });
+        }).finally(function () { clearTimeout(timer); });
   }
 
   var polling = false;

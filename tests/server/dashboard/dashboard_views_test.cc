@@ -145,8 +145,13 @@ TEST_CASE("The study document has its summary, trials, charts and ETA", "[dashbo
     ids.push_back(c["id"]);
     CHECK(c["svg"].get<std::string>().rfind("<svg", 0) == 0);  // no XML declaration in a page
   }
-  CHECK(ids == std::vector<std::string>{"history", "curves-train_loss", "curves-val_accuracy",
-                                        "parallel", "slice-lr", "slice-opt"});
+  std::vector<std::string> expected = {"history",  "curves-train_loss", "curves-val_accuracy",
+                                       "parallel", "slice-lr",          "slice-opt"};
+#if __has_include("server/report/importance.h")
+  expected.push_back("importance");
+  CHECK(view["importance"]["trials_used"] == 2);
+#endif
+  CHECK(ids == expected);
   CHECK(view["final"].is_null());
   // The summary in the list is the same.
   const nlohmann::json list = dashboard::StudiesView({stored}, now);
