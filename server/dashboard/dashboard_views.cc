@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
 #include "server/report/dashboard_charts.h"
 #include "server/report/report_charts.h"
 #include "server/report/report_format.h"
@@ -166,6 +167,24 @@ json TrialJson(const v1::StudySpec& spec, const v1::Trial& t) {
   out["started_unix_ms"] = t.started_unix_ms();
   out["ended_unix_ms"] = t.ended_unix_ms();
   if (t.kind() == v1::TRIAL_KIND_FINAL) out["source_trial"] = t.source_trial_number();
+  // Why a trial was pruned and where a running one is (issue 21's Trial.prune_reason and
+  // Trial.progress): read by name so that this builds before and after those fields exist.
+  for (const char* name : {"prune_reason", "progress"}) {
+    const google::protobuf::FieldDescriptor* field = t.GetDescriptor()->FindFieldByName(name);
+    if (field == nullptr ||
+        field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE ||
+        !t.GetReflection()->HasField(t, field)) {
+      continue;
+    }
+    std::string text;
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    if (google::protobuf::util::MessageToJsonString(t.GetReflection()->GetMessage(t, field), &text,
+                                                    options)
+            .ok()) {
+      out[name] = json::parse(text, nullptr, false);
+    }
+  }
   return out;
 }
 

@@ -190,6 +190,27 @@
         } });
       });
     }
+    // Issue 21's fields, where the database has them: why a trial was pruned, a running one's progress.
+    if (s.trials.some(function (t) { return t.prune_reason; })) {
+      cols.push({ key: 'pruned', title: 'pruned because', value: function (t) {
+        var r = t.prune_reason;
+        if (!r) return '';
+        return (r.rule || 'pruned') + (r.epoch ? ' at epoch ' + r.epoch : '') +
+            (r.value !== undefined ? ': ' + fmt(Number(r.value)) : '') +
+            (r.threshold !== undefined ? ' vs ' + fmt(Number(r.threshold)) : '');
+      } });
+    }
+    if (s.trials.some(function (t) { return t.progress; })) {
+      cols.push({ key: 'progress', title: 'progress', value: function (t) {
+        var p = t.progress;
+        if (!p || t.state !== 'running') return '';
+        var parts = [];
+        if (p.epochs) parts.push('epoch ' + (p.epoch || 0) + '/' + p.epochs);
+        if (p.total_steps) parts.push('step ' + Number(p.step || 0) + '/' + Number(p.total_steps));
+        if (p.eta_seconds) parts.push('ETA ' + duration(Number(p.eta_seconds)));
+        return parts.join(', ');
+      } });
+    }
     cols.push({ key: 'attempts', title: 'attempts', value: function (t) { return t.attempts; } });
     cols.push({ key: 'worker', title: 'worker', value: function (t) { return t.worker; } });
     cols.push({ key: 'error', title: 'error', value: function (t) {
