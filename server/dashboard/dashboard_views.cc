@@ -8,16 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/report/dashboard_charts.h"
+#include "server/report/importance.h"
 #include "server/report/report_charts.h"
 #include "server/report/report_format.h"
 #include "server/study_file/study_view.h"
-
-// Parameter importance (issue 20, point 3) comes with server/report/importance.h; until that is
-// merged the dashboard builds without it.
-#if __has_include("server/report/importance.h")
-#include "server/report/importance.h"
-#define HPSEARCH_DASHBOARD_IMPORTANCE 1
-#endif
 
 namespace hpsearch::dashboard {
 namespace {
@@ -269,7 +263,6 @@ json StudyView(const db::StoredStudy& stored, absl::Time now,
           Chart(absl::StrCat("slice-", server::FileSafe(spec.search_space(i).name())), slices[i]));
     }
   }
-#ifdef HPSEARCH_DASHBOARD_IMPORTANCE
   if (!spec.search_space().empty()) {
     absl::StatusOr<server::StudyImportance> importance =
         server::ComputeParameterImportance(spec, trials);
@@ -286,7 +279,6 @@ json StudyView(const db::StoredStudy& stored, absl::Time now,
       out["importance"] = {{"error", std::string(importance.status().message())}};
     }
   }
-#endif
   if (final_trial != nullptr && final_trial->epochs_size() > 0) {
     charts.push_back(Chart("final-curves", server::TrialCurvesFigure(study, *final_trial)));
   }

@@ -23,6 +23,8 @@ VIEWS = [  # file, the element shown
     ("dashboard-parallel.png", "#chart-parallel"),
     ("dashboard-slice.png", "#chart-slice-lr"),
     ("dashboard-final.png", "#final-section"),
+    ("dashboard-importance.png", "#importance-section"),
+    ("dashboard-importance-chart.png", "#chart-importance"),
 ]
 
 

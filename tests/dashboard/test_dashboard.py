@@ -190,10 +190,9 @@ def check_page(browser, n_rows):
 
 
 def check_importance(browser, db):
-    """Parameter importance (with server/report/importance.h): the page shows `hpsearch importance`'s
-    ranking, and x, on which alone the objective depends, first."""
-    if not browser.evaluate("!document.querySelector('#importance-section').hidden"):
-        return
+    """Parameter importance: the page shows `hpsearch importance`'s ranking, and x, on which alone the
+    objective depends, first."""
+    assert browser.evaluate("!document.querySelector('#importance-section').hidden")
     ranking = browser.evaluate("Array.from(document.querySelectorAll('#importance tbody tr'))"
                                ".map(tr => [tr.cells[1].textContent, Number(tr.cells[2].textContent)])")
     cli = subprocess.run([HPSEARCH, "importance", "shown", "--db", db], capture_output=True, text=True,

@@ -147,10 +147,8 @@ TEST_CASE("The study document has its summary, trials, charts and ETA", "[dashbo
   }
   std::vector<std::string> expected = {"history",  "curves-train_loss", "curves-val_accuracy",
                                        "parallel", "slice-lr",          "slice-opt"};
-#if __has_include("server/report/importance.h")
   expected.push_back("importance");
   CHECK(view["importance"]["trials_used"] == 2);
-#endif
   CHECK(ids == expected);
   CHECK(view["final"].is_null());
   // The summary in the list is the same.
