@@ -30,6 +30,7 @@ void RegisterExportCommand(CLI::App& app, int* exit_code);
 void RegisterImportanceCommand(CLI::App& app, int* exit_code);
 void RegisterRunCommand(CLI::App& app, int* exit_code);
 void RegisterHealthCommand(CLI::App& app, int* exit_code);
+void RegisterDashboardCommand(CLI::App& app, int* exit_code);
 
 // Follows a study's event stream until it ends (watch, submit --wait). Returns kExitOk when it
 // ended COMPLETE. `live_table` redraws a table on every event instead of printing event lines.

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   hpsearch::cli::RegisterImportanceCommand(app, &exit_code);
   hpsearch::cli::RegisterRunCommand(app, &exit_code);
   hpsearch::cli::RegisterHealthCommand(app, &exit_code);
+  hpsearch::cli::RegisterDashboardCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/dashboard.h"
 #include "cli/data_hashes.h"
 #include "cli/local_workers.h"
 #include "rpc/auth_token.h"
@@ -40,6 +41,7 @@ constexpr int kExitInterrupted = 130;
 
 struct RunFlags {
   std::string study_file;
+  DashboardSettings dashboard;  // --no-dashboard, --dashboard-listen
   std::string devices;
   int workers = 0;
   std::string db;
@@ -241,6 +243,17 @@ int RunRun(const RunFlags& flags) {
   }
   for (const std::string& warning : submitted->warnings())
     std::cerr << "warning: " << warning << "\n";
+  // The dashboard reads the file the coordinator has just opened (and migrated); its URL comes
+  // before the study's first line.
+  std::unique_ptr<dashboard::DashboardServer> web;
+  if (!flags.dashboard.disabled) {
+    int dashboard_exit = kExitOk;
+    web = StartDashboard("run", db_path, flags.dashboard, &dashboard_exit);
+    if (web == nullptr) {
+      (void)(*host)->Stop();
+      return dashboard_exit;
+    }
+  }
   const std::string study_id = submitted->study_id();
   std::cout << (submitted->resumed() ? "== resuming study " : "== study ") << spec.name() << " ("
             << study_id << "), results in " << db_path << ", logs in " << logs.string() << "\n";
@@ -373,6 +386,7 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
       "run",
       "Run a study on this machine: embedded coordinator, local workers, live table, report");
   cmd->add_option("study", flags->study_file, "Study YAML file")->required();
+  AddDashboardOptions(cmd, &flags->dashboard);
   auto* devices = cmd->add_option("--devices", flags->devices,
                                   "One worker per entry: cpu or cuda:K, comma-separated");
   auto* workers = cmd->add_option(

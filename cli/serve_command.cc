@@ -12,6 +12,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "cli/commands.h"
+#include "cli/dashboard.h"
 #include "db/results_store.h"
 #include "rpc/auth_token.h"
 #include "rpc/security.h"
@@ -33,6 +34,7 @@ struct ServeFlags {
   std::string tls_cert;
   std::string tls_key;
   std::string auth_token_file;
+  DashboardSettings dashboard;
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -104,9 +106,26 @@ int RunServe(const ServeFlags& flags) {
             << (security->auth_token.empty() ? "no auth token" : "auth token required") << ")"
             << std::endl;
   spdlog::info("coordinator listening on {}:{}", address, (*host)->port());
+  // The dashboard takes the coordinator's token, and beyond loopback its certificate too.
+  std::unique_ptr<dashboard::DashboardServer> web;
+  if (!flags.dashboard.disabled) {
+    DashboardSettings settings = flags.dashboard;
+    settings.auth_token_file = security_options.auth_token_file;
+    if (!rpc::IsLoopbackListenAddress(settings.listen)) {
+      settings.tls_cert = flags.tls_cert;
+      settings.tls_key = flags.tls_key;
+    }
+    int dashboard_exit = kExitOk;
+    web = StartDashboard("serve", flags.db, settings, &dashboard_exit);
+    if (web == nullptr) {
+      (void)(*host)->Stop();
+      return dashboard_exit;
+    }
+  }
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("signal {} received: shutting down", signal_number);
+  if (web != nullptr) web->Stop();
   if (absl::Status status = (*host)->Stop(); !status.ok()) {
     std::cerr << "hpsearch serve: " << status.message() << "\n";
     return kExitFailure;
@@ -171,6 +190,7 @@ void RegisterServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--auth-token-file", flags->auth_token_file,
                   "File holding a shared secret every call must carry (default: "
                   "$HPSEARCH_AUTH_TOKEN_FILE; none: no token required)");
+  AddDashboardOptions(cmd, &flags->dashboard);
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 

@@ -10,7 +10,7 @@ set -euo pipefail
 # command trials run with. Keep in step with the -dev packages below.
 runtime_packages=(
   libgrpc++1.51 libprotobuf32 libsqlite3-0 libabsl20220623 libspdlog1.10 libyaml-cpp0.7
-  libtorch1.13 libopenblas0 openssl ca-certificates
+  libtorch1.13 libopenblas0 openssl ca-certificates libcpp-httplib0.11
   python3 python3-sklearn python3-numpy
 )
 
@@ -20,6 +20,8 @@ packages=(
   # service stack
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libssl-dev
+  # the web dashboard's HTTP server (a compiled library; its header wants zlib's and brotli's)
+  libcpp-httplib-dev zlib1g-dev libbrotli-dev
   # TLS: the tests make their certificates with the openssl CLI (docs/security.md shows the commands)
   openssl
   # training core (LibTorch 1.13 CPU; OpenBLAS so torch does not fall back to the reference BLAS)
@@ -35,6 +37,8 @@ packages=(
   slurmctld slurmd slurm-client munge
   # the Kubernetes manifests' check (tests/deploy/kubernetes/): Node.js runs a validator npm installed
   nodejs npm
+  # the dashboard's browser tests (tests/dashboard/) drive headless Chromium
+  chromium
 )
 
 case "${1:-}" in

@@ -123,6 +123,13 @@ TEST_CASE("server/'s sub-systems reach only what their libraries link", "[build]
                           "db/", "transfer/", "hpsearch/v1/", "absl/", "google/protobuf/"});
   INFO(Join(report));
   CHECK(report.empty());
+  // The dashboard reads the database and draws with the report; it never reaches the coordinator.
+  auto dashboard = IncludesOutside(
+      {"server/dashboard"},
+      {"server/dashboard/", "server/report/", "server/study_file/", "db/", "rpc/", "proto/",
+       "hpsearch/v1/", "absl/", "nlohmann/", "httplib.h", "google/protobuf/", "zlib.h"});
+  INFO(Join(dashboard));
+  CHECK(dashboard.empty());
   // base/ is the bottom: Abseil only.
   auto base = IncludesOutside({"base"}, {"base/", "absl/"});
   INFO(Join(base));
