@@ -514,17 +514,8 @@ absl::StatusOr<db::StoredStudy> LoadStudyFromDatabase(const std::string& db_path
   absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
       db::ResultsStore::Open(db_path, options);
   if (!store.ok()) return store.status();
-  absl::StatusOr<db::StoredStudy> stored = (*store)->LoadStudy(study);
-  if (stored.ok() || !absl::IsNotFound(stored.status())) return stored;
-  absl::StatusOr<std::vector<db::StoredStudy>> all = (*store)->LoadAll();
-  if (!all.ok()) return stored.status();
-  std::vector<std::string> known;
-  for (const db::StoredStudy& s : *all) {
-    known.push_back(absl::StrCat(s.study.spec().name(), " (", s.study.id(), ")"));
-  }
-  return absl::NotFoundError(absl::StrCat(
-      "no study with id or name '", study, "' in ", db_path, "; ",
-      known.empty() ? "it holds no study" : "its studies: " + absl::StrJoin(known, ", ")));
+  // An unknown study's NOT_FOUND names the studies there are (ResultsStore::LoadStudy).
+  return (*store)->LoadStudy(study);
 }
 
 absl::StatusOr<std::string> WriteStudyReportFromDatabase(const std::string& db_path,

@@ -44,8 +44,8 @@ absl::StatusOr<std::string> WriteStudyReport(const StudyReport& report, const st
 
 // Loads `study` (id or name) with its trials from the results database at `db_path`, opened
 // read-only so a running coordinator is not disturbed. Errors: NOT_FOUND for a missing file, or
-// for an unknown study with the names and ids of the studies the file holds; others as the store
-// returns them.
+// for an unknown study with the names of the studies the file holds (ResultsStore::LoadStudy);
+// others as the store returns them.
 absl::StatusOr<db::StoredStudy> LoadStudyFromDatabase(const std::string& db_path,
                                                       const std::string& study);
 
