@@ -27,6 +27,7 @@ void RegisterTrialsCommand(CLI::App& app, int* exit_code);
 void RegisterWatchCommand(CLI::App& app, int* exit_code);
 void RegisterReportCommand(CLI::App& app, int* exit_code);
 void RegisterExportCommand(CLI::App& app, int* exit_code);
+void RegisterImportanceCommand(CLI::App& app, int* exit_code);
 void RegisterRunCommand(CLI::App& app, int* exit_code);
 void RegisterHealthCommand(CLI::App& app, int* exit_code);
 

@@ -1,6 +1,7 @@
 // hpsearch: the command line and the coordinator.
 #include <algorithm>
 #include <iostream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
   hpsearch::cli::RegisterWatchCommand(app, &exit_code);
   hpsearch::cli::RegisterReportCommand(app, &exit_code);
   hpsearch::cli::RegisterExportCommand(app, &exit_code);
+  hpsearch::cli::RegisterImportanceCommand(app, &exit_code);
   hpsearch::cli::RegisterRunCommand(app, &exit_code);
   hpsearch::cli::RegisterHealthCommand(app, &exit_code);
   try {
@@ -72,6 +74,14 @@ int main(int argc, char** argv) {
     }
     int code = app.exit(e);
     return code == 0 ? 0 : hpsearch::cli::kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    // The one top-level handler (docs/reliability.md): whatever a command lets escape is a message
+    // and an exit code, never an abort.
+    std::cerr << "hpsearch: out of memory\n";
+    return hpsearch::cli::kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "hpsearch: internal error: " << e.what() << "\n";
+    return hpsearch::cli::kExitFailure;
   }
   return exit_code;
 }

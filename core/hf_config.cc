@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -19,12 +20,12 @@ using nlohmann::json;
 // Sizes and ids must be JSON integers: transformers writes them so, and a float there means a
 // hand-edited or foreign file whose other values deserve no more trust.
 int64_t RequireInt(const json& j, const std::string& source, const std::string& key) {
-  if (!j.is_number_integer()) Invalid(source, key, "must be an integer, got " + j.dump());
+  if (!j.is_number_integer()) Invalid(source, key, "must be an integer, got " + JsonExcerpt(j));
   return j.get<int64_t>();
 }
 
 double RequireNumber(const json& j, const std::string& source, const std::string& key) {
-  if (!j.is_number()) Invalid(source, key, "must be a number, got " + j.dump());
+  if (!j.is_number()) Invalid(source, key, "must be a number, got " + JsonExcerpt(j));
   return j.get<double>();
 }
 
@@ -46,7 +47,7 @@ void OptionalBool(const json& config, const std::string& source, const std::stri
                   bool* out) {
   auto it = config.find(key);
   if (it == config.end() || it->is_null()) return;
-  if (!it->is_boolean()) Invalid(source, key, "must be true or false, got " + it->dump());
+  if (!it->is_boolean()) Invalid(source, key, "must be true or false, got " + JsonExcerpt(*it));
   *out = it->get<bool>();
 }
 
@@ -67,7 +68,7 @@ void CheckDropout(const std::string& source, const std::string& key, double p) {
 // 0..n-1.
 std::vector<std::string> ParseId2Label(const json& id2label, const std::string& source) {
   if (!id2label.is_object())
-    Invalid(source, "id2label", "must be an object, got " + id2label.dump());
+    Invalid(source, "id2label", "must be an object, got " + JsonExcerpt(id2label));
   std::vector<std::string> labels(id2label.size());
   std::vector<bool> seen(id2label.size(), false);
   for (const auto& [key, value] : id2label.items()) {
@@ -84,7 +85,8 @@ std::vector<std::string> ParseId2Label(const json& id2label, const std::string& 
                   std::to_string(labels.size() - 1));
     }
     if (!value.is_string()) {
-      Invalid(source, "id2label", "entry \"" + key + "\" must be a string, got " + value.dump());
+      Invalid(source, "id2label",
+              "entry \"" + key + "\" must be a string, got " + JsonExcerpt(value));
     }
     if (seen[index]) Invalid(source, "id2label", "lists class " + key + " twice");
     seen[index] = true;
@@ -109,7 +111,7 @@ HfGpt2Config ParseHfGpt2Config(const json& config, const std::string& source) {
   }
   if (auto it = config.find("model_type"); it != config.end() && !it->is_null()) {
     if (!it->is_string() || it->get<std::string>() != "gpt2") {
-      Fail(ErrorCode::kUnsupported, source + ": key \"model_type\" is " + it->dump() +
+      Fail(ErrorCode::kUnsupported, source + ": key \"model_type\" is " + JsonExcerpt(*it) +
                                         "; only GPT-2-family checkpoints (\"gpt2\") are supported");
     }
   }
@@ -143,7 +145,7 @@ HfGpt2Config ParseHfGpt2Config(const json& config, const std::string& source) {
   if (!(c.initializer_range >= 0.0)) Invalid(source, "initializer_range", "must be non-negative");
   if (auto it = config.find("activation_function"); it != config.end() && !it->is_null()) {
     if (!it->is_string())
-      Invalid(source, "activation_function", "must be a string, got " + it->dump());
+      Invalid(source, "activation_function", "must be a string, got " + JsonExcerpt(*it));
     c.activation_function = it->get<std::string>();
     const auto& known = KnownGpt2Activations();
     if (std::find(known.begin(), known.end(), c.activation_function) == known.end()) {
@@ -181,6 +183,8 @@ HfGpt2Config ParseHfGpt2Config(const json& config, const std::string& source) {
     c.num_labels = num_labels;
   }
 
+  CheckGpt2ShapeLimits(source, c.n_layer, c.n_embd, c.n_head, c.n_positions, c.vocab_size,
+                       c.num_labels);
   c.pad_token_id = OptionalTokenId(config, source, "pad_token_id");
   c.bos_token_id = OptionalTokenId(config, source, "bos_token_id");
   c.eos_token_id = OptionalTokenId(config, source, "eos_token_id");
@@ -208,6 +212,7 @@ HfGpt2Config LoadHfGpt2Config(const std::filesystem::path& path) {
   text << in.rdbuf();
   if (!in.good() && !in.eof()) Fail(ErrorCode::kIo, path.string() + ": cannot be read");
   json config;
+  CheckJsonNesting(text.str(), path.string(), ErrorCode::kInvalidArgument);
   try {
     config = json::parse(text.str());
   } catch (const json::parse_error& e) {

@@ -11,6 +11,11 @@ namespace hpsearch::core {
 at::Tensor ClassifyTexts(Gpt2ForSequenceClassificationImpl& model, const Gpt2Tokenizer& tokenizer,
                          const std::vector<std::string>& texts, int64_t max_length,
                          int64_t batch_size) {
+  if (max_length < 1) {
+    Fail(ErrorCode::kInvalidArgument,
+         "max_length is " + std::to_string(max_length) + "; texts need at least 1 token");
+  }
+  tokenizer.RequireFitsModel(model.options().config.vocab_size, "the model");
   TokenizedDataset data;
   data.source = "input";
   data.max_length = max_length;

@@ -4,6 +4,7 @@
 
 #include "core/csv.h"
 #include "core/error.h"
+#include "core/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -32,6 +33,7 @@ std::vector<JsonRecord> ParseJsonLines(std::string_view text, const std::string&
     if (std::all_of(content.begin(), content.end(), IsJsonSpace)) continue;
     JsonRecord record;
     record.line = line;
+    CheckJsonNesting(content, source + ":" + std::to_string(line), ErrorCode::kInvalidArgument);
     try {
       record.object = nlohmann::json::parse(content);
     } catch (const nlohmann::json::parse_error& e) {
@@ -89,6 +91,7 @@ std::vector<int64_t> ArrayElementLines(std::string_view text) {
 
 std::vector<JsonRecord> ParseJsonArray(std::string_view text, const std::string& source) {
   nlohmann::json document;
+  CheckJsonNesting(text, source, ErrorCode::kInvalidArgument);
   try {
     document = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {

@@ -3,9 +3,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_nesting.h"
 #include "core/peft_state.h"
 #include "core/safetensors.h"
 
@@ -29,8 +31,11 @@ json ReadJson(const fs::path& path) {
   if (!in)
     Fail(ErrorCode::kNotFound,
          path.string() + " is missing: this is not a model saved by hpsearch");
+  std::stringstream text;
+  text << in.rdbuf();
+  CheckJsonNesting(text.str(), path.string(), ErrorCode::kDataLoss);
   try {
-    return json::parse(in);
+    return json::parse(text.str());
   } catch (const json::exception& e) {
     Fail(ErrorCode::kDataLoss, path.string() + ": malformed JSON: " + e.what());
   }

@@ -196,6 +196,8 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
 
   Gpt2ForSequenceClassification model =
       BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
+  tokenizer.RequireFitsModel(model->options().config.vocab_size,
+                             config.model.path.empty() ? "the model" : config.model.path);
   if (config.fine_tune.method == "qlora") {
     Nf4Options nf4;
     nf4.double_quant = config.fine_tune.double_quant;

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -229,8 +231,11 @@ RunConfig LoadRunConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) Fail(ErrorCode::kNotFound, "cannot open run config '" + path + "'");
   json root;
+  std::stringstream text;
+  text << in.rdbuf();
+  CheckJsonNesting(text.str(), path, ErrorCode::kInvalidArgument);
   try {
-    root = json::parse(in);
+    root = json::parse(text.str());
   } catch (const json::parse_error& e) {
     Fail(ErrorCode::kInvalidArgument, path + ": malformed JSON: " + e.what());
   }

@@ -69,6 +69,16 @@ std::string Gpt2Tokenizer::Decode(const std::vector<std::int32_t>& ids) const {
   return text;
 }
 
+void Gpt2Tokenizer::RequireFitsModel(std::int64_t model_vocab_size,
+                                     const std::string& model_source) const {
+  if (vocab_size() <= model_vocab_size) return;
+  Fail(ErrorCode::kInvalidArgument,
+       "the tokenizer has " + std::to_string(vocab_size()) + " tokens but " + model_source +
+           " has embeddings for " + std::to_string(model_vocab_size) +
+           " (vocab_size): use the tokenizer saved with that model, or a model whose vocab_size "
+           "covers the tokenizer");
+}
+
 void Gpt2Tokenizer::ClearCache() const {
   if (cache_ != nullptr) cache_->Clear();
 }

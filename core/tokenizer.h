@@ -75,6 +75,10 @@ class Gpt2Tokenizer {
   // classifiers also pad with it).
   std::int32_t eos_token_id() const { return eos_token_id_; }
   std::int32_t vocab_size() const { return static_cast<std::int32_t>(token_bytes_.size()); }
+  // Throws core::Error(kInvalidArgument) naming `model_source` when this tokenizer has ids the
+  // model has no embedding for (vocab_size() > model_vocab_size): every text would otherwise fail
+  // deep in the embedding lookup with "index out of range".
+  void RequireFitsModel(std::int64_t model_vocab_size, const std::string& model_source) const;
 
   // Empties the word cache, e.g. to measure cold encoding.
   void ClearCache() const;

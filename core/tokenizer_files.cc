@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/gpt2_pretokenizer.h"
+#include "core/json_nesting.h"
 #include "core/tokenizer.h"
 
 namespace hpsearch::core {
@@ -71,6 +72,7 @@ struct Vocabulary {
 Vocabulary ParseVocabulary(const std::string& path) {
   const std::string text = ReadTokenizerFile(path, "vocabulary file");
   nlohmann::json json;
+  CheckJsonNesting(text, path, ErrorCode::kDataLoss);
   try {
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
@@ -98,7 +100,7 @@ Vocabulary ParseVocabulary(const std::string& path) {
     const std::string where = path + ": token \"" + spelling + "\"";
     if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
         value.get<std::int64_t>() >= static_cast<std::int64_t>(size)) {
-      Fail(ErrorCode::kDataLoss, where + " has id " + value.dump() +
+      Fail(ErrorCode::kDataLoss, where + " has id " + JsonExcerpt(value) +
                                      "; ids must be the integers 0.." + std::to_string(size - 1) +
                                      " (one per token)");
     }

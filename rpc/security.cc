@@ -5,6 +5,12 @@
 #include <sstream>
 
 #include <grpcpp/support/client_interceptor.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <memory>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -84,6 +90,43 @@ absl::Status AddAuthToken(const std::string& token_file, Security* security) {
 
 }  // namespace
 
+namespace {
+
+// gRPC reports a key that does not belong to its certificate only as it starts the server, in its
+// own log; checked here, the error names both files.
+absl::Status CheckKeyMatchesCertificate(const std::string& cert_pem, const std::string& key_pem,
+                                        const std::string& cert_file, const std::string& key_file) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), &BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), &BIO_free);
+  if (cert_bio == nullptr || key_bio == nullptr) return absl::ResourceExhaustedError("BIO_new");
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (cert == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls-cert ", cert_file, " holds no readable PEM certificate (BEGIN CERTIFICATE)"));
+  }
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  if (key == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-key ", key_file,
+                     " holds no readable, unencrypted PEM private key (BEGIN PRIVATE KEY)"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-key ", key_file, " is not the private key of the certificate in ",
+                     cert_file, ": pass the key generated with that certificate"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ServerSecurity> LoadServerSecurity(const ServerSecurityOptions& options) {
   ServerSecurity security;
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
@@ -97,6 +140,11 @@ absl::StatusOr<ServerSecurity> LoadServerSecurity(const ServerSecurityOptions& o
     if (!cert.ok()) return cert.status();
     absl::StatusOr<std::string> key = ReadPem(options.tls_key_file, "--tls-key", "private key");
     if (!key.ok()) return key.status();
+    if (absl::Status match =
+            CheckKeyMatchesCertificate(*cert, *key, options.tls_cert_file, options.tls_key_file);
+        !match.ok()) {
+      return match;
+    }
     grpc::SslServerCredentialsOptions ssl;
     ssl.pem_key_cert_pairs.push_back({*key, *cert});
     security.credentials = grpc::SslServerCredentials(ssl);

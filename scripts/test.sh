@@ -17,6 +17,10 @@ built=$(date +%s)
 echo "test: build took $((built - start)) s"
 cd "$build_dir"
 status=0
-ctest --output-on-failure -j "${HPSEARCH_JOBS:-$(nproc)}" --timeout 600 || status=$?
+# Under the trial reaper as a subreaper: a process any test leaves running (a daemon, a grandchild that
+# called setsid) is listed and stopped, and fails the run (exit 3), instead of outliving the suite.
+"$build_dir/bin/hpsearch-trial-reaper" --fail-on-leftovers --grace-ms 10000 -- \
+  ctest --output-on-failure -j "${HPSEARCH_JOBS:-$(nproc)}" --timeout 600 || status=$?
+[ "$status" -ne 3 ] || echo "test: the tests left the processes listed above running" >&2
 echo "test: tests took $(( $(date +%s) - built )) s"
 exit $status

@@ -1,12 +1,43 @@
 #include "server/coordinator_host.h"
 
+#include <filesystem>
+#include <system_error>
+
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "server/listen_check.h"
 #include "server/study_file/study_file.h"
 #include "server/study_file/study_validator.h"
 
 namespace hpsearch::server {
 
+namespace {
+
+// The files a database at `path` consists of (db/database.h: the WAL, its index, the lock).
+void RemoveDatabaseFiles(const std::string& path) {
+  std::error_code ignored;
+  for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+    std::filesystem::remove(path + suffix, ignored);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<CoordinatorHost>> CoordinatorHost::Start(
+    CoordinatorHostOptions options) {
+  // Nothing is created when serving cannot start: the address is tried before the database is
+  // opened, and a database this start created is removed again when a later step fails.
+  HPSEARCH_RETURN_IF_ERROR(CheckCanListen(options.server.listen_address));
+  std::error_code error;
+  const bool db_existed =
+      options.db_path == ":memory:" || std::filesystem::exists(options.db_path, error) || error;
+  const std::string db_path = options.db_path;
+  absl::StatusOr<std::unique_ptr<CoordinatorHost>> host = StartUnchecked(std::move(options));
+  if (!host.ok() && !db_existed) RemoveDatabaseFiles(db_path);
+  return host;
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorHost>> CoordinatorHost::StartUnchecked(
     CoordinatorHostOptions options) {
   std::unique_ptr<CoordinatorHost> host(new CoordinatorHost(std::move(options)));
   db::DatabaseOptions db_options;

@@ -28,8 +28,9 @@ struct CoordinatorHostOptions {
 
 class CoordinatorHost {
  public:
-  // Opens the database (FAILED_PRECONDITION when another coordinator holds it), restores every
-  // study and lease, and starts serving. The error names the step that failed.
+  // Checks that the listen address is free, opens the database (FAILED_PRECONDITION when another
+  // coordinator holds it), restores every study and lease, and starts serving. The error names the
+  // step that failed; a database file this call created is removed again when it fails.
   static absl::StatusOr<std::unique_ptr<CoordinatorHost>> Start(CoordinatorHostOptions options);
   ~CoordinatorHost();
 
@@ -42,6 +43,8 @@ class CoordinatorHost {
 
  private:
   explicit CoordinatorHost(CoordinatorHostOptions options) : options_(std::move(options)) {}
+  static absl::StatusOr<std::unique_ptr<CoordinatorHost>> StartUnchecked(
+      CoordinatorHostOptions options);
 
   CoordinatorHostOptions options_;
   std::unique_ptr<db::ResultsStore> store_;

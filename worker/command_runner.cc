@@ -91,56 +91,79 @@ class TailBuffer {
   std::string text_;
 };
 
-// A started command: its process group, pipes and the means to stop it.
+// A started command, run under hpsearch-trial-reaper (worker/trial_reaper.cc): the reaper's pid,
+// the command's output pipes, and the lifeline whose end of file tells the reaper that this worker
+// is gone. Every way of stopping goes through the reaper, which ends the command's whole process
+// tree.
 class Child {
  public:
   ~Child() {
     if (pid_ > 0 && !reaped_) {
-      ::killpg(pid_, SIGKILL);
+      ::kill(pid_, SIGTERM);
       Wait();
     }
     if (out_ >= 0) ::close(out_);
     if (err_ >= 0) ::close(err_);
+    if (lifeline_ >= 0) ::close(lifeline_);
   }
 
-  absl::Status Start(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                     const std::string& working_dir) {
-    int out_pipe[2], err_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+  absl::Status Start(const std::string& reaper, const std::vector<std::string>& argv,
+                     const std::vector<std::string>& env, const std::string& working_dir,
+                     absl::Duration grace) {
+    int out_pipe[2], err_pipe[2], lifeline_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
+        ::pipe2(lifeline_pipe, O_CLOEXEC) != 0) {
       return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
     }
+    // Above the descriptors the child rearranges (0 to 3), so none of those steps closes it.
+    const int lifeline_read = ::fcntl(lifeline_pipe[0], F_DUPFD_CLOEXEC, 10);
+    ::close(lifeline_pipe[0]);
+    if (lifeline_read < 0)
+      return absl::InternalError(absl::StrCat("fcntl: ", std::strerror(errno)));
+    lifeline_ = lifeline_pipe[1];
+    std::vector<std::string> full{
+        reaper, "--lifeline", "3", "--grace-ms", std::to_string(absl::ToInt64Milliseconds(grace)),
+        "--"};
+    full.insert(full.end(), argv.begin(), argv.end());
     std::vector<char*> args, envp;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : full) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     pid_t pid = ::fork();
-    if (pid < 0) return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
+    if (pid < 0) {
+      ::close(lifeline_read);
+      return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
+    }
     if (pid == 0) {
-      // The worker blocks SIGTERM/SIGINT for its signal thread; the command must not inherit that.
+      // The worker blocks SIGTERM/SIGINT for its signal thread; the reaper and command must not
+      // inherit that. A session of its own: signals to the worker's process group (a terminal's
+      // Ctrl-C, a supervisor) reach the trial only through the reaper.
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::setpgid(0, 0);
+      ::setsid();
       ::dup2(out_pipe[1], 1);
       ::dup2(err_pipe[1], 2);
-      int devnull = ::open("/dev/null", O_RDONLY);
+      int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (devnull >= 0) ::dup2(devnull, 0);
+      ::dup2(lifeline_read, 3);  // dup2 clears close-on-exec on 3
       if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) {
         std::fprintf(stderr, "hpsearch-worker: cannot enter working_dir %s: %s\n",
                      working_dir.c_str(), std::strerror(errno));
         ::_exit(126);
       }
-      ::execvpe(args[0], args.data(), envp.data());
+      ::execve(args[0], args.data(), envp.data());
       std::fprintf(stderr, "hpsearch-worker: cannot run %s: %s\n", args[0], std::strerror(errno));
       ::_exit(127);
     }
-    ::setpgid(pid, pid);  // also here, so killpg works even before the child ran setpgid
+    ::close(lifeline_read);
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
     out_ = out_pipe[0];
     err_ = err_pipe[0];
     pid_ = pid;
+    grace_ = grace;
     return absl::OkStatus();
   }
 
@@ -169,16 +192,17 @@ class Child {
     return out_ >= 0 || err_ >= 0;
   }
 
-  // SIGTERM to the group, SIGKILL after `grace` if anything of it is still alive.
-  void Terminate(absl::Duration grace) {
+  // Asks the reaper to stop the command's tree (SIGTERM to it, SIGKILL after the grace the reaper
+  // was started with). Should the reaper itself not end in time, its session is killed.
+  void Terminate() {
     if (pid_ <= 0 || reaped_) return;
-    ::killpg(pid_, SIGTERM);
-    absl::Time give_up = absl::Now() + grace;
+    ::kill(pid_, SIGTERM);
+    absl::Time give_up = absl::Now() + grace_ + absl::Seconds(5);
     while (absl::Now() < give_up) {
-      if (TryReap()) break;
+      if (TryReap()) return;
       ::usleep(20000);
     }
-    ::killpg(pid_, SIGKILL);  // the leader may be gone while its children still hold the pipes
+    ::killpg(pid_, SIGKILL);
   }
 
   bool TryReap() {
@@ -212,9 +236,19 @@ class Child {
   pid_t pid_ = -1;
   int out_ = -1;
   int err_ = -1;
+  int lifeline_ = -1;
+  absl::Duration grace_;
   bool reaped_ = false;
   int status_ = 0;
 };
+
+// hpsearch-trial-reaper beside this program's executable.
+std::string DefaultReaperPath() {
+  std::error_code error;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return "hpsearch-trial-reaper";
+  return (self.parent_path() / "hpsearch-trial-reaper").string();
+}
 
 std::string DescribeExit(int status) {
   if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
@@ -289,9 +323,17 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     std::error_code ignored;
     std::filesystem::create_directories(trial.artifact_dir(), ignored);
   }
+  std::string reaper = options_.reaper_path.empty() ? DefaultReaperPath() : options_.reaper_path;
+  if (::access(reaper.c_str(), X_OK) != 0) {
+    outcome.error = absl::StrCat(
+        "cannot run command trials: ", reaper, " is missing (", std::strerror(errno),
+        "); it is built and installed beside hpsearch-worker: copy both from the same build");
+    return outcome;
+  }
   Child child;
-  if (absl::Status started = child.Start(argv, CommandEnvironment(trial, options_.environment),
-                                         trial.runner().working_dir());
+  if (absl::Status started =
+          child.Start(reaper, argv, CommandEnvironment(trial, options_.environment),
+                      trial.runner().working_dir(), grace);
       !started.ok()) {
     outcome.retryable = true;
     outcome.error = absl::StrCat("cannot start ", argv[0], ": ", started.message());
@@ -313,7 +355,7 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     stop_outcome.retryable = retryable;
     stop_outcome.error = std::move(error);
     stop_outcome.stop_reason = reason;
-    child.Terminate(grace);
+    child.Terminate();
   };
 
   auto handle_line = [&](const std::string& line) {

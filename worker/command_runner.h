@@ -13,10 +13,12 @@
 //   {"type":"train_summary","global_steps":…,"train_loss":…,"runtime_seconds":…,…}
 //   {"type":"test","test_loss":…,"test_accuracy":…,"test_f1":…,…}
 // Other lines go to the log. Numbers an epoch line carries beyond the canonical ones become extra
-// metrics. On prune, cancel, shutdown or timeout the process group gets SIGTERM, then SIGKILL after
-// runner.kill_grace_seconds. The last bytes of stderr are kept and attached to every failure.
-// Files a completed command leaves in HPSEARCH_ARTIFACT_DIR are uploaded to the coordinator with
-// the trial (up to max_artifact_bytes).
+// metrics. The command runs under hpsearch-trial-reaper (worker/trial_reaper.cc), which ends its
+// whole process tree (children, grandchildren, processes that called setsid) on prune, cancel,
+// shutdown or timeout (SIGTERM, then SIGKILL after runner.kill_grace_seconds), when the command
+// exits leaving processes behind, and when this worker dies, SIGKILL included. The last bytes of
+// stderr are kept and attached to every failure. Files a completed command leaves in
+// HPSEARCH_ARTIFACT_DIR are uploaded to the coordinator with the trial (up to max_artifact_bytes).
 //
 // Thread-safety: Run() may be called from one thread at a time per instance.
 #pragma once
@@ -44,6 +46,8 @@ struct CommandRunnerOptions {
   // Set for every command over the worker's own environment; the study's runner.env wins where it
   // sets the same variable (worker/device_list.h: CommandDeviceEnvironment).
   std::map<std::string, std::string> environment;
+  // The hpsearch-trial-reaper program; empty means the one beside this process's executable.
+  std::string reaper_path;
 };
 
 class CommandRunner : public Runner {

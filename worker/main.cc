@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <new>
+#include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -55,7 +58,7 @@ std::string SelfPath(const char* argv0) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int WorkerMain(int argc, char** argv) {
   // SIGTERM and SIGINT are taken by sigwait() (a worker's signal thread, or the supervisor's loop);
   // block them before any thread starts, since creating gRPC credentials starts gRPC's own threads
   // and a signal delivered to one of those would take its default action.
@@ -254,4 +257,20 @@ int main(int argc, char** argv) {
   }
   spdlog::info("exiting after {} trials", worker.trials_run());
   return 0;
+}
+
+// The one top-level handler (docs/reliability.md): whatever escapes is a message and exit code 1,
+// never an abort. A trial's own failures never get here: the runners turn them into FAILED trials.
+int main(int argc, char** argv) {
+  try {
+    return WorkerMain(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "hpsearch-worker: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (size_t newline = what.find('\n'); newline != std::string::npos) what.resize(newline);
+    std::fprintf(stderr, "hpsearch-worker: internal error: %s\n", what.c_str());
+    return 1;
+  }
 }

@@ -39,6 +39,12 @@ int RunLogits(int argc, char** argv) {
                  kLogitsUsage);
     return 2;
   }
+  // Checked before anything is loaded; 0 stands for the model's n_positions.
+  int64_t max_length = 0;
+  if (!IntFlag(flags, "max-length", 1, int64_t{1} << 20, 0, &max_length, &error)) {
+    std::fprintf(stderr, "hpsearch-core logits: %s\n", error.c_str());
+    return 2;
+  }
   try {
     const std::vector<std::string> texts = ReadTextLines(flags["input"]);
     Checkpoint checkpoint = LoadCheckpoint(flags["model"], [](const std::string& warning) {
@@ -57,8 +63,7 @@ int RunLogits(int argc, char** argv) {
     model->LoadHfWeights(weights);
     Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(
         flags.count("tokenizer") ? flags["tokenizer"] : flags["model"]);
-    const int64_t max_length =
-        flags.count("max-length") ? std::atoll(flags["max-length"].c_str()) : c.n_positions;
+    if (max_length == 0) max_length = c.n_positions;
     at::Tensor logits =
         ClassifyTexts(*model, tokenizer, texts, std::min(max_length, c.n_positions), 8);
     for (int64_t i = 0; i < logits.size(0); ++i) {
@@ -68,7 +73,7 @@ int RunLogits(int argc, char** argv) {
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "hpsearch-core logits: %s\n", e.what());
-    return e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kNotFound ? 2 : 1;
+    return ExitCodeFor(e.code());
   }
   return 0;
 }

@@ -47,6 +47,13 @@ int RunPredict(int argc, char** argv) {
                  kPredictUsage);
     return 2;
   }
+  // Checked before anything is loaded; a max_length of 0 stands for the model's n_positions.
+  int64_t max_length = 0, batch_size = 0;
+  if (!IntFlag(flags, "max-length", 1, int64_t{1} << 20, 0, &max_length, &error) ||
+      !IntFlag(flags, "batch-size", 1, 1 << 16, 8, &batch_size, &error)) {
+    std::fprintf(stderr, "hpsearch-core predict: %s\n", error.c_str());
+    return 2;
+  }
   try {
     const std::string adapter = flags["adapter"];
     const std::vector<std::string> texts = ReadTextLines(flags["input"]);
@@ -69,10 +76,7 @@ int RunPredict(int argc, char** argv) {
     Gpt2Tokenizer tokenizer =
         Gpt2Tokenizer::FromDirectory(flags.count("tokenizer") ? flags["tokenizer"] : adapter);
     const int64_t positions = options.config.n_positions;
-    const int64_t max_length =
-        flags.count("max-length") ? std::atoll(flags["max-length"].c_str()) : positions;
-    const int64_t batch_size =
-        flags.count("batch-size") ? std::max(1LL, std::atoll(flags["batch-size"].c_str())) : 8;
+    if (max_length == 0) max_length = positions;
     const at::Tensor logits =
         ClassifyTexts(*model, tokenizer, texts, std::min(max_length, positions), batch_size)
             .to(at::kDouble);
@@ -93,7 +97,7 @@ int RunPredict(int argc, char** argv) {
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "hpsearch-core predict: %s\n", e.what());
-    return e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kNotFound ? 2 : 1;
+    return ExitCodeFor(e.code());
   }
   return 0;
 }

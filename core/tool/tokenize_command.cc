@@ -76,7 +76,7 @@ int RunTokenize(int argc, char** argv) {
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "hpsearch-core tokenize: %s\n", e.what());
-    return 1;
+    return ExitCodeFor(e.code());
   }
   return std::fflush(stdout) == 0 ? 0 : 1;
 }

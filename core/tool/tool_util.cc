@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_nesting.h"
 
 namespace hpsearch::core::tool {
 
@@ -33,8 +34,49 @@ bool ParseFlags(int argc, char** argv, const std::set<std::string>& allowed,
   return true;
 }
 
+bool IntFlag(const std::map<std::string, std::string>& flags, const std::string& name, int64_t low,
+             int64_t high, int64_t fallback, int64_t* value, std::string* error) {
+  auto it = flags.find(name);
+  if (it == flags.end()) {
+    *value = fallback;
+    return true;
+  }
+  const std::string& text = it->second;
+  size_t used = 0;
+  long long parsed = 0;
+  try {
+    parsed = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || parsed < low || parsed > high) {
+    *error = "--" + name + ": expected a whole number from " + std::to_string(low) + " to " +
+             std::to_string(high) + ", got '" + text + "'";
+    return false;
+  }
+  *value = parsed;
+  return true;
+}
+
+int ExitCodeFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kUnsupported:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
 bool ParseTextLine(const std::string& line, std::string* text, std::string* error) {
   nlohmann::json json;
+  if (size_t at = FindExcessiveJsonNesting(line); at != std::string::npos) {
+    *error = "JSON nested deeper than " + std::to_string(kMaxJsonNesting) + " levels (at byte " +
+             std::to_string(at) + "); expected an object {\"text\": \"...\"}";
+    return false;
+  }
   try {
     json = nlohmann::json::parse(line);
   } catch (const nlohmann::json::parse_error& e) {

@@ -40,7 +40,12 @@ int RunTrain(int argc, char** argv) {
     return 2;
   }
   RunOptions options;
-  if (flags.count("threads")) options.threads = std::atoi(flags["threads"].c_str());
+  int64_t threads = 0;
+  if (!IntFlag(flags, "threads", 1, 4096, 0, &threads, &error)) {
+    std::fprintf(stderr, "hpsearch-core train: %s\n", error.c_str());
+    return 2;
+  }
+  options.threads = static_cast<int>(threads);
   if (flags.count("device")) options.device = flags["device"];
   RunConfig config;
   try {
@@ -105,7 +110,7 @@ int RunTrain(int argc, char** argv) {
       std::fprintf(stderr, "model saved in %s\n", outcome.model_dir.c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "hpsearch-core train: %s\n", e.what());
-    return e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kNotFound ? 2 : 1;
+    return ExitCodeFor(e.code());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hpsearch-core train: internal error: %s\n", e.what());
     return 1;

@@ -287,6 +287,35 @@ ReportFigure TrialCurvesFigure(const v1::Study& study, const v1::Trial& trial) {
           plot.Render()};
 }
 
+ReportFigure ImportanceFigure(const v1::Study& study, const StudyImportance& importance) {
+  const v1::StudySpec& spec = study.spec();
+  svg::PlotOptions options;
+  options.title = "Parameter importance (fANOVA)";
+  options.x.label = "parameter";
+  options.x.scale = svg::Scale::kCategorical;
+  options.y.label = absl::StrCat("share of ", ObjectiveMetric(spec), " variance");
+  options.y.min = 0;
+  options.y.max = 1;
+  options.empty_message = "no importance to show";
+  svg::Series bars;
+  bars.color = kCompleteColor;
+  bars.bars = true;
+  bars.line = svg::Line::kNone;
+  bars.css_class = "importance";
+  for (const ParameterImportance& p : importance.parameters) {
+    bars.points.push_back({static_cast<double>(options.x.categories.size()), p.importance,
+                           absl::StrFormat("%s: %.4f", p.name, p.importance)});
+    options.x.categories.push_back(p.name);
+  }
+  svg::Plot plot(options);
+  plot.Add(std::move(bars));
+  return {"importance.svg",
+          absl::StrCat("Parameter importance: the share of the variance of ", ObjectiveMetric(spec),
+                       " each parameter explains (fANOVA over ", importance.trials_used,
+                       " complete trials)"),
+          plot.Render()};
+}
+
 std::vector<ReportFigure> ParameterFigures(const v1::Study& study,
                                            const std::vector<v1::Trial>& trials) {
   const v1::StudySpec& spec = study.spec();
@@ -313,6 +342,11 @@ std::vector<ReportFigure> ParameterFigures(const v1::Study& study,
     } else if ((p.has_float_range() && p.float_range().log()) ||
                (p.has_int_range() && p.int_range().log())) {
       options.x.scale = svg::Scale::kLog;
+      options.x.integer_ticks = p.has_int_range();
+      options.x.jitter = p.has_int_range();
+    } else if (p.has_int_range()) {
+      options.x.integer_ticks = true;
+      options.x.jitter = true;
     }
     svg::Plot plot(options);
     const std::string name = p.name();

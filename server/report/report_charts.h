@@ -5,7 +5,8 @@
 //   - trial_<N>_curves.svg: one trial's objective metric (left axis) and training / validation loss
 //     (right axis) per epoch;
 //   - param_<NAME>.svg: a searched parameter's value against the objective (log axis for log
-//     parameters, bands for categorical ones).
+//     parameters, integer ticks and jittered points for int ones, bands for categorical ones);
+//   - importance.svg: each searched parameter's importance (server/report/importance.h) as a bar.
 // Trials are drawn by state: complete as filled circles, pruned as hollow triangles at the value of
 // their last reported epoch, failed as red crosses (on the x axis when they have no value), the
 // best trial as a diamond. Pure functions of their input; thread-safe.
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "hpsearch/v1/trial.pb.h"
+#include "server/report/importance.h"
 
 namespace hpsearch::server {
 
@@ -32,6 +34,9 @@ ReportFigure TrialCurvesFigure(const v1::Study& study, const v1::Trial& trial);
 // One figure per search-space parameter, in search-space order.
 std::vector<ReportFigure> ParameterFigures(const v1::Study& study,
                                            const std::vector<v1::Trial>& trials);
+
+// The importances as bars, the most important at the left.
+ReportFigure ImportanceFigure(const v1::Study& study, const StudyImportance& importance);
 
 std::string TrialCurvesFileName(int trial_number);
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "db/results_store.h"
+#include "server/report/importance.h"
 #include "server/report/report_format.h"
 #include "server/report/report_sections.h"
 #include "server/study_file/study_view.h"
@@ -349,6 +350,40 @@ void FinalSections(const v1::Study& study, const v1::Trial& f,
   absl::StrAppend(out, "\n");
 }
 
+// "## Parameter Importance": a table, most important first, and its bar chart; or why there is
+// none yet.
+void ImportanceSection(const v1::Study& study, const std::vector<v1::Trial>& trials,
+                       StudyReport* report) {
+  std::string& out = report->markdown;
+  const std::string metric = ObjectiveMetric(study.spec());
+  absl::StrAppend(&out, "## Parameter Importance\n");
+  absl::StatusOr<StudyImportance> importance =
+      ComputeParameterImportance(study.spec(), trials, ImportanceOptions());
+  if (!importance.ok()) {
+    absl::StrAppend(&out, "Not computed: ", importance.status().message(), "\n\n");
+    return;
+  }
+  const ImportanceOptions defaults;
+  absl::StrAppend(&out, "The share of the variance of `", metric,
+                  "` each searched parameter explains on its own (fANOVA on a random forest of ",
+                  defaults.n_trees, " trees fitted to the ", importance->trials_used,
+                  " complete search trials, as Optuna's default importance evaluator; the "
+                  "shares sum to 1",
+                  importance->skipped_trials > 0
+                      ? absl::StrCat("; ", importance->skipped_trials,
+                                     " complete trials lacking a parameter value were left out")
+                      : "",
+                  "). `hpsearch importance` prints the same numbers.\n\n");
+  absl::StrAppend(&out, "| Parameter | Importance |\n|-----------|------------|\n");
+  for (const ParameterImportance& p : importance->parameters) {
+    absl::StrAppend(&out, "| ", p.name, " | ", absl::StrFormat("%.4f", p.importance), " |\n");
+  }
+  absl::StrAppend(&out, "\n");
+  report->figures.push_back(ImportanceFigure(study, *importance));
+  Figure(&out, report->figures.back());
+  absl::StrAppend(&out, "\n");
+}
+
 }  // namespace
 
 StudyReport BuildStudyReport(const v1::Study& study, const std::vector<v1::Trial>& trials) {
@@ -403,6 +438,8 @@ StudyReport BuildStudyReport(const v1::Study& study, const std::vector<v1::Trial
     }
     absl::StrAppend(&out, "\n");
   }
+
+  if (!spec.search_space().empty()) ImportanceSection(study, trials, &report);
 
   BestTrialSection(study, by_number, &out);
   if (final_trial != nullptr) FinalSections(study, *final_trial, by_number, &out);
@@ -463,15 +500,37 @@ absl::StatusOr<std::string> WriteStudyReport(const StudyReport& report, const st
   return (fs::path(dir) / "report.md").string();
 }
 
-absl::StatusOr<std::string> WriteStudyReportFromDatabase(const std::string& db_path,
-                                                         const std::string& study,
-                                                         const std::string& dir) {
+absl::StatusOr<db::StoredStudy> LoadStudyFromDatabase(const std::string& db_path,
+                                                      const std::string& study) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(db_path, error)) {
+    return absl::NotFoundError(absl::StrCat("no results database at ", db_path,
+                                            std::filesystem::exists(db_path, error)
+                                                ? " (it is not a regular file)"
+                                                : " (no such file)"));
+  }
   db::DatabaseOptions options;
   options.read_only = true;
   absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
       db::ResultsStore::Open(db_path, options);
   if (!store.ok()) return store.status();
   absl::StatusOr<db::StoredStudy> stored = (*store)->LoadStudy(study);
+  if (stored.ok() || !absl::IsNotFound(stored.status())) return stored;
+  absl::StatusOr<std::vector<db::StoredStudy>> all = (*store)->LoadAll();
+  if (!all.ok()) return stored.status();
+  std::vector<std::string> known;
+  for (const db::StoredStudy& s : *all) {
+    known.push_back(absl::StrCat(s.study.spec().name(), " (", s.study.id(), ")"));
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "no study with id or name '", study, "' in ", db_path, "; ",
+      known.empty() ? "it holds no study" : "its studies: " + absl::StrJoin(known, ", ")));
+}
+
+absl::StatusOr<std::string> WriteStudyReportFromDatabase(const std::string& db_path,
+                                                         const std::string& study,
+                                                         const std::string& dir) {
+  absl::StatusOr<db::StoredStudy> stored = LoadStudyFromDatabase(db_path, study);
   if (!stored.ok()) return stored.status();
   std::vector<v1::Trial> trials;
   for (db::StoredTrial& t : stored->trials) trials.push_back(std::move(t.trial));

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -13,6 +14,47 @@ namespace {
 
 constexpr double kCharWidth = 6.6;  // average width of a 11-12 px sans-serif character
 constexpr double kLegendRow = 18;
+constexpr double kLabelGap = 4;         // pixels between neighbouring x tick labels
+constexpr double kLabelRowHeight = 14;  // pixels between y tick labels' centres, at least
+constexpr double kJitterSpacing = 7;    // pixels between points spread at one x value
+constexpr size_t kMaxLogTicks = 12;
+
+// "%g" output with a short exponent: 1e-05 -> 1e-5, 2.5e+06 -> 2.5e6.
+std::string ShortExponent(const std::string& g) {
+  const size_t e = g.find('e');
+  if (e == std::string::npos) return g;
+  return absl::StrCat(g.substr(0, e), "e", std::stoi(g.substr(e + 1)));
+}
+
+// m * 10^k as written by the log-axis rule: plain for 0.01 <= |v| < 10000, else "me<k>".
+std::string LogLabel(double value) {
+  const double magnitude = std::abs(value);
+  int exponent = static_cast<int>(std::floor(std::log10(magnitude) + 1e-9));
+  if (exponent >= -2 && exponent <= 3) return absl::StrFormat("%g", value);
+  double mantissa = value / std::pow(10.0, exponent);
+  if (std::abs(mantissa) >= 10 - 1e-9) {
+    mantissa /= 10;
+    ++exponent;
+  }
+  return absl::StrCat(absl::StrFormat("%.4g", mantissa), "e", exponent);
+}
+
+// The values m * 10^e inside [lo, hi] for m in `mantissas` and every `every`-th decade.
+std::vector<double> LogTicksOf(double lo, double hi, const std::vector<int>& mantissas,
+                               int every = 1) {
+  const int first = static_cast<int>(std::floor(std::log10(lo)));
+  const int last = static_cast<int>(std::ceil(std::log10(hi)));
+  std::vector<double> values;
+  for (int e = first; e <= last; ++e) {
+    if (((e % every) + every) % every != 0) continue;
+    for (int m : mantissas) {
+      // m * 10^e through a string keeps 3e-05 exactly the double that "3e-05" parses to.
+      const double v = std::stod(absl::StrFormat("%de%d", m, e));
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) values.push_back(v);
+    }
+  }
+  return values;
+}
 
 // Pixel coordinates with two decimals; never "-0.00", so output does not depend on rounding sign.
 std::string Px(double v) {
@@ -138,30 +180,19 @@ Ticks LinearTicks(double lo, double hi, int target, bool extend) {
 }
 
 std::vector<double> LogTicks(double lo, double hi) {
-  const int first = static_cast<int>(std::floor(std::log10(lo)));
-  const int last = static_cast<int>(std::ceil(std::log10(hi)));
-  auto collect = [&](const std::vector<int>& mantissas) {
-    std::vector<double> values;
-    for (int e = first; e <= last; ++e) {
-      for (int m : mantissas) {
-        // m * 10^e through a string keeps 3e-05 exactly the double that "3e-05" parses to.
-        const double v = std::stod(absl::StrFormat("%de%d", m, e));
-        if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) values.push_back(v);
-      }
-    }
-    return values;
-  };
-  std::vector<double> values = collect({1, 2, 5});
-  if (values.size() < 3) values = collect({1, 2, 3, 4, 5, 6, 7, 8, 9});
-  if (values.size() > 12) values = collect({1});
+  std::vector<double> values = LogTicksOf(lo, hi, {1, 2, 5});
+  if (values.size() < 3) return LogTicksOf(lo, hi, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  if (values.size() > kMaxLogTicks) values = LogTicksOf(lo, hi, {1, 3});
+  if (values.size() > kMaxLogTicks) values = LogTicksOf(lo, hi, {1});
   return values;
 }
 
 std::string FormatTick(double value, double step, bool log) {
   if (value == 0) return "0";
   const double magnitude = std::abs(value);
-  if (log || magnitude >= 1e6 || magnitude < 1e-4 || step < 1e-4) {
-    return absl::StrFormat("%g", value);
+  if (log) return LogLabel(value);
+  if (magnitude >= 1e6 || magnitude < 1e-4 || step < 1e-4) {
+    return ShortExponent(absl::StrFormat("%g", value));
   }
   const int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
   return absl::StrFormat("%.*f", decimals, value);
@@ -174,23 +205,55 @@ const std::string& PaletteColor(int index) {
   return kPalette[static_cast<size_t>(std::abs(index)) % kPalette.size()];
 }
 
-bool Plot::HasData() const {
+bool Plot::HasData(const Axis& x, const Axis& y, const std::optional<Axis>& y2) const {
   for (const Series& s : series_) {
+    const Axis* y_axis = s.secondary_y ? (y2 ? &*y2 : nullptr) : &y;
     for (const Point& p : s.points) {
-      if (XPixel(p.x) && (s.pin_bottom || YPixel(p.y, s.secondary_y))) return true;
+      if (InDomain(x, p.x) && (s.pin_bottom || (y_axis != nullptr && InDomain(*y_axis, p.y)))) {
+        return true;
+      }
     }
   }
   return false;
 }
 
+bool Plot::LabelsFit(const Axis& axis, const std::vector<double>& ticks,
+                     const std::vector<std::string>& labels, bool horizontal) const {
+  std::optional<double> previous;
+  double previous_half = 0;
+  for (size_t i = 0; i < ticks.size(); ++i) {
+    std::optional<double> at = Map(axis, ticks[i], !horizontal);
+    if (!at) continue;
+    const double half =
+        horizontal ? kCharWidth * static_cast<double>(labels[i].size()) / 2 : kLabelRowHeight / 2;
+    if (previous) {
+      const double room = horizontal ? previous_half + half + kLabelGap : kLabelRowHeight;
+      if (std::abs(*at - *previous) < room) return false;
+    }
+    previous = at;
+    previous_half = half;
+  }
+  return true;
+}
+
 Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
   Axis axis;
   axis.scale = options.scale;
+  const bool horizontal = which == 0;
+  const Frame frame = PlotFrame();
+  axis.origin = horizontal ? frame.left : frame.top + frame.height;
+  axis.length = horizontal ? frame.width : frame.height;
   if (options.scale == Scale::kCategorical) {
     const double n = static_cast<double>(std::max<size_t>(1, options.categories.size()));
     axis.lo = -0.5;
     axis.hi = n - 0.5;
-    for (size_t i = 0; i < options.categories.size(); ++i) axis.ticks.push_back(i);
+    // A label as wide as its band at most (less a character of room), 16 characters at most.
+    const double band = frame.width / n;
+    const size_t chars = static_cast<size_t>(std::clamp(band / kCharWidth - 1, 3.0, 16.0));
+    for (size_t i = 0; i < options.categories.size(); ++i) {
+      axis.ticks.push_back(i);
+      axis.labels.push_back(Truncate(options.categories[i], chars));
+    }
     axis.step = 1;
     return axis;
   }
@@ -198,6 +261,10 @@ Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
   std::optional<double> data_lo, data_hi;
   for (const Series& s : series_) {
     if (which != 0 && (s.secondary_y != (which == 2) || s.pin_bottom)) continue;
+    if (which != 0 && s.bars && !log) {  // bars grow from zero
+      data_lo = std::min(data_lo.value_or(0.0), 0.0);
+      data_hi = std::max(data_hi.value_or(0.0), 0.0);
+    }
     for (const Point& p : s.points) {
       const double v = which == 0 ? p.x : p.y;
       if (!Finite(v) || (log && v <= 0)) continue;
@@ -212,6 +279,11 @@ Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
     if (hi <= lo) hi = lo * 10;
   }
   if (hi < lo) std::swap(lo, hi);
+  auto labelled = [&](Axis* a, bool as_log) {
+    a->labels.clear();
+    for (double v : a->ticks) a->labels.push_back(FormatTick(v, a->step, as_log));
+    return LabelsFit(*a, a->ticks, a->labels, horizontal);
+  };
   if (log) {
     if (hi == lo) {
       lo /= std::sqrt(10.0);
@@ -222,34 +294,105 @@ Plot::Axis Plot::ResolveAxis(const AxisOptions& options, int which) const {
     if (!options.max) hi = std::pow(10.0, std::log10(hi) + pad);
     axis.lo = lo;
     axis.hi = hi;
-    for (double v : LogTicks(lo, hi)) {
-      if (InDomain(axis, v)) axis.ticks.push_back(v);
-    }
     axis.step = 0;
+    // The densest set whose labels fit: every 1..9 multiple, 1-2-3-4-5-6-8 or 1-2-3-5 (only where
+    // 1-2-5 give fewer than four), 1-2-5, 1-3, powers of ten, then powers of ten every 2, 3, 5, 10,
+    // ... decades.
+    std::vector<std::vector<double>> candidates;
+    if (LogTicksOf(lo, hi, {1, 2, 5}).size() < 4) {
+      candidates.push_back(LogTicksOf(lo, hi, {1, 2, 3, 4, 5, 6, 7, 8, 9}));
+      candidates.push_back(LogTicksOf(lo, hi, {1, 2, 3, 4, 5, 6, 8}));
+      candidates.push_back(LogTicksOf(lo, hi, {1, 2, 3, 5}));
+    }
+    candidates.push_back(LogTicksOf(lo, hi, {1, 2, 5}));
+    candidates.push_back(LogTicksOf(lo, hi, {1, 3}));
+    candidates.push_back(LogTicksOf(lo, hi, {1}));
+    for (int every : {2, 3, 5, 10, 20, 50, 100})
+      candidates.push_back(LogTicksOf(lo, hi, {1}, every));
+    for (const std::vector<double>& values : candidates) {
+      if (values.size() > kMaxLogTicks) continue;
+      if (values.size() < 2) break;  // sparser sets have fewer still
+      axis.ticks.clear();
+      for (double v : values) {
+        if (InDomain(axis, v) && (!options.integer_ticks || v == std::round(v))) {
+          axis.ticks.push_back(v);
+        }
+      }
+      if (axis.ticks.size() >= 2 && labelled(&axis, true)) return axis;
+    }
+    // Too narrow for two 1..9 multiples: plain ticks inside the range, labelled as on a linear
+    // axis (0.0012, 0.0014, ...).
+    for (int target = options_.target_ticks; target >= 2; --target) {
+      Ticks ticks = LinearTicks(lo, hi, target, false);
+      axis.step = ticks.step;
+      axis.ticks.clear();
+      for (double v : ticks.values) {
+        if (v > 0 && InDomain(axis, v) && (!options.integer_ticks || v == std::round(v))) {
+          axis.ticks.push_back(v);
+        }
+      }
+      if (labelled(&axis, false) || target == 2) break;
+    }
     return axis;
   }
   const bool fixed = options.min && options.max;
-  Ticks ticks = LinearTicks(lo, hi, options_.target_ticks, !fixed);
-  axis.lo = options.min.value_or(ticks.lo);
-  axis.hi = options.max.value_or(ticks.hi);
-  if (axis.hi == axis.lo) axis.hi = axis.lo + 1;
-  axis.step = ticks.step;
-  if (options.integer_ticks && ticks.step < 1) {
-    axis.step = 1;
-    ticks.values.clear();
-    for (double v = std::ceil(axis.lo); v <= std::floor(axis.hi); v += 1) ticks.values.push_back(v);
-  }
-  for (double v : ticks.values) {
-    if (InDomain(axis, v)) axis.ticks.push_back(v);
+  // The most ticks (up to target_ticks) whose labels fit.
+  for (int target = std::max(2, options_.target_ticks); target >= 2; --target) {
+    axis.ticks.clear();
+    Ticks ticks = LinearTicks(lo, hi, target, !fixed);
+    axis.lo = options.min.value_or(ticks.lo);
+    axis.hi = options.max.value_or(ticks.hi);
+    axis.step = ticks.step;
+    if (options.integer_ticks && ticks.step < 1) {
+      // Whole numbers only; an end from the data lies half a unit beyond the outermost value.
+      axis.step = 1;
+      axis.lo = options.min.value_or(std::floor(lo) - 0.5);
+      axis.hi = options.max.value_or(std::ceil(hi) + 0.5);
+      ticks.values.clear();
+      for (double v = std::ceil(axis.lo); v <= std::floor(axis.hi); v += 1) {
+        ticks.values.push_back(v);
+      }
+    }
+    if (axis.hi == axis.lo) axis.hi = axis.lo + 1;
+    for (double v : ticks.values) {
+      if (InDomain(axis, v)) axis.ticks.push_back(v);
+    }
+    if (labelled(&axis, false)) break;
   }
   return axis;
 }
 
+std::vector<Plot::LegendRow> Plot::LegendRows() const {
+  std::vector<LegendRow> rows;
+  if (!options_.y2) {
+    for (const Series& s : series_) {
+      if (!s.name.empty()) rows.push_back({&s, ""});
+    }
+    return rows;
+  }
+  // One group per axis, each under a heading that says which axis its series are drawn against.
+  for (bool secondary : {false, true}) {
+    std::vector<LegendRow> group;
+    for (const Series& s : series_) {
+      if (!s.name.empty() && s.secondary_y == secondary) group.push_back({&s, ""});
+    }
+    if (group.empty()) continue;
+    const std::string& label = secondary ? options_.y2->label : options_.y.label;
+    rows.push_back({nullptr, absl::StrCat(secondary ? "right axis" : "left axis",
+                                          label.empty() ? "" : ": " + label)});
+    rows.insert(rows.end(), group.begin(), group.end());
+  }
+  return rows;
+}
+
 double Plot::LegendWidth() const {
-  size_t longest = 0;
-  for (const Series& s : series_) longest = std::max(longest, std::min<size_t>(s.name.size(), 28));
-  if (longest == 0) return 0;
-  return 40 + kCharWidth * static_cast<double>(longest);
+  double widest = 0;
+  for (const LegendRow& row : LegendRows()) {
+    widest = std::max(widest, row.series != nullptr
+                                  ? 28 + kCharWidth * std::min<double>(row.series->name.size(), 28)
+                                  : kCharWidth * std::min<double>(row.heading.size(), 32));
+  }
+  return widest == 0 ? 0 : widest + 12;
 }
 
 Frame Plot::PlotFrame() const {
@@ -276,9 +419,8 @@ std::optional<double> Plot::Map(const Axis& axis, double v, bool vertical) const
   if (!InDomain(axis, v)) return std::nullopt;
   const double t0 = Transform(axis.scale, axis.lo), t1 = Transform(axis.scale, axis.hi);
   const double t = Transform(axis.scale, v);
-  const Frame frame = PlotFrame();
   const double f = (t - t0) / (t1 - t0);
-  return vertical ? frame.top + frame.height - f * frame.height : frame.left + f * frame.width;
+  return vertical ? axis.origin - f * axis.length : axis.origin + f * axis.length;
 }
 
 std::optional<double> Plot::XPixel(double x) const {
@@ -296,6 +438,12 @@ std::string Plot::Render() const {
   const Axis y = ResolveAxis(options_.y, 1);
   std::optional<Axis> y2;
   if (options_.y2) y2 = ResolveAxis(*options_.y2, 2);
+  // XPixel and YPixel over the axes resolved once.
+  auto x_pixel = [&](double v) { return Map(x, v, false); };
+  auto y_pixel = [&](double v, bool secondary = false) -> std::optional<double> {
+    if (secondary && !y2) return std::nullopt;
+    return Map(secondary ? *y2 : y, v, true);
+  };
   const double right = frame.left + frame.width;
   const double bottom = frame.top + frame.height;
   std::string out;
@@ -324,13 +472,13 @@ std::string Plot::Render() const {
   }
   absl::StrAppend(&out, "<g class=\"grid\" stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
   for (double v : y.ticks) {
-    const std::string py = Px(*YPixel(v));
+    const std::string py = Px(*y_pixel(v));
     absl::StrAppend(&out, "<line x1=\"", Px(frame.left), "\" y1=\"", py, "\" x2=\"", Px(right),
                     "\" y2=\"", py, "\"/>\n");
   }
   if (!categorical) {
     for (double v : x.ticks) {
-      const std::string px = Px(*XPixel(v));
+      const std::string px = Px(*x_pixel(v));
       absl::StrAppend(&out, "<line x1=\"", px, "\" y1=\"", Px(frame.top), "\" x2=\"", px,
                       "\" y2=\"", Px(bottom), "\"/>\n");
     }
@@ -344,12 +492,10 @@ std::string Plot::Render() const {
   absl::StrAppend(&out, "<g class=\"x-axis\" text-anchor=\"middle\">\n");
   for (size_t i = 0; i < x.ticks.size(); ++i) {
     const double v = x.ticks[i];
-    const std::string px = Px(*XPixel(v));
-    const std::string label = categorical ? Truncate(options_.x.categories[i], 16)
-                                          : FormatTick(v, x.step, x.scale == Scale::kLog);
+    const std::string px = Px(*x_pixel(v));
     absl::StrAppend(&out, "<line x1=\"", px, "\" y1=\"", Px(bottom), "\" x2=\"", px, "\" y2=\"",
-                    Px(bottom + 4), "\" stroke=\"#333333\"/>\n<text x=\"", px, "\" y=\"",
-                    Px(bottom + 16), "\">", Escape(label), "</text>\n");
+                    Px(bottom + 4), "\" stroke=\"#333333\"/>\n<text class=\"tick-label\" x=\"", px,
+                    "\" y=\"", Px(bottom + 16), "\">", Escape(x.labels[i]), "</text>\n");
   }
   absl::StrAppend(&out, "<text class=\"axis-label\" x=\"", Px(frame.left + frame.width / 2),
                   "\" y=\"", Px(bottom + 36), "\" font-size=\"12\">", Escape(options_.x.label),
@@ -360,12 +506,13 @@ std::string Plot::Render() const {
     const double text_x = secondary ? edge + 6 : edge - 6;
     absl::StrAppend(&out, "<g class=\"", secondary ? "y2-axis" : "y-axis", "\" text-anchor=\"",
                     secondary ? "start" : "end", "\">\n");
-    for (double v : axis.ticks) {
-      const std::string py = Px(*YPixel(v, secondary));
+    for (size_t i = 0; i < axis.ticks.size(); ++i) {
+      const double v = axis.ticks[i];
+      const std::string py = Px(*y_pixel(v, secondary));
       absl::StrAppend(&out, "<line x1=\"", Px(edge), "\" y1=\"", py, "\" x2=\"", Px(tick_end),
-                      "\" y2=\"", py, "\" stroke=\"#333333\"/>\n<text x=\"", Px(text_x), "\" y=\"",
-                      Px(*YPixel(v, secondary) + 4), "\">",
-                      Escape(FormatTick(v, axis.step, axis.scale == Scale::kLog)), "</text>\n");
+                      "\" y2=\"", py, "\" stroke=\"#333333\"/>\n<text class=\"tick-label\" x=\"",
+                      Px(text_x), "\" y=\"", Px(*y_pixel(v, secondary) + 4), "\">",
+                      Escape(axis.labels[i]), "</text>\n");
     }
     const double label_x = secondary ? right + options_.margin_y2 - 8 : 14;
     const double label_y = frame.top + frame.height / 2;
@@ -389,7 +536,7 @@ std::string Plot::Render() const {
       const Series& s = series_[si];
       for (size_t pi = 0; pi < s.points.size(); ++pi) {
         const Point& p = s.points[pi];
-        if (!XPixel(p.x) || (!s.pin_bottom && !YPixel(p.y, s.secondary_y))) continue;
+        if (!x_pixel(p.x) || (!s.pin_bottom && !y_pixel(p.y, s.secondary_y))) continue;
         const long band = std::lround(p.x);
         auto& slots = band_slots[band];
         if (slots.emplace(slot_key(p, si, pi), band_count[band]).second) ++band_count[band];
@@ -397,24 +544,80 @@ std::string Plot::Render() const {
     }
   }
   const double band_width = frame.width / (x.hi - x.lo);
-  auto place = [&](size_t si, size_t pi) -> std::optional<std::pair<double, double>> {
+  // Where a point lands before any spreading, or nullopt when it is not drawable.
+  auto base = [&](size_t si, size_t pi) -> std::optional<std::pair<double, double>> {
     const Series& s = series_[si];
     const Point& p = s.points[pi];
-    std::optional<double> px = XPixel(p.x);
+    std::optional<double> px = x_pixel(p.x);
     std::optional<double> py =
-        s.pin_bottom ? std::optional<double>(bottom - 6) : YPixel(p.y, s.secondary_y);
+        s.pin_bottom ? std::optional<double>(bottom - 6) : y_pixel(p.y, s.secondary_y);
     if (!px || !py) return std::nullopt;
+    return std::make_pair(*px, *py);
+  };
+  // Jitter: at each x value, a point that would land within a marker of one already there moves
+  // to the nearest free slot of 0, +1, -1, +2, ... times kJitterSpacing, up to a third of the gap
+  // to the neighbouring x value.
+  std::vector<std::vector<double>> shift(series_.size());
+  for (size_t si = 0; si < series_.size(); ++si) shift[si].assign(series_[si].points.size(), 0.0);
+  if (options_.x.jitter && !categorical) {
+    std::set<double> columns;
+    for (size_t si = 0; si < series_.size(); ++si) {
+      for (size_t pi = 0; pi < series_[si].points.size(); ++pi) {
+        if (auto at = base(si, pi)) columns.insert(at->first);
+      }
+    }
+    double gap = frame.width / 4;
+    for (auto it = columns.begin(); it != columns.end() && std::next(it) != columns.end(); ++it) {
+      gap = std::min(gap, *std::next(it) - *it);
+    }
+    const int reach = std::max(1, static_cast<int>(gap / 3 / kJitterSpacing));
+    std::map<double, std::vector<std::pair<double, int>>> taken;  // x -> (y pixel, slot)
+    std::map<std::pair<double, std::string>, int> slot_of_title;
+    for (size_t si = 0; si < series_.size(); ++si) {
+      for (size_t pi = 0; pi < series_[si].points.size(); ++pi) {
+        std::optional<std::pair<double, double>> at = base(si, pi);
+        if (!at) continue;
+        const Point& p = series_[si].points[pi];
+        int slot = 0;
+        auto titled = slot_of_title.find({at->first, p.title});
+        if (!p.title.empty() && titled != slot_of_title.end()) {
+          slot = titled->second;
+        } else {
+          std::vector<std::pair<double, int>>& here = taken[at->first];
+          for (int n = 0; n <= 2 * reach; ++n) {
+            const int candidate = n % 2 == 1 ? (n + 1) / 2 : -(n / 2);
+            const bool clash =
+                std::any_of(here.begin(), here.end(), [&](const std::pair<double, int>& q) {
+                  return q.second == candidate && std::abs(q.first - at->second) < 7;
+                });
+            if (!clash) {
+              slot = candidate;
+              break;
+            }
+          }
+          here.push_back({at->second, slot});
+          if (!p.title.empty()) slot_of_title[{at->first, p.title}] = slot;
+        }
+        shift[si][pi] = slot * kJitterSpacing;
+      }
+    }
+  }
+  auto place = [&](size_t si, size_t pi) -> std::optional<std::pair<double, double>> {
+    std::optional<std::pair<double, double>> at = base(si, pi);
+    if (!at) return std::nullopt;
+    const Point& p = series_[si].points[pi];
     if (categorical) {
       const long band = std::lround(p.x);
       const int n = band_count[band];
       const int k = band_slots[band][slot_key(p, si, pi)];
-      px = *XPixel(static_cast<double>(band)) +
-           ((k + 0.5) / static_cast<double>(n) - 0.5) * band_width * 0.7;
+      at->first = *x_pixel(static_cast<double>(band)) +
+                  ((k + 0.5) / static_cast<double>(n) - 0.5) * band_width * 0.7;
     }
-    return std::make_pair(*px, *py);
+    at->first += shift[si][pi];
+    return at;
   };
 
-  if (!HasData()) {
+  if (!HasData(x, y, y2)) {
     absl::StrAppend(&out, "<text class=\"empty\" x=\"", Px(frame.left + frame.width / 2), "\" y=\"",
                     Px(frame.top + frame.height / 2),
                     "\" text-anchor=\"middle\" font-size=\"13\" fill=\"#666666\">",
@@ -453,51 +656,83 @@ std::string Plot::Render() const {
       }
       flush();
     }
-    if (s.marker != Marker::kNone) {
+    auto tip = [&](const Point& p) {
+      return p.title.empty() ? absl::StrFormat("%g, %g", p.x, p.y) : p.title;
+    };
+    if (s.bars) {
+      const Axis& y_axis = s.secondary_y && y2 ? *y2 : y;
+      // Zero, or the axis end nearest to it when zero is outside the axis.
+      double zero = y_axis.scale == Scale::kLog ? y_axis.lo : 0.0;
+      zero = std::clamp(zero, std::min(y_axis.lo, y_axis.hi), std::max(y_axis.lo, y_axis.hi));
+      const double base_y = *Map(y_axis, zero, true);
+      const double width = categorical ? band_width * 0.6 : 10;
       for (size_t i = 0; i < s.points.size(); ++i) {
         if (!placed[i]) continue;
-        const Point& p = s.points[i];
-        const std::string tip = p.title.empty() ? absl::StrFormat("%g, %g", p.x, p.y) : p.title;
+        const double top = std::min(placed[i]->second, base_y);
+        absl::StrAppend(&out, "<rect class=\"bar", cls, "\" x=\"", Px(placed[i]->first - width / 2),
+                        "\" y=\"", Px(top), "\" width=\"", Px(width), "\" height=\"",
+                        Px(std::abs(placed[i]->second - base_y)), "\" fill=\"", s.color,
+                        "\"><title>", Escape(tip(s.points[i])), "</title></rect>\n");
+      }
+    } else if (s.marker != Marker::kNone) {
+      for (size_t i = 0; i < s.points.size(); ++i) {
+        if (!placed[i]) continue;
         absl::StrAppend(&out, "<g class=\"point", cls, "\" transform=\"translate(",
                         Px(placed[i]->first), ",", Px(placed[i]->second), ")\">",
-                        MarkerShape(s.marker, s.color, s.hollow), "<title>", Escape(tip),
-                        "</title></g>\n");
+                        MarkerShape(s.marker, s.color, s.hollow), "<title>",
+                        Escape(tip(s.points[i])), "</title></g>\n");
       }
     }
     absl::StrAppend(&out, "</g>\n");
   }
 
-  // Legend: one row per named series at the right of the plot (and of the secondary axis).
+  // Legend: one row per named series at the right of the plot (and of the secondary axis); with a
+  // secondary axis, one group per axis under a heading naming it.
   const double legend_left = right + (options_.y2 ? options_.margin_y2 : 0) + 12;
-  std::vector<const Series*> named;
-  for (const Series& s : series_) {
-    if (!s.name.empty()) named.push_back(&s);
-  }
-  if (!named.empty()) {
-    const size_t rows = std::max<size_t>(1, static_cast<size_t>(frame.height / kLegendRow));
+  const std::vector<LegendRow> rows = LegendRows();
+  if (!rows.empty()) {
+    const size_t fit = std::max<size_t>(1, static_cast<size_t>(frame.height / kLegendRow));
     absl::StrAppend(&out, "<g class=\"legend\">\n");
-    for (size_t i = 0; i < named.size(); ++i) {
+    bool in_group = false;
+    for (size_t i = 0; i < rows.size(); ++i) {
       const double row_y = frame.top + 8 + kLegendRow * static_cast<double>(i);
-      if (i + 1 == rows && named.size() > rows) {
+      if (i + 1 == fit && rows.size() > fit) {
+        size_t left_out = 0;
+        for (size_t j = i; j < rows.size(); ++j) left_out += rows[j].series != nullptr;
         absl::StrAppend(&out, "<text x=\"", Px(legend_left), "\" y=\"", Px(row_y + 4),
-                        "\" fill=\"#666666\">\xE2\x80\xA6 and ", named.size() - i,
-                        " more</text>\n");
+                        "\" fill=\"#666666\">\xE2\x80\xA6 and ", left_out, " more</text>\n");
         break;
       }
-      const Series& s = *named[i];
-      absl::StrAppend(&out, "<g class=\"legend-entry\">");
-      if (s.line != Line::kNone) {
-        absl::StrAppend(&out, "<line x1=\"", Px(legend_left), "\" y1=\"", Px(row_y), "\" x2=\"",
-                        Px(legend_left + 22), "\" y2=\"", Px(row_y), "\" stroke=\"", s.color,
-                        "\" stroke-width=\"1.8\"", DashArray(s.line), "/>");
+      if (rows[i].series == nullptr) {
+        if (in_group) absl::StrAppend(&out, "</g>\n");
+        const bool secondary = rows[i].heading.rfind("right", 0) == 0;
+        absl::StrAppend(&out, "<g class=\"legend-axis ", secondary ? "legend-y2" : "legend-y",
+                        "\">\n<text class=\"legend-heading\" x=\"", Px(legend_left), "\" y=\"",
+                        Px(row_y + 4), "\" font-weight=\"bold\">",
+                        Escape(Truncate(rows[i].heading, 32)), "</text>\n");
+        in_group = true;
+        continue;
       }
-      if (s.marker != Marker::kNone) {
-        absl::StrAppend(&out, "<g transform=\"translate(", Px(legend_left + 11), ",", Px(row_y),
-                        ")\">", MarkerShape(s.marker, s.color, s.hollow), "</g>");
+      const Series& s = *rows[i].series;
+      absl::StrAppend(&out, "<g class=\"legend-entry\">");
+      if (s.bars) {
+        absl::StrAppend(&out, "<rect x=\"", Px(legend_left + 5), "\" y=\"", Px(row_y - 5),
+                        "\" width=\"12\" height=\"10\" fill=\"", s.color, "\"/>");
+      } else {
+        if (s.line != Line::kNone) {
+          absl::StrAppend(&out, "<line x1=\"", Px(legend_left), "\" y1=\"", Px(row_y), "\" x2=\"",
+                          Px(legend_left + 22), "\" y2=\"", Px(row_y), "\" stroke=\"", s.color,
+                          "\" stroke-width=\"1.8\"", DashArray(s.line), "/>");
+        }
+        if (s.marker != Marker::kNone) {
+          absl::StrAppend(&out, "<g transform=\"translate(", Px(legend_left + 11), ",", Px(row_y),
+                          ")\">", MarkerShape(s.marker, s.color, s.hollow), "</g>");
+        }
       }
       absl::StrAppend(&out, "<text x=\"", Px(legend_left + 28), "\" y=\"", Px(row_y + 4), "\">",
                       Escape(Truncate(s.name, 28)), "</text></g>\n");
     }
+    if (in_group) absl::StrAppend(&out, "</g>\n");
     absl::StrAppend(&out, "</g>\n");
   }
   absl::StrAppend(&out, "</svg>\n");

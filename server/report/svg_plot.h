@@ -1,6 +1,7 @@
 // A small, dependency-free SVG chart writer for the study report: one plot area with an x axis, a
 // left y axis and an optional right (secondary) y axis, each linear, logarithmic or (x only)
-// categorical; series drawn as lines and/or markers; a legend; text escaped. Output is a function
+// categorical; series drawn as lines, markers and/or bars; a legend (one group per y axis when
+// there are two); text escaped. Output is a function
 // of the input only (fixed number formatting, no clock, no randomness), so a report written twice
 // is byte-identical.
 //
@@ -10,8 +11,14 @@
 //
 // Every drawn data point is a `<g class="point CLASS" transform="translate(X,Y)">` holding its
 // marker and a `<title>` tooltip; lines are `<polyline class="line CLASS">`. Tests and tools can
-// find points by that shape. On a categorical axis the points of one band are spread across it,
-// except that points with the same non-empty tooltip share a place (a marker drawn over another).
+// find points by that shape; a bar is a `<rect class="bar CLASS">` holding its `<title>`. On a
+// categorical axis the points of one band are spread across it, and on an axis with `jitter` the
+// points that would overlap at one value are spread sideways; either way points with the same
+// non-empty tooltip share a place (a marker drawn over another).
+//
+// Tick labels (class "tick-label") never overlap: each axis takes the densest tick set whose
+// labels, at an estimated 6.6 px per character (11 px sans-serif), keep 4 px apart (14 px between
+// rows on a y axis); categorical labels are shortened to their band.
 //
 // Ownership: a Plot owns copies of its series. Thread-safety: a value type; distinct Plots may be
 // used from different threads.
@@ -39,12 +46,16 @@ struct Ticks {
 };
 Ticks LinearTicks(double lo, double hi, int target, bool extend);
 
-// Ticks of a log axis over [lo, hi]: the values 1, 2 and 5 times a power of ten inside it, or every
-// 1..9 multiple when that gives fewer than three. REQUIRES: 0 < lo < hi, both finite.
+// Ticks of a log axis over [lo, hi]: the values 1, 2 and 5 times a power of ten inside it; every
+// 1..9 multiple when that gives fewer than three; 1 and 3 times, then only powers of ten, when it
+// gives more than twelve. A plot thins these further where their labels would overlap (powers of
+// ten every 2, 3, 5, ... decades), and uses linear ticks inside a range too narrow for two of them.
+// REQUIRES: 0 < lo < hi, both finite.
 std::vector<double> LogTicks(double lo, double hi);
 
-// A tick label: fixed decimals matching `step` on linear axes ("0.25" for step 0.05), %g-style for
-// log axes and for very large or small values ("1e-05").
+// A tick label: fixed decimals matching `step` on linear axes ("0.25" for step 0.05), "%g" with a
+// short exponent for very large or small values ("1e-5", "2.5e6"). On log axes: plain from 0.01 to
+// 1000 ("0.05", "200"), a short exponent outside ("3e-4", "1e-3", "2e4").
 std::string FormatTick(double value, double step, bool log);
 
 enum class Scale {
@@ -62,8 +73,14 @@ struct AxisOptions {
   std::optional<double> max;
   // Scale::kCategorical: the band labels; a point's coordinate is the band index.
   std::vector<std::string> categories;
-  // Linear only: whole-number ticks (trial numbers, epochs), never 0.5 steps.
+  // Whole-number ticks (trial numbers, epochs, int parameters), never 0.5 steps. On a linear axis
+  // an end taken from the data then lies half a unit beyond the outermost value; on a log axis the
+  // ticks that are not whole numbers are left out.
   bool integer_ticks = false;
+  // x only (not categorical): points at one x value that would overlap are spread sideways, a few
+  // pixels each, in drawing order; the same input always gives the same places. For discrete
+  // values (int parameters), where many trials share an x.
+  bool jitter = false;
 };
 
 enum class Marker { kNone, kCircle, kSquare, kTriangle, kCross, kDiamond };
@@ -90,6 +107,10 @@ struct Series {
   // Ignore y and draw the points just above the x axis: values that exist on x but have no y (a
   // failed trial in a plot of objective values). Pinned points do not widen the y domain.
   bool pin_bottom = false;
+  // Draw each point as a bar from the y axis's zero (its bottom when zero is outside it) instead of
+  // a marker: 60% of the band wide on a categorical x axis, else 10 px. A linear y axis taken from
+  // the data then includes zero.
+  bool bars = false;
   std::string css_class;  // added to the class of the series' points and lines
 };
 
@@ -102,7 +123,8 @@ struct PlotOptions {
   std::optional<AxisOptions> y2;  // a right-hand axis for series with secondary_y
   std::string empty_message = "no data to plot";
   // Pixels around the plot area. The legend (when a series has a name) takes extra room at the
-  // right; the secondary axis takes margin_y2 there.
+  // right; the secondary axis takes margin_y2 there. With y2, the legend has one group per axis,
+  // headed "left axis: LABEL" and "right axis: LABEL", listing the series drawn against it.
   int margin_left = 64;
   int margin_right = 20;
   int margin_top = 36;
@@ -139,15 +161,26 @@ class Plot {
     double lo = 0;
     double hi = 1;
     std::vector<double> ticks;
+    std::vector<std::string> labels;  // one per tick
     double step = 0.1;
+    double origin = 0;  // the pixel of lo (left, or bottom when vertical)
+    double length = 1;  // pixels from lo to hi
   };
   Axis ResolveAxis(const AxisOptions& options, int which) const;  // which: 0 x, 1 y, 2 y2
+  // Whether `labels` at `ticks` of `axis` keep apart on a horizontal (x) or vertical axis.
+  bool LabelsFit(const Axis& axis, const std::vector<double>& ticks,
+                 const std::vector<std::string>& labels, bool horizontal) const;
   // The pixel of v on `axis` (horizontal or vertical), or nullopt when v is not finite, not
   // positive on a log axis, or outside the domain.
   std::optional<double> Map(const Axis& axis, double v, bool vertical) const;
   static bool InDomain(const Axis& axis, double v);
+  struct LegendRow {
+    const Series* series;  // nullptr: a heading naming an axis
+    std::string heading;
+  };
+  std::vector<LegendRow> LegendRows() const;
   double LegendWidth() const;
-  bool HasData() const;
+  bool HasData(const Axis& x, const Axis& y, const std::optional<Axis>& y2) const;
 
   PlotOptions options_;
   std::vector<Series> series_;

@@ -1,6 +1,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "google/protobuf/descriptor.h"
@@ -415,10 +416,74 @@ class Reader {
   YamlParseResult* result_;
 };
 
+// A study file nests four levels at most; yaml-cpp recurses once per level and gives up near 2,000
+// with "bad file". Past kMaxYamlNesting levels of flow brackets ([ {) or of indentation, the file
+// is refused with the line and column where it passes the limit.
+constexpr int kMaxYamlNesting = 64;
+
+std::optional<YamlParseError> ExcessiveNesting(const std::string& text) {
+  int line = 1, column = 0, flow_depth = 0;
+  char quote = 0;
+  bool comment = false, line_start = true;
+  std::vector<int> indents;  // the indentation of each open block level
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    ++column;
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      comment = false;
+      line_start = true;
+      continue;
+    }
+    if (comment) continue;
+    if (line_start && c != ' ') {
+      line_start = false;
+      if (c != '#' && c != '\r' && flow_depth == 0 && quote == 0) {
+        const int indent = column - 1;
+        while (!indents.empty() && indents.back() >= indent) indents.pop_back();
+        indents.push_back(indent);
+        if (static_cast<int>(indents.size()) > kMaxYamlNesting) {
+          return YamlParseError{"",
+                                {line, column},
+                                "indented deeper than " + std::to_string(kMaxYamlNesting) +
+                                    " levels; a study file needs at most 4"};
+        }
+      }
+    }
+    if (quote != 0) {
+      if (c == '\\' && quote == '"') {
+        ++i;
+        ++column;
+      } else if (c == quote) {
+        quote = 0;
+      }
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+      comment = true;
+    } else if (c == '[' || c == '{') {
+      if (++flow_depth > kMaxYamlNesting) {
+        return YamlParseError{"",
+                              {line, column},
+                              "[ and { nested deeper than " + std::to_string(kMaxYamlNesting) +
+                                  " levels; a study file needs at most 4"};
+      }
+    } else if ((c == ']' || c == '}') && flow_depth > 0) {
+      --flow_depth;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 YamlParseResult ParseStudyYamlText(const std::string& yaml_text) {
   YamlParseResult result;
+  if (std::optional<YamlParseError> nesting = ExcessiveNesting(yaml_text)) {
+    result.errors.push_back(*nesting);
+    return result;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

@@ -38,6 +38,8 @@ struct StudyOptions {
   std::string extra_yaml;
   // Further arguments of the fake trial (e.g. --env_log FILE).
   std::vector<std::string> command_args;
+  // The command instead of the fake trial (epochs, epoch_seconds, mode and command_args unused).
+  std::vector<std::string> command;
 };
 
 // How the cluster's processes secure their connections (default: plaintext, no token).
@@ -118,10 +120,14 @@ class Cluster {
     out << "name: " << o.name << "\nseed: 11\n"
         << "data: {train_file: " << source << "/data/banking77/train.csv, test_file: " << source
         << "/data/banking77/test.csv}\n"
-        << "runner:\n  type: command\n  command: [/usr/bin/python3, " << source
-        << "/tests/data/control/fake_trial.py, --epochs, '" << o.epochs << "', --epoch_seconds, '"
-        << o.epoch_seconds << "', --mode, " << o.mode;
-    for (const std::string& arg : o.command_args) out << ", '" << arg << "'";
+        << "runner:\n  type: command\n  command: [";
+    if (o.command.empty()) {
+      out << "/usr/bin/python3, " << source << "/tests/data/control/fake_trial.py, --epochs, '"
+          << o.epochs << "', --epoch_seconds, '" << o.epoch_seconds << "', --mode, " << o.mode;
+      for (const std::string& arg : o.command_args) out << ", '" << arg << "'";
+    } else {
+      for (size_t i = 0; i < o.command.size(); ++i) out << (i ? ", '" : "'") << o.command[i] << "'";
+    }
     out << "]\n  kill_grace_seconds: 1\n"
         << "search_space:\n"
         << o.search_space << "objective: {metric: val_accuracy, direction: maximize}\n"

@@ -102,13 +102,13 @@ void WriteBanking77Subset(const std::filesystem::path& path) {
 }
 
 std::string QloraStudy(const Cluster& cluster, const std::string& name, const std::string& extra,
-                       const std::string& architecture = "") {
+                       const std::string& architecture = "", int n_embd = 64) {
   const std::string path = (cluster.dir() / (name + ".yaml")).string();
   std::ofstream(path) << "name: " << name
                       << "\nseed: 5\n"
                          "model:\n"
-                         "  random_init: {n_layer: 1, n_embd: 64, n_head: 2, n_positions: 64"
-                      << architecture
+                         "  random_init: {n_layer: 1, n_embd: "
+                      << n_embd << ", n_head: 2, n_positions: 64" << architecture
                       << "}\n"
                          "  tokenizer: "
                       << (SourceDir() / "data/gpt2").string()
@@ -200,11 +200,12 @@ TEST_CASE("A trial that runs out of memory fails as retryable and its worker tak
       "training: {epochs: 1, batch_size: 4, learning_rate: 1.0e-3}\n"
       "search_space:\n"
       "  weight_decay: {type: float, low: 0.0, high: 0.1}\n";
-  // A vocabulary of 2e9 x 64 float embeddings (512 GB) cannot be allocated.
+  // A vocabulary of 16M x 2048 float embeddings (128 GB; within core/gpt2_config.h's shape limits)
+  // cannot be allocated.
   const std::string oom_id = Submit(
       cluster, QloraStudy(cluster, "oom",
                           small_data + "budget: {n_trials: 1, parallelism: 1, max_retries: 1}\n",
-                          ", vocab_size: 2000000000"));
+                          ", vocab_size: 16000000", 2048));
   const std::string ok_id = Submit(
       cluster, QloraStudy(cluster, "after-oom",
                           small_data + "budget: {n_trials: 1, parallelism: 1, max_retries: 0}\n"));

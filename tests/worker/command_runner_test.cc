@@ -5,8 +5,10 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "testing/recording_reporter.h"
 #include "testing/testing.h"
@@ -146,6 +148,70 @@ TEST_CASE("CommandRunner stops the whole process group on prune, SIGKILL after t
   CHECK(outcome.kind == RunOutcome::Kind::kPruned);
   CHECK(reporter.epochs.size() == 2);
   CHECK(seconds < 5);  // the ignored SIGTERM was followed by SIGKILL of the group
+}
+
+// Reads the pids the script wrote, one per line, to `file`.
+std::vector<pid_t> ReadPids(const std::filesystem::path& file) {
+  std::vector<pid_t> pids;
+  std::ifstream in(file);
+  for (long pid; in >> pid;) pids.push_back(static_cast<pid_t>(pid));
+  return pids;
+}
+
+bool Alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+TEST_CASE("CommandRunner ends the command's whole tree on prune, setsid'd daemons included",
+          "[worker][command][reaper]") {
+  testing::TempDir dir;
+  RecordingReporter reporter;
+  reporter.prune_from_epoch = 2;
+  CommandRunner runner;
+  // A grandchild that ignores SIGTERM, a child in a session of its own, and a daemon whose parent
+  // already exited (it is re-parented to the reaper, not to the command).
+  std::string script =
+      "(trap '' TERM; sleep 60) & echo $! >> pids; "
+      "setsid sleep 60 & echo $! >> pids; "
+      "(setsid sleep 60 & echo $! >> pids); "
+      "e=1; while true; do printf '{\"type\":\"epoch\",\"epoch\":%d,\"val_accuracy\":0.1}\\n' $e; "
+      "e=$((e+1)); sleep 0.05; done";
+  RunOutcome outcome = runner.Run(ShellTrial(script, dir), &reporter);
+  CHECK(outcome.kind == RunOutcome::Kind::kPruned);
+  std::vector<pid_t> pids = ReadPids(dir / "pids");
+  REQUIRE(pids.size() == 3);
+  // Run() returns once the reaper has reaped the whole tree: nothing is left to wait for.
+  for (pid_t pid : pids) {
+    INFO(pid);
+    CHECK_FALSE(Alive(pid));
+  }
+}
+
+TEST_CASE("CommandRunner ends what a completed command left running", "[worker][command][reaper]") {
+  testing::TempDir dir;
+  RecordingReporter reporter;
+  CommandRunner runner;
+  RunOutcome outcome = runner.Run(
+      ShellTrial("setsid sleep 60 & echo $! > pids; (sleep 60 & echo $! >> pids); exit 0", dir),
+      &reporter);
+  CHECK(outcome.kind == RunOutcome::Kind::kComplete);
+  std::vector<pid_t> pids = ReadPids(dir / "pids");
+  REQUIRE(pids.size() == 2);
+  for (pid_t pid : pids) {
+    INFO(pid);
+    CHECK_FALSE(Alive(pid));
+  }
+}
+
+TEST_CASE("CommandRunner fails a command trial clearly when the reaper is missing",
+          "[worker][command][reaper]") {
+  testing::TempDir dir;
+  RecordingReporter reporter;
+  CommandRunnerOptions options;
+  options.reaper_path = (dir / "no-such-reaper").string();
+  CommandRunner runner(options);
+  RunOutcome outcome = runner.Run(ShellTrial("exit 0", dir), &reporter);
+  CHECK(outcome.kind == RunOutcome::Kind::kFailed);
+  CHECK(outcome.error.find("no-such-reaper is missing") != std::string::npos);
+  CHECK(outcome.error.find("beside hpsearch-worker") != std::string::npos);
 }
 
 TEST_CASE("CommandRunner fails a trial past its timeout as retryable and stops on cancel",

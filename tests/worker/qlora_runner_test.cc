@@ -241,8 +241,9 @@ TEST_CASE("After an out-of-memory failure the same runner trains the next trial"
   testing::TempDir dir;
   QloraRunner runner(EveryStep());
   v1::TrialSpec huge = TinyTrial(dir);
-  // 2e9 x 32 float embeddings: 256 GB.
-  huge.mutable_model()->mutable_random_init()->set_vocab_size(2000000000);
+  // 16M x 1024 float embeddings: 64 GB, within core/gpt2_config.h's shape limits.
+  huge.mutable_model()->mutable_random_init()->set_vocab_size(16000000);
+  huge.mutable_model()->mutable_random_init()->set_n_embd(1024);
   RecordingReporter oom_reporter;
   RunOutcome oom = runner.Run(huge, &oom_reporter);
   INFO(oom.error);

@@ -382,7 +382,8 @@ TEST_CASE("The report of a finished study has every section of the seed write-up
     CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);
   }
   CHECK(linked == on_disk);
-  CHECK(on_disk.size() == 2 + 5 + 3);  // history, curves, 5 trials with epochs (0,1,2,4,5), params
+  // history, curves, 5 trials with epochs (0,1,2,4,5), 3 params, importance
+  CHECK(on_disk.size() == 2 + 5 + 3 + 1);
   for (const std::string& name : on_disk) ParseSvg(out / name);
 
   // Optimisation history: three complete trials, the pruned one distinct, the failed one without a
@@ -416,6 +417,36 @@ TEST_CASE("The report of a finished study has every section of the seed write-up
   auto warmup = ParseSvg(out / "param_warmup_steps.svg");
   CHECK(warmup->ByClass("band").empty());
   CHECK(warmup->ByClass("x-axis")[0]->AllText().find("(log scale)") == std::string::npos);
+  // Issue 20: the log axis is labelled in short exponents, an int parameter in whole numbers.
+  for (const XmlElement* label : lr->ByClass("x-axis")[0]->ByClass("tick-label")) {
+    INFO(label->text);
+    CHECK((label->text.find("e-") != std::string::npos || label->text.find("0.0") == 0));
+    CHECK(label->text.find("0.000") == std::string::npos);
+  }
+  for (const XmlElement* label : warmup->ByClass("x-axis")[0]->ByClass("tick-label")) {
+    INFO(label->text);
+    CHECK(label->text.find('.') == std::string::npos);
+  }
+
+  // Parameter importance: a table of the three parameters, most important first, and its bars.
+  const size_t importance_at = md.find("## Parameter Importance\n");
+  REQUIRE(importance_at != std::string::npos);
+  CHECK(importance_at < md.find("## Best Trial"));
+  CHECK(md.find("fitted to the 3 complete search trials", importance_at) != std::string::npos);
+  CHECK(md.find("| Parameter | Importance |", importance_at) != std::string::npos);
+  std::vector<double> shares;
+  for (const char* name : {"learning_rate", "batch_size", "warmup_steps"}) {
+    INFO(name);
+    std::smatch row;
+    std::string section = md.substr(importance_at);
+    REQUIRE(std::regex_search(section, row,
+                              std::regex(std::string("\\| ") + name + " \\| ([0-9.]+) \\|")));
+    shares.push_back(std::stod(row[1]));
+  }
+  CHECK(shares[0] + shares[1] + shares[2] == Approx(1.0).margin(0.001));
+  CHECK(md.find("(importance.svg)", importance_at) != std::string::npos);
+  auto importance = ParseSvg(out / "importance.svg");
+  CHECK(importance->ByClass("bar").size() == 3);
 
   // A trial's own curves: accuracy and F1 on the left, both losses on the right.
   auto curves = ParseSvg(out / "trial_0_curves.svg");
@@ -424,6 +455,13 @@ TEST_CASE("The report of a finished study has every section of the seed write-up
     INFO(series);
     CHECK(curves->ByClass(series).size() == 1 + 1 + 2);  // group, polyline, 2 epochs
   }
+  // ... and a legend group per axis that says so.
+  REQUIRE(curves->ByClass("legend-y2").size() == 1);
+  CHECK(curves->ByClass("legend-y")[0]->AllText().find("left axis: accuracy / F1") !=
+        std::string::npos);
+  CHECK(curves->ByClass("legend-y2")[0]->AllText().find("right axis: loss") != std::string::npos);
+  CHECK(curves->ByClass("legend-y2")[0]->AllText().find("train_loss") != std::string::npos);
+  CHECK(curves->ByClass("legend-y")[0]->AllText().find("train_loss") == std::string::npos);
 
   // The same database gives byte-identical files.
   const std::filesystem::path again = dir.path() / "again";
@@ -483,6 +521,8 @@ TEST_CASE("A study without trials still gets a report and empty pictures", "[ser
   StudyReport report = BuildStudyReport(study, {});
   REQUIRE(WriteStudyReport(report, (dir.path() / "r").string()).ok());
   CHECK(report.markdown.find("No search trial completed") != std::string::npos);
+  CHECK(report.markdown.find("## Parameter Importance\nNot computed: parameter importance needs at "
+                             "least 2 complete search trials") != std::string::npos);
   REQUIRE(report.figures.size() == 3);  // history, learning curves, x
   for (const ReportFigure& f : report.figures) {
     auto root = ParseSvg(dir.path() / "r" / f.file_name);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <regex>
+#include <set>
 
 #include "testing/xml.h"
 
@@ -30,6 +31,46 @@ std::pair<double, double> Translation(const XmlElement& e) {
   std::string transform = e.Attribute("transform");
   REQUIRE(std::regex_match(transform, m, std::regex(R"(translate\(([-0-9.]+),([-0-9.]+)\))")));
   return {std::stod(m[1]), std::stod(m[2])};
+}
+
+// A tick label as drawn: its anchor position and text.
+struct Label {
+  double x = 0;
+  double y = 0;
+  std::string text;
+};
+
+std::vector<Label> TickLabels(const XmlElement& root, const std::string& axis_class) {
+  std::vector<Label> labels;
+  for (const XmlElement* axis : root.ByClass(axis_class)) {
+    for (const XmlElement* e : axis->ByClass("tick-label")) {
+      labels.push_back({std::stod(e->Attribute("x")), std::stod(e->Attribute("y")), e->text});
+    }
+  }
+  return labels;
+}
+
+// Characters, not bytes, of UTF-8 text.
+size_t Chars(const std::string& text) {
+  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+// No two x labels (centred, 11 px sans-serif: at most ~6.6 px per character on average) overlap;
+// no two y labels sit closer than a line of text (12 px).
+void CheckLabelsApart(const std::vector<Label>& labels, bool horizontal) {
+  for (size_t i = 0; i + 1 < labels.size(); ++i) {
+    const Label& a = labels[i];
+    const Label& b = labels[i + 1];
+    INFO("'" << a.text << "' at " << a.x << "," << a.y << " and '" << b.text << "' at " << b.x
+             << "," << b.y);
+    if (horizontal) {
+      CHECK(std::abs(b.x - a.x) >= 6.6 * static_cast<double>(Chars(a.text) + Chars(b.text)) / 2);
+    } else {
+      CHECK(std::abs(b.y - a.y) >= 12);
+    }
+  }
 }
 
 TEST_CASE("LinearTicks picks 1-2-5 steps that enclose the data", "[server][svg]") {
@@ -61,6 +102,9 @@ TEST_CASE("LogTicks uses decades and their 2 and 5 multiples", "[server][svg]") 
   // Less than a decade: every multiple, so the axis still has several labels.
   std::vector<double> narrow = LogTicks(1.1e-3, 4.9e-3);
   CHECK(narrow == std::vector<double>{2e-3, 3e-3, 4e-3});
+  // Over twelve 1-2-5 ticks: 1 and 3 per decade.
+  CHECK(LogTicks(1e-5, 1e-1) ==
+        std::vector<double>{1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1});
   // Many decades: only powers of ten.
   std::vector<double> wide = LogTicks(1e-9, 1e3);
   CHECK(wide.size() == 13);
@@ -72,8 +116,14 @@ TEST_CASE("FormatTick writes as many decimals as the step needs", "[server][svg]
   CHECK(FormatTick(0.25, 0.05, false) == "0.25");
   CHECK(FormatTick(3000, 1000, false) == "3000");
   CHECK(FormatTick(0, 0.1, false) == "0");
-  CHECK(FormatTick(1e-5, 0, true) == "1e-05");
-  CHECK(FormatTick(0.002, 0, true) == "0.002");
+  CHECK(FormatTick(1e-5, 0, false) == "1e-5");  // a short exponent
+  // Log axes: plain from 0.01 to 1000, a short exponent outside.
+  CHECK(FormatTick(1e-5, 0, true) == "1e-5");
+  CHECK(FormatTick(3e-4, 0, true) == "3e-4");
+  CHECK(FormatTick(0.002, 0, true) == "2e-3");
+  CHECK(FormatTick(0.05, 0, true) == "0.05");
+  CHECK(FormatTick(200, 0, true) == "200");
+  CHECK(FormatTick(20000, 0, true) == "2e4");
 }
 
 TEST_CASE("Escape makes any text safe in XML text and attributes", "[server][svg]") {
@@ -121,7 +171,7 @@ TEST_CASE("A plot is well-formed XML and puts each point where its data says", "
   CHECK(y2 == Approx(f.top).margin(0.01));
   CHECK(points[2]->ByName("title")[0]->text == "trial 2 & co");
   // The axis says it is logarithmic and labels its decades.
-  CHECK(root->ByClass("x-axis")[0]->AllText().find("0.001") != std::string::npos);
+  CHECK(root->ByClass("x-axis")[0]->AllText().find("1e-3") != std::string::npos);
   CHECK(root->ByClass("x-axis")[0]->AllText().find("(log scale)") != std::string::npos);
 
   // The same input renders the same bytes.
@@ -347,6 +397,224 @@ TEST_CASE("A legend longer than the plot ends with how many entries it left out"
   CHECK(legend->ByClass("legend-entry").size() == 5);
   CHECK(legend->AllText().find("and 15 more") != std::string::npos);
   CHECK(root->ByClass("point").size() == 20);  // every point is still drawn
+}
+
+TEST_CASE("A log axis labels 1-2-5 or 1-3 decades over its whole range without overlap",
+          "[server][svg]") {
+  // The learning-rate plot of issue 20: 0.0007 0.0008 0.0009 0.001 ran together and the labels
+  // stopped at 0.001 although the data reached 0.003.
+  const auto [lo, hi, width] = GENERATE(table<double, double, int>({
+      {5e-4, 3e-3, 640},
+      {7e-4, 3e-3, 320},
+      {1e-5, 3e-3, 640},
+      {1e-5, 3e-3, 240},
+      {1e-5, 1e-3, 640},
+      {1e-6, 1e2, 640},
+      {1e-12, 1e6, 300},
+      {1.1e-3, 1.3e-3, 640},  // too narrow for two 1..9 multiples
+      {2, 50000, 400},
+  }));
+  INFO("range " << lo << " .. " << hi << ", " << width << " px");
+  PlotOptions options;
+  options.width = width;
+  options.x.scale = Scale::kLog;
+  options.y.scale = Scale::kLog;
+  options.height = 220;
+  Plot plot(options);
+  Series s;
+  s.line = Line::kNone;
+  s.points = {{lo, lo}, {hi, hi}};
+  plot.Add(s);
+  auto root = ParseOrFail(plot.Render());
+  for (bool horizontal : {true, false}) {
+    std::vector<Label> labels = TickLabels(*root, horizontal ? "x-axis" : "y-axis");
+    REQUIRE(labels.size() >= 2);
+    CheckLabelsApart(labels, horizontal);
+    std::vector<double> values;
+    for (const Label& l : labels) {
+      INFO(l.text);
+      // Short forms only: never 0.0007 or 1e-05.
+      CHECK(l.text.rfind("0.000", 0) == std::string::npos);
+      CHECK(l.text.find("e-0") == std::string::npos);
+      values.push_back(std::stod(l.text));
+    }
+    // The labels cover the data's range: neither end lies further from the outermost label than
+    // the labels lie apart.
+    double widest = 1;
+    for (size_t i = 0; i + 1 < values.size(); ++i) {
+      widest = std::max(widest, values[i + 1] / values[i]);
+    }
+    CHECK(values.front() <= lo * widest * 1.001);
+    CHECK(values.back() >= hi / widest / 1.001);
+  }
+  if (lo == 5e-4 && hi == 3e-3) {
+    const std::string text = root->ByClass("x-axis")[0]->AllText();
+    for (const char* tick : {"5e-4", "1e-3", "2e-3", "3e-3"}) {
+      INFO(tick);
+      CHECK(text.find(tick) != std::string::npos);
+    }
+  }
+  if (lo == 1e-5 && hi == 3e-3 && width == 640) {
+    const std::string text = root->ByClass("x-axis")[0]->AllText();
+    for (const char* tick : {"1e-5", "1e-4", "1e-3"}) {
+      INFO(tick);
+      CHECK(text.find(tick) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("Linear and categorical labels never overlap, even in a narrow plot", "[server][svg]") {
+  PlotOptions options;
+  options.width = 220;
+  Plot plot(options);
+  Series s;
+  s.points = {{0.000123, 1234567.0}, {98765.4321, 7654321.0}};
+  plot.Add(s);
+  auto root = ParseOrFail(plot.Render());
+  std::vector<Label> x = TickLabels(*root, "x-axis");
+  REQUIRE(x.size() >= 2);
+  CheckLabelsApart(x, true);
+  CheckLabelsApart(TickLabels(*root, "y-axis"), false);
+
+  PlotOptions bands;
+  bands.x.scale = Scale::kCategorical;
+  for (int i = 0; i < 12; ++i) {
+    bands.x.categories.push_back("a_rather_long_category_" + std::to_string(i));
+  }
+  Plot categorical(bands);
+  Series c;
+  c.points = {{0, 1}, {11, 2}};
+  categorical.Add(c);
+  auto root2 = ParseOrFail(categorical.Render());
+  std::vector<Label> names = TickLabels(*root2, "x-axis");
+  REQUIRE(names.size() == 12);
+  CheckLabelsApart(names, true);
+  CHECK(names[0].text.rfind("a_r", 0) == 0);  // shortened, with an ellipsis
+}
+
+TEST_CASE("An integer axis has whole-number ticks and spreads overlapping points",
+          "[server][svg]") {
+  // epochs 1-2, as in issue 20: ticks 1 and 2 only, half a unit of room at each end.
+  PlotOptions options;
+  options.x.integer_ticks = true;
+  options.x.jitter = true;
+  options.y.min = 0;
+  options.y.max = 1;
+  Plot plot(options);
+  Series complete;
+  complete.line = Line::kNone;
+  for (int i = 0; i < 5; ++i) {
+    complete.points.push_back({1, 0.5, "trial " + std::to_string(i)});  // all on one spot
+  }
+  complete.points.push_back({1, 0.9, "trial 5"});  // alone at its height: stays put
+  complete.points.push_back({2, 0.5, "trial 6"});
+  Series best;
+  best.line = Line::kNone;
+  best.marker = Marker::kDiamond;
+  best.points = {{1, 0.5, "trial 3"}};  // the best drawn over trial 3: the same place
+  plot.Add(complete);
+  plot.Add(best);
+  const std::string doc = plot.Render();
+  auto root = ParseOrFail(doc);
+  std::vector<Label> labels = TickLabels(*root, "x-axis");
+  REQUIRE(labels.size() == 2);
+  CHECK(labels[0].text == "1");
+  CHECK(labels[1].text == "2");
+  const double one = *plot.XPixel(1), two = *plot.XPixel(2);
+  CHECK(*plot.XPixel(0.5) == Approx(plot.PlotFrame().left));  // the domain is 0.5 .. 2.5
+  std::vector<const XmlElement*> points = root->ByClass("point");
+  REQUIRE(points.size() == 8);
+  std::set<double> xs;
+  for (int i = 0; i < 5; ++i) {
+    const double px = Translation(*points[i]).first;
+    xs.insert(px);
+    CHECK(std::abs(px - one) <= (two - one) / 3);  // stays nearer its value than any other
+  }
+  CHECK(xs.size() == 5);                                             // no two on one spot
+  CHECK(Translation(*points[5]).first == Approx(one).margin(0.01));  // nothing to avoid
+  CHECK(Translation(*points[6]).first == Approx(two).margin(0.01));
+  CHECK(Translation(*points[7]).first == Translation(*points[3]).first);
+  CHECK(plot.Render() == doc);  // deterministic
+}
+
+TEST_CASE("An integer log axis labels whole numbers only", "[server][svg]") {
+  // batch sizes 8..12 on a log axis: too narrow for 1..9 multiples, so plain ticks, whole only.
+  for (double hi : {12.0, 64.0}) {
+    PlotOptions options;
+    options.x.scale = Scale::kLog;
+    options.x.integer_ticks = true;
+    Plot plot(options);
+    Series s;
+    s.points = {{8, 1}, {hi, 2}};
+    plot.Add(s);
+    auto root = ParseOrFail(plot.Render());
+    std::vector<Label> labels = TickLabels(*root, "x-axis");
+    INFO("8 .. " << hi);
+    REQUIRE(labels.size() >= 2);
+    for (const Label& l : labels) {
+      INFO(l.text);
+      CHECK(l.text.find('.') == std::string::npos);
+      CHECK(l.text.find('e') == std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("A plot with two y axes has a legend group per axis", "[server][svg]") {
+  PlotOptions options;
+  options.x.min = 1;
+  options.x.max = 3;
+  options.y.label = "accuracy / F1";
+  options.y2 = AxisOptions{};
+  options.y2->label = "loss";
+  Plot plot(options);
+  for (const char* name : {"val_accuracy", "val_f1", "train_loss", "val_loss"}) {
+    Series s;
+    s.name = name;
+    s.secondary_y = std::string(name).find("loss") != std::string::npos;
+    s.points = {{1, 0.5}, {2, 0.7}};
+    plot.Add(s);
+  }
+  auto root = ParseOrFail(plot.Render());
+  REQUIRE(root->ByClass("legend-y").size() == 1);
+  REQUIRE(root->ByClass("legend-y2").size() == 1);
+  const XmlElement& left = *root->ByClass("legend-y")[0];
+  const XmlElement& right = *root->ByClass("legend-y2")[0];
+  CHECK(left.ByClass("legend-heading")[0]->text == "left axis: accuracy / F1");
+  CHECK(right.ByClass("legend-heading")[0]->text == "right axis: loss");
+  CHECK(left.AllText().find("val_accuracy") != std::string::npos);
+  CHECK(left.AllText().find("val_f1") != std::string::npos);
+  CHECK(left.AllText().find("loss") == std::string::npos);
+  CHECK(right.ByClass("legend-entry").size() == 2);
+  CHECK(right.AllText().find("train_loss") != std::string::npos);
+  CHECK(right.AllText().find("val_loss") != std::string::npos);
+  // The legend fits beside the plot: its headings start right of the secondary axis's labels.
+  const double heading_x = std::stod(left.ByClass("legend-heading")[0]->Attribute("x"));
+  const Frame f = plot.PlotFrame();
+  CHECK(heading_x >= f.left + f.width + options.margin_y2);
+  CHECK(heading_x + 6.6 * 24 <= options.width);
+}
+
+TEST_CASE("Bars grow from zero to their value", "[server][svg]") {
+  PlotOptions options;
+  options.x.scale = Scale::kCategorical;
+  options.x.categories = {"lr", "epochs", "batch"};
+  Plot plot(options);
+  Series bars;
+  bars.bars = true;
+  bars.points = {{0, 0.7}, {1, 0.2}, {2, 0.1}};
+  plot.Add(bars);
+  auto root = ParseOrFail(plot.Render());
+  std::vector<const XmlElement*> rects = root->ByClass("bar");
+  REQUIRE(rects.size() == 3);
+  CHECK(root->ByClass("point").empty());
+  const double zero = *plot.YPixel(0);
+  for (size_t i = 0; i < rects.size(); ++i) {
+    const double y = std::stod(rects[i]->Attribute("y"));
+    const double h = std::stod(rects[i]->Attribute("height"));
+    CHECK(y + h == Approx(zero).margin(0.02));
+    CHECK(y == Approx(*plot.YPixel(bars.points[i].y)).margin(0.02));
+  }
+  CHECK(std::stod(rects[0]->Attribute("height")) > std::stod(rects[1]->Attribute("height")));
 }
 
 TEST_CASE("The XML reader used by these tests rejects malformed documents", "[server][svg]") {
