@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "db/results_store.h"
 #include "rpc/grpc_status.h"
+#include "server/report/study_report.h"
 #include "server/study_file/study_view.h"
 
 namespace hpsearch::cli {
@@ -55,9 +56,7 @@ void AddStudySourceOptions(CLI::App* command, StudySource* source) {
 absl::StatusOr<StudyAndTrials> LoadStudyFrom(const StudySource& source, const std::string& study) {
   StudyAndTrials loaded;
   if (!source.db.empty()) {
-    absl::StatusOr<std::unique_ptr<db::ResultsStore>> store = OpenForReading(source.db);
-    if (!store.ok()) return store.status();
-    absl::StatusOr<db::StoredStudy> stored = (*store)->LoadStudy(study);
+    absl::StatusOr<db::StoredStudy> stored = server::LoadStudyFromDatabase(source.db, study);
     if (!stored.ok()) return stored.status();
     loaded.study = std::move(stored->study);
     for (db::StoredTrial& t : stored->trials) {

@@ -1,6 +1,6 @@
 // Where the commands that only read a study (status, trials, best) find it: the results database
-// itself (--db FILE: read-only, with no coordinator running, through the same
-// ResultsStore::LoadStudy that `report --db` and `export --db` use), or a running coordinator.
+// itself (--db FILE: read-only, with no coordinator running, through server::LoadStudyFromDatabase,
+// which `report --db` and `importance` use too), or a running coordinator.
 // Either way the answer has the same shape: the study with its trial counts, and its trials.
 #pragma once
 
