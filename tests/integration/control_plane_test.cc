@@ -103,7 +103,7 @@ void CheckCliReadsFinishedDatabase(const std::string& db, const v1::Trial& first
   ProcessResult wrong = Cli({"trials", "e2x", "--db", db});
   CHECK(wrong.exit_code == 1);
   CHECK(wrong.err.find("no study with id or name 'e2x'") != std::string::npos);
-  CHECK(wrong.err.find("e2e (st-") != std::string::npos);
+  CHECK(wrong.err.find("did you mean 'e2e'?") != std::string::npos);
   ProcessResult gone = Cli({"best", "e2e", "--coordinator", "127.0.0.1:1"});
   CHECK(gone.exit_code == 1);
   CHECK(gone.err.find("--db FILE") != std::string::npos);
