@@ -73,6 +73,18 @@ class CsvScanner {
         field.push_back(c);
         ++pos_;
       }
+      if (pos_ < text_.size() && text_[pos_] != ',' && !IsLineBreakAt(pos_) &&
+          line_ > record_line) {
+        // A field that ran over line breaks into text that is not a field's end: far likelier a
+        // quote never closed on its own line than a quote misplaced where the reader stopped.
+        FailAt(
+            source_, record_line,
+            "the quoted field that opens on this line is never closed on it: the reader took the "
+            "next lines, up to line " +
+                std::to_string(line_) +
+                ", as part of it (close the quote with '\"', or double "
+                "quotes inside a field as \"\")");
+      }
       if (pos_ < text_.size() && text_[pos_] != ',' && !IsLineBreakAt(pos_)) {
         FailAt(source_, record_line,
                std::string("unexpected character '") + text_[pos_] +

@@ -10,14 +10,14 @@ namespace hpsearch::core {
 
 at::Tensor ClassifyTexts(Gpt2ForSequenceClassificationImpl& model, const Gpt2Tokenizer& tokenizer,
                          const std::vector<std::string>& texts, int64_t max_length,
-                         int64_t batch_size) {
+                         int64_t batch_size, const std::string& source) {
   if (max_length < 1) {
     Fail(ErrorCode::kInvalidArgument,
          "max_length is " + std::to_string(max_length) + "; texts need at least 1 token");
   }
   tokenizer.RequireFitsModel(model.options().config.vocab_size, "the model");
   TokenizedDataset data;
-  data.source = "input";
+  data.source = source;
   data.max_length = max_length;
   data.pad_token_id = tokenizer.eos_token_id();
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -26,7 +26,9 @@ at::Tensor ClassifyTexts(Gpt2ForSequenceClassificationImpl& model, const Gpt2Tok
     example.untruncated_length = static_cast<int64_t>(example.ids.size());
     if (example.ids.empty()) {
       Fail(ErrorCode::kInvalidArgument,
-           "text " + std::to_string(i + 1) + " is empty after tokenisation");
+           source + ": text " + std::to_string(i + 1) +
+               " (counting non-blank lines) is empty after tokenisation; every text needs at "
+               "least one token");
     }
     if (static_cast<int64_t>(example.ids.size()) > max_length)
       example.ids.resize(static_cast<size_t>(max_length));

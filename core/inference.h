@@ -12,9 +12,10 @@
 namespace hpsearch::core {
 
 // Logits [texts.size(), num_labels] float32 on the CPU. Throws core::Error(kInvalidArgument) naming
-// the 1-based index of a text that tokenises to nothing.
+// `source` (the texts' file) and the 1-based index of a text that tokenises to nothing, for a
+// max_length below 1, and for a tokenizer with ids the model has no embedding for.
 at::Tensor ClassifyTexts(Gpt2ForSequenceClassificationImpl& model, const Gpt2Tokenizer& tokenizer,
                          const std::vector<std::string>& texts, int64_t max_length,
-                         int64_t batch_size);
+                         int64_t batch_size, const std::string& source = "input");
 
 }  // namespace hpsearch::core

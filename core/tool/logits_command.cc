@@ -64,8 +64,8 @@ int RunLogits(int argc, char** argv) {
     Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(
         flags.count("tokenizer") ? flags["tokenizer"] : flags["model"]);
     if (max_length == 0) max_length = c.n_positions;
-    at::Tensor logits =
-        ClassifyTexts(*model, tokenizer, texts, std::min(max_length, c.n_positions), 8);
+    at::Tensor logits = ClassifyTexts(*model, tokenizer, texts, std::min(max_length, c.n_positions),
+                                      8, flags["input"]);
     for (int64_t i = 0; i < logits.size(0); ++i) {
       std::vector<double> row;
       for (int64_t j = 0; j < logits.size(1); ++j) row.push_back(logits[i][j].item<double>());

@@ -78,7 +78,8 @@ int RunPredict(int argc, char** argv) {
     const int64_t positions = options.config.n_positions;
     if (max_length == 0) max_length = positions;
     const at::Tensor logits =
-        ClassifyTexts(*model, tokenizer, texts, std::min(max_length, positions), batch_size)
+        ClassifyTexts(*model, tokenizer, texts, std::min(max_length, positions), batch_size,
+                      flags["input"])
             .to(at::kDouble);
     const at::Tensor probabilities = logits.softmax(1);
     for (int64_t i = 0; i < probabilities.size(0); ++i) {

@@ -1,5 +1,6 @@
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <set>
@@ -31,6 +32,25 @@ std::string UpperSnake(const std::string& camel) {
 
 bool IsQuoted(const YAML::Node& node) {
   return node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str";
+}
+
+// A scalar as an error message quotes it: control bytes escaped, and a quoted number or boolean
+// called what it is, since `low: "1"` reads as text, not as the number it looks like.
+std::string Got(const std::string& scalar, bool quoted) {
+  std::string shown;
+  for (unsigned char c : scalar.substr(0, 80)) {
+    if (c < 0x20 || c == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
+      shown += escaped;
+    } else {
+      shown += static_cast<char>(c);
+    }
+  }
+  if (scalar.size() > 80) shown += "...";
+  if (!quoted) return "'" + shown + "'";
+  return "the quoted text \"" + shown + "\" (quotes make a value text: write numbers and true/false "
+         "without them)";
 }
 
 bool ParseInt(const std::string& s, int64_t* out) {
@@ -231,7 +251,7 @@ class Reader {
       case FieldDescriptor::CPPTYPE_BOOL: {
         bool b;
         if (quoted || !ParseBool(s, &b))
-          return Error(value, field, "expected true or false, got '" + s + "'");
+          return Error(value, field, "expected true or false, got " + Got(s, quoted));
         return repeated ? r->AddBool(msg, f, b) : r->SetBool(msg, f, b);
       }
       case FieldDescriptor::CPPTYPE_INT32:
@@ -239,7 +259,7 @@ class Reader {
       case FieldDescriptor::CPPTYPE_UINT64: {
         int64_t v;
         if (quoted || !ParseInt(s, &v))
-          return Error(value, field, "expected a whole number, got '" + s + "'");
+          return Error(value, field, "expected a whole number, got " + Got(s, quoted));
         if (f->cpp_type() == FieldDescriptor::CPPTYPE_UINT64) {
           if (v < 0) return Error(value, field, "must not be negative");
           return r->SetUInt64(msg, f, static_cast<uint64_t>(v));
@@ -258,8 +278,9 @@ class Reader {
         if (seconds && ParseDurationSeconds(s, &d)) return r->SetDouble(msg, f, d);
         return Error(value, field,
                      seconds
-                         ? "expected seconds or a duration such as 90s, 30m, 2h, got '" + s + "'"
-                         : "expected a number, got '" + s + "'");
+                         ? "expected seconds or a duration such as 90s, 30m, 2h, got " +
+                               Got(s, quoted && !ParseDurationSeconds(s, &d))
+                         : "expected a number, got " + Got(s, quoted));
       }
       case FieldDescriptor::CPPTYPE_ENUM:
         return ParseEnum(value, msg, f, field);

@@ -99,6 +99,16 @@ TEST_CASE("ParseCsv names the line and the header of a record with the wrong fie
   REQUIRE_THAT(message, Contains("\"text\", \"label\""));
 }
 
+TEST_CASE("ParseCsv says a quote that runs over lines was never closed on its own line",
+          "[core][csv]") {
+  // The quote opened on line 2 ends at the quote before b on line 3; b then follows it.
+  const std::string message = CoreErrorMessage(
+      [] { ParseCsv("text,label\n\"broken,a\nnext,\"b\"\n", "run.csv"); }, ErrorCode::kDataLoss);
+  REQUIRE_THAT(message, Contains("run.csv:2:"));
+  REQUIRE_THAT(message, Contains("is never closed on it"));
+  REQUIRE_THAT(message, Contains("up to line 3"));
+}
+
 TEST_CASE("ParseCsv rejects text after a closing quote", "[core][csv]") {
   const std::string message = CoreErrorMessage(
       [] { ParseCsv("text,label\n\"quoted\"tail,a\n", "tail.csv"); }, ErrorCode::kDataLoss);

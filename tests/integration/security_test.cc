@@ -162,7 +162,9 @@ TEST_CASE("Every RPC of both services refuses a missing or wrong token and lets 
   ProcessResult refused_worker =
       RunProcess({(BinDir() / "hpsearch-worker").string(), "--coordinator", cluster.address(),
                   "--auth-token-file", wrong_file});
-  CHECK(refused_worker.exit_code == 1);
+  CHECK(refused_worker.exit_code == 3);  // refused credentials (worker/supervisor.h)
+  CHECK(refused_worker.err.find("the coordinator refused this worker's credentials") !=
+        std::string::npos);
   CHECK(refused_worker.err.find("auth token this call carried is not the coordinator's") !=
         std::string::npos);
   CHECK(refused_worker.err.find("a-different-secret") == std::string::npos);
