@@ -227,8 +227,10 @@ void WriteSafetensors(const std::filesystem::path& path, const TensorMap& tensor
     if (!tensor.defined()) {
       Fail(ErrorCode::kInvalidArgument, where + ": tensor \"" + name + "\" is undefined");
     }
+    // A structured binding cannot be captured in C++17 (clang refuses it): capture the dtype.
+    const at::ScalarType dtype = tensor.scalar_type();
     auto known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
-                              [&](const DtypeName& d) { return tensor.scalar_type() == d.type; });
+                              [&](const DtypeName& d) { return dtype == d.type; });
     if (known == std::end(kDtypes)) {
       Fail(ErrorCode::kUnsupported, where + ": tensor \"" + name + "\" has dtype " +
                                         std::string(c10::toString(tensor.scalar_type())) +
