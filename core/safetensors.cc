@@ -144,8 +144,8 @@ SafetensorsContents ReadSafetensors(const std::filesystem::path& path) {
   CheckJsonNesting(header_text, where + ": header", ErrorCode::kDataLoss);
   try {
     header = json::parse(header_text);
-  } catch (const json::parse_error& e) {
-    Fail(ErrorCode::kDataLoss, where + ": header is not valid JSON: " + e.what());
+  } catch (const json::exception& e) {
+    Fail(ErrorCode::kDataLoss, where + ": header is not valid JSON: " + JsonErrorExcerpt(e));
   }
   if (!header.is_object()) Fail(ErrorCode::kDataLoss, where + ": header is not a JSON object");
 
