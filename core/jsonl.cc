@@ -38,7 +38,8 @@ std::vector<JsonRecord> ParseJsonLines(std::string_view text, const std::string&
       record.object = nlohmann::json::parse(content);
     } catch (const nlohmann::json::exception& e) {
       FailAt(source, line,
-             std::string("invalid JSON (") + JsonErrorExcerpt(e) + "); each line must hold one object");
+             std::string("invalid JSON (") + JsonErrorExcerpt(e) +
+                 "); each line must hold one object");
     }
     if (!record.object.is_object()) {
       FailAt(source, line,

@@ -1,5 +1,5 @@
-// Fuzz target: config.json (core/hf_config.h), through LoadHfGpt2Config on the bytes as a file, then
-// ApplyHfGpt2Config onto a Gpt2Config, which is where sizes are checked against the documented
+// Fuzz target: config.json (core/hf_config.h), through LoadHfGpt2Config on the bytes as a file,
+// then ApplyHfGpt2Config onto a Gpt2Config, which is where sizes are checked against the documented
 // limits. Any bytes give a config or a core::Error.
 #include <cstdint>
 

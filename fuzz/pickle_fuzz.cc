@@ -28,8 +28,8 @@ PickleValuePtr LoadStorage(const PickleValue& pid) {
       !hpsearch::core::StorageGlobalDtype(pid.items[1]->text, &dtype) ||
       pid.items[4]->kind != Kind::kInt || pid.items[4]->int_value < 0 ||
       pid.items[4]->int_value > 4096) {
-    hpsearch::core::Fail(ErrorCode::kDataLoss, "fuzz.pkl: unresolvable persistent id " +
-                                                   pid.Describe());
+    hpsearch::core::Fail(ErrorCode::kDataLoss,
+                         "fuzz.pkl: unresolvable persistent id " + pid.Describe());
   }
   auto storage = std::make_shared<PickleValue>();
   storage->kind = Kind::kStorage;

@@ -24,8 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     hpsearch::server::LoadedStudy reloaded =
         hpsearch::server::ParseStudyYaml(again, "fuzz-again.yaml", "/fuzz", options);
     if (!reloaded.ok()) {
-      std::fprintf(stderr, "a valid spec did not read back from its own YAML:\n%s\n", again.c_str());
-      for (const auto& issue : reloaded.issues) std::fprintf(stderr, "%s\n", issue.ToString().c_str());
+      std::fprintf(stderr, "a valid spec did not read back from its own YAML:\n%s\n",
+                   again.c_str());
+      for (const auto& issue : reloaded.issues)
+        std::fprintf(stderr, "%s\n", issue.ToString().c_str());
       std::abort();
     }
   }

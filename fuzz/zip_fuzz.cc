@@ -1,6 +1,6 @@
-// Fuzz target: the zip reader (core/zip_archive.h) that torch.save checkpoints go through. Opens the
-// bytes as a file and reads every entry up to 1 MiB (the reader checks each entry's extent against
-// the file before it reads, so a larger one is refused anyway). Any bytes give entries or a
+// Fuzz target: the zip reader (core/zip_archive.h) that torch.save checkpoints go through. Opens
+// the bytes as a file and reads every entry up to 1 MiB (the reader checks each entry's extent
+// against the file before it reads, so a larger one is refused anyway). Any bytes give entries or a
 // core::Error.
 #include <cstdint>
 #include <vector>

@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh build                  # configure build-fuzz/ with clang and build every fuzz_<target>
 #   scripts/fuzz.sh run TARGET [SECONDS]   # fuzz one target (default 600 s) from fuzz/corpus/TARGET
-#   scripts/fuzz.sh all [SECONDS]          # every target, one after the other
+#   scripts/fuzz.sh all [SECONDS]          # every target in turn; stops at the first that finds a crash
 #   scripts/fuzz.sh list                   # the targets
 #
 # Environment: HPSEARCH_FUZZ_BUILD_DIR (default build-fuzz), JOBS (ninja -j, default 1), FUZZ_ARGS
