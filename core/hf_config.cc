@@ -215,8 +215,8 @@ HfGpt2Config LoadHfGpt2Config(const std::filesystem::path& path) {
   CheckJsonNesting(text.str(), path.string(), ErrorCode::kInvalidArgument);
   try {
     config = json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    Fail(ErrorCode::kInvalidArgument, path.string() + ": not valid JSON: " + e.what());
+  } catch (const json::exception& e) {
+    Fail(ErrorCode::kInvalidArgument, path.string() + ": not valid JSON: " + JsonErrorExcerpt(e));
   }
   return ParseHfGpt2Config(config, path.string());
 }

@@ -46,4 +46,10 @@ std::string JsonExcerpt(const nlohmann::json& value, size_t max_chars) {
   return text;
 }
 
+std::string JsonErrorExcerpt(const nlohmann::json::exception& e, size_t max_chars) {
+  std::string text = e.what();
+  if (text.size() > max_chars) text = text.substr(0, max_chars) + "...";
+  return text;
+}
+
 }  // namespace hpsearch::core

@@ -33,4 +33,8 @@ void CheckJsonNesting(std::string_view text, const std::string& source, ErrorCod
 // more than a few entries as "an array of N elements" / "an object of N keys".
 std::string JsonExcerpt(const nlohmann::json& value, size_t max_chars = 80);
 
+// The parser's message for `e`, cut to about `max_chars`: nlohmann quotes the offending token
+// whole ("number overflow parsing '555...'"), however long it is.
+std::string JsonErrorExcerpt(const nlohmann::json::exception& e, size_t max_chars = 200);
+
 }  // namespace hpsearch::core

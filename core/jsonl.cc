@@ -36,9 +36,10 @@ std::vector<JsonRecord> ParseJsonLines(std::string_view text, const std::string&
     CheckJsonNesting(content, source + ":" + std::to_string(line), ErrorCode::kInvalidArgument);
     try {
       record.object = nlohmann::json::parse(content);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       FailAt(source, line,
-             std::string("invalid JSON (") + e.what() + "); each line must hold one object");
+             std::string("invalid JSON (") + JsonErrorExcerpt(e) +
+                 "); each line must hold one object");
     }
     if (!record.object.is_object()) {
       FailAt(source, line,
@@ -96,7 +97,10 @@ std::vector<JsonRecord> ParseJsonArray(std::string_view text, const std::string&
     document = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     FailAt(source, LineOfOffset(text, e.byte == 0 ? 0 : e.byte - 1),
-           std::string("invalid JSON (") + e.what() + ")");
+           std::string("invalid JSON (") + JsonErrorExcerpt(e) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    // Valid syntax the parser still refuses, e.g. a number beyond double (out_of_range.406).
+    Fail(ErrorCode::kInvalidArgument, source + ": invalid JSON (" + JsonErrorExcerpt(e) + ")");
   }
   const std::vector<int64_t> lines = ArrayElementLines(text);
   if (lines.size() != document.size()) {

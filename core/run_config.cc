@@ -236,8 +236,8 @@ RunConfig LoadRunConfig(const std::string& path) {
   CheckJsonNesting(text.str(), path, ErrorCode::kInvalidArgument);
   try {
     root = json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    Fail(ErrorCode::kInvalidArgument, path + ": malformed JSON: " + e.what());
+  } catch (const json::exception& e) {
+    Fail(ErrorCode::kInvalidArgument, path + ": malformed JSON: " + JsonErrorExcerpt(e));
   }
   std::string base_dir = fs::absolute(fs::path(path)).parent_path().string();
   try {

@@ -144,8 +144,8 @@ SafetensorsContents ReadSafetensors(const std::filesystem::path& path) {
   CheckJsonNesting(header_text, where + ": header", ErrorCode::kDataLoss);
   try {
     header = json::parse(header_text);
-  } catch (const json::parse_error& e) {
-    Fail(ErrorCode::kDataLoss, where + ": header is not valid JSON: " + e.what());
+  } catch (const json::exception& e) {
+    Fail(ErrorCode::kDataLoss, where + ": header is not valid JSON: " + JsonErrorExcerpt(e));
   }
   if (!header.is_object()) Fail(ErrorCode::kDataLoss, where + ": header is not a JSON object");
 
@@ -227,8 +227,10 @@ void WriteSafetensors(const std::filesystem::path& path, const TensorMap& tensor
     if (!tensor.defined()) {
       Fail(ErrorCode::kInvalidArgument, where + ": tensor \"" + name + "\" is undefined");
     }
+    // A structured binding cannot be captured in C++17 (clang refuses it): capture the dtype.
+    const at::ScalarType dtype = tensor.scalar_type();
     auto known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
-                              [&](const DtypeName& d) { return tensor.scalar_type() == d.type; });
+                              [&](const DtypeName& d) { return dtype == d.type; });
     if (known == std::end(kDtypes)) {
       Fail(ErrorCode::kUnsupported, where + ": tensor \"" + name + "\" has dtype " +
                                         std::string(c10::toString(tensor.scalar_type())) +

@@ -75,9 +75,9 @@ Vocabulary ParseVocabulary(const std::string& path) {
   CheckJsonNesting(text, path, ErrorCode::kDataLoss);
   try {
     json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     Fail(ErrorCode::kDataLoss,
-         path + ": not valid JSON (" + e.what() +
+         path + ": not valid JSON (" + JsonErrorExcerpt(e) +
              "); the file is truncated or corrupt: restore it (data/gpt2/README.md "
              "gives the sha256 of GPT-2's)");
   }

@@ -17,6 +17,8 @@ runtime_packages=(
 packages=(
   # toolchain, and the linters scripts/check-deploy.sh runs on docker/ and deploy/
   cmake ninja-build g++ pkg-config git shellcheck yamllint
+  # fuzzing (scripts/fuzz.sh, outside the default build): clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
   # service stack
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3 libabsl-dev libspdlog-dev libyaml-cpp-dev libcli11-dev libssl-dev

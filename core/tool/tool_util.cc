@@ -79,8 +79,8 @@ bool ParseTextLine(const std::string& line, std::string* text, std::string* erro
   }
   try {
     json = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
-    *error = std::string("not valid JSON (") + e.what() + ")";
+  } catch (const nlohmann::json::exception& e) {
+    *error = std::string("not valid JSON (") + core::JsonErrorExcerpt(e) + ")";
     return false;
   }
   if (!json.is_object()) {
