@@ -143,6 +143,13 @@ void SaveTrainedModel(const std::string& dir, const Gpt2ForSequenceClassificatio
 
 Gpt2ForSequenceClassificationOptions ReadSavedModelOptions(const std::string& dir,
                                                            SavedModelInfo* info) {
+  std::error_code error;
+  if (!fs::is_directory(dir, error)) {
+    Fail(ErrorCode::kNotFound,
+         dir + (fs::exists(dir, error) ? " is a file, not a model folder" : ": no such folder") +
+             ": pass the folder a trial saved its model in (trial-NNNN/model), or one "
+             "`hpsearch export` wrote");
+  }
   const fs::path path = fs::path(dir) / kInfoFile;
   const json saved = ReadJson(path);
   Gpt2ForSequenceClassificationOptions options;
