@@ -30,33 +30,12 @@
 #include <utility>
 #include <vector>
 
+#include "server/report/svg_ticks.h"
+
 namespace hpsearch::server::svg {
 
 // Escapes & < > " ' for XML text and attribute values.
 std::string Escape(std::string_view text);
-
-// "Nice" tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi] with about `target`
-// ticks. With `extend`, the first and last ticks enclose [lo, hi] (the axis grows to them);
-// otherwise every tick lies inside [lo, hi]. REQUIRES: lo and hi finite, target >= 2.
-struct Ticks {
-  double lo = 0;  // the axis domain the ticks were made for
-  double hi = 1;
-  double step = 0.1;
-  std::vector<double> values;
-};
-Ticks LinearTicks(double lo, double hi, int target, bool extend);
-
-// Ticks of a log axis over [lo, hi]: the values 1, 2 and 5 times a power of ten inside it; every
-// 1..9 multiple when that gives fewer than three; 1 and 3 times, then only powers of ten, when it
-// gives more than twelve. A plot thins these further where their labels would overlap (powers of
-// ten every 2, 3, 5, ... decades), and uses linear ticks inside a range too narrow for two of them.
-// REQUIRES: 0 < lo < hi, both finite.
-std::vector<double> LogTicks(double lo, double hi);
-
-// A tick label: fixed decimals matching `step` on linear axes ("0.25" for step 0.05), "%g" with a
-// short exponent for very large or small values ("1e-5", "2.5e6"). On log axes: plain from 0.01 to
-// 1000 ("0.05", "200"), a short exponent outside ("3e-4", "1e-3", "2e4").
-std::string FormatTick(double value, double step, bool log);
 
 enum class Scale {
   kLinear,

@@ -218,4 +218,25 @@ class Cluster {
   std::vector<std::unique_ptr<ChildProcess>> worker_processes_;
 };
 
+// Polls the results database (not the coordinator, which answers from memory a moment before
+// its commit) until study `name` is stored in `state`, for at most a minute.
+inline bool WaitForStoredState(Cluster& cluster, const std::string& name,
+                               const std::string& state) {
+  const std::string sql =
+      "SELECT IFNULL((SELECT state FROM studies WHERE name = '" + name + "'), '')";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (cluster.Query(sql.c_str()) == state) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Runs the hpsearch CLI with `args` and waits for it.
+inline ProcessResult HpsearchCli(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{(BinDir() / "hpsearch").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv);
+}
+
 }  // namespace hpsearch::testing

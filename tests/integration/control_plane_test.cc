@@ -26,25 +26,6 @@ std::string ReadText(const std::filesystem::path& path) {
   return text.str();
 }
 
-// Polls the results database (not the coordinator, which answers from memory a moment before
-// its commit) until study `name` is stored in `state`, for at most a minute.
-bool WaitForStoredState(Cluster& cluster, const std::string& name, const std::string& state) {
-  const std::string sql =
-      "SELECT IFNULL((SELECT state FROM studies WHERE name = '" + name + "'), '')";
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < give_up) {
-    if (cluster.Query(sql.c_str()) == state) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-ProcessResult Cli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{(BinDir() / "hpsearch").string()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunProcess(argv);
-}
-
 // The CSV line's fields (no quoted commas in what these tests print).
 std::vector<std::string> CsvFields(const std::string& line) {
   std::vector<std::string> fields;
@@ -60,17 +41,17 @@ std::vector<std::string> CsvFields(const std::string& line) {
 // status, trials and best answer from the finished study "e2e"'s database with no coordinator
 // running; `first` is trial 0 as the coordinator served it.
 void CheckCliReadsFinishedDatabase(const std::string& db, const v1::Trial& first) {
-  ProcessResult status = Cli({"status", "e2e", "--db", db});
+  ProcessResult status = HpsearchCli({"status", "e2e", "--db", db});
   INFO(status.out << status.err);
   CHECK(status.exit_code == 0);
   CHECK(status.out.find("state:   complete") != std::string::npos);
   CHECK(status.out.find("complete=5") != std::string::npos);
   CHECK(status.out.find("best:    trial ") != std::string::npos);
-  ProcessResult all = Cli({"status", "--db", db});
+  ProcessResult all = HpsearchCli({"status", "--db", db});
   CHECK(all.exit_code == 0);
   CHECK(all.out.find(" e2e ") != std::string::npos);
 
-  ProcessResult best = Cli({"best", "e2e", "--db", db});
+  ProcessResult best = HpsearchCli({"best", "e2e", "--db", db});
   INFO(best.out << best.err);
   CHECK(best.exit_code == 0);
   CHECK(best.out.rfind("trial ", 0) == 0);  // decided: not "best so far"
@@ -78,7 +59,7 @@ void CheckCliReadsFinishedDatabase(const std::string& db, const v1::Trial& first
   CHECK(best.out.find("why: trial ") != std::string::npos);
 
   // CSV: searched parameters prefixed, numbers that read back exactly.
-  ProcessResult csv = Cli({"trials", "e2e", "--db", db, "--format", "csv"});
+  ProcessResult csv = HpsearchCli({"trials", "e2e", "--db", db, "--format", "csv"});
   INFO(csv.out << csv.err);
   REQUIRE(csv.exit_code == 0);
   std::stringstream lines(csv.out);
@@ -95,16 +76,16 @@ void CheckCliReadsFinishedDatabase(const std::string& db, const v1::Trial& first
   CHECK(std::stod(fields.at("param_x")) == first.params(0).value().double_value());
   CHECK(std::stod(fields.at("objective_value")) == first.objective_value());
   CHECK(fields.at("epochs_reported") == "2");
-  ProcessResult table = Cli({"trials", "e2e", "--db", db});
+  ProcessResult table = HpsearchCli({"trials", "e2e", "--db", db});
   CHECK(table.exit_code == 0);
   CHECK(table.out.find("    4 final  complete") != std::string::npos);
 
   // A wrong study name lists the studies there are; without --db the CLI says where to look.
-  ProcessResult wrong = Cli({"trials", "e2x", "--db", db});
+  ProcessResult wrong = HpsearchCli({"trials", "e2x", "--db", db});
   CHECK(wrong.exit_code == 1);
   CHECK(wrong.err.find("no study with id or name 'e2x'") != std::string::npos);
   CHECK(wrong.err.find("did you mean 'e2e'?") != std::string::npos);
-  ProcessResult gone = Cli({"best", "e2e", "--coordinator", "127.0.0.1:1"});
+  ProcessResult gone = HpsearchCli({"best", "e2e", "--coordinator", "127.0.0.1:1"});
   CHECK(gone.exit_code == 1);
   CHECK(gone.err.find("--db FILE") != std::string::npos);
 }
@@ -173,17 +154,18 @@ TEST_CASE(
   options.n_trials = 1;
   options.parallelism = 1;
   const std::string file = cluster.WriteStudy(options);
-  ProcessResult first = Cli({"submit", file, "--coordinator", cluster.address(), "--wait"});
+  ProcessResult first = HpsearchCli({"submit", file, "--coordinator", cluster.address(), "--wait"});
   INFO(first.out << first.err);
   REQUIRE(first.exit_code == 0);
   const std::string id = first.out.substr(0, first.out.find('\n'));
   REQUIRE(cluster.GetStudy(id).final_trial_number() == 1);
   // The same file again is a plain resume of a finished study; a larger budget extends it.
-  ProcessResult again = Cli({"submit", file, "--coordinator", cluster.address(), "--resume"});
+  ProcessResult again =
+      HpsearchCli({"submit", file, "--coordinator", cluster.address(), "--resume"});
   CHECK(again.exit_code == 0);
   CHECK(cluster.GetStudy(id).state() == v1::STUDY_STATE_COMPLETE);
-  ProcessResult grown =
-      Cli({"submit", file, "--n-trials", "3", "--coordinator", cluster.address(), "--wait"});
+  ProcessResult grown = HpsearchCli(
+      {"submit", file, "--n-trials", "3", "--coordinator", cluster.address(), "--wait"});
   INFO(grown.out << grown.err);
   REQUIRE(grown.exit_code == 0);
   CHECK(grown.err.find("resumed the existing study grow") != std::string::npos);
@@ -232,98 +214,18 @@ TEST_CASE(
   CHECK(finished->state() == v1::TRIAL_STATE_COMPLETE);
   CHECK(finished->objective_value() == Approx(0.41));
 
-  ProcessResult table = Cli({"trials", "pruned", "--db", cluster.db_path()});
+  ProcessResult table = HpsearchCli({"trials", "pruned", "--db", cluster.db_path()});
   INFO(table.out << table.err);
   CHECK(
       table.out.find("pruned: median of 1 complete trials at epoch 1: 0.41 missed the bar 1.01") !=
       std::string::npos);
-  ProcessResult report = Cli({"report", "pruned", "--db", cluster.db_path(), "-o",
-                              (cluster.dir() / "pruned-report").string()});
+  ProcessResult report = HpsearchCli({"report", "pruned", "--db", cluster.db_path(), "-o",
+                                      (cluster.dir() / "pruned-report").string()});
   REQUIRE(report.exit_code == 0);
   CHECK(ReadText(cluster.dir() / "pruned-report" / "report.md")
             .find("- **Why pruned**: median of 1 complete trials at epoch 1") != std::string::npos);
   CHECK(cluster.Query("SELECT prune_epoch FROM trial_summary WHERE study_name = 'pruned' AND "
                       "trial_number = 1") == "1");
-}
-
-TEST_CASE("watch on a terminal redraws at least once a second with elapsed time and budget used",
-          "[integration][control][watch]") {
-  Cluster cluster;  // no worker: nothing happens in the study, so every redraw is the timer's
-  StudyOptions options;
-  options.name = "idle";
-  options.n_trials = 3;
-  const std::string id = cluster.Submit(options);
-  // script(1) gives `hpsearch watch` a pseudo-terminal, so it draws its live table.
-  const std::string watch =
-      (BinDir() / "hpsearch").string() + " watch idle --coordinator " + cluster.address();
-  ChildProcess terminal({"/usr/bin/script", "-qfec", watch, "/dev/null"},
-                        (cluster.dir() / "watch-tty").string());
-  auto redraws = [&] {
-    const std::string out = terminal.Stdout();
-    size_t count = 0;
-    for (size_t at = out.find("\033[H\033[2J"); at != std::string::npos;
-         at = out.find("\033[H\033[2J", at + 1)) {
-      ++count;
-    }
-    return count;
-  };
-  // The first draw comes with the study's snapshot; four more can only be the timer's.
-  const auto give_up = std::chrono::steady_clock::now() + 60s;
-  while (redraws() < 5 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(100ms);
-  }
-  CHECK(redraws() >= 5);
-  const std::string out = terminal.Stdout();
-  CHECK(out.find("study idle (" + id + "): searching, elapsed ") != std::string::npos);
-  CHECK(out.find("search trials 0/3 (0 running)") != std::string::npos);
-  // The study ending ends the watch (and the terminal with it).
-  REQUIRE(Cli({"cancel", "idle", "--coordinator", cluster.address()}).exit_code == 0);
-  CHECK(terminal.Wait(30s) == 1);  // watch exits 1: the study did not complete
-  CHECK(terminal.Stdout().find(": cancelled") != std::string::npos);
-}
-
-TEST_CASE("A command trial's progress lines reach the trial_progress row while it runs",
-          "[integration][control][progress]") {
-  Cluster cluster;
-  cluster.StartWorker("a");
-  StudyOptions options;
-  options.name = "steps";
-  options.n_trials = 1;
-  options.parallelism = 1;
-  options.epochs = 3;
-  options.epoch_seconds = 2;
-  options.final_stage = false;
-  options.command_args = {"--progress"};
-  const std::string id = cluster.Submit(options);
-  // Heartbeats every 0.3 s carry the trial's latest progress line; poll for its row.
-  std::optional<std::string> row;
-  const auto give_up = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < give_up) {
-    std::string seen = cluster.Query(
-        "SELECT IFNULL((SELECT step || '/' || total_steps || ' ' || epochs FROM trial_progress), "
-        "'')");
-    if (!seen.empty()) {
-      row = seen;
-      break;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  REQUIRE(row.has_value());
-  CHECK(row->find("/30 3") != std::string::npos);
-  // `trials --db` reads it from the file (while the trial still runs).
-  ProcessResult listed = Cli({"trials", "steps", "--db", cluster.db_path()});
-  INFO(listed.out);
-  if (listed.out.find(" running ") != std::string::npos) {
-    CHECK(listed.out.find("/30 [") != std::string::npos);
-  }
-  // The coordinator shows it with the running trial.
-  auto running = cluster.GetTrial(id, 0);
-  REQUIRE(running.has_value());
-  if (running->state() == v1::TRIAL_STATE_RUNNING) CHECK(running->progress().total_steps() == 30);
-  REQUIRE(cluster.WaitForEnd(id, 60s) == v1::STUDY_STATE_COMPLETE);
-  REQUIRE(WaitForStoredState(cluster, "steps", "complete"));
-  CHECK(cluster.Query("SELECT COUNT(*) FROM trial_progress") == "0");
-  CHECK_FALSE(cluster.GetTrial(id, 0)->has_progress());
 }
 
 TEST_CASE("A SIGKILLed worker's trial re-runs on another worker and completes once",
@@ -602,161 +504,6 @@ TEST_CASE("A second coordinator on the same database is refused", "[integration]
                                      cluster.db_path(), "--listen", "127.0.0.1:0"});
   CHECK(second.exit_code == 1);
   CHECK(second.err.find("another coordinator") != std::string::npos);
-}
-
-}  // namespace
-}  // namespace hpsearch::testing
-
-namespace hpsearch::testing {
-namespace {
-
-TEST_CASE("An external client runs a trial with Ask, Heartbeat and Tell over gRPC",
-          "[integration][ask]") {
-  Cluster cluster;
-  StudyOptions options;
-  options.name = "asktell";
-  options.n_trials = 1;
-  options.final_stage = false;
-  std::string id = cluster.Submit(options);
-  auto context = [] {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return c;
-  };
-  v1::AskRequest ask;
-  ask.set_study("asktell");
-  ask.set_client_name("notebook");
-  v1::TrialSpec trial;
-  REQUIRE(cluster.studies->Ask(context().get(), ask, &trial).ok());
-  CHECK(trial.params(0).name() == "x");
-  // The lease outlives its ttl (2 s) as long as the client heartbeats.
-  for (int i = 0; i < 8; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
-    v1::HeartbeatRequest heartbeat;
-    heartbeat.set_worker_id("client:notebook");
-    heartbeat.add_lease_ids(trial.lease_id());
-    v1::HeartbeatResponse beat;
-    REQUIRE(cluster.workers->Heartbeat(context().get(), heartbeat, &beat).ok());
-    REQUIRE(beat.leases(0).order() == v1::LEASE_ORDER_CONTINUE);
-  }
-  v1::TellRequest tell;
-  tell.set_lease_id(trial.lease_id());
-  tell.set_client_name("notebook");
-  tell.set_state(v1::TRIAL_STATE_COMPLETE);
-  for (int epoch = 1; epoch <= 2; ++epoch) {
-    auto* metrics = tell.add_epochs();
-    metrics->set_epoch(epoch);
-    metrics->set_val_accuracy(0.4 + 0.1 * epoch);
-  }
-  v1::Trial told;
-  REQUIRE(cluster.studies->Tell(context().get(), tell, &told).ok());
-  CHECK(told.state() == v1::TRIAL_STATE_COMPLETE);
-  CHECK(told.attempt() == 1);
-  CHECK(told.objective_value() == Approx(0.6));
-  CHECK(cluster.WaitForEnd(id, 10s) == v1::STUDY_STATE_COMPLETE);
-  CHECK(cluster.Query("SELECT COUNT(*) FROM epoch_metrics") == "2");
-}
-
-TEST_CASE("The study file's grid sampler and median pruner drive real workers",
-          "[integration][sampler][pruner]") {
-  Cluster cluster;
-  cluster.StartWorker("a");
-  cluster.StartWorker("b");
-  StudyOptions options;
-  options.name = "gridmedian";
-  options.n_trials = 20;  // more than the grid's 11 points: the exhausted grid ends the search
-  options.epochs = 3;
-  options.epoch_seconds = 0.2;  // time for the prune reply to stop the command mid-trial
-  options.search_space = "  x: {type: float, low: 0.0, high: 1.0, step: 0.1}\n";
-  options.extra_yaml = "sampler: grid\npruner: {type: median, n_startup_trials: 2}\n";
-  const std::string id = cluster.Submit(options);
-  REQUIRE(cluster.WaitForEnd(id, 120s) == v1::STUDY_STATE_COMPLETE);
-
-  CHECK(cluster.Query("SELECT sampler || ',' || pruner FROM studies") == "grid,median");
-  // Exactly the grid, each point once, and no more search trials than it has points.
-  CHECK(cluster.Query("SELECT COUNT(*) FROM trials WHERE kind = 'search'") == "11");
-  CHECK(cluster.Query("SELECT group_concat(v, ',') FROM (SELECT printf('%.1f', p.value) AS v "
-                      "FROM trial_params p JOIN trials t USING (trial_id) "
-                      "WHERE t.kind = 'search' ORDER BY p.value)") ==
-        "0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0");
-  // The fake trial's accuracy falls with |x - 0.3|: the median pruner stopped some trials before
-  // their last epoch, and each pruned trial keeps the epochs it reported.
-  CHECK(std::stoi(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'pruned' AND "
-                                "epochs < 3")) >= 1);
-  CHECK(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'pruned' AND epochs < 1") ==
-        "0");
-  CHECK(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'complete' AND kind = "
-                      "'search' AND epochs != 3") == "0");
-  CHECK(cluster.Query("SELECT printf('%.1f', json_extract(params, '$.x')) FROM best_trial") ==
-        "0.3");
-}
-
-TEST_CASE("An ask/tell study (runner none) submitted as text is asked and told by value over gRPC",
-          "[integration][ask]") {
-  Cluster cluster;
-  auto context = [] {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return c;
-  };
-  v1::SubmitStudyRequest submit;
-  // No model, no data, parameter names the built-in trainer does not know.
-  submit.set_study_file_text(
-      "name: notebook\nrunner: none\nsearch_space:\n"
-      "  momentum: {type: float, low: 0.0, high: 1.0}\n  layers: {type: int, low: 1, high: 4}\n"
-      "budget: {n_trials: 2}\n");
-  v1::SubmitStudyResponse submitted;
-  grpc::Status status = cluster.studies->SubmitStudy(context().get(), submit, &submitted);
-  INFO(status.error_message());
-  REQUIRE(status.ok());
-  v1::AskRequest ask;
-  ask.set_study("notebook");
-  ask.set_client_name("nb");
-  v1::TrialSpec first, second, third;
-  REQUIRE(cluster.studies->Ask(context().get(), ask, &first).ok());
-  CHECK(first.params_size() == 2);
-  REQUIRE(cluster.studies->Ask(context().get(), ask, &second).ok());
-  // The budget is handed out: a non-retryable answer that says so, not UNAVAILABLE.
-  status = cluster.studies->Ask(context().get(), ask, &third);
-  CHECK(status.error_code() == grpc::StatusCode::OUT_OF_RANGE);
-  CHECK(status.error_message().find("exhausted") != std::string::npos);
-
-  auto tell = [&](const v1::TrialSpec& trial, double value, v1::Trial* told) {
-    v1::TellRequest request;
-    request.set_lease_id(trial.lease_id());
-    request.set_client_name("nb");
-    request.set_state(v1::TRIAL_STATE_COMPLETE);
-    request.set_value(value);
-    return cluster.studies->Tell(context().get(), request, told);
-  };
-  v1::Trial told;
-  REQUIRE(tell(first, 0.5, &told).ok());
-  CHECK(told.objective_value() == 0.5);
-  // While the study searches, `best` answers with the best so far, marked as such, from the
-  // coordinator and from the database alike.
-  for (const std::vector<std::string>& where :
-       {std::vector<std::string>{"--coordinator", cluster.address()},
-        std::vector<std::string>{"--db", cluster.db_path()}}) {
-    std::vector<std::string> args{"best", "notebook"};
-    args.insert(args.end(), where.begin(), where.end());
-    ProcessResult best = Cli(args);
-    INFO(best.out << best.err);
-    CHECK(best.exit_code == 0);
-    CHECK(best.out.rfind("best so far: trial " + std::to_string(first.trial_number()), 0) == 0);
-    CHECK(best.out.find("picks its best trial when the search ends") != std::string::npos);
-  }
-  status = tell(first, 0.75, &told);
-  CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-  CHECK(status.error_message().find("already told complete with value 0.5") != std::string::npos);
-  REQUIRE(tell(second, 0.25, &told).ok());
-  CHECK(cluster.WaitForEnd(submitted.study_id(), 10s) == v1::STUDY_STATE_COMPLETE);
-  status = cluster.studies->Ask(context().get(), ask, &third);
-  CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-  CHECK(status.error_message().find("is complete") != std::string::npos);
-  v1::Study study = cluster.GetStudy(submitted.study_id());
-  CHECK(study.best_objective_value() == 0.25);  // minimised, the default of runner none
-  CHECK(cluster.Query("SELECT group_concat(objective_value, ',') FROM "
-                      "(SELECT objective_value FROM trials ORDER BY number)") == "0.5,0.25");
 }
 
 }  // namespace

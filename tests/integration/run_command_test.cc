@@ -104,12 +104,6 @@ std::vector<nlohmann::json> JsonLines(const std::string& text) {
   return lines;
 }
 
-ProcessResult HpsearchCli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {(BinDir() / "hpsearch").string()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunProcess(argv);
-}
-
 TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exports and predicts",
           "[integration][run]") {
   TempDir dir;
