@@ -113,6 +113,8 @@ void PrintOutcome(server::Coordinator* coordinator, const std::string& study_id,
 
 int RunRun(const RunFlags& flags) {
   const absl::Time started = absl::Now();
+  // Bad dashboard settings stop the run before it opens or writes the database.
+  if (int bad = CheckDashboardSettings("run", flags.dashboard); bad != kExitOk) return bad;
   absl::StatusOr<server::LoadedStudy> loaded = server::LoadStudyFile(flags.study_file);
   if (!loaded.ok()) {
     std::cerr << "hpsearch run: " << loaded.status().message() << "\n";
@@ -387,6 +389,7 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
       "Run a study on this machine: embedded coordinator, local workers, live table, report");
   cmd->add_option("study", flags->study_file, "Study YAML file")->required();
   AddDashboardOptions(cmd, &flags->dashboard);
+  AddDashboardSecurityOptions(cmd, &flags->dashboard);
   auto* devices = cmd->add_option("--devices", flags->devices,
                                   "One worker per entry: cpu or cuda:K, comma-separated");
   auto* workers = cmd->add_option(

@@ -255,9 +255,11 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the running attempt of `trial`. COMPLETE/PRUNED end the trial; FAILED retries (retryable
   // and attempts left) or fails it. The lease ends as `ended_by` says, which later heartbeats and
-  // reports on it are told (kTimeout and kCancelled are cancel orders).
+  // reports on it are told (kTimeout and kCancelled are cancel orders). `stopped_by_user`: its
+  // worker was stopped and handed the trial back; it waits again at no cost to its retries.
   absl::Status EndAttempt(StudyRecord* study, TrialRecord* trial, v1::TrialState state,
-                          const std::string& error, bool retryable, db::LeaseEnd ended_by)
+                          const std::string& error, bool retryable, db::LeaseEnd ended_by,
+                          bool stopped_by_user = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeFinishSearch(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adopts a resubmission's different budget: a running study takes it as it is; an ended one is

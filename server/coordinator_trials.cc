@@ -159,7 +159,7 @@ absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireFrom(
 
 absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1::TrialState state,
                                      const std::string& error, bool retryable,
-                                     db::LeaseEnd ended_by) {
+                                     db::LeaseEnd ended_by, bool stopped_by_user) {
   v1::Trial& trial = record->trial;
   if (state != v1::TRIAL_STATE_PRUNED) trial.clear_prune_reason();  // asked, but it ended otherwise
   if (trial.has_progress() || record->progress_written != absl::InfinitePast()) {
@@ -179,9 +179,13 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
   attempt.set_started_unix_ms(trial.started_unix_ms());
   attempt.set_ended_unix_ms(now_ms);
   attempt.set_error(error);
+  attempt.set_stopped(stopped_by_user && state == v1::TRIAL_STATE_FAILED);
   HPSEARCH_RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, ended_by));
 
   StudyBudget budget = BudgetOf(study->study.spec());
+  // The attempts that failed, this one included: a stop by the user is not a failure.
+  int failed_attempts = trial.attempt();
+  for (const v1::TrialAttempt& past : trial.attempts()) failed_attempts -= past.stopped() ? 1 : 0;
   std::string event;
   if (state == v1::TRIAL_STATE_COMPLETE || state == v1::TRIAL_STATE_PRUNED) {
     trial.set_state(state);
@@ -193,7 +197,7 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
       if (objective) trial.set_objective_value(*objective);
     }
     event = db::TrialStateName(state);
-  } else if (retryable && trial.attempt() <= budget.max_retries) {
+  } else if (attempt.stopped() || (retryable && failed_attempts <= budget.max_retries)) {
     // Back to WAITING: the attempt and its epochs become history, the next lease is attempt + 1.
     v1::TrialAttempt* history = trial.add_attempts();
     *history = attempt;
@@ -205,11 +209,11 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
     trial.set_started_unix_ms(0);
     trial.set_error(error);
     study->waiting.insert(trial.number());
-    event = "retry";
+    event = attempt.stopped() ? "stopped" : "retry";
   } else {
     trial.set_state(v1::TRIAL_STATE_FAILED);
     trial.set_ended_unix_ms(now_ms);
-    trial.set_error(retryable ? absl::StrCat(error, " (attempt ", trial.attempt(), " of ",
+    trial.set_error(retryable ? absl::StrCat(error, " (failed attempt ", failed_attempts, " of ",
                                              budget.max_retries + 1, ", no retry left)")
                               : error);
     event = "failed";

@@ -338,7 +338,8 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
     TrialRecord* record = &study->trials[lease->trial_number];
     std::string error = request.error().empty() ? "failed (no reason given)" : request.error();
     HPSEARCH_RETURN_IF_ERROR(EndAttempt(study, record, v1::TRIAL_STATE_FAILED, error,
-                                        request.retryable(), db::LeaseEnd::kWorker));
+                                        request.retryable(), db::LeaseEnd::kWorker,
+                                        request.stopped()));
     state = record->trial.state();
     sequence = store_->Sequence();
   }

@@ -28,6 +28,12 @@ absl::Status RestartError() {
       "process takes the next trial (restart hpsearch-worker)");
 }
 
+// A stop by the user, as the attempt records it (FailTrialRequest.stopped).
+std::string StoppedText(const std::string& worker_id) {
+  return absl::StrCat("stopped by the user: worker ", worker_id,
+                      " received SIGTERM (Ctrl-C of hpsearch run) and handed the trial back");
+}
+
 }  // namespace
 
 // One running trial: the reporter the runner talks to; its lease is heartbeated meanwhile.
@@ -316,9 +322,12 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       fail.set_lease_id(trial.lease_id());
       fail.set_worker_id(worker_id_);
       fail.set_retryable(outcome.retryable);
-      fail.set_error(outcome.stop_reason == StopReason::kShutdown
-                         ? absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped")
-                         : outcome.error);
+      if (outcome.stop_reason == StopReason::kShutdown) {
+        fail.set_stopped(true);
+        fail.set_error(StoppedText(worker_id_));
+      } else {
+        fail.set_error(outcome.error);
+      }
       absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);
       if (!response.ok()) return response.status();
       spdlog::warn("{}: failed after {:.1f} s ({}): {}", Ids(trial), seconds,
@@ -335,7 +344,8 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       fail.set_lease_id(trial.lease_id());
       fail.set_worker_id(worker_id_);
       fail.set_retryable(true);
-      fail.set_error(absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped"));
+      fail.set_stopped(true);
+      fail.set_error(StoppedText(worker_id_));
       absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);
       if (!response.ok()) return response.status();
       spdlog::warn("{}: stopped after {:.1f} s for shutdown; handed back ({})", Ids(trial), seconds,

@@ -326,5 +326,45 @@ TEST_CASE("A study's time limit does not count coordinator downtime",
   CHECK(final_trial->kind() == v1::TRIAL_KIND_FINAL);
 }
 
+TEST_CASE("A stop by the user hands the trial back at no cost to its retries, across restarts",
+          "[server][coordinator][lease]") {
+  Fixture f;
+  std::string id = f.Submit(MakeSpec("exp", 1, 1, /*max_retries=*/1));
+  std::string worker = f.Register("w");
+  // Stopped three times (more than max_retries + 1): each time it waits again.
+  for (int stop = 1; stop <= 3; ++stop) {
+    auto trial = f.Acquire(worker);
+    REQUIRE(trial.has_value());
+    CHECK(trial->attempt() == stop);
+    auto state = f.Stop(trial->lease_id());
+    REQUIRE(state.ok());
+    CHECK(*state == v1::TRIAL_STATE_WAITING);
+    f.Restart();  // as `hpsearch run` does after a Ctrl-C; the marks are read back from the file
+    worker = f.Register("w");
+  }
+  auto stored = f.coordinator->GetTrial(id, 0);
+  REQUIRE(stored.ok());
+  REQUIRE(stored->attempts_size() == 3);
+  for (const v1::TrialAttempt& a : stored->attempts()) {
+    CHECK(a.stopped());
+    CHECK(a.error().find("stopped by the user") != std::string::npos);
+  }
+  // Its retries are all still there: one failure is retried, the second fails it.
+  auto trial = f.Acquire(worker);
+  REQUIRE(trial.has_value());
+  auto state = f.Fail(trial->lease_id(), /*retryable=*/true);
+  REQUIRE(state.ok());
+  CHECK(*state == v1::TRIAL_STATE_WAITING);
+  trial = f.Acquire(worker);
+  REQUIRE(trial.has_value());
+  state = f.Fail(trial->lease_id(), /*retryable=*/true);
+  REQUIRE(state.ok());
+  CHECK(*state == v1::TRIAL_STATE_FAILED);
+  stored = f.coordinator->GetTrial(id, 0);
+  REQUIRE(stored.ok());
+  CHECK(stored->error().find("failed attempt 2 of 2, no retry left") != std::string::npos);
+  CHECK_FALSE(stored->attempts(3).stopped());
+}
+
 }  // namespace
 }  // namespace hpsearch::server
