@@ -75,6 +75,8 @@ class Worker::Session : public TrialReporter {
     *request.mutable_metrics() = metrics;
     absl::StatusOr<v1::ReportEpochResponse> response = worker_->client_.ReportEpoch(request);
     if (!response.ok()) return response.status();
+    // bench/soak.py checks every acknowledged report against the database from these lines.
+    spdlog::debug("{}: epoch {} acknowledged", Ids(trial_), metrics.epoch());
     return response->decision() != v1::EPOCH_DECISION_PRUNE;
   }
 
