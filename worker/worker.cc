@@ -233,6 +233,7 @@ absl::Status Worker::Run() {
     // once rather than let its lease expire.
     v1::FailTrialRequest fail;
     fail.set_lease_id(next->lease_id());
+    fail.set_worker_id(worker_id_);  // without it the coordinator refuses the call
     fail.set_retryable(true);
     fail.set_error(absl::StrCat("worker ", worker_id_, " stopped before starting this trial"));
     if (absl::Status status = client_.FailTrial(fail).status(); !status.ok()) {
