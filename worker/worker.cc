@@ -81,6 +81,8 @@ class Worker::Session : public TrialReporter {
     *request.mutable_metrics() = metrics;
     absl::StatusOr<v1::ReportEpochResponse> response = worker_->client_.ReportEpoch(request);
     if (!response.ok()) return response.status();
+    // bench/soak.py checks every acknowledged report against the database from these lines.
+    spdlog::debug("{}: epoch {} acknowledged", Ids(trial_), metrics.epoch());
     return response->decision() != v1::EPOCH_DECISION_PRUNE;
   }
 
@@ -237,6 +239,7 @@ absl::Status Worker::Run() {
     // once rather than let its lease expire.
     v1::FailTrialRequest fail;
     fail.set_lease_id(next->lease_id());
+    fail.set_worker_id(worker_id_);  // without it the coordinator refuses the call
     fail.set_retryable(true);
     fail.set_error(absl::StrCat("worker ", worker_id_, " stopped before starting this trial"));
     if (absl::Status status = client_.FailTrial(fail).status(); !status.ok()) {

@@ -366,5 +366,37 @@ TEST_CASE("A stop by the user hands the trial back at no cost to its retries, ac
   CHECK_FALSE(stored->attempts(3).stopped());
 }
 
+// Found by bench/soak.py: a completion that also leased the next trial (lease_next) committed,
+// then the coordinator was SIGKILLed before its reply left; the worker's retry, answered by the
+// next life, got COMPLETE but no trial, and the lease waited out the restart grace with a worker
+// that never heard of it.
+TEST_CASE("A retried completion gets the trial its lost reply leased, after a restart too",
+          "[server][coordinator][restart][lease]") {
+  Fixture f;
+  f.Submit(MakeSpec("regrant", 4, 1));
+  std::string worker = f.Register("w");
+  auto first = f.Acquire(worker);
+  REQUIRE(first.has_value());
+  REQUIRE(f.Report(first->lease_id(), 1, 0.5).ok());
+  v1::CompleteTrialRequest request = f.CompleteRequest(first->lease_id());
+  request.set_lease_next(true);
+  auto lost = f.coordinator->CompleteTrial(request);  // committed; its reply never arrives
+  REQUIRE(lost.ok());
+  REQUIRE(lost->has_next_trial());
+  const std::string granted = lost->next_trial().lease_id();
+
+  for (int restart = 0; restart < 2; ++restart) {
+    INFO((restart == 0 ? "before" : "after") << " a restart");
+    auto retried = f.coordinator->CompleteTrial(request);
+    REQUIRE(retried.ok());
+    CHECK(retried->state() == v1::TRIAL_STATE_COMPLETE);
+    REQUIRE(retried->has_next_trial());
+    CHECK(retried->next_trial().lease_id() == granted);
+    CHECK(retried->next_trial().trial_number() == lost->next_trial().trial_number());
+    f.clock.Advance(absl::Seconds(1));
+    f.Restart();
+  }
+}
+
 }  // namespace
 }  // namespace hpsearch::server
