@@ -151,6 +151,31 @@ TEST_CASE("formats/ reaches nothing of ours and no library but nlohmann-json",
   CHECK(library_hits.empty());
 }
 
+TEST_CASE("Programs are started only through base/subprocess.h", "[build][architecture]") {
+  // One process-spawning class for the worker, the CLI and the tests, so that every child is set
+  // up, signalled and reaped one way. worker/trial_reaper.cc is a program of its own on libc alone.
+  const std::regex spawn(R"(\b(fork|vfork|execv|execve|execvp|execl|execlp|posix_spawn)\s*\()");
+  std::vector<std::string> hits;
+  for (const char* folder :
+       {"base", "cli", "core", "db", "formats", "rpc", "server", "tests", "transfer", "worker"}) {
+    for (const auto& entry : fs::recursive_directory_iterator(testing::SourceDir() / folder)) {
+      const std::string ext = entry.path().extension().string();
+      if (ext != ".h" && ext != ".cc") continue;
+      const std::string relative = fs::relative(entry.path(), testing::SourceDir()).string();
+      if (relative == "base/subprocess.h" || relative == "worker/trial_reaper.cc") continue;
+      std::ifstream in(entry.path());
+      std::string line;
+      for (int n = 1; std::getline(in, line); ++n) {
+        const size_t code = line.find_first_not_of(" \t");
+        if (code != std::string::npos && line.compare(code, 2, "//") == 0) continue;
+        if (std::regex_search(line, spawn)) hits.push_back(relative + ":" + std::to_string(n));
+      }
+    }
+  }
+  INFO(Join(hits));
+  CHECK(hits.empty());
+}
+
 TEST_CASE("No test name holds a semicolon", "[build][tests]") {
   // ctest's test list is semicolon-separated: catch_discover_tests registers such a test under the
   // name cut at the ';', which matches no Catch2 test, so it "passes" without running anything.
