@@ -272,7 +272,9 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     outcome.error = absl::StrCat("cannot start ", argv[0], ": ", started.message());
     return outcome;
   }
-  absl::Time start = absl::Now();
+  RealClock real_clock;
+  Clock* const clock = options_.clock != nullptr ? options_.clock : &real_clock;
+  const absl::Time start = clock->Now();
   absl::Duration timeout = trial.timeout_seconds() > 0 ? absl::Seconds(trial.timeout_seconds())
                                                        : absl::InfiniteDuration();
   TailBuffer stderr_tail(options_.stderr_tail_bytes);
@@ -309,7 +311,7 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     }
     std::string type = parsed.value("type", "");
     if (type == "epoch") {
-      absl::StatusOr<v1::EpochMetrics> metrics = EpochFromJson(parsed, absl::Now() - start);
+      absl::StatusOr<v1::EpochMetrics> metrics = EpochFromJson(parsed, clock->Now() - start);
       if (!metrics.ok()) {
         stop(RunOutcome::Kind::kFailed, false,
              absl::StrCat("stdout line ", line_number, ": ", metrics.status().message()),
@@ -377,7 +379,7 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
              StopReason::kShutdown);
         break;
     }
-    if (!stopping && absl::Now() - start > timeout) {
+    if (!stopping && clock->Now() - start > timeout) {
       stop(RunOutcome::Kind::kFailed, true,
            absl::StrFormat("timed out after %.1f s (budget.trial_timeout_seconds)",
                            absl::ToDoubleSeconds(timeout)),
