@@ -21,11 +21,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-DataOptions MakeDataOptions(const DataConfig& d, int64_t pad_token_id) {
-  DataOptions o;
-  o.format = d.format == "csv"     ? DataFormat::kCsv
-             : d.format == "jsonl" ? DataFormat::kJson
-                                   : DataFormat::kAuto;
+formats::DataOptions MakeDataOptions(const DataConfig& d, int64_t pad_token_id) {
+  formats::DataOptions o;
+  o.format = d.format == "csv"     ? formats::DataFormat::kCsv
+             : d.format == "jsonl" ? formats::DataFormat::kJson
+                                   : formats::DataFormat::kAuto;
   o.text_column = d.text_column;
   o.label_column = d.label_column;
   o.validation_fraction = d.validation_fraction;
@@ -36,24 +36,24 @@ DataOptions MakeDataOptions(const DataConfig& d, int64_t pad_token_id) {
   return o;
 }
 
-ClassificationData LoadData(const DataConfig& d, const DataOptions& o) {
+ClassificationData LoadData(const DataConfig& d, const formats::DataOptions& o) {
   if (d.labels.empty())
     return LoadClassificationData({d.train_file, d.validation_file, d.test_file}, o);
   // The study lists the classes: every file is checked against that list.
-  const LabelSet labels(d.labels);
+  const formats::LabelSet labels(d.labels);
   ClassificationData data;
   data.labels = labels;
-  LabelledDataset all = LoadLabelledDataset(d.train_file, o, labels);
+  formats::LabelledDataset all = formats::LoadLabelledDataset(d.train_file, o, labels);
   if (d.validation_file.empty()) {
     DataSplit split = SplitTrainValidation(all, o);
-    data.train = SelectExamples(all, split.train);
-    data.validation = SelectExamples(all, split.validation);
+    data.train = formats::SelectExamples(all, split.train);
+    data.validation = formats::SelectExamples(all, split.validation);
     data.validation_is_split = true;
   } else {
     data.train = std::move(all);
-    data.validation = LoadLabelledDataset(d.validation_file, o, labels);
+    data.validation = formats::LoadLabelledDataset(d.validation_file, o, labels);
   }
-  if (!d.test_file.empty()) data.test = LoadLabelledDataset(d.test_file, o, labels);
+  if (!d.test_file.empty()) data.test = formats::LoadLabelledDataset(d.test_file, o, labels);
   return data;
 }
 
@@ -181,7 +181,7 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
 
   Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(config.model.tokenizer);
   const int64_t pad = tokenizer.eos_token_id();
-  const DataOptions data_options = MakeDataOptions(config.data, pad);
+  const formats::DataOptions data_options = MakeDataOptions(config.data, pad);
   ClassificationData data = LoadData(config.data, data_options);
   if (config.retrain_on_train_validation) {
     data.train.examples.insert(data.train.examples.end(), data.validation.examples.begin(),

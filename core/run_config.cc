@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/json_nesting.h"
+#include "formats/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -233,11 +233,11 @@ RunConfig LoadRunConfig(const std::string& path) {
   json root;
   std::stringstream text;
   text << in.rdbuf();
-  CheckJsonNesting(text.str(), path, ErrorCode::kInvalidArgument);
+  formats::CheckJsonNesting(text.str(), path, ErrorCode::kInvalidArgument);
   try {
     root = json::parse(text.str());
   } catch (const json::exception& e) {
-    Fail(ErrorCode::kInvalidArgument, path + ": malformed JSON: " + JsonErrorExcerpt(e));
+    Fail(ErrorCode::kInvalidArgument, path + ": malformed JSON: " + formats::JsonErrorExcerpt(e));
   }
   std::string base_dir = fs::absolute(fs::path(path)).parent_path().string();
   try {

@@ -29,6 +29,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "worker/runner.h"
 
 namespace hpsearch::worker {
@@ -48,6 +49,10 @@ struct CommandRunnerOptions {
   std::map<std::string, std::string> environment;
   // The hpsearch-trial-reaper program; empty means the one beside this process's executable.
   std::string reaper_path;
+  // Where a trial's elapsed time (its timeout, each epoch's wall time) is read; nullptr: the
+  // system clock. Waiting for the command itself is always in real time. Not owned; must outlive
+  // the runner.
+  Clock* clock = nullptr;
 };
 
 class CommandRunner : public Runner {

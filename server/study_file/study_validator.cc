@@ -535,6 +535,11 @@ std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
   internal::ValidateEnqueue(spec, &ctx);
   ValidateFinalStage(spec, &ctx);
   ValidateSize(*spec, &ctx);
+  // Inside the files only once the spec around them holds together (columns named, files found).
+  if (!ctx.has_errors()) {
+    internal::CheckModelConfig(*spec, &ctx);
+    internal::CheckDataFiles(*spec, &ctx);
+  }
   return ctx.TakeIssues();
 }
 
