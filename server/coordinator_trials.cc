@@ -365,7 +365,8 @@ absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
     default:
       what = "retrains it with the same parameters and seed on train";
       if (UsesBuiltInTrainer(spec)) {
-        absl::StrAppend(&what, " (its model is not stored, so it cannot be reused)");
+        absl::StrAppend(&what, *stored ? " (final_stage.reuse_if_exact: false)"
+                                       : " (its model is not stored, so it cannot be reused)");
       }
   }
   return SetStudyState(study, v1::STUDY_STATE_FINALIZING,

@@ -58,7 +58,10 @@ TEST_CASE("Coordinator leases the final trial as reuse when a retrain on train w
                                   "would repeat it exactly)") != std::string::npos);
   // The decision is read back from the database: a restarted coordinator leases it the same way.
   SECTION("as leased") {}
-  SECTION("after a restart") { f.Restart(); }
+  SECTION("after a restart") {
+    f.Restart();
+    worker = f.Register("w1");  // a restarted coordinator knows no worker until it registers
+  }
   auto final_trial = f.Acquire(worker);
   REQUIRE(final_trial.has_value());
   CHECK(final_trial->kind() == v1::TRIAL_KIND_FINAL);

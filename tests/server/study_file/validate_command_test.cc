@@ -56,9 +56,9 @@ const std::vector<BadStudy>& BadStudies() {
       {"unknown sampler", kHead + "sampler: annealing\n", 4, "sampler.type",
        "unknown type 'annealing'"},
       {"reuse with a command that does not say it can evaluate",
-       "name: t\nrunner: {type: command, command: [/bin/true]}\n"
-       "final_stage: {retrain_on: reuse, evaluate_test: false}\n",
-       3, "final_stage.retrain_on", "set runner.supports_evaluate: true"},
+       "name: t\ndata: {train_file: train.csv, test_file: test.csv}\n"
+       "runner: {type: command, command: [/bin/true]}\nfinal_stage: {retrain_on: reuse}\n",
+       4, "final_stage.retrain_on", "set runner.supports_evaluate: true"},
       {"reuse in an ask/tell study",
        "name: t\nrunner: none\nfinal_stage: {enabled: true, retrain_on: reuse}\n", 3,
        "final_stage.retrain_on", "stores none"},
