@@ -94,8 +94,12 @@ void PrintOutcome(server::Coordinator* coordinator, const std::string& study_id,
   }
   for (const v1::Trial& t : *trials) {
     if (t.kind() != v1::TRIAL_KIND_FINAL) continue;
+    bool converted = false;
+    const bool reused = server::FinalTrialReused(study->spec(), t, &converted);
     out << "final trial " << t.number() << " (trial " << t.source_trial_number()
-        << " retrained): " << StateWord(t.state());
+        << (reused ? "'s model reused, not retrained" : " retrained")
+        << "): " << StateWord(t.state());
+    if (converted) out << " (a retrain on the same data with the same seed would repeat it)";
     const v1::TrainSummary& train = t.result().train();
     if (train.global_steps() > 0) {
       out << absl::StrFormat(", %d steps in %.1f s", train.global_steps(), train.runtime_seconds());

@@ -253,4 +253,55 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
   return outcome;
 }
 
+RunOutcome RunEvaluation(const RunConfig& config, const std::string& model_dir,
+                         const RunOptions& options, const RunCallbacks& callbacks) {
+  ValidateRunConfig(config);
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  at::globalContext().setFlushDenormal(true);
+  SavedModelInfo saved;
+  ReadSavedModelOptions(model_dir, &saved);  // checks the folder before the data is read
+
+  Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(config.model.tokenizer);
+  const int64_t pad = tokenizer.eos_token_id();
+  const DataOptions data_options = MakeDataOptions(config.data, pad);
+  // Train and validation too: the class ids come from train_file unless the study lists them.
+  ClassificationData data = LoadData(config.data, data_options);
+  if (data.labels.names() != saved.labels) {
+    Fail(ErrorCode::kInvalidArgument,
+         model_dir + " was trained on " + std::to_string(saved.labels.size()) +
+             " classes that differ from the data's " + std::to_string(data.labels.size()) +
+             " (names or order): evaluate it with the data it was trained on");
+  }
+  Gpt2ForSequenceClassification model =
+      BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
+  tokenizer.RequireFitsModel(model->options().config.vocab_size,
+                             config.model.path.empty() ? "the model" : config.model.path);
+  if (config.fine_tune.method == "qlora") {
+    Nf4Options nf4;
+    nf4.double_quant = config.fine_tune.double_quant;
+    nf4.block_size = static_cast<int>(config.fine_tune.block_size);
+    ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory(nf4));
+  }
+  LoadTrainedModel(model_dir, *model);
+  model->to(ResolveDevice(options.device));
+
+  RunOutcome outcome;
+  outcome.labels = data.labels.names();
+  outcome.train_examples = static_cast<int64_t>(data.train.size());
+  outcome.validation_examples = static_cast<int64_t>(data.validation.size());
+  outcome.model_dir = model_dir;
+  if (!config.evaluate_test) return outcome;
+  if (!data.has_test())
+    Fail(ErrorCode::kInvalidArgument, "data.test_file: no test examples to evaluate");
+  const EncodeFn encode = [&tokenizer](std::string_view text) { return tokenizer.Encode(text); };
+  TrainerOptions trainer_options;
+  trainer_options.eval_batch_size = config.data.eval_batch_size;
+  trainer_options.batch_size = config.training.batch_size;
+  trainer_options.epochs = config.training.epochs;
+  trainer_options.learning_rate = config.training.learning_rate;
+  Trainer evaluator(model, trainer_options);
+  outcome.test = evaluator.Evaluate(TokenizeDataset(data.test, encode, data_options));
+  return outcome;
+}
+
 }  // namespace hpsearch::core

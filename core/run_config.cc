@@ -217,8 +217,10 @@ RunConfig RunConfigFromJson(const json& root, const std::string& base_dir) {
 
   std::string retrain_on = "train";
   top.ReadEnum("retrain_on", "RETRAIN_ON_", &retrain_on);
-  Require(retrain_on == "train" || retrain_on == "train_validation", "retrain_on",
-          "expected train or train_validation, got '" + retrain_on + "'");
+  // reuse (a final trial that evaluates a stored model, RunEvaluation) trains nothing itself; its
+  // config still describes the run that made the model, on train.
+  Require(retrain_on == "train" || retrain_on == "train_validation" || retrain_on == "reuse",
+          "retrain_on", "expected train, train_validation or reuse, got '" + retrain_on + "'");
   config.retrain_on_train_validation = retrain_on == "train_validation";
   top.Read("evaluate_test", &config.evaluate_test);
   top.Read("artifact_dir", &config.artifact_dir);

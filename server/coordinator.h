@@ -52,6 +52,7 @@
 #include "server/sampling/pruner.h"
 #include "server/sampling/sampler.h"
 #include "server/sampling/trial_history.h"
+#include "server/trial_spec_builder.h"
 
 namespace hpsearch::server {
 
@@ -262,6 +263,14 @@ class Coordinator {
                           bool stopped_by_user = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeFinishSearch(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the results database holds a stored model (artifact) of search trial `number`.
+  absl::StatusOr<bool> ModelStored(const StudyRecord& study, int number)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The spec of `trial`'s attempt under `grant` (BuildTrialSpec), a final trial's retrain_on as
+  // FinalRetrainOn decides: `train` runs as `reuse` when its source trial's model is stored.
+  absl::StatusOr<v1::TrialSpec> LeasedSpec(const StudyRecord& study, const v1::Trial& trial,
+                                           const LeaseGrant& grant)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adopts a resubmission's different budget: a running study takes it as it is; an ended one is
   // extended (back to SEARCHING, its history kept) when n_trials grows. FAILED_PRECONDITION when
   // n_trials falls below the trials already created, or the final trial is running.

@@ -324,9 +324,10 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
         }
         const StudyRecord& study = studies_[lease.study_id];
         LeaseGrant grant{lease_id, lease.deadline, options_.heartbeat_interval};
-        *response.mutable_next_trial() =
-            BuildTrialSpec(study.study, study.trials[lease.trial_number].trial, grant,
-                           options_.default_artifacts_root);
+        absl::StatusOr<v1::TrialSpec> next =
+            LeasedSpec(study, study.trials[lease.trial_number].trial, grant);
+        if (!next.ok()) return next.status();
+        *response.mutable_next_trial() = std::move(*next);
         break;
       }
     } else if (!next_for.empty() && workers_.count(next_for) != 0) {

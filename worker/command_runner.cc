@@ -28,13 +28,49 @@ namespace {
 
 using nlohmann::json;
 
-std::string KindWord(v1::TrialKind kind) {
-  return kind == v1::TRIAL_KIND_FINAL ? "final" : "search";
+bool Reuses(const v1::TrialSpec& trial) {
+  return trial.kind() == v1::TRIAL_KIND_FINAL && trial.retrain_on() == v1::RETRAIN_ON_REUSE;
+}
+
+std::string KindWord(const v1::TrialSpec& trial) {
+  if (Reuses(trial)) return "evaluate";
+  return trial.kind() == v1::TRIAL_KIND_FINAL ? "final" : "search";
 }
 
 std::string RetrainWord(v1::RetrainOn retrain_on) {
-  return retrain_on == v1::RETRAIN_ON_TRAIN_VALIDATION ? "train_validation" : "train";
+  switch (retrain_on) {
+    case v1::RETRAIN_ON_TRAIN_VALIDATION:
+      return "train_validation";
+    case v1::RETRAIN_ON_REUSE:
+      return "reuse";
+    default:
+      return "train";
+  }
 }
+
+// The folder an evaluate-only command reads the source trial's stored model from: beside the
+// trial's artifact folder (not in it, so it is not uploaded again), removed when the run ends.
+class FetchedModel {
+ public:
+  ~FetchedModel() {
+    if (dir_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  absl::Status Fetch(const v1::TrialSpec& trial, TrialReporter* reporter) {
+    std::string base = trial.artifact_dir().empty()
+                           ? (std::filesystem::temp_directory_path() /
+                              absl::StrCat("hpsearch-", trial.study_id(), "-final"))
+                                 .string()
+                           : trial.artifact_dir();
+    dir_ = absl::StrCat(base, ".model-of-trial-", trial.source_trial_number());
+    return reporter->FetchModel(trial.source_trial_number(), dir_);
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
 
 std::string EnvName(const std::string& param) {
   std::string name = "HPSEARCH_PARAM_";
@@ -49,7 +85,8 @@ std::string EnvName(const std::string& param) {
 // The command's environment: ours, then the worker's device and threads, then runner.env, then the
 // trial's variables (they win).
 std::vector<std::string> CommandEnvironment(const v1::TrialSpec& trial,
-                                            const std::map<std::string, std::string>& worker_env) {
+                                            const std::map<std::string, std::string>& worker_env,
+                                            const std::string& model_dir) {
   std::map<std::string, std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string kv = *entry;
@@ -64,12 +101,16 @@ std::vector<std::string> CommandEnvironment(const v1::TrialSpec& trial,
   env["HPSEARCH_STUDY_ID"] = trial.study_id();
   env["HPSEARCH_STUDY_NAME"] = trial.study_name();
   env["HPSEARCH_TRIAL_NUMBER"] = std::to_string(trial.trial_number());
-  env["HPSEARCH_TRIAL_KIND"] = KindWord(trial.kind());
+  env["HPSEARCH_TRIAL_KIND"] = KindWord(trial);
   env["HPSEARCH_ATTEMPT"] = std::to_string(trial.attempt());
   env["HPSEARCH_SEED"] = std::to_string(trial.seed());
   env["HPSEARCH_RETRAIN_ON"] = RetrainWord(trial.retrain_on());
   env["HPSEARCH_EVALUATE_TEST"] = trial.evaluate_test() ? "1" : "0";
   env["HPSEARCH_ARTIFACT_DIR"] = trial.artifact_dir();
+  if (Reuses(trial)) {
+    env["HPSEARCH_MODEL_DIR"] = model_dir;
+    env["HPSEARCH_SOURCE_TRIAL_NUMBER"] = std::to_string(trial.source_trial_number());
+  }
   std::vector<std::string> out;
   for (const auto& [key, value] : env) out.push_back(key + "=" + value);
   return out;
@@ -263,9 +304,23 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
         "); it is built and installed beside hpsearch-worker: copy both from the same build");
     return outcome;
   }
+  FetchedModel model;
+  if (Reuses(trial)) {
+    reporter->Progress(absl::StrCat("evaluate-only: fetching trial ", trial.source_trial_number(),
+                                    "'s stored artifact from the coordinator"));
+    if (absl::Status fetched = model.Fetch(trial, reporter); !fetched.ok()) {
+      outcome.retryable = fetched.code() == absl::StatusCode::kUnavailable ||
+                          fetched.code() == absl::StatusCode::kDeadlineExceeded;
+      outcome.error = absl::StrCat("cannot fetch trial ", trial.source_trial_number(),
+                                   "'s stored artifact to evaluate: ", fetched.message(),
+                                   " (retrain_on: reuse evaluates what the best trial's command "
+                                   "left in HPSEARCH_ARTIFACT_DIR)");
+      return outcome;
+    }
+  }
   Child child;
   if (absl::Status started =
-          child.Start(reaper, argv, CommandEnvironment(trial, options_.environment),
+          child.Start(reaper, argv, CommandEnvironment(trial, options_.environment, model.dir()),
                       trial.runner().working_dir(), grace);
       !started.ok()) {
     outcome.retryable = true;

@@ -119,6 +119,16 @@ class Worker::Session : public TrialReporter {
     worker_->heartbeat_.SetProgress(progress);
   }
 
+  absl::Status FetchModel(int trial_number, const std::string& dir) override {
+    absl::Time start = absl::Now();
+    absl::Status status = worker_->client_.FetchArtifact(trial_.study_id(), trial_number, dir);
+    if (status.ok()) {
+      spdlog::info("{}: fetched trial {}'s stored model into {} in {:.1f} s", Ids(trial_),
+                   trial_number, dir, absl::ToDoubleSeconds(absl::Now() - start));
+    }
+    return status;
+  }
+
   void Note(const std::string& kind, const std::string& message) override {
     spdlog::info("{}: {}", Ids(trial_), message);
     v1::ReportEventRequest request;

@@ -395,6 +395,11 @@ void ValidateRunner(v1::StudySpec* spec, ValidationContext* ctx) {
                "is only used by the command runner: set `runner: {type: command, ...}` "
                "or remove the command");
   }
+  if (runner->has_supports_evaluate() && runner->type() != v1::RUNNER_TYPE_COMMAND) {
+    ctx->Error("runner.supports_evaluate",
+               "is only used by the command runner (the built-in trainer always evaluates a "
+               "stored model): remove it");
+  }
 }
 
 void ValidateObjective(v1::StudySpec* spec, ValidationContext* ctx) {
@@ -486,6 +491,21 @@ void ValidateFinalStage(v1::StudySpec* spec, ValidationContext* ctx) {
     final_stage->set_retrain_on(v1::RETRAIN_ON_TRAIN);
   }
   if (!final_stage->has_evaluate_test()) final_stage->set_evaluate_test(true);
+  if (final_stage->enabled() && final_stage->retrain_on() == v1::RETRAIN_ON_REUSE) {
+    const v1::RunnerSpec& runner = spec->runner();
+    if (AskTellOnly(*spec)) {
+      ctx->Error("final_stage.retrain_on",
+                 "reuse evaluates the best trial's stored model, and an ask/tell study "
+                 "(runner: none) stores none: use retrain_on: train");
+    } else if (runner.type() == v1::RUNNER_TYPE_COMMAND && !runner.supports_evaluate()) {
+      ctx->Error("final_stage.retrain_on",
+                 "reuse starts the command with HPSEARCH_TRIAL_KIND=evaluate and "
+                 "HPSEARCH_MODEL_DIR (the best trial's stored artifact) to evaluate it on test "
+                 "without training, and this command does not say it can: once it does "
+                 "(docs/control-plane.md, \"Command trials\"), set runner.supports_evaluate: true; "
+                 "else use retrain_on: train");
+    }
+  }
   if (final_stage->enabled() && final_stage->evaluate_test()) {
     if (spec->data().test_file().empty()) {
       ctx->Error("data.test_file",
