@@ -263,7 +263,7 @@ RunOutcome RunEvaluation(const RunConfig& config, const std::string& model_dir,
 
   Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(config.model.tokenizer);
   const int64_t pad = tokenizer.eos_token_id();
-  const DataOptions data_options = MakeDataOptions(config.data, pad);
+  const formats::DataOptions data_options = MakeDataOptions(config.data, pad);
   // Train and validation too: the class ids come from train_file unless the study lists them.
   ClassificationData data = LoadData(config.data, data_options);
   if (data.labels.names() != saved.labels) {
