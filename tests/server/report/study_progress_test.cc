@@ -108,7 +108,7 @@ TEST_CASE("The study ETA runs pending trials in parallel lanes at the mean ended
   CHECK(*p.eta_seconds == Approx(160));
 }
 
-TEST_CASE("The final stage adds the best trial's duration; an ended study has no ETA",
+TEST_CASE("The final stage adds the best trial's duration, and an ended study has no ETA",
           "[study_progress]") {
   v1::Study study = MakeStudy(/*n_trials=*/2, /*parallelism=*/1);
   study.mutable_spec()->mutable_final_stage()->clear_enabled();  // default: on
@@ -143,7 +143,7 @@ TEST_CASE("The final stage adds the best trial's duration; an ended study has no
 }
 
 TEST_CASE(
-    "Before any trial ends or reports progress there is no ETA; no trial starts past the time "
+    "Before any trial ends or reports progress there is no ETA, and no trial starts past the time "
     "limit",
     "[study_progress]") {
   v1::Study study = MakeStudy(/*n_trials=*/10, /*parallelism=*/2);
