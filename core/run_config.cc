@@ -164,6 +164,7 @@ RunConfig RunConfigFromJson(const json& root, const std::string& base_dir) {
     arch.Read("initializer_range", &a.initializer_range);
     arch.Read("dropout", &a.dropout);
     arch.Read("activation", &a.activation);
+    arch.Read("compact_vocab", &a.compact_vocab);
   }
   if (config.model.tokenizer.empty()) config.model.tokenizer = config.model.path;
   config.model.path = Resolve(base_dir, config.model.path);
@@ -259,6 +260,11 @@ void ValidateRunConfig(const RunConfig& c) {
     Require(a.n_positions >= c.data.max_length, "model.random_init.n_positions",
             "must be at least data.max_length");
     Require(a.dropout >= 0 && a.dropout < 1, "model.random_init.dropout", "must be in [0, 1)");
+    Require(!a.compact_vocab || c.fine_tune.method == "full", "model.random_init.compact_vocab",
+            "needs fine_tune.method full (an adapter's random base is rebuilt at the whole "
+            "vocabulary)");
+    Require(!a.compact_vocab || a.vocab_size == 0, "model.random_init.compact_vocab",
+            "cannot be combined with model.random_init.vocab_size");
   }
   Require(!c.data.train_file.empty(), "data.train_file", "is required");
   Require(!c.data.validation_file.empty() ||

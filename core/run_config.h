@@ -28,6 +28,10 @@ struct RandomInitConfig {
   double initializer_range = 0.02;
   double dropout = 0.1;
   std::string activation = "gelu_new";
+  // Embedding rows only for the token ids the training texts use, plus one shared row for every
+  // other id (core/compact_vocabulary.h); the saved model is expanded back to the tokenizer's ids.
+  // Needs fine_tune.method full and vocab_size 0.
+  bool compact_vocab = false;
 };
 
 struct ModelConfig {
