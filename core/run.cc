@@ -194,7 +194,7 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
   // A compact vocabulary is built from the texts the model trains on (train + validation when
   // retraining on both), never from validation or test texts it is scored on.
   std::optional<CompactVocabulary> compact;
-  if (config.model.random_init && config.model.architecture.compact_vocab) {
+  if (config.model.UsesCompactVocab(config.fine_tune.method)) {
     compact.emplace(train, std::vector<int32_t>{static_cast<int32_t>(pad)}, tokenizer.vocab_size());
     compact->Apply(&train);
   }

@@ -260,11 +260,6 @@ void ValidateRunConfig(const RunConfig& c) {
     Require(a.n_positions >= c.data.max_length, "model.random_init.n_positions",
             "must be at least data.max_length");
     Require(a.dropout >= 0 && a.dropout < 1, "model.random_init.dropout", "must be in [0, 1)");
-    Require(!a.compact_vocab || c.fine_tune.method == "full", "model.random_init.compact_vocab",
-            "needs fine_tune.method full (an adapter's random base is rebuilt at the whole "
-            "vocabulary)");
-    Require(!a.compact_vocab || a.vocab_size == 0, "model.random_init.compact_vocab",
-            "cannot be combined with model.random_init.vocab_size");
   }
   Require(!c.data.train_file.empty(), "data.train_file", "is required");
   Require(!c.data.validation_file.empty() ||

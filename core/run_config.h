@@ -28,16 +28,24 @@ struct RandomInitConfig {
   double initializer_range = 0.02;
   double dropout = 0.1;
   std::string activation = "gelu_new";
-  // Embedding rows only for the token ids the training texts use, plus one shared row for every
-  // other id (core/compact_vocabulary.h); the saved model is expanded back to the tokenizer's ids.
-  // Needs fine_tune.method full and vocab_size 0.
-  bool compact_vocab = false;
+  // With fine_tune.method full and vocab_size 0 (the study file's random_init always trains this
+  // way): embedding rows only for the token ids the training texts use, plus one shared row for
+  // every other id (core/compact_vocabulary.h); the saved model is expanded back to the
+  // tokenizer's ids. Ignored otherwise (an adapter's random base is rebuilt at the whole
+  // vocabulary). false trains the whole table, e.g. to compare.
+  bool compact_vocab = true;
 };
 
 struct ModelConfig {
   std::string path;  // Hugging Face checkpoint directory; empty with random_init
   bool random_init = false;
   RandomInitConfig architecture;  // used with random_init
+
+  // Whether the run trains over a compact vocabulary (RandomInitConfig::compact_vocab).
+  bool UsesCompactVocab(const std::string& fine_tune_method) const {
+    return random_init && architecture.compact_vocab && architecture.vocab_size == 0 &&
+           fine_tune_method == "full";
+  }
   std::string tokenizer;          // tokenizer directory; default: path
 };
 

@@ -91,16 +91,6 @@ void ValidateRandomInit(v1::StudySpec* spec, ValidationContext* ctx) {
   if (arch->dropout() < 0 || arch->dropout() >= 1) {
     ctx->Error(p + "dropout", "must be in [0, 1), e.g. 0.1");
   }
-  if (arch->compact_vocab() && arch->has_vocab_size()) {
-    ctx->Error(p + "compact_vocab",
-               "cannot be combined with vocab_size: the compact vocabulary sizes the embedding "
-               "from the training texts; drop one of them");
-  }
-  if (arch->compact_vocab() && spec->fine_tune().method() != v1::FINE_TUNE_METHOD_FULL) {
-    ctx->Error(p + "compact_vocab",
-               "needs fine_tune.method: full (an adapter's random base is rebuilt at the "
-               "tokenizer's whole vocabulary, so its embedding cannot be compact)");
-  }
   static const std::vector<std::string> kActivations = {"gelu_new"};  // what core/ implements
   if (std::find(kActivations.begin(), kActivations.end(), arch->activation()) ==
       kActivations.end()) {
