@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "rpc/grpc_status.h"
 #include "server/report/report_format.h"
+#include "server/report/study_progress.h"
 #include "server/study_file/study_view.h"
 
 namespace hpsearch::cli {
@@ -123,7 +124,8 @@ std::string TrialProgressText(const v1::StudySpec& spec, const v1::Trial& t, abs
     if (p.samples_per_second() > 0) {
       absl::StrAppendFormat(&text, ", %.1f samples/s", p.samples_per_second());
     }
-    if (p.eta_seconds() > 0) absl::StrAppend(&text, ", ETA ", DurationText(p.eta_seconds()));
+    if (std::optional<double> left = server::TrialRemainingSeconds(spec, t, now); left && *left > 0)
+      absl::StrAppend(&text, ", ETA ", DurationText(*left));
     return text;
   }
   const std::optional<int> last = server::TrialLastEpoch(spec, t.params());
@@ -140,10 +142,8 @@ std::string TrialProgressText(const v1::StudySpec& spec, const v1::Trial& t, abs
       absl::StrFormat("epoch %d%s done", e.epoch(), last ? absl::StrCat("/", *last) : "");
   if (e.samples_per_second() > 0)
     absl::StrAppendFormat(&text, ", %.1f samples/s", e.samples_per_second());
-  if (last && *last > e.epoch() && e.wall_time_seconds() > 0) {
-    const double per_epoch = e.wall_time_seconds() / e.epoch();
-    absl::StrAppend(&text, ", ETA ", DurationText(per_epoch * (*last - e.epoch())));
-  }
+  if (std::optional<double> left = server::TrialRemainingSeconds(spec, t, now); left && *left > 0)
+    absl::StrAppend(&text, ", ETA ", DurationText(*left));
   return text;
 }
 

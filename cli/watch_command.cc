@@ -19,51 +19,38 @@
 #include "cli/commands.h"
 #include "cli/study_source.h"
 #include "server/report/report_format.h"
+#include "server/report/study_progress.h"
 #include "server/study_file/study_view.h"
 
 namespace hpsearch::cli {
 namespace {
 
-// The study's line: state, elapsed time, budget used, best so far and an ETA from the mean
-// duration of the search trials that ended.
+// The study's line: state, elapsed time, budget used, best so far and the ETA
+// (server/report/study_progress.h, which the dashboard shows too).
 std::string StudyLine(const v1::Study& study, const std::map<int, v1::Trial>& trials,
                       absl::Time now) {
   const v1::StudySpec& spec = study.spec();
   std::string line =
       absl::StrFormat("study %s (%s): %s", spec.name(), study.id(), StateWord(study.state()));
-  if (study.created_unix_ms() > 0) {
-    const absl::Time end =
-        study.ended_unix_ms() > 0 ? absl::FromUnixMillis(study.ended_unix_ms()) : now;
-    absl::StrAppend(
-        &line, ", elapsed ",
-        DurationText(absl::ToDoubleSeconds(end - absl::FromUnixMillis(study.created_unix_ms()))));
-  }
-  int ended = 0, running = 0;
-  double ended_seconds = 0;
   std::vector<v1::Trial> list;
+  std::vector<const v1::Trial*> pointers;
   for (const auto& [number, t] : trials) {
     list.push_back(t);
-    if (t.kind() != v1::TRIAL_KIND_SEARCH) continue;
-    running += t.state() == v1::TRIAL_STATE_RUNNING;
-    if (t.state() == v1::TRIAL_STATE_COMPLETE || t.state() == v1::TRIAL_STATE_PRUNED ||
-        t.state() == v1::TRIAL_STATE_FAILED) {
-      ++ended;
-      if (t.started_unix_ms() > 0 && t.ended_unix_ms() > t.started_unix_ms()) {
-        ended_seconds += (t.ended_unix_ms() - t.started_unix_ms()) / 1000.0;
-      }
-    }
+    pointers.push_back(&t);
   }
-  const int budget = spec.budget().n_trials();
-  absl::StrAppendFormat(&line, ", search trials %d/%d (%d running)", ended, budget, running);
+  const server::StudyProgress progress = server::EstimateStudyProgress(study, pointers, now);
+  if (study.created_unix_ms() > 0) {
+    absl::StrAppend(&line, ", elapsed ", DurationText(progress.elapsed_seconds));
+  }
+  absl::StrAppendFormat(&line, ", search trials %d/%d (%d running)", progress.search_ended,
+                        progress.search_budget, progress.search_running);
   if (const v1::Trial* best = BestTrialSoFar(spec, list)) {
     absl::StrAppendFormat(&line, "%s: trial %d %s %.4f",
                           study.has_best_trial_number() ? ", best" : ", best so far",
                           best->number(), server::ObjectiveMetric(spec), best->objective_value());
   }
-  if (study.state() == v1::STUDY_STATE_SEARCHING && ended > 0 && budget > ended) {
-    const int parallel = std::max(1, std::min(spec.budget().parallelism(), budget - ended));
-    absl::StrAppend(&line, ", ETA ~",
-                    DurationText(ended_seconds / ended * (budget - ended) / parallel));
+  if (progress.eta_seconds) {
+    absl::StrAppend(&line, ", ETA ~", DurationText(*progress.eta_seconds));
   }
   return line;
 }

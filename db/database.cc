@@ -135,6 +135,29 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   return db;
 }
 
+absl::StatusOr<std::unique_ptr<Database>> Database::CopyToMemory() {
+  DatabaseOptions options;
+  options.busy_timeout_ms = options_.busy_timeout_ms;
+  std::unique_ptr<Database> copy(new Database(":memory:", options));
+  int rc = sqlite3_open_v2(":memory:", &copy->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) return SqliteError(copy->db_, rc, "cannot open an in-memory database");
+  sqlite3_extended_result_codes(copy->db_, 1);
+  sqlite3_backup* backup = sqlite3_backup_init(copy->db_, "main", db_, "main");
+  if (backup == nullptr) {
+    return SqliteError(copy->db_, sqlite3_errcode(copy->db_),
+                       absl::StrCat("cannot copy ", path_, " into memory"));
+  }
+  rc = sqlite3_backup_step(backup, -1);  // all pages at once: one consistent read
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    return SqliteError(copy->db_, rc, absl::StrCat("copying ", path_, " into memory"));
+  }
+  if (absl::Status status = copy->Configure(); !status.ok()) return status;
+  copy->path_ = absl::StrCat(path_, " (in-memory copy)");
+  return copy;
+}
+
 absl::Status Database::AcquireLockFile() {
   std::string lock_path = path_ + ".lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

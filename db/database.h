@@ -93,6 +93,12 @@ class Database {
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
+  // A writable in-memory copy of the whole database (SQLite's online backup), taken in one read
+  // transaction so it is consistent even while a coordinator writes the file. For reading a file
+  // of an older schema version through the migration ladder without changing the file. The copy's
+  // path() is this one's, followed by " (in-memory copy)".
+  absl::StatusOr<std::unique_ptr<Database>> CopyToMemory();
+
   // Runs one or more statements without results (DDL, pragmas, BEGIN/COMMIT).
   absl::Status Execute(const std::string& sql);
 

@@ -113,6 +113,18 @@ absl::StatusOr<std::unique_ptr<ResultsStore>> ResultsStore::Open(const std::stri
                                                                  const DatabaseOptions& options) {
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, options);
   if (!db.ok()) return db.status();
+  if (options.read_only) {
+    const int version = (*db)->UserVersion();
+    if (version > 0 && version < kSchemaVersion) {
+      // Reading must not change the file (it may be a copy on a laptop, or still served by an
+      // older coordinator): migrate a copy in memory instead.
+      absl::StatusOr<std::unique_ptr<Database>> copy = (*db)->CopyToMemory();
+      if (!copy.ok()) return copy.status();
+      if (absl::Status status = MigrateToCurrent(copy->get()); !status.ok()) return status;
+      return std::unique_ptr<ResultsStore>(
+          new ResultsStore(std::move(*copy), options.durability, path, version));
+    }
+  }
   absl::Status status =
       options.read_only ? CheckSchemaVersion(db->get()) : MigrateToCurrent(db->get());
   if (!status.ok()) return status;

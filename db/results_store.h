@@ -93,7 +93,9 @@ struct StoredStudy {
 class ResultsStore {
  public:
   // Opens or creates the file and migrates it to the current schema. A coordinator passes
-  // exclusive_lock = true; a report passes read_only = true.
+  // exclusive_lock = true; a report passes read_only = true. Read-only, a file of an older schema
+  // version is not migrated: the store reads a copy of it taken into memory at Open and migrated
+  // there (see copied_from_version()); a file of a newer version is refused.
   static absl::StatusOr<std::unique_ptr<ResultsStore>> Open(const std::string& path,
                                                             const DatabaseOptions& options);
   ~ResultsStore();
@@ -155,10 +157,17 @@ class ResultsStore {
 
   Durability durability() const { return durability_; }
   const std::string& path() const { return path_; }
+  // The file's schema version when this store reads an in-memory migrated copy of it (a read-only
+  // open of an older file); 0 when it reads the file itself. A copy does not see later writes.
+  int copied_from_version() const { return copied_from_version_; }
 
  private:
-  ResultsStore(std::unique_ptr<Database> db, Durability durability, std::string path)
-      : db_(std::move(db)), durability_(durability), path_(std::move(path)) {}
+  ResultsStore(std::unique_ptr<Database> db, Durability durability, std::string path,
+               int copied_from_version = 0)
+      : db_(std::move(db)),
+        durability_(durability),
+        path_(std::move(path)),
+        copied_from_version_(copied_from_version) {}
   absl::Status BeginWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   absl::StatusOr<StoredStudy> LoadStudyLocked(const std::string& study_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
@@ -186,6 +195,7 @@ class ResultsStore {
 
   const Durability durability_;
   const std::string path_;
+  const int copied_from_version_;
 };
 
 }  // namespace hpsearch::db

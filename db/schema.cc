@@ -363,6 +363,11 @@ absl::Status CheckSchemaVersion(Database* db) {
     return absl::NotFoundError(absl::StrCat(
         db->path(), " is not an hpsearch results database (no schema): check the --db path"));
   }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        db->path(), " has schema version ", version, ", written by a newer hpsearch; this one reads "
+        "versions 1 to ", kSchemaVersion, ": read it with the hpsearch that wrote it"));
+  }
   return absl::FailedPreconditionError(absl::StrCat(
       db->path(), " has schema version ", version, ", this hpsearch reads version ", kSchemaVersion,
       ": open it once with `hpsearch serve` of this version to migrate"));

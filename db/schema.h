@@ -18,7 +18,8 @@ absl::Status MigrateToCurrent(Database* db);
 // Brings *db up to `target` (<= kSchemaVersion) and no further: tests build older files with it.
 absl::Status MigrateTo(Database* db, int target);
 
-// Checks that a file opened read-only has the current schema.
+// Checks that a file opened read-only has the current schema (ResultsStore::Open reads an older
+// one through a migrated in-memory copy instead).
 absl::Status CheckSchemaVersion(Database* db);
 
 }  // namespace hpsearch::db

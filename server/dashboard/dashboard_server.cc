@@ -1,5 +1,6 @@
 #include "server/dashboard/dashboard_server.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -115,6 +116,20 @@ std::string LoginPage(const std::string& message) {
       "size=\"70\" autofocus> <button type=\"submit\">Open</button></form></body></html>");
 }
 
+// The modification times and sizes of a database file and its write-ahead log.
+std::string FileStamp(const std::string& path) {
+  std::string stamp;
+  for (const std::string& name : {path, path + "-wal"}) {
+    struct stat st {};
+    if (::stat(name.c_str(), &st) == 0) {
+      absl::StrAppend(&stamp, st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size, ";");
+    } else {
+      stamp += "-;";
+    }
+  }
+  return stamp;
+}
+
 // The final trial's stored adapter, if the study has a final trial with one.
 std::optional<db::ArtifactRecord> FinalArtifact(db::ResultsStore* store,
                                                 const db::StoredStudy& study) {
@@ -168,7 +183,11 @@ absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
   absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
       db::ResultsStore::Open(options.db_path, db_options);
   if (!store.ok()) return store.status();
-  dashboard->store_ = std::move(*store);
+  {
+    absl::MutexLock lock(&dashboard->store_mu_);
+    dashboard->store_stamp_ = FileStamp(options.db_path);
+    dashboard->store_ = std::move(*store);
+  }
   if (tls) {
     auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
                                                     options.tls_key_file.c_str());
@@ -208,6 +227,21 @@ absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
 }
 
 DashboardServer::~DashboardServer() { Stop(); }
+
+std::shared_ptr<db::ResultsStore> DashboardServer::Store() {
+  absl::MutexLock lock(&store_mu_);
+  if (store_->copied_from_version() == 0) return store_;  // reads the live file itself
+  const std::string stamp = FileStamp(options_.db_path);
+  if (stamp == store_stamp_) return store_;
+  db::DatabaseOptions db_options;
+  db_options.read_only = true;
+  absl::StatusOr<std::unique_ptr<db::ResultsStore>> fresh =
+      db::ResultsStore::Open(options_.db_path, db_options);
+  if (!fresh.ok()) return store_;  // keep showing the last copy; the next request tries again
+  store_ = std::move(*fresh);
+  store_stamp_ = stamp;
+  return store_;
+}
 
 std::shared_ptr<const nlohmann::json> DashboardServer::CachedStudyView(size_t fingerprint,
                                                                        const std::string& id) {
@@ -279,10 +313,10 @@ void DashboardServer::Route() {
     if (!CheckQuery(req, res, {})) return;
     res.set_content(kDashboardScript, "text/javascript; charset=utf-8");
   });
-  db::ResultsStore* store = store_.get();
   DashboardServer* self = this;
-  s.Get("/api/studies", [store](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/api/studies", [self](const httplib::Request& req, httplib::Response& res) {
     if (!CheckQuery(req, res, {})) return;
+    std::shared_ptr<db::ResultsStore> store = self->Store();
     absl::StatusOr<std::vector<db::StoredStudy>> studies = store->LoadAll();
     if (!studies.ok()) {
       SendError(res, 500, absl::StrCat("reading the database: ", studies.status().message()));
@@ -290,8 +324,9 @@ void DashboardServer::Route() {
     }
     SendLargeJson(req, res, StudiesView(*studies, absl::Now()));
   });
-  s.Get("/api/study", [store, self](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/api/study", [self](const httplib::Request& req, httplib::Response& res) {
     if (!CheckQuery(req, res, {"id"})) return;
+    std::shared_ptr<db::ResultsStore> store = self->Store();
     const std::string id = req.get_param_value("id");
     if (id.empty()) {
       SendError(res, 400, "malformed query: /api/study needs ?id=STUDY (a study id or name)");
@@ -306,7 +341,7 @@ void DashboardServer::Route() {
       }
       return;
     }
-    std::optional<db::ArtifactRecord> artifact = FinalArtifact(store, *study);
+    std::optional<db::ArtifactRecord> artifact = FinalArtifact(store.get(), *study);
     std::string key = study->study.SerializeAsString();
     for (const db::StoredTrial& t : study->trials) key += t.trial.SerializeAsString();
     if (artifact) {
@@ -329,7 +364,8 @@ void DashboardServer::Route() {
   });
   // A file of the final trial's stored adapter: only names its artifact record lists are served.
   const std::string db_dir = std::filesystem::absolute(options_.db_path).parent_path().string();
-  s.Get("/api/artifact", [store, db_dir](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/api/artifact", [self, db_dir](const httplib::Request& req, httplib::Response& res) {
+    std::shared_ptr<db::ResultsStore> store = self->Store();
     if (!CheckQuery(req, res, {"study", "file"})) return;
     const std::string id = req.get_param_value("study");
     const std::string name = req.get_param_value("file");
@@ -342,7 +378,7 @@ void DashboardServer::Route() {
       SendError(res, 404, absl::StrCat("no study '", id, "' in this database"));
       return;
     }
-    std::optional<db::ArtifactRecord> artifact = FinalArtifact(store, *study);
+    std::optional<db::ArtifactRecord> artifact = FinalArtifact(store.get(), *study);
     const db::ArtifactFileRecord* file = nullptr;
     if (artifact) {
       for (const db::ArtifactFileRecord& f : artifact->files) {

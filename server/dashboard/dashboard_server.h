@@ -11,7 +11,8 @@
 //
 // The database is opened read-only (SQLITE_OPEN_READONLY, no migration, no lock file), so it runs
 // beside a coordinator writing the file and on a finished study's file copied elsewhere, and never
-// changes it.
+// changes it. A file of an older schema version (one this release can migrate) is read through a
+// copy migrated in memory, taken again whenever the file changes.
 //
 // Listening beyond loopback needs both the coordinator's auth token and TLS (the same token and
 // certificate as the gRPC API, docs/security.md): a browser without the token gets a form asking
@@ -44,7 +45,8 @@ class ResultsStore;
 namespace hpsearch::dashboard {
 
 struct DashboardOptions {
-  // The results database. REQUIRES: an existing hpsearch results file of the current schema.
+  // The results database: an existing hpsearch results file of this release's schema version or
+  // an older one.
   std::string db_path;
   // host:port; port 0 picks a free port. Beyond loopback, auth_token and TLS are required.
   std::string listen = "127.0.0.1:0";
@@ -89,8 +91,15 @@ class DashboardServer {
   absl::Mutex cache_mu_;
   std::map<std::string, CachedView> cache_ ABSL_GUARDED_BY(cache_mu_);
 
+  // The store the handlers read. A file of an older schema version is read through an in-memory
+  // copy migrated at open (db::ResultsStore::Open); the copy is taken again whenever the file
+  // changes, so the page stays live beside an older coordinator and the file is never migrated.
+  std::shared_ptr<db::ResultsStore> Store();
+  absl::Mutex store_mu_;
+  std::shared_ptr<db::ResultsStore> store_ ABSL_GUARDED_BY(store_mu_);
+  std::string store_stamp_ ABSL_GUARDED_BY(store_mu_);  // the file's when store_ was copied
+
   DashboardOptions options_;
-  std::unique_ptr<db::ResultsStore> store_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -11,22 +11,13 @@
 #include "server/report/importance.h"
 #include "server/report/report_charts.h"
 #include "server/report/report_format.h"
+#include "server/report/study_progress.h"
 #include "server/study_file/study_view.h"
 
 namespace hpsearch::dashboard {
 namespace {
 
 using nlohmann::json;
-
-bool Terminal(v1::StudyState state) {
-  return state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
-         state == v1::STUDY_STATE_CANCELLED;
-}
-
-bool TrialEnded(v1::TrialState state) {
-  return state == v1::TRIAL_STATE_COMPLETE || state == v1::TRIAL_STATE_PRUNED ||
-         state == v1::TRIAL_STATE_FAILED;
-}
 
 json Number(std::optional<double> v) {
   if (!v || !std::isfinite(*v)) return nullptr;
@@ -53,24 +44,9 @@ json ParamValueJson(const v1::ParamValue& v) {
 json Summary(const db::StoredStudy& stored, absl::Time now) {
   const v1::Study& study = stored.study;
   const v1::StudySpec& spec = study.spec();
-  const server::StudyBudget budget = server::BudgetOf(spec);
-  int used = 0;
-  int running = 0;
-  double ended_seconds = 0;
-  int ended_with_time = 0;
-  for (const db::StoredTrial& stored_trial : stored.trials) {
-    const v1::Trial& t = stored_trial.trial;
-    if (t.kind() != v1::TRIAL_KIND_SEARCH) continue;
-    if (TrialEnded(t.state())) {
-      ++used;
-      if (t.started_unix_ms() > 0 && t.ended_unix_ms() >= t.started_unix_ms()) {
-        ended_seconds += (t.ended_unix_ms() - t.started_unix_ms()) / 1000.0;
-        ++ended_with_time;
-      }
-    } else if (t.state() == v1::TRIAL_STATE_RUNNING) {
-      ++running;
-    }
-  }
+  std::vector<const v1::Trial*> trials;
+  for (const db::StoredTrial& stored_trial : stored.trials) trials.push_back(&stored_trial.trial);
+  const server::StudyProgress progress = server::EstimateStudyProgress(study, trials, now);
   json out;
   out["id"] = study.id();
   out["name"] = spec.name();
@@ -78,26 +54,14 @@ json Summary(const db::StoredStudy& stored, absl::Time now) {
   out["state_reason"] = study.state_reason();
   out["metric"] = server::ObjectiveMetric(spec);
   out["direction"] = server::MinimizeObjective(spec) ? "minimize" : "maximize";
-  out["budget_used"] = used;
-  out["budget_total"] = budget.n_trials;
-  out["running"] = running;
+  out["budget_used"] = progress.search_ended;
+  out["budget_total"] = progress.search_budget;
+  out["running"] = progress.search_running;
   out["best_trial"] = study.has_best_trial_number() ? json(study.best_trial_number()) : json();
   out["best_value"] =
       study.has_best_objective_value() ? Number(study.best_objective_value()) : json();
-  const absl::Time created = absl::FromUnixMillis(study.created_unix_ms());
-  const absl::Time end = Terminal(study.state()) && study.ended_unix_ms() > 0
-                             ? absl::FromUnixMillis(study.ended_unix_ms())
-                             : now;
-  out["elapsed_seconds"] =
-      study.created_unix_ms() > 0 ? std::max(0.0, absl::ToDoubleSeconds(end - created)) : 0.0;
-  // The remaining search trials at the mean duration of the ended ones, `parallelism` at a time.
-  json eta;
-  if (!Terminal(study.state()) && ended_with_time > 0 && used < budget.n_trials) {
-    const double mean = ended_seconds / ended_with_time;
-    const int lanes = std::max(1, budget.parallelism);
-    eta = std::ceil(static_cast<double>(budget.n_trials - used) / lanes) * mean;
-  }
-  out["eta_seconds"] = eta;
+  out["elapsed_seconds"] = progress.elapsed_seconds;
+  out["eta_seconds"] = Number(progress.eta_seconds);
   json counts = json::object();
   for (const auto& [state, count] : study.trial_counts()) counts[state] = count;
   out["counts"] = counts;
@@ -130,7 +94,15 @@ json EpochJson(const v1::EpochMetrics& e) {
   return out;
 }
 
-json TrialJson(const v1::StudySpec& spec, const v1::Trial& t) {
+json ProtoJson(const google::protobuf::Message& message) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &text, options).ok()) return nullptr;
+  return json::parse(text, nullptr, false);
+}
+
+json TrialJson(const v1::StudySpec& spec, const v1::Trial& t, absl::Time now) {
   json out;
   out["number"] = t.number();
   out["kind"] = t.kind() == v1::TRIAL_KIND_FINAL ? "final" : "search";
@@ -161,23 +133,11 @@ json TrialJson(const v1::StudySpec& spec, const v1::Trial& t) {
   out["started_unix_ms"] = t.started_unix_ms();
   out["ended_unix_ms"] = t.ended_unix_ms();
   if (t.kind() == v1::TRIAL_KIND_FINAL) out["source_trial"] = t.source_trial_number();
-  // Why a trial was pruned and where a running one is (issue 21's Trial.prune_reason and
-  // Trial.progress): read by name so that this builds before and after those fields exist.
-  for (const char* name : {"prune_reason", "progress"}) {
-    const google::protobuf::FieldDescriptor* field = t.GetDescriptor()->FindFieldByName(name);
-    if (field == nullptr ||
-        field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE ||
-        !t.GetReflection()->HasField(t, field)) {
-      continue;
-    }
-    std::string text;
-    google::protobuf::util::JsonPrintOptions options;
-    options.preserve_proto_field_names = true;
-    if (google::protobuf::util::MessageToJsonString(t.GetReflection()->GetMessage(t, field), &text,
-                                                    options)
-            .ok()) {
-      out[name] = json::parse(text, nullptr, false);
-    }
+  // Why a trial was pruned, and where a running one is with its time left (study_progress.h).
+  if (t.has_prune_reason()) out["prune_reason"] = ProtoJson(t.prune_reason());
+  if (t.has_progress()) out["progress"] = ProtoJson(t.progress());
+  if (std::optional<double> left = server::TrialRemainingSeconds(spec, t, now)) {
+    out["eta_seconds"] = *left;
   }
   return out;
 }
@@ -240,7 +200,7 @@ json StudyView(const db::StoredStudy& stored, absl::Time now,
   json trial_list = json::array();
   const v1::Trial* final_trial = nullptr;
   for (const v1::Trial& t : trials) {
-    trial_list.push_back(TrialJson(spec, t));
+    trial_list.push_back(TrialJson(spec, t, now));
     if (t.kind() == v1::TRIAL_KIND_FINAL) final_trial = &t;
   }
   out["trials"] = trial_list;

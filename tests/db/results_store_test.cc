@@ -225,6 +225,46 @@ TEST_CASE("A version 1 file is migrated to the current schema keeping its rows",
   CHECK_FALSE((*lease)->ended_by.has_value());  // not recorded before version 2
 }
 
+TEST_CASE("Read-only, an older file is read through a migrated copy and left as it was",
+          "[db][schema]") {
+  TempDir dir;
+  std::string path = (dir / "results.db").string();
+  {
+    auto db = Database::Open(path);
+    REQUIRE(db.ok());
+    REQUIRE(MigrateTo(db->get(), 1).ok());
+    REQUIRE((*db)
+                ->Execute(
+                    "INSERT INTO studies (study_id, name, state, spec, spec_json, "
+                    "objective_metric, direction, from_epoch, n_trials, parallelism, max_retries, "
+                    "seed, sampler, pruner, runner, created_ms) VALUES ('s1', 'old', 'complete', "
+                    "x'', '{}', 'val_accuracy', 'maximize', 'last', 3, 1, 0, 1, 'random', 'none', "
+                    "'command', 5);"
+                    "INSERT INTO trials (trial_id, study_id, number, kind, state, attempt, seed, "
+                    "created_ms) VALUES (1, 's1', 0, 'search', 'complete', 1, 1, 5)")
+                .ok());
+  }
+  const std::string before = QueryText(path, "SELECT group_concat(name) FROM sqlite_master");
+  DatabaseOptions reader;
+  reader.read_only = true;
+  auto store = ResultsStore::Open(path, reader);
+  REQUIRE(store.ok());
+  CHECK((*store)->copied_from_version() == 1);
+  auto loaded = (*store)->LoadStudy("old");
+  REQUIRE(loaded.ok());
+  CHECK(loaded->study.state() == v1::STUDY_STATE_COMPLETE);
+  REQUIRE(loaded->trials.size() == 1);
+  CHECK(loaded->trials[0].trial.state() == v1::TRIAL_STATE_COMPLETE);
+  // The file is still version 1 with the same tables; the current one is read in place.
+  CHECK(QueryText(path, "PRAGMA user_version") == "1");
+  CHECK(QueryText(path, "SELECT group_concat(name) FROM sqlite_master") == before);
+  store->reset();
+  { auto writer = OpenStore(path); }
+  auto current = ResultsStore::Open(path, reader);
+  REQUIRE(current.ok());
+  CHECK((*current)->copied_from_version() == 0);
+}
+
 TEST_CASE("Ended leases, data hashes, downtime and the alive mark are stored", "[db][store]") {
   TempDir dir;
   std::string path = (dir / "results.db").string();

@@ -190,7 +190,7 @@
         } });
       });
     }
-    // Issue 21's fields, where the database has them: why a trial was pruned, a running one's progress.
+    // Why a trial was pruned; a running one's progress and time left (the server's one estimate).
     if (s.trials.some(function (t) { return t.prune_reason; })) {
       cols.push({ key: 'pruned', title: 'pruned because', value: function (t) {
         var r = t.prune_reason;
@@ -200,14 +200,14 @@
             (r.threshold !== undefined ? ' vs ' + fmt(Number(r.threshold)) : '');
       } });
     }
-    if (s.trials.some(function (t) { return t.progress; })) {
+    if (s.trials.some(function (t) { return t.progress || t.eta_seconds !== undefined; })) {
       cols.push({ key: 'progress', title: 'progress', value: function (t) {
-        var p = t.progress;
-        if (!p || t.state !== 'running') return '';
+        var p = t.progress || {};
+        if (t.state !== 'running') return '';
         var parts = [];
         if (p.epochs) parts.push('epoch ' + (p.epoch || 0) + '/' + p.epochs);
         if (p.total_steps) parts.push('step ' + Number(p.step || 0) + '/' + Number(p.total_steps));
-        if (p.eta_seconds) parts.push('ETA ' + duration(Number(p.eta_seconds)));
+        if (t.eta_seconds) parts.push('ETA ' + duration(Number(t.eta_seconds)));
         return parts.join(', ');
       } });
     }
