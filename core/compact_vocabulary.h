@@ -1,7 +1,7 @@
 // CompactVocabulary: the token ids a training set uses, renumbered densely, so a randomly
-// initialised model keeps embedding rows only for them. Banking77's training texts use about
-// 5,000 of GPT-2's 50,257 tokens; with the whole table every step would zero, clip and AdamW-update
-// some 45,000 rows no text ever touches.
+// initialised model keeps embedding rows only for them. Banking77's 8,002 training texts use 2,836
+// of GPT-2's 50,257 tokens; with the whole table every step would zero, clip and AdamW-update some
+// 47,000 rows no text ever touches.
 //
 // Compact id 0 is the UNK id: every token outside the set (a validation, test or prediction text
 // using a token no training text used) maps to it. Compact ids 1..size()-1 are, in ascending order
