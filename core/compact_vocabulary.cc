@@ -22,8 +22,7 @@ CompactVocabulary::CompactVocabulary(const TokenizedDataset& train,
   };
   for (int32_t id : always) mark(id, "compact vocabulary");
   for (const TokenizedExample& example : train.examples) {
-    for (int32_t id : example.ids)
-      mark(id, train.source + " line " + std::to_string(example.line));
+    for (int32_t id : example.ids) mark(id, train.source + " line " + std::to_string(example.line));
   }
   original_ids_.push_back(-1);  // kUnkId
   for (int64_t id = 0; id < full_vocab_size; ++id) {
@@ -42,10 +41,10 @@ void CompactVocabulary::Apply(TokenizedDataset* dataset) const {
 
 at::Tensor CompactVocabulary::ExpandEmbedding(const at::Tensor& compact) const {
   if (compact.dim() != 2 || compact.size(0) != size()) {
-    Fail(ErrorCode::kInvalidArgument,
-         "ExpandEmbedding: expected a [" + std::to_string(size()) +
-             ", width] embedding over the compact vocabulary, got " +
-             std::to_string(compact.dim() >= 1 ? compact.size(0) : 0) + " rows");
+    Fail(ErrorCode::kInvalidArgument, "ExpandEmbedding: expected a [" + std::to_string(size()) +
+                                          ", width] embedding over the compact vocabulary, got " +
+                                          std::to_string(compact.dim() >= 1 ? compact.size(0) : 0) +
+                                          " rows");
   }
   const at::Tensor rows = at::tensor(to_compact_, at::kInt).to(at::kLong).to(compact.device());
   return compact.index_select(0, rows);

@@ -8,8 +8,8 @@
 // of their original id, each id the training texts use and each id passed as `always` (the pad /
 // end-of-text id). A model trained over compact ids is saved expanded back to the tokenizer's ids
 // (ExpandEmbedding: every original id outside the set gets the UNK row), so the saved model,
-// `hpsearch-core predict` and `hpsearch export` see an ordinary GPT-2 over the whole vocabulary that
-// computes exactly what the compact model computed.
+// `hpsearch-core predict` and `hpsearch export` see an ordinary GPT-2 over the whole vocabulary
+// that computes exactly what the compact model computed.
 //
 // Ownership: plain values. Thread-safety: const methods may be called concurrently.
 #pragma once

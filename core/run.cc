@@ -207,10 +207,10 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
   if (data.validation.size() > 0) validation = tokenize(data.validation);
 
   Gpt2ForSequenceClassification model =
-      compact ? BuildModel(config, data.labels.size(), compact->size(), compact->ToCompact(static_cast<int32_t>(pad)),
-                           options, callbacks)
-              : BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options,
-                           callbacks);
+      compact
+          ? BuildModel(config, data.labels.size(), compact->size(),
+                       compact->ToCompact(static_cast<int32_t>(pad)), options, callbacks)
+          : BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
   if (!compact) {
     tokenizer.RequireFitsModel(model->options().config.vocab_size,
                                config.model.path.empty() ? "the model" : config.model.path);

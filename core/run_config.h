@@ -46,7 +46,7 @@ struct ModelConfig {
     return random_init && architecture.compact_vocab && architecture.vocab_size == 0 &&
            fine_tune_method == "full";
   }
-  std::string tokenizer;          // tokenizer directory; default: path
+  std::string tokenizer;  // tokenizer directory; default: path
 };
 
 struct DataConfig {

@@ -142,9 +142,9 @@ TEST_CASE("An adapter cannot be saved over a compact vocabulary", "[core][compac
   options.config.vocab_size = vocab.size();
   options.config.pad_token_id = vocab.ToCompact(127);
   Gpt2ForSequenceClassification model(options);
-  REQUIRE_THROWS_WITH(SaveTrainedModel(dir.path().string(), *model,
-                                       {"random_init", {"a", "b", "c"}, 2, &vocab}),
-                      Catch::Contains("compact vocabulary needs fine_tune.method full"));
+  REQUIRE_THROWS_WITH(
+      SaveTrainedModel(dir.path().string(), *model, {"random_init", {"a", "b", "c"}, 2, &vocab}),
+      Catch::Contains("compact vocabulary needs fine_tune.method full"));
 }
 
 }  // namespace

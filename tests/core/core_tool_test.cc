@@ -187,8 +187,8 @@ TEST_CASE("A compact-vocabulary run saves a whole-vocabulary model that predicts
   const std::vector<std::string> truth = {"card_arrival", "change_pin"};
   double loss = 0;
   for (size_t i = 0; i < 2; ++i) {
-    const size_t label = static_cast<size_t>(
-        std::find(labels.begin(), labels.end(), truth[i]) - labels.begin());
+    const size_t label =
+        static_cast<size_t>(std::find(labels.begin(), labels.end(), truth[i]) - labels.begin());
     loss -= std::log(predictions[i]["probabilities"][label].get<double>()) / 2;
   }
   REQUIRE(loss == Approx(test_loss).epsilon(1e-5));
