@@ -40,13 +40,13 @@ struct ModelConfig {
   std::string path;  // Hugging Face checkpoint directory; empty with random_init
   bool random_init = false;
   RandomInitConfig architecture;  // used with random_init
+  std::string tokenizer;          // tokenizer directory; default: path
 
   // Whether the run trains over a compact vocabulary (RandomInitConfig::compact_vocab).
   bool UsesCompactVocab(const std::string& fine_tune_method) const {
     return random_init && architecture.compact_vocab && architecture.vocab_size == 0 &&
            fine_tune_method == "full";
   }
-  std::string tokenizer;  // tokenizer directory; default: path
 };
 
 struct DataConfig {
