@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
     // Data: the seed's split of train.csv (80/20, seed 42, not stratified) and test.csv.
     const Clock::time_point setup_start = Clock::now();
     Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(a.tokenizer);
-    DataOptions data_options;
+    hpsearch::formats::DataOptions data_options;
     data_options.text_column = "text";
     data_options.label_column = "category";
     data_options.validation_fraction = 0.2;

@@ -25,7 +25,17 @@ std::unique_ptr<dashboard::DashboardServer> StartDashboard(const std::string& co
                                                            const DashboardSettings& settings,
                                                            int* exit_code);
 
+// Checks the settings as StartDashboard will (address, token file, TLS pair; nothing is opened or
+// bound), so that a command refuses bad ones before it writes anything: kExitOk, or the message on
+// stderr and kExitBadInput. Disabled settings pass.
+int CheckDashboardSettings(const std::string& command, const DashboardSettings& settings);
+
 // --dashboard-listen and --no-dashboard, for run and serve.
 void AddDashboardOptions(CLI::App* cmd, DashboardSettings* settings);
+
+// --dashboard-auth-token-file, --dashboard-tls-cert and --dashboard-tls-key, for `run`, whose
+// coordinator is on loopback and has no token or certificate of its own to lend its dashboard
+// (`serve` gives it its own).
+void AddDashboardSecurityOptions(CLI::App* cmd, DashboardSettings* settings);
 
 }  // namespace hpsearch::cli

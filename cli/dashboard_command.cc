@@ -7,9 +7,11 @@
 #include <memory>
 #include <string>
 
+#include "base/status_macros.h"
 #include "cli/commands.h"
 #include "cli/dashboard.h"
 #include "rpc/auth_token.h"
+#include "rpc/security.h"
 #include "server/dashboard/dashboard_server.h"
 
 namespace hpsearch::cli {
@@ -36,12 +38,10 @@ int RunDashboard(const DashboardFlags& flags) {
   return kExitOk;
 }
 
-}  // namespace
-
-std::unique_ptr<dashboard::DashboardServer> StartDashboard(const std::string& command,
-                                                           const std::string& db_path,
-                                                           const DashboardSettings& settings,
-                                                           int* exit_code) {
+// The server's options from the command's settings: the token read from its file, the TLS files
+// checked as a pair (rpc::LoadServerSecurity), the address and what it needs checked.
+absl::StatusOr<dashboard::DashboardOptions> ResolveDashboardOptions(
+    const std::string& db_path, const DashboardSettings& settings) {
   dashboard::DashboardOptions options;
   options.db_path = db_path;
   options.listen = settings.listen;
@@ -49,15 +49,42 @@ std::unique_ptr<dashboard::DashboardServer> StartDashboard(const std::string& co
   options.tls_key_file = settings.tls_key;
   if (!settings.auth_token_file.empty()) {
     absl::StatusOr<rpc::AuthToken> token = rpc::ReadAuthTokenFile(settings.auth_token_file);
-    if (!token.ok()) {
-      std::cerr << "hpsearch " << command << ": " << token.status().message() << "\n";
-      *exit_code = kExitBadInput;
-      return nullptr;
-    }
+    if (!token.ok()) return token.status();
     options.auth_token = token->token;
   }
+  if (!settings.tls_cert.empty() && !settings.tls_key.empty()) {
+    rpc::ServerSecurityOptions tls;
+    tls.tls_cert_file = settings.tls_cert;
+    tls.tls_key_file = settings.tls_key;
+    absl::StatusOr<rpc::ServerSecurity> checked = rpc::LoadServerSecurity(tls);
+    if (!checked.ok()) return checked.status();
+  }
+  HPSEARCH_RETURN_IF_ERROR(dashboard::CheckDashboardOptions(options));
+  return options;
+}
+
+}  // namespace
+
+int CheckDashboardSettings(const std::string& command, const DashboardSettings& settings) {
+  if (settings.disabled) return kExitOk;
+  absl::StatusOr<dashboard::DashboardOptions> options = ResolveDashboardOptions("", settings);
+  if (options.ok()) return kExitOk;
+  std::cerr << "hpsearch " << command << ": dashboard: " << options.status().message() << "\n";
+  return kExitBadInput;
+}
+
+std::unique_ptr<dashboard::DashboardServer> StartDashboard(const std::string& command,
+                                                           const std::string& db_path,
+                                                           const DashboardSettings& settings,
+                                                           int* exit_code) {
+  absl::StatusOr<dashboard::DashboardOptions> options = ResolveDashboardOptions(db_path, settings);
+  if (!options.ok()) {
+    std::cerr << "hpsearch " << command << ": dashboard: " << options.status().message() << "\n";
+    *exit_code = kExitBadInput;
+    return nullptr;
+  }
   absl::StatusOr<std::unique_ptr<dashboard::DashboardServer>> server =
-      dashboard::DashboardServer::Start(options);
+      dashboard::DashboardServer::Start(*options);
   if (!server.ok()) {
     std::cerr << "hpsearch " << command << ": dashboard: " << server.status().message() << "\n";
     *exit_code = server.status().code() == absl::StatusCode::kInvalidArgument ||
@@ -77,6 +104,15 @@ void AddDashboardOptions(CLI::App* cmd, DashboardSettings* settings) {
                   "needs --auth-token-file and TLS")
       ->capture_default_str();
   cmd->add_flag("--no-dashboard", settings->disabled, "Do not start the web dashboard");
+}
+
+void AddDashboardSecurityOptions(CLI::App* cmd, DashboardSettings* settings) {
+  cmd->add_option("--dashboard-auth-token-file", settings->auth_token_file,
+                  "A token file (rpc/auth_token.h format, as `hpsearch serve` takes): the "
+                  "dashboard's browser asks for the token once; required beyond loopback");
+  cmd->add_option("--dashboard-tls-cert", settings->tls_cert,
+                  "PEM certificate the dashboard serves HTTPS with; required beyond loopback");
+  cmd->add_option("--dashboard-tls-key", settings->tls_key, "PEM key of --dashboard-tls-cert");
 }
 
 void RegisterDashboardCommand(CLI::App& app, int* exit_code) {

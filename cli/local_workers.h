@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/subprocess.h"
 
 namespace hpsearch::cli {
 
@@ -64,9 +65,8 @@ class LocalWorkers {
  private:
   struct Child {
     LocalWorkerSpec spec;
-    pid_t pid = -1;
-    bool exited = false;
-    std::string how;  // how it ended
+    Subprocess process;  // in a process group of its own
+    std::string how;     // how it ended, once process.reaped()
   };
   mutable absl::Mutex mu_;
   std::vector<Child> children_ ABSL_GUARDED_BY(mu_);

@@ -94,8 +94,12 @@ void PrintOutcome(server::Coordinator* coordinator, const std::string& study_id,
   }
   for (const v1::Trial& t : *trials) {
     if (t.kind() != v1::TRIAL_KIND_FINAL) continue;
+    bool converted = false;
+    const bool reused = server::FinalTrialReused(study->spec(), t, &converted);
     out << "final trial " << t.number() << " (trial " << t.source_trial_number()
-        << " retrained): " << StateWord(t.state());
+        << (reused ? "'s model reused, not retrained" : " retrained")
+        << "): " << StateWord(t.state());
+    if (converted) out << " (a retrain on the same data with the same seed would repeat it)";
     const v1::TrainSummary& train = t.result().train();
     if (train.global_steps() > 0) {
       out << absl::StrFormat(", %d steps in %.1f s", train.global_steps(), train.runtime_seconds());
@@ -113,6 +117,8 @@ void PrintOutcome(server::Coordinator* coordinator, const std::string& study_id,
 
 int RunRun(const RunFlags& flags) {
   const absl::Time started = absl::Now();
+  // Bad dashboard settings stop the run before it opens or writes the database.
+  if (int bad = CheckDashboardSettings("run", flags.dashboard); bad != kExitOk) return bad;
   absl::StatusOr<server::LoadedStudy> loaded = server::LoadStudyFile(flags.study_file);
   if (!loaded.ok()) {
     std::cerr << "hpsearch run: " << loaded.status().message() << "\n";
@@ -387,6 +393,7 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
       "Run a study on this machine: embedded coordinator, local workers, live table, report");
   cmd->add_option("study", flags->study_file, "Study YAML file")->required();
   AddDashboardOptions(cmd, &flags->dashboard);
+  AddDashboardSecurityOptions(cmd, &flags->dashboard);
   auto* devices = cmd->add_option("--devices", flags->devices,
                                   "One worker per entry: cpu or cuda:K, comma-separated");
   auto* workers = cmd->add_option(

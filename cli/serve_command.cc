@@ -79,6 +79,15 @@ int RunServe(const ServeFlags& flags) {
   for (const std::string& warning : security->warnings) {
     std::cerr << "hpsearch serve: warning: " << warning << "\n";
   }
+  // The dashboard takes the coordinator's token, and beyond loopback its certificate too; its
+  // settings are checked before the database is opened.
+  DashboardSettings dashboard_settings = flags.dashboard;
+  dashboard_settings.auth_token_file = security_options.auth_token_file;
+  if (!rpc::IsLoopbackListenAddress(dashboard_settings.listen)) {
+    dashboard_settings.tls_cert = flags.tls_cert;
+    dashboard_settings.tls_key = flags.tls_key;
+  }
+  if (int bad = CheckDashboardSettings("serve", dashboard_settings); bad != kExitOk) return bad;
   server::CoordinatorHostOptions options;
   options.db_path = flags.db;
   options.durability = *durability;
@@ -106,17 +115,10 @@ int RunServe(const ServeFlags& flags) {
             << (security->auth_token.empty() ? "no auth token" : "auth token required") << ")"
             << std::endl;
   spdlog::info("coordinator listening on {}:{}", address, (*host)->port());
-  // The dashboard takes the coordinator's token, and beyond loopback its certificate too.
   std::unique_ptr<dashboard::DashboardServer> web;
   if (!flags.dashboard.disabled) {
-    DashboardSettings settings = flags.dashboard;
-    settings.auth_token_file = security_options.auth_token_file;
-    if (!rpc::IsLoopbackListenAddress(settings.listen)) {
-      settings.tls_cert = flags.tls_cert;
-      settings.tls_key = flags.tls_key;
-    }
     int dashboard_exit = kExitOk;
-    web = StartDashboard("serve", flags.db, settings, &dashboard_exit);
+    web = StartDashboard("serve", flags.db, dashboard_settings, &dashboard_exit);
     if (web == nullptr) {
       (void)(*host)->Stop();
       return dashboard_exit;

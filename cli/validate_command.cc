@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "server/study_file/study_file.h"
@@ -33,6 +34,21 @@ int RunValidate(const ValidateFlags& flags) {
     std::cerr << flags.study_file << ": invalid (" << errors << (errors == 1 ? " error" : " errors")
               << "); nothing was submitted or written\n";
     return kExitBadInput;
+  }
+  if (flags.no_file_checks) {
+    // Files meant for the workers' machines: say what was taken on trust.
+    const v1::StudySpec& spec = loaded->spec;
+    std::vector<std::string> unchecked;
+    for (const std::string* path :
+         {&spec.data().train_file(), &spec.data().validation_file(), &spec.data().test_file()}) {
+      if (!path->empty()) unchecked.push_back("'" + *path + "'");
+    }
+    if (spec.model().has_path()) unchecked.push_back("'" + spec.model().path() + "/config.json'");
+    if (!unchecked.empty()) {
+      std::cerr << "note: --no-file-checks: not read here, so not checked: ";
+      for (size_t i = 0; i < unchecked.size(); ++i) std::cerr << (i ? ", " : "") << unchecked[i];
+      std::cerr << " (a worker checks them when a trial loads them)\n";
+    }
   }
   if (!flags.quiet) {
     std::cout << "# " << flags.study_file

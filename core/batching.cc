@@ -44,8 +44,8 @@ int64_t TokenizedDataset::NumTruncated() const {
   });
 }
 
-TokenizedDataset TokenizeDataset(const LabelledDataset& dataset, const EncodeFn& encode,
-                                 const DataOptions& options) {
+TokenizedDataset TokenizeDataset(const formats::LabelledDataset& dataset, const EncodeFn& encode,
+                                 const formats::DataOptions& options) {
   if (options.max_length < 1) {
     Fail(ErrorCode::kInvalidArgument,
          "max_length must be at least 1, got " + std::to_string(options.max_length));
@@ -56,7 +56,7 @@ TokenizedDataset TokenizeDataset(const LabelledDataset& dataset, const EncodeFn&
   tokenized.max_length = options.max_length;
   tokenized.pad_token_id = options.pad_token_id;
   tokenized.examples.reserve(dataset.examples.size());
-  for (const LabelledExample& example : dataset.examples) {
+  for (const formats::LabelledExample& example : dataset.examples) {
     TokenizedExample out;
     out.ids = encode(example.text);
     out.label = example.label;

@@ -28,8 +28,8 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "core/data_options.h"
-#include "core/dataset.h"
+#include "formats/data_options.h"
+#include "formats/dataset.h"
 
 namespace hpsearch::core {
 
@@ -46,8 +46,8 @@ struct TokenizedExample {
 struct TokenizedDataset {
   std::string source;        // file path, for messages
   int64_t num_classes = 0;   // size of the label set
-  int64_t max_length = 0;    // DataOptions::max_length the ids were cut to
-  int64_t pad_token_id = 0;  // DataOptions::pad_token_id written into padding
+  int64_t max_length = 0;    // formats::DataOptions::max_length the ids were cut to
+  int64_t pad_token_id = 0;  // formats::DataOptions::pad_token_id written into padding
   std::vector<TokenizedExample> examples;
 
   int64_t size() const { return static_cast<int64_t>(examples.size()); }
@@ -61,8 +61,8 @@ struct TokenizedDataset {
 
 // Encodes every example of `dataset`. Throws kDataLoss naming file and line for a text that encodes
 // to no tokens, kInvalidArgument for a negative token id or options.max_length < 1.
-TokenizedDataset TokenizeDataset(const LabelledDataset& dataset, const EncodeFn& encode,
-                                 const DataOptions& options);
+TokenizedDataset TokenizeDataset(const formats::LabelledDataset& dataset, const EncodeFn& encode,
+                                 const formats::DataOptions& options);
 
 struct BatchOptions {
   // Examples per batch (the last batch of an epoch may hold fewer). Must be >= 1.

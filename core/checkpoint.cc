@@ -38,7 +38,8 @@ std::string QuotedNameList(const std::vector<std::string>& names) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> Gpt2TensorShapes(const HfGpt2Config& c) {
+std::vector<std::pair<std::string, std::vector<int64_t>>> Gpt2TensorShapes(
+    const formats::HfGpt2Config& c) {
   const int64_t e = c.n_embd;
   std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
       {"transformer.wte.weight", {c.vocab_size, e}},
@@ -66,8 +67,8 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> Gpt2TensorShapes(const
 
 Checkpoint LoadCheckpoint(const std::filesystem::path& dir, const CheckpointWarningFn& warn) {
   Checkpoint checkpoint;
-  checkpoint.config = LoadHfGpt2Config(dir / "config.json");
-  const HfGpt2Config& config = checkpoint.config;
+  checkpoint.config = formats::LoadHfGpt2Config(dir / "config.json");
+  const formats::HfGpt2Config& config = checkpoint.config;
 
   std::error_code ec;
   TensorMap raw;

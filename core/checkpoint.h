@@ -28,7 +28,7 @@ namespace hpsearch::core {
 inline constexpr char kScoreWeightName[] = "score.weight";
 
 struct Checkpoint {
-  HfGpt2Config config;
+  formats::HfGpt2Config config;
   // Every tensor of Gpt2TensorShapes(config), float32, contiguous, on the CPU, each owning its
   // memory; plus "score.weight" [num_labels, n_embd] when the checkpoint has a classification head.
   TensorMap tensors;
@@ -41,7 +41,7 @@ using CheckpointWarningFn = std::function<void(const std::string& message)>;
 // The name and shape of every GPT2Model tensor `config` implies, embeddings first, then layer by
 // layer.
 std::vector<std::pair<std::string, std::vector<int64_t>>> Gpt2TensorShapes(
-    const HfGpt2Config& config);
+    const formats::HfGpt2Config& config);
 
 // Loads `dir`. Prefers model.safetensors, then pytorch_model.bin (zip or legacy format).
 // Warnings (through `warn`, which may be empty): "score.weight" missing, so a classifier built on

@@ -1,6 +1,6 @@
 // ClassificationData: the train, validation and (optional) test sets of one text-classification
 // task, loaded in one call with consistent label ids. The training file defines the classes
-// (core/labels.h order); the validation and test files must use only those classes. Without a
+// (formats/labels.h order); the validation and test files must use only those classes. Without a
 // validation file, the validation set is a seeded split of the training file (core/data_split.h)
 // under DataOptions' validation_fraction, stratify_split and split_seed.
 //
@@ -9,8 +9,8 @@
 
 #include <filesystem>
 
-#include "core/data_options.h"
-#include "core/dataset.h"
+#include "formats/data_options.h"
+#include "formats/dataset.h"
 
 namespace hpsearch::core {
 
@@ -21,17 +21,18 @@ struct DataFiles {
 };
 
 struct ClassificationData {
-  LabelSet labels;                   // shared by the three sets (id -> class name)
-  LabelledDataset train;             // what the model trains on (after the split, if any)
-  LabelledDataset validation;        // what hyperparameter search scores
-  LabelledDataset test;              // empty (size 0) when DataFiles::test is empty
-  bool validation_is_split = false;  // true when validation came from the training file
+  formats::LabelSet labels;             // shared by the three sets (id -> class name)
+  formats::LabelledDataset train;       // what the model trains on (after the split, if any)
+  formats::LabelledDataset validation;  // what hyperparameter search scores
+  formats::LabelledDataset test;        // empty (size 0) when DataFiles::test is empty
+  bool validation_is_split = false;     // true when validation came from the training file
 
   bool has_test() const { return test.size() > 0; }
 };
 
 // Loads and splits as described above. Errors as LoadLabelledDataset and SplitTrainValidation.
 // REQUIRES: files.train non-empty.
-ClassificationData LoadClassificationData(const DataFiles& files, const DataOptions& options);
+ClassificationData LoadClassificationData(const DataFiles& files,
+                                          const formats::DataOptions& options);
 
 }  // namespace hpsearch::core

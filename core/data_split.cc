@@ -115,7 +115,8 @@ DataSplit SplitTrainValidation(const std::vector<int64_t>& labels, int64_t num_c
   return split;
 }
 
-DataSplit SplitTrainValidation(const LabelledDataset& dataset, const DataOptions& options) {
+DataSplit SplitTrainValidation(const formats::LabelledDataset& dataset,
+                               const formats::DataOptions& options) {
   return SplitTrainValidation(dataset.LabelIds(), dataset.labels.size(),
                               options.validation_fraction, options.stratify_split,
                               options.split_seed);

@@ -16,8 +16,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/data_options.h"
-#include "core/dataset.h"
+#include "formats/data_options.h"
+#include "formats/dataset.h"
 
 namespace hpsearch::core {
 
@@ -37,6 +37,7 @@ DataSplit SplitTrainValidation(const std::vector<int64_t>& labels, int64_t num_c
                                double fraction, bool stratify, uint64_t seed);
 
 // Splits `dataset` with options.validation_fraction, options.stratify_split and options.split_seed.
-DataSplit SplitTrainValidation(const LabelledDataset& dataset, const DataOptions& options);
+DataSplit SplitTrainValidation(const formats::LabelledDataset& dataset,
+                               const formats::DataOptions& options);
 
 }  // namespace hpsearch::core

@@ -1,37 +1,15 @@
-// core::Error is the one error type of the training core. Every fallible core function throws it
-// (or lets a c10::Error from LibTorch through, which worker/ treats as an internal error). The
-// message says what failed, on what (file, tensor, line, field) and what to do; the code tells the
-// caller how to react. worker/ converts it to an absl::Status at the single place it calls into
-// core/.
+// core::Error is formats::Error (formats/error.h): the training core and the LibTorch-free readers
+// below it (CSV, JSON records, config.json) report failure with one error type, which worker/ turns
+// into an absl::Status at the single place it calls into core/.
 #pragma once
 
-#include <stdexcept>
-#include <string>
+#include "formats/error.h"
 
 namespace hpsearch::core {
 
-enum class ErrorCode {
-  kInvalidArgument,  // the caller passed something malformed (config value, shape, option)
-  kNotFound,         // a file, tensor or column that must exist does not
-  kDataLoss,         // a file exists but is truncated or corrupt
-  kUnsupported,      // well-formed input we deliberately do not handle (a dtype, a pickle global)
-  kIo,               // the operating system refused a read or write
-  kCancelled,        // a stop flag was raised between steps
-  kInternal,         // a bug in hpsearch
-};
-
-const char* ErrorCodeName(ErrorCode code);
-
-class Error : public std::runtime_error {
- public:
-  Error(ErrorCode code, const std::string& message);
-  ErrorCode code() const { return code_; }
-
- private:
-  ErrorCode code_;
-};
-
-// Throws Error(code, message). Use as `if (bad) Fail(ErrorCode::kDataLoss, path + ": truncated");`.
-[[noreturn]] void Fail(ErrorCode code, const std::string& message);
+using formats::Error;
+using formats::ErrorCode;
+using formats::ErrorCodeName;
+using formats::Fail;
 
 }  // namespace hpsearch::core

@@ -25,36 +25,6 @@ void RequireProbability(double value, const char* field) {
 
 }  // namespace
 
-void CheckGpt2ShapeLimits(const std::string& source, int64_t n_layer, int64_t n_embd,
-                          int64_t n_head, int64_t n_positions, int64_t vocab_size,
-                          int64_t num_labels) {
-  for (const auto& [name, value, limit] :
-       {std::tuple{"n_layer", n_layer, kMaxGpt2Layers}, std::tuple{"n_embd", n_embd, kMaxGpt2Width},
-        std::tuple{"n_head", n_head, kMaxGpt2Heads},
-        std::tuple{"n_positions", n_positions, kMaxGpt2Positions},
-        std::tuple{"vocab_size", vocab_size, kMaxGpt2Vocabulary},
-        std::tuple{"num_labels", num_labels, kMaxGpt2Labels}}) {
-    if (value > limit) {
-      Fail(ErrorCode::kInvalidArgument, source + ": " + name + " is " + std::to_string(value) +
-                                            ", past the limit of " + std::to_string(limit) +
-                                            " (core/gpt2_config.h); the config is corrupt");
-    }
-  }
-  // Each block holds about 12 x n_embd^2 weights; embeddings and the head add the rest. In double,
-  // since the product of the limits overflows int64.
-  const double width = static_cast<double>(n_embd);
-  const double parameters = 12.0 * static_cast<double>(n_layer) * width * width +
-                            static_cast<double>(vocab_size + n_positions + num_labels) * width;
-  if (parameters > static_cast<double>(kMaxGpt2Parameters)) {
-    Fail(ErrorCode::kInvalidArgument,
-         source + ": a model of " + std::to_string(n_layer) + " layers " + std::to_string(n_embd) +
-             " wide would have about " + std::to_string(static_cast<int64_t>(parameters / 1e9)) +
-             " billion parameters, past the limit of " +
-             std::to_string(kMaxGpt2Parameters / 1000000000) +
-             " billion (core/gpt2_config.h); the config is corrupt");
-  }
-}
-
 void ValidateGpt2Config(const Gpt2Config& config) {
   RequirePositive(config.n_layer, "n_layer");
   RequirePositive(config.n_embd, "n_embd");
@@ -62,8 +32,8 @@ void ValidateGpt2Config(const Gpt2Config& config) {
   RequirePositive(config.n_positions, "n_positions");
   RequirePositive(config.vocab_size, "vocab_size");
   RequirePositive(config.num_labels, "num_labels");
-  CheckGpt2ShapeLimits("Gpt2Config", config.n_layer, config.n_embd, config.n_head,
-                       config.n_positions, config.vocab_size, config.num_labels);
+  formats::CheckGpt2ShapeLimits("Gpt2Config", config.n_layer, config.n_embd, config.n_head,
+                                config.n_positions, config.vocab_size, config.num_labels);
   if (config.n_embd % config.n_head != 0) {
     Fail(ErrorCode::kInvalidArgument,
          "Gpt2Config.n_embd (" + std::to_string(config.n_embd) + ") is not divisible by n_head (" +

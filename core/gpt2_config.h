@@ -4,12 +4,15 @@
 // embd_pdrop, attn_pdrop, num_labels, pad_token_id). A plain value type: copy it freely; no state,
 // thread-compatible.
 //
-// core/hf_config.h (the checkpoint loader's view of config.json) carries the same fields and maps
-// them onto this struct in one function, ApplyHfGpt2Config(), so this struct stays free of JSON.
+// formats/hf_config.h (the checkpoint loader's view of config.json) carries the same fields;
+// ApplyHfGpt2Config() in core/hf_config.h maps them onto this struct in one function, so this
+// struct stays free of JSON. The size limits are formats/gpt2_limits.h's, shared with that reader.
 #pragma once
 
 #include <cstdint>
 #include <string>
+
+#include "formats/gpt2_limits.h"
 
 namespace hpsearch::core {
 
@@ -47,26 +50,6 @@ struct Gpt2Config {
   // 2.0 or later, refused with kUnsupported on older builds).
   std::string attn_implementation = "eager";
 };
-
-// Limits on a model's shape, far above any GPT-2-family checkpoint (GPT-2 XL: 48 layers, 1600 wide,
-// 25 heads, 1024 positions, 50257 tokens). A config beyond them is corrupt or hostile; it is
-// refused before anything is allocated, rather than aborting the process on an allocation of
-// petabytes.
-inline constexpr int64_t kMaxGpt2Layers = 1024;
-inline constexpr int64_t kMaxGpt2Width = 65536;
-inline constexpr int64_t kMaxGpt2Heads = 1024;
-inline constexpr int64_t kMaxGpt2Positions = int64_t{1} << 20;
-inline constexpr int64_t kMaxGpt2Vocabulary = int64_t{1} << 24;
-inline constexpr int64_t kMaxGpt2Labels = int64_t{1} << 20;
-// 137 billion: twice the largest model a 141 GB GPU could hold in 4-bit.
-inline constexpr int64_t kMaxGpt2Parameters = int64_t{1} << 37;
-
-// Throws core::Error(kInvalidArgument) naming `source` and the field when a size is past the limits
-// above or the whole model would have more than kMaxGpt2Parameters parameters. Sizes must already
-// be positive.
-void CheckGpt2ShapeLimits(const std::string& source, int64_t n_layer, int64_t n_embd,
-                          int64_t n_head, int64_t n_positions, int64_t vocab_size,
-                          int64_t num_labels);
 
 // Throws core::Error naming the first field that is out of range: kInvalidArgument for non-positive
 // sizes or sizes past the limits above, n_embd not divisible by n_head, a dropout rate outside [0,

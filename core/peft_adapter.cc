@@ -7,9 +7,9 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/json_nesting.h"
 #include "core/peft_state.h"
 #include "core/safetensors.h"
+#include "formats/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -33,7 +33,7 @@ json ReadJson(const fs::path& path) {
          path.string() + " is missing: this is not a model saved by hpsearch");
   std::stringstream text;
   text << in.rdbuf();
-  CheckJsonNesting(text.str(), path.string(), ErrorCode::kDataLoss);
+  formats::CheckJsonNesting(text.str(), path.string(), ErrorCode::kDataLoss);
   try {
     return json::parse(text.str());
   } catch (const json::exception& e) {

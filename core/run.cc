@@ -22,11 +22,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-DataOptions MakeDataOptions(const DataConfig& d, int64_t pad_token_id) {
-  DataOptions o;
-  o.format = d.format == "csv"     ? DataFormat::kCsv
-             : d.format == "jsonl" ? DataFormat::kJson
-                                   : DataFormat::kAuto;
+formats::DataOptions MakeDataOptions(const DataConfig& d, int64_t pad_token_id) {
+  formats::DataOptions o;
+  o.format = d.format == "csv"     ? formats::DataFormat::kCsv
+             : d.format == "jsonl" ? formats::DataFormat::kJson
+                                   : formats::DataFormat::kAuto;
   o.text_column = d.text_column;
   o.label_column = d.label_column;
   o.validation_fraction = d.validation_fraction;
@@ -37,24 +37,24 @@ DataOptions MakeDataOptions(const DataConfig& d, int64_t pad_token_id) {
   return o;
 }
 
-ClassificationData LoadData(const DataConfig& d, const DataOptions& o) {
+ClassificationData LoadData(const DataConfig& d, const formats::DataOptions& o) {
   if (d.labels.empty())
     return LoadClassificationData({d.train_file, d.validation_file, d.test_file}, o);
   // The study lists the classes: every file is checked against that list.
-  const LabelSet labels(d.labels);
+  const formats::LabelSet labels(d.labels);
   ClassificationData data;
   data.labels = labels;
-  LabelledDataset all = LoadLabelledDataset(d.train_file, o, labels);
+  formats::LabelledDataset all = formats::LoadLabelledDataset(d.train_file, o, labels);
   if (d.validation_file.empty()) {
     DataSplit split = SplitTrainValidation(all, o);
-    data.train = SelectExamples(all, split.train);
-    data.validation = SelectExamples(all, split.validation);
+    data.train = formats::SelectExamples(all, split.train);
+    data.validation = formats::SelectExamples(all, split.validation);
     data.validation_is_split = true;
   } else {
     data.train = std::move(all);
-    data.validation = LoadLabelledDataset(d.validation_file, o, labels);
+    data.validation = formats::LoadLabelledDataset(d.validation_file, o, labels);
   }
-  if (!d.test_file.empty()) data.test = LoadLabelledDataset(d.test_file, o, labels);
+  if (!d.test_file.empty()) data.test = formats::LoadLabelledDataset(d.test_file, o, labels);
   return data;
 }
 
@@ -182,7 +182,7 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
 
   Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(config.model.tokenizer);
   const int64_t pad = tokenizer.eos_token_id();
-  const DataOptions data_options = MakeDataOptions(config.data, pad);
+  const formats::DataOptions data_options = MakeDataOptions(config.data, pad);
   ClassificationData data = LoadData(config.data, data_options);
   if (config.retrain_on_train_validation) {
     data.train.examples.insert(data.train.examples.end(), data.validation.examples.begin(),
@@ -267,6 +267,57 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
                       config.seed, compact ? &*compact : nullptr});
     CopyTokenizerFiles(config.model.tokenizer, outcome.model_dir);
   }
+  return outcome;
+}
+
+RunOutcome RunEvaluation(const RunConfig& config, const std::string& model_dir,
+                         const RunOptions& options, const RunCallbacks& callbacks) {
+  ValidateRunConfig(config);
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  at::globalContext().setFlushDenormal(true);
+  SavedModelInfo saved;
+  ReadSavedModelOptions(model_dir, &saved);  // checks the folder before the data is read
+
+  Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory(config.model.tokenizer);
+  const int64_t pad = tokenizer.eos_token_id();
+  const formats::DataOptions data_options = MakeDataOptions(config.data, pad);
+  // Train and validation too: the class ids come from train_file unless the study lists them.
+  ClassificationData data = LoadData(config.data, data_options);
+  if (data.labels.names() != saved.labels) {
+    Fail(ErrorCode::kInvalidArgument,
+         model_dir + " was trained on " + std::to_string(saved.labels.size()) +
+             " classes that differ from the data's " + std::to_string(data.labels.size()) +
+             " (names or order): evaluate it with the data it was trained on");
+  }
+  Gpt2ForSequenceClassification model =
+      BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
+  tokenizer.RequireFitsModel(model->options().config.vocab_size,
+                             config.model.path.empty() ? "the model" : config.model.path);
+  if (config.fine_tune.method == "qlora") {
+    Nf4Options nf4;
+    nf4.double_quant = config.fine_tune.double_quant;
+    nf4.block_size = static_cast<int>(config.fine_tune.block_size);
+    ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory(nf4));
+  }
+  LoadTrainedModel(model_dir, *model);
+  model->to(ResolveDevice(options.device));
+
+  RunOutcome outcome;
+  outcome.labels = data.labels.names();
+  outcome.train_examples = static_cast<int64_t>(data.train.size());
+  outcome.validation_examples = static_cast<int64_t>(data.validation.size());
+  outcome.model_dir = model_dir;
+  if (!config.evaluate_test) return outcome;
+  if (!data.has_test())
+    Fail(ErrorCode::kInvalidArgument, "data.test_file: no test examples to evaluate");
+  const EncodeFn encode = [&tokenizer](std::string_view text) { return tokenizer.Encode(text); };
+  TrainerOptions trainer_options;
+  trainer_options.eval_batch_size = config.data.eval_batch_size;
+  trainer_options.batch_size = config.training.batch_size;
+  trainer_options.epochs = config.training.epochs;
+  trainer_options.learning_rate = config.training.learning_rate;
+  Trainer evaluator(model, trainer_options);
+  outcome.test = evaluator.Evaluate(TokenizeDataset(data.test, encode, data_options));
   return outcome;
 }
 

@@ -66,4 +66,16 @@ struct RunOutcome {
 RunOutcome RunTraining(const RunConfig& config, const RunOptions& options = {},
                        const RunCallbacks& callbacks = {});
 
+// Evaluates a model a RunTraining of `config` saved (its `model_dir`: hpsearch_model.json and the
+// trained tensors) on config.data.test_file, without training: the model is built as RunTraining
+// builds it before its first step (config.model's checkpoint, or the random init of config.seed),
+// the saved tensors are loaded over it, and the test texts are read, tokenised and evaluated as
+// RunTraining's own test evaluation does, so the figures are the ones that run measured for the
+// model. This is the final stage's `retrain_on: reuse`. The outcome holds `test` (when
+// config.evaluate_test), `labels` and the example counts; `train` stays empty and `model_dir` is
+// `model_dir`. Throws core::Error: kNotFound / kDataLoss for a missing or damaged model folder,
+// kInvalidArgument when its classes or shapes differ from the data's and the config's.
+RunOutcome RunEvaluation(const RunConfig& config, const std::string& model_dir,
+                         const RunOptions& options = {}, const RunCallbacks& callbacks = {});
+
 }  // namespace hpsearch::core

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/json_nesting.h"
+#include "formats/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -218,8 +218,10 @@ RunConfig RunConfigFromJson(const json& root, const std::string& base_dir) {
 
   std::string retrain_on = "train";
   top.ReadEnum("retrain_on", "RETRAIN_ON_", &retrain_on);
-  Require(retrain_on == "train" || retrain_on == "train_validation", "retrain_on",
-          "expected train or train_validation, got '" + retrain_on + "'");
+  // reuse (a final trial that evaluates a stored model, RunEvaluation) trains nothing itself; its
+  // config still describes the run that made the model, on train.
+  Require(retrain_on == "train" || retrain_on == "train_validation" || retrain_on == "reuse",
+          "retrain_on", "expected train, train_validation or reuse, got '" + retrain_on + "'");
   config.retrain_on_train_validation = retrain_on == "train_validation";
   top.Read("evaluate_test", &config.evaluate_test);
   top.Read("artifact_dir", &config.artifact_dir);
@@ -234,11 +236,11 @@ RunConfig LoadRunConfig(const std::string& path) {
   json root;
   std::stringstream text;
   text << in.rdbuf();
-  CheckJsonNesting(text.str(), path, ErrorCode::kInvalidArgument);
+  formats::CheckJsonNesting(text.str(), path, ErrorCode::kInvalidArgument);
   try {
     root = json::parse(text.str());
   } catch (const json::exception& e) {
-    Fail(ErrorCode::kInvalidArgument, path + ": malformed JSON: " + JsonErrorExcerpt(e));
+    Fail(ErrorCode::kInvalidArgument, path + ": malformed JSON: " + formats::JsonErrorExcerpt(e));
   }
   std::string base_dir = fs::absolute(fs::path(path)).parent_path().string();
   try {

@@ -13,8 +13,8 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/json_nesting.h"
 #include "core/shape_string.h"
+#include "formats/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -55,7 +55,7 @@ Entry ParseEntry(const std::string& where, const std::string& name, const json& 
   auto bad = [&](const std::string& what) {
     Fail(ErrorCode::kDataLoss, where + ": tensor \"" + name + "\": " + what);
   };
-  if (!j.is_object()) bad("header entry is not an object: " + JsonExcerpt(j));
+  if (!j.is_object()) bad("header entry is not an object: " + formats::JsonExcerpt(j));
   Entry e;
   e.name = name;
   auto dtype = j.find("dtype");
@@ -77,7 +77,7 @@ Entry ParseEntry(const std::string& where, const std::string& name, const json& 
     uint64_t d = dim.get<uint64_t>();
     if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
         (d != 0 && numel > std::numeric_limits<uint64_t>::max() / d)) {
-      bad("shape " + JsonExcerpt(*shape) + " overflows");
+      bad("shape " + formats::JsonExcerpt(*shape) + " overflows");
     }
     numel *= d;
     e.shape.push_back(static_cast<int64_t>(d));
@@ -89,12 +89,13 @@ Entry ParseEntry(const std::string& where, const std::string& name, const json& 
   }
   e.begin = (*offsets)[0].get<uint64_t>();
   e.end = (*offsets)[1].get<uint64_t>();
-  if (e.end < e.begin) bad("data_offsets " + JsonExcerpt(*offsets) + " end before they begin");
+  if (e.end < e.begin)
+    bad("data_offsets " + formats::JsonExcerpt(*offsets) + " end before they begin");
   const uint64_t item = at::elementSize(e.dtype);
   if (numel > std::numeric_limits<uint64_t>::max() / item || e.end - e.begin != numel * item) {
-    bad("data_offsets " + JsonExcerpt(*offsets) + " span " + std::to_string(e.end - e.begin) +
-        " bytes but shape " + ShapeString(e.shape) + " of " + dtype_name + " needs " +
-        std::to_string(numel * item));
+    bad("data_offsets " + formats::JsonExcerpt(*offsets) + " span " +
+        std::to_string(e.end - e.begin) + " bytes but shape " + ShapeString(e.shape) + " of " +
+        dtype_name + " needs " + std::to_string(numel * item));
   }
   return e;
 }
@@ -141,11 +142,12 @@ SafetensorsContents ReadSafetensors(const std::filesystem::path& path) {
   std::string header_text(header_size, '\0');
   ReadExact(in, 8, header_text.data(), header_size, where, "header");
   json header;
-  CheckJsonNesting(header_text, where + ": header", ErrorCode::kDataLoss);
+  formats::CheckJsonNesting(header_text, where + ": header", ErrorCode::kDataLoss);
   try {
     header = json::parse(header_text);
   } catch (const json::exception& e) {
-    Fail(ErrorCode::kDataLoss, where + ": header is not valid JSON: " + JsonErrorExcerpt(e));
+    Fail(ErrorCode::kDataLoss,
+         where + ": header is not valid JSON: " + formats::JsonErrorExcerpt(e));
   }
   if (!header.is_object()) Fail(ErrorCode::kDataLoss, where + ": header is not a JSON object");
 

@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "core/gpt2_pretokenizer.h"
-#include "core/json_nesting.h"
 #include "core/tokenizer.h"
+#include "formats/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -72,12 +72,12 @@ struct Vocabulary {
 Vocabulary ParseVocabulary(const std::string& path) {
   const std::string text = ReadTokenizerFile(path, "vocabulary file");
   nlohmann::json json;
-  CheckJsonNesting(text, path, ErrorCode::kDataLoss);
+  formats::CheckJsonNesting(text, path, ErrorCode::kDataLoss);
   try {
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     Fail(ErrorCode::kDataLoss,
-         path + ": not valid JSON (" + JsonErrorExcerpt(e) +
+         path + ": not valid JSON (" + formats::JsonErrorExcerpt(e) +
              "); the file is truncated or corrupt: restore it (data/gpt2/README.md "
              "gives the sha256 of GPT-2's)");
   }
@@ -100,7 +100,7 @@ Vocabulary ParseVocabulary(const std::string& path) {
     const std::string where = path + ": token \"" + spelling + "\"";
     if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
         value.get<std::int64_t>() >= static_cast<std::int64_t>(size)) {
-      Fail(ErrorCode::kDataLoss, where + " has id " + JsonExcerpt(value) +
+      Fail(ErrorCode::kDataLoss, where + " has id " + formats::JsonExcerpt(value) +
                                      "; ids must be the integers 0.." + std::to_string(size - 1) +
                                      " (one per token)");
     }

@@ -10,10 +10,10 @@
 
 #include "core/error.h"
 #include "core/flat_adamw.h"
-#include "core/json_nesting.h"
 #include "core/lr_schedule.h"
 #include "core/metrics.h"
 #include "core/training_checkpoint.h"
+#include "formats/json_nesting.h"
 
 namespace hpsearch::core {
 namespace {
@@ -67,7 +67,7 @@ std::string EpochsToJson(const std::vector<EpochResult>& epochs) {
 
 std::vector<EpochResult> EpochsFromJson(const std::string& text, const std::string& path) {
   std::vector<EpochResult> epochs;
-  CheckJsonNesting(text, path, ErrorCode::kDataLoss);
+  formats::CheckJsonNesting(text, path, ErrorCode::kDataLoss);
   try {
     for (const nlohmann::json& j : nlohmann::json::parse(text)) {
       EpochResult e;

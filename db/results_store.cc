@@ -344,6 +344,7 @@ absl::Status ResultsStore::PutAttempt(int64_t trial_id, const v1::TrialAttempt& 
   } else {
     stmt->BindNull(9);
   }
+  stmt->BindInt64(10, attempt.stopped() ? 1 : 0);
   return stmt->Run();
 }
 

@@ -160,6 +160,7 @@ absl::StatusOr<StoredStudy> ResultsStore::LoadStudyLocked(const std::string& stu
         attempt->set_started_unix_ms(stmt->ColumnInt64(3));
         attempt->set_ended_unix_ms(stmt->ColumnOptionalInt64(4).value_or(0));
         attempt->set_error(stmt->ColumnText(5));
+        attempt->set_stopped(stmt->ColumnInt64(6) != 0);
         attempts[number] = attempt;
       }
       stmt->Reset();

@@ -65,9 +65,10 @@ inline constexpr char kUpdateTrialSql[] =
 
 inline constexpr char kPutAttemptSql[] =
     "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, started_ms, "
-    "ended_ms, error, ended_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ended_ms, error, ended_by, stopped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (trial_id, attempt) DO UPDATE SET state = excluded.state, "
-    "ended_ms = excluded.ended_ms, error = excluded.error, ended_by = excluded.ended_by";
+    "ended_ms = excluded.ended_ms, error = excluded.error, ended_by = excluded.ended_by, "
+    "stopped = excluded.stopped";
 
 inline constexpr char kPutTrainSummarySql[] =
     "INSERT INTO final_results (trial_id, global_steps, train_loss, train_runtime_seconds, "
@@ -144,7 +145,7 @@ inline constexpr char kSelectParamsSql[] =
     "SELECT name, type, value FROM trial_params WHERE trial_id = ? ORDER BY position";
 
 inline constexpr char kSelectAttemptsSql[] =
-    "SELECT attempt, state, worker_id, started_ms, ended_ms, error FROM trial_attempts "
+    "SELECT attempt, state, worker_id, started_ms, ended_ms, error, stopped FROM trial_attempts "
     "WHERE trial_id = ? ORDER BY attempt";
 
 // Artifacts (results_store_artifacts.cc).

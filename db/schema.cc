@@ -314,10 +314,16 @@ SELECT
 FROM trials t JOIN studies s ON s.study_id = t.study_id;
 )sql";
 
+// Version 4 -> 5: an attempt ended because its worker was stopped (SIGTERM, Ctrl-C of `hpsearch
+// run`) and handed the trial back is marked as a stop by the user; such an attempt costs no retry.
+constexpr char kSchemaV5UserStops[] = R"sql(
+ALTER TABLE trial_attempts ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0 CHECK (stopped IN (0, 1));
+)sql";
+
 // The ladder: kMigrations[i] upgrades version i to i + 1. Append rungs; never edit a shipped one.
 const std::vector<const char*>& Migrations() {
   static const std::vector<const char*> migrations = {kSchemaV1, kSchemaV2, kSchemaV3Artifacts,
-                                                      kSchemaV4PruneReasons};
+                                                      kSchemaV4PruneReasons, kSchemaV5UserStops};
   return migrations;
 }
 
@@ -364,9 +370,11 @@ absl::Status CheckSchemaVersion(Database* db) {
         db->path(), " is not an hpsearch results database (no schema): check the --db path"));
   }
   if (version > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        db->path(), " has schema version ", version, ", written by a newer hpsearch; this one reads "
-        "versions 1 to ", kSchemaVersion, ": read it with the hpsearch that wrote it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(db->path(), " has schema version ", version,
+                     ", written by a newer hpsearch; this one reads "
+                     "versions 1 to ",
+                     kSchemaVersion, ": read it with the hpsearch that wrote it"));
   }
   return absl::FailedPreconditionError(absl::StrCat(
       db->path(), " has schema version ", version, ", this hpsearch reads version ", kSchemaVersion,

@@ -8,7 +8,7 @@
 
 namespace hpsearch::db {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Brings the schema of *db to kSchemaVersion. Fails with FAILED_PRECONDITION when the file was
 // written by a newer hpsearch (its version is above kSchemaVersion), leaving it untouched.

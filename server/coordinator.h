@@ -52,6 +52,7 @@
 #include "server/sampling/pruner.h"
 #include "server/sampling/sampler.h"
 #include "server/sampling/trial_history.h"
+#include "server/trial_spec_builder.h"
 
 namespace hpsearch::server {
 
@@ -255,11 +256,21 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the running attempt of `trial`. COMPLETE/PRUNED end the trial; FAILED retries (retryable
   // and attempts left) or fails it. The lease ends as `ended_by` says, which later heartbeats and
-  // reports on it are told (kTimeout and kCancelled are cancel orders).
+  // reports on it are told (kTimeout and kCancelled are cancel orders). `stopped_by_user`: its
+  // worker was stopped and handed the trial back; it waits again at no cost to its retries.
   absl::Status EndAttempt(StudyRecord* study, TrialRecord* trial, v1::TrialState state,
-                          const std::string& error, bool retryable, db::LeaseEnd ended_by)
+                          const std::string& error, bool retryable, db::LeaseEnd ended_by,
+                          bool stopped_by_user = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeFinishSearch(StudyRecord* study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the results database holds a stored model (artifact) of search trial `number`.
+  absl::StatusOr<bool> ModelStored(const StudyRecord& study, int number)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The spec of `trial`'s attempt under `grant` (BuildTrialSpec), a final trial's retrain_on as
+  // FinalRetrainOn decides: `train` runs as `reuse` when its source trial's model is stored.
+  absl::StatusOr<v1::TrialSpec> LeasedSpec(const StudyRecord& study, const v1::Trial& trial,
+                                           const LeaseGrant& grant)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adopts a resubmission's different budget: a running study takes it as it is; an ended one is
   // extended (back to SEARCHING, its history kept) when n_trials grows. FAILED_PRECONDITION when
   // n_trials falls below the trials already created, or the final trial is running.

@@ -135,7 +135,27 @@ absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, Tria
   HPSEARCH_RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, std::nullopt));
   HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, record));
   LeaseGrant grant{lease_id, deadline, options_.heartbeat_interval};
-  return BuildTrialSpec(study->study, trial, grant, options_.default_artifacts_root);
+  return LeasedSpec(*study, trial, grant);
+}
+
+absl::StatusOr<bool> Coordinator::ModelStored(const StudyRecord& study, int number) {
+  if (number < 0 || number >= static_cast<int>(study.trials.size())) return false;
+  absl::StatusOr<std::optional<db::ArtifactRecord>> artifact =
+      store_->LoadArtifact(study.trials[number].trial_id, 0);
+  if (!artifact.ok()) return artifact.status();
+  return artifact->has_value();
+}
+
+absl::StatusOr<v1::TrialSpec> Coordinator::LeasedSpec(const StudyRecord& study,
+                                                      const v1::Trial& trial,
+                                                      const LeaseGrant& grant) {
+  v1::TrialSpec spec = BuildTrialSpec(study.study, trial, grant, options_.default_artifacts_root);
+  if (trial.kind() == v1::TRIAL_KIND_FINAL) {
+    absl::StatusOr<bool> stored = ModelStored(study, trial.source_trial_number());
+    if (!stored.ok()) return stored.status();
+    spec.set_retrain_on(FinalRetrainOn(study.study.spec(), *stored));
+  }
+  return spec;
 }
 
 absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireFrom(
@@ -159,7 +179,7 @@ absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireFrom(
 
 absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1::TrialState state,
                                      const std::string& error, bool retryable,
-                                     db::LeaseEnd ended_by) {
+                                     db::LeaseEnd ended_by, bool stopped_by_user) {
   v1::Trial& trial = record->trial;
   if (state != v1::TRIAL_STATE_PRUNED) trial.clear_prune_reason();  // asked, but it ended otherwise
   if (trial.has_progress() || record->progress_written != absl::InfinitePast()) {
@@ -179,9 +199,13 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
   attempt.set_started_unix_ms(trial.started_unix_ms());
   attempt.set_ended_unix_ms(now_ms);
   attempt.set_error(error);
+  attempt.set_stopped(stopped_by_user && state == v1::TRIAL_STATE_FAILED);
   HPSEARCH_RETURN_IF_ERROR(store_->PutAttempt(record->trial_id, attempt, lease_id, ended_by));
 
   StudyBudget budget = BudgetOf(study->study.spec());
+  // The attempts that failed, this one included: a stop by the user is not a failure.
+  int failed_attempts = trial.attempt();
+  for (const v1::TrialAttempt& past : trial.attempts()) failed_attempts -= past.stopped() ? 1 : 0;
   std::string event;
   if (state == v1::TRIAL_STATE_COMPLETE || state == v1::TRIAL_STATE_PRUNED) {
     trial.set_state(state);
@@ -193,7 +217,7 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
       if (objective) trial.set_objective_value(*objective);
     }
     event = db::TrialStateName(state);
-  } else if (retryable && trial.attempt() <= budget.max_retries) {
+  } else if (attempt.stopped() || (retryable && failed_attempts <= budget.max_retries)) {
     // Back to WAITING: the attempt and its epochs become history, the next lease is attempt + 1.
     v1::TrialAttempt* history = trial.add_attempts();
     *history = attempt;
@@ -205,11 +229,11 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
     trial.set_started_unix_ms(0);
     trial.set_error(error);
     study->waiting.insert(trial.number());
-    event = "retry";
+    event = attempt.stopped() ? "stopped" : "retry";
   } else {
     trial.set_state(v1::TRIAL_STATE_FAILED);
     trial.set_ended_unix_ms(now_ms);
-    trial.set_error(retryable ? absl::StrCat(error, " (attempt ", trial.attempt(), " of ",
+    trial.set_error(retryable ? absl::StrCat(error, " (failed attempt ", failed_attempts, " of ",
                                              budget.max_retries + 1, ", no retry left)")
                               : error);
     event = "failed";
@@ -323,13 +347,34 @@ absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
       CreateTrial(study, v1::TRIAL_KIND_FINAL, std::move(params), seed, source);
   if (!final_trial.ok()) return final_trial.status();
   study->study.set_final_trial_number((*final_trial)->trial.number());
-  bool on_validation = spec.final_stage().retrain_on() == v1::RETRAIN_ON_TRAIN_VALIDATION;
+  absl::StatusOr<bool> stored = ModelStored(*study, source);
+  if (!stored.ok()) return stored.status();
+  const int final_number = (*final_trial)->trial.number();
+  std::string what;
+  switch (FinalRetrainOn(spec, *stored)) {
+    case v1::RETRAIN_ON_REUSE:
+      what = FinalRetrainConverted(spec, *stored)
+                 ? absl::StrCat("reuses trial ", source,
+                                "'s stored model instead of retraining it (a retrain on the same "
+                                "data with the same seed would repeat it exactly) and evaluates "
+                                "it on test")
+                 : absl::StrCat("evaluates trial ", source,
+                                "'s stored model on test without retraining (retrain_on: reuse)");
+      break;
+    case v1::RETRAIN_ON_TRAIN_VALIDATION:
+      what =
+          "retrains it with the same parameters and seed on train + validation (validation "
+          "metrics stay empty: validation data is trained on)";
+      break;
+    default:
+      what = "retrains it with the same parameters and seed on train";
+      if (UsesBuiltInTrainer(spec)) {
+        absl::StrAppend(&what, *stored ? " (final_stage.reuse_if_exact: false)"
+                                       : " (its model is not stored, so it cannot be reused)");
+      }
+  }
   return SetStudyState(study, v1::STUDY_STATE_FINALIZING,
-                       absl::StrCat(reason, "; final trial ", (*final_trial)->trial.number(),
-                                    " retrains it with the same parameters and seed on ",
-                                    on_validation ? "train + validation (validation metrics stay "
-                                                    "empty: validation data is trained on)"
-                                                  : "train"));
+                       absl::StrCat(reason, "; final trial ", final_number, " ", what));
 }
 
 absl::Status Coordinator::RecordEpoch(StudyRecord* study, TrialRecord* record,

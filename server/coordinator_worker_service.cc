@@ -299,14 +299,35 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
     // and learns it from its next AcquireTrial, which tells it to register again.
     const std::string next_for = request.lease_next() ? request.worker_id() : std::string();
     if (retried && !next_for.empty()) {
-      // The first reply may have carried a next trial: hand the same lease out again.
+      // The first reply may have carried a next trial: hand the same lease out again. A restart
+      // forgets which lease a completion handed out (granted_with is not stored), but both were
+      // one commit: the restored lease of the same worker that started as the trial ended. (A
+      // worker runs one trial at a time and retries its completion before anything else, so no
+      // other lease of it starts then.) Without this the lease waited out the restart grace with
+      // a worker that never heard of it (bench/soak.py, coordinator SIGKILLed every minute).
+      int64_t completed_ms = -1;
+      if (auto it = studies_.find((**ended).study_id); it != studies_.end()) {
+        const std::deque<TrialRecord>& trials = it->second.trials;
+        const int number = (**ended).trial_number;
+        if (number >= 0 && number < static_cast<int>(trials.size()) &&
+            trials[number].trial.attempt() == (**ended).attempt) {
+          completed_ms = trials[number].trial.ended_unix_ms();
+        }
+      }
       for (const auto& [lease_id, lease] : leases_) {
-        if (lease.granted_with != request.lease_id() || lease.worker_id != next_for) continue;
+        if (lease.worker_id != next_for) continue;
+        if (lease.granted_with != request.lease_id()) {
+          if (!lease.granted_with.empty() || completed_ms < 0) continue;
+          const int64_t started_ms = absl::ToUnixMillis(
+              studies_[lease.study_id].trials[lease.trial_number].attempt_started);
+          if (started_ms < completed_ms || started_ms - completed_ms > 1000) continue;
+        }
         const StudyRecord& study = studies_[lease.study_id];
         LeaseGrant grant{lease_id, lease.deadline, options_.heartbeat_interval};
-        *response.mutable_next_trial() =
-            BuildTrialSpec(study.study, study.trials[lease.trial_number].trial, grant,
-                           options_.default_artifacts_root);
+        absl::StatusOr<v1::TrialSpec> next =
+            LeasedSpec(study, study.trials[lease.trial_number].trial, grant);
+        if (!next.ok()) return next.status();
+        *response.mutable_next_trial() = std::move(*next);
         break;
       }
     } else if (!next_for.empty() && workers_.count(next_for) != 0) {
@@ -338,7 +359,8 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
     TrialRecord* record = &study->trials[lease->trial_number];
     std::string error = request.error().empty() ? "failed (no reason given)" : request.error();
     HPSEARCH_RETURN_IF_ERROR(EndAttempt(study, record, v1::TRIAL_STATE_FAILED, error,
-                                        request.retryable(), db::LeaseEnd::kWorker));
+                                        request.retryable(), db::LeaseEnd::kWorker,
+                                        request.stopped()));
     state = record->trial.state();
     sequence = store_->Sequence();
   }

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/subprocess.h"
 #include "transfer/artifact_files.h"
 #include "worker/command_output.h"
 
@@ -27,13 +28,49 @@ namespace {
 
 using nlohmann::json;
 
-std::string KindWord(v1::TrialKind kind) {
-  return kind == v1::TRIAL_KIND_FINAL ? "final" : "search";
+bool Reuses(const v1::TrialSpec& trial) {
+  return trial.kind() == v1::TRIAL_KIND_FINAL && trial.retrain_on() == v1::RETRAIN_ON_REUSE;
+}
+
+std::string KindWord(const v1::TrialSpec& trial) {
+  if (Reuses(trial)) return "evaluate";
+  return trial.kind() == v1::TRIAL_KIND_FINAL ? "final" : "search";
 }
 
 std::string RetrainWord(v1::RetrainOn retrain_on) {
-  return retrain_on == v1::RETRAIN_ON_TRAIN_VALIDATION ? "train_validation" : "train";
+  switch (retrain_on) {
+    case v1::RETRAIN_ON_TRAIN_VALIDATION:
+      return "train_validation";
+    case v1::RETRAIN_ON_REUSE:
+      return "reuse";
+    default:
+      return "train";
+  }
 }
+
+// The folder an evaluate-only command reads the source trial's stored model from: beside the
+// trial's artifact folder (not in it, so it is not uploaded again), removed when the run ends.
+class FetchedModel {
+ public:
+  ~FetchedModel() {
+    if (dir_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  absl::Status Fetch(const v1::TrialSpec& trial, TrialReporter* reporter) {
+    std::string base = trial.artifact_dir().empty()
+                           ? (std::filesystem::temp_directory_path() /
+                              absl::StrCat("hpsearch-", trial.study_id(), "-final"))
+                                 .string()
+                           : trial.artifact_dir();
+    dir_ = absl::StrCat(base, ".model-of-trial-", trial.source_trial_number());
+    return reporter->FetchModel(trial.source_trial_number(), dir_);
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
 
 std::string EnvName(const std::string& param) {
   std::string name = "HPSEARCH_PARAM_";
@@ -48,7 +85,8 @@ std::string EnvName(const std::string& param) {
 // The command's environment: ours, then the worker's device and threads, then runner.env, then the
 // trial's variables (they win).
 std::vector<std::string> CommandEnvironment(const v1::TrialSpec& trial,
-                                            const std::map<std::string, std::string>& worker_env) {
+                                            const std::map<std::string, std::string>& worker_env,
+                                            const std::string& model_dir) {
   std::map<std::string, std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string kv = *entry;
@@ -63,12 +101,16 @@ std::vector<std::string> CommandEnvironment(const v1::TrialSpec& trial,
   env["HPSEARCH_STUDY_ID"] = trial.study_id();
   env["HPSEARCH_STUDY_NAME"] = trial.study_name();
   env["HPSEARCH_TRIAL_NUMBER"] = std::to_string(trial.trial_number());
-  env["HPSEARCH_TRIAL_KIND"] = KindWord(trial.kind());
+  env["HPSEARCH_TRIAL_KIND"] = KindWord(trial);
   env["HPSEARCH_ATTEMPT"] = std::to_string(trial.attempt());
   env["HPSEARCH_SEED"] = std::to_string(trial.seed());
   env["HPSEARCH_RETRAIN_ON"] = RetrainWord(trial.retrain_on());
   env["HPSEARCH_EVALUATE_TEST"] = trial.evaluate_test() ? "1" : "0";
   env["HPSEARCH_ARTIFACT_DIR"] = trial.artifact_dir();
+  if (Reuses(trial)) {
+    env["HPSEARCH_MODEL_DIR"] = model_dir;
+    env["HPSEARCH_SOURCE_TRIAL_NUMBER"] = std::to_string(trial.source_trial_number());
+  }
   std::vector<std::string> out;
   for (const auto& [key, value] : env) out.push_back(key + "=" + value);
   return out;
@@ -98,84 +140,54 @@ class TailBuffer {
 class Child {
  public:
   ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGTERM);
-      Wait();
+    // Ask the reaper first, so the command's tree ends too; Subprocess's destructor kills the
+    // reaper's session should it not end.
+    if (process_.started() && !process_.reaped()) {
+      process_.Signal(SIGTERM);
+      process_.Wait();
     }
-    if (out_ >= 0) ::close(out_);
-    if (err_ >= 0) ::close(err_);
     if (lifeline_ >= 0) ::close(lifeline_);
   }
 
   absl::Status Start(const std::string& reaper, const std::vector<std::string>& argv,
                      const std::vector<std::string>& env, const std::string& working_dir,
                      absl::Duration grace) {
-    int out_pipe[2], err_pipe[2], lifeline_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
-        ::pipe2(lifeline_pipe, O_CLOEXEC) != 0) {
+    int lifeline_pipe[2];
+    if (::pipe2(lifeline_pipe, O_CLOEXEC) != 0) {
       return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
     }
-    // Above the descriptors the child rearranges (0 to 3), so none of those steps closes it.
-    const int lifeline_read = ::fcntl(lifeline_pipe[0], F_DUPFD_CLOEXEC, 10);
-    ::close(lifeline_pipe[0]);
-    if (lifeline_read < 0)
-      return absl::InternalError(absl::StrCat("fcntl: ", std::strerror(errno)));
     lifeline_ = lifeline_pipe[1];
-    std::vector<std::string> full{
+    SubprocessOptions options;
+    options.argv = {
         reaper, "--lifeline", "3", "--grace-ms", std::to_string(absl::ToInt64Milliseconds(grace)),
         "--"};
-    full.insert(full.end(), argv.begin(), argv.end());
-    std::vector<char*> args, envp;
-    for (const std::string& a : full) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      ::close(lifeline_read);
-      return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
-    }
-    if (pid == 0) {
-      // The worker blocks SIGTERM/SIGINT for its signal thread; the reaper and command must not
-      // inherit that. A session of its own: signals to the worker's process group (a terminal's
-      // Ctrl-C, a supervisor) reach the trial only through the reaper.
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::setsid();
-      ::dup2(out_pipe[1], 1);
-      ::dup2(err_pipe[1], 2);
-      int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (devnull >= 0) ::dup2(devnull, 0);
-      ::dup2(lifeline_read, 3);  // dup2 clears close-on-exec on 3
-      if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) {
-        std::fprintf(stderr, "hpsearch-worker: cannot enter working_dir %s: %s\n",
-                     working_dir.c_str(), std::strerror(errno));
-        ::_exit(126);
-      }
-      ::execve(args[0], args.data(), envp.data());
-      std::fprintf(stderr, "hpsearch-worker: cannot run %s: %s\n", args[0], std::strerror(errno));
-      ::_exit(127);
-    }
-    ::close(lifeline_read);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
-    out_ = out_pipe[0];
-    err_ = err_pipe[0];
-    pid_ = pid;
+    options.argv.insert(options.argv.end(), argv.begin(), argv.end());
+    options.env = env;
+    options.working_dir = working_dir;
+    options.out = SubprocessStream::Pipe();
+    options.err = SubprocessStream::Pipe();
+    options.pass_fds = {{lifeline_pipe[0], 3}};
+    // A session of its own: signals to the worker's process group (a terminal's Ctrl-C, a
+    // supervisor) reach the trial only through the reaper.
+    options.new_session = true;
+    options.name_in_errors = "hpsearch-worker";
+    std::string error;
+    const bool started = process_.Start(options, &error);
+    ::close(lifeline_pipe[0]);
+    if (!started) return absl::ResourceExhaustedError(error);
     grace_ = grace;
     return absl::OkStatus();
   }
 
   // Reads what is available (waiting up to `timeout`). Returns false once both pipes are closed.
   bool Poll(absl::Duration timeout, std::string* out, std::string* err) {
-    pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
-    if (out_ < 0 && err_ < 0) {
+    if (process_.stdout_fd() < 0 && process_.stderr_fd() < 0) {
       // Both pipes closed but the process may live on: the caller keeps checking stops and
       // timeouts.
       ::usleep(static_cast<useconds_t>(absl::ToInt64Microseconds(timeout)));
       return false;
     }
+    pollfd fds[2] = {{process_.stdout_fd(), POLLIN, 0}, {process_.stderr_fd(), POLLIN, 0}};
     int ready = ::poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
     if (ready <= 0) return true;
     char buffer[65536];
@@ -185,61 +197,32 @@ class Child {
       if (got > 0) {
         (i == 0 ? out : err)->append(buffer, static_cast<size_t>(got));
       } else if (got == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        (i == 0 ? out_ : err_) = -1;
+        i == 0 ? process_.CloseStdout() : process_.CloseStderr();
       }
     }
-    return out_ >= 0 || err_ >= 0;
+    return process_.stdout_fd() >= 0 || process_.stderr_fd() >= 0;
   }
 
   // Asks the reaper to stop the command's tree (SIGTERM to it, SIGKILL after the grace the reaper
   // was started with). Should the reaper itself not end in time, its session is killed.
   void Terminate() {
-    if (pid_ <= 0 || reaped_) return;
-    ::kill(pid_, SIGTERM);
+    if (!process_.started() || process_.reaped()) return;
+    process_.Signal(SIGTERM);
     absl::Time give_up = absl::Now() + grace_ + absl::Seconds(5);
     while (absl::Now() < give_up) {
       if (TryReap()) return;
       ::usleep(20000);
     }
-    ::killpg(pid_, SIGKILL);
+    process_.SignalGroup(SIGKILL);
   }
 
-  bool TryReap() {
-    if (reaped_) return true;
-    int status = 0;
-    pid_t done = ::waitpid(pid_, &status, WNOHANG);
-    if (done == pid_) {
-      reaped_ = true;
-      status_ = status;
-    }
-    return reaped_;
-  }
-
-  int Wait() {
-    while (!reaped_) {
-      int status = 0;
-      pid_t done = ::waitpid(pid_, &status, 0);
-      if (done == pid_) {
-        reaped_ = true;
-        status_ = status;
-      } else if (errno != EINTR) {
-        break;
-      }
-    }
-    return status_;
-  }
-
-  pid_t pid() const { return pid_; }
+  bool TryReap() { return process_.TryReap(); }
+  int Wait() { return process_.Wait(); }
 
  private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  int err_ = -1;
+  Subprocess process_;
   int lifeline_ = -1;
   absl::Duration grace_;
-  bool reaped_ = false;
-  int status_ = 0;
 };
 
 // hpsearch-trial-reaper beside this program's executable.
@@ -248,15 +231,6 @@ std::string DefaultReaperPath() {
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
   if (error) return "hpsearch-trial-reaper";
   return (self.parent_path() / "hpsearch-trial-reaper").string();
-}
-
-std::string DescribeExit(int status) {
-  if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    return absl::StrCat("was killed by signal ", WTERMSIG(status), " (",
-                        strsignal(WTERMSIG(status)), ")");
-  }
-  return "ended abnormally";
 }
 
 // The files the command left in its artifact folder are uploaded when there are some and they are
@@ -330,16 +304,32 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
         "); it is built and installed beside hpsearch-worker: copy both from the same build");
     return outcome;
   }
+  FetchedModel model;
+  if (Reuses(trial)) {
+    reporter->Progress(absl::StrCat("evaluate-only: fetching trial ", trial.source_trial_number(),
+                                    "'s stored artifact from the coordinator"));
+    if (absl::Status fetched = model.Fetch(trial, reporter); !fetched.ok()) {
+      outcome.retryable = fetched.code() == absl::StatusCode::kUnavailable ||
+                          fetched.code() == absl::StatusCode::kDeadlineExceeded;
+      outcome.error = absl::StrCat("cannot fetch trial ", trial.source_trial_number(),
+                                   "'s stored artifact to evaluate: ", fetched.message(),
+                                   " (retrain_on: reuse evaluates what the best trial's command "
+                                   "left in HPSEARCH_ARTIFACT_DIR)");
+      return outcome;
+    }
+  }
   Child child;
   if (absl::Status started =
-          child.Start(reaper, argv, CommandEnvironment(trial, options_.environment),
+          child.Start(reaper, argv, CommandEnvironment(trial, options_.environment, model.dir()),
                       trial.runner().working_dir(), grace);
       !started.ok()) {
     outcome.retryable = true;
     outcome.error = absl::StrCat("cannot start ", argv[0], ": ", started.message());
     return outcome;
   }
-  absl::Time start = absl::Now();
+  RealClock real_clock;
+  Clock* const clock = options_.clock != nullptr ? options_.clock : &real_clock;
+  const absl::Time start = clock->Now();
   absl::Duration timeout = trial.timeout_seconds() > 0 ? absl::Seconds(trial.timeout_seconds())
                                                        : absl::InfiniteDuration();
   TailBuffer stderr_tail(options_.stderr_tail_bytes);
@@ -376,7 +366,7 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
     }
     std::string type = parsed.value("type", "");
     if (type == "epoch") {
-      absl::StatusOr<v1::EpochMetrics> metrics = EpochFromJson(parsed, absl::Now() - start);
+      absl::StatusOr<v1::EpochMetrics> metrics = EpochFromJson(parsed, clock->Now() - start);
       if (!metrics.ok()) {
         stop(RunOutcome::Kind::kFailed, false,
              absl::StrCat("stdout line ", line_number, ": ", metrics.status().message()),
@@ -444,7 +434,7 @@ RunOutcome CommandRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporte
              StopReason::kShutdown);
         break;
     }
-    if (!stopping && absl::Now() - start > timeout) {
+    if (!stopping && clock->Now() - start > timeout) {
       stop(RunOutcome::Kind::kFailed, true,
            absl::StrFormat("timed out after %.1f s (budget.trial_timeout_seconds)",
                            absl::ToDoubleSeconds(timeout)),

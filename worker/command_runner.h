@@ -2,13 +2,13 @@
 //
 // The command is runner.command with each parameter appended as `--<name> <value>`, started in its
 // own process group in runner.working_dir, with the parameters also in HPSEARCH_PARAM_<NAME> and
-// the trial in HPSEARCH_STUDY_ID, HPSEARCH_TRIAL_NUMBER, HPSEARCH_TRIAL_KIND (search | final),
-// HPSEARCH_ATTEMPT, HPSEARCH_SEED, HPSEARCH_RETRAIN_ON (train | train_validation),
-// HPSEARCH_ARTIFACT_DIR, plus runner.env, plus the worker's CommandRunnerOptions::environment
-// (its device and threads: CUDA_VISIBLE_DEVICES, HPSEARCH_DEVICE, OMP_NUM_THREADS, ...; see
-// CommandDeviceEnvironment in worker/device_list.h) where runner.env does not set the same name.
-// It reads JSON lines from the command's stdout, each
-// reported as it arrives:
+// the trial in HPSEARCH_STUDY_ID, HPSEARCH_TRIAL_NUMBER, HPSEARCH_TRIAL_KIND (search | final |
+// evaluate), HPSEARCH_ATTEMPT, HPSEARCH_SEED, HPSEARCH_RETRAIN_ON (train | train_validation |
+// reuse), HPSEARCH_EVALUATE_TEST (1 | 0), HPSEARCH_ARTIFACT_DIR, plus runner.env, plus the worker's
+// CommandRunnerOptions::environment (its device and threads: CUDA_VISIBLE_DEVICES, HPSEARCH_DEVICE,
+// OMP_NUM_THREADS, ...; see CommandDeviceEnvironment in worker/device_list.h) where runner.env does
+// not set the same name. It reads JSON lines from the command's stdout, each reported as it
+// arrives:
 //   {"type":"epoch","epoch":1,"train_loss":…,"val_loss":…,"val_accuracy":…,"val_f1":…,…}
 //   {"type":"train_summary","global_steps":…,"train_loss":…,"runtime_seconds":…,…}
 //   {"type":"test","test_loss":…,"test_accuracy":…,"test_f1":…,…}
@@ -20,6 +20,16 @@
 // stderr are kept and attached to every failure. Files a completed command leaves in
 // HPSEARCH_ARTIFACT_DIR are uploaded to the coordinator with the trial (up to max_artifact_bytes).
 //
+//
+// Evaluate-only (final_stage.retrain_on: reuse, which the study allows only with
+// runner.supports_evaluate: true): the final trial's command is started with
+// HPSEARCH_TRIAL_KIND=evaluate, HPSEARCH_RETRAIN_ON=reuse, the best trial's parameters as usual,
+// HPSEARCH_SOURCE_TRIAL_NUMBER (the best trial) and HPSEARCH_MODEL_DIR: a folder holding what the
+// best trial's command left in its HPSEARCH_ARTIFACT_DIR, fetched from the coordinator (sha256
+// checked) and removed after the run. The command must not train: it loads the model from there,
+// evaluates it on the test data and prints one {"type":"test",...} line. A failed fetch fails
+// the attempt before the command starts (retryable when the coordinator was unreachable).
+//
 // Thread-safety: Run() may be called from one thread at a time per instance.
 #pragma once
 
@@ -29,6 +39,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "worker/runner.h"
 
 namespace hpsearch::worker {
@@ -48,6 +59,10 @@ struct CommandRunnerOptions {
   std::map<std::string, std::string> environment;
   // The hpsearch-trial-reaper program; empty means the one beside this process's executable.
   std::string reaper_path;
+  // Where a trial's elapsed time (its timeout, each epoch's wall time) is read; nullptr: the
+  // system clock. Waiting for the command itself is always in real time. Not owned; must outlive
+  // the runner.
+  Clock* clock = nullptr;
 };
 
 class CommandRunner : public Runner {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -200,6 +201,47 @@ absl::StatusOr<v1::UploadArtifactResponse> CoordinatorClient::UploadArtifact(
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
+}
+
+absl::Status CoordinatorClient::FetchArtifact(const std::string& study, int trial_number,
+                                              const std::string& dir) {
+  std::unique_ptr<v1::StudyService::Stub> stub = v1::StudyService::NewStub(channel_);
+  return Retrying<bool>(
+             "GetArtifact",
+             [&]() -> absl::StatusOr<bool> {
+               std::error_code error;
+               std::filesystem::remove_all(dir, error);
+               std::filesystem::create_directories(dir, error);
+               if (error) {
+                 return absl::InternalError(
+                     absl::StrCat("cannot create ", dir, ": ", error.message()));
+               }
+               grpc::ClientContext context;
+               // Generous: the stream's size is not known before it starts (a full fine-tune is
+               // ~1.4 GB).
+               context.set_deadline(
+                   absl::ToChronoTime(absl::Now() + options_.call_timeout + absl::Hours(1)));
+               v1::GetArtifactRequest request;
+               request.set_study(study);
+               request.set_trial_number(trial_number);
+               std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader =
+                   stub->GetArtifact(&context, request);
+               transfer::ArtifactAssembler assembler(dir);
+               v1::ArtifactChunk chunk;
+               absl::Status added;
+               while (added.ok() && reader->Read(&chunk)) added = assembler.Add(chunk);
+               if (!added.ok()) {
+                 context.TryCancel();
+                 reader->Finish();
+                 return added;
+               }
+               grpc::Status status = reader->Finish();
+               if (!status.ok()) return rpc::FromGrpcStatus(status, "GetArtifact");
+               absl::StatusOr<std::vector<transfer::ArtifactFile>> files = assembler.Finish();
+               if (!files.ok()) return files.status();
+               return true;
+             })
+      .status();
 }
 
 }  // namespace hpsearch::worker

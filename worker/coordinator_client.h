@@ -67,6 +67,10 @@ class CoordinatorClient {
   absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(const std::string& lease_id,
                                                             const std::string& worker_id,
                                                             const std::string& dir);
+  // Downloads the stored artifact of trial `trial_number` of `study` (id or name; GetArtifact of
+  // the StudyService on the same channel) into `dir`, which is emptied first; every file's sha256
+  // is checked. A transient failure starts the download over.
+  absl::Status FetchArtifact(const std::string& study, int trial_number, const std::string& dir);
 
  private:
   // Runs `attempt` until it succeeds, fails for good, or retries run out (see the file comment);

@@ -10,6 +10,7 @@
 #include "core/device_stats.h"
 #include "core/run.h"
 #include "google/protobuf/util/json_util.h"
+#include "worker/coordinator_client.h"
 #include "worker/progress_log.h"
 #include "worker/training_failure.h"
 
@@ -77,6 +78,9 @@ void WriteMetricsFile(const std::string& dir, const v1::TrialSpec& trial,
                       {"params", nlohmann::json::array()},
                       {"epochs", nlohmann::json::array()},
                       {"result", ProtoJson(result)}};
+  if (trial.kind() == v1::TRIAL_KIND_FINAL && trial.retrain_on() == v1::RETRAIN_ON_REUSE) {
+    j["reused_trial_number"] = trial.source_trial_number();  // its model, not retrained
+  }
   for (const v1::ParamAssignment& param : trial.params()) j["params"].push_back(ProtoJson(param));
   for (const v1::EpochMetrics& epoch : epochs) j["epochs"].push_back(ProtoJson(epoch));
   std::ofstream(std::filesystem::path(dir) / "metrics.json") << j.dump(2) << "\n";
@@ -98,7 +102,78 @@ bool QloraRunnerCanRunOn(const std::string& device) {
   return device == "cpu" || core::BuiltWithTorchCuda();
 }
 
+RunOutcome QloraRunner::Reuse(const v1::TrialSpec& trial, TrialReporter* reporter) {
+  RunOutcome outcome;
+  absl::StatusOr<std::string> json = TrialSpecToRunConfigJson(trial);
+  if (!json.ok()) {
+    outcome.error = std::string(json.status().message());
+    return outcome;
+  }
+  const int source = trial.source_trial_number();
+  const std::string model_dir = (std::filesystem::path(trial.artifact_dir()) / "model").string();
+  reporter->Progress(
+      absl::StrCat("reusing trial ", source, "'s stored model: fetching it from the coordinator"));
+  if (absl::Status status = reporter->FetchModel(source, model_dir); !status.ok()) {
+    outcome.kind = RunOutcome::Kind::kFailed;
+    outcome.retryable = IsTransient(status);
+    outcome.error =
+        absl::StrCat("cannot fetch trial ", source, "'s stored model to reuse: ", status.message());
+    return outcome;
+  }
+  if (reporter->stop_reason() != StopReason::kNone) {
+    outcome.kind = RunOutcome::Kind::kStopped;
+    outcome.stop_reason = reporter->stop_reason();
+    return outcome;
+  }
+  try {
+    core::RunConfig config = core::RunConfigFromJson(nlohmann::json::parse(*json));
+    core::RunOptions run_options;
+    run_options.threads = options_.threads;
+    run_options.device = options_.device;
+    core::RunCallbacks callbacks;
+    callbacks.on_warning = [reporter](const std::string& warning) {
+      reporter->Progress("warning: " + warning);
+    };
+    core::RunOutcome run = core::RunEvaluation(config, model_dir, run_options, callbacks);
+    if (reporter->stop_reason() != StopReason::kNone) {
+      outcome.kind = RunOutcome::Kind::kStopped;
+      outcome.stop_reason = reporter->stop_reason();
+      return outcome;
+    }
+    auto& extra = *outcome.result.mutable_extra();
+    extra["train_examples"] = static_cast<double>(run.train_examples);
+    if (run.validation_examples > 0) {
+      extra["validation_examples"] = static_cast<double>(run.validation_examples);
+    }
+    extra["num_labels"] = static_cast<double>(run.labels.size());
+    if (run.test) {
+      extra["test_examples"] = static_cast<double>(run.test->samples);
+      *outcome.result.mutable_test() = ToTestMetrics(*run.test);
+      reporter->Progress(
+          absl::StrFormat("trial %d's model on test: accuracy %.4f, F1 %.4f (%.1f s)", source,
+                          run.test->accuracy, run.test->f1_weighted, run.test->runtime_seconds));
+      if (absl::Status s = reporter->ReportTest(outcome.result.test()); !s.ok()) {
+        reporter->Log("could not report the test metrics: " + std::string(s.message()));
+      }
+    }
+    WriteMetricsFile(model_dir, trial, {}, outcome.result);
+    outcome.kind = RunOutcome::Kind::kComplete;
+    outcome.artifact_dir = model_dir;
+  } catch (...) {
+    TrainingFailure failure = ClassifyTrainingFailure(std::current_exception());
+    outcome = RunOutcome{};
+    outcome.kind = RunOutcome::Kind::kFailed;
+    outcome.retryable = failure.retryable;
+    outcome.restart_worker = failure.restart_worker;
+    outcome.error = failure.error;
+  }
+  return outcome;
+}
+
 RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter) {
+  if (trial.kind() == v1::TRIAL_KIND_FINAL && trial.retrain_on() == v1::RETRAIN_ON_REUSE) {
+    return Reuse(trial, reporter);
+  }
   absl::StatusOr<std::string> json = TrialSpecToRunConfigJson(trial);
   if (!json.ok()) {
     RunOutcome outcome;

@@ -13,6 +13,12 @@
 // Log: a progress line through TrialReporter::Progress on the first step and then every
 // progress_interval_seconds (worker/progress_log.h), and one line per finished epoch.
 //
+// A final trial with retrain_on REUSE trains nothing: the runner fetches the source trial's stored
+// model from the coordinator (TrialReporter::FetchModel) into the trial's artifact folder,
+// evaluates it on test (core::RunEvaluation) and returns that folder, with its metrics.json
+// rewritten for the final trial, as the final trial's artifact (so `hpsearch export` of the final
+// trial works as after a retrain, at the cost of a second stored copy).
+//
 // The result's `extra` carries the data sizes the run saw: train_examples, validation_examples,
 // num_labels and, with a test evaluation, test_examples (the report's set-up section shows them).
 //
@@ -42,6 +48,8 @@ class QloraRunner : public Runner {
   RunOutcome Run(const v1::TrialSpec& trial, TrialReporter* reporter) override;
 
  private:
+  RunOutcome Reuse(const v1::TrialSpec& trial, TrialReporter* reporter);
+
   QloraRunnerOptions options_;
 };
 

@@ -48,6 +48,13 @@ class TrialReporter {
   // The trial's step progress (epoch, step of total, throughput, ETA): cheap, call it as often as
   // it changes; the latest one travels with the next heartbeat.
   virtual void StepProgress(const v1::TrialProgress& progress) {}
+  // Fetches the stored model (uploaded artifact) of trial `trial_number` of this trial's study
+  // from the coordinator into `dir`, replacing whatever is there; the final stage's
+  // `retrain_on: reuse` evaluates it. Every file's sha256 is checked on arrival. NOT_FOUND when
+  // the coordinator has none.
+  virtual absl::Status FetchModel(int trial_number, const std::string& dir) {
+    return absl::UnimplementedError("this reporter cannot fetch stored models");
+  }
   // A note on this attempt worth keeping (resumed from a checkpoint, started over): logged and
   // recorded in the study's events table. Best effort: a failure to record is only logged.
   virtual void Note(const std::string& kind, const std::string& message) {

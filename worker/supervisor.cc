@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "absl/time/clock.h"
+#include "base/subprocess.h"
 #include "spdlog/spdlog.h"
 
 namespace hpsearch::worker {
@@ -32,37 +33,22 @@ struct Slot {
       : spec(std::move(spec)), backoff(options) {}
   WorkerProcessSpec spec;
   RestartBackoff backoff;
-  pid_t pid = -1;                        // running while > 0
+  Subprocess process;                    // running while started and not reaped
   absl::Time started;                    // of the running process
   std::optional<absl::Time> restart_at;  // a crashed worker waiting for its restart
   int refusals_in_a_row = 0;             // exits with kExitCredentialsRefused since another exit
 };
 
-// Forks and execs one worker; returns its pid, or -1 (errno set) when fork fails.
-pid_t Spawn(const WorkerProcessSpec& spec) {
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  // The child: default signal mask, and SIGTERM when the supervisor dies so no worker outlives it.
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (::getppid() != parent) ::_exit(1);  // the supervisor died between fork and prctl
-  std::vector<char*> args;
-  for (const std::string& arg : spec.argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  ::execv(args[0], args.data());
-  std::fprintf(stderr, "hpsearch-worker: cannot run %s: %s\n", args[0], std::strerror(errno));
-  ::_exit(127);
-}
-
-std::string Describe(int status) {
-  if (WIFSIGNALED(status)) {
-    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
-           strsignal(WTERMSIG(status)) + ")";
-  }
-  return "exited with code " + std::to_string(WEXITSTATUS(status));
+// Starts one worker: default signal mask, and SIGTERM when the supervisor dies so that no worker
+// outlives it.
+bool Spawn(const WorkerProcessSpec& spec, Subprocess* process, std::string* error) {
+  SubprocessOptions options;
+  options.argv = spec.argv;
+  options.in = SubprocessStream::Inherit();
+  options.die_with_parent = true;
+  options.name_in_errors = "hpsearch-worker";
+  *process = Subprocess();
+  return process->Start(options, error);
 }
 
 }  // namespace
@@ -85,20 +71,20 @@ int Supervisor::Run() {
   absl::Time first_stop;
   auto start = [&](Slot& slot) {
     slot.restart_at.reset();
-    slot.pid = Spawn(slot.spec);
+    std::string error;
+    const bool started = Spawn(slot.spec, &slot.process, &error);
     slot.started = absl::Now();
-    if (slot.pid < 0) {
-      spdlog::error("cannot start worker {}: fork failed: {}", slot.spec.name,
-                    std::strerror(errno));
+    if (!started) {
+      spdlog::error("cannot start worker {}: {}", slot.spec.name, error);
       return false;
     }
-    spdlog::info("started worker {} (pid {})", slot.spec.name, slot.pid);
+    spdlog::info("started worker {} (pid {})", slot.spec.name, slot.process.pid());
     return true;
   };
   auto forward = [&](int signal_number) {
     for (Slot& slot : slots) {
       slot.restart_at.reset();
-      if (slot.pid > 0) ::kill(slot.pid, signal_number);
+      slot.process.Signal(signal_number);
     }
   };
   for (Slot& slot : slots) {
@@ -114,7 +100,7 @@ int Supervisor::Run() {
     bool running = false;
     std::optional<absl::Time> next_restart;
     for (const Slot& slot : slots) {
-      running |= slot.pid > 0;
+      running |= slot.process.started() && !slot.process.reaped();
       if (slot.restart_at && (!next_restart || *slot.restart_at < *next_restart)) {
         next_restart = slot.restart_at;
       }
@@ -145,12 +131,13 @@ int Supervisor::Run() {
       int status = 0;
       pid_t pid;
       while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-        auto slot =
-            std::find_if(slots.begin(), slots.end(), [pid](const Slot& s) { return s.pid == pid; });
+        auto slot = std::find_if(slots.begin(), slots.end(), [pid](const Slot& s) {
+          return s.process.pid() == pid && !s.process.reaped();
+        });
         if (slot == slots.end()) continue;
-        slot->pid = -1;
+        slot->process.Reaped(status);
         absl::Duration uptime = absl::Now() - slot->started;
-        std::string how = Describe(status);
+        std::string how = DescribeExit(status);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (stop_signals > 0) {
           spdlog::info("worker {} (pid {}) {}", slot->spec.name, pid, how);

@@ -28,6 +28,12 @@ absl::Status RestartError() {
       "process takes the next trial (restart hpsearch-worker)");
 }
 
+// A stop by the user, as the attempt records it (FailTrialRequest.stopped).
+std::string StoppedText(const std::string& worker_id) {
+  return absl::StrCat("stopped by the user: worker ", worker_id,
+                      " received SIGTERM (Ctrl-C of hpsearch run) and handed the trial back");
+}
+
 }  // namespace
 
 // One running trial: the reporter the runner talks to; its lease is heartbeated meanwhile.
@@ -75,6 +81,8 @@ class Worker::Session : public TrialReporter {
     *request.mutable_metrics() = metrics;
     absl::StatusOr<v1::ReportEpochResponse> response = worker_->client_.ReportEpoch(request);
     if (!response.ok()) return response.status();
+    // bench/soak.py checks every acknowledged report against the database from these lines.
+    spdlog::debug("{}: epoch {} acknowledged", Ids(trial_), metrics.epoch());
     return response->decision() != v1::EPOCH_DECISION_PRUNE;
   }
 
@@ -109,6 +117,16 @@ class Worker::Session : public TrialReporter {
 
   void StepProgress(const v1::TrialProgress& progress) override {
     worker_->heartbeat_.SetProgress(progress);
+  }
+
+  absl::Status FetchModel(int trial_number, const std::string& dir) override {
+    absl::Time start = absl::Now();
+    absl::Status status = worker_->client_.FetchArtifact(trial_.study_id(), trial_number, dir);
+    if (status.ok()) {
+      spdlog::info("{}: fetched trial {}'s stored model into {} in {:.1f} s", Ids(trial_),
+                   trial_number, dir, absl::ToDoubleSeconds(absl::Now() - start));
+    }
+    return status;
   }
 
   void Note(const std::string& kind, const std::string& message) override {
@@ -231,6 +249,7 @@ absl::Status Worker::Run() {
     // once rather than let its lease expire.
     v1::FailTrialRequest fail;
     fail.set_lease_id(next->lease_id());
+    fail.set_worker_id(worker_id_);  // without it the coordinator refuses the call
     fail.set_retryable(true);
     fail.set_error(absl::StrCat("worker ", worker_id_, " stopped before starting this trial"));
     if (absl::Status status = client_.FailTrial(fail).status(); !status.ok()) {
@@ -316,9 +335,12 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       fail.set_lease_id(trial.lease_id());
       fail.set_worker_id(worker_id_);
       fail.set_retryable(outcome.retryable);
-      fail.set_error(outcome.stop_reason == StopReason::kShutdown
-                         ? absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped")
-                         : outcome.error);
+      if (outcome.stop_reason == StopReason::kShutdown) {
+        fail.set_stopped(true);
+        fail.set_error(StoppedText(worker_id_));
+      } else {
+        fail.set_error(outcome.error);
+      }
       absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);
       if (!response.ok()) return response.status();
       spdlog::warn("{}: failed after {:.1f} s ({}): {}", Ids(trial), seconds,
@@ -335,7 +357,8 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       fail.set_lease_id(trial.lease_id());
       fail.set_worker_id(worker_id_);
       fail.set_retryable(true);
-      fail.set_error(absl::StrCat("worker ", worker_id_, " received SIGTERM and stopped"));
+      fail.set_stopped(true);
+      fail.set_error(StoppedText(worker_id_));
       absl::StatusOr<v1::FailTrialResponse> response = client_.FailTrial(fail);
       if (!response.ok()) return response.status();
       spdlog::warn("{}: stopped after {:.1f} s for shutdown; handed back ({})", Ids(trial), seconds,

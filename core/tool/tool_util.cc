@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/json_nesting.h"
+#include "formats/json_nesting.h"
 
 namespace hpsearch::core::tool {
 
@@ -72,15 +72,15 @@ int ExitCodeFor(ErrorCode code) {
 
 bool ParseTextLine(const std::string& line, std::string* text, std::string* error) {
   nlohmann::json json;
-  if (size_t at = FindExcessiveJsonNesting(line); at != std::string::npos) {
-    *error = "JSON nested deeper than " + std::to_string(kMaxJsonNesting) + " levels (at byte " +
-             std::to_string(at) + "); expected an object {\"text\": \"...\"}";
+  if (size_t at = formats::FindExcessiveJsonNesting(line); at != std::string::npos) {
+    *error = "JSON nested deeper than " + std::to_string(formats::kMaxJsonNesting) +
+             " levels (at byte " + std::to_string(at) + "); expected an object {\"text\": \"...\"}";
     return false;
   }
   try {
     json = nlohmann::json::parse(line);
   } catch (const nlohmann::json::exception& e) {
-    *error = std::string("not valid JSON (") + core::JsonErrorExcerpt(e) + ")";
+    *error = std::string("not valid JSON (") + formats::JsonErrorExcerpt(e) + ")";
     return false;
   }
   if (!json.is_object()) {

@@ -11,9 +11,11 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/status_macros.h"
 #include "db/results_store.h"
 #include "httplib.h"
 #include "rpc/auth_token.h"
@@ -151,12 +153,23 @@ std::string HostOf(const std::string& listen) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
-    const DashboardOptions& options) {
-  const size_t colon = options.listen.rfind(':');
+namespace {
+
+// The port of HOST:PORT, when it is one from 0 to 65535.
+std::optional<int> ListenPort(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
   int port = -1;
   if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
+      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return std::nullopt;
+  }
+  return port;
+}
+
+}  // namespace
+
+absl::Status CheckDashboardOptions(const DashboardOptions& options) {
+  if (!ListenPort(options.listen)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--listen '", options.listen, "' is not HOST:PORT with a port from 0 (any free) to 65535"));
   }
@@ -169,9 +182,20 @@ absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
     return absl::InvalidArgumentError(absl::StrCat(
         "the dashboard listens on ", options.listen,
         " beyond this machine only with the coordinator's auth token and TLS: pass "
-        "--auth-token-file FILE --tls-cert CERT --tls-key KEY (docs/security.md), or listen on "
-        "127.0.0.1 (reach it with `ssh -L PORT:127.0.0.1:PORT host`)"));
+        "--auth-token-file FILE --tls-cert CERT --tls-key KEY to `hpsearch dashboard` (to "
+        "`hpsearch "
+        "run`: --dashboard-auth-token-file, --dashboard-tls-cert, --dashboard-tls-key; `hpsearch "
+        "serve` lends its own), see docs/security.md; or listen on 127.0.0.1 (reach it with "
+        "`ssh -L PORT:127.0.0.1:PORT host`)"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
+    const DashboardOptions& options) {
+  HPSEARCH_RETURN_IF_ERROR(CheckDashboardOptions(options));
+  int port = ListenPort(options.listen).value_or(-1);
+  const bool tls = !options.tls_cert_file.empty();
   std::unique_ptr<DashboardServer> dashboard(new DashboardServer());
   dashboard->options_ = options;
   db::DatabaseOptions db_options;

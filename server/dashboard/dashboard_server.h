@@ -57,6 +57,11 @@ struct DashboardOptions {
   std::string tls_key_file;
 };
 
+// The listen address (HOST:PORT, port 0 to 65535) and, beyond loopback, the token and both TLS
+// files; INVALID_ARGUMENT naming the fix. Start() checks it too; a command checks it first so
+// that bad settings stop it before it writes anything.
+absl::Status CheckDashboardOptions(const DashboardOptions& options);
+
 class DashboardServer {
  public:
   // Opens the database, binds, and starts serving on a thread of its own. Errors: the database

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "server/report/report_format.h"
+#include "server/study_file/study_view.h"
 
 namespace hpsearch::server {
 namespace {
@@ -48,13 +49,26 @@ std::string RenderExportReadme(const ExportedArtifact& e) {
   const bool random_init = spec.model().has_random_init();
   const std::string base = random_init ? "random_init" : spec.model().path();
   std::string out;
+  bool converted = false;
+  const bool reused = final && FinalTrialReused(spec, trial, &converted);
   absl::StrAppend(&out, "# ", spec.name(), ": trial ", trial.number(),
-                  final ? " (the final retrain)" : "", "\n\n");
+                  !final   ? ""
+                  : reused ? " (the final stage)"
+                           : " (the final retrain)",
+                  "\n\n");
   absl::StrAppend(&out, "Exported by `hpsearch export` from study `", spec.name(), "` (`",
                   e.study.id(), "`), trial ", trial.number(), ", attempt ", e.attempt, ".\n\n");
 
   absl::StrAppend(&out, "## How it was trained\n\n");
-  if (final) {
+  if (reused) {
+    absl::StrAppend(&out, "- **Trial**: the final stage reused trial ", trial.source_trial_number(),
+                    "'s model instead of retraining it",
+                    converted ? ": a retrain on the same data with the same seed would repeat it "
+                                "exactly"
+                              : " (`retrain_on: reuse`)",
+                    "; it was evaluated on the test set. This is search trial ",
+                    trial.source_trial_number(), "'s model, trained on the training split\n");
+  } else if (final) {
     absl::StrAppend(&out, "- **Trial**: the final stage: search trial ",
                     trial.source_trial_number(),
                     " (the best) retrained with the same parameters and seed",

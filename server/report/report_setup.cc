@@ -300,11 +300,40 @@ void AppendSetupSection(const v1::Study& study, const std::vector<v1::Trial>& tr
   if (FinalStageEnabled(spec)) {
     const bool on_validation = spec.final_stage().retrain_on() == v1::RETRAIN_ON_TRAIN_VALIDATION;
     const bool test = !spec.final_stage().has_evaluate_test() || spec.final_stage().evaluate_test();
-    absl::StrAppend(out,
-                    "- **Final stage**: the best search trial is retrained with its parameters "
-                    "and seed on ",
-                    on_validation ? "train + validation" : "train",
-                    test ? ", then evaluated on the test file" : "", "\n");
+    const v1::Trial* final_trial = nullptr;
+    for (const v1::Trial& t : trials) {
+      if (t.kind() == v1::TRIAL_KIND_FINAL) final_trial = &t;
+    }
+    bool converted = false;
+    if (final_trial != nullptr && FinalTrialReused(spec, *final_trial, &converted)) {
+      absl::StrAppend(out, "- **Final stage**: ",
+                      converted ? absl::StrCat("`retrain_on: train` ran as `reuse`: the final "
+                                               "stage reused trial ",
+                                               final_trial->source_trial_number(),
+                                               "'s model instead of retraining it (a retrain on "
+                                               "the same data with the same seed would repeat "
+                                               "it exactly)")
+                                : absl::StrCat("`retrain_on: reuse`: trial ",
+                                               final_trial->source_trial_number(),
+                                               "'s stored model, not retrained"),
+                      test ? ", evaluated on the test file" : "", "\n");
+    } else if (spec.final_stage().retrain_on() == v1::RETRAIN_ON_REUSE) {
+      absl::StrAppend(out,
+                      "- **Final stage**: the best search trial's stored model is reused "
+                      "without retraining",
+                      test ? ", then evaluated on the test file" : "", "\n");
+    } else {
+      absl::StrAppend(out,
+                      "- **Final stage**: the best search trial is retrained with its parameters "
+                      "and seed on ",
+                      on_validation ? "train + validation" : "train",
+                      test ? ", then evaluated on the test file" : "",
+                      FinalRetrainConverted(spec, /*source_model_stored=*/true)
+                          ? " (or, when its model is stored, that model is reused: the retrain "
+                            "would repeat it exactly)"
+                          : "",
+                      "\n");
+    }
   } else {
     absl::StrAppend(out, "- **Final stage**: disabled\n");
   }

@@ -152,6 +152,8 @@ StudyProgress EstimateStudyProgress(const v1::Study& study,
       if (!left && whole) left = std::max(0.0, *whole - RunningForSeconds(*final_trial, now));
       if (!left) return out;
       final_left = *left;
+    } else if (FinalRetrainOn(spec, /*source_model_stored=*/true) == v1::RETRAIN_ON_REUSE) {
+      final_left = 0;  // it only evaluates the best trial's stored model: short beside training
     } else {
       // The final trial retrains the best search trial: about as long as that trial took.
       const std::optional<double> whole = best_seconds ? best_seconds : mean;

@@ -10,7 +10,9 @@
 //     ended, that of the running ones as they project themselves);
 //   - they run `parallelism` at a time: each takes the lane that frees first, unless the study's
 //     time limit has passed by then (no trial starts after it);
-//   - a final stage still to run adds the best (or, lacking one, a mean) search trial's duration.
+//   - a final stage still to run adds the best (or, lacking one, a mean) search trial's duration,
+//     unless it reuses the best trial's stored model (final_stage.retrain_on: reuse, or train made
+//     reuse): that only evaluates, which is not counted.
 // Nothing is known before a trial has ended or reported progress: the ETA is then absent.
 
 #ifndef HPSEARCH_SERVER_REPORT_STUDY_PROGRESS_H_

@@ -268,13 +268,31 @@ void FinalSections(const v1::Study& study, const v1::Trial& f,
                    const std::map<int, const v1::Trial*>& by_number, std::string* out) {
   const v1::StudySpec& spec = study.spec();
   const bool on_validation = spec.final_stage().retrain_on() == v1::RETRAIN_ON_TRAIN_VALIDATION;
-  absl::StrAppend(out, "## Final Model Training\n", "The final model (trial ", f.number(), ", ",
-                  TrialStateWord(f.state()),
-                  ") was trained with the best hyperparameters from Trial ",
-                  f.source_trial_number(), " and its seed ", f.seed(), " on ",
-                  on_validation ? "train + validation" : "train", ".");
+  bool converted = false;
+  const bool reused = FinalTrialReused(spec, f, &converted);
+  if (reused) {
+    absl::StrAppend(out, "## Final Model\n");
+    if (converted) {
+      absl::StrAppend(out, "The final stage reused trial ", f.source_trial_number(),
+                      "'s model instead of retraining it: a retrain on the same data with the "
+                      "same seed would repeat it exactly. ");
+    } else {
+      absl::StrAppend(out, "The final stage reused trial ", f.source_trial_number(),
+                      "'s stored model without retraining it (`retrain_on: reuse`). ");
+    }
+    absl::StrAppend(out, "The final trial (trial ", f.number(),
+                    ") fetched that model from the coordinator and only evaluated it: it trained "
+                    "no epoch.\n");
+  } else {
+    absl::StrAppend(out, "## Final Model Training\n", "The final model (trial ", f.number(), ", ",
+                    TrialStateWord(f.state()),
+                    ") was trained with the best hyperparameters from Trial ",
+                    f.source_trial_number(), " and its seed ", f.seed(), " on ",
+                    on_validation ? "train + validation" : "train", ".");
+  }
   auto source = by_number.find(f.source_trial_number());
-  if (on_validation) {
+  if (reused) {
+  } else if (on_validation) {
     absl::StrAppend(out,
                     " The validation columns are empty (—): the validation texts were part of the "
                     "training data, so no validation metric was measured; the test evaluation "
@@ -286,7 +304,7 @@ void FinalSections(const v1::Study& study, const v1::Trial& f,
     absl::StrAppend(out, " Its epochs differ from Trial ", f.source_trial_number(),
                     "'s: the run is not bit-reproducible.");
   }
-  absl::StrAppend(out, "\n");
+  if (!reused) absl::StrAppend(out, "\n");
   if (f.epochs_size() > 0) {
     absl::StrAppend(out, "- **Results**:\n");
     EpochTable(out, f.epochs());

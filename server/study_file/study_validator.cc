@@ -8,8 +8,11 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/training_defaults.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/reflection.h"
 #include "nlohmann/json.hpp"
 #include "server/study_file/study_view.h"
 #include "server/study_file/validation_context.h"
@@ -43,13 +46,80 @@ int CheckpointWidth(const std::string& dir) {
 
 bool AskTellOnly(const v1::StudySpec& spec) { return spec.runner().type() == v1::RUNNER_TYPE_NONE; }
 
+// A name as an error message quotes it: at most 80 bytes, control bytes escaped (\x01).
+std::string Shown(const std::string& text) {
+  std::string shown;
+  for (unsigned char c : text.substr(0, 80)) {
+    if (c < 0x20 || c == 0x7f) {
+      shown += absl::StrFormat("\\x%02x", c);
+    } else {
+      shown += static_cast<char>(c);
+    }
+  }
+  if (text.size() > 80) shown += "...";
+  return shown;
+}
+
+// Every string of the spec that holds a NUL character, wherever the spec came from (a study file's
+// reader refuses them with their line already; SubmitStudy and the Python client send protos). The
+// operating system would cut a command argument, path or environment value short at a NUL, and a
+// message quoting the string would show nothing there. The path names the field in the proto
+// ("runner.command[2]", "runner.env.KEY").
+void FindNulStrings(const google::protobuf::Message& message, const std::string& path,
+                    std::vector<std::string>* found) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const std::string name = path.empty() ? field->name() : path + "." + field->name();
+    if (field->is_map()) {
+      // Entries are messages {key, value}: named by their key.
+      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+        const google::protobuf::Message& entry = reflection->GetRepeatedMessage(message, field, i);
+        const FieldDescriptor* key = entry.GetDescriptor()->map_key();
+        std::string key_text = key->cpp_type() == FieldDescriptor::CPPTYPE_STRING
+                                   ? entry.GetReflection()->GetString(entry, key)
+                                   : std::to_string(i);
+        if (key_text.find('\0') != std::string::npos) found->push_back(name + " (a key)");
+        const std::string entry_path = name + "." + Shown(key_text);
+        const FieldDescriptor* value = entry.GetDescriptor()->map_value();
+        if (value->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+          if (entry.GetReflection()->GetString(entry, value).find('\0') != std::string::npos) {
+            found->push_back(entry_path);
+          }
+        } else if (value->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          FindNulStrings(entry.GetReflection()->GetMessage(entry, value), entry_path, found);
+        }
+      }
+    } else if (field->is_repeated()) {
+      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+        const std::string item = absl::StrCat(name, "[", i, "]");
+        if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+          if (reflection->GetRepeatedString(message, field, i).find('\0') != std::string::npos) {
+            found->push_back(item);
+          }
+        } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          FindNulStrings(reflection->GetRepeatedMessage(message, field, i), item, found);
+        }
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      if (reflection->GetString(message, field).find('\0') != std::string::npos) {
+        found->push_back(name);
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      FindNulStrings(reflection->GetMessage(message, field), name, found);
+    }
+  }
+}
+
 void ValidateName(v1::StudySpec* spec, ValidationContext* ctx) {
   static const std::regex kName("[A-Za-z0-9._-]+");
   if (spec->name().empty()) {
     ctx->Error("name",
                "a study needs a name: add `name: my-study` (letters, digits, '.', '_', '-')");
   } else if (spec->name().size() > 128 || !std::regex_match(spec->name(), kName)) {
-    ctx->Error("name", "'" + spec->name() +
+    ctx->Error("name", "'" + Shown(spec->name()) +
                            "' is not a valid study name: use at most 128 letters, digits, '.', '_' "
                            "or '-'");
   } else if (spec->name().front() == '.') {
@@ -325,6 +395,11 @@ void ValidateRunner(v1::StudySpec* spec, ValidationContext* ctx) {
                "is only used by the command runner: set `runner: {type: command, ...}` "
                "or remove the command");
   }
+  if (runner->has_supports_evaluate() && runner->type() != v1::RUNNER_TYPE_COMMAND) {
+    ctx->Error("runner.supports_evaluate",
+               "is only used by the command runner (the built-in trainer always evaluates a "
+               "stored model): remove it");
+  }
 }
 
 void ValidateObjective(v1::StudySpec* spec, ValidationContext* ctx) {
@@ -416,6 +491,21 @@ void ValidateFinalStage(v1::StudySpec* spec, ValidationContext* ctx) {
     final_stage->set_retrain_on(v1::RETRAIN_ON_TRAIN);
   }
   if (!final_stage->has_evaluate_test()) final_stage->set_evaluate_test(true);
+  if (final_stage->enabled() && final_stage->retrain_on() == v1::RETRAIN_ON_REUSE) {
+    const v1::RunnerSpec& runner = spec->runner();
+    if (AskTellOnly(*spec)) {
+      ctx->Error("final_stage.retrain_on",
+                 "reuse evaluates the best trial's stored model, and an ask/tell study "
+                 "(runner: none) stores none: use retrain_on: train");
+    } else if (runner.type() == v1::RUNNER_TYPE_COMMAND && !runner.supports_evaluate()) {
+      ctx->Error("final_stage.retrain_on",
+                 "reuse starts the command with HPSEARCH_TRIAL_KIND=evaluate and "
+                 "HPSEARCH_MODEL_DIR (the best trial's stored artifact) to evaluate it on test "
+                 "without training, and this command does not say it can: once it does "
+                 "(docs/control-plane.md, \"Command trials\"), set runner.supports_evaluate: true; "
+                 "else use retrain_on: train");
+    }
+  }
   if (final_stage->enabled() && final_stage->evaluate_test()) {
     if (spec->data().test_file().empty()) {
       ctx->Error("data.test_file",
@@ -434,6 +524,17 @@ void ValidateFinalStage(v1::StudySpec* spec, ValidationContext* ctx) {
 std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
                                                 const ValidationOptions& options) {
   ValidationContext ctx(options);
+  std::vector<std::string> nul_fields;
+  FindNulStrings(*spec, "", &nul_fields);
+  if (!nul_fields.empty()) {
+    // Checked first and alone: every later message would quote the string cut short.
+    for (const std::string& field : nul_fields) {
+      ctx.Error(field,
+                "holds a NUL character (\"\\0\", \"\\x00\" or \"\\u0000\"): no name, path, "
+                "command or text of a study may; remove it");
+    }
+    return ctx.TakeIssues();
+  }
   ValidateName(spec, &ctx);
   ValidateModel(spec, &ctx);
   // An ask/tell study trains nothing here: data, training and fine-tuning options do not apply
@@ -454,6 +555,11 @@ std::vector<ValidationIssue> NormalizeStudySpec(v1::StudySpec* spec,
   internal::ValidateEnqueue(spec, &ctx);
   ValidateFinalStage(spec, &ctx);
   ValidateSize(*spec, &ctx);
+  // Inside the files only once the spec around them holds together (columns named, files found).
+  if (!ctx.has_errors()) {
+    internal::CheckModelConfig(*spec, &ctx);
+    internal::CheckDataFiles(*spec, &ctx);
+  }
   return ctx.TakeIssues();
 }
 

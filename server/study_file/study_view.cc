@@ -82,4 +82,32 @@ bool FinalStageEnabled(const v1::StudySpec& spec) {
   return !spec.final_stage().has_enabled() || spec.final_stage().enabled();
 }
 
+v1::RetrainOn FinalRetrainOn(const v1::StudySpec& spec, bool source_model_stored) {
+  const v1::RetrainOn asked = spec.final_stage().retrain_on() == v1::RETRAIN_ON_UNSPECIFIED
+                                  ? v1::RETRAIN_ON_TRAIN
+                                  : spec.final_stage().retrain_on();
+  const bool allowed =
+      !spec.final_stage().has_reuse_if_exact() || spec.final_stage().reuse_if_exact();
+  if (asked == v1::RETRAIN_ON_TRAIN && allowed && UsesBuiltInTrainer(spec) && source_model_stored) {
+    return v1::RETRAIN_ON_REUSE;
+  }
+  return asked;
+}
+
+bool FinalRetrainConverted(const v1::StudySpec& spec, bool source_model_stored) {
+  return FinalRetrainOn(spec, source_model_stored) == v1::RETRAIN_ON_REUSE &&
+         spec.final_stage().retrain_on() != v1::RETRAIN_ON_REUSE;
+}
+
+bool FinalTrialReused(const v1::StudySpec& spec, const v1::Trial& final_trial, bool* converted) {
+  const bool reused = final_trial.kind() == v1::TRIAL_KIND_FINAL &&
+                      final_trial.state() == v1::TRIAL_STATE_COMPLETE &&
+                      final_trial.epochs_size() == 0 && !final_trial.result().has_train() &&
+                      FinalRetrainOn(spec, /*source_model_stored=*/true) == v1::RETRAIN_ON_REUSE;
+  if (converted != nullptr) {
+    *converted = reused && spec.final_stage().retrain_on() != v1::RETRAIN_ON_REUSE;
+  }
+  return reused;
+}
+
 }  // namespace hpsearch::server

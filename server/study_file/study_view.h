@@ -51,6 +51,25 @@ bool BetterObjective(const v1::StudySpec& spec, double candidate, double incumbe
 
 bool FinalStageEnabled(const v1::StudySpec& spec);
 
+// What the final trial does with the best search trial: final_stage.retrain_on (train when unset),
+// except that `train` becomes `reuse` when the retrain would repeat the best trial exactly: the
+// study runs the built-in trainer (deterministic for a seed: same data, split, seed, parameters and
+// epochs give the same computation; on the CPU bit for bit at the same thread count, on a GPU up to
+// the order of floating-point sums) and `source_model_stored` says the best trial's model is stored
+// by the coordinator to evaluate instead, unless final_stage.reuse_if_exact is false. Command
+// trials are never converted: their determinism is not known (they opt in with retrain_on: reuse).
+// The coordinator (the final trial's spec) and the report (what the final stage did) both ask this.
+v1::RetrainOn FinalRetrainOn(const v1::StudySpec& spec, bool source_model_stored);
+
+// True when FinalRetrainOn turned `train` into `reuse`.
+bool FinalRetrainConverted(const v1::StudySpec& spec, bool source_model_stored);
+
+// What a final trial did, read from its record: true when it ended COMPLETE having reused its
+// source trial's stored model (FinalRetrainOn could answer reuse, and it reported no epoch and no
+// train summary, which no retrain completes without). `converted` (may be null) is set when
+// `train` was the spec's word, i.e. the retrain would have repeated the source trial exactly.
+bool FinalTrialReused(const v1::StudySpec& spec, const v1::Trial& final_trial, bool* converted);
+
 // True when the study's trials run the built-in QLoRA trainer (runner type qlora, or unset, which
 // means qlora): the one answer to "does this study need a model, data and training settings, and
 // do its parameter names have to be the trainer's?". Every other runner kind (command, and any

@@ -497,10 +497,72 @@ std::optional<YamlParseError> ExcessiveNesting(const std::string& text) {
   return std::nullopt;
 }
 
+// A NUL byte in a file read as UTF-8 (yaml-cpp reads it as a character and garbles what follows,
+// so it must be found in the text). A file that starts with a byte-order mark or with a NUL among
+// its first bytes is UTF-16 or UTF-32 to yaml-cpp, where NUL bytes are part of every character.
+std::optional<YamlParseError> RawNulByte(const std::string& text) {
+  const auto starts = [&](const char* prefix, size_t n) {
+    return text.size() >= n && text.compare(0, n, prefix, n) == 0;
+  };
+  if (starts("\xfe\xff", 2) || starts("\xff\xfe", 2)) return std::nullopt;
+  if (text.size() >= 2 && (text[0] == '\0' || text[1] == '\0')) return std::nullopt;
+  const size_t at = text.find('\0');
+  if (at == std::string::npos) return std::nullopt;
+  int line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < at; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  return YamlParseError{"",
+                        {line, static_cast<int>(at - line_start) + 1},
+                        "a NUL byte (0x00): a study file is text and holds none; remove it (is "
+                        "this a binary file, or UTF-16 saved without a byte-order mark?)"};
+}
+
+// Every scalar, key or value, that holds a NUL character (from "\0", "\x00" or "\u0000" in a
+// double-quoted string). No field of a study may hold one: the operating system would cut a command
+// argument, path or environment value short at it, and a message quoting it would show nothing.
+// Depth and the count of visited nodes are capped, since aliases can repeat (or nest) a node; the
+// validator checks every string of the spec again (study_validator.cc), so a cap loses no check.
+void FindNulScalars(const YAML::Node& node, const std::string& path, int depth, int* budget,
+                    std::vector<YamlParseError>* errors) {
+  if (depth > kMaxYamlNesting || --*budget < 0) return;
+  const auto report = [&](const YAML::Node& at, const std::string& field) {
+    YAML::Mark mark = at.Mark();
+    errors->push_back({field,
+                       {mark.line + 1, mark.column + 1},
+                       "holds a NUL character (\"\\0\", \"\\x00\" or \"\\u0000\"): no name, "
+                       "path, command or text of a study may; remove it"});
+  };
+  if (node.IsScalar()) {
+    if (node.Scalar().find('\0') != std::string::npos) report(node, path);
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      FindNulScalars(node[i], path + "[" + std::to_string(i) + "]", depth + 1, budget, errors);
+    }
+  } else if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
+      if (key.find('\0') != std::string::npos) {
+        report(it->first, path.empty() ? "(a key)" : path + " (a key)");
+        key = Got(key, false);
+      }
+      FindNulScalars(it->second, path.empty() ? key : path + "." + key, depth + 1, budget, errors);
+    }
+  }
+}
+
 }  // namespace
 
 YamlParseResult ParseStudyYamlText(const std::string& yaml_text) {
   YamlParseResult result;
+  if (std::optional<YamlParseError> nul = RawNulByte(yaml_text)) {
+    result.errors.push_back(*nul);
+    return result;
+  }
   if (std::optional<YamlParseError> nesting = ExcessiveNesting(yaml_text)) {
     result.errors.push_back(*nesting);
     return result;
@@ -514,6 +576,9 @@ YamlParseResult ParseStudyYamlText(const std::string& yaml_text) {
     return result;
   }
   try {
+    int budget = 100000;
+    FindNulScalars(root, "", 0, &budget, &result.errors);
+    if (!result.errors.empty()) return result;
     Reader(&result).ParseStudy(root);
   } catch (const YAML::Exception& e) {
     result.errors.push_back(

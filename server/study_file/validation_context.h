@@ -53,4 +53,10 @@ void ValidateSampler(v1::StudySpec* spec, ValidationContext* ctx);
 void ValidatePruner(v1::StudySpec* spec, ValidationContext* ctx);
 void ValidateEnqueue(v1::StudySpec* spec, ValidationContext* ctx);
 
+// The data files' columns and labels and the checkpoint's config.json, read with formats/ as a
+// trial reads them (data_file_checks.cc). Files that cannot be read here are reported as not
+// checked.
+void CheckDataFiles(const v1::StudySpec& spec, ValidationContext* ctx);
+void CheckModelConfig(const v1::StudySpec& spec, ValidationContext* ctx);
+
 }  // namespace hpsearch::server::internal

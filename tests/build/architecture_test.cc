@@ -2,8 +2,9 @@
 // reach service libraries, server/, db/, transfer/ and cli/ never reach LibTorch, each lower
 // library reaches nothing above it (kernels/ no core/, db/ no server/, transfer/ neither server/
 // nor db/, server/sampling/ only proto and Abseil), and the core-only configuration links LibTorch
-// and header-only libraries alone. (The `hpsearch` program, cli/, starts workers and never trains
-// in-process.)
+// and header-only libraries alone. formats/ (the LibTorch-free readers) sits below core/ and the
+// study validator and reaches nothing of ours. (The `hpsearch` program, cli/, starts workers and
+// never trains in-process.)
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -110,11 +111,12 @@ TEST_CASE("server/'s sub-systems reach only what their libraries link", "[build]
       IncludesOutside({"server/sampling"}, {"server/sampling/", "hpsearch/v1/", "absl/"});
   INFO(Join(sampling));
   CHECK(sampling.empty());
-  // The study file: samplers (for their option checks), proto, Abseil, yaml-cpp and JSON.
+  // The study file: samplers (for their option checks), the data and config.json readers, proto,
+  // Abseil, yaml-cpp and JSON.
   auto study_file =
       IncludesOutside({"server/study_file"},
-                      {"server/study_file/", "server/sampling/", "proto/", "base/", "hpsearch/v1/",
-                       "absl/", "google/protobuf/", "yaml-cpp/", "nlohmann/"});
+                      {"server/study_file/", "server/sampling/", "formats/", "proto/", "base/",
+                       "hpsearch/v1/", "absl/", "google/protobuf/", "yaml-cpp/", "nlohmann/"});
   INFO(Join(study_file));
   CHECK(study_file.empty());
   // The report reads the database and the study file, never the coordinator.
@@ -134,6 +136,44 @@ TEST_CASE("server/'s sub-systems reach only what their libraries link", "[build]
   auto base = IncludesOutside({"base"}, {"base/", "absl/"});
   INFO(Join(base));
   CHECK(base.empty());
+}
+
+TEST_CASE("formats/ reaches nothing of ours and no library but nlohmann-json",
+          "[build][architecture]") {
+  // core/ and the study validator both build on it, so it may use neither's libraries.
+  auto ours = IncludesOutside({"formats"}, {"formats/"});
+  INFO(Join(ours));
+  CHECK(ours.empty());
+  const std::regex libraries(
+      R"([<"](torch/|ATen/|c10/|absl/|grpc|google/protobuf|sqlite3|spdlog/|yaml-cpp/|CLI/))");
+  auto library_hits = ForbiddenIncludes({"formats"}, libraries);
+  INFO(Join(library_hits));
+  CHECK(library_hits.empty());
+}
+
+TEST_CASE("Programs are started only through base/subprocess.h", "[build][architecture]") {
+  // One process-spawning class for the worker, the CLI and the tests, so that every child is set
+  // up, signalled and reaped one way. worker/trial_reaper.cc is a program of its own on libc alone.
+  const std::regex spawn(R"(\b(fork|vfork|execv|execve|execvp|execl|execlp|posix_spawn)\s*\()");
+  std::vector<std::string> hits;
+  for (const char* folder :
+       {"base", "cli", "core", "db", "formats", "rpc", "server", "tests", "transfer", "worker"}) {
+    for (const auto& entry : fs::recursive_directory_iterator(testing::SourceDir() / folder)) {
+      const std::string ext = entry.path().extension().string();
+      if (ext != ".h" && ext != ".cc") continue;
+      const std::string relative = fs::relative(entry.path(), testing::SourceDir()).string();
+      if (relative == "base/subprocess.h" || relative == "worker/trial_reaper.cc") continue;
+      std::ifstream in(entry.path());
+      std::string line;
+      for (int n = 1; std::getline(in, line); ++n) {
+        const size_t code = line.find_first_not_of(" \t");
+        if (code != std::string::npos && line.compare(code, 2, "//") == 0) continue;
+        if (std::regex_search(line, spawn)) hits.push_back(relative + ":" + std::to_string(n));
+      }
+    }
+  }
+  INFO(Join(hits));
+  CHECK(hits.empty());
 }
 
 TEST_CASE("No test name holds a semicolon", "[build][tests]") {

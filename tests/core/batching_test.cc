@@ -34,10 +34,10 @@ std::vector<int32_t> EncodeWords(std::string_view text) {
   return ids;
 }
 
-LabelledDataset SmallDataset() {
-  LabelledDataset data;
+formats::LabelledDataset SmallDataset() {
+  formats::LabelledDataset data;
   data.source = "small.csv";
-  data.labels = LabelSet({"a", "b", "c"});
+  data.labels = formats::LabelSet({"a", "b", "c"});
   data.examples = {{"hi", 0, 2}, {"hello", 1, 3}, {"x", 2, 4}, {"abcdefghij", 1, 5}, {"abc", 0, 7}};
   return data;
 }
@@ -48,7 +48,7 @@ std::vector<int64_t> ToVector(const at::Tensor& t) {
 }
 
 TEST_CASE("CollateBatch pads right to the longest row and marks real tokens", "[core][batching]") {
-  DataOptions options;
+  formats::DataOptions options;
   const TokenizedDataset data = TokenizeDataset(SmallDataset(), EncodeBytes, options);
   const TokenBatch batch = CollateBatch(data, {0, 1, 2});
   REQUIRE(batch.input_ids.sizes() == at::IntArrayRef({3, 5}));
@@ -74,7 +74,7 @@ TEST_CASE("CollateBatch pads right to the longest row and marks real tokens", "[
 }
 
 TEST_CASE("TokenizeDataset truncates to max_length and honours the pad id", "[core][batching]") {
-  DataOptions options;
+  formats::DataOptions options;
   options.max_length = 4;
   options.pad_token_id = 0;
   const TokenizedDataset data = TokenizeDataset(SmallDataset(), EncodeBytes, options);
@@ -92,10 +92,10 @@ TEST_CASE("TokenizeDataset truncates to max_length and honours the pad id", "[co
 }
 
 TEST_CASE("TokenizeDataset names file and line of a text with no tokens", "[core][batching]") {
-  LabelledDataset data = SmallDataset();
+  formats::LabelledDataset data = SmallDataset();
   data.examples[4].text = "   ";
   try {
-    TokenizeDataset(data, EncodeWords, DataOptions());
+    TokenizeDataset(data, EncodeWords, formats::DataOptions());
     FAIL("no error");
   } catch (const Error& e) {
     REQUIRE(e.code() == ErrorCode::kDataLoss);
@@ -104,7 +104,8 @@ TEST_CASE("TokenizeDataset names file and line of a text with no tokens", "[core
 }
 
 TEST_CASE("PlanBatches keeps file order for evaluation", "[core][batching]") {
-  const TokenizedDataset data = TokenizeDataset(SmallDataset(), EncodeBytes, DataOptions());
+  const TokenizedDataset data =
+      TokenizeDataset(SmallDataset(), EncodeBytes, formats::DataOptions());
   BatchOptions options;
   options.batch_size = 2;
   options.shuffle = false;
@@ -116,14 +117,14 @@ TEST_CASE("PlanBatches keeps file order for evaluation", "[core][batching]") {
 
 // Builds `n` examples with lengths 1..40 in a scrambled pattern.
 TokenizedDataset VariedLengths(int64_t n) {
-  LabelledDataset data;
+  formats::LabelledDataset data;
   data.source = "varied.csv";
-  data.labels = LabelSet({"a", "b"});
+  data.labels = formats::LabelSet({"a", "b"});
   for (int64_t i = 0; i < n; ++i) {
     data.examples.push_back(
         {std::string(static_cast<size_t>(1 + (i * 17) % 40), 'x'), i % 2, i + 2});
   }
-  return TokenizeDataset(data, EncodeBytes, DataOptions());
+  return TokenizeDataset(data, EncodeBytes, formats::DataOptions());
 }
 
 void RequireEachExampleOnce(const std::vector<std::vector<int64_t>>& batches, int64_t n,
@@ -189,11 +190,11 @@ TEST_CASE("PlanBatches with length grouping keeps every example once and pads le
 }
 
 TEST_CASE("Batches of an epoch feed exactly the dataset's tokens", "[core][batching]") {
-  DataOptions data_options;
+  formats::DataOptions data_options;
   data_options.label_column = "category";
   data_options.max_length = 64;
-  const LabelledDataset test =
-      LoadLabelledDataset(testing::SourceDir() / "data" / "banking77" / "test.csv", data_options);
+  const formats::LabelledDataset test = formats::LoadLabelledDataset(
+      testing::SourceDir() / "data" / "banking77" / "test.csv", data_options);
   const TokenizedDataset data = TokenizeDataset(test, EncodeBytes, data_options);
   BatchOptions options;
   options.batch_size = 32;
@@ -212,7 +213,8 @@ TEST_CASE("Batches of an epoch feed exactly the dataset's tokens", "[core][batch
 }
 
 TEST_CASE("PlanBatches and CollateBatch refuse bad arguments", "[core][batching]") {
-  const TokenizedDataset data = TokenizeDataset(SmallDataset(), EncodeBytes, DataOptions());
+  const TokenizedDataset data =
+      TokenizeDataset(SmallDataset(), EncodeBytes, formats::DataOptions());
   BatchOptions options;
   options.batch_size = 0;
   REQUIRE_THROWS_AS(PlanBatches(data, options, 0), Error);

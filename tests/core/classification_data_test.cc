@@ -26,7 +26,8 @@ TEST_CASE("LoadClassificationData splits Banking77 train and loads its test set"
   REQUIRE(data.labels.size() == 77);
   REQUIRE(data.validation.labels.names() == data.labels.names());
   // The validation examples are exactly the ones SplitTrainValidation picks.
-  const LabelledDataset full = LoadLabelledDataset(files.train, testing::Banking77Options());
+  const formats::LabelledDataset full =
+      formats::LoadLabelledDataset(files.train, testing::Banking77Options());
   const DataSplit split = SplitTrainValidation(full, testing::Banking77Options());
   for (size_t i = 0; i < split.validation.size(); i += 250) {
     REQUIRE(data.validation.examples[i].line == full.examples[split.validation[i]].line);
@@ -42,15 +43,15 @@ TEST_CASE("LoadClassificationData uses a validation file and checks its labels",
   DataFiles files;
   files.train = dir / "train.csv";
   files.validation = dir / "val.csv";
-  REQUIRE_THROWS_WITH(LoadClassificationData(files, DataOptions()),
+  REQUIRE_THROWS_WITH(LoadClassificationData(files, formats::DataOptions()),
                       Catch::Matchers::Contains("val.csv:3: unknown label \"c\""));
   std::ofstream(dir / "val.csv") << "text,label\nq,a\nr,b\n";
-  const ClassificationData data = LoadClassificationData(files, DataOptions());
+  const ClassificationData data = LoadClassificationData(files, formats::DataOptions());
   REQUIRE(!data.validation_is_split);
   REQUIRE(data.train.size() == 3);
   REQUIRE(data.validation.LabelIds() == std::vector<int64_t>{0, 1});
   REQUIRE(!data.has_test());
-  REQUIRE_THROWS_AS(LoadClassificationData(DataFiles(), DataOptions()), Error);
+  REQUIRE_THROWS_AS(LoadClassificationData(DataFiles(), formats::DataOptions()), Error);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <string>
 
-#include "core/data_options.h"
+#include "formats/data_options.h"
 #include "testing/testing.h"
 
 namespace hpsearch::testing {
@@ -16,8 +16,8 @@ inline std::filesystem::path Banking77File(const std::string& name) {
 }
 
 // Data options for Banking77's CSV files (text in "text", label in "category").
-inline core::DataOptions Banking77Options() {
-  core::DataOptions options;
+inline formats::DataOptions Banking77Options() {
+  formats::DataOptions options;
   options.label_column = "category";
   return options;
 }

@@ -15,10 +15,11 @@
 namespace hpsearch::core {
 namespace {
 
-LabelledDataset LoadBanking77Train() {
-  DataOptions options;
+formats::LabelledDataset LoadBanking77Train() {
+  formats::DataOptions options;
   options.label_column = "category";
-  return LoadLabelledDataset(testing::SourceDir() / "data" / "banking77" / "train.csv", options);
+  return formats::LoadLabelledDataset(testing::SourceDir() / "data" / "banking77" / "train.csv",
+                                      options);
 }
 
 // FNV-1a over the indices: a compact fingerprint of a split for golden comparisons.
@@ -56,8 +57,8 @@ TEST_CASE("ValidationCount is ceil(fraction * n) and refuses empty parts", "[cor
 }
 
 TEST_CASE("Banking77 splits 8,002 / 2,001, stratified or not", "[core][split]") {
-  const LabelledDataset train = LoadBanking77Train();
-  DataOptions options;
+  const formats::LabelledDataset train = LoadBanking77Train();
+  formats::DataOptions options;
   for (bool stratify : {true, false}) {
     options.stratify_split = stratify;
     const DataSplit split = SplitTrainValidation(train, options);
@@ -68,9 +69,9 @@ TEST_CASE("Banking77 splits 8,002 / 2,001, stratified or not", "[core][split]") 
 }
 
 TEST_CASE("Split is deterministic for a seed and changes with the seed", "[core][split]") {
-  const LabelledDataset train = LoadBanking77Train();
+  const formats::LabelledDataset train = LoadBanking77Train();
   for (bool stratify : {true, false}) {
-    DataOptions options;
+    formats::DataOptions options;
     options.stratify_split = stratify;
     const DataSplit first = SplitTrainValidation(train, options);
     const DataSplit again = SplitTrainValidation(train, options);
@@ -85,8 +86,8 @@ TEST_CASE("Split is deterministic for a seed and changes with the seed", "[core]
 TEST_CASE("Split of Banking77 with seed 42 matches its recorded fingerprint", "[core][split]") {
   // Recorded from this implementation; SeededRng is specified to give the same numbers everywhere,
   // so a change here means the split (and every result that depends on it) changed.
-  const LabelledDataset train = LoadBanking77Train();
-  DataOptions options;
+  const formats::LabelledDataset train = LoadBanking77Train();
+  formats::DataOptions options;
   const DataSplit stratified = SplitTrainValidation(train, options);
   options.stratify_split = false;
   const DataSplit plain = SplitTrainValidation(train, options);
@@ -97,8 +98,8 @@ TEST_CASE("Split of Banking77 with seed 42 matches its recorded fingerprint", "[
 }
 
 TEST_CASE("Stratified split holds out each class in proportion", "[core][split]") {
-  const LabelledDataset train = LoadBanking77Train();
-  DataOptions options;
+  const formats::LabelledDataset train = LoadBanking77Train();
+  formats::DataOptions options;
   options.split_seed = 7;
   const DataSplit split = SplitTrainValidation(train, options);
   const std::vector<int64_t> counts = train.ClassCounts();
@@ -156,7 +157,7 @@ TEST_CASE("The TF-IDF baseline's Python split equals the core's, stratified or n
           "[core][split][peer]") {
   if (!std::filesystem::exists("/usr/bin/python3")) testing::Skip("no /usr/bin/python3");
   testing::TempDir dir;
-  const LabelledDataset banking = LoadBanking77Train();
+  const formats::LabelledDataset banking = LoadBanking77Train();
   for (bool stratify : {false, true}) {
     INFO("stratify " << stratify);
     const std::string study = (dir / "study.yaml").string();
@@ -173,7 +174,7 @@ TEST_CASE("The TF-IDF baseline's Python split equals the core's, stratified or n
     REQUIRE(run.exit_code == 0);
     std::ifstream in(dump);
     const nlohmann::json python = nlohmann::json::parse(in);
-    DataOptions options;
+    formats::DataOptions options;
     options.validation_fraction = 0.2;
     options.stratify_split = stratify;
     options.split_seed = 7;

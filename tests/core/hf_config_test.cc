@@ -20,7 +20,8 @@ json TinyConfigJson() {
 }
 
 TEST_CASE("ParseHfGpt2Config reads DialoGPT-medium's GitHub config", "[core][hf_config]") {
-  HfGpt2Config c = LoadHfGpt2Config(DataDir() / "configs" / "dialogpt_medium_github.json");
+  formats::HfGpt2Config c =
+      formats::LoadHfGpt2Config(DataDir() / "configs" / "dialogpt_medium_github.json");
   REQUIRE(c.n_layer == 24);
   REQUIRE(c.n_embd == 1024);
   REQUIRE(c.n_head == 16);
@@ -39,8 +40,8 @@ TEST_CASE("ParseHfGpt2Config reads DialoGPT-medium's GitHub config", "[core][hf_
 }
 
 TEST_CASE("ParseHfGpt2Config reads a Hugging Face classifier config", "[core][hf_config]") {
-  HfGpt2Config c =
-      LoadHfGpt2Config(DataDir() / "checkpoints" / "tiny-gpt2-safetensors" / "config.json");
+  formats::HfGpt2Config c = formats::LoadHfGpt2Config(DataDir() / "checkpoints" /
+                                                      "tiny-gpt2-safetensors" / "config.json");
   REQUIRE(c.n_layer == 2);
   REQUIRE(c.n_positions == 32);
   REQUIRE(c.num_labels == 3);
@@ -54,11 +55,11 @@ TEST_CASE("ParseHfGpt2Config takes n_ctx when n_positions is absent", "[core][hf
   json j = TinyConfigJson();
   j.erase("n_positions");
   j["n_ctx"] = 48;
-  REQUIRE(ParseHfGpt2Config(j, "config.json").n_positions == 48);
+  REQUIRE(formats::ParseHfGpt2Config(j, "config.json").n_positions == 48);
   j["n_inner"] = 20;
   j["num_labels"] = 77;
   j["activation_function"] = "relu";
-  HfGpt2Config c = ParseHfGpt2Config(j, "config.json");
+  formats::HfGpt2Config c = formats::ParseHfGpt2Config(j, "config.json");
   REQUIRE(c.n_inner == 20);
   REQUIRE(c.num_labels == 77);
   REQUIRE(c.activation_function == "relu");
@@ -92,26 +93,26 @@ TEST_CASE("ParseHfGpt2Config names the file and key of every bad value", "[core]
       j[c.key] = c.value;
     }
     INFO("key " << c.key << " = " << c.value.dump());
-    REQUIRE_CORE_ERROR(ParseHfGpt2Config(j, "/models/x/config.json"), c.code,
+    REQUIRE_CORE_ERROR(formats::ParseHfGpt2Config(j, "/models/x/config.json"), c.code,
                        "/models/x/config.json", c.key);
   }
   json no_positions = TinyConfigJson();
   no_positions.erase("n_positions");
-  REQUIRE_CORE_ERROR(ParseHfGpt2Config(no_positions, "c.json"), ErrorCode::kInvalidArgument,
-                     "n_positions", "n_ctx");
+  REQUIRE_CORE_ERROR(formats::ParseHfGpt2Config(no_positions, "c.json"),
+                     ErrorCode::kInvalidArgument, "n_positions", "n_ctx");
   json disagree = TinyConfigJson();
   disagree["id2label"] = {{"0", "a"}, {"1", "b"}};
   disagree["num_labels"] = 3;
-  REQUIRE_CORE_ERROR(ParseHfGpt2Config(disagree, "c.json"), ErrorCode::kInvalidArgument,
+  REQUIRE_CORE_ERROR(formats::ParseHfGpt2Config(disagree, "c.json"), ErrorCode::kInvalidArgument,
                      "num_labels", "id2label");
 }
 
 TEST_CASE("LoadHfGpt2Config reports a missing file and invalid JSON", "[core][hf_config]") {
   testing::TempDir dir;
-  REQUIRE_CORE_ERROR(LoadHfGpt2Config(dir / "config.json"), ErrorCode::kNotFound,
+  REQUIRE_CORE_ERROR(formats::LoadHfGpt2Config(dir / "config.json"), ErrorCode::kNotFound,
                      (dir / "config.json").string());
   std::ofstream(dir / "config.json") << "{\"n_layer\": 2,";
-  REQUIRE_CORE_ERROR(LoadHfGpt2Config(dir / "config.json"), ErrorCode::kInvalidArgument,
+  REQUIRE_CORE_ERROR(formats::LoadHfGpt2Config(dir / "config.json"), ErrorCode::kInvalidArgument,
                      (dir / "config.json").string(), "not valid JSON");
 }
 

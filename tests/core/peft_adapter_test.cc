@@ -144,7 +144,7 @@ TEST_CASE("Logits equal Hugging Face's, with and without a PEFT LoRA adapter",
   }
 
   const Checkpoint checkpoint = LoadCheckpoint(dir / "base");
-  const HfGpt2Config& hf = checkpoint.config;
+  const formats::HfGpt2Config& hf = checkpoint.config;
   Gpt2ForSequenceClassificationOptions options;
   options.config.n_layer = hf.n_layer;
   options.config.n_embd = hf.n_embd;

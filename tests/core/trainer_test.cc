@@ -234,7 +234,7 @@ TEST_CASE("LoRA training moves only adapters and the head", "[core][trainer]") {
 TEST_CASE("One epoch of a tiny GPT-2 learns a Banking77 subset", "[core][trainer][banking77]") {
   const auto root = hpsearch::testing::SourceDir();
   Gpt2Tokenizer tokenizer = Gpt2Tokenizer::FromDirectory((root / "data/gpt2").string());
-  DataOptions data_options;
+  formats::DataOptions data_options;
   data_options.label_column = "category";
   data_options.max_length = 64;
   data_options.split_seed = 11;
@@ -246,9 +246,9 @@ TEST_CASE("One epoch of a tiny GPT-2 learns a Banking77 subset", "[core][trainer
   for (int64_t i = 0; i < 2400; ++i) train_rows.push_back(i * data.train.size() / 2400);
   for (int64_t i = 0; i < 600; ++i) validation_rows.push_back(i * data.validation.size() / 600);
   TokenizedDataset train =
-      TokenizeDataset(SelectExamples(data.train, train_rows), encode, data_options);
-  TokenizedDataset validation =
-      TokenizeDataset(SelectExamples(data.validation, validation_rows), encode, data_options);
+      TokenizeDataset(formats::SelectExamples(data.train, train_rows), encode, data_options);
+  TokenizedDataset validation = TokenizeDataset(
+      formats::SelectExamples(data.validation, validation_rows), encode, data_options);
 
   Gpt2ForSequenceClassificationOptions model_options;
   model_options.config.n_layer = 2;

@@ -56,7 +56,9 @@ TEST_CASE("A QLoRA study runs on two workers, retrains the best trial exactly an
          "search_space:\n"
          "  learning_rate: {type: float, low: 1.0e-3, high: 5.0e-3, log: true}\n"
          "  batch_size: {choices: [2, 4]}\n"
-         "budget: {n_trials: 2, parallelism: 2}\n";
+         "budget: {n_trials: 2, parallelism: 2}\n"
+         // A real retrain, which would otherwise run as reuse (final_stage_reuse_test.cc).
+         "final_stage: {reuse_if_exact: false}\n";
   cluster.StartWorker("a");
   cluster.StartWorker("b");
   ProcessResult submit = RunProcess({(BinDir() / "hpsearch").string(), "submit", study,

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 
+#include "integration/certificates.h"
 #include "integration/cluster.h"
 
 namespace hpsearch::testing {
@@ -128,7 +129,12 @@ TEST_CASE("hpsearch run runs a study with two local workers, and its adapter exp
   // Trials and epochs in the database; the two workers both ran trials.
   CHECK(Query(db, "SELECT COUNT(*) FROM trial_summary WHERE state = 'complete'") == "3");
   CHECK(Query(db, "SELECT COUNT(*) FROM epoch_metrics WHERE kind = 'search'") == "2");
-  CHECK(Query(db, "SELECT COUNT(*) FROM epoch_metrics WHERE kind = 'final'") == "1");
+  // retrain_on: train would repeat the best trial exactly: the final trial reused its stored model
+  // (no epoch) and only evaluated it, so the test figures below are the best trial's model's.
+  CHECK(Query(db, "SELECT COUNT(*) FROM epoch_metrics WHERE kind = 'final'") == "0");
+  CHECK(Query(db,
+              "SELECT COUNT(*) FROM final_results r JOIN trials t USING (trial_id) WHERE "
+              "t.kind = 'final' AND r.global_steps IS NULL") == "1");
   CHECK(Query(db, "SELECT COUNT(*) FROM workers") == "2");
   const std::string test_accuracy =
       Query(db,
@@ -296,6 +302,14 @@ TEST_CASE("Ctrl-C stops hpsearch run cleanly and a rerun resumes from the checkp
   CHECK(Query(db, "SELECT COUNT(*) FROM trials WHERE state = 'running'") == "0");
   CHECK(Query(db, "SELECT COUNT(*) FROM trial_attempts WHERE ended_ms IS NULL") == "0");
   CHECK(Query(db, "SELECT COUNT(*) FROM trial_attempts WHERE error LIKE '%SIGTERM%'") != "0");
+  // Recorded as a stop by the user, never as a lost worker; it costs the trial none of its retries.
+  CHECK(Query(db,
+              "SELECT COUNT(*) FROM trial_attempts WHERE stopped = 1 AND error LIKE "
+              "'stopped by the user%'") != "0");
+  CHECK(Query(db, "SELECT COUNT(*) FROM trial_attempts WHERE stopped = 0 AND state = 'failed'") ==
+        "0");
+  CHECK(Query(db, "SELECT COUNT(*) FROM trial_attempts WHERE error LIKE '%died or lost%'") == "0");
+  CHECK(Query(db, "SELECT COUNT(*) FROM events WHERE kind = 'trial_stopped'") != "0");
 
   ProcessResult rerun = RunProcess(argv);
   INFO(rerun.out << rerun.err);
@@ -312,6 +326,47 @@ TEST_CASE("Ctrl-C stops hpsearch run cleanly and a rerun resumes from the checkp
   CHECK(Query(db,
               "SELECT COUNT(*) FROM artifacts a JOIN trials t USING (trial_id) WHERE "
               "t.kind = 'final'") == "1");
+}
+
+TEST_CASE("hpsearch run serves its dashboard beyond loopback only with a token and TLS",
+          "[integration][run][dashboard]") {
+  TempDir dir;
+  WriteCsv(dir / "train.csv", Banking77Subset("train.csv", 8));
+  WriteCsv(dir / "test.csv", Banking77Subset("test.csv", 2));
+  const fs::path study = dir / "study.yaml";
+  std::ofstream(study) << StudyYaml("run-dashboard", 1, 1);
+  const fs::path db = dir / "results.db";
+  const std::vector<std::string> base = {(BinDir() / "hpsearch").string(),
+                                         "run",
+                                         study.string(),
+                                         "--workers",
+                                         "1",
+                                         "--db",
+                                         db.string(),
+                                         "--dashboard-listen",
+                                         "0.0.0.0:0"};
+  // Without them it is refused before the database exists.
+  ProcessResult refused = RunProcess(base);
+  INFO(refused.out << refused.err);
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("--dashboard-auth-token-file") != std::string::npos);
+  CHECK_FALSE(fs::exists(db));
+
+  // With the token and a certificate it serves HTTPS and the study runs.
+  const TestCertificates certs = MakeCertificates(dir);
+  const fs::path token = dir / "token";
+  std::ofstream(token) << "a-long-enough-dashboard-token-0123456789\n";
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write);
+  std::vector<std::string> argv = base;
+  for (const std::string& arg : {std::string("--dashboard-auth-token-file"), token.string(),
+                                 std::string("--dashboard-tls-cert"), certs.cert,
+                                 std::string("--dashboard-tls-key"), certs.key}) {
+    argv.push_back(arg);
+  }
+  ProcessResult served = RunProcess(argv);
+  INFO(served.out << served.err);
+  REQUIRE(served.exit_code == 0);
+  CHECK(served.out.find("dashboard: https://") != std::string::npos);
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ TEST_CASE("Supervisor runs one worker per device and restarts a killed one",
   CHECK_FALSE(Alive(second));
   CHECK_FALSE(Alive(other));
   CHECK(log().find("every worker has exited") != std::string::npos);
-  CHECK(log().find("(pid " + restarted[1] + ") exited with code 0") != std::string::npos);
+  CHECK(log().find("(pid " + restarted[1] + ") exited with status 0") != std::string::npos);
 }
 
 TEST_CASE("Supervisor: a worker that keeps crashing is restarted with a doubling, capped delay",
@@ -104,7 +104,7 @@ TEST_CASE("Supervisor: a worker that keeps crashing is restarted with a doubling
       (cluster.dir() / "supervisor").string());
   std::vector<std::string> delays = WaitForMatches(
       [&] { return supervisor.Stderr(); },
-      R"(worker crashy-cpu0 \(pid \d+\) exited with code 3 after \S+; restarting in (\S+)\n)", 4,
+      R"(worker crashy-cpu0 \(pid \d+\) exited with status 3 after \S+; restarting in (\S+)\n)", 4,
       120s);
   INFO(supervisor.Stderr());
   REQUIRE(delays.size() >= 4);

@@ -129,6 +129,16 @@ struct Fixture {
     request.set_retryable(retryable);
     return coordinator->FailTrial(request);
   }
+  // The worker holding `lease` is stopped (SIGTERM, Ctrl-C) and hands the trial back.
+  absl::StatusOr<v1::TrialState> Stop(const std::string& lease) {
+    v1::FailTrialRequest request;
+    request.set_lease_id(lease);
+    request.set_worker_id(HolderOf(lease));
+    request.set_error("stopped by the user");
+    request.set_retryable(true);
+    request.set_stopped(true);
+    return coordinator->FailTrial(request);
+  }
   // Runs one trial to COMPLETE with the given per-epoch accuracies.
   v1::TrialSpec RunTrial(const std::string& worker, const std::vector<double>& accuracies) {
     auto trial = Acquire(worker);

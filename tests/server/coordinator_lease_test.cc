@@ -326,5 +326,77 @@ TEST_CASE("A study's time limit does not count coordinator downtime",
   CHECK(final_trial->kind() == v1::TRIAL_KIND_FINAL);
 }
 
+TEST_CASE("A stop by the user hands the trial back at no cost to its retries, across restarts",
+          "[server][coordinator][lease]") {
+  Fixture f;
+  std::string id = f.Submit(MakeSpec("exp", 1, 1, /*max_retries=*/1));
+  std::string worker = f.Register("w");
+  // Stopped three times (more than max_retries + 1): each time it waits again.
+  for (int stop = 1; stop <= 3; ++stop) {
+    auto trial = f.Acquire(worker);
+    REQUIRE(trial.has_value());
+    CHECK(trial->attempt() == stop);
+    auto state = f.Stop(trial->lease_id());
+    REQUIRE(state.ok());
+    CHECK(*state == v1::TRIAL_STATE_WAITING);
+    f.Restart();  // as `hpsearch run` does after a Ctrl-C; the marks are read back from the file
+    worker = f.Register("w");
+  }
+  auto stored = f.coordinator->GetTrial(id, 0);
+  REQUIRE(stored.ok());
+  REQUIRE(stored->attempts_size() == 3);
+  for (const v1::TrialAttempt& a : stored->attempts()) {
+    CHECK(a.stopped());
+    CHECK(a.error().find("stopped by the user") != std::string::npos);
+  }
+  // Its retries are all still there: one failure is retried, the second fails it.
+  auto trial = f.Acquire(worker);
+  REQUIRE(trial.has_value());
+  auto state = f.Fail(trial->lease_id(), /*retryable=*/true);
+  REQUIRE(state.ok());
+  CHECK(*state == v1::TRIAL_STATE_WAITING);
+  trial = f.Acquire(worker);
+  REQUIRE(trial.has_value());
+  state = f.Fail(trial->lease_id(), /*retryable=*/true);
+  REQUIRE(state.ok());
+  CHECK(*state == v1::TRIAL_STATE_FAILED);
+  stored = f.coordinator->GetTrial(id, 0);
+  REQUIRE(stored.ok());
+  CHECK(stored->error().find("failed attempt 2 of 2, no retry left") != std::string::npos);
+  CHECK_FALSE(stored->attempts(3).stopped());
+}
+
+// Found by bench/soak.py: a completion that also leased the next trial (lease_next) committed,
+// then the coordinator was SIGKILLed before its reply left; the worker's retry, answered by the
+// next life, got COMPLETE but no trial, and the lease waited out the restart grace with a worker
+// that never heard of it.
+TEST_CASE("A retried completion gets the trial its lost reply leased, after a restart too",
+          "[server][coordinator][restart][lease]") {
+  Fixture f;
+  f.Submit(MakeSpec("regrant", 4, 1));
+  std::string worker = f.Register("w");
+  auto first = f.Acquire(worker);
+  REQUIRE(first.has_value());
+  REQUIRE(f.Report(first->lease_id(), 1, 0.5).ok());
+  v1::CompleteTrialRequest request = f.CompleteRequest(first->lease_id());
+  request.set_lease_next(true);
+  auto lost = f.coordinator->CompleteTrial(request);  // committed; its reply never arrives
+  REQUIRE(lost.ok());
+  REQUIRE(lost->has_next_trial());
+  const std::string granted = lost->next_trial().lease_id();
+
+  for (int restart = 0; restart < 2; ++restart) {
+    INFO((restart == 0 ? "before" : "after") << " a restart");
+    auto retried = f.coordinator->CompleteTrial(request);
+    REQUIRE(retried.ok());
+    CHECK(retried->state() == v1::TRIAL_STATE_COMPLETE);
+    REQUIRE(retried->has_next_trial());
+    CHECK(retried->next_trial().lease_id() == granted);
+    CHECK(retried->next_trial().trial_number() == lost->next_trial().trial_number());
+    f.clock.Advance(absl::Seconds(1));
+    f.Restart();
+  }
+}
+
 }  // namespace
 }  // namespace hpsearch::server

@@ -135,7 +135,7 @@ TEST_CASE("An expired lease returns the trial to WAITING with attempt + 1, then 
   REQUIRE(f.coordinator->Tick().ok());
   trial = f.coordinator->GetTrial(id, 0);
   CHECK(trial->state() == v1::TRIAL_STATE_FAILED);
-  CHECK(trial->error().find("attempt 2 of 2, no retry left") != std::string::npos);
+  CHECK(trial->error().find("failed attempt 2 of 2, no retry left") != std::string::npos);
   v1::Study study = f.Study(id);
   CHECK(study.state() == v1::STUDY_STATE_FAILED);
   CHECK_FALSE(study.has_final_trial_number());

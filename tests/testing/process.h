@@ -1,6 +1,7 @@
 // ChildProcess: a program started in the background for integration tests (a coordinator, workers),
 // with stdout and stderr going to files, signals on demand and a bounded wait. Killed with SIGKILL
-// when destroyed, so a failing test leaves no process behind. POSIX only; header-only.
+// when destroyed, so a failing test leaves no process behind. Started through the one
+// process-spawning class (base/subprocess.h). POSIX only; header-only.
 #pragma once
 
 #include <fcntl.h>
@@ -16,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/subprocess.h"
+
 namespace hpsearch::testing {
 
 class ChildProcess {
@@ -24,22 +27,13 @@ class ChildProcess {
   ChildProcess(const std::vector<std::string>& argv, const std::string& log_prefix,
                const std::vector<std::string>& env = {})
       : out_path_(log_prefix + ".out"), err_path_(log_prefix + ".err") {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(out, 1);
-      ::dup2(err, 2);
-      int devnull = ::open("/dev/null", O_RDONLY);
-      ::dup2(devnull, 0);
-      for (const std::string& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      std::fprintf(stderr, "exec %s failed\n", args[0]);
-      ::_exit(127);
-    }
+    SubprocessOptions options;
+    options.argv = argv;
+    options.extra_env = env;
+    options.out = SubprocessStream::File(out_path_);
+    options.err = SubprocessStream::File(err_path_);
+    std::string error;
+    if (!process_.Start(options, &error)) std::fprintf(stderr, "ChildProcess: %s\n", error.c_str());
   }
   ~ChildProcess() {
     if (running()) Kill(SIGKILL);
@@ -48,23 +42,20 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
-  pid_t pid() const { return pid_; }
-  void Kill(int signal) {
-    if (pid_ > 0 && !exited_) ::kill(pid_, signal);
-  }
+  pid_t pid() const { return process_.pid(); }
+  void Kill(int signal) { process_.Signal(signal); }
   // SIGSTOPs the process and waits up to `timeout` until every one of its threads has stopped;
   // returns whether they did. kill() only queues the signal: until the group stop completes,
   // a thread other than the one it woke can still take a request off a socket.
   bool Stop(std::chrono::milliseconds timeout) {
     Kill(SIGSTOP);
     auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (pid_ > 0 && !exited_) {
+    while (process_.started() && !process_.reaped()) {
       int status = 0;
-      pid_t done = ::waitpid(pid_, &status, WNOHANG | WUNTRACED);
-      if (done == pid_ && WIFSTOPPED(status)) return true;
-      if (done == pid_) {
-        exited_ = true;
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      pid_t done = ::waitpid(process_.pid(), &status, WNOHANG | WUNTRACED);
+      if (done == process_.pid() && WIFSTOPPED(status)) return true;
+      if (done == process_.pid()) {
+        process_.Reaped(status);
         return false;
       }
       if (std::chrono::steady_clock::now() >= give_up) return false;
@@ -72,18 +63,12 @@ class ChildProcess {
     }
     return false;
   }
-  bool running() {
-    Reap(false);
-    return !exited_;
-  }
+  bool running() { return process_.started() && !process_.TryReap(); }
   // Waits up to `timeout` for the process to exit; returns its exit code (128 + signal when
   // killed), or -1 when it is still running.
   int Wait(std::chrono::milliseconds timeout) {
-    auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (!Reap(false) && std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return exited_ ? exit_code_ : -1;
+    if (!process_.started()) return -1;
+    return process_.WaitFor(timeout) ? ExitCodeOf(process_.wait_status()) : -1;
   }
   std::string Stdout() const { return ReadFile(out_path_); }
   std::string Stderr() const { return ReadFile(err_path_); }
@@ -100,16 +85,6 @@ class ChildProcess {
   }
 
  private:
-  bool Reap(bool block) {
-    if (exited_ || pid_ <= 0) return exited_;
-    int status = 0;
-    pid_t done = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
-    if (done == pid_) {
-      exited_ = true;
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    return exited_;
-  }
   static std::string ReadFile(const std::string& path) {
     std::ifstream in(path);
     std::stringstream text;
@@ -119,9 +94,7 @@ class ChildProcess {
 
   std::string out_path_;
   std::string err_path_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int exit_code_ = -1;
+  Subprocess process_;
 };
 
 }  // namespace hpsearch::testing

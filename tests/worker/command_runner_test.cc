@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "testing/recording_reporter.h"
 #include "testing/testing.h"
 
@@ -214,35 +215,57 @@ TEST_CASE("CommandRunner fails a command trial clearly when the reaper is missin
   CHECK(outcome.error.find("beside hpsearch-worker") != std::string::npos);
 }
 
+// Moves the runner's clock an hour on the first time the runner checks for a stop order, which it
+// does after starting the command: a trial's timeout then passes without waiting for it.
+class ClockAdvancingReporter : public RecordingReporter {
+ public:
+  explicit ClockAdvancingReporter(ManualClock* clock) : clock_(clock) {}
+  StopReason stop_reason() const override {
+    if (!advanced_.exchange(true)) clock_->Advance(absl::Hours(1));
+    return RecordingReporter::stop_reason();
+  }
+
+ private:
+  ManualClock* const clock_;
+  mutable std::atomic<bool> advanced_{false};
+};
+
 TEST_CASE("CommandRunner fails a trial past its timeout as retryable and stops on cancel",
           "[worker][command]") {
   testing::TempDir dir;
-  CommandRunner runner;
+  ManualClock clock;
+  CommandRunnerOptions options;
+  options.clock = &clock;
+  CommandRunner runner(options);
   SECTION("timeout") {
-    RecordingReporter reporter;
+    ClockAdvancingReporter reporter(&clock);
     v1::TrialSpec trial = ShellTrial("sleep 30", dir);
-    trial.set_timeout_seconds(0.3);
+    trial.set_timeout_seconds(60);
     RunOutcome outcome = runner.Run(trial, &reporter);
     CHECK(outcome.kind == RunOutcome::Kind::kFailed);
     CHECK(outcome.retryable);
-    CHECK(outcome.error.find("timed out") != std::string::npos);
+    CHECK(outcome.error.find("timed out after 60.0 s") != std::string::npos);
   }
   SECTION("timeout of a command that closed its output and lives on") {
-    RecordingReporter reporter;
+    ClockAdvancingReporter reporter(&clock);
     v1::TrialSpec trial = ShellTrial("exec >&- 2>&-; sleep 30", dir);
-    trial.set_timeout_seconds(0.3);
+    trial.set_timeout_seconds(60);
     RunOutcome outcome = runner.Run(trial, &reporter);
     CHECK(outcome.kind == RunOutcome::Kind::kFailed);
     CHECK(outcome.error.find("timed out") != std::string::npos);
   }
-  SECTION("cancel") {
+  SECTION("no timeout while the clock stands still") {
     RecordingReporter reporter;
-    std::thread canceller([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      reporter.stop = StopReason::kCancel;
-    });
+    v1::TrialSpec trial = ShellTrial("sleep 0.2", dir);
+    trial.set_timeout_seconds(0.001);
+    RunOutcome outcome = runner.Run(trial, &reporter);
+    CHECK(outcome.kind == RunOutcome::Kind::kComplete);
+  }
+  SECTION("cancel") {
+    // Ordered before the command starts: the runner stops it at its first check.
+    RecordingReporter reporter;
+    reporter.stop = StopReason::kCancel;
     RunOutcome outcome = runner.Run(ShellTrial("sleep 30", dir), &reporter);
-    canceller.join();
     CHECK(outcome.kind == RunOutcome::Kind::kStopped);
     CHECK(outcome.stop_reason == StopReason::kCancel);
   }

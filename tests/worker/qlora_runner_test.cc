@@ -9,10 +9,12 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "core/device_stats.h"
 #include "core/error.h"
@@ -266,6 +268,82 @@ TEST_CASE("After an out-of-memory failure the same runner trains the next trial"
   CHECK(reporter.trains[0].global_steps() == 12);
   REQUIRE(reporter.tests.size() == 1);
   CHECK(outcome.result.extra().at("test_examples") == 2);
+}
+
+// A reporter whose "coordinator" stores one model: FetchModel copies `stored` into the folder.
+class StoredModelReporter : public RecordingReporter {
+ public:
+  absl::Status FetchModel(int trial_number, const std::string& dir) override {
+    fetched.push_back(trial_number);
+    if (stored.empty())
+      return absl::NotFoundError("trial 0 of study 'unit' has no stored artifact");
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy(stored, dir, std::filesystem::copy_options::recursive);
+    return absl::OkStatus();
+  }
+  std::string stored;
+  std::vector<int> fetched;
+};
+
+TEST_CASE(
+    "A reuse final trial evaluates the fetched model without training: the test figures of "
+    "the run that trained it",
+    "[worker][qlora][final_stage]") {
+  testing::TempDir dir;
+  QloraRunner runner(EveryStep());
+  // The run that trains the model and tests it, as a retrain would.
+  v1::TrialSpec trained = TinyTrial(dir);
+  trained.set_kind(v1::TRIAL_KIND_FINAL);
+  trained.set_retrain_on(v1::RETRAIN_ON_TRAIN);
+  trained.set_evaluate_test(true);
+  trained.mutable_data()->set_test_file((dir / "test.csv").string());
+  trained.set_artifact_dir((dir / "trained").string());
+  RecordingReporter train_reporter;
+  RunOutcome first = runner.Run(trained, &train_reporter);
+  INFO(first.error);
+  REQUIRE(first.kind == RunOutcome::Kind::kComplete);
+  REQUIRE(first.result.has_test());
+  REQUIRE_FALSE(first.artifact_dir.empty());
+
+  v1::TrialSpec reuse = trained;
+  reuse.set_trial_number(3);
+  reuse.set_source_trial_number(0);
+  reuse.set_retrain_on(v1::RETRAIN_ON_REUSE);
+  reuse.set_artifact_dir((dir / "final").string());
+  StoredModelReporter reporter;
+  reporter.stored = first.artifact_dir;
+  RunOutcome outcome = runner.Run(reuse, &reporter);
+  INFO(outcome.error);
+  REQUIRE(outcome.kind == RunOutcome::Kind::kComplete);
+  CHECK(reporter.fetched == std::vector<int>{0});
+  CHECK(reporter.epochs.empty());
+  CHECK(reporter.trains.empty());
+  CHECK_FALSE(outcome.result.has_train());
+  REQUIRE(reporter.tests.size() == 1);
+  const v1::TestMetrics& a = first.result.test();
+  const v1::TestMetrics& b = outcome.result.test();
+  // The same model, read back from its files, scores exactly what the run measured in memory.
+  CHECK(b.test_loss() == a.test_loss());
+  CHECK(b.test_accuracy() == a.test_accuracy());
+  CHECK(b.test_f1() == a.test_f1());
+  CHECK(b.test_f1_macro() == a.test_f1_macro());
+  CHECK(outcome.result.extra().at("test_examples") == 2);
+  // The evaluated model is the final trial's artifact, its metrics.json saying whose it is.
+  REQUIRE(outcome.artifact_dir == (dir / "final" / "model").string());
+  std::ifstream metrics(std::filesystem::path(outcome.artifact_dir) / "metrics.json");
+  const std::string text((std::istreambuf_iterator<char>(metrics)), {});
+  CHECK(text.find("\"reused_trial_number\": 0") != std::string::npos);
+  CHECK(std::filesystem::exists(std::filesystem::path(outcome.artifact_dir) /
+                                "adapter_model.safetensors"));
+
+  SECTION("a model the coordinator does not have fails the attempt, naming the trial") {
+    StoredModelReporter missing;
+    RunOutcome failed = runner.Run(reuse, &missing);
+    CHECK(failed.kind == RunOutcome::Kind::kFailed);
+    CHECK_FALSE(failed.retryable);
+    CHECK(failed.error.rfind("cannot fetch trial 0's stored model to reuse: ", 0) == 0);
+  }
 }
 
 }  // namespace

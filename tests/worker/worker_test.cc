@@ -112,5 +112,44 @@ TEST_CASE("The last epoch rides on the completion, or is reported on its own whe
   CHECK(failed.epochs(1).val_accuracy() == Approx(0.6));
 }
 
+// One epoch, carried by the completion.
+class OneEpochRunner : public Runner {
+ public:
+  RunOutcome Run(const v1::TrialSpec&, TrialReporter* reporter) override {
+    RunOutcome outcome;
+    v1::EpochMetrics metrics;
+    metrics.set_epoch(1);
+    metrics.set_val_accuracy(0.5);
+    if (reporter->ReportLastEpoch(metrics).ok()) outcome.kind = RunOutcome::Kind::kComplete;
+    return outcome;
+  }
+};
+
+// Found by bench/soak.py: the trial leased with the last completion, as the worker was told to
+// stop, was handed back without the worker id, which the coordinator refused; the trial then
+// stayed leased to a stopped worker until its lease expired.
+TEST_CASE("A trial leased with the completion as the worker stops is handed back at once",
+          "[worker]") {
+  ServedStudy served("handback", 3, 2);
+  WorkerOptions options;
+  options.coordinator_address = served.address;
+  options.info.set_name("handback");
+  options.acquire_wait = absl::Seconds(1);
+  Worker* self = nullptr;
+  // The stop order arrives while the completion of trial 0, which leases trial 1, is answered.
+  options.on_completed = [&](bool) { self->Stop(); };
+  std::map<v1::RunnerType, std::unique_ptr<Runner>> runners;
+  runners[v1::RUNNER_TYPE_COMMAND] = std::make_unique<OneEpochRunner>();
+  Worker worker(options, std::move(runners));
+  self = &worker;
+  REQUIRE(worker.Run().ok());
+  CHECK(worker.trials_run() == 1);
+
+  CHECK(served.GetTrial("handback", 0).state() == v1::TRIAL_STATE_COMPLETE);
+  v1::Trial handed_back = served.GetTrial("handback", 1);
+  CHECK(handed_back.state() == v1::TRIAL_STATE_WAITING);
+  CHECK(handed_back.error().find("stopped before starting this trial") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace hpsearch::worker

@@ -16,8 +16,23 @@ parser.add_argument("--epoch_seconds", type=float, default=0.0)
 parser.add_argument("--say_last", action="store_true", help='mark the last epoch line "last": true')
 parser.add_argument("--progress", action="store_true", help="print a progress line before each epoch")
 parser.add_argument("--env_log", help="append the device and thread variables seen, as a JSON line")
+parser.add_argument("--save_model", action="store_true",
+                    help="leave model.json in HPSEARCH_ARTIFACT_DIR; with HPSEARCH_TRIAL_KIND=evaluate, "
+                         "read it from HPSEARCH_MODEL_DIR and only print a test line from it")
 args = parser.parse_args()
 kind = os.environ.get("HPSEARCH_TRIAL_KIND", "search")
+if kind == "evaluate":
+    # Evaluate-only (final_stage.retrain_on: reuse): no training, the stored model's test figures.
+    if not args.save_model:
+        print("fake_trial: started to evaluate without --save_model", file=sys.stderr, flush=True)
+        sys.exit(4)
+    with open(os.path.join(os.environ["HPSEARCH_MODEL_DIR"], "model.json")) as f:
+        model = json.load(f)
+    print(json.dumps({"type": "test", "test_loss": 0.25, "test_accuracy": model["test_accuracy"],
+                      "test_f1": model["test_accuracy"] - 0.01, "runtime_seconds": 0.1,
+                      "samples_per_second": 1000.0, "steps_per_second": 10.0,
+                      "model_trial": float(model["trial"])}), flush=True)
+    sys.exit(0)
 if args.env_log:
     names = ("HPSEARCH_TRIAL_NUMBER", "CUDA_VISIBLE_DEVICES", "HPSEARCH_DEVICE", "OMP_NUM_THREADS",
              "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "FAKE_TRIAL_WORKER")
@@ -56,6 +71,12 @@ for epoch in range(1, args.epochs + 1):
     if args.say_last:
         line["last"] = epoch == args.epochs
     print(json.dumps(line), flush=True)
+if args.save_model:
+    # What a test of this model scores, so an evaluation shows whose model it read.
+    model = {"trial": int(os.environ.get("HPSEARCH_TRIAL_NUMBER", "-1")),
+             "test_accuracy": round(0.5 + args.x / 4, 6)}
+    with open(os.path.join(os.environ["HPSEARCH_ARTIFACT_DIR"], "model.json"), "w") as f:
+        json.dump(model, f)
 if args.mode == "fail":
     print("fake_trial: the input is broken beyond repair", file=sys.stderr, flush=True)
     sys.exit(3)

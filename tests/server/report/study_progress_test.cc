@@ -112,6 +112,7 @@ TEST_CASE("The final stage adds the best trial's duration; an ended study has no
           "[study_progress]") {
   v1::Study study = MakeStudy(/*n_trials=*/2, /*parallelism=*/1);
   study.mutable_spec()->mutable_final_stage()->clear_enabled();  // default: on
+  study.mutable_spec()->mutable_final_stage()->set_retrain_on(v1::RETRAIN_ON_TRAIN_VALIDATION);
   std::vector<v1::Trial> trials = {Ended(0, 50, 300), Ended(1, 150, 100)};
   study.set_best_trial_number(1);
   study.set_state(v1::STUDY_STATE_FINALIZING);
@@ -126,6 +127,13 @@ TEST_CASE("The final stage adds the best trial's duration; an ended study has no
   REQUIRE(p.eta_seconds);
   CHECK(*p.eta_seconds == Approx(50));
   CHECK(p.search_ended == 2);  // the final trial is not a search trial
+
+  // A final stage that reuses the stored model only evaluates: nothing is added for it.
+  trials.pop_back();
+  study.mutable_spec()->mutable_final_stage()->set_retrain_on(v1::RETRAIN_ON_REUSE);
+  p = server::EstimateStudyProgress(study, Pointers(trials), kNow);
+  REQUIRE(p.eta_seconds);
+  CHECK(*p.eta_seconds == 0);
 
   study.set_state(v1::STUDY_STATE_COMPLETE);
   study.set_ended_unix_ms(MsBefore(10));

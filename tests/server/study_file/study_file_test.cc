@@ -402,5 +402,55 @@ TEST_CASE("Values a worker or submit would fail on are refused by the validator 
   CHECK(Errors(loaded).find("training.weight_decay") != std::string::npos);
 }
 
+TEST_CASE("A NUL character in any string of a spec is refused with its field, and alone",
+          "[server][validator]") {
+  using Severity = ValidationIssue::Severity;
+  const std::string nul("a\0b", 3);
+  // As SubmitStudy or the Python client send it (the YAML reader refuses it with its line before).
+  v1::StudySpec spec = MinimalSpec();
+  spec.set_name(nul);
+  spec.mutable_runner()->set_type(v1::RUNNER_TYPE_COMMAND);
+  spec.mutable_runner()->add_command("/bin/echo");
+  spec.mutable_runner()->add_command(nul);
+  (*spec.mutable_runner()->mutable_env())["MODE"] = nul;
+  spec.mutable_search_space(0)->clear_float_range();
+  spec.mutable_search_space(0)->mutable_categorical()->add_choices()->set_string_value(nul);
+  std::vector<ValidationIssue> issues = NormalizeStudySpec(&spec, NoFileChecks());
+  INFO(IssuesToStatus(issues).message());
+  CHECK(HasIssue(issues, Severity::kError, "name", "holds a NUL character"));
+  CHECK(HasIssue(issues, Severity::kError, "runner.command[1]", "holds a NUL character"));
+  CHECK(HasIssue(issues, Severity::kError, "runner.env.MODE", "holds a NUL character"));
+  CHECK(HasIssue(issues, Severity::kError, "search_space[0].categorical.choices[0].string_value",
+                 "holds a NUL character"));
+  // Nothing else: every other message would quote a string cut short at the NUL.
+  CHECK(issues.size() == 4);
+
+  // Other control bytes in a name are shown escaped.
+  spec = MinimalSpec();
+  spec.set_name("a\x01" "b");
+  CHECK(HasIssue(NormalizeStudySpec(&spec, NoFileChecks()), Severity::kError, "name",
+                 "'a\\x01b' is not a valid study name"));
+
+  // Through the YAML front: the scalar's own line and column, whichever escape wrote it.
+  for (const char* escape : {"\\0", "\\x00", "\\u0000"}) {
+    LoadedStudy loaded = ParseStudyYaml(
+        std::string("name: s\nmodel: /models/gpt2\ndata: {train_file: \"/data/x") + escape +
+            ".csv\"}\n",
+        "bad.yaml", "/", NoFileChecks());
+    INFO(escape << ": " << Errors(loaded));
+    CHECK(Errors(loaded).find("bad.yaml:3:20: error: data.train_file: holds a NUL character") !=
+          std::string::npos);
+  }
+  // A raw NUL byte (yaml-cpp garbled the value it was in), and a UTF-16 file, whose NUL bytes are
+  // part of its characters, still read.
+  LoadedStudy raw = ParseStudyYaml(std::string("name: s\nmodel: a\0b\n", 19), "raw.yaml", "/",
+                                   NoFileChecks());
+  CHECK(Errors(raw).find("raw.yaml:2:9: error: a NUL byte (0x00)") != std::string::npos);
+  std::string utf16 = "\xff\xfe";
+  for (char c : std::string("name: s\n")) utf16 += std::string{c, '\0'};
+  LoadedStudy wide = ParseStudyYaml(utf16, "wide.yaml", "/", NoFileChecks());
+  CHECK(wide.spec.name() == "s");
+}
+
 }  // namespace
 }  // namespace hpsearch::server

@@ -6,7 +6,7 @@
 // outside quotes are skipped (as Python's csv module and pandas do), so a trailing newline adds no
 // record. A quote inside an unquoted field is kept literally.
 //
-// Errors (core::Error, kDataLoss) name the source and the 1-based line on which the offending
+// Errors (formats::Error, kDataLoss) name the source and the 1-based line on which the offending
 // record starts: an unterminated quoted field, text after a closing quote, a record whose field
 // count differs from the header's, and an input with no header.
 //
@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 struct CsvRecord {
   int64_t line = 0;                 // 1-based line of the input on which this record starts
@@ -29,6 +29,7 @@ struct CsvRecord {
 struct CsvTable {
   std::string source;                // file name (or caller's label) used in error messages
   std::vector<std::string> columns;  // header fields, in file order
+  int64_t header_line = 1;           // 1-based line on which the header record starts
   std::vector<CsvRecord> records;    // data records, header excluded, in file order
 
   // The index of the column named `name`. Throws kNotFound naming the source and the columns that
@@ -52,4 +53,4 @@ std::string_view StripUtf8Bom(std::string_view text);
 // "a, b, c": column or key names for error messages.
 std::string JoinNames(const std::vector<std::string>& names);
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

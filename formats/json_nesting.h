@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
+#include "formats/error.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 // Deeper than any file hpsearch reads (config.json: 3 levels; a safetensors header: 3).
 inline constexpr int kMaxJsonNesting = 64;
@@ -37,4 +37,4 @@ std::string JsonExcerpt(const nlohmann::json& value, size_t max_chars = 80);
 // whole ("number overflow parsing '555...'"), however long it is.
 std::string JsonErrorExcerpt(const nlohmann::json::exception& e, size_t max_chars = 200);
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

@@ -1,12 +1,12 @@
-#include "core/jsonl.h"
+#include "formats/jsonl.h"
 
 #include <algorithm>
 
-#include "core/csv.h"
-#include "core/error.h"
-#include "core/json_nesting.h"
+#include "formats/csv.h"
+#include "formats/error.h"
+#include "formats/json_nesting.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 namespace {
 
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -134,4 +134,4 @@ std::vector<JsonRecord> ReadJsonRecordsFile(const std::filesystem::path& path) {
   return ParseJsonRecords(ReadWholeFile(path), path.string());
 }
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

@@ -7,13 +7,13 @@
 #include <cstdint>
 #include <string>
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 enum class DataFormat {
   kAuto,  // from the file extension: .csv -> kCsv; .jsonl, .json -> kJson; anything else is an
           // error
-  kCsv,   // RFC 4180 CSV with a header row (core/csv.h)
-  kJson,  // JSON Lines or a JSON array of objects (core/jsonl.h)
+  kCsv,   // RFC 4180 CSV with a header row (formats/csv.h)
+  kJson,  // JSON Lines or a JSON array of objects (formats/jsonl.h)
 };
 
 struct DataOptions {
@@ -49,4 +49,4 @@ struct DataOptions {
   int64_t pad_token_id = 50256;
 };
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

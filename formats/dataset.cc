@@ -1,12 +1,12 @@
-#include "core/dataset.h"
+#include "formats/dataset.h"
 
 #include <algorithm>
 
-#include "core/csv.h"
-#include "core/error.h"
-#include "core/jsonl.h"
+#include "formats/csv.h"
+#include "formats/error.h"
+#include "formats/jsonl.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 namespace {
 
 // One record's text and label name before label ids are known.
@@ -178,4 +178,4 @@ LabelledDataset SelectExamples(const LabelledDataset& dataset,
   return subset;
 }
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

@@ -1,13 +1,13 @@
 // LabelledDataset: the texts and class ids of one data file (train, validation or test), read from
-// CSV or JSON records (core/csv.h, core/jsonl.h) with the columns DataOptions names. Every example
-// remembers the line its record starts on, so later stages (tokenisation) can point at the
+// CSV or JSON records (formats/csv.h, formats/jsonl.h) with the columns DataOptions names. Every
+// example remembers the line its record starts on, so later stages (tokenisation) can point at the
 // offending record.
 //
-// Label ids: a training file derives them from its own labels (core/labels.h order) unless the
+// Label ids: a training file derives them from its own labels (formats/labels.h order) unless the
 // caller passes a LabelSet; validation and test files are loaded with the training set's LabelSet,
 // and a label outside it is an error naming file, line and label.
 //
-// Errors (core::Error): kNotFound for a missing file or column (naming the columns / keys that
+// Errors (formats::Error): kNotFound for a missing file or column (naming the columns / keys that
 // exist), kDataLoss for malformed files, empty files and empty texts or labels, kInvalidArgument
 // for an unknown label, an unrecognised extension or a value of the wrong JSON type.
 //
@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "core/data_options.h"
-#include "core/labels.h"
+#include "formats/data_options.h"
+#include "formats/labels.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 struct LabelledExample {
   std::string text;   // the text column's bytes, unchanged (no trimming)
@@ -61,4 +61,4 @@ LabelledDataset LoadLabelledDataset(const std::filesystem::path& path, const Dat
 // REQUIRES: every index in [0, dataset.size()).
 LabelledDataset SelectExamples(const LabelledDataset& dataset, const std::vector<int64_t>& indices);
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

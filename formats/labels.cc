@@ -1,10 +1,10 @@
-#include "core/labels.h"
+#include "formats/labels.h"
 
 #include <algorithm>
 
-#include "core/error.h"
+#include "formats/error.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 namespace {
 
 // ASCII only: the order must not depend on the process locale.
@@ -63,4 +63,4 @@ int64_t LabelSet::Find(const std::string& name) const {
   return it == ids_.end() ? -1 : it->second;
 }
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

@@ -1,6 +1,6 @@
-#include "core/json_nesting.h"
+#include "formats/json_nesting.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 size_t FindExcessiveJsonNesting(std::string_view text, int max_depth) {
   int depth = 0;
@@ -52,4 +52,4 @@ std::string JsonErrorExcerpt(const nlohmann::json::exception& e, size_t max_char
   return text;
 }
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

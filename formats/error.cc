@@ -1,6 +1,6 @@
-#include "core/error.h"
+#include "formats/error.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
@@ -27,4 +27,4 @@ Error::Error(ErrorCode code, const std::string& message)
 
 void Fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 // Returns the distinct names of `names` in label-id order (see above).
 std::vector<std::string> SortLabelNames(std::vector<std::string> names);
@@ -43,4 +43,4 @@ class LabelSet {
   std::unordered_map<std::string, int64_t> ids_;
 };
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

@@ -3,7 +3,7 @@
 // objects. The layout is chosen by the first non-blank character after an optional UTF-8 byte-order
 // mark: '[' means an array, anything else JSON Lines. Each record must be an object.
 //
-// Errors (core::Error, kDataLoss) name the source and the 1-based line of the offending record:
+// Errors (formats::Error, kDataLoss) name the source and the 1-based line of the offending record:
 // invalid JSON, or a record that is not an object. An input without records is not an error here;
 // the dataset layer decides what an empty file means.
 //
@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 
 struct JsonRecord {
   int64_t line = 0;       // 1-based line on which the record (object) starts
@@ -31,4 +31,4 @@ std::vector<JsonRecord> ParseJsonRecords(std::string_view text, const std::strin
 // Reads and parses a file. Throws kNotFound when it does not exist and kIo when it cannot be read.
 std::vector<JsonRecord> ReadJsonRecordsFile(const std::filesystem::path& path);
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats

@@ -1,12 +1,12 @@
-#include "core/csv.h"
+#include "formats/csv.h"
 
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
-#include "core/error.h"
+#include "formats/error.h"
 
-namespace hpsearch::core {
+namespace hpsearch::formats {
 namespace {
 
 [[noreturn]] void FailAt(const std::string& source, int64_t line, const std::string& what) {
@@ -151,6 +151,7 @@ CsvTable ParseCsv(std::string_view text, const std::string& source) {
          source + ": empty CSV (no header row); expected a header such as text,label");
   }
   table.columns = std::move(header.fields);
+  table.header_line = header.line;
   CsvRecord record;
   while (scanner.NextRecord(record)) {
     if (record.fields.size() != table.columns.size()) {
@@ -185,4 +186,4 @@ CsvTable ReadCsvFile(const std::filesystem::path& path) {
   return ParseCsv(ReadWholeFile(path), path.string());
 }
 
-}  // namespace hpsearch::core
+}  // namespace hpsearch::formats
