@@ -198,7 +198,7 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
     compact.emplace(train, std::vector<int32_t>{static_cast<int32_t>(pad)}, tokenizer.vocab_size());
     compact->Apply(&train);
   }
-  auto tokenize = [&](const LabelledDataset& dataset) {
+  auto tokenize = [&](const formats::LabelledDataset& dataset) {
     TokenizedDataset tokenized = TokenizeDataset(dataset, encode, data_options);
     if (compact) compact->Apply(&tokenized);
     return tokenized;
