@@ -75,6 +75,17 @@ void SaveTrainedModel(const std::string& dir, const Gpt2ForSequenceClassificatio
   std::map<std::string, torch::Tensor> tensors;
   for (auto& [key, tensor] : SavedTensors(model))
     tensors[key] = tensor.to(torch::kCPU).contiguous();
+  int64_t vocab_size = c.vocab_size, pad_token_id = c.pad_token_id;
+  if (const CompactVocabulary* compact = info.compact_vocabulary) {
+    if (IsAdapter(model)) {
+      Fail(ErrorCode::kInvalidArgument,
+           "a compact vocabulary needs fine_tune.method full: an adapter's base is rebuilt at "
+           "the tokenizer's whole vocabulary");
+    }
+    tensors["wte.weight"] = compact->ExpandEmbedding(tensors.at("wte.weight")).contiguous();
+    vocab_size = compact->full_vocab_size();
+    pad_token_id = compact->ToOriginal(static_cast<int32_t>(c.pad_token_id));
+  }
   json labels = info.labels;
   if (IsAdapter(model)) {
     const FineTuningOptions& ft = options.fine_tuning;
@@ -105,14 +116,14 @@ void SaveTrainedModel(const std::string& dir, const Gpt2ForSequenceClassificatio
                    {"n_head", c.n_head},
                    {"n_positions", c.n_positions},
                    {"n_ctx", c.n_positions},
-                   {"vocab_size", c.vocab_size},
+                   {"vocab_size", vocab_size},
                    {"layer_norm_epsilon", c.layer_norm_epsilon},
                    {"activation_function", c.activation},
                    {"initializer_range", c.initializer_range},
                    {"resid_pdrop", c.resid_pdrop},
                    {"embd_pdrop", c.embd_pdrop},
                    {"attn_pdrop", c.attn_pdrop},
-                   {"pad_token_id", c.pad_token_id},
+                   {"pad_token_id", pad_token_id},
                    {"num_labels", c.num_labels},
                    {"id2label", id2label},
                    {"label2id", label2id}};
@@ -134,10 +145,13 @@ void SaveTrainedModel(const std::string& dir, const Gpt2ForSequenceClassificatio
                   {"n_embd", c.n_embd},
                   {"n_head", c.n_head},
                   {"n_positions", c.n_positions},
-                  {"vocab_size", c.vocab_size},
+                  {"vocab_size", vocab_size},
                   {"layer_norm_epsilon", c.layer_norm_epsilon},
                   {"num_labels", c.num_labels},
-                  {"pad_token_id", c.pad_token_id}}}};
+                  {"pad_token_id", pad_token_id}}}};
+  // Informational: the saved table is whole; its unused rows all hold the UNK row.
+  if (info.compact_vocabulary != nullptr)
+    saved["compact_vocab"] = {{"trained_rows", info.compact_vocabulary->size()}};
   WriteJson(fs::path(dir) / kInfoFile, saved);
 }
 

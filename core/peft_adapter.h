@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/compact_vocabulary.h"
 #include "core/gpt2_sequence_classifier.h"
 
 namespace hpsearch::core {
@@ -29,10 +30,15 @@ struct SavedModelInfo {
   // Seed the model was initialised from: with a random-init base, the base weights are rebuilt from it
   // (they are not saved); ReadSavedModelOptions returns it as the options' seed.
   uint64_t init_seed = 0;
+  // Set when the model was trained over a compact vocabulary (not owned; only read during the
+  // save): the full model is saved with its embedding expanded back to the tokenizer's ids and
+  // the pad id mapped back (core/compact_vocabulary.h), so nothing that loads it needs the map.
+  // Adapters cannot be saved this way (their base is rebuilt at the full vocabulary).
+  const CompactVocabulary* compact_vocabulary = nullptr;
 };
 
 // Writes the trained parts of `model` into `dir` (created if needed). Throws core::Error(kIo)
-// naming the file on failure.
+// naming the file on failure, kInvalidArgument for an adapter with info.compact_vocabulary set.
 void SaveTrainedModel(const std::string& dir, const Gpt2ForSequenceClassificationImpl& model,
                       const SavedModelInfo& info);
 

@@ -7,6 +7,7 @@
 
 #include "core/checkpoint.h"
 #include "core/classification_data.h"
+#include "core/compact_vocabulary.h"
 #include "core/data_split.h"
 #include "core/device_stats.h"
 #include "core/error.h"
@@ -189,15 +190,31 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
     data.validation.examples.clear();
   }
   const EncodeFn encode = [&tokenizer](std::string_view text) { return tokenizer.Encode(text); };
-  const TokenizedDataset train = TokenizeDataset(data.train, encode, data_options);
+  TokenizedDataset train = TokenizeDataset(data.train, encode, data_options);
+  // A compact vocabulary is built from the texts the model trains on (train + validation when
+  // retraining on both), never from validation or test texts it is scored on.
+  std::optional<CompactVocabulary> compact;
+  if (config.model.UsesCompactVocab(config.fine_tune.method)) {
+    compact.emplace(train, std::vector<int32_t>{static_cast<int32_t>(pad)}, tokenizer.vocab_size());
+    compact->Apply(&train);
+  }
+  auto tokenize = [&](const formats::LabelledDataset& dataset) {
+    TokenizedDataset tokenized = TokenizeDataset(dataset, encode, data_options);
+    if (compact) compact->Apply(&tokenized);
+    return tokenized;
+  };
   std::optional<TokenizedDataset> validation;
-  if (data.validation.size() > 0)
-    validation = TokenizeDataset(data.validation, encode, data_options);
+  if (data.validation.size() > 0) validation = tokenize(data.validation);
 
   Gpt2ForSequenceClassification model =
-      BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
-  tokenizer.RequireFitsModel(model->options().config.vocab_size,
-                             config.model.path.empty() ? "the model" : config.model.path);
+      compact
+          ? BuildModel(config, data.labels.size(), compact->size(),
+                       compact->ToCompact(static_cast<int32_t>(pad)), options, callbacks)
+          : BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
+  if (!compact) {
+    tokenizer.RequireFitsModel(model->options().config.vocab_size,
+                               config.model.path.empty() ? "the model" : config.model.path);
+  }
   if (config.fine_tune.method == "qlora") {
     Nf4Options nf4;
     nf4.double_quant = config.fine_tune.double_quant;
@@ -241,13 +258,13 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
   if (config.evaluate_test) {
     if (!data.has_test())
       Fail(ErrorCode::kInvalidArgument, "data.test_file: no test examples to evaluate");
-    outcome.test = trainer.Evaluate(TokenizeDataset(data.test, encode, data_options));
+    outcome.test = trainer.Evaluate(tokenize(data.test));
   }
   if (!config.artifact_dir.empty()) {
     outcome.model_dir = (fs::path(config.artifact_dir) / "model").string();
     SaveTrainedModel(outcome.model_dir, *model,
                      {config.model.random_init ? "random_init" : config.model.path, outcome.labels,
-                      config.seed});
+                      config.seed, compact ? &*compact : nullptr});
     CopyTokenizerFiles(config.model.tokenizer, outcome.model_dir);
   }
   return outcome;

@@ -164,6 +164,7 @@ RunConfig RunConfigFromJson(const json& root, const std::string& base_dir) {
     arch.Read("initializer_range", &a.initializer_range);
     arch.Read("dropout", &a.dropout);
     arch.Read("activation", &a.activation);
+    arch.Read("compact_vocab", &a.compact_vocab);
   }
   if (config.model.tokenizer.empty()) config.model.tokenizer = config.model.path;
   config.model.path = Resolve(base_dir, config.model.path);

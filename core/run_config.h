@@ -28,6 +28,12 @@ struct RandomInitConfig {
   double initializer_range = 0.02;
   double dropout = 0.1;
   std::string activation = "gelu_new";
+  // With fine_tune.method full and vocab_size 0 (the study file's random_init always trains this
+  // way): embedding rows only for the token ids the training texts use, plus one shared row for
+  // every other id (core/compact_vocabulary.h); the saved model is expanded back to the
+  // tokenizer's ids. Ignored otherwise (an adapter's random base is rebuilt at the whole
+  // vocabulary). false trains the whole table, e.g. to compare.
+  bool compact_vocab = true;
 };
 
 struct ModelConfig {
@@ -35,6 +41,12 @@ struct ModelConfig {
   bool random_init = false;
   RandomInitConfig architecture;  // used with random_init
   std::string tokenizer;          // tokenizer directory; default: path
+
+  // Whether the run trains over a compact vocabulary (RandomInitConfig::compact_vocab).
+  bool UsesCompactVocab(const std::string& fine_tune_method) const {
+    return random_init && architecture.compact_vocab && architecture.vocab_size == 0 &&
+           fine_tune_method == "full";
+  }
 };
 
 struct DataConfig {

@@ -30,10 +30,12 @@ packages=(
   libtorch-dev libopenblas-dev
   # header-only libraries shared by every part
   nlohmann-json3-dev catch2
-  # example command trials and Python peers (run with /usr/bin/python3); the Python package python/
+  # example command trials and Python peers (run with /usr/bin/python3; the TF-IDF baseline reads the
+  # study file with python3-yaml); the Python package python/
   # (python3-grpcio + python3-protobuf, stubs generated with protoc + grpc_python_plugin above; pandas for
   # data frames; pytest runs its tests; pip, setuptools, wheel and venv install it offline)
   python3 python3-sklearn python3-optuna python3-numpy python3-grpcio python3-protobuf python3-pandas
+  python3-yaml
   python3-pytest python3-pip python3-setuptools python3-wheel python3-venv
   # the Slurm launcher's test runs a throw-away single-node Slurm (tests/deploy/slurm_launcher_test.sh)
   slurmctld slurmd slurm-client munge

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include "core/catch_torch.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -127,6 +129,69 @@ TEST_CASE("hpsearch-core trains a run, then predicts with the saved adapter", "[
     }
     REQUIRE(sum == Approx(1.0));
   }
+}
+
+TEST_CASE("A compact-vocabulary run saves a whole-vocabulary model that predicts as it tested",
+          "[core][tool][compact_vocab]") {
+  hpsearch::testing::TempDir dir;
+  WriteTinyData(dir.path());
+  const fs::path tokenizer = hpsearch::testing::SourceDir() / "data/gpt2";
+  const json config = {
+      {"seed", "3"},
+      {"model",
+       {{"randomInit",
+         {{"nLayer", 1}, {"nEmbd", 32}, {"nHead", 2}, {"nPositions", 32}, {"compactVocab", true}}},
+        {"tokenizer", tokenizer.string()}}},
+      {"data",
+       {{"trainFile", "train.csv"},
+        {"testFile", "test.csv"},
+        {"labelColumn", "category"},
+        {"validationFraction", 0.2},
+        {"maxLength", 32}}},
+      {"training", {{"learningRate", 0.003}, {"batchSize", 4}, {"epochs", 2}}},
+      {"fineTune", {{"method", "FINE_TUNE_METHOD_FULL"}}},
+      {"evaluateTest", true},
+      {"artifactDir", "out"}};
+  Write(dir / "trial.json", config.dump());
+  const std::string tool = (hpsearch::testing::BinDir() / "hpsearch-core").string();
+  hpsearch::testing::ProcessResult train = hpsearch::testing::RunProcess(
+      {tool, "train", "--config", (dir / "trial.json").string(), "--threads", "1"});
+  INFO(train.err);
+  REQUIRE(train.exit_code == 0);
+  std::vector<json> lines = JsonLines(train.out);
+  REQUIRE(lines.size() == 4);
+  REQUIRE(lines[3]["type"] == "test");
+  const double test_loss = lines[3]["test_loss"].get<double>();
+
+  // Saved over GPT-2's whole vocabulary, with the compact table's size on record.
+  const fs::path model_dir = dir / "out" / "model";
+  const json hf_config = json::parse(std::ifstream(model_dir / "config.json"));
+  REQUIRE(hf_config["vocab_size"] == 50257);
+  REQUIRE(hf_config["pad_token_id"] == 50256);
+  const json saved = json::parse(std::ifstream(model_dir / "hpsearch_model.json"));
+  const int64_t rows = saved["compact_vocab"]["trained_rows"].get<int64_t>();
+  REQUIRE(rows > 10);
+  REQUIRE(rows < 100);
+
+  // predict on the raw test texts ("late" is in no training text) gives the test loss the run
+  // computed over compact ids.
+  Write(dir / "input.jsonl", "{\"text\": \"my card is late\"}\n{\"text\": \"new pin\"}\n");
+  hpsearch::testing::ProcessResult predict =
+      hpsearch::testing::RunProcess({tool, "predict", "--adapter", model_dir.string(), "--input",
+                                     (dir / "input.jsonl").string(), "--max-length", "32"});
+  INFO(predict.err);
+  REQUIRE(predict.exit_code == 0);
+  std::vector<json> predictions = JsonLines(predict.out);
+  REQUIRE(predictions.size() == 2);
+  const std::vector<std::string> labels = saved["labels"].get<std::vector<std::string>>();
+  const std::vector<std::string> truth = {"card_arrival", "change_pin"};
+  double loss = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    const size_t label =
+        static_cast<size_t>(std::find(labels.begin(), labels.end(), truth[i]) - labels.begin());
+    loss -= std::log(predictions[i]["probabilities"][label].get<double>()) / 2;
+  }
+  REQUIRE(loss == Approx(test_loss).epsilon(1e-5));
 }
 
 TEST_CASE("hpsearch-core logits prints a checkpoint's logits in full precision", "[core][tool]") {
