@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "base/status_macros.h"
 #include "db/results_store.h"
 #include "httplib.h"
 #include "rpc/auth_token.h"
@@ -193,7 +192,7 @@ absl::Status CheckDashboardOptions(const DashboardOptions& options) {
 
 absl::StatusOr<std::unique_ptr<DashboardServer>> DashboardServer::Start(
     const DashboardOptions& options) {
-  HPSEARCH_RETURN_IF_ERROR(CheckDashboardOptions(options));
+  if (absl::Status checked = CheckDashboardOptions(options); !checked.ok()) return checked;
   int port = ListenPort(options.listen).value_or(-1);
   const bool tls = !options.tls_cert_file.empty();
   std::unique_ptr<DashboardServer> dashboard(new DashboardServer());
