@@ -60,11 +60,6 @@ absl::StatusOr<std::map<std::string, std::string>> DataFileHashes(const v1::Data
   return hashes;
 }
 
-bool Terminal(v1::StudyState state) {
-  return state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
-         state == v1::STUDY_STATE_CANCELLED;
-}
-
 std::string Seconds(absl::Duration d) {
   const int64_t s = absl::ToInt64Seconds(d);
   return s >= 60 ? absl::StrFormat("%dm%02ds", s / 60, s % 60) : absl::StrFormat("%ds", s);
@@ -266,7 +261,7 @@ int RunRun(const RunFlags& flags) {
 
   absl::StatusOr<v1::Study> study = coordinator->GetStudy(study_id);
   int exit_code = kExitOk;
-  if (study.ok() && !Terminal(study->state())) {
+  if (study.ok() && !server::StudyStateEnded(study->state())) {
     absl::StatusOr<std::string> binary = WorkerBinary();
     if (!binary.ok()) {
       std::cerr << "hpsearch run: " << binary.status().message() << "\n";

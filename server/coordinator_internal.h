@@ -20,10 +20,7 @@
 
 namespace hpsearch::server {
 
-inline bool IsTerminal(v1::TrialState state) {
-  return state == v1::TRIAL_STATE_COMPLETE || state == v1::TRIAL_STATE_PRUNED ||
-         state == v1::TRIAL_STATE_FAILED;
-}
+inline bool IsTerminal(v1::TrialState state) { return TrialStateEnded(state); }
 
 inline bool StudyActive(v1::StudyState state) {
   return state == v1::STUDY_STATE_SEARCHING || state == v1::STUDY_STATE_FINALIZING;

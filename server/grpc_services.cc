@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/grpc_status.h"
+#include "server/study_file/study_view.h"
 #include "spdlog/spdlog.h"
 
 namespace hpsearch::server {
@@ -37,11 +38,6 @@ grpc::ServerUnaryReactor* RefuseUnauthenticated(grpc::CallbackServerContext* con
   return reactor;
 }
 
-bool Terminal(v1::StudyState state) {
-  return state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
-         state == v1::STUDY_STATE_CANCELLED;
-}
-
 // Streams a study's events: first its snapshot and every trial, then live events, and ends after
 // the study reaches a final state. One write in flight; events queue meanwhile.
 class WatchReactor : public grpc::ServerWriteReactor<v1::StudyEvent> {
@@ -71,7 +67,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::StudyEvent> {
       queue_.push_back(std::move(event));
     }
     // A study that already ended gets its snapshot and trials, then the stream ends.
-    if (Terminal(snapshot.state())) ending_ = true;
+    if (StudyStateEnded(snapshot.state())) ending_ = true;
     initialized_ = true;
     // Events published between Subscribe() and here follow the snapshot.
     for (const v1::StudyEvent& event : early_) PushLocked(event);
@@ -114,7 +110,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::StudyEvent> {
   void PushLocked(const v1::StudyEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || ending_) return;
     queue_.push_back(event);
-    if (event.has_study() && Terminal(event.study().state())) ending_ = true;
+    if (event.has_study() && StudyStateEnded(event.study().state())) ending_ = true;
   }
 
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

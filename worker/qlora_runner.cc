@@ -86,6 +86,18 @@ void WriteMetricsFile(const std::string& dir, const v1::TrialSpec& trial,
   std::ofstream(std::filesystem::path(dir) / "metrics.json") << j.dump(2) << "\n";
 }
 
+// A failed attempt from whatever the core or LibTorch threw, classified once
+// (worker/training_failure.h).
+RunOutcome FailedOutcome(std::exception_ptr error) {
+  TrainingFailure failure = ClassifyTrainingFailure(error);
+  RunOutcome outcome;
+  outcome.kind = RunOutcome::Kind::kFailed;
+  outcome.retryable = failure.retryable;
+  outcome.restart_worker = failure.restart_worker;
+  outcome.error = failure.error;
+  return outcome;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> TrialSpecToRunConfigJson(const v1::TrialSpec& trial) {
@@ -160,12 +172,7 @@ RunOutcome QloraRunner::Reuse(const v1::TrialSpec& trial, TrialReporter* reporte
     outcome.kind = RunOutcome::Kind::kComplete;
     outcome.artifact_dir = model_dir;
   } catch (...) {
-    TrainingFailure failure = ClassifyTrainingFailure(std::current_exception());
-    outcome = RunOutcome{};
-    outcome.kind = RunOutcome::Kind::kFailed;
-    outcome.retryable = failure.retryable;
-    outcome.restart_worker = failure.restart_worker;
-    outcome.error = failure.error;
+    outcome = FailedOutcome(std::current_exception());
   }
   return outcome;
 }
@@ -312,12 +319,7 @@ RunOutcome QloraRunner::Run(const v1::TrialSpec& trial, TrialReporter* reporter)
   } catch (...) {
     // Whatever the core or LibTorch threw (out of memory included); the runner stays usable for
     // the next trial: everything the attempt allocated was released on the way out.
-    TrainingFailure failure = ClassifyTrainingFailure(std::current_exception());
-    outcome = RunOutcome{};
-    outcome.kind = RunOutcome::Kind::kFailed;
-    outcome.retryable = failure.retryable;
-    outcome.restart_worker = failure.restart_worker;
-    outcome.error = failure.error;
+    outcome = FailedOutcome(std::current_exception());
   }
   return outcome;
 }

@@ -10,16 +10,6 @@
 namespace hpsearch::server {
 namespace {
 
-bool Ended(v1::TrialState state) {
-  return state == v1::TRIAL_STATE_COMPLETE || state == v1::TRIAL_STATE_PRUNED ||
-         state == v1::TRIAL_STATE_FAILED;
-}
-
-bool StudyEnded(v1::StudyState state) {
-  return state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
-         state == v1::STUDY_STATE_CANCELLED;
-}
-
 std::optional<double> DurationSeconds(const v1::Trial& t) {
   if (t.started_unix_ms() <= 0 || t.ended_unix_ms() < t.started_unix_ms()) return std::nullopt;
   return (t.ended_unix_ms() - t.started_unix_ms()) / 1000.0;
@@ -60,7 +50,7 @@ StudyProgress EstimateStudyProgress(const v1::Study& study,
   StudyProgress out;
   out.search_budget = budget.n_trials;
   if (study.created_unix_ms() > 0) {
-    const absl::Time end = StudyEnded(study.state()) && study.ended_unix_ms() > 0
+    const absl::Time end = StudyStateEnded(study.state()) && study.ended_unix_ms() > 0
                                ? absl::FromUnixMillis(study.ended_unix_ms())
                                : now;
     out.elapsed_seconds =
@@ -77,7 +67,7 @@ StudyProgress EstimateStudyProgress(const v1::Study& study,
       final_trial = t;
       continue;
     }
-    if (Ended(t->state())) {
+    if (TrialStateEnded(t->state())) {
       ++out.search_ended;
       if (std::optional<double> d = DurationSeconds(*t)) {
         ended_seconds += *d;
@@ -91,7 +81,7 @@ StudyProgress EstimateStudyProgress(const v1::Study& study,
       running.push_back(t);
     }
   }
-  if (StudyEnded(study.state())) return out;
+  if (StudyStateEnded(study.state())) return out;
 
   // Each running trial's remaining time; those that cannot tell take the mean less their time so
   // far.
@@ -144,7 +134,7 @@ StudyProgress EstimateStudyProgress(const v1::Study& study,
 
   double final_left = 0;
   if (FinalStageEnabled(spec)) {
-    if (final_trial != nullptr && Ended(final_trial->state())) {
+    if (final_trial != nullptr && TrialStateEnded(final_trial->state())) {
       final_left = 0;
     } else if (final_trial != nullptr && final_trial->state() == v1::TRIAL_STATE_RUNNING) {
       std::optional<double> left = TrialRemainingSeconds(spec, *final_trial, now);

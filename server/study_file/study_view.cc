@@ -78,6 +78,16 @@ bool UsesBuiltInTrainer(const v1::StudySpec& spec) {
          spec.runner().type() == v1::RUNNER_TYPE_UNSPECIFIED;
 }
 
+bool TrialStateEnded(v1::TrialState state) {
+  return state == v1::TRIAL_STATE_COMPLETE || state == v1::TRIAL_STATE_PRUNED ||
+         state == v1::TRIAL_STATE_FAILED;
+}
+
+bool StudyStateEnded(v1::StudyState state) {
+  return state == v1::STUDY_STATE_COMPLETE || state == v1::STUDY_STATE_FAILED ||
+         state == v1::STUDY_STATE_CANCELLED;
+}
+
 bool FinalStageEnabled(const v1::StudySpec& spec) {
   return !spec.final_stage().has_enabled() || spec.final_stage().enabled();
 }

@@ -51,6 +51,11 @@ bool BetterObjective(const v1::StudySpec& spec, double candidate, double incumbe
 
 bool FinalStageEnabled(const v1::StudySpec& spec);
 
+// True for the states a trial (complete, pruned, failed) or a study (complete, failed, cancelled)
+// never leaves.
+bool TrialStateEnded(v1::TrialState state);
+bool StudyStateEnded(v1::StudyState state);
+
 // What the final trial does with the best search trial: final_stage.retrain_on (train when unset),
 // except that `train` becomes `reuse` when the retrain would repeat the best trial exactly: the
 // study runs the built-in trainer (deterministic for a seed: same data, split, seed, parameters and

@@ -28,6 +28,27 @@ std::unique_ptr<ResultsStore> OpenStore(const std::string& path,
   return std::move(*store);
 }
 
+// A schema version 1 file holding study 'old' (id s1) in `study_state`, its complete trial 0 and
+// that trial's one attempt under lease ls-old.
+void WriteVersion1File(const std::string& path, const std::string& study_state) {
+  auto db = Database::Open(path);
+  REQUIRE(db.ok());
+  REQUIRE(MigrateTo(db->get(), 1).ok());
+  REQUIRE((*db)
+              ->Execute(
+                  "INSERT INTO studies (study_id, name, state, spec, spec_json, objective_metric, "
+                  "direction, from_epoch, n_trials, parallelism, max_retries, seed, sampler, "
+                  "pruner, runner, created_ms) VALUES ('s1', 'old', '" +
+                  study_state +
+                  "', x'', '{}', 'val_accuracy', 'maximize', 'last', 3, 1, 0, 1, 'random', "
+                  "'none', 'command', 5);"
+                  "INSERT INTO trials (trial_id, study_id, number, kind, state, attempt, seed, "
+                  "created_ms) VALUES (1, 's1', 0, 'search', 'complete', 1, 1, 5);"
+                  "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, "
+                  "started_ms, ended_ms) VALUES (1, 1, 'complete', 'w', 'ls-old', 6, 7)")
+              .ok());
+}
+
 // Runs a one-value query on a separate connection, the way an outside sqlite3 reader would see the
 // file.
 std::string QueryText(const std::string& path, const char* sql) {
@@ -195,23 +216,7 @@ TEST_CASE("A file from a newer schema is refused and left untouched", "[db][sche
 TEST_CASE("A version 1 file is migrated to the current schema keeping its rows", "[db][schema]") {
   TempDir dir;
   std::string path = (dir / "results.db").string();
-  {
-    auto db = Database::Open(path);
-    REQUIRE(db.ok());
-    REQUIRE(MigrateTo(db->get(), 1).ok());
-    REQUIRE((*db)
-                ->Execute(
-                    "INSERT INTO studies (study_id, name, state, spec, spec_json, "
-                    "objective_metric, direction, from_epoch, n_trials, parallelism, max_retries, "
-                    "seed, sampler, pruner, runner, created_ms) VALUES ('s1', 'old', 'searching', "
-                    "x'', '{}', 'val_accuracy', 'maximize', 'last', 3, 1, 0, 1, 'random', 'none', "
-                    "'command', 5);"
-                    "INSERT INTO trials (trial_id, study_id, number, kind, state, attempt, seed, "
-                    "created_ms) VALUES (1, 's1', 0, 'search', 'complete', 1, 1, 5);"
-                    "INSERT INTO trial_attempts (trial_id, attempt, state, worker_id, lease_id, "
-                    "started_ms, ended_ms) VALUES (1, 1, 'complete', 'w', 'ls-old', 6, 7)")
-                .ok());
-  }
+  WriteVersion1File(path, "searching");
   auto store = OpenStore(path);
   CHECK(QueryText(path, "PRAGMA user_version") == std::to_string(kSchemaVersion));
   auto loaded = store->LoadStudy("old");
@@ -229,21 +234,7 @@ TEST_CASE("Read-only, an older file is read through a migrated copy and left as 
           "[db][schema]") {
   TempDir dir;
   std::string path = (dir / "results.db").string();
-  {
-    auto db = Database::Open(path);
-    REQUIRE(db.ok());
-    REQUIRE(MigrateTo(db->get(), 1).ok());
-    REQUIRE((*db)
-                ->Execute(
-                    "INSERT INTO studies (study_id, name, state, spec, spec_json, "
-                    "objective_metric, direction, from_epoch, n_trials, parallelism, max_retries, "
-                    "seed, sampler, pruner, runner, created_ms) VALUES ('s1', 'old', 'complete', "
-                    "x'', '{}', 'val_accuracy', 'maximize', 'last', 3, 1, 0, 1, 'random', 'none', "
-                    "'command', 5);"
-                    "INSERT INTO trials (trial_id, study_id, number, kind, state, attempt, seed, "
-                    "created_ms) VALUES (1, 's1', 0, 'search', 'complete', 1, 1, 5)")
-                .ok());
-  }
+  WriteVersion1File(path, "complete");
   const std::string before = QueryText(path, "SELECT group_concat(name) FROM sqlite_master");
   DatabaseOptions reader;
   reader.read_only = true;
