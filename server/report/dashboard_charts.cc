@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "server/report/report_format.h"
 #include "server/report/svg_plot.h"
 #include "server/study_file/study_view.h"
@@ -106,6 +109,11 @@ ReportFigure MetricCurvesFigure(const v1::Study& study, const std::vector<v1::Tr
   for (const v1::Trial& t : trials)
     drawn += t.kind() == v1::TRIAL_KIND_SEARCH && t.epochs_size() > 0;
   const bool many = drawn > kMaxMarkedTrials;
+  // Compact (beyond kCompactChartTrials): the trials' lines merged into one series per colour and
+  // state (a NaN point between trials breaks the line), each drawn as one <path>.
+  const bool compact = drawn > kCompactChartTrials;
+  std::map<std::pair<std::string, std::string>, svg::Series> merged;
+  std::vector<std::pair<std::string, std::string>> merged_order;
   for (const v1::Trial& t : trials) {
     if (t.kind() != v1::TRIAL_KIND_SEARCH || t.epochs().empty()) continue;
     svg::Series s;
@@ -137,9 +145,29 @@ ReportFigure MetricCurvesFigure(const v1::Study& study, const std::vector<v1::Tr
                           many ? std::string()
                                : absl::StrFormat("trial %d epoch %d: %s %.4f", t.number(),
                                                  e.epoch(), metric, *v)});
+      s.points.back().id = t.number();
     }
-    if (!s.points.empty()) plot.Add(std::move(s));
+    if (s.points.empty()) continue;
+    if (!compact) {
+      plot.Add(std::move(s));
+      continue;
+    }
+    const std::pair<std::string, std::string> key{s.color, TrialStateWord(t.state())};
+    auto [it, added] = merged.try_emplace(key);
+    svg::Series& bucket = it->second;
+    if (added) {
+      merged_order.push_back(key);
+      bucket = s;
+      bucket.css_class = TrialStateWord(t.state());
+      bucket.compact = true;
+      bucket.points.clear();
+    } else {
+      svg::Point gap(std::nan(""), std::nan(""));
+      bucket.points.push_back(gap);
+    }
+    bucket.points.insert(bucket.points.end(), s.points.begin(), s.points.end());
   }
+  for (const auto& key : merged_order) plot.Add(std::move(merged[key]));
   return {absl::StrCat("metric_curves_", FileSafe(metric), ".svg"),
           absl::StrCat(metric, " of every search trial per epoch"), plot.Render()};
 }
@@ -215,6 +243,23 @@ ReportFigure ParallelCoordinatesFigure(const v1::Study& study,
   std::sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
     return minimize ? a.value > b.value : a.value < b.value;
   });
+  // Compact (beyond kCompactChartTrials): the lines of consecutive trials of one of kQualityLevels
+  // colours share one <path> (a subpath each, data-ids naming their trials); the best keeps its own.
+  constexpr int kQualityLevels = 12;
+  const bool compact = static_cast<int>(rows.size()) > kCompactChartTrials;
+  std::string bucket_d, bucket_ids;
+  int bucket_level = -1;
+  auto flush_bucket = [&] {
+    if (!bucket_d.empty()) {
+      absl::StrAppendFormat(&svg,
+                            "<path class=\"line trials\" d=\"%s\" data-ids=\"%s\" fill=\"none\" "
+                            "stroke=\"%s\" stroke-width=\"1.5\" stroke-opacity=\"0.85\"/>\n",
+                            bucket_d, bucket_ids,
+                            QualityColor((bucket_level + 0.5) / kQualityLevels));
+    }
+    bucket_d.clear();
+    bucket_ids.clear();
+  };
   for (const Row& row : rows) {
     const v1::Trial& t = *row.trial;
     std::string points;
@@ -251,6 +296,15 @@ ReportFigure ParallelCoordinatesFigure(const v1::Study& study,
                       t.state() == v1::TRIAL_STATE_COMPLETE;
     absl::StrAppend(&points, Num(axis_x(axes.size() - 1)), ",",
                     Num(y_of(*objective.Fraction(row.value))));
+    if (compact && !best) {
+      const int level = std::min(kQualityLevels - 1, static_cast<int>(quality * kQualityLevels));
+      if (level != bucket_level) flush_bucket();
+      bucket_level = level;
+      absl::StrAppend(&bucket_d, "M", absl::StrReplaceAll(points, {{" ", "L"}}));
+      absl::StrAppend(&bucket_ids, bucket_ids.empty() ? "" : " ", t.number());
+      continue;
+    }
+    flush_bucket();
     absl::StrAppendFormat(
         &svg,
         "<polyline class=\"line trial-%d %s%s\" points=\"%s\" fill=\"none\" stroke=\"%s\" "
@@ -258,6 +312,7 @@ ReportFigure ParallelCoordinatesFigure(const v1::Study& study,
         t.number(), TrialStateWord(t.state()), best ? " best" : "", points,
         best ? "#2ca02c" : QualityColor(quality), best ? "3" : "1.5", svg::Escape(tip));
   }
+  flush_bucket();
   for (size_t i = 0; i < axes.size(); ++i) {
     const PcAxis& axis = axes[i];
     const double x = axis_x(i);

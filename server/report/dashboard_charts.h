@@ -8,7 +8,11 @@
 //     and a last axis for the objective; lines are coloured from worst (light) to best (dark), the
 //     best trial drawn on top in green, trials without an objective left out.
 // Every trial's line is a `<polyline class="line trial-N STATE">` with a `<title>` tooltip, so a
-// page can find and highlight it. Pure functions of their input; thread-safe.
+// page can find and highlight it; beyond kCompactChartTrials trials (report_charts.h) the lines are
+// drawn compactly instead: a few `<path class="line ...">` elements, each with a subpath per trial
+// (starting at its one "M") and `data-ids` naming those trials in order (curves: one path per
+// colour and state; parallel coordinates: one per run of trials of one of 12 colour levels, the
+// best trial still a polyline of its own). Pure functions of their input; thread-safe.
 #pragma once
 
 #include <string>

@@ -66,12 +66,19 @@ void AddTrialsByState(const v1::Study& study, const std::vector<v1::Trial>& tria
        {&complete, &pruned, &failed_with_value, &failed_no_value, &unfinished, &best}) {
     s->line = svg::Line::kNone;
   }
+  int search_trials = 0;
+  for (const v1::Trial& t : trials) search_trials += t.kind() == v1::TRIAL_KIND_SEARCH;
+  const bool compact = search_trials > kCompactChartTrials;
+  for (svg::Series* s : {&complete, &pruned, &failed_with_value, &failed_no_value, &unfinished}) {
+    s->compact = compact;
+  }
   for (const v1::Trial& t : trials) {
     if (t.kind() != v1::TRIAL_KIND_SEARCH) continue;
     std::optional<double> x = x_of(t);
     if (!x) continue;
     std::optional<double> value = PlottedObjective(spec, t);
     svg::Point point{*x, value.value_or(0), Tooltip(spec, t, value)};
+    point.id = t.number();
     switch (t.state()) {
       case v1::TRIAL_STATE_COMPLETE:
         if (value) complete.points.push_back(point);

@@ -20,6 +20,12 @@
 
 namespace hpsearch::server {
 
+// Beyond this many search trials the per-trial charts (history, slices, learning curves, parallel
+// coordinates) draw their trials compactly (svg::Series::compact: a few <path> elements whose
+// data-ids name the trials, no per-point <title>): a browser lays out and paints each element, and
+// 1,000 trials drawn one element each took seconds.
+inline constexpr int kCompactChartTrials = 100;
+
 struct ReportFigure {
   std::string file_name;  // e.g. "optimization_history.svg"
   std::string caption;    // alt text / caption for report.md

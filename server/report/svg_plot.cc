@@ -59,6 +59,42 @@ std::string MarkerShape(Marker marker, const std::string& color, bool hollow) {
   return "";
 }
 
+// One decimal: a compact series' thousands of coordinates (1/10 px is below what a screen shows).
+std::string Px1(double v) {
+  std::string s = absl::StrFormat("%.1f", v);
+  return s == "-0.0" ? "0.0" : s;
+}
+
+// A marker as one subpath of a compact series' path at (x, y), the same shape as MarkerShape draws
+// there. Each starts with the only absolute moveto "M" of its subpath (relative "m" inside), so a
+// page can split the path into markers at each "M".
+std::string MarkerPath(Marker marker, double x, double y) {
+  switch (marker) {
+    case Marker::kNone:
+      return "";
+    case Marker::kCircle:
+      return absl::StrCat("M", Px1(x - 4), ",", Px1(y), "a4,4 0 1,0 8,0a4,4 0 1,0 -8,0");
+    case Marker::kSquare:
+      return absl::StrCat("M", Px1(x - 3.5), ",", Px1(y - 3.5), "h7v7h-7z");
+    case Marker::kTriangle:
+      return absl::StrCat("M", Px1(x), ",", Px1(y - 5), "l4.5,8.5h-9z");
+    case Marker::kDiamond:
+      return absl::StrCat("M", Px1(x), ",", Px1(y - 5), "l5,5l-5,5l-5,-5z");
+    case Marker::kCross:
+      return absl::StrCat("M", Px1(x - 4), ",", Px1(y - 4), "l8,8m-8,0l8,-8");
+  }
+  return "";
+}
+
+// The paint MarkerShape gives a marker, for a compact series' marker path.
+std::string MarkerPaint(Marker marker, const std::string& color, bool hollow) {
+  if (marker == Marker::kCross) {
+    return absl::StrCat(" fill=\"none\" stroke=\"", color, "\" stroke-width=\"2\"");
+  }
+  return absl::StrCat(" fill=\"", hollow ? "#ffffff" : color, "\" stroke=\"", color,
+                      "\" stroke-width=\"1.5\"");
+}
+
 std::string DashArray(Line line) {
   switch (line) {
     case Line::kDashed:
@@ -535,6 +571,58 @@ std::string Plot::Render() const {
     absl::StrAppend(&out, "<g class=\"series", cls, "\">\n");
     std::vector<std::optional<std::pair<double, double>>> placed;
     for (size_t pi = 0; pi < s.points.size(); ++pi) placed.push_back(place(si, pi));
+    if (s.compact && !s.bars) {
+      // One <path> for the lines (a subpath per run) and one for the markers (a subpath each),
+      // data-ids naming each subpath's point, in order.
+      if (s.line != Line::kNone) {
+        std::string d, ids, run;
+        int points_in_run = 0;
+        int run_id = -1;
+        auto flush = [&] {
+          if (points_in_run > 1) {
+            absl::StrAppend(&d, run);
+            absl::StrAppend(&ids, ids.empty() ? "" : " ", run_id);
+          }
+          run.clear();
+          points_in_run = 0;
+        };
+        for (size_t pi = 0; pi < s.points.size(); ++pi) {
+          const auto& point = placed[pi];
+          if (!point) {
+            flush();
+            continue;
+          }
+          if (points_in_run == 0) {
+            run_id = s.points[pi].id;
+            absl::StrAppend(&run, "M", Px1(point->first), ",", Px1(point->second));
+          } else {
+            if (s.step) absl::StrAppend(&run, "H", Px1(point->first));
+            absl::StrAppend(&run, "L", Px1(point->first), ",", Px1(point->second));
+          }
+          ++points_in_run;
+        }
+        flush();
+        if (!d.empty()) {
+          absl::StrAppend(&out, "<path class=\"line", cls, "\" d=\"", d, "\" data-ids=\"", ids,
+                          "\" fill=\"none\" stroke=\"", s.color, "\" stroke-width=\"1.8\"",
+                          DashArray(s.line), "/>\n");
+        }
+      }
+      if (s.marker != Marker::kNone) {
+        std::string d, ids;
+        for (size_t pi = 0; pi < s.points.size(); ++pi) {
+          if (!placed[pi]) continue;
+          absl::StrAppend(&d, MarkerPath(s.marker, placed[pi]->first, placed[pi]->second));
+          absl::StrAppend(&ids, ids.empty() ? "" : " ", s.points[pi].id);
+        }
+        if (!d.empty()) {
+          absl::StrAppend(&out, "<path class=\"points", cls, "\" d=\"", d, "\" data-ids=\"", ids,
+                          "\"", MarkerPaint(s.marker, s.color, s.hollow), "/>\n");
+        }
+      }
+      absl::StrAppend(&out, "</g>\n");
+      continue;
+    }
     if (s.line != Line::kNone) {
       std::string run;
       bool has_previous = false;

@@ -10,7 +10,8 @@
 // nothing to draw still renders its frame and says so (PlotOptions::empty_message).
 //
 // Every drawn data point is a `<g class="point CLASS" transform="translate(X,Y)">` holding its
-// marker and a `<title>` tooltip; lines are `<polyline class="line CLASS">`. Tests and tools can
+// marker and a `<title>` tooltip; lines are `<polyline class="line CLASS">` (a compact series,
+// Series::compact, draws all its points and all its lines as one `<path>` each instead). Tests and tools can
 // find points by that shape; a bar is a `<rect class="bar CLASS">` holding its `<title>`. On a
 // categorical axis the points of one band are spread across it, and on an axis with `jitter` the
 // points that would overlap at one value are spread sideways; either way points with the same
@@ -72,6 +73,7 @@ struct Point {
   double x = 0;
   double y = 0;
   std::string title;  // tooltip; empty: "x, y"
+  int id = -1;        // what the point belongs to (a trial number), named by a compact series
 };
 
 struct Series {
@@ -91,6 +93,13 @@ struct Series {
   // the data then includes zero.
   bool bars = false;
   std::string css_class;  // added to the class of the series' points and lines
+  // Thousands of points as two elements (for a browser, which lays out and paints each element):
+  // the lines as one `<path class="line CLASS">` with a subpath per unbroken run, the markers as
+  // one `<path class="points CLASS">` with a subpath per point (the same shapes and paint), each
+  // with `data-ids`: the Point::id of each subpath's (first) point, space-separated, in subpath
+  // order. Every subpath opens with the path's only absolute moveto ("M") in it, so a page can
+  // split the path there to find one point or run. No per-point <title>. Not for bars.
+  bool compact = false;
 };
 
 struct PlotOptions {

@@ -276,10 +276,36 @@
     });
   }
 
-  // Hovering a trial row highlights that trial's lines and points in every chart.
+  // A compact chart element (a large study's; svg_plot.h, Series::compact): a <path> whose subpaths,
+  // each opening with its one "M", belong to the trials its data-ids lists in order.
+  function subpaths(e) {
+    if (!e._subpaths) {
+      var ids = e.getAttribute('data-ids').split(' ');
+      var parts = e.getAttribute('d').split('M').slice(1);
+      e._subpaths = { ids: ids, parts: parts };
+    }
+    return e._subpaths;
+  }
+
+  // Hovering a trial row highlights that trial's lines and points in every chart; in a compact
+  // chart a copy of its subpaths is drawn on top (class "overlay").
   function highlight(number, on) {
     Array.prototype.forEach.call(document.querySelectorAll('#charts .trial-' + number),
         function (e) { e.classList.toggle('highlight', on); });
+    Array.prototype.forEach.call(document.querySelectorAll('#charts .overlay'),
+        function (e) { e.parentNode.removeChild(e); });
+    if (on) {
+      Array.prototype.forEach.call(document.querySelectorAll('#charts path[data-ids]'), function (e) {
+        var sp = subpaths(e), d = '', id = String(number);
+        for (var i = 0; i < sp.ids.length; ++i) if (sp.ids[i] === id) d += 'M' + sp.parts[i];
+        if (!d) return;
+        var copy = e.cloneNode(false);
+        copy.removeAttribute('data-ids');
+        copy.setAttribute('d', d);
+        copy.setAttribute('class', e.getAttribute('class') + ' overlay highlight');
+        e.ownerSVGElement.appendChild(copy);
+      });
+    }
     Array.prototype.forEach.call(document.querySelectorAll('tr.trial-row[data-trial="' + number + '"]'),
         function (e) { e.classList.toggle('highlight', on); });
   }
@@ -301,6 +327,12 @@
     });
     timed('charts', function () { renderCharts(s.charts); });
     timed('trials', function () { renderTrials(s); });
+    // When the browser has laid out and painted this redraw: the next frame's callback runs before
+    // that frame's layout and paint, a task queued from it after them. In ms from the page's
+    // request (performance.now() counts from the navigation's start).
+    requestAnimationFrame(function () {
+      setTimeout(function () { timings.drawn = Math.round(performance.now()); }, 0);
+    });
   }
 
   // A request that hangs (a server gone mid-answer) is abandoned after 30 s, so polling goes on.
@@ -345,6 +377,49 @@
       status('update failed: ' + e.message);
     }).then(function () { polling = false; });
   }
+
+  // A compact chart element has no <title> per trial: the pointer over one shows the nearest
+  // subpath's trial (its anchor: the subpath's first point, or its nearest vertex for a line).
+  function nearestTrial(e, x, y) {
+    var sp = subpaths(e), best = null, bestD = Infinity;
+    for (var i = 0; i < sp.parts.length; ++i) {
+      var nums = sp.parts[i].match(/-?[\d.]+/g) || [];
+      var line = e.getAttribute('fill') === 'none' && /L/.test(sp.parts[i]);
+      for (var k = 0; k + 1 < nums.length; k += 2) {
+        var dx = Number(nums[k]) - x, dy = Number(nums[k + 1]) - y, dd = dx * dx + dy * dy;
+        if (dd < bestD) { bestD = dd; best = sp.ids[i]; }
+        if (!line) break;
+      }
+    }
+    return best;
+  }
+  function trialTip(number) {
+    var t = study && study.trials.filter(function (t) { return String(t.number) === number; })[0];
+    if (!t) return 'trial ' + number;
+    var text = 'trial ' + t.number + ' (' + t.state + ')';
+    Object.keys(t.params_text).forEach(function (k) { text += ', ' + k + '=' + t.params_text[k]; });
+    return text + ': ' + study.metric + ' ' + (t.objective === null ? 'none' : fmt(t.objective));
+  }
+  var tip = el('div', null, 'chart-tip');
+  tip.hidden = true;
+  document.body.appendChild(tip);
+  $('charts').addEventListener('mousemove', function (ev) {
+    var e = ev.target;
+    if (!e.getAttribute || !e.getAttribute('data-ids')) { tip.hidden = true; return; }
+    var svg = e.ownerSVGElement, m = svg.getScreenCTM();
+    if (!m) return;
+    var p = svg.createSVGPoint();
+    p.x = ev.clientX; p.y = ev.clientY;
+    p = p.matrixTransform(m.inverse());
+    // A marker's "M" is at its left (circle) or top: the anchor nearest the pointer still wins.
+    var number = nearestTrial(e, p.x, p.y);
+    if (number === null) { tip.hidden = true; return; }
+    tip.textContent = trialTip(number);
+    tip.style.left = (ev.pageX + 12) + 'px';
+    tip.style.top = (ev.pageY + 12) + 'px';
+    tip.hidden = false;
+  });
+  $('charts').addEventListener('mouseleave', function () { tip.hidden = true; });
 
   $('trials-more').addEventListener('click', function () {
     shownRows += ROWS_STEP;

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""How long the dashboard's page takes to be fully drawn in headless Chromium, from the request.
+
+Writes a study of 1,000 complete trials x 10 epochs with build/bin/dashboard_bench --keep (which also prints
+the server's answer times), serves it with `hpsearch dashboard --db FILE`, and opens the page in Debian's
+headless Chromium (driven over the DevTools protocol as tests/dashboard/ does) RUNS times, each a fresh
+navigation. The first load makes the server draw the charts; later ones get its kept document. For each it
+prints, in ms from the page's request (the navigation's start):
+  - study: when the answer of api/study had arrived (the network part; the page first asks api/studies);
+  - drawn: when the browser had laid out and painted the page with every chart and the trial table
+    (window.hpsearchTimings.drawn, taken in the frame after the redraw);
+  - the page's own JavaScript work (window.hpsearchTimings: parse, summary, charts, trials).
+and the size of the api/study answer (as sent, and decoded). Not part of the test suite.
+
+    flock /work/team/cpu.lock /usr/bin/python3 bench/dashboard_page_bench.py [--runs 5] [--trials 1000]
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(SOURCE, "tests", "dashboard"))
+from chromium_pipe import Chromium  # noqa: E402
+
+MEASURE = """(() => {
+  const t = window.hpsearchTimings || {};
+  const study = performance.getEntriesByType('resource').filter(e => e.name.includes('api/study?'))[0];
+  return {drawn: t.drawn, parse: t.parse, summary: t.summary, charts: t.charts, trials: t.trials,
+          study_end: study ? Math.round(study.responseEnd) : null,
+          study_sent: study ? study.transferSize : null, study_bytes: study ? study.decodedBodySize : null,
+          svg_elements: document.querySelectorAll('#charts svg *').length,
+          rows: document.querySelectorAll('#trials tbody tr').length};
+})()"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", default=os.path.join(SOURCE, "build", "bin"))
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--window", default="1280,1600")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="hpsearch-page-bench-") as tmp:
+        db = os.path.join(tmp, "results.db")
+        subprocess.run([os.path.join(args.build, "dashboard_bench"), "--trials", str(args.trials),
+                        "--epochs", str(args.epochs), "--keep", db], check=True)
+        log_path = os.path.join(tmp, "dashboard.log")
+        with open(log_path, "wb") as log:
+            server = subprocess.Popen([os.path.join(args.build, "hpsearch"), "dashboard", "--db", db,
+                                       "--listen", "127.0.0.1:0"], stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            url = None
+            deadline = time.monotonic() + 60
+            while url is None and time.monotonic() < deadline and server.poll() is None:
+                with open(log_path, errors="replace") as f:
+                    match = re.search(r"^dashboard: (http\S+)$", f.read(), re.M)
+                url = match.group(1) if match else None
+                time.sleep(0.05)
+            if url is None:
+                sys.exit("hpsearch dashboard printed no URL:\n" + open(log_path).read())
+            results = []
+            with Chromium(os.path.join(tmp, "chromium.log"), window=args.window) as browser:
+                for run in range(args.runs):
+                    browser.navigate("about:blank")
+                    browser.wait_for("location.href === 'about:blank'", "a blank page")
+                    browser.navigate(url)
+                    browser.wait_for("window.hpsearchTimings && window.hpsearchTimings.drawn > 0",
+                                     "the page drawn", timeout=300)
+                    r = browser.evaluate(MEASURE)
+                    results.append(r)
+                    print(f"run {run + 1} ({'server draws the charts' if run == 0 else 'kept document'}): "
+                          f"drawn {r['drawn']} ms from the request; api/study answered at {r['study_end']} ms "
+                          f"({r['study_sent']} bytes sent, {r['study_bytes']} decoded); page JS: parse "
+                          f"{r['parse']}, summary {r['summary']}, charts {r['charts']}, table {r['trials']} ms; "
+                          f"{r['svg_elements']} SVG elements, {r['rows']} table rows", flush=True)
+            later = [r["drawn"] for r in results[1:]]
+            if later:
+                print(f"drawn, kept document: median {statistics.median(later):.0f} ms, "
+                      f"min {min(later)} ms, max {max(later)} ms over {len(later)} loads; "
+                      f"first load {results[0]['drawn']} ms")
+            print("load average:", " ".join(open("/proc/loadavg").read().split()[:3]))
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait()
+
+
+if __name__ == "__main__":
+    main()
