@@ -32,8 +32,14 @@ from chromium_pipe import Chromium  # noqa: E402
 
 MEASURE = """(() => {
   const t = window.hpsearchTimings || {};
-  const study = performance.getEntriesByType('resource').filter(e => e.name.includes('api/study?'))[0];
-  return {drawn: t.drawn, parse: t.parse, summary: t.summary, charts: t.charts, trials: t.trials,
+  const res = performance.getEntriesByType('resource');
+  const study = res.filter(e => e.name.includes('api/study?'))[0];
+  const studies = res.filter(e => e.name.includes('api/studies'))[0];
+  const nav = performance.getEntriesByType('navigation')[0];
+  return {drawn: t.drawn, page_end: Math.round(nav.responseEnd),
+          studies_start: studies ? Math.round(studies.startTime) : null,
+          studies_end: studies ? Math.round(studies.responseEnd) : null,
+          study_start: study ? Math.round(study.startTime) : null, parse: t.parse, summary: t.summary, charts: t.charts, trials: t.trials,
           study_end: study ? Math.round(study.responseEnd) : null,
           study_sent: study ? study.transferSize : null, study_bytes: study ? study.decodedBodySize : null,
           svg_elements: document.querySelectorAll('#charts svg *').length,
@@ -44,6 +50,7 @@ MEASURE = """(() => {
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default=os.path.join(SOURCE, "build", "bin"))
+    parser.add_argument("--hpsearch", help="the hpsearch binary serving the page (default: BUILD/hpsearch)")
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5)
@@ -56,7 +63,7 @@ def main():
                         "--epochs", str(args.epochs), "--keep", db], check=True)
         log_path = os.path.join(tmp, "dashboard.log")
         with open(log_path, "wb") as log:
-            server = subprocess.Popen([os.path.join(args.build, "hpsearch"), "dashboard", "--db", db,
+            server = subprocess.Popen([args.hpsearch or os.path.join(args.build, "hpsearch"), "dashboard", "--db", db,
                                        "--listen", "127.0.0.1:0"], stdin=subprocess.DEVNULL, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -80,7 +87,8 @@ def main():
                     r = browser.evaluate(MEASURE)
                     results.append(r)
                     print(f"run {run + 1} ({'server draws the charts' if run == 0 else 'kept document'}): "
-                          f"drawn {r['drawn']} ms from the request; api/study answered at {r['study_end']} ms "
+                          f"drawn {r['drawn']} ms from the request; page at {r['page_end']}, api/studies "
+                          f"{r['studies_start']}-{r['studies_end']}, api/study {r['study_start']}-{r['study_end']} ms "
                           f"({r['study_sent']} bytes sent, {r['study_bytes']} decoded); page JS: parse "
                           f"{r['parse']}, summary {r['summary']}, charts {r['charts']}, table {r['trials']} ms; "
                           f"{r['svg_elements']} SVG elements, {r['rows']} table rows", flush=True)

@@ -85,14 +85,16 @@ class DashboardServer {
 
   // The last document of each study, by a fingerprint of what it was drawn from: a page polling a
   // study that has not changed costs a database read, not the charts again (a 1,000-trial study's
-  // charts take seconds to draw).
+  // charts take seconds to draw). Kept as JSON text: the document's members other than the
+  // summary's (StudySummary, answered fresh each time), without the enclosing braces, so an answer
+  // is the summary's text and this one spliced, not a copy of the document dumped again.
   struct CachedView {
     size_t fingerprint = 0;
-    std::shared_ptr<const nlohmann::json> view;
+    std::shared_ptr<const std::string> view;
   };
-  std::shared_ptr<const nlohmann::json> CachedStudyView(size_t fingerprint, const std::string& id);
+  std::shared_ptr<const std::string> CachedStudyView(size_t fingerprint, const std::string& id);
   void CacheStudyView(size_t fingerprint, const std::string& id,
-                      std::shared_ptr<const nlohmann::json> view);
+                      std::shared_ptr<const std::string> view);
   absl::Mutex cache_mu_;
   std::map<std::string, CachedView> cache_ ABSL_GUARDED_BY(cache_mu_);
 

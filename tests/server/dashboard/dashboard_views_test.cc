@@ -5,11 +5,14 @@
 
 #include <cmath>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 
 #include "server/dashboard/dashboard_page.h"
 #include "server/dashboard/dashboard_views.h"
 #include "server/report/dashboard_charts.h"
+#include "server/report/report_charts.h"
 
 namespace hpsearch {
 namespace {
@@ -170,6 +173,54 @@ TEST_CASE("Learning curves of many trials drop markers and legend entries", "[da
   trials.resize(5);
   const std::string few = server::MetricCurvesFigure(study, trials, "val_accuracy").svg;
   CHECK(Count(few, "class=\"point") == 15);
+}
+
+TEST_CASE("Charts of more than 100 trials draw them as a few paths naming their trials",
+          "[dashboard][charts]") {
+  v1::Study study = MakeStudy("large");
+  std::vector<v1::Trial> trials;
+  for (int n = 0; n < 150; ++n) {
+    const double last = 0.5 + n / 1000.0;
+    trials.push_back(MakeTrial(n, 1e-3 * (1 + n % 5), n % 2 ? "adam" : "sgd",
+                               v1::TRIAL_STATE_COMPLETE, {0.4, 0.45, last}));
+  }
+  study.set_best_trial_number(149);
+  study.set_best_objective_value(0.649);
+  // Every trial named exactly once across the paths' data-ids.
+  auto ids = [](const std::string& svg) {
+    std::multiset<int> out;
+    std::regex re("data-ids=\"([0-9 ]*)\"");
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator();
+         ++it) {
+      std::istringstream in((*it)[1].str());
+      for (int id; in >> id;) out.insert(id);
+    }
+    return out;
+  };
+  const std::string curves = server::MetricCurvesFigure(study, trials, "val_accuracy").svg;
+  CHECK(curves.find("<polyline class=\"line") == std::string::npos);
+  CHECK(Count(curves, "<path class=\"line complete\"") == 10);  // one per palette colour
+  std::multiset<int> curve_ids = ids(curves);
+  CHECK(curve_ids.size() == 150);
+  CHECK(std::set<int>(curve_ids.begin(), curve_ids.end()).size() == 150);
+
+  const std::string parallel = server::ParallelCoordinatesFigure(study, trials).svg;
+  CHECK(Count(parallel, "<polyline class=\"line") == 1);  // the best keeps its own line, last
+  CHECK(Count(parallel, "class=\"line trial-149 complete best\"") == 1);
+  CHECK(ids(parallel).size() == 149);
+  CHECK(ids(parallel).count(149) == 0);
+
+  const std::string history = server::OptimizationHistoryFigure(study, trials).svg;
+  CHECK(Count(history, "class=\"point best") == 1);  // the best trial's own diamond
+  CHECK(Count(history, "<path class=\"points complete\"") == 1);
+  CHECK(ids(history).size() == 150);
+
+  // At 100 trials the charts are drawn one element per trial, as before.
+  trials.resize(100);
+  CHECK(Count(server::ParallelCoordinatesFigure(study, trials).svg, "<polyline class=\"line") ==
+        100);
+  CHECK(Count(server::OptimizationHistoryFigure(study, trials).svg, "class=\"point complete") ==
+        100);
 }
 
 TEST_CASE("The frozen page keeps a study's text from ending its script", "[dashboard][page]") {

@@ -617,6 +617,57 @@ TEST_CASE("Bars grow from zero to their value", "[server][svg]") {
   CHECK(std::stod(rects[0]->Attribute("height")) > std::stod(rects[1]->Attribute("height")));
 }
 
+TEST_CASE("A compact series draws its lines and its markers as one path each, ids in order",
+          "[server][svg]") {
+  PlotOptions options;
+  options.x.min = 0;
+  options.x.max = 5;
+  options.y.min = 0;
+  options.y.max = 3;
+  Series s;
+  s.name = "trials";
+  s.color = "#123456";
+  s.compact = true;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  s.points = {{1, 1, "a"}, {2, 2, "b"}, {nan, nan}, {3, 1, "c"}, {4, 2, "d"}, {nan, nan}, {4.5, 1}};
+  const std::vector<int> ids = {7, 7, -1, 9, 9, -1, 11};
+  for (size_t i = 0; i < ids.size(); ++i) s.points[i].id = ids[i];
+  Plot plot(options);
+  plot.Add(s);
+  const std::string doc = plot.Render();
+  auto root = ParseOrFail(doc);
+  CHECK(root->ByClass("point").empty());
+  CHECK(root->ByName("polyline").empty());
+  CHECK(root->ByName("title").size() == 1);  // the document's own; none per point
+  // One line path: a subpath per run of two or more points (the lone last point has none).
+  std::vector<const XmlElement*> lines = root->ByClass("line");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]->Attribute("data-ids") == "7 9");
+  const std::string d = lines[0]->Attribute("d");
+  CHECK(std::count(d.begin(), d.end(), 'M') == 2);
+  CHECK(lines[0]->Attribute("stroke") == "#123456");
+  // One marker path: a subpath per drawn point, each opening at its own "M", the circle's at its
+  // left edge (4 px left of the point).
+  std::vector<const XmlElement*> markers = root->ByClass("points");
+  REQUIRE(markers.size() == 1);
+  CHECK(markers[0]->Attribute("data-ids") == "7 7 9 9 11");
+  const std::string md = markers[0]->Attribute("d");
+  CHECK(std::count(md.begin(), md.end(), 'M') == 5);
+  std::smatch m;
+  REQUIRE(std::regex_search(md, m, std::regex(R"(^M([-0-9.]+),([-0-9.]+)a)")));
+  CHECK(std::stod(m[1]) == Approx(*plot.XPixel(1) - 4).margin(0.06));
+  CHECK(std::stod(m[2]) == Approx(*plot.YPixel(1)).margin(0.06));
+  // The legend still shows the series.
+  CHECK(root->ByClass("legend")[0]->AllText().find("trials") != std::string::npos);
+  // Drawn the usual way, the same series is elements per point and per run.
+  s.compact = false;
+  Plot usual(options);
+  usual.Add(s);
+  auto usual_root = ParseOrFail(usual.Render());
+  CHECK(usual_root->ByClass("point").size() == 5);
+  CHECK(usual_root->ByName("polyline").size() == 2);
+}
+
 TEST_CASE("The XML reader used by these tests rejects malformed documents", "[server][svg]") {
   // The checker must be able to fail, or the tests above prove nothing.
   for (const char* bad : {"<svg><g></svg>", "<svg a=1/>", "<svg>a & b</svg>", "<svg/><svg/>",
