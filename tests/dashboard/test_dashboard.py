@@ -393,3 +393,51 @@ def test_run_prints_the_dashboard_url_on_its_first_lines_and_the_open_page_shows
         assert run.process.returncode == 0, run.output()
     finally:
         run.stop()
+
+
+DASHBOARD_BENCH = os.path.join(os.path.dirname(HPSEARCH), "dashboard_bench")
+
+
+@pytest.mark.skipif(not os.access(DASHBOARD_BENCH, os.X_OK), reason=f"{DASHBOARD_BENCH} is not built")
+def test_a_large_study_s_compact_charts_highlight_and_name_a_trial(tmp_path):
+    """Beyond 100 trials the charts are a few paths naming their trials (data-ids); hovering a row still
+    draws that trial on top in every chart, and the pointer over a chart's points names the nearest trial."""
+    db = str(tmp_path / "large.db")
+    bench = subprocess.run([DASHBOARD_BENCH, "--trials", "120", "--epochs", "3", "--keep", db],
+                           capture_output=True, text=True, timeout=300)
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    dashboard, url = start_dashboard(tmp_path, "--db", db)
+    try:
+        with Chromium(str(tmp_path / "chromium.log")) as browser:
+            browser.navigate(url)
+            browser.wait_for("document.querySelectorAll('#trials tbody tr.trial-row').length === 120 && "
+                             "document.querySelector('#chart-parallel svg') && "
+                             "document.querySelector('#chart-history svg')", "120 trial rows and the charts")
+            for chart in ["history", "curves-val_accuracy", "parallel", "slice-learning_rate"]:
+                ids = browser.evaluate(f"Array.from(document.querySelectorAll('#chart-{chart} path[data-ids]'))"
+                                       ".flatMap(p => p.getAttribute('data-ids').split(' '))")
+                assert len(set(ids)) >= 119, chart  # every trial (the parallel view's best has its own line)
+                assert browser.evaluate(f"document.querySelectorAll('#chart-{chart} g.point.complete').length") == 0
+            number = browser.evaluate("document.querySelector('#trials tbody tr.trial-row').dataset.trial")
+            browser.evaluate(f"document.querySelector('#trials tr[data-trial=\"{number}\"]')"
+                             ".dispatchEvent(new MouseEvent('mouseenter'))")
+            for chart in ["history", "curves-val_accuracy", "slice-learning_rate"]:
+                assert browser.evaluate(f"document.querySelectorAll('#chart-{chart} .overlay.highlight').length") >= 1, chart
+            browser.evaluate(f"document.querySelector('#trials tr[data-trial=\"{number}\"]')"
+                             ".dispatchEvent(new MouseEvent('mouseleave'))")
+            assert browser.evaluate("document.querySelectorAll('#charts .overlay').length") == 0
+            # The pointer at a history marker's centre: its subpath opens at the circle's left edge, 4 px left.
+            tip = browser.evaluate("""(() => {
+                const path = document.querySelector('#chart-history path.points.complete');
+                const m = /^M([-\\d.]+),([-\\d.]+)/.exec(path.getAttribute('d'));
+                const svg = path.ownerSVGElement, p = svg.createSVGPoint();
+                p.x = Number(m[1]) + 4; p.y = Number(m[2]);
+                const at = p.matrixTransform(svg.getScreenCTM());
+                path.dispatchEvent(new MouseEvent('mousemove', {bubbles: true, clientX: at.x, clientY: at.y}));
+                const tip = document.querySelector('.chart-tip');
+                return [tip.hidden, tip.textContent, path.getAttribute('data-ids').split(' ')[0]];
+            })()""")
+            assert tip[0] is False and tip[1].startswith(f"trial {tip[2]} (complete)"), tip
+            assert "learning_rate=" in tip[1]
+    finally:
+        dashboard.stop()
