@@ -140,8 +140,11 @@ class Cluster {
   }
 
   // Submits through the CLI and returns the study id.
-  std::string Submit(const StudyOptions& options) {
-    std::vector<std::string> argv{(BinDir() / "hpsearch").string(), "submit", WriteStudy(options),
+  std::string Submit(const StudyOptions& options) { return SubmitFile(WriteStudy(options)); }
+
+  // Submits a study file through the CLI and returns the study id.
+  std::string SubmitFile(const std::string& study_file) const {
+    std::vector<std::string> argv{(BinDir() / "hpsearch").string(), "submit", study_file,
                                   "--coordinator", address_};
     argv.insert(argv.end(), security_.client_args.begin(), security_.client_args.end());
     ProcessResult result = RunProcess(argv);

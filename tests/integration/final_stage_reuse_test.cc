@@ -64,15 +64,6 @@ std::string WriteBuiltInStudy(const Cluster& cluster, const std::string& name,
   return path;
 }
 
-std::string SubmitFile(const Cluster& cluster, const std::string& path) {
-  ProcessResult submit = HpsearchCli({"submit", path, "--coordinator", cluster.address()});
-  INFO(submit.err);
-  REQUIRE(submit.exit_code == 0);
-  std::string id = submit.out.substr(0, submit.out.find('\n'));
-  REQUIRE(id.rfind("st-", 0) == 0);
-  return id;
-}
-
 std::string ReportText(const Cluster& cluster, const std::string& study) {
   const std::string out = (cluster.dir() / ("report-" + study)).string();
   ProcessResult report = HpsearchCli({"report", study, "--db", cluster.db_path(), "-o", out});
@@ -97,9 +88,9 @@ TEST_CASE(
   Cluster cluster;
   WriteReuseData(cluster.dir().path());
   // The same study twice: one retrains for real, the other runs train as reuse.
-  const std::string retrain = SubmitFile(
-      cluster, WriteBuiltInStudy(cluster, "retrained", "final_stage: {reuse_if_exact: false}\n"));
-  const std::string reuse = SubmitFile(cluster, WriteBuiltInStudy(cluster, "reused", ""));
+  const std::string retrain = cluster.SubmitFile(
+      WriteBuiltInStudy(cluster, "retrained", "final_stage: {reuse_if_exact: false}\n"));
+  const std::string reuse = cluster.SubmitFile(WriteBuiltInStudy(cluster, "reused", ""));
   cluster.StartWorker("a");
   cluster.StartWorker("b");
   REQUIRE(cluster.WaitForEnd(retrain, 300s) == v1::STUDY_STATE_COMPLETE);
@@ -157,7 +148,7 @@ TEST_CASE(
                       << "objective: {metric: val_accuracy, direction: maximize}\n"
                       << "budget: {n_trials: 3, parallelism: 2}\n"
                       << "final_stage: {retrain_on: reuse}\n";
-  const std::string id = SubmitFile(cluster, path);
+  const std::string id = cluster.SubmitFile(path);
   cluster.StartWorker("a");
   cluster.StartWorker("b");
   REQUIRE(cluster.WaitForEnd(id, 120s) == v1::STUDY_STATE_COMPLETE);

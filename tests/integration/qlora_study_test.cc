@@ -121,26 +121,18 @@ std::string QloraStudy(const Cluster& cluster, const std::string& name, const st
   return path;
 }
 
-std::string Submit(const Cluster& cluster, const std::string& study) {
-  ProcessResult submit = RunProcess(
-      {(BinDir() / "hpsearch").string(), "submit", study, "--coordinator", cluster.address()});
-  INFO(submit.err);
-  REQUIRE(submit.exit_code == 0);
-  return submit.out.substr(0, submit.out.find('\n'));
-}
-
 TEST_CASE("A worker SIGKILLed during a QLoRA trial: another re-runs it and the study completes",
           "[integration][qlora][faults]") {
   Cluster cluster;
   WriteBanking77Subset(cluster.dir() / "subset.csv");
   const std::string id =
-      Submit(cluster, QloraStudy(cluster, "qlora-kill",
-                                 "data: {train_file: subset.csv, label_column: category, "
-                                 "max_length: 48, eval_batch_size: 32}\n"
-                                 "training: {epochs: 2, batch_size: 4, learning_rate: 2.0e-3}\n"
-                                 "search_space:\n"
-                                 "  weight_decay: {type: float, low: 0.0, high: 0.1}\n"
-                                 "budget: {n_trials: 1, parallelism: 1, max_retries: 2}\n"));
+      cluster.SubmitFile(QloraStudy(cluster, "qlora-kill",
+                                    "data: {train_file: subset.csv, label_column: category, "
+                                    "max_length: 48, eval_batch_size: 32}\n"
+                                    "training: {epochs: 2, batch_size: 4, learning_rate: 2.0e-3}\n"
+                                    "search_space:\n"
+                                    "  weight_decay: {type: float, low: 0.0, high: 0.1}\n"
+                                    "budget: {n_trials: 1, parallelism: 1, max_retries: 2}\n"));
   cluster.StartWorker("a");
   cluster.StartWorker("b");
   // Kill the worker running the trial once it is training (its first progress line), well before
@@ -204,13 +196,12 @@ TEST_CASE("A trial that runs out of memory fails as retryable and its worker tak
       "  weight_decay: {type: float, low: 0.0, high: 0.1}\n";
   // A vocabulary of 16M x 2048 float embeddings (128 GB; within core/gpt2_config.h's shape limits)
   // cannot be allocated.
-  const std::string oom_id = Submit(
-      cluster, QloraStudy(cluster, "oom",
-                          small_data + "budget: {n_trials: 1, parallelism: 1, max_retries: 1}\n",
-                          ", vocab_size: 16000000", 2048));
-  const std::string ok_id = Submit(
-      cluster, QloraStudy(cluster, "after-oom",
-                          small_data + "budget: {n_trials: 1, parallelism: 1, max_retries: 0}\n"));
+  const std::string oom_id = cluster.SubmitFile(QloraStudy(
+      cluster, "oom", small_data + "budget: {n_trials: 1, parallelism: 1, max_retries: 1}\n",
+      ", vocab_size: 16000000", 2048));
+  const std::string ok_id = cluster.SubmitFile(
+      QloraStudy(cluster, "after-oom",
+                 small_data + "budget: {n_trials: 1, parallelism: 1, max_retries: 0}\n"));
   // One worker, its address space capped a few GiB above a worker's needs, so the allocation
   // fails whatever the machine's overcommit policy.
   ChildProcess& worker =
