@@ -160,8 +160,9 @@ class Child {
     // reaper reads end of file on its fd 3 once this process is gone, however it ends.
     lifeline_ = lifeline_pipe[1];
     SubprocessOptions options;
-    options.argv = {reaper,     "--lifeline", "3", "--grace-ms",
-                    std::to_string(absl::ToInt64Milliseconds(grace)), "--"};
+    options.argv = {
+        reaper, "--lifeline", "3", "--grace-ms", std::to_string(absl::ToInt64Milliseconds(grace)),
+        "--"};
     options.argv.insert(options.argv.end(), argv.begin(), argv.end());
     options.env = std::move(env);
     options.working_dir = working_dir;

@@ -318,9 +318,10 @@ TEST_CASE("32 workers beside an outside sqlite3 reader holding a read transactio
   CHECK(::pclose(reader) == 0);
   CHECK(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'complete'") == "65");
   // What an attempt that did not complete says, should one not have.
-  INFO(cluster.Query("SELECT group_concat(trial_id || '/' || attempt || ' ' || state || ' on ' || "
-                     "worker_id || ': ' || error, ' | ') FROM trial_attempts WHERE state != "
-                     "'complete'"));
+  INFO(
+      cluster.Query("SELECT group_concat(trial_id || '/' || attempt || ' ' || state || ' on ' || "
+                    "worker_id || ': ' || error, ' | ') FROM trial_attempts WHERE state != "
+                    "'complete'"));
   CHECK(cluster.Query("SELECT COUNT(*) FROM trial_attempts WHERE state != 'complete'") == "0");
   std::string logs = cluster.coordinator().Stderr();
   for (auto& worker : cluster.worker_processes()) logs += worker->Stderr();
