@@ -300,7 +300,10 @@ TEST_CASE("A SIGKILLed coordinator restarted on the same file finishes the study
 
 TEST_CASE("32 workers beside an outside sqlite3 reader holding a read transaction: no lock errors",
           "[integration][faults][load]") {
-  Cluster cluster;
+  // 97 processes (32 workers, their reapers and commands, the coordinator) on as few as 2 cores,
+  // beside another test under ctest -j2: an attempt must end complete even when a heartbeat waits
+  // seconds for a CPU (with the usual 2 s lease it expired then, whichever way the trial started).
+  Cluster cluster({}, /*lease_ttl_seconds=*/20);
   StudyOptions options;
   options.name = "crowd";
   options.n_trials = 64;
