@@ -230,10 +230,13 @@ def check_database(db, acked_epochs, acked_completions):
                         f"{bad[0][0]} ({bad[0][1]})")
     attempts = collections.Counter()
     other_errors = []
-    for state, ended_by, error in con.execute("""
-            SELECT a.state, a.ended_by, a.error FROM trial_attempts a JOIN trials t USING (trial_id)
-            WHERE t.study_id = ?""", (study_id,)):
-        if state == "failed" and ended_by == "worker" and HANDBACK_RE.search(error or ""):
+    for state, ended_by, stopped, error in con.execute("""
+            SELECT a.state, a.ended_by, a.stopped, a.error FROM trial_attempts a
+            JOIN trials t USING (trial_id) WHERE t.study_id = ?""", (study_id,)):
+        # A worker's SIGTERM at the end is a stop (trial_attempts.stopped, schema v5) or, for a
+        # trial it had not started, a hand-back.
+        if state == "failed" and ended_by == "worker" and (stopped or
+                                                           HANDBACK_RE.search(error or "")):
             attempts["handed back at worker shutdown"] += 1
         elif state == "complete" and ended_by == "worker":
             attempts["complete"] += 1

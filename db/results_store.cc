@@ -485,10 +485,13 @@ absl::Status ResultsStore::Sync(uint64_t sequence) {
     }
     // This caller commits for everyone who wrote before it; later writers wait for the next commit.
     committing_ = true;
+    absl::Mutex* operation_lock = operation_lock_;  // stays valid while committing_ is set
     commit_mu_.Unlock();
     uint64_t covered = 0;
     absl::Status status;
     {
+      // The operation lock first, as its holders take it before writing (one lock order).
+      absl::MutexLockMaybe operation(operation_lock);
       absl::MutexLock db_lock(&db_mu_);
       covered = write_sequence_;
       if (db_->in_transaction()) {
@@ -512,6 +515,13 @@ absl::Status ResultsStore::Sync(uint64_t sequence) {
     commit_cv_.SignalAll();
   }
   return commit_error_;
+}
+
+void ResultsStore::SetOperationLock(absl::Mutex* operation_lock) {
+  absl::MutexLock lock(&commit_mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) { return !committing_; };
+  commit_mu_.Await(absl::Condition(&idle));
+  operation_lock_ = operation_lock;
 }
 
 void ResultsStore::SyncAsync(uint64_t sequence, std::function<void(absl::Status)> done) {

@@ -10,9 +10,15 @@
 // was written while the previous commit ran and then calls every `done` it covers, so a server
 // that acknowledges from `done` batches commits however many requests are in flight.
 //
+// Operations: a caller that writes one logical operation as several writes (a completion, then the
+// next trial's lease) under a lock of its own gives that lock to SetOperationLock; every commit then
+// takes it first, so no commit lands between two writes of one operation, and a crash leaves all of
+// them on disk or none. (Without it a commit from another thread could split them: the soak caught an
+// attempt row written as leased while its trial row, written after the commit, still said waiting.)
+//
 // Ownership: owns its Database. Thread-safety: thread-safe; writes are serialised by an internal
 // mutex, and the caller is expected to keep its own logical order (the coordinator writes under its
-// own lock).
+// own lock, which it gives to SetOperationLock).
 #pragma once
 
 #include <cstdint>
@@ -142,6 +148,11 @@ class ResultsStore {
   // store's commit thread (started on first use), or at once on the caller's thread when that is
   // already so. `done` must not block on this store's commits.
   void SyncAsync(uint64_t sequence, std::function<void(absl::Status)> done);
+  // Commits take `operation_lock` (not owned; nullptr: none) before the store's own lock, so they
+  // wait for the operation that holds it to finish its writes. Whoever holds it must not call Sync
+  // or wait for a commit meanwhile (that would wait for itself). Returns once no commit uses the
+  // previous lock, so its owner may then be destroyed: call with nullptr before destroying it.
+  void SetOperationLock(absl::Mutex* operation_lock);
 
   // ---- reads (committed and uncommitted writes of this connection alike).
   absl::StatusOr<std::vector<StoredStudy>> LoadAll();
@@ -181,6 +192,7 @@ class ResultsStore {
   absl::CondVar commit_cv_;
   uint64_t committed_sequence_ ABSL_GUARDED_BY(commit_mu_) = 0;
   bool committing_ ABSL_GUARDED_BY(commit_mu_) = false;
+  absl::Mutex* operation_lock_ ABSL_GUARDED_BY(commit_mu_) = nullptr;
   absl::Status commit_error_ ABSL_GUARDED_BY(commit_mu_);
 
   // SyncAsync's waiters and the thread that commits for them.

@@ -12,9 +12,13 @@
 namespace hpsearch::server {
 
 Coordinator::Coordinator(db::ResultsStore* store, Clock* clock, CoordinatorOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {}
+    : store_(store), clock_(clock), options_(std::move(options)) {
+  // Every operation writes under mu_ and commits after releasing it (Finish): commits taking mu_
+  // never split an operation's writes.
+  store_->SetOperationLock(&mu_);
+}
 
-Coordinator::~Coordinator() = default;
+Coordinator::~Coordinator() { store_->SetOperationLock(nullptr); }
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(db::ResultsStore* store,
                                                                  Clock* clock,

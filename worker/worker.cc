@@ -37,7 +37,8 @@ absl::Status RestartError() {
 // A stop by the user, as the attempt records it (FailTrialRequest.stopped).
 std::string StoppedText(const std::string& worker_id) {
   return absl::StrCat("stopped by the user: worker ", worker_id,
-                      " received SIGTERM (Ctrl-C of hpsearch run) and handed the trial back");
+                      " received SIGTERM (a Ctrl-C of hpsearch run, its scheduler or a kill) and "
+                      "handed the trial back");
 }
 
 }  // namespace

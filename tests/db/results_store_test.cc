@@ -1,9 +1,12 @@
 #include "db/results_store.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "db/database.h"
 #include "db/schema.h"
 #include "proto/canonical_metrics.h"
@@ -526,6 +529,37 @@ TEST_CASE("Concurrent writers share commits and every synced write is on disk",
   CHECK(failures == 0);
   CHECK(QueryText(path, "SELECT COUNT(*) FROM events") ==
         std::to_string(kThreads * kEventsPerThread));
+}
+
+TEST_CASE("A commit waits for the operation that holds the store's operation lock",
+          "[db][store][group-commit]") {
+  TempDir dir;
+  std::string path = (dir / "results.db").string();
+  auto store = OpenStore(path);
+  REQUIRE(store->PutStudy(MakeStudy("s1", "demo", v1::DIRECTION_MAXIMIZE)).ok());
+  REQUIRE(store->SyncAll().ok());
+  absl::Mutex operation_lock;
+  store->SetOperationLock(&operation_lock);
+  std::atomic<bool> synced{false};
+  std::thread committer;
+  {
+    absl::MutexLock operation(&operation_lock);
+    REQUIRE(store->AddEvent(1, "s1", 0, 1, "w", "first", "x").ok());
+    const uint64_t first = store->Sequence();
+    committer = std::thread([&store, &synced, first] { synced = store->Sync(first).ok(); });
+    // Give the other thread every chance to commit the first write alone; it must not.
+    for (int i = 0; i < 30 && !synced; ++i) absl::SleepFor(absl::Milliseconds(10));
+    CHECK_FALSE(synced);
+    CHECK(QueryText(path, "SELECT COUNT(*) FROM events") == "0");
+    REQUIRE(store->AddEvent(2, "s1", 0, 1, "w", "second", "x").ok());
+  }
+  committer.join();
+  CHECK(synced);
+  CHECK(QueryText(path, "SELECT COUNT(*) FROM events") == "2");  // the whole operation, at once
+  store->SetOperationLock(nullptr);
+  REQUIRE(store->AddEvent(3, "s1", 0, 1, "w", "third", "x").ok());
+  REQUIRE(store->SyncAll().ok());
+  CHECK(QueryText(path, "SELECT COUNT(*) FROM events") == "3");
 }
 
 }  // namespace
