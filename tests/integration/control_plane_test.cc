@@ -316,7 +316,8 @@ TEST_CASE("32 workers beside an outside sqlite3 reader holding a read transactio
   std::fputs("BEGIN;\nSELECT COUNT(*) FROM trials;\n", reader);
   std::fflush(reader);
   for (int i = 0; i < 32; ++i) cluster.StartWorker("w" + std::to_string(i));
-  REQUIRE(cluster.WaitForEnd(id, 120s) == v1::STUDY_STATE_COMPLETE);
+  // 20-55 s under ctest -j2 on 2 cores; about 110 s beside 5 busy processes (a cap, not a wait).
+  REQUIRE(cluster.WaitForEnd(id, 300s) == v1::STUDY_STATE_COMPLETE);
   std::fputs("COMMIT;\n.quit\n", reader);
   CHECK(::pclose(reader) == 0);
   CHECK(cluster.Query("SELECT COUNT(*) FROM trial_summary WHERE state = 'complete'") == "65");
