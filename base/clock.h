@@ -1,5 +1,7 @@
 // Clock: where the coordinator and the worker read the time, injected so tests advance a
 // ManualClock past a lease deadline instead of sleeping. RealClock reads the system clock.
+// Only decisions and measurements read it: waiting itself (a condition variable, a poll, a gRPC
+// deadline, a child process) is always in real time.
 // Thread-safety: both implementations are thread-safe.
 #pragma once
 
@@ -19,6 +21,21 @@ class Clock {
 class RealClock : public Clock {
  public:
   absl::Time Now() override { return absl::Now(); }
+};
+
+// The clock a `Clock* clock = nullptr` option names: that one (borrowed), or a RealClock of its own
+// when the option is unset. Not copyable (it may point into itself); hold it as a member.
+class ClockOrReal {
+ public:
+  explicit ClockOrReal(Clock* clock) : clock_(clock != nullptr ? clock : &real_) {}
+  ClockOrReal(const ClockOrReal&) = delete;
+  ClockOrReal& operator=(const ClockOrReal&) = delete;
+  absl::Time Now() const { return clock_->Now(); }
+  Clock* get() const { return clock_; }
+
+ private:
+  RealClock real_;
+  Clock* const clock_;
 };
 
 // A clock that moves only when told to.

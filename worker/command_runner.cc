@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/subprocess.h"
 #include "transfer/artifact_files.h"
 #include "worker/command_output.h"
 
@@ -132,91 +133,65 @@ class TailBuffer {
   std::string text_;
 };
 
-// A started command, run under hpsearch-trial-reaper (worker/trial_reaper.cc): the reaper's pid,
-// the command's output pipes, and the lifeline whose end of file tells the reaper that this worker
-// is gone. Every way of stopping goes through the reaper, which ends the command's whole process
-// tree.
+// A started command, run under hpsearch-trial-reaper (worker/trial_reaper.cc) through Subprocess
+// (base/subprocess.h): the reaper, the command's output pipes, and the lifeline whose end of file
+// tells the reaper that this worker is gone. Every way of stopping goes through the reaper, which
+// ends the command's whole process tree.
 class Child {
  public:
   ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGTERM);
-      Wait();
+    // Ask the reaper first, so that the command's tree ends too; Subprocess's destructor kills the
+    // reaper's session should it not be reaped.
+    if (process_.started() && !process_.reaped()) {
+      process_.Signal(SIGTERM);
+      process_.Wait();
     }
-    if (out_ >= 0) ::close(out_);
-    if (err_ >= 0) ::close(err_);
     if (lifeline_ >= 0) ::close(lifeline_);
   }
 
   absl::Status Start(const std::string& reaper, const std::vector<std::string>& argv,
-                     const std::vector<std::string>& env, const std::string& working_dir,
+                     std::vector<std::string> env, const std::string& working_dir,
                      absl::Duration grace) {
-    int out_pipe[2], err_pipe[2], lifeline_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
-        ::pipe2(lifeline_pipe, O_CLOEXEC) != 0) {
+    int lifeline_pipe[2];
+    if (::pipe2(lifeline_pipe, O_CLOEXEC) != 0) {
       return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
     }
-    // Above the descriptors the child rearranges (0 to 3), so none of those steps closes it.
-    const int lifeline_read = ::fcntl(lifeline_pipe[0], F_DUPFD_CLOEXEC, 10);
-    ::close(lifeline_pipe[0]);
-    if (lifeline_read < 0)
-      return absl::InternalError(absl::StrCat("fcntl: ", std::strerror(errno)));
+    // The worker keeps the only write end (close-on-exec, so no other child inherits it); the
+    // reaper reads end of file on its fd 3 once this process is gone, however it ends.
     lifeline_ = lifeline_pipe[1];
-    std::vector<std::string> full{
+    SubprocessOptions options;
+    options.argv = {
         reaper, "--lifeline", "3", "--grace-ms", std::to_string(absl::ToInt64Milliseconds(grace)),
         "--"};
-    full.insert(full.end(), argv.begin(), argv.end());
-    std::vector<char*> args, envp;
-    for (const std::string& a : full) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      ::close(lifeline_read);
-      return absl::ResourceExhaustedError(absl::StrCat("fork: ", std::strerror(errno)));
-    }
-    if (pid == 0) {
-      // The worker blocks SIGTERM/SIGINT for its signal thread; the reaper and command must not
-      // inherit that. A session of its own: signals to the worker's process group (a terminal's
-      // Ctrl-C, a supervisor) reach the trial only through the reaper.
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::setsid();
-      ::dup2(out_pipe[1], 1);
-      ::dup2(err_pipe[1], 2);
-      int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (devnull >= 0) ::dup2(devnull, 0);
-      ::dup2(lifeline_read, 3);  // dup2 clears close-on-exec on 3
-      if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) {
-        std::fprintf(stderr, "hpsearch-worker: cannot enter working_dir %s: %s\n",
-                     working_dir.c_str(), std::strerror(errno));
-        ::_exit(126);
-      }
-      ::execve(args[0], args.data(), envp.data());
-      std::fprintf(stderr, "hpsearch-worker: cannot run %s: %s\n", args[0], std::strerror(errno));
-      ::_exit(127);
-    }
-    ::close(lifeline_read);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
-    out_ = out_pipe[0];
-    err_ = err_pipe[0];
-    pid_ = pid;
+    options.argv.insert(options.argv.end(), argv.begin(), argv.end());
+    options.env = std::move(env);
+    options.working_dir = working_dir;
+    options.in = SubprocessStream::Null();
+    options.out = SubprocessStream::Pipe();
+    options.err = SubprocessStream::Pipe();
+    options.pass_fds = {{lifeline_pipe[0], 3}};
+    // The worker blocks SIGTERM/SIGINT for its signal thread; Subprocess clears the mask, so the
+    // reaper and the command do not inherit that. A session of its own: signals to the worker's
+    // process group (a terminal's Ctrl-C, a supervisor) reach the trial only through the reaper.
+    options.new_session = true;
+    options.name_in_errors = "hpsearch-worker";
+    std::string error;
+    const bool started = process_.Start(options, &error);
+    ::close(lifeline_pipe[0]);
+    if (!started) return absl::ResourceExhaustedError(error);
     grace_ = grace;
     return absl::OkStatus();
   }
 
   // Reads what is available (waiting up to `timeout`). Returns false once both pipes are closed.
   bool Poll(absl::Duration timeout, std::string* out, std::string* err) {
-    pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
-    if (out_ < 0 && err_ < 0) {
+    if (process_.stdout_fd() < 0 && process_.stderr_fd() < 0) {
       // Both pipes closed but the process may live on: the caller keeps checking stops and
       // timeouts.
       ::usleep(static_cast<useconds_t>(absl::ToInt64Microseconds(timeout)));
       return false;
     }
+    pollfd fds[2] = {{process_.stdout_fd(), POLLIN, 0}, {process_.stderr_fd(), POLLIN, 0}};
     int ready = ::poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
     if (ready <= 0) return true;
     char buffer[65536];
@@ -226,61 +201,30 @@ class Child {
       if (got > 0) {
         (i == 0 ? out : err)->append(buffer, static_cast<size_t>(got));
       } else if (got == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        (i == 0 ? out_ : err_) = -1;
+        i == 0 ? process_.CloseStdout() : process_.CloseStderr();
       }
     }
-    return out_ >= 0 || err_ >= 0;
+    return process_.stdout_fd() >= 0 || process_.stderr_fd() >= 0;
   }
 
   // Asks the reaper to stop the command's tree (SIGTERM to it, SIGKILL after the grace the reaper
-  // was started with). Should the reaper itself not end in time, its session is killed.
+  // was started with). Should the reaper itself not end in time (real time: it is a real
+  // process), its session is killed.
   void Terminate() {
-    if (pid_ <= 0 || reaped_) return;
-    ::kill(pid_, SIGTERM);
-    absl::Time give_up = absl::Now() + grace_ + absl::Seconds(5);
-    while (absl::Now() < give_up) {
-      if (TryReap()) return;
-      ::usleep(20000);
+    if (!process_.started() || process_.reaped()) return;
+    process_.Signal(SIGTERM);
+    if (!process_.WaitFor(absl::ToChronoMilliseconds(grace_ + absl::Seconds(5)))) {
+      process_.SignalGroup(SIGKILL);
     }
-    ::killpg(pid_, SIGKILL);
   }
 
-  bool TryReap() {
-    if (reaped_) return true;
-    int status = 0;
-    pid_t done = ::waitpid(pid_, &status, WNOHANG);
-    if (done == pid_) {
-      reaped_ = true;
-      status_ = status;
-    }
-    return reaped_;
-  }
-
-  int Wait() {
-    while (!reaped_) {
-      int status = 0;
-      pid_t done = ::waitpid(pid_, &status, 0);
-      if (done == pid_) {
-        reaped_ = true;
-        status_ = status;
-      } else if (errno != EINTR) {
-        break;
-      }
-    }
-    return status_;
-  }
-
-  pid_t pid() const { return pid_; }
+  bool TryReap() { return process_.TryReap(); }
+  int Wait() { return process_.Wait(); }
 
  private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  int err_ = -1;
+  Subprocess process_;
   int lifeline_ = -1;
   absl::Duration grace_;
-  bool reaped_ = false;
-  int status_ = 0;
 };
 
 // hpsearch-trial-reaper beside this program's executable.
@@ -289,15 +233,6 @@ std::string DefaultReaperPath() {
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
   if (error) return "hpsearch-trial-reaper";
   return (self.parent_path() / "hpsearch-trial-reaper").string();
-}
-
-std::string DescribeExit(int status) {
-  if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    return absl::StrCat("was killed by signal ", WTERMSIG(status), " (",
-                        strsignal(WTERMSIG(status)), ")");
-  }
-  return "ended abnormally";
 }
 
 // The files the command left in its artifact folder are uploaded when there are some and they are

@@ -34,24 +34,25 @@ CoordinatorClient::CoordinatorClient(const std::string& address,
   channel_ = rpc::CreateChannel(address, security, args);
   connection_hint_ = rpc::ConnectionHint(security);
   stub_ = v1::WorkerService::NewStub(channel_);
-  report_stream_ = std::make_unique<ReportStream>(stub_.get(), options_.call_timeout);
+  report_stream_ = std::make_unique<ReportStream>(stub_.get(), options_.call_timeout, clock_.get());
 }
 
 CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : channel_(std::move(channel)),
       stub_(v1::WorkerService::NewStub(channel_)),
       options_(options),
-      report_stream_(std::make_unique<ReportStream>(stub_.get(), options_.call_timeout)) {}
+      report_stream_(
+          std::make_unique<ReportStream>(stub_.get(), options_.call_timeout, clock_.get())) {}
 
 template <typename Response, typename Attempt>
 absl::StatusOr<Response> CoordinatorClient::Retrying(const char* name, Attempt attempt) {
-  absl::Time give_up = absl::Now() + options_.retry_window;
+  absl::Time give_up = clock_.Now() + options_.retry_window;
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
     absl::StatusOr<Response> result = attempt();
     if (result.ok()) return result;
     absl::Status error(result.status().code(), absl::StrCat(name, ": ", result.status().message()));
-    if (!IsTransient(error) || absl::Now() + backoff > give_up ||
+    if (!IsTransient(error) || clock_.Now() + backoff > give_up ||
         (should_stop_ && should_stop_())) {
       return error;
     }
@@ -71,6 +72,7 @@ absl::StatusOr<Response> CoordinatorClient::Call(const char* name, const Request
                                                  bool cancellable) {
   return Retrying<Response>(name, [&]() -> absl::StatusOr<Response> {
     grpc::ClientContext context;
+    // gRPC deadlines are instants on the system clock, whatever clock this client measures with.
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout + extra_deadline));
     Response response;
     if (cancellable) {
@@ -165,10 +167,11 @@ absl::StatusOr<v1::UploadArtifactResponse> CoordinatorClient::UploadArtifact(
   for (const transfer::ArtifactFile& file : *files) bytes += file.bytes;
   // The deadline allows 10 MB/s on top of the usual call time.
   const absl::Duration transfer = absl::Seconds(static_cast<double>(bytes) / 10e6);
-  absl::Time give_up = absl::Now() + options_.retry_window;
+  absl::Time give_up = clock_.Now() + options_.retry_window;
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
     grpc::ClientContext context;
+    // A gRPC deadline is an instant on the system clock (see Call).
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout + transfer));
     v1::UploadArtifactResponse response;
     std::unique_ptr<grpc::ClientWriter<v1::ArtifactChunk>> writer =
@@ -194,7 +197,7 @@ absl::StatusOr<v1::UploadArtifactResponse> CoordinatorClient::UploadArtifact(
     grpc::Status status = writer->Finish();
     if (status.ok()) return response;
     absl::Status error = rpc::FromGrpcStatus(status, "UploadArtifact");
-    if (!IsTransient(error) || absl::Now() + backoff > give_up ||
+    if (!IsTransient(error) || clock_.Now() + backoff > give_up ||
         (should_stop_ && should_stop_())) {
       return error;
     }
@@ -218,7 +221,7 @@ absl::Status CoordinatorClient::FetchArtifact(const std::string& study, int tria
                }
                grpc::ClientContext context;
                // Generous: the stream's size is not known before it starts (a full fine-tune is
-               // ~1.4 GB).
+               // ~1.4 GB). An instant on the system clock, as every gRPC deadline (see Call).
                context.set_deadline(
                    absl::ToChronoTime(absl::Now() + options_.call_timeout + absl::Hours(1)));
                v1::GetArtifactRequest request;

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "hpsearch/v1/service.grpc.pb.h"
 #include "rpc/security.h"
 #include "worker/report_stream.h"
@@ -36,6 +37,9 @@ struct ClientOptions {
   absl::Duration retry_window = absl::Minutes(10);
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
+  // Where the retry window and the report stream's reply timeout are measured; nullptr: the system
+  // clock. Backoff sleeps and gRPC deadlines are real time. Not owned; must outlive the client.
+  Clock* clock = nullptr;
 };
 
 class CoordinatorClient {
@@ -98,6 +102,7 @@ class CoordinatorClient {
   // Said once when a call starts retrying: how this client connects (TLS or not) and what to check.
   std::string connection_hint_;
   ClientOptions options_;
+  ClockOrReal clock_{options_.clock};  // after options_
   std::function<bool()> should_stop_;
   // Carries ReportEpoch and CompleteTrial unless the coordinator turned out to lack it.
   std::unique_ptr<ReportStream> report_stream_;

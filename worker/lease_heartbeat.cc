@@ -6,8 +6,8 @@
 
 namespace hpsearch::worker {
 
-LeaseHeartbeat::LeaseHeartbeat(CoordinatorClient* client)
-    : client_(client), thread_([this] { Loop(); }) {}
+LeaseHeartbeat::LeaseHeartbeat(CoordinatorClient* client, Clock* clock)
+    : client_(client), clock_(clock), thread_([this] { Loop(); }) {}
 
 LeaseHeartbeat::~LeaseHeartbeat() {
   {
@@ -28,7 +28,7 @@ void LeaseHeartbeat::Begin(const std::string& worker_id, const std::string& leas
   lease_id_ = lease_id;
   has_progress_ = false;
   interval_ = interval;
-  due_ = absl::Now() + interval;
+  due_ = clock_.Now() + interval;
   label_ = label;
   on_order_ = std::move(on_order);
 }
@@ -52,7 +52,7 @@ void LeaseHeartbeat::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     // Wake every half interval (Begin and End do not notify), or at the current lease's due time.
-    absl::Time now = absl::Now();
+    absl::Time now = clock_.Now();
     absl::Duration sleep = std::max(interval_ / 2, absl::Milliseconds(10));
     if (active_) sleep = std::min(sleep, due_ - now);
     if (!active_ || sleep > absl::ZeroDuration()) {

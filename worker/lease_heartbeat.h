@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "hpsearch/v1/service.pb.h"
 #include "worker/coordinator_client.h"
 
@@ -28,8 +29,9 @@ class LeaseHeartbeat {
  public:
   using OrderCallback = std::function<void(const v1::LeaseStatus&)>;
 
-  // REQUIRES: client outlives this object.
-  explicit LeaseHeartbeat(CoordinatorClient* client);
+  // REQUIRES: client outlives this object; so does `clock`, where heartbeats fall due (nullptr: the
+  // system clock; the thread itself sleeps in real time, at most half an interval at once).
+  explicit LeaseHeartbeat(CoordinatorClient* client, Clock* clock = nullptr);
   ~LeaseHeartbeat();  // stops and joins the thread
 
   // Starts heartbeating `lease_id` for `worker_id` every `interval` (the first one interval from
@@ -46,6 +48,7 @@ class LeaseHeartbeat {
   void Loop();
 
   CoordinatorClient* const client_;
+  ClockOrReal clock_;
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t generation_ = 0;  // bumped by Begin and End: a reply for an older lease is dropped

@@ -7,8 +7,8 @@
 
 namespace hpsearch::worker {
 
-ReportStream::ReportStream(v1::WorkerService::Stub* stub, absl::Duration timeout)
-    : stub_(stub), timeout_(timeout) {}
+ReportStream::ReportStream(v1::WorkerService::Stub* stub, absl::Duration timeout, Clock* clock)
+    : stub_(stub), timeout_(timeout), clock_(clock) {}
 
 ReportStream::~ReportStream() {
   {
@@ -31,7 +31,7 @@ absl::StatusOr<v1::ReportStreamReply> ReportStream::Exchange(
   {
     absl::MutexLock watch(&watch_mu_);
     in_flight_ = context_.get();
-    overdue_at_ = absl::Now() + timeout_;
+    overdue_at_ = clock_.Now() + timeout_;
     timed_out_ = false;
   }
   v1::ReportStreamReply reply;
@@ -83,7 +83,7 @@ void ReportStream::Watch() {
   absl::MutexLock lock(&watch_mu_);
   while (!stopping_) {
     watch_mu_.AwaitWithTimeout(absl::Condition(&stopping_), period);
-    if (in_flight_ != nullptr && !timed_out_ && absl::Now() >= overdue_at_) {
+    if (in_flight_ != nullptr && !timed_out_ && clock_.Now() >= overdue_at_) {
       timed_out_ = true;
       in_flight_->TryCancel();
     }

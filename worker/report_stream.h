@@ -26,14 +26,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "hpsearch/v1/service.grpc.pb.h"
 
 namespace hpsearch::worker {
 
 class ReportStream {
  public:
-  // `stub` must outlive this object.
-  ReportStream(v1::WorkerService::Stub* stub, absl::Duration timeout);
+  // `stub` must outlive this object; so must `clock`, where a reply's lateness is measured
+  // (nullptr: the system clock; the watchdog itself wakes in real time).
+  ReportStream(v1::WorkerService::Stub* stub, absl::Duration timeout, Clock* clock = nullptr);
   // Cancels the open stream, if any, and stops the watchdog.
   ~ReportStream();
   ReportStream(const ReportStream&) = delete;
@@ -51,6 +53,7 @@ class ReportStream {
 
   v1::WorkerService::Stub* const stub_;
   const absl::Duration timeout_;
+  ClockOrReal clock_;
 
   absl::Mutex exchange_mu_;  // held for a whole exchange
   std::unique_ptr<grpc::ClientContext> context_ ABSL_GUARDED_BY(exchange_mu_);

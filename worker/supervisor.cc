@@ -11,7 +11,6 @@
 #include <cstring>
 #include <optional>
 
-#include "absl/time/clock.h"
 #include "base/subprocess.h"
 #include "spdlog/spdlog.h"
 
@@ -64,6 +63,7 @@ int Supervisor::Run() {
   sigaddset(&signals, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &signals, nullptr);
 
+  ClockOrReal clock(options_.clock);
   std::vector<Slot> slots;
   for (WorkerProcessSpec& spec : workers_) slots.emplace_back(std::move(spec), options_);
   int exit_code = 0;
@@ -73,7 +73,7 @@ int Supervisor::Run() {
     slot.restart_at.reset();
     std::string error;
     const bool started = Spawn(slot.spec, &slot.process, &error);
-    slot.started = absl::Now();
+    slot.started = clock.Now();
     if (!started) {
       spdlog::error("cannot start worker {}: {}", slot.spec.name, error);
       return false;
@@ -110,7 +110,7 @@ int Supervisor::Run() {
     siginfo_t info;
     int signal_number;
     if (next_restart) {
-      absl::Duration wait = std::max(*next_restart - absl::Now(), absl::ZeroDuration());
+      absl::Duration wait = std::max(*next_restart - clock.Now(), absl::ZeroDuration());
       timespec timeout = absl::ToTimespec(wait);
       signal_number = ::sigtimedwait(&signals, &info, &timeout);
     } else {
@@ -121,7 +121,7 @@ int Supervisor::Run() {
       // The first signal asks the workers to stop (each fails its trial as retryable); a second
       // one kills them. The same signal often arrives twice at once (sent to the process and to its
       // group, as timeout(1) and some schedulers do): a repeat within a second is not a second ask.
-      absl::Time now = absl::Now();
+      absl::Time now = clock.Now();
       if (stop_signals > 0 && now - first_stop < absl::Seconds(1)) continue;
       if (stop_signals == 0) first_stop = now;
       int to_send = ++stop_signals == 1 ? signal_number : SIGKILL;
@@ -136,7 +136,7 @@ int Supervisor::Run() {
         });
         if (slot == slots.end()) continue;
         slot->process.Reaped(status);
-        absl::Duration uptime = absl::Now() - slot->started;
+        absl::Duration uptime = clock.Now() - slot->started;
         std::string how = DescribeExit(status);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (stop_signals > 0) {
@@ -166,7 +166,7 @@ int Supervisor::Run() {
             slot->refusals_in_a_row = 0;
           }
           absl::Duration delay = slot->backoff.NextDelay(uptime);
-          slot->restart_at = absl::Now() + delay;
+          slot->restart_at = clock.Now() + delay;
           spdlog::warn("worker {} (pid {}) {} after {}; restarting in {}", slot->spec.name, pid,
                        how, absl::FormatDuration(absl::Trunc(uptime, absl::Milliseconds(1))),
                        absl::FormatDuration(delay));
@@ -174,7 +174,7 @@ int Supervisor::Run() {
       }
     }
     if (stop_signals > 0) continue;
-    absl::Time now = absl::Now();
+    absl::Time now = clock.Now();
     for (Slot& slot : slots) {
       if (slot.restart_at && *slot.restart_at <= now && !start(slot)) {
         // fork failing is the machine running out of processes: try again later.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "base/clock.h"
 
 namespace hpsearch::worker {
 
@@ -39,6 +40,10 @@ struct SupervisorOptions {
   // A worker refused this many times in a row (exit kExitCredentialsRefused) is not restarted
   // again.
   int max_refusals = 3;
+  // Where uptimes, restart times and the one-second window of a repeated signal are measured;
+  // nullptr: the system clock. Waiting for signals and children is real time. Not owned; must
+  // outlive the supervisor.
+  Clock* clock = nullptr;
 };
 
 // The restart delays of one worker: initial_backoff, doubled after each crash up to max_backoff,

@@ -10,6 +10,12 @@
 namespace hpsearch::worker {
 namespace {
 
+// The worker's client options, measuring with `clock` unless they name a clock of their own.
+ClientOptions WithClock(ClientOptions options, Clock* clock) {
+  if (options.clock == nullptr) options.clock = clock;
+  return options;
+}
+
 ClientOptions HeartbeatClientOptions(ClientOptions options) {
   // A heartbeat is not retried: the next one follows within an interval anyway.
   options.retry_window = absl::ZeroDuration();
@@ -121,11 +127,11 @@ class Worker::Session : public TrialReporter {
   }
 
   absl::Status FetchModel(int trial_number, const std::string& dir) override {
-    absl::Time start = absl::Now();
+    absl::Time start = worker_->clock_.Now();
     absl::Status status = worker_->client_.FetchArtifact(trial_.study_id(), trial_number, dir);
     if (status.ok()) {
       spdlog::info("{}: fetched trial {}'s stored model into {} in {:.1f} s", Ids(trial_),
-                   trial_number, dir, absl::ToDoubleSeconds(absl::Now() - start));
+                   trial_number, dir, absl::ToDoubleSeconds(worker_->clock_.Now() - start));
     }
     return status;
   }
@@ -146,7 +152,7 @@ class Worker::Session : public TrialReporter {
   // Uploads the completed trial's artifact while the heartbeat still keeps the lease alive. A
   // failure is logged and recorded; the trial still completes with its figures.
   void UploadArtifact(const std::string& dir) {
-    absl::Time start = absl::Now();
+    absl::Time start = worker_->clock_.Now();
     absl::StatusOr<v1::UploadArtifactResponse> uploaded =
         worker_->client_.UploadArtifact(trial_.lease_id(), worker_->worker_id_, dir);
     if (!uploaded.ok()) {
@@ -157,7 +163,7 @@ class Worker::Session : public TrialReporter {
     spdlog::info("{}: uploaded {} ({} files, {} bytes{}) in {:.1f} s", Ids(trial_), dir,
                  uploaded->files(), uploaded->bytes(),
                  uploaded->duplicate() ? ", already stored" : "",
-                 absl::ToDoubleSeconds(absl::Now() - start));
+                 absl::ToDoubleSeconds(worker_->clock_.Now() - start));
     if (worker_->options_.keep_uploaded_artifacts) return;
     // The coordinator has confirmed its copy: ours only doubles the disk the study takes.
     std::error_code error;
@@ -183,10 +189,13 @@ class Worker::Session : public TrialReporter {
 
 Worker::Worker(WorkerOptions options, std::map<v1::RunnerType, std::unique_ptr<Runner>> runners)
     : options_(std::move(options)),
+      clock_(options_.clock),
       runners_(std::move(runners)),
-      client_(options_.coordinator_address, options_.security, options_.client),
-      heartbeat_client_(client_.channel(), HeartbeatClientOptions(options_.client)),
-      heartbeat_(&heartbeat_client_) {
+      client_(options_.coordinator_address, options_.security,
+              WithClock(options_.client, clock_.get())),
+      heartbeat_client_(client_.channel(),
+                        HeartbeatClientOptions(WithClock(options_.client, clock_.get()))),
+      heartbeat_(&heartbeat_client_, clock_.get()) {
   client_.set_should_stop([this] { return stopping_.load(); });
 }
 
@@ -224,11 +233,11 @@ absl::Status Worker::Run() {
     v1::AcquireTrialRequest request;
     request.set_worker_id(worker_id_);
     request.set_wait_ms(absl::ToInt64Milliseconds(options_.acquire_wait));
-    absl::Time asked = absl::Now();
+    absl::Time asked = clock_.Now();
     absl::StatusOr<v1::AcquireTrialResponse> response = client_.AcquireTrial(request);
     if (stopping_) break;
     if (response.ok() && response->has_trial() && options_.on_acquired) {
-      options_.on_acquired(absl::Now() - asked);
+      options_.on_acquired(clock_.Now() - asked);
     }
     if (!response.ok()) {
       if (response.status().code() == absl::StatusCode::kNotFound) {
@@ -274,7 +283,7 @@ bool Worker::RunAndCount(const v1::TrialSpec& trial, std::optional<v1::TrialSpec
 
 absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::TrialSpec>* next,
                               bool* restart) {
-  absl::Time start = absl::Now();
+  absl::Time start = clock_.Now();
   v1::RunnerType type = trial.runner().type();
   auto runner = runners_.find(type);
   if (runner == runners_.end()) {
@@ -306,7 +315,7 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
     }
     last_epoch = session.TakeLastEpoch();
   }
-  double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  double seconds = absl::ToDoubleSeconds(clock_.Now() - start);
   switch (outcome.kind) {
     case RunOutcome::Kind::kComplete:
     case RunOutcome::Kind::kPruned: {
@@ -317,14 +326,14 @@ absl::Status Worker::RunTrial(const v1::TrialSpec& trial, std::optional<v1::Tria
       complete.set_pruned(outcome.kind == RunOutcome::Kind::kPruned);
       if (next != nullptr && !stopping_) complete.set_lease_next(true);
       if (last_epoch.has_value()) *complete.mutable_last_epoch() = std::move(*last_epoch);
-      absl::Time asked = absl::Now();
+      absl::Time asked = clock_.Now();
       absl::StatusOr<v1::CompleteTrialResponse> response = client_.CompleteTrial(complete);
       if (!response.ok()) return response.status();
       if (options_.on_completed) options_.on_completed(complete.has_last_epoch());
       if (next != nullptr && response->has_next_trial() &&
           !response->next_trial().lease_id().empty()) {
         *next = std::move(*response->mutable_next_trial());
-        if (options_.on_acquired) options_.on_acquired(absl::Now() - asked);
+        if (options_.on_acquired) options_.on_acquired(clock_.Now() - asked);
       }
       spdlog::info("{}: {} in {:.1f} s", Ids(trial), v1::TrialState_Name(response->state()),
                    seconds);

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "hpsearch/v1/service.pb.h"
 #include "worker/coordinator_client.h"
 #include "worker/lease_heartbeat.h"
@@ -49,6 +50,11 @@ struct WorkerOptions {
   // study does not take its disk twice; a failed upload always keeps it.
   bool keep_uploaded_artifacts = false;
   ClientOptions client;
+  // Where the worker measures time (a trial's duration, how long an acquire took), its lease
+  // heartbeat decides when a heartbeat is due and, unless `client.clock` names another, its clients
+  // when retries give up; nullptr: the system clock. Not owned; must outlive the worker. Runners
+  // take their own (CommandRunnerOptions::clock).
+  Clock* clock = nullptr;
   // Called with the duration of every call that handed this worker a trial: an AcquireTrial, or a
   // CompleteTrial that carried the next trial (benchmarks measure it).
   std::function<void(absl::Duration)> on_acquired;
@@ -85,6 +91,7 @@ class Worker {
                         bool* restart);
 
   WorkerOptions options_;
+  ClockOrReal clock_;  // options_.clock, else the system clock
   std::map<v1::RunnerType, std::unique_ptr<Runner>> runners_;
   CoordinatorClient client_;
   CoordinatorClient heartbeat_client_;

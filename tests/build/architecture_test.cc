@@ -162,12 +162,7 @@ TEST_CASE("Programs are started only through base/subprocess.h", "[build][archit
       const std::string ext = entry.path().extension().string();
       if (ext != ".h" && ext != ".cc") continue;
       const std::string relative = fs::relative(entry.path(), testing::SourceDir()).string();
-      // worker/command_runner.cc: its trial start went back to its own fork until the 32-worker
-      // integration test passes with Subprocess (see the branch's report).
-      if (relative == "base/subprocess.h" || relative == "worker/trial_reaper.cc" ||
-          relative == "worker/command_runner.cc") {
-        continue;
-      }
+      if (relative == "base/subprocess.h" || relative == "worker/trial_reaper.cc") continue;
       std::ifstream in(entry.path());
       std::string line;
       for (int n = 1; std::getline(in, line); ++n) {

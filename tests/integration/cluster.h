@@ -52,7 +52,11 @@ struct ClusterSecurity {
 
 class Cluster {
  public:
-  explicit Cluster(ClusterSecurity security = {}) : security_(std::move(security)) {
+  // `lease_ttl_seconds`: short by default, so that tests of lease expiry run fast; a test that
+  // starts dozens of processes takes a longer one, since on a loaded 2-core machine a worker's
+  // heartbeat can wait longer than 2 s for a CPU and its lease would expire for that alone.
+  explicit Cluster(ClusterSecurity security = {}, int lease_ttl_seconds = 2)
+      : security_(std::move(security)), lease_ttl_seconds_(lease_ttl_seconds) {
     StartCoordinator(0);
   }
 
@@ -71,7 +75,7 @@ class Cluster {
                                   "--listen",
                                   "127.0.0.1:" + std::to_string(port),
                                   "--lease-ttl",
-                                  "2",
+                                  std::to_string(lease_ttl_seconds_),
                                   "--heartbeat-interval",
                                   "0.3",
                                   "--restart-grace",
@@ -213,6 +217,7 @@ class Cluster {
 
  private:
   ClusterSecurity security_;
+  int lease_ttl_seconds_;
   TempDir dir_;
   std::unique_ptr<ChildProcess> coordinator_;
   int coordinator_starts_ = 0;

@@ -8,7 +8,9 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <future>
 
+#include "base/clock.h"
 #include "worker/coordinator_client.h"
 #include "worker/served_study.h"
 
@@ -129,6 +131,35 @@ TEST_CASE("A stalled coordinator times an exchange out and the next exchange ope
   REQUIRE(stream.Exchange(Epoch(leased, 2, 0.5)).ok());
   REQUIRE(stream.Exchange(Epoch(leased, 3, 0.75)).ok());
   CHECK(served.GetTrial("stalled", 0).epochs_size() == 3);
+}
+
+TEST_CASE("An exchange is overdue by the injected clock, not by the time it has waited",
+          "[worker][grpc][faults][clock]") {
+  ManualClock clock;
+  ServedStudy served("overdue", 1, 0);
+  auto stub = v1::WorkerService::NewStub(
+      grpc::CreateChannel(served.address, grpc::InsecureChannelCredentials()));
+  const LeasedTrial leased = Lease(stub.get());
+  // An hour of the injected clock; the watchdog looks once a second of real time.
+  ReportStream stream(stub.get(), absl::Hours(1), &clock);
+  REQUIRE(stream.Exchange(Epoch(leased, 1, 0.25)).ok());
+
+  REQUIRE(served.serve.Stop(std::chrono::seconds(10)));
+  auto stalled = std::async(std::launch::async,
+                            [&] { return stream.Exchange(Epoch(leased, 2, 0.5)).status(); });
+  // The clock jumps two hours at a time until the exchange gives up (each jump also covers an
+  // exchange that had not started yet at the previous one); real time waited stays within the cap.
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (stalled.wait_for(10ms) != std::future_status::ready &&
+         std::chrono::steady_clock::now() < give_up) {
+    clock.Advance(absl::Hours(2));
+  }
+  served.serve.Kill(SIGCONT);  // answers a stalled exchange, should the clock not have ended it
+  const absl::Status status = stalled.get();
+  CHECK(status.code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(status.message().find("no reply on the report stream within 1h") !=
+        absl::string_view::npos);
+  REQUIRE(stream.Exchange(Epoch(leased, 2, 0.5)).ok());
 }
 
 // A coordinator from before ReportStream: the unary ReportEpoch and CompleteTrial only.
