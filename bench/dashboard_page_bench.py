@@ -13,7 +13,7 @@ navigation. For each load it prints, in ms from the page's request (the navigati
   - the page's own JavaScript work (window.hpsearchTimings: parse, summary, charts, trials).
 and the size of the api/study answer (as sent, and decoded). Not part of the test suite.
 
-    flock /work/team/cpu.lock /usr/bin/python3 bench/dashboard_page_bench.py [--runs 5] [--trials 1000]
+    /usr/bin/python3 bench/dashboard_page_bench.py [--runs 5] [--trials 1000]
 """
 import argparse
 import json
