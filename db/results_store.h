@@ -11,10 +11,11 @@
 // that acknowledges from `done` batches commits however many requests are in flight.
 //
 // Operations: a caller that writes one logical operation as several writes (a completion, then the
-// next trial's lease) under a lock of its own gives that lock to SetOperationLock; every commit then
-// takes it first, so no commit lands between two writes of one operation, and a crash leaves all of
-// them on disk or none. (Without it a commit from another thread could split them: the soak caught an
-// attempt row written as leased while its trial row, written after the commit, still said waiting.)
+// next trial's lease) under a lock of its own gives that lock to SetOperationLock; every commit
+// then takes it first, so no commit lands between two writes of one operation, and a crash leaves
+// all of them on disk or none. (Without it a commit from another thread could split them: the soak
+// caught an attempt row written as leased while its trial row, written after the commit, still said
+// waiting.)
 //
 // Ownership: owns its Database. Thread-safety: thread-safe; writes are serialised by an internal
 // mutex, and the caller is expected to keep its own logical order (the coordinator writes under its

@@ -244,7 +244,8 @@ ReportFigure ParallelCoordinatesFigure(const v1::Study& study,
     return minimize ? a.value > b.value : a.value < b.value;
   });
   // Compact (beyond kCompactChartTrials): the lines of consecutive trials of one of kQualityLevels
-  // colours share one <path> (a subpath each, data-ids naming their trials); the best keeps its own.
+  // colours share one <path> (a subpath each, data-ids naming their trials); the best keeps its
+  // own.
   constexpr int kQualityLevels = 12;
   const bool compact = static_cast<int>(rows.size()) > kCompactChartTrials;
   std::string bucket_d, bucket_ids;

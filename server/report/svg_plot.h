@@ -11,10 +11,10 @@
 //
 // Every drawn data point is a `<g class="point CLASS" transform="translate(X,Y)">` holding its
 // marker and a `<title>` tooltip; lines are `<polyline class="line CLASS">` (a compact series,
-// Series::compact, draws all its points and all its lines as one `<path>` each instead). Tests and tools can
-// find points by that shape; a bar is a `<rect class="bar CLASS">` holding its `<title>`. On a
-// categorical axis the points of one band are spread across it, and on an axis with `jitter` the
-// points that would overlap at one value are spread sideways; either way points with the same
+// Series::compact, draws all its points and all its lines as one `<path>` each instead). Tests and
+// tools can find points by that shape; a bar is a `<rect class="bar CLASS">` holding its `<title>`.
+// On a categorical axis the points of one band are spread across it, and on an axis with `jitter`
+// the points that would overlap at one value are spread sideways; either way points with the same
 // non-empty tooltip share a place (a marker drawn over another).
 //
 // Tick labels (class "tick-label") never overlap: each axis takes the densest tick set whose
