@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -186,7 +187,8 @@ absl::Status Database::AcquireLockFile() {
 
 absl::Status Database::Configure() {
   std::string pragmas =
-      absl::StrCat("PRAGMA busy_timeout=", options_.busy_timeout_ms, ";PRAGMA foreign_keys=ON;");
+      absl::StrCat("PRAGMA busy_timeout=", options_.busy_timeout_ms, ";PRAGMA foreign_keys=ON;",
+                   "PRAGMA cache_size=-", std::max(options_.page_cache_kib, 64), ";");
   if (!options_.read_only) {
     if (path_ != ":memory:") absl::StrAppend(&pragmas, "PRAGMA journal_mode=WAL;");
     absl::StrAppend(&pragmas, "PRAGMA synchronous=",

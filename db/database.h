@@ -49,6 +49,11 @@ struct DatabaseOptions {
   // Take `<path>.lock` with flock() so a second coordinator on the same file is refused. The lock
   // dies with the process (even on SIGKILL), so a restart never needs manual cleanup.
   bool exclusive_lock = false;
+  // The most memory SQLite's page cache of this connection holds (PRAGMA cache_size), in KiB.
+  // SQLite's own default, 2000, suits readers (report, export, dashboard). The coordinator sets
+  // less: it reads its file only at a restart (one scan) and for point lookups, the OS's file cache
+  // keeps the pages warm, and its memory should follow the study, not fill a cache. At least 64.
+  int page_cache_kib = 2000;
 };
 
 class Statement {

@@ -100,8 +100,7 @@ absl::StatusOr<std::optional<db::EndedLease>> Coordinator::FindEndedLease(
   return ended;
 }
 
-void Coordinator::UpdateHistory(StudyRecord* study, const TrialRecord& record) {
-  const v1::Trial& trial = record.trial;
+void Coordinator::UpdateHistory(StudyRecord* study, const v1::Trial& trial) {
   if (trial.kind() != v1::TRIAL_KIND_SEARCH) return;
   if (static_cast<int>(study->history.trials.size()) <= trial.number()) {
     study->history.trials.resize(trial.number() + 1);
@@ -129,10 +128,12 @@ absl::Status Coordinator::PersistTrial(StudyRecord* study, TrialRecord* record) 
     auto it = leases_.find(record->lease_id);
     if (it != leases_.end()) deadline_ms = absl::ToUnixMillis(it->second.deadline);
   }
+  const v1::Trial& trial = record->trial.Mutable();
   HPSEARCH_RETURN_IF_ERROR(
-      store_->UpdateTrial(record->trial_id, record->trial, record->lease_id, deadline_ms));
-  UpdateHistory(study, *record);
-  EmitTrial(*study, *record);
+      store_->UpdateTrial(record->trial_id, trial, record->lease_id, deadline_ms));
+  UpdateHistory(study, trial);
+  EmitTrial(*study, trial);
+  record->trial.PackIfEnded();  // memory: an ended trial is read far less than it is held
   return absl::OkStatus();
 }
 
@@ -146,7 +147,7 @@ absl::Status Coordinator::AddEvent(const StudyRecord& study, int trial_number, i
 v1::Study Coordinator::StudySnapshot(const StudyRecord& study) {
   v1::Study snapshot = study.study;
   int32_t counts[v1::TrialState_ARRAYSIZE] = {0};
-  for (const TrialRecord& record : study.trials) ++counts[record.trial.state()];
+  for (const TrialRecord& record : study.trials) ++counts[record.trial.head().state()];
   for (int state = 0; state < v1::TrialState_ARRAYSIZE; ++state) {
     if (counts[state] > 0) {
       (*snapshot.mutable_trial_counts())[db::TrialStateName(static_cast<v1::TrialState>(state))] =
@@ -156,13 +157,13 @@ v1::Study Coordinator::StudySnapshot(const StudyRecord& study) {
   return snapshot;
 }
 
-void Coordinator::EmitTrial(const StudyRecord& study, const TrialRecord& record) {
+void Coordinator::EmitTrial(const StudyRecord& study, const v1::Trial& whole) {
   if (study.listeners == 0) return;  // nobody watches: skip the copy
   PendingEvent pending;
   pending.study_id = study.study.id();
   pending.event.set_unix_ms(NowMs());
   v1::Trial* trial = pending.event.mutable_trial();
-  *trial = record.trial;
+  *trial = whole;
   trial->clear_attempts();
   pending_events_.push_back(std::move(pending));
   events_pending_.store(true, std::memory_order_release);
@@ -277,7 +278,7 @@ absl::StatusOr<int64_t> Coordinator::Subscribe(const std::string& id_or_name, Li
     *snapshot = StudySnapshot(*study);
     trials->clear();
     for (const TrialRecord& record : study->trials) {
-      trials->push_back(record.trial);
+      trials->push_back(record.trial.Full());
       trials->back().clear_attempts();
     }
   }

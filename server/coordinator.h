@@ -49,6 +49,7 @@
 #include "base/clock.h"
 #include "db/results_store.h"
 #include "hpsearch/v1/service.pb.h"
+#include "server/held_trial.h"
 #include "server/sampling/pruner.h"
 #include "server/sampling/sampler.h"
 #include "server/sampling/trial_history.h"
@@ -189,7 +190,10 @@ class Coordinator {
  private:
   struct TrialRecord {
     int64_t trial_id = 0;
-    v1::Trial trial;
+    // Packed (serialised) once the trial has ended: PersistTrial and Load pack ended trials. Read
+    // scalar fields through trial.head(), the whole trial through trial.Full(), and change it only
+    // through trial.Mutable().
+    HeldTrial trial;
     std::string lease_id;  // set while RUNNING
     absl::Time attempt_started;
     bool prune_requested = false;
@@ -303,10 +307,11 @@ class Coordinator {
   // True once the study's time limit has passed (coordinator downtime excluded); false without one.
   bool PastTimeLimit(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Study StudySnapshot(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EmitTrial(const StudyRecord& study, const TrialRecord& trial)
+  // Both take the whole trial (a record's trial.Mutable() after a change), never a packed head.
+  void EmitTrial(const StudyRecord& study, const v1::Trial& trial)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitStudy(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UpdateHistory(StudyRecord* study, const TrialRecord& trial)
+  void UpdateHistory(StudyRecord* study, const v1::Trial& trial)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NewId(const char* prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

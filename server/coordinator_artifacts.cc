@@ -28,7 +28,7 @@ absl::Status Coordinator::ReportEvent(const v1::ReportEventRequest& request) {
     HPSEARCH_RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& record = study.trials[lease->trial_number];
-    HPSEARCH_RETURN_IF_ERROR(AddEvent(study, record.trial.number(), record.trial.attempt(),
+    HPSEARCH_RETURN_IF_ERROR(AddEvent(study, record.trial.head().number(), record.trial.head().attempt(),
                                       lease->worker_id, request.kind(), request.message()));
     sequence = store_->Sequence();
   }
@@ -46,9 +46,9 @@ absl::StatusOr<ArtifactOwner> Coordinator::ArtifactOwnerOf(const std::string& le
   owner.study_id = study.study.id();
   owner.study_name = study.study.spec().name();
   owner.trial_id = record.trial_id;
-  owner.trial_number = record.trial.number();
-  owner.attempt = record.trial.attempt();
-  owner.kind = record.trial.kind();
+  owner.trial_number = record.trial.head().number();
+  owner.attempt = record.trial.head().attempt();
+  owner.kind = record.trial.head().kind();
   owner.worker_id = lease->worker_id;
   return owner;
 }
@@ -68,16 +68,16 @@ absl::Status Coordinator::RecordArtifact(const std::string& lease_id, const std:
     HPSEARCH_RETURN_IF_ERROR(LeaseStatus(lease_id, holder, &lease));
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& trial = study.trials[lease->trial_number];
-    if (trial.trial_id != record.trial_id || trial.trial.attempt() != record.attempt) {
+    if (trial.trial_id != record.trial_id || trial.trial.head().attempt() != record.attempt) {
       return absl::FailedPreconditionError(
-          absl::StrCat("lease ", lease_id, " now holds trial ", trial.trial.number(), " attempt ",
-                       trial.trial.attempt(), ", not the upload's attempt ", record.attempt));
+          absl::StrCat("lease ", lease_id, " now holds trial ", trial.trial.head().number(), " attempt ",
+                       trial.trial.head().attempt(), ", not the upload's attempt ", record.attempt));
     }
     HPSEARCH_RETURN_IF_ERROR(store_->PutArtifact(record));
     int64_t bytes = 0;
     for (const db::ArtifactFileRecord& file : record.files) bytes += file.bytes;
     HPSEARCH_RETURN_IF_ERROR(AddEvent(
-        study, trial.trial.number(), trial.trial.attempt(), lease->worker_id, "artifact_stored",
+        study, trial.trial.head().number(), trial.trial.head().attempt(), lease->worker_id, "artifact_stored",
         absl::StrCat(record.files.size(), " files, ", bytes, " bytes in ", record.dir)));
     sequence = store_->Sequence();
   }
@@ -112,7 +112,7 @@ absl::StatusOr<db::ArtifactRecord> Coordinator::FindArtifact(const std::string& 
   if (!artifact->has_value()) {
     return absl::NotFoundError(
         absl::StrCat("trial ", number, " of study '", name, "' has no stored artifact (it is ",
-                     db::TrialStateName(record.trial.state()),
+                     db::TrialStateName(record.trial.head().state()),
                      "; artifacts are uploaded when a trial completes, see the events table)"));
   }
   return std::move(**artifact);

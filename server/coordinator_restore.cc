@@ -50,20 +50,22 @@ absl::Status Coordinator::Load() {
       }
       TrialRecord record;
       record.trial_id = st.trial_id;
-      record.trial = std::move(st.trial);
-      if (record.trial.kind() == v1::TRIAL_KIND_SEARCH) ++study.search_created;
-      if (record.trial.state() == v1::TRIAL_STATE_WAITING) study.waiting.insert(number);
-      if (record.trial.state() == v1::TRIAL_STATE_RUNNING) {
+      const v1::Trial& trial = st.trial;
+      if (trial.kind() == v1::TRIAL_KIND_SEARCH) ++study.search_created;
+      if (trial.state() == v1::TRIAL_STATE_WAITING) study.waiting.insert(number);
+      if (trial.state() == v1::TRIAL_STATE_RUNNING) {
         ++study.running;
         record.lease_id = st.lease_id;
-        record.attempt_started = absl::FromUnixMillis(record.trial.started_unix_ms());
+        record.attempt_started = absl::FromUnixMillis(trial.started_unix_ms());
         // A stored lease keeps its deadline but never expires before the grace period ends.
         absl::Time deadline =
             std::max(absl::FromUnixMillis(st.lease_deadline_ms), now + options_.restart_grace);
-        leases_[st.lease_id] = Lease{id, number, record.trial.worker_id(), deadline, ""};
+        leases_[st.lease_id] = Lease{id, number, trial.worker_id(), deadline, ""};
       }
+      UpdateHistory(&study, trial);
+      record.trial = HeldTrial(std::move(st.trial));
+      record.trial.PackIfEnded();
       study.trials.push_back(std::move(record));
-      UpdateHistory(&study, study.trials.back());
     }
   }
   for (const std::string& id : study_order_) {

@@ -266,7 +266,7 @@ absl::StatusOr<std::vector<v1::Trial>> Coordinator::ListTrials(const std::string
   }
   std::vector<v1::Trial> trials;
   for (const TrialRecord& record : study->trials) {
-    trials.push_back(record.trial);
+    trials.push_back(record.trial.Full());
     trials.back().clear_attempts();
   }
   return trials;
@@ -282,7 +282,7 @@ absl::StatusOr<v1::Trial> Coordinator::GetTrial(const std::string& id_or_name, i
     return absl::NotFoundError(absl::StrCat("study '", id_or_name, "' has no trial ", number,
                                             " (it has ", study->trials.size(), ")"));
   }
-  return study->trials[number].trial;
+  return study->trials[number].trial.Full();
 }
 
 absl::StatusOr<v1::Study> Coordinator::CancelStudy(const std::string& id_or_name,
@@ -411,7 +411,8 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
     if (ended->has_value() && EndedByHolder(**ended)) {
       // A second Tell: a retry whose reply was lost gets the trial as it is now; a different
       // answer is refused, naming the first.
-      const v1::Trial& told = studies_[(*ended)->study_id].trials[(*ended)->trial_number].trial;
+      const v1::Trial told =
+          studies_[(*ended)->study_id].trials[(*ended)->trial_number].trial.Full();
       const bool same_state = told.state() == request.state();
       const bool same_value = !request.has_value() || (told.has_objective_value() &&
                                                        told.objective_value() == request.value());
@@ -427,7 +428,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
         LeaseStatus(request.lease_id(), AskClientId(request.client_name()), &lease));
     StudyRecord* study = &studies_[lease->study_id];
     TrialRecord* record = &study->trials[lease->trial_number];
-    const v1::Trial& current = record->trial;
+    const v1::Trial& current = record->trial.Mutable();
     int last = current.epochs_size() == 0 ? 0 : current.epochs(current.epochs_size() - 1).epoch();
     google::protobuf::RepeatedPtrField<v1::EpochMetrics> all_epochs = current.epochs();
     for (const v1::EpochMetrics& metrics : request.epochs()) {
@@ -456,11 +457,11 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
       if (request.result().has_train()) {
         HPSEARCH_RETURN_IF_ERROR(
             store_->PutTrainSummary(record->trial_id, request.result().train()));
-        *record->trial.mutable_result()->mutable_train() = request.result().train();
+        *record->trial.Mutable().mutable_result()->mutable_train() = request.result().train();
       }
       if (request.result().has_test()) {
         HPSEARCH_RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, request.result().test()));
-        *record->trial.mutable_result()->mutable_test() = request.result().test();
+        *record->trial.Mutable().mutable_result()->mutable_test() = request.result().test();
       }
     }
     if (request.has_value()) record->told_value = request.value();
@@ -481,7 +482,7 @@ absl::StatusOr<v1::Trial> Coordinator::Tell(const v1::TellRequest& request) {
         return absl::InvalidArgumentError(
             "state: Tell needs TRIAL_STATE_COMPLETE, TRIAL_STATE_PRUNED or TRIAL_STATE_FAILED");
     }
-    trial = record->trial;
+    trial = record->trial.Full();
     sequence = store_->Sequence();
   }
   HPSEARCH_RETURN_IF_ERROR(Finish(sequence, true));

@@ -47,7 +47,7 @@ absl::StatusOr<Coordinator::TrialRecord*> Coordinator::CreateTrial(
     StudyRecord* study, v1::TrialKind kind, std::vector<v1::ParamAssignment> params, uint64_t seed,
     int source_number) {
   TrialRecord record;
-  v1::Trial& trial = record.trial;
+  v1::Trial& trial = record.trial.Mutable();
   trial.set_study_id(study->study.id());
   trial.set_number(static_cast<int>(study->trials.size()));
   trial.set_kind(kind);
@@ -63,8 +63,8 @@ absl::StatusOr<Coordinator::TrialRecord*> Coordinator::CreateTrial(
   study->waiting.insert(trial.number());
   study->trials.push_back(std::move(record));
   TrialRecord* created = &study->trials.back();
-  UpdateHistory(study, *created);
-  EmitTrial(*study, *created);
+  UpdateHistory(study, created->trial.head());  // whole: a new trial is not packed
+  EmitTrial(*study, created->trial.head());
   return created;
 }
 
@@ -115,7 +115,7 @@ absl::StatusOr<v1::TrialSpec> Coordinator::StartAttempt(StudyRecord* study, Tria
   absl::Time now = clock_->Now();
   std::string lease_id = NewLeaseId();
   absl::Time deadline = now + options_.lease_ttl;
-  v1::Trial& trial = record->trial;
+  v1::Trial& trial = record->trial.Mutable();
   trial.set_state(v1::TRIAL_STATE_RUNNING);
   trial.set_worker_id(worker_id);
   trial.set_started_unix_ms(absl::ToUnixMillis(now));
@@ -180,7 +180,7 @@ absl::StatusOr<std::optional<v1::TrialSpec>> Coordinator::AcquireFrom(
 absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1::TrialState state,
                                      const std::string& error, bool retryable,
                                      db::LeaseEnd ended_by, bool stopped_by_user) {
-  v1::Trial& trial = record->trial;
+  v1::Trial& trial = record->trial.Mutable();
   if (state != v1::TRIAL_STATE_PRUNED) trial.clear_prune_reason();  // asked, but it ended otherwise
   if (trial.has_progress() || record->progress_written != absl::InfinitePast()) {
     trial.clear_progress();
@@ -238,6 +238,8 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
                               : error);
     event = "failed";
   }
+  const std::string trial_error = trial.error();
+  // From here `trial` reads only scalar fields: PersistTrial packs an ended trial.
   HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, record));
   HPSEARCH_RETURN_IF_ERROR(AddEvent(*study, trial.number(), attempt.attempt(), attempt.worker_id(),
                                     "trial_" + event, error));
@@ -252,7 +254,7 @@ absl::Status Coordinator::EndAttempt(StudyRecord* study, TrialRecord* record, v1
     }
     return SetStudyState(study, v1::STUDY_STATE_FAILED,
                          absl::StrCat("final trial ", trial.number(), " ",
-                                      db::TrialStateName(trial.state()), ": ", trial.error()));
+                                      db::TrialStateName(trial.state()), ": ", trial_error));
   }
   if (trial.state() == v1::TRIAL_STATE_FAILED)
     HPSEARCH_RETURN_IF_ERROR(MaybeFailDoomedStudy(study));
@@ -264,22 +266,24 @@ absl::Status Coordinator::MaybeFailDoomedStudy(StudyRecord* study) {
   const int limit = BudgetOf(study->study.spec()).max_failures;
   if (limit <= 0) return absl::OkStatus();
   // The search trials that ended, in the order they ended: count the failures at the end.
-  std::vector<const v1::Trial*> ended;
+  // Scalar fields only (trial.head()); the last one's error is read whole below.
+  std::vector<const HeldTrial*> ended;
   for (const TrialRecord& record : study->trials) {
-    if (record.trial.kind() == v1::TRIAL_KIND_SEARCH && IsTerminal(record.trial.state())) {
+    const v1::Trial& head = record.trial.head();
+    if (head.kind() == v1::TRIAL_KIND_SEARCH && IsTerminal(head.state())) {
       ended.push_back(&record.trial);
     }
   }
-  std::stable_sort(ended.begin(), ended.end(), [](const v1::Trial* a, const v1::Trial* b) {
-    return a->ended_unix_ms() < b->ended_unix_ms();
+  std::stable_sort(ended.begin(), ended.end(), [](const HeldTrial* a, const HeldTrial* b) {
+    return a->head().ended_unix_ms() < b->head().ended_unix_ms();
   });
   int in_a_row = 0;
   for (auto it = ended.rbegin(); it != ended.rend(); ++it) {
-    if ((*it)->state() != v1::TRIAL_STATE_FAILED) break;
+    if ((*it)->head().state() != v1::TRIAL_STATE_FAILED) break;
     ++in_a_row;
   }
   if (in_a_row < limit) return absl::OkStatus();
-  const v1::Trial& last = *ended.back();
+  const v1::Trial last = ended.back()->Full();
   const std::string why = absl::StrCat(
       "the last ", in_a_row, " search trials failed in a row (budget.max_failures ", limit,
       "): the study stopped early; the last error (trial ", last.number(),
@@ -291,13 +295,14 @@ absl::Status Coordinator::MaybeFailDoomedStudy(StudyRecord* study) {
 
 absl::Status Coordinator::StopActiveTrials(StudyRecord* study, const std::string& why) {
   for (TrialRecord& record : study->trials) {
-    if (record.trial.state() == v1::TRIAL_STATE_RUNNING) {
+    if (record.trial.head().state() == v1::TRIAL_STATE_RUNNING) {
       HPSEARCH_RETURN_IF_ERROR(
           EndAttempt(study, &record, v1::TRIAL_STATE_FAILED, why, false, db::LeaseEnd::kCancelled));
-    } else if (record.trial.state() == v1::TRIAL_STATE_WAITING) {
-      record.trial.set_state(v1::TRIAL_STATE_FAILED);
-      record.trial.set_error(why);
-      record.trial.set_ended_unix_ms(NowMs());
+    } else if (record.trial.head().state() == v1::TRIAL_STATE_WAITING) {
+      v1::Trial& trial = record.trial.Mutable();
+      trial.set_state(v1::TRIAL_STATE_FAILED);
+      trial.set_error(why);
+      trial.set_ended_unix_ms(NowMs());
       HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, &record));
     }
   }
@@ -312,14 +317,14 @@ absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
   const TrialRecord* best = nullptr;
   int complete = 0, failed = 0, pruned = 0;
   for (const TrialRecord& record : study->trials) {
-    const v1::Trial& trial = record.trial;
+    const v1::Trial& trial = record.trial.head();  // scalar fields only
     if (trial.kind() != v1::TRIAL_KIND_SEARCH) continue;
     if (trial.state() == v1::TRIAL_STATE_FAILED) ++failed;
     if (trial.state() == v1::TRIAL_STATE_PRUNED) ++pruned;
     if (trial.state() != v1::TRIAL_STATE_COMPLETE || !trial.has_objective_value()) continue;
     ++complete;
     if (best == nullptr ||
-        BetterObjective(spec, trial.objective_value(), best->trial.objective_value())) {
+        BetterObjective(spec, trial.objective_value(), best->trial.head().objective_value())) {
       best = &record;
     }
   }
@@ -331,25 +336,26 @@ absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
                      spec.name(), " --db ", store_->path(), "`"));
   }
   std::string reason = absl::StrFormat(
-      "trial %d is the best: %s %.6g (%s, %s epoch) among %d complete trials", best->trial.number(),
-      ObjectiveMetric(spec), best->trial.objective_value(),
+      "trial %d is the best: %s %.6g (%s, %s epoch) among %d complete trials", best->trial.head().number(),
+      ObjectiveMetric(spec), best->trial.head().objective_value(),
       MinimizeObjective(spec) ? "minimize" : "maximize",
       spec.objective().from_epoch() == v1::EPOCH_SELECTION_BEST ? "best" : "last", complete);
-  study->study.set_best_trial_number(best->trial.number());
-  study->study.set_best_objective_value(best->trial.objective_value());
+  study->study.set_best_trial_number(best->trial.head().number());
+  study->study.set_best_objective_value(best->trial.head().objective_value());
   if (!FinalStageEnabled(spec)) {
     return SetStudyState(study, v1::STUDY_STATE_COMPLETE, reason + "; final stage disabled");
   }
-  std::vector<v1::ParamAssignment> params(best->trial.params().begin(), best->trial.params().end());
-  int source = best->trial.number();
-  uint64_t seed = best->trial.seed();
+  const v1::Trial best_trial = best->trial.Full();  // its params: an ended trial is packed
+  std::vector<v1::ParamAssignment> params(best_trial.params().begin(), best_trial.params().end());
+  int source = best->trial.head().number();
+  uint64_t seed = best->trial.head().seed();
   absl::StatusOr<TrialRecord*> final_trial =
       CreateTrial(study, v1::TRIAL_KIND_FINAL, std::move(params), seed, source);
   if (!final_trial.ok()) return final_trial.status();
-  study->study.set_final_trial_number((*final_trial)->trial.number());
+  study->study.set_final_trial_number((*final_trial)->trial.head().number());
   absl::StatusOr<bool> stored = ModelStored(*study, source);
   if (!stored.ok()) return stored.status();
-  const int final_number = (*final_trial)->trial.number();
+  const int final_number = (*final_trial)->trial.head().number();
   std::string what;
   switch (FinalRetrainOn(spec, *stored)) {
     case v1::RETRAIN_ON_REUSE:
@@ -379,7 +385,7 @@ absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
 
 absl::Status Coordinator::RecordEpoch(StudyRecord* study, TrialRecord* record,
                                       const v1::EpochMetrics& metrics, bool* duplicate) {
-  v1::Trial& trial = record->trial;
+  v1::Trial& trial = record->trial.Mutable();
   int last = trial.epochs_size() == 0 ? 0 : trial.epochs(trial.epochs_size() - 1).epoch();
   *duplicate = false;
   if (metrics.epoch() <= last) {
@@ -395,7 +401,7 @@ absl::Status Coordinator::RecordEpoch(StudyRecord* study, TrialRecord* record,
       store_->InsertEpoch(record->trial_id, trial.attempt(), record->lease_id, metrics, NowMs());
   if (!inserted.ok()) return inserted.status();
   *trial.add_epochs() = metrics;
-  UpdateHistory(study, *record);
+  UpdateHistory(study, trial);
   if (study->listeners == 0) return absl::OkStatus();
   PendingEvent pending;
   pending.study_id = study->study.id();
@@ -456,10 +462,11 @@ absl::Status Coordinator::TickLocked() {
     // No trial starts after the time limit; waiting ones never will.
     for (int number : std::vector<int>(study->waiting.begin(), study->waiting.end())) {
       TrialRecord* record = &study->trials[number];
-      record->trial.set_state(v1::TRIAL_STATE_FAILED);
-      record->trial.set_error(absl::StrCat("not started: the study's time limit (",
-                                           FormatSeconds(budget.time_limit), ") was reached"));
-      record->trial.set_ended_unix_ms(absl::ToUnixMillis(now));
+      v1::Trial& trial = record->trial.Mutable();
+      trial.set_state(v1::TRIAL_STATE_FAILED);
+      trial.set_error(absl::StrCat("not started: the study's time limit (",
+                                   FormatSeconds(budget.time_limit), ") was reached"));
+      trial.set_ended_unix_ms(absl::ToUnixMillis(now));
       HPSEARCH_RETURN_IF_ERROR(PersistTrial(study, record));
     }
     study->waiting.clear();

@@ -103,13 +103,14 @@ absl::Status Coordinator::RecordProgress(const Lease& lease, const v1::TrialProg
                                          absl::Time now) {
   StudyRecord* study = &studies_[lease.study_id];
   TrialRecord* record = &study->trials[lease.trial_number];
-  v1::TrialProgress* kept = record->trial.mutable_progress();
+  v1::Trial& trial = record->trial.Mutable();  // a leased trial: not packed
+  v1::TrialProgress* kept = trial.mutable_progress();
   *kept = progress;
   kept->set_updated_unix_ms(absl::ToUnixMillis(now));
   if (now - record->progress_written < options_.progress_write_interval) return absl::OkStatus();
   record->progress_written = now;
-  HPSEARCH_RETURN_IF_ERROR(store_->PutProgress(record->trial_id, record->trial.attempt(), *kept));
-  EmitTrial(*study, *record);
+  HPSEARCH_RETURN_IF_ERROR(store_->PutProgress(record->trial_id, trial.attempt(), *kept));
+  EmitTrial(*study, trial);
   return absl::OkStatus();
 }
 
@@ -154,17 +155,17 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ApplyReportEpoch(
     bool duplicate = false;
     HPSEARCH_RETURN_IF_ERROR(RecordEpoch(study, record, request.metrics(), &duplicate));
     response.set_duplicate(duplicate);
-    if (!duplicate && !record->prune_requested && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
-        !IsLastEpoch(study->study.spec(), record->trial, request.metrics())) {
+    if (!duplicate && !record->prune_requested && record->trial.head().kind() == v1::TRIAL_KIND_SEARCH &&
+        !IsLastEpoch(study->study.spec(), record->trial.Mutable(), request.metrics())) {
       PruneRequest prune;
       prune.spec = &study->study.spec();
-      prune.trial_number = record->trial.number();
+      prune.trial_number = record->trial.head().number();
       prune.epoch = request.metrics().epoch();
       prune.history = &study->history;
       if (std::optional<PruneVerdict> verdict = study->pruner->Judge(prune)) {
         // Kept with the trial, stored when its attempt ends pruned.
         record->prune_requested = true;
-        v1::PruneReason* reason = record->trial.mutable_prune_reason();
+        v1::PruneReason* reason = record->trial.Mutable().mutable_prune_reason();
         reason->set_rule(verdict->rule);
         reason->set_epoch(verdict->epoch);
         reason->set_value(verdict->value);
@@ -187,13 +188,13 @@ absl::Status Coordinator::ReportResult(const v1::ReportResultRequest& request) {
     TrialRecord* record = &studies_[lease->study_id].trials[lease->trial_number];
     if (request.has_train()) {
       HPSEARCH_RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, request.train()));
-      *record->trial.mutable_result()->mutable_train() = request.train();
+      *record->trial.Mutable().mutable_result()->mutable_train() = request.train();
     } else if (request.has_test()) {
       for (const auto& [name, value] : request.test().extra()) {
         HPSEARCH_RETURN_IF_ERROR(CheckFinite(value, 0, "test " + name));
       }
       HPSEARCH_RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, request.test()));
-      *record->trial.mutable_result()->mutable_test() = request.test();
+      *record->trial.Mutable().mutable_result()->mutable_test() = request.test();
     } else {
       return absl::InvalidArgumentError("result: set train or test");
     }
@@ -271,20 +272,20 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
       const v1::TrialResult& result = request.result();
       if (result.has_train()) {
         HPSEARCH_RETURN_IF_ERROR(store_->PutTrainSummary(record->trial_id, result.train()));
-        *record->trial.mutable_result()->mutable_train() = result.train();
+        *record->trial.Mutable().mutable_result()->mutable_train() = result.train();
       }
       if (result.has_test()) {
         HPSEARCH_RETURN_IF_ERROR(store_->PutTestMetrics(record->trial_id, result.test()));
-        *record->trial.mutable_result()->mutable_test() = result.test();
+        *record->trial.Mutable().mutable_result()->mutable_test() = result.test();
       }
       if (!result.extra().empty()) {
         HPSEARCH_RETURN_IF_ERROR(store_->PutResultExtra(record->trial_id, result));
-        *record->trial.mutable_result()->mutable_extra() = result.extra();
+        *record->trial.Mutable().mutable_result()->mutable_extra() = result.extra();
       }
       v1::TrialState state = request.pruned() ? v1::TRIAL_STATE_PRUNED : v1::TRIAL_STATE_COMPLETE;
       std::string error;
-      if (state == v1::TRIAL_STATE_COMPLETE && record->trial.kind() == v1::TRIAL_KIND_SEARCH &&
-          !TrialObjective(study->study.spec(), record->trial.epochs())) {
+      if (state == v1::TRIAL_STATE_COMPLETE && record->trial.head().kind() == v1::TRIAL_KIND_SEARCH &&
+          !TrialObjective(study->study.spec(), record->trial.Mutable().epochs())) {
         state = v1::TRIAL_STATE_FAILED;
         error =
             absl::StrCat("the trial finished without any epoch reporting the objective metric '",
@@ -293,7 +294,7 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
       }
       HPSEARCH_RETURN_IF_ERROR(
           EndAttempt(study, record, state, error, false, db::LeaseEnd::kWorker));
-      response.set_state(record->trial.state());
+      response.set_state(record->trial.head().state());
     }
     // The next trial rides on the same commit. An unknown worker (e.g. after a restart) gets none
     // and learns it from its next AcquireTrial, which tells it to register again.
@@ -310,8 +311,8 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
         const std::deque<TrialRecord>& trials = it->second.trials;
         const int number = (**ended).trial_number;
         if (number >= 0 && number < static_cast<int>(trials.size()) &&
-            trials[number].trial.attempt() == (**ended).attempt) {
-          completed_ms = trials[number].trial.ended_unix_ms();
+            trials[number].trial.head().attempt() == (**ended).attempt) {
+          completed_ms = trials[number].trial.head().ended_unix_ms();
         }
       }
       for (const auto& [lease_id, lease] : leases_) {
@@ -325,7 +326,7 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
         const StudyRecord& study = studies_[lease.study_id];
         LeaseGrant grant{lease_id, lease.deadline, options_.heartbeat_interval};
         absl::StatusOr<v1::TrialSpec> next =
-            LeasedSpec(study, study.trials[lease.trial_number].trial, grant);
+            LeasedSpec(study, study.trials[lease.trial_number].trial.head(), grant);  // leased: whole
         if (!next.ok()) return next.status();
         *response.mutable_next_trial() = std::move(*next);
         break;
@@ -361,7 +362,7 @@ absl::StatusOr<v1::TrialState> Coordinator::FailTrial(const v1::FailTrialRequest
     HPSEARCH_RETURN_IF_ERROR(EndAttempt(study, record, v1::TRIAL_STATE_FAILED, error,
                                         request.retryable(), db::LeaseEnd::kWorker,
                                         request.stopped()));
-    state = record->trial.state();
+    state = record->trial.head().state();
     sequence = store_->Sequence();
   }
   HPSEARCH_RETURN_IF_ERROR(Finish(sequence, true));
