@@ -311,8 +311,7 @@ class Coordinator {
   void EmitTrial(const StudyRecord& study, const v1::Trial& trial)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitStudy(const StudyRecord& study) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UpdateHistory(StudyRecord* study, const v1::Trial& trial)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateHistory(StudyRecord* study, const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NewId(const char* prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status TickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

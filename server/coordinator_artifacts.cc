@@ -28,8 +28,9 @@ absl::Status Coordinator::ReportEvent(const v1::ReportEventRequest& request) {
     HPSEARCH_RETURN_IF_ERROR(LeaseStatus(request.lease_id(), request.worker_id(), &lease));
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& record = study.trials[lease->trial_number];
-    HPSEARCH_RETURN_IF_ERROR(AddEvent(study, record.trial.head().number(), record.trial.head().attempt(),
-                                      lease->worker_id, request.kind(), request.message()));
+    HPSEARCH_RETURN_IF_ERROR(AddEvent(study, record.trial.head().number(),
+                                      record.trial.head().attempt(), lease->worker_id,
+                                      request.kind(), request.message()));
     sequence = store_->Sequence();
   }
   return Finish(sequence, false);
@@ -69,16 +70,17 @@ absl::Status Coordinator::RecordArtifact(const std::string& lease_id, const std:
     const StudyRecord& study = studies_[lease->study_id];
     const TrialRecord& trial = study.trials[lease->trial_number];
     if (trial.trial_id != record.trial_id || trial.trial.head().attempt() != record.attempt) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("lease ", lease_id, " now holds trial ", trial.trial.head().number(), " attempt ",
-                       trial.trial.head().attempt(), ", not the upload's attempt ", record.attempt));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "lease ", lease_id, " now holds trial ", trial.trial.head().number(), " attempt ",
+          trial.trial.head().attempt(), ", not the upload's attempt ", record.attempt));
     }
     HPSEARCH_RETURN_IF_ERROR(store_->PutArtifact(record));
     int64_t bytes = 0;
     for (const db::ArtifactFileRecord& file : record.files) bytes += file.bytes;
-    HPSEARCH_RETURN_IF_ERROR(AddEvent(
-        study, trial.trial.head().number(), trial.trial.head().attempt(), lease->worker_id, "artifact_stored",
-        absl::StrCat(record.files.size(), " files, ", bytes, " bytes in ", record.dir)));
+    HPSEARCH_RETURN_IF_ERROR(
+        AddEvent(study, trial.trial.head().number(), trial.trial.head().attempt(), lease->worker_id,
+                 "artifact_stored",
+                 absl::StrCat(record.files.size(), " files, ", bytes, " bytes in ", record.dir)));
     sequence = store_->Sequence();
   }
   return Finish(sequence, false);

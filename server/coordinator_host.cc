@@ -43,7 +43,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorHost>> CoordinatorHost::StartUnchecked
   db::DatabaseOptions db_options;
   db_options.durability = host->options_.durability;
   db_options.exclusive_lock = true;
-  db_options.page_cache_kib = 512;  // see DatabaseOptions::page_cache_kib; docs/reliability.md, "Soak"
+  db_options.page_cache_kib =
+      512;  // see DatabaseOptions::page_cache_kib; docs/reliability.md, "Soak"
   absl::StatusOr<std::unique_ptr<db::ResultsStore>> store =
       db::ResultsStore::Open(host->options_.db_path, db_options);
   if (!store.ok()) return store.status();

@@ -336,8 +336,8 @@ absl::Status Coordinator::MaybeFinishSearch(StudyRecord* study) {
                      spec.name(), " --db ", store_->path(), "`"));
   }
   std::string reason = absl::StrFormat(
-      "trial %d is the best: %s %.6g (%s, %s epoch) among %d complete trials", best->trial.head().number(),
-      ObjectiveMetric(spec), best->trial.head().objective_value(),
+      "trial %d is the best: %s %.6g (%s, %s epoch) among %d complete trials",
+      best->trial.head().number(), ObjectiveMetric(spec), best->trial.head().objective_value(),
       MinimizeObjective(spec) ? "minimize" : "maximize",
       spec.objective().from_epoch() == v1::EPOCH_SELECTION_BEST ? "best" : "last", complete);
   study->study.set_best_trial_number(best->trial.head().number());

@@ -155,7 +155,8 @@ absl::StatusOr<v1::ReportEpochResponse> Coordinator::ApplyReportEpoch(
     bool duplicate = false;
     HPSEARCH_RETURN_IF_ERROR(RecordEpoch(study, record, request.metrics(), &duplicate));
     response.set_duplicate(duplicate);
-    if (!duplicate && !record->prune_requested && record->trial.head().kind() == v1::TRIAL_KIND_SEARCH &&
+    if (!duplicate && !record->prune_requested &&
+        record->trial.head().kind() == v1::TRIAL_KIND_SEARCH &&
         !IsLastEpoch(study->study.spec(), record->trial.Mutable(), request.metrics())) {
       PruneRequest prune;
       prune.spec = &study->study.spec();
@@ -284,7 +285,8 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
       }
       v1::TrialState state = request.pruned() ? v1::TRIAL_STATE_PRUNED : v1::TRIAL_STATE_COMPLETE;
       std::string error;
-      if (state == v1::TRIAL_STATE_COMPLETE && record->trial.head().kind() == v1::TRIAL_KIND_SEARCH &&
+      if (state == v1::TRIAL_STATE_COMPLETE &&
+          record->trial.head().kind() == v1::TRIAL_KIND_SEARCH &&
           !TrialObjective(study->study.spec(), record->trial.Mutable().epochs())) {
         state = v1::TRIAL_STATE_FAILED;
         error =
@@ -325,8 +327,8 @@ absl::StatusOr<v1::CompleteTrialResponse> Coordinator::ApplyCompleteTrial(
         }
         const StudyRecord& study = studies_[lease.study_id];
         LeaseGrant grant{lease_id, lease.deadline, options_.heartbeat_interval};
-        absl::StatusOr<v1::TrialSpec> next =
-            LeasedSpec(study, study.trials[lease.trial_number].trial.head(), grant);  // leased: whole
+        absl::StatusOr<v1::TrialSpec> next = LeasedSpec(
+            study, study.trials[lease.trial_number].trial.head(), grant);  // leased: whole
         if (!next.ok()) return next.status();
         *response.mutable_next_trial() = std::move(*next);
         break;
