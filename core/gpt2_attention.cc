@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/kernel_count.h"
 #include "core/torch_compat.h"
 
 namespace hpsearch::core {
@@ -59,21 +60,30 @@ torch::Tensor Gpt2AttentionImpl::forward(const torch::Tensor& hidden,
   torch::Tensor key = heads(qkv[1]);
   torch::Tensor value = heads(qkv[2]);
   torch::Tensor context;
-  if (sdpa_) {
-    context =
-        ScaledDotProductAttention(query, key, value, attn_bias, is_training() ? attn_pdrop_ : 0.0);
-  } else {
-    // Divide (not multiply by the reciprocal) as Hugging Face does, so scores match bit for bit.
-    torch::Tensor scores =
-        at::matmul(query, key.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
-    // Under mixed precision the scores are bf16 and the bias float32: the sum, and so the softmax,
-    // is float32 (as autocast runs softmax), and the probabilities go back to v's dtype. In
-    // float32 both casts are no-ops.
-    torch::Tensor probs = at::softmax(scores + attn_bias, /*dim=*/-1).to(value.scalar_type());
-    probs = at::dropout(probs, attn_pdrop_, is_training());
-    context = at::matmul(probs, value);
+  {
+    // The part scaled_dot_product_attention fuses on CUDA: one op forward and one backward for
+    // kernel counting (core/kernel_count.h), whichever implementation runs.
+    const FusedOpScope attention_core(kAttentionCoreOp);
+    if (sdpa_) {
+      context = ScaledDotProductAttention(query, key, value, attn_bias,
+                                          is_training() ? attn_pdrop_ : 0.0);
+    } else {
+      // Divide (not multiply by the reciprocal) as Hugging Face does, so scores match bit for bit.
+      torch::Tensor scores =
+          at::matmul(query, key.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
+      // Under mixed precision the scores are bf16 and the bias float32: the sum, and so the
+      // softmax, is float32 (as autocast runs softmax), and the probabilities go back to v's dtype.
+      // In float32 both casts are no-ops.
+      torch::Tensor probs = at::softmax(scores + attn_bias, /*dim=*/-1).to(value.scalar_type());
+      probs = at::dropout(probs, attn_pdrop_, is_training());
+      context = at::matmul(probs, value);
+    }
+    // [B, H, T, D] → [B, T, H, D]. Inside the fused op: CUDA's fused attention kernels write their
+    // output in [B, T, H, D] order (and read the incoming gradient in it), so this copy is free
+    // there; eager attention pays it.
+    context = context.transpose(1, 2).contiguous();
   }
-  context = context.transpose(1, 2).contiguous().view({batch, seq, width});
+  context = context.view({batch, seq, width});
   return at::dropout(c_proj(context), resid_pdrop_, is_training());
 }
 
