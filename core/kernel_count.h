@@ -4,7 +4,7 @@
 // without a GPU. The rule, stated once here and in docs/gpu-kernels.md:
 //
 //   1. An ATen operator call counts when it is a leaf: no operator call nested under it counted.
-//      A composite op (linear, matmul, dropout on the CPU) is the sum of what it calls.
+//      A composite op (linear, matmul) is the sum of what it calls.
 //   2. Operators that never launch a kernel themselves count 0: views and metadata-only ops
 //      (view, reshape, transpose, expand, slice, detach, ...), allocation (empty*), and wrappers
 //      that may be no-ops (to, contiguous); when they do work, it shows up as a nested op that
@@ -15,6 +15,9 @@
 //      created inside one such scope counts 1 more (the fused backward kernel), once per scope.
 //   4. Autograd nodes, the autograd engine's records around them and user scopes of other names
 //      are transparent: the ops inside them count.
+//   5. An op that CUDA runs as one kernel while the CPU decomposes it (dropout: native_dropout on
+//      CUDA; bernoulli_, div_ and mul on the CPU) counts 1 when anything below it counts, 0 when it
+//      is a no-op (eval, p = 0).
 //
 // Counting is for CPU runs (the work in the compute dtype the GPU would use, bfloat16, so that
 // casts count): on the CPU, autograd runs on the calling thread, which keeps the nesting exact.
