@@ -1,7 +1,8 @@
 // seed_shape_bench: the seed experiment's shape trained by the real trainer on real Banking77 text,
 // for issue 7's goals. GPT-2 24 layers x 1024 wide, 16 heads, vocabulary 50,257, 77 labels, random
 // weights stored through the real NF4 path (QLoRA: every linear base weight NF4 with double
-// quantisation), LoRA r 8 / alpha 16 / dropout 0.1 on all linear layers, batch 8 with dynamic
+// quantisation), LoRA r 8 / alpha 16 / dropout 0.1 on all linear layers (--lora-targets c_attn:
+// the seed's own choice, examples/banking77-seed.yaml), batch 8 with dynamic
 // padding (each batch padded to its longest text, max_length 128), the 8,002 training texts of the
 // seed's 80/20 split and the 3,080 test texts. It measures, in this order:
 //
@@ -25,13 +26,19 @@
 // Usage: seed_shape_bench [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16]
 //   [--attn auto|eager|sdpa] [--layers N] [--width N] [--heads N] [--batch N] [--eval-batch N]
 //   [--steps N] [--warmup N] [--epochs N] [--max-train N] [--max-test N]
-//   [--gradient-checkpointing] [--no-full-run] [--count-ops] [--json FILE] [--export-data FILE]
+//   [--lora-targets all-linear|c_attn|...] [--gradient-checkpointing] [--no-full-run] [--count-ops]
+//   [--json FILE] [--export-data FILE]
 //   [--data DIR] [--tokenizer DIR] [--threads N] [--max-seconds S]
 //
-// --count-ops: also counts the ATen operator calls (nested calls included) and autograd nodes of
-// one training step, and of the optimizer part alone next to LibTorch's AdamW + clip_grad_norm_ +
-// zero_grad on the same parameters: on a GPU each such call costs microseconds of host time
-// whatever its size, which is what bounds a step of this shape.
+// --count-ops: also counts one training step's kernel launches by the rule of core/kernel_count.h
+// (docs/gpu-kernels.md; in bfloat16 compute whatever --dtype, so that casts count), with the
+// launches by op name, its ATen operator calls (nested calls included) and autograd nodes, and the
+// optimizer part alone next to LibTorch's AdamW + clip_grad_norm_ + zero_grad on the same
+// parameters: on a GPU each launch costs microseconds of host time whatever its size, which is what
+// bounds a step of this shape. One step is the difference between a 2-batch and a 1-batch epoch
+// through Trainer::Train, so per-epoch work (optimizer construction, the epoch's loss read)
+// cancels. Needs --max-train of at least 2 batches. The counts do not depend on the width: on the
+// CPU, --layers 24 --width 64 --heads 2 counts the seed's depth.
 //
 // --max-seconds S: a time budget for the whole program; the full run is skipped (and reported as
 // skipped, with the estimate) when the measured step time predicts it would not end within it.
@@ -43,7 +50,7 @@
 #include <torch/optim/adamw.h>
 #include <torch/version.h>
 
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +58,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -59,6 +67,7 @@
 #include "core/device_stats.h"
 #include "core/error.h"
 #include "core/flat_adamw.h"
+#include "core/kernel_count.h"
 #include "core/nf4_frozen_weight.h"
 #include "core/peft_state.h"
 #include "core/run.h"
@@ -79,6 +88,7 @@ struct Args {
   int64_t max_seconds = 0;  // 0: no limit
   bool gradient_checkpointing = false, full_run = true, count_ops = false;
   std::string json, export_data;
+  std::vector<std::string> lora_targets = {kAllLinearTarget};
   std::string data = std::string(HPSEARCH_SOURCE_DIR) + "/data/banking77";
   std::string tokenizer = std::string(HPSEARCH_SOURCE_DIR) + "/data/gpt2";
 };
@@ -134,7 +144,11 @@ Args ParseArgs(int argc, char** argv) {
       a.threads = static_cast<int>(number());
     else if (flag == "--max-seconds")
       a.max_seconds = number();
-    else if (flag == "--gradient-checkpointing")
+    else if (flag == "--lora-targets") {
+      a.lora_targets.clear();
+      std::stringstream list(value());
+      for (std::string target; std::getline(list, target, ',');) a.lora_targets.push_back(target);
+    } else if (flag == "--gradient-checkpointing")
       a.gradient_checkpointing = true;
     else if (flag == "--no-full-run")
       a.full_run = false;
@@ -163,25 +177,14 @@ TokenizedDataset Head(TokenizedDataset data, int64_t count) {
   return data;
 }
 
-// ATen operator calls and autograd nodes seen while `work` runs (all threads).
-struct OpCounts {
-  int64_t functions = 0;
-  int64_t backward_nodes = 0;
-};
-std::atomic<int64_t> g_functions{0}, g_backward{0};
-
-OpCounts CountOps(const std::function<void()>& work) {
-  g_functions = 0;
-  g_backward = 0;
-  auto start = [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-    (fn.scope() == at::RecordScope::BACKWARD_FUNCTION ? g_backward : g_functions)++;
-    return nullptr;
-  };
-  const at::CallbackHandle handle = at::addGlobalCallback(at::RecordFunctionCallback(start).scopes(
-      {at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}));
-  work();
-  at::removeCallback(handle);
-  return {g_functions.load(), g_backward.load()};
+// The launches by op name, largest first.
+nlohmann::json LaunchesByName(const std::map<std::string, int64_t>& counts) {
+  std::vector<std::pair<std::string, int64_t>> items(counts.begin(), counts.end());
+  std::stable_sort(items.begin(), items.end(),
+                   [](const auto& x, const auto& y) { return x.second > y.second; });
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [name, n] : items) out.push_back({name, n});
+  return out;
 }
 
 double Seconds(Clock::time_point start) {
@@ -275,6 +278,9 @@ int main(int argc, char** argv) {
         Head(TokenizeDataset(data.train, encode, data_options), a.max_train);
     const TokenizedDataset test =
         Head(TokenizeDataset(data.test, encode, data_options), a.max_test);
+    if (a.count_ops && train.size() < 2 * a.batch) {
+      Usage("--count-ops needs at least 2 batches of training texts (--max-train >= 2 x --batch)");
+    }
 
     // The model: random GPT-2 weights, every linear base stored as NF4, LoRA on all linear layers.
     Gpt2ForSequenceClassificationOptions options;
@@ -291,7 +297,7 @@ int main(int argc, char** argv) {
     options.fine_tuning.lora_r = 8;
     options.fine_tuning.lora_alpha = 16;
     options.fine_tuning.lora_dropout = 0.1;
-    options.fine_tuning.target_modules = {kAllLinearTarget};
+    options.fine_tuning.target_modules = a.lora_targets;
     options.compute_dtype = dtype;
     options.gradient_checkpointing = a.gradient_checkpointing;
     options.seed = 42;
@@ -315,6 +321,7 @@ int main(int argc, char** argv) {
                              {"compute_dtype", c10::toString(dtype)},
                              {"attn_implementation", attn},
                              {"gradient_checkpointing", a.gradient_checkpointing},
+                             {"lora_targets", a.lora_targets},
                              {"batch_size", a.batch},
                              {"eval_batch_size", a.eval_batch},
                              {"train_texts", train.size()},
@@ -404,16 +411,25 @@ int main(int argc, char** argv) {
     write_report("full_run");
     nlohmann::json ops = nullptr;
     if (a.count_ops) {
-      const TokenizedDataset one_batch = Head(train, a.batch);
-      const OpCounts step =
-          CountOps([&] { Trainer(model, TrainingOptions(a, 1)).Train(one_batch, nullptr); });
+      // The rule counts in bfloat16 compute (casts count), whatever the run's dtype.
+      model->transformer->set_compute_dtype(at::kBFloat16);
+      const auto count_epoch = [&](int64_t batches) {
+        const TokenizedDataset data = Head(train, batches * a.batch);
+        return CountKernelLaunches(
+            [&] { Trainer(model, TrainingOptions(a, 1)).Train(data, nullptr); });
+      };
+      count_epoch(1);  // warms what is cached across steps in bfloat16 (the frozen biases)
+      const KernelCount one_step = count_epoch(1);
+      const KernelCount step = Subtract(count_epoch(2), one_step);
+      model->transformer->set_compute_dtype(dtype == at::kFloat ? c10::ScalarType::Undefined
+                                                                : dtype);
       std::vector<torch::Tensor> trainable;
       for (const auto& p : model->parameters()) {
         if (p.requires_grad()) trainable.push_back(p);
       }
       FlatAdamW flat({torch::optim::OptimizerParamGroup(trainable)},
                      torch::optim::AdamWOptions(1e-4));
-      const OpCounts flat_ops = CountOps([&] {
+      const KernelCount flat_ops = CountKernelLaunches([&] {
         flat.ClipGradNorm(1.0);
         flat.step();
         flat.ZeroGrad();
@@ -421,22 +437,35 @@ int main(int argc, char** argv) {
       // LibTorch's optimizer works on ordinary per-tensor gradients (its zero_grad detaches them).
       for (auto& p : trainable) p.mutable_grad() = p.grad().clone();
       torch::optim::AdamW plain(trainable, torch::optim::AdamWOptions(1e-4));
-      const OpCounts plain_ops = CountOps([&] {
+      const KernelCount plain_ops = CountKernelLaunches([&] {
         torch::nn::utils::clip_grad_norm_(trainable, 1.0);
         plain.step();
         plain.zero_grad();
       });
-      ops = {{"trainable_tensors", trainable.size()},
-             {"step_aten_calls", step.functions},
-             {"step_autograd_nodes", step.backward_nodes},
-             {"optimizer_flat_adamw_aten_calls", flat_ops.functions},
-             {"optimizer_libtorch_adamw_aten_calls", plain_ops.functions}};
+      ops = {{"counted_compute_dtype", "bfloat16"},
+             {"trainable_tensors", trainable.size()},
+             {"kernel_launches", step.launches},
+             {"kernel_launches_by_op", LaunchesByName(step.launches_by_name)},
+             {"kernel_launches_by_caller", LaunchesByName(step.launches_by_caller)},
+             {"step_aten_calls", step.aten_calls},
+             {"step_autograd_nodes", step.autograd_nodes},
+             {"optimizer_flat_adamw_kernel_launches", flat_ops.launches},
+             {"optimizer_flat_adamw_aten_calls", flat_ops.aten_calls},
+             {"optimizer_libtorch_adamw_kernel_launches", plain_ops.launches},
+             {"optimizer_libtorch_adamw_aten_calls", plain_ops.aten_calls}};
       std::printf(
-          "ops: one training step %lld ATen calls + %lld autograd nodes; optimizer (clip, "
-          "step, zero) FlatAdamW %lld vs LibTorch AdamW %lld ATen calls over %zu tensors\n",
-          static_cast<long long>(step.functions), static_cast<long long>(step.backward_nodes),
-          static_cast<long long>(flat_ops.functions), static_cast<long long>(plain_ops.functions),
-          trainable.size());
+          "ops: one training step (bfloat16 compute) %lld kernel launches, %lld ATen calls, "
+          "%lld autograd nodes; optimizer (clip, step, zero) FlatAdamW %lld launches vs "
+          "LibTorch AdamW %lld over %zu tensors\n",
+          static_cast<long long>(step.launches), static_cast<long long>(step.aten_calls),
+          static_cast<long long>(step.autograd_nodes), static_cast<long long>(flat_ops.launches),
+          static_cast<long long>(plain_ops.launches), trainable.size());
+      std::printf("  launches by op:");
+      for (const auto& item : ops["kernel_launches_by_op"]) {
+        std::printf(" %s %lld,", item[0].get<std::string>().c_str(),
+                    static_cast<long long>(item[1].get<int64_t>()));
+      }
+      std::printf("\n");
     }
     // 4. Evaluation, cold then warm.
     Trainer evaluator(model, TrainingOptions(a, 1));

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/grad_checkpoint.h"
 
 namespace hpsearch::core {
 namespace {
@@ -15,23 +16,34 @@ class FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFuncti
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& bias, std::shared_ptr<const FrozenWeight> weight) {
     const at::Tensor w = weight->Materialize(x.scalar_type());
-    // The handle, not the dense matrix, is what backward keeps.
+    // The handle, not the dense matrix, is what backward keeps; inside a checkpointed block's
+    // recomputation the graph is freed right after the block's backward, so the dense matrix is
+    // kept there (one block's weights at a time) and not materialised again.
     ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
-    ctx->saved_data["weight"] =
-        c10::IValue::make_capsule(c10::make_intrusive<WeightHolder>(std::move(weight)));
+    if (InCheckpointRecompute()) {
+      ctx->save_for_backward({w});
+    } else {
+      ctx->saved_data["weight"] =
+          c10::IValue::make_capsule(c10::make_intrusive<WeightHolder>(std::move(weight)));
+    }
     return at::linear(x, w, bias);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const c10::intrusive_ptr<torch::CustomClassHolder> capsule =
-        ctx->saved_data["weight"].toCapsule();
-    const auto* holder = static_cast<const WeightHolder*>(capsule.get());
     const auto dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
     const at::Tensor& grad_y = grad_outputs[0];
     at::Tensor grad_x;
     if (ctx->needs_input_grad(0)) {
-      grad_x = at::matmul(grad_y.to(dtype), holder->weight->Materialize(dtype));
+      at::Tensor w;
+      if (ctx->saved_data.count("weight") > 0) {
+        const c10::intrusive_ptr<torch::CustomClassHolder> capsule =
+            ctx->saved_data["weight"].toCapsule();
+        w = static_cast<const WeightHolder*>(capsule.get())->weight->Materialize(dtype);
+      } else {
+        w = ctx->get_saved_variables()[0];
+      }
+      grad_x = at::matmul(grad_y.to(dtype), w);
     }
     return {grad_x, at::Tensor(), at::Tensor()};
   }

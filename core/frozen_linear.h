@@ -4,6 +4,9 @@
 // saves only the FrozenWeight handle and materialises W again in backward, as bitsandbytes'
 // MatMul4Bit does. It trades one extra dequantisation per layer and step (a few microseconds of
 // bandwidth on a GPU) for the memory, which is what keeps the seed shape's training under 1 GiB.
+// Inside a checkpointed block's recomputation (InCheckpointRecompute, core/grad_checkpoint.h) it
+// keeps the dense matrix instead: that graph lives for one block's backward only, and the step
+// saves the dequantisation (a kernel launch per layer).
 //
 // Forward is exactly at::linear(x, W, bias) (same kernels, same bits); backward returns
 // dL/dx = dL/dy W and no gradient for W or the bias (both frozen).

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/kernel_count.h"
 #include "core/torch_compat.h"
 
 namespace hpsearch::core {
@@ -51,29 +52,40 @@ torch::Tensor Gpt2AttentionImpl::forward(const torch::Tensor& hidden,
   const int64_t width = hidden.size(2);
   const int64_t head_dim = width / n_head_;
   std::vector<torch::Tensor> qkv = c_attn(hidden).split(width, /*dim=*/-1);
-  // [B, T, C] → [B, H, T, D]
-  auto heads = [&](const torch::Tensor& t) {
-    return t.view({batch, seq, n_head_, head_dim}).transpose(1, 2);
-  };
-  torch::Tensor query = heads(qkv[0]);
-  torch::Tensor key = heads(qkv[1]);
-  torch::Tensor value = heads(qkv[2]);
   torch::Tensor context;
-  if (sdpa_) {
-    context =
-        ScaledDotProductAttention(query, key, value, attn_bias, is_training() ? attn_pdrop_ : 0.0);
-  } else {
-    // Divide (not multiply by the reciprocal) as Hugging Face does, so scores match bit for bit.
-    torch::Tensor scores =
-        at::matmul(query, key.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
-    // Under mixed precision the scores are bf16 and the bias float32: the sum, and so the softmax,
-    // is float32 (as autocast runs softmax), and the probabilities go back to v's dtype. In
-    // float32 both casts are no-ops.
-    torch::Tensor probs = at::softmax(scores + attn_bias, /*dim=*/-1).to(value.scalar_type());
-    probs = at::dropout(probs, attn_pdrop_, is_training());
-    context = at::matmul(probs, value);
+  {
+    // From the heads of q, k, v to the context: what scaled_dot_product_attention fuses on CUDA,
+    // one op forward and one backward for kernel counting (core/kernel_count.h), whichever
+    // implementation runs. The head views are inside: CUDA's fused kernels read q, k, v and write
+    // their gradients in [B, T, H, D] order, so the gradients' reshape back to [B, T, C] copies
+    // nothing there (eager attention's [B, H, T, D] gradients are copied).
+    const FusedOpScope attention_core(kAttentionCoreOp);
+    // [B, T, C] → [B, H, T, D]
+    auto heads = [&](const torch::Tensor& t) {
+      return t.view({batch, seq, n_head_, head_dim}).transpose(1, 2);
+    };
+    const torch::Tensor query = heads(qkv[0]);
+    const torch::Tensor key = heads(qkv[1]);
+    const torch::Tensor value = heads(qkv[2]);
+    if (sdpa_) {
+      context = ScaledDotProductAttention(query, key, value, attn_bias,
+                                          is_training() ? attn_pdrop_ : 0.0);
+    } else {
+      // Divide (not multiply by the reciprocal) as Hugging Face does, so scores match bit for bit.
+      torch::Tensor scores =
+          at::matmul(query, key.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
+      // Under mixed precision the scores are bf16 and the bias float32: the sum, and so the
+      // softmax, is float32 (as autocast runs softmax), and the probabilities go back to v's dtype.
+      // In float32 both casts are no-ops.
+      torch::Tensor probs = at::softmax(scores + attn_bias, /*dim=*/-1).to(value.scalar_type());
+      probs = at::dropout(probs, attn_pdrop_, is_training());
+      context = at::matmul(probs, value);
+    }
+    // [B, H, T, D] → [B, T, H, D]: likewise free on CUDA, whose fused kernels write the output in
+    // [B, T, H, D] order; eager attention pays the copy.
+    context = context.transpose(1, 2).contiguous();
   }
-  context = context.transpose(1, 2).contiguous().view({batch, seq, width});
+  context = context.view({batch, seq, width});
   return at::dropout(c_proj(context), resid_pdrop_, is_training());
 }
 

@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <map>
 #include <utility>
 
 #include "core/error.h"
@@ -22,6 +23,31 @@ struct RecomputeState : torch::CustomClassHolder {
   CheckpointedBlockFn block;
   at::Tensor rng_state;
   c10::Device device{c10::kCPU};
+  std::map<const void*, at::Tensor> stash;  // CheckpointStash's tensors
+};
+
+thread_local bool t_in_recompute = false;
+thread_local RecomputeState* t_running_block = nullptr;  // the block running on this thread
+
+// Marks the calling thread as running `state`'s block (recomputing it or not) for the scope's
+// lifetime, restoring the previous marks so nested checkpoints keep them right.
+class RunningBlockMark {
+ public:
+  RunningBlockMark(RecomputeState* state, bool recompute)
+      : previous_state_(t_running_block), previous_recompute_(t_in_recompute) {
+    t_running_block = state;
+    t_in_recompute = recompute;
+  }
+  ~RunningBlockMark() {
+    t_running_block = previous_state_;
+    t_in_recompute = previous_recompute_;
+  }
+  RunningBlockMark(const RunningBlockMark&) = delete;
+  RunningBlockMark& operator=(const RunningBlockMark&) = delete;
+
+ private:
+  RecomputeState* previous_state_;
+  bool previous_recompute_;
 };
 
 // Restores the device's generator on scope exit, so an exception inside the recomputation cannot
@@ -53,16 +79,21 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     variable_list saved = {hidden, attn_bias};
     saved.insert(saved.end(), params.begin(), params.end());
     ctx->save_for_backward(saved);
-    ctx->saved_data["state"] = c10::IValue::make_capsule(std::move(state));
     // Function::apply already runs forward with grad mode off: nothing inside `block` is recorded.
-    return block(hidden, attn_bias);
+    at::Tensor output;
+    {
+      const RunningBlockMark mark(state.get(), /*recompute=*/false);
+      output = block(hidden, attn_bias);
+    }
+    ctx->saved_data["state"] = c10::IValue::make_capsule(std::move(state));
+    return output;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
     const c10::intrusive_ptr<torch::CustomClassHolder> holder =
         ctx->saved_data["state"].toCapsule();
-    const auto* state = static_cast<const RecomputeState*>(holder.get());
+    auto* state = static_cast<RecomputeState*>(holder.get());
 
     const size_t num_params = saved.size() - 2;
     // One slot per forward argument: hidden, attn_bias, each param, and the non-tensor block.
@@ -75,7 +106,9 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
       RngStateRestorer restore(state->device, compat::GetRngState(state->device));
       compat::SetRngState(state->device, state->rng_state);
       at::AutoGradMode grad_on(true);
+      const RunningBlockMark mark(state, /*recompute=*/true);
       output = state->block(hidden, saved[1]);
+      state->stash.clear();  // its last use
     }
 
     variable_list inputs;
@@ -100,6 +133,15 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 };
 
 }  // namespace
+
+bool InCheckpointRecompute() { return t_in_recompute; }
+
+at::Tensor CheckpointStash(const void* key, const std::function<at::Tensor()>& make) {
+  if (t_running_block == nullptr) return make();
+  at::Tensor& kept = t_running_block->stash[key];
+  if (!kept.defined()) kept = make();
+  return kept;
+}
 
 at::Tensor CheckpointedCall(const CheckpointedBlockFn& block, const at::Tensor& hidden,
                             const at::Tensor& attn_bias, const std::vector<at::Tensor>& params) {

@@ -37,4 +37,19 @@ using CheckpointedBlockFn =
 at::Tensor CheckpointedCall(const CheckpointedBlockFn& block, const at::Tensor& hidden,
                             const at::Tensor& attn_bias, const std::vector<at::Tensor>& params);
 
+// Whether the calling thread is inside a checkpointed block's recomputation (backward re-running
+// `block`). The recomputed graph lives only until that block's gradients are computed, so what it
+// saves costs memory for one block at a time: FrozenLinear keeps the dense weight it materialised
+// there instead of materialising it again in backward (core/frozen_linear.h).
+bool InCheckpointRecompute();
+
+// Inside a checkpointed block (its first run or its recomputation): the tensor that `make` returned
+// for `key` on the block's first run, made then and kept in the block's autograd node until its
+// backward has run, so the recomputation reuses it instead of making it again (a weight cast to the
+// compute dtype: one kernel launch per weight and step). Outside a checkpointed block: make().
+// REQUIRES: make() yields the same value on both runs (it reads weights, which do not change
+// between a forward and its backward, not activations) and no autograd history; keys are unique
+// within a block (e.g. the weight's TensorImpl).
+at::Tensor CheckpointStash(const void* key, const std::function<at::Tensor()>& make);
+
 }  // namespace hpsearch::core

@@ -1,6 +1,7 @@
 #include "core/lora_linear.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 #include <torch/utils.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/frozen_linear.h"
+#include "core/grad_checkpoint.h"
 
 namespace hpsearch::core {
 namespace {
@@ -33,6 +35,35 @@ void ValidateOptions(const LoraLinearOptions& options) {
   if (!(options.init_std() > 0.0)) {
     Fail(ErrorCode::kInvalidArgument, "LoraLinearOptions.init_std must be positive");
   }
+}
+
+// weight.to(dtype) for an adapter weight, as one autograd node whose value a checkpointed block's
+// recomputation takes from the block's first run (CheckpointStash) instead of casting again; the
+// gradient is cast back as Tensor::to's backward does.
+class AdapterCastFunction : public torch::autograd::Function<AdapterCastFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& weight,
+                            int64_t dtype) {
+    ctx->saved_data["dtype"] = static_cast<int64_t>(weight.scalar_type());
+    const at::Tensor cast = CheckpointStash(weight.unsafeGetTensorImpl(), [&] {
+      return weight.detach().to(static_cast<c10::ScalarType>(dtype));
+    });
+    // A new tensor object over the kept storage: autograd attaches this node to it, not to the
+    // kept tensor.
+    return cast.variable_data();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
+    return {grad_outputs[0].to(dtype), at::Tensor()};
+  }
+};
+
+// An adapter weight in the compute dtype (itself when it already is).
+at::Tensor AdapterIn(const at::Tensor& weight, c10::ScalarType dtype) {
+  if (weight.scalar_type() == dtype) return weight;
+  return AdapterCastFunction::apply(weight, static_cast<int64_t>(dtype));
 }
 
 }  // namespace
@@ -93,10 +124,10 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   }
   // y + scale * (adapter_in A^T) B^T with the scale and the sum inside one GEMM (addmm's alpha and
   // beta): two kernels fewer per layer forward and one fewer backward than matmul, mul and add.
-  const torch::Tensor hidden = at::linear(adapter_in, lora_A.to(dtype));
+  const torch::Tensor hidden = at::linear(adapter_in, AdapterIn(lora_A, dtype));
   const int64_t out = options_.out_features();
   return at::addmm(y.reshape({-1, out}), hidden.reshape({-1, options_.lora_r()}),
-                   lora_B.to(dtype).t(), /*beta=*/1, /*alpha=*/lora_scale())
+                   AdapterIn(lora_B, dtype).t(), /*beta=*/1, /*alpha=*/lora_scale())
       .view(y.sizes());
 }
 

@@ -19,10 +19,12 @@
 //
 // Mixed precision (options.compute_dtype, e.g. bfloat16 as QLoRA computes): the input is cast to
 // the compute dtype, the base weight is materialised in it (NF4 dequantises straight to bf16), the
-// frozen bias and the fp32 LoRA weights are cast to it at use, and the output comes out in it. The
-// trainable tensors stay float32 (their gradients arrive in float32 through the casts), as
-// autocast and QLoRA keep master weights. A frozen FrozenWeight base goes through FrozenLinear
-// (core/frozen_linear.h), which keeps no dense copy of the weight for backward.
+// frozen bias and the fp32 LoRA weights are cast to it at use (inside a checkpointed block, once
+// for the block's first run and its recomputation: CheckpointStash in core/grad_checkpoint.h), and
+// the output comes out in it. The trainable tensors stay float32 (their gradients arrive in
+// float32 through the casts), as autocast and QLoRA keep master weights. A frozen FrozenWeight base
+// goes through FrozenLinear (core/frozen_linear.h), which keeps no dense copy of the weight for
+// backward.
 //
 // Thread-safety: as any torch::nn::Module — forward may run concurrently in eval mode without grad;
 // mutation (SetBaseTrainable, ReplaceBaseWeight, to()) needs exclusive access.

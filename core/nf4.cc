@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/kernel_count.h"
 #include "core/shape_string.h"
 #include "kernels/nf4_reference.h"
 
@@ -231,6 +232,8 @@ Nf4Weight QuantizeWeight(const torch::Tensor& weight, const Nf4Options& options)
 }
 
 torch::Tensor DequantizeWeight(const Nf4Weight& weight, torch::ScalarType dtype) {
+  // One kernel on CUDA (not an ATen op): marked for kernel counting (core/kernel_count.h).
+  const FusedOpScope dequantize(kNf4DequantizeOp);
   CheckOutputDtype(dtype);
   if (!weight.packed.defined()) {
     Fail(ErrorCode::kInvalidArgument,

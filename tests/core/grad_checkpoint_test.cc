@@ -7,9 +7,12 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/gpt2_sequence_classifier.h"
 #include "core/grad_checkpoint.h"
+#include "core/kernel_count.h"
+#include "core/nf4_frozen_weight.h"
 #include "core/peft_state.h"
 #include "core/torch_compat.h"
 #include "tests/core/gpt2_test_util.h"
@@ -94,6 +97,59 @@ TEST_CASE("Gradient checkpointing trains LoRA adapters behind frozen embeddings"
   REQUIRE(plain.grads.count("transformer.h.0.attn.c_attn.lora_A") == 1);
   REQUIRE(plain.grads.at("transformer.h.0.attn.c_attn.lora_A").abs().sum().item<double>() > 0.0);
   RequireSameGradients(plain, checkpointed);
+}
+
+TEST_CASE("bfloat16 QLoRA: checkpointing gives the same gradients, dequantising only in forward",
+          "[core][grad_checkpoint]") {
+  Gpt2ForSequenceClassificationOptions options = TinyOptions(FineTuningMethod::kQlora, 4);
+  options.fine_tuning.target_modules = {kAllLinearTarget};
+  options.fine_tuning.lora_dropout = 0.1;
+  options.compute_dtype = at::kBFloat16;
+  Gpt2ForSequenceClassification model(options);
+  {
+    torch::NoGradGuard no_grad;
+    at::Generator generator = at::detail::createCPUGenerator(5);
+    for (const auto& item : model->named_parameters()) {
+      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.02, generator);
+    }
+  }
+  ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory({}));
+  const StepResult plain = TrainStep(model, false, 7);
+  StepResult checkpointed;
+  const KernelCount count = CountKernelLaunches([&] { checkpointed = TrainStep(model, true, 7); });
+  RequireSameGradients(plain, checkpointed);
+  // 4 NF4 layers per block: dequantised in the forward and in the recomputation, whose dense
+  // weights the backward reuses (FrozenLinear inside InCheckpointRecompute).
+  REQUIRE(count.launches_by_name.at(kNf4DequantizeOp) == 2 * 4 * options.config.n_layer);
+}
+
+TEST_CASE("CheckpointStash makes a tensor once for a block's run and its recomputation",
+          "[core][grad_checkpoint]") {
+  const at::Tensor weight = at::ones({2, 2}).requires_grad_(true);
+  const at::Tensor x = at::ones({3, 2}).requires_grad_(true);
+  int made = 0;
+  std::vector<bool> recomputing;
+  auto block = [&](const at::Tensor& h, const at::Tensor& /*unused*/) {
+    recomputing.push_back(InCheckpointRecompute());
+    const at::Tensor kept = CheckpointStash(&weight, [&] {
+      ++made;
+      return weight.detach() * 2;
+    });
+    return at::matmul(h, kept + weight);
+  };
+  const at::Tensor out = CheckpointedCall(block, x, at::zeros({1}), {weight});
+  REQUIRE(made == 1);
+  out.sum().backward();
+  REQUIRE(made == 1);  // the recomputation took the first run's tensor
+  REQUIRE(recomputing == std::vector<bool>{false, true});
+  REQUIRE_FALSE(InCheckpointRecompute());
+  REQUIRE(at::allclose(weight.grad(), at::full({2, 2}, 3.0)));
+  // Outside a checkpointed block it makes every time.
+  (void)CheckpointStash(&weight, [&] {
+    ++made;
+    return weight.detach();
+  });
+  REQUIRE(made == 2);
 }
 
 TEST_CASE("CheckpointedCall returns parameter gradients through torch::autograd::grad",
