@@ -16,8 +16,12 @@
 // (atomically: a temporary file renamed over FILE), with "stage" naming the last one done, so a run
 // cut short by a deadline still leaves what it measured. Peak device memory is measured over the
 // timed steps (steps_peak_allocated_bytes) and again over the full run. With --export-data FILE it
-// writes the token ids, labels and the batches of every epoch it trains on, which
-// bench/peer/hf_peft_peer.py replays so the peer trains on the same texts, batches and padding.
+// writes the token ids, labels and the batches of every epoch it trains on, with the padding rule
+// (static shapes or not), which bench/peer/hf_peft_peer.py replays so the peer trains on the same
+// texts, batches and padding.
+//
+// --static-shapes auto|off|on: training batches padded to Banking77's length buckets and to --batch
+// rows with zero-weight rows (core/trainer.h TrainerOptions::static_shapes); auto: on on a GPU.
 //
 // On the CPU (or to smoke-test) shrink the model: --layers 2 --width 64 --heads 2 --max-train 64
 // --max-test 32 --epochs 1 --steps 3 --warmup 1.
@@ -26,7 +30,7 @@
 //   [--attn auto|eager|sdpa] [--layers N] [--width N] [--heads N] [--batch N] [--eval-batch N]
 //   [--steps N] [--warmup N] [--epochs N] [--max-train N] [--max-test N]
 //   [--gradient-checkpointing] [--no-full-run] [--count-ops] [--json FILE] [--export-data FILE]
-//   [--data DIR] [--tokenizer DIR] [--threads N] [--max-seconds S]
+//   [--static-shapes auto|off|on] [--data DIR] [--tokenizer DIR] [--threads N] [--max-seconds S]
 //
 // --count-ops: also counts the ATen operator calls (nested calls included) and autograd nodes of
 // one training step, and of the optimizer part alone next to LibTorch's AdamW + clip_grad_norm_ +
@@ -72,7 +76,7 @@ using namespace hpsearch::core;
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string device = "auto", dtype = "auto", attn = "auto";
+  std::string device = "auto", dtype = "auto", attn = "auto", static_shapes = "auto";
   int64_t layers = 24, width = 1024, heads = 16, batch = 8, eval_batch = 64;
   int64_t steps = 100, warmup = 10, epochs = 4, max_train = 0, max_test = 0;
   int threads = 0;
@@ -110,6 +114,8 @@ Args ParseArgs(int argc, char** argv) {
       a.dtype = value();
     else if (flag == "--attn")
       a.attn = value();
+    else if (flag == "--static-shapes")
+      a.static_shapes = value();
     else if (flag == "--layers")
       a.layers = number();
     else if (flag == "--width")
@@ -151,6 +157,9 @@ Args ParseArgs(int argc, char** argv) {
     else
       Usage("unknown flag " + flag);
   }
+  if (a.static_shapes != "auto" && a.static_shapes != "off" && a.static_shapes != "on") {
+    Usage("--static-shapes takes auto, off or on, got " + a.static_shapes);
+  }
   if (a.batch < 1 || a.eval_batch < 1 || a.steps < 1 || a.epochs < 1 || a.layers < 1) {
     Usage("--batch, --eval-batch, --steps, --epochs and --layers must be at least 1");
   }
@@ -190,6 +199,9 @@ double Seconds(Clock::time_point start) {
 
 TrainerOptions TrainingOptions(const Args& a, int64_t epochs) {
   TrainerOptions o;
+  o.static_shapes = a.static_shapes == "on"    ? StaticShapes::kOn
+                    : a.static_shapes == "off" ? StaticShapes::kOff
+                                               : StaticShapes::kAuto;
   o.learning_rate = 2e-4;
   o.batch_size = a.batch;
   o.eval_batch_size = a.eval_batch;
@@ -203,8 +215,14 @@ TrainerOptions TrainingOptions(const Args& a, int64_t epochs) {
 }
 
 nlohmann::json ExportedData(const TokenizedDataset& train, const TokenizedDataset& test,
-                            const Args& a, int64_t vocab_size) {
+                            const Args& a, int64_t vocab_size, const PaddingOptions& padding) {
   nlohmann::json out;
+  // How training batches are padded (core/batching.h PaddingOptions): no buckets and rows 0 is
+  // dynamic padding; otherwise the width is the smallest bucket holding the batch's longest text
+  // (at most max_length) and the batch is filled to `rows` with zero-weight rows.
+  out["padding"] = {{"length_buckets", padding.length_buckets},
+                    {"rows", padding.rows},
+                    {"max_length", train.max_length}};
   out["vocab_size"] = vocab_size;
   out["num_labels"] = train.num_classes;
   out["pad_token_id"] = train.pad_token_id;
@@ -253,6 +271,7 @@ int main(int argc, char** argv) {
     at::globalContext().setFlushDenormal(true);
     const torch::Device device = ResolveDevice(a.device);
     const c10::ScalarType dtype = ResolveComputeDtype(a.dtype, device);
+    const PaddingOptions padding = TrainingPadding(TrainingOptions(a, 1), device);
     const std::string attn = a.attn != "auto"                                            ? a.attn
                              : device.is_cuda() && compat::kHasScaledDotProductAttention ? "sdpa"
                                                                                          : "eager";
@@ -315,6 +334,8 @@ int main(int argc, char** argv) {
                              {"compute_dtype", c10::toString(dtype)},
                              {"attn_implementation", attn},
                              {"gradient_checkpointing", a.gradient_checkpointing},
+                             {"static_shapes", padding.rows > 0},
+                             {"length_buckets", padding.length_buckets},
                              {"batch_size", a.batch},
                              {"eval_batch_size", a.eval_batch},
                              {"train_texts", train.size()},
@@ -338,7 +359,7 @@ int main(int argc, char** argv) {
 
     if (!a.export_data.empty()) {
       std::ofstream out(a.export_data);
-      out << ExportedData(train, test, a, tokenizer.vocab_size()).dump();
+      out << ExportedData(train, test, a, tokenizer.vocab_size(), padding).dump();
       if (!out) Fail(ErrorCode::kIo, "cannot write " + a.export_data);
     }
 
