@@ -319,6 +319,12 @@ int main(int argc, char** argv) {
     model->to(device);
     SynchronizeDevice(device);
     const double setup_seconds = Seconds(setup_start);
+    // What the model holds between steps (the persistent lines of the memory budget in
+    // docs/gpu-kernels.md), counted from its tensors: parameters (trainable and frozen) and buffers
+    // (the NF4 weights).
+    int64_t parameter_bytes = 0, buffer_bytes = 0;
+    for (const auto& p : model->parameters()) parameter_bytes += p.numel() * p.element_size();
+    for (const auto& b : model->buffers()) buffer_bytes += b.numel() * b.element_size();
 
     nlohmann::json report = {{"bench", "seed_shape_bench"},
                              {"stage", "setup"},
@@ -340,7 +346,9 @@ int main(int argc, char** argv) {
                              {"eval_batch_size", a.eval_batch},
                              {"train_texts", train.size()},
                              {"test_texts", test.size()},
-                             {"setup_seconds", setup_seconds}};
+                             {"setup_seconds", setup_seconds},
+                             {"model_parameter_bytes", parameter_bytes},
+                             {"model_buffer_bytes", buffer_bytes}};
     // The figures so far, written after each stage.
     const auto write_report = [&](const char* stage) {
       report["stage"] = stage;
@@ -475,6 +483,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(a.layers), static_cast<long long>(a.width),
                 c10::toString(dtype), attn.c_str());
     std::printf("  setup (build, NF4, to device)   %9.2f s\n", setup_seconds);
+    std::printf("  model: parameters + buffers     %9.1f + %.1f MiB\n",
+                static_cast<double>(parameter_bytes) / (1024.0 * 1024.0),
+                static_cast<double>(buffer_bytes) / (1024.0 * 1024.0));
     std::printf("  step (batch %lld, %lld steps)     %9.2f ms\n", static_cast<long long>(a.batch),
                 static_cast<long long>(step_count), report["step_ms"].get<double>());
     std::printf("  train samples/s                 %9.1f\n",
