@@ -87,7 +87,9 @@ struct TrainerOptions {
   // launches, so kAuto is off on the CPU (where the float32 results stay those of dynamic padding).
   // Evaluation always pads dynamically.
   StaticShapes static_shapes = StaticShapes::kAuto;
-  std::vector<int64_t> length_buckets = Banking77LengthBuckets();  // with static shapes
+  // With static shapes. Banking77's by default; for other data a batch longer than the largest
+  // bucket keeps its own width (one more shape).
+  std::vector<int64_t> length_buckets = Banking77LengthBuckets();
 };
 
 struct EvalResult {
