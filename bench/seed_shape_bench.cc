@@ -17,8 +17,12 @@
 // (atomically: a temporary file renamed over FILE), with "stage" naming the last one done, so a run
 // cut short by a deadline still leaves what it measured. Peak device memory is measured over the
 // timed steps (steps_peak_allocated_bytes) and again over the full run. With --export-data FILE it
-// writes the token ids, labels and the batches of every epoch it trains on, which
-// bench/peer/hf_peft_peer.py replays so the peer trains on the same texts, batches and padding.
+// writes the token ids, labels and the batches of every epoch it trains on, with the padding rule
+// (static shapes or not), which bench/peer/hf_peft_peer.py replays so the peer trains on the same
+// texts, batches and padding.
+//
+// --static-shapes auto|off|on: training batches padded to Banking77's length buckets and to --batch
+// rows with zero-weight rows (core/trainer.h TrainerOptions::static_shapes); auto: on on a GPU.
 //
 // On the CPU (or to smoke-test) shrink the model: --layers 2 --width 64 --heads 2 --max-train 64
 // --max-test 32 --epochs 1 --steps 3 --warmup 1.
@@ -27,7 +31,7 @@
 //   [--attn auto|eager|sdpa] [--layers N] [--width N] [--heads N] [--batch N] [--eval-batch N]
 //   [--steps N] [--warmup N] [--epochs N] [--max-train N] [--max-test N]
 //   [--lora-targets all-linear|c_attn|...] [--gradient-checkpointing] [--no-full-run] [--count-ops]
-//   [--json FILE] [--export-data FILE]
+//   [--json FILE] [--export-data FILE] [--static-shapes auto|off|on]
 //   [--data DIR] [--tokenizer DIR] [--threads N] [--max-seconds S]
 //
 // --count-ops: also counts one training step's kernel launches by the rule of core/kernel_count.h
@@ -81,7 +85,7 @@ using namespace hpsearch::core;
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string device = "auto", dtype = "auto", attn = "auto";
+  std::string device = "auto", dtype = "auto", attn = "auto", static_shapes = "auto";
   int64_t layers = 24, width = 1024, heads = 16, batch = 8, eval_batch = 64;
   int64_t steps = 100, warmup = 10, epochs = 4, max_train = 0, max_test = 0;
   int threads = 0;
@@ -120,6 +124,8 @@ Args ParseArgs(int argc, char** argv) {
       a.dtype = value();
     else if (flag == "--attn")
       a.attn = value();
+    else if (flag == "--static-shapes")
+      a.static_shapes = value();
     else if (flag == "--layers")
       a.layers = number();
     else if (flag == "--width")
@@ -165,6 +171,9 @@ Args ParseArgs(int argc, char** argv) {
     else
       Usage("unknown flag " + flag);
   }
+  if (a.static_shapes != "auto" && a.static_shapes != "off" && a.static_shapes != "on") {
+    Usage("--static-shapes takes auto, off or on, got " + a.static_shapes);
+  }
   if (a.batch < 1 || a.eval_batch < 1 || a.steps < 1 || a.epochs < 1 || a.layers < 1) {
     Usage("--batch, --eval-batch, --steps, --epochs and --layers must be at least 1");
   }
@@ -193,6 +202,9 @@ double Seconds(Clock::time_point start) {
 
 TrainerOptions TrainingOptions(const Args& a, int64_t epochs) {
   TrainerOptions o;
+  o.static_shapes = a.static_shapes == "on"    ? StaticShapes::kOn
+                    : a.static_shapes == "off" ? StaticShapes::kOff
+                                               : StaticShapes::kAuto;
   o.learning_rate = 2e-4;
   o.batch_size = a.batch;
   o.eval_batch_size = a.eval_batch;
@@ -206,8 +218,14 @@ TrainerOptions TrainingOptions(const Args& a, int64_t epochs) {
 }
 
 nlohmann::json ExportedData(const TokenizedDataset& train, const TokenizedDataset& test,
-                            const Args& a, int64_t vocab_size) {
+                            const Args& a, int64_t vocab_size, const PaddingOptions& padding) {
   nlohmann::json out;
+  // How training batches are padded (core/batching.h PaddingOptions): no buckets and rows 0 is
+  // dynamic padding; otherwise the width is the smallest bucket holding the batch's longest text
+  // (at most max_length) and the batch is filled to `rows` with zero-weight rows.
+  out["padding"] = {{"length_buckets", padding.length_buckets},
+                    {"rows", padding.rows},
+                    {"max_length", train.max_length}};
   out["vocab_size"] = vocab_size;
   out["num_labels"] = train.num_classes;
   out["pad_token_id"] = train.pad_token_id;
@@ -256,6 +274,7 @@ int main(int argc, char** argv) {
     at::globalContext().setFlushDenormal(true);
     const torch::Device device = ResolveDevice(a.device);
     const c10::ScalarType dtype = ResolveComputeDtype(a.dtype, device);
+    const PaddingOptions padding = TrainingPadding(TrainingOptions(a, 1), device);
     const std::string attn = a.attn != "auto"                                            ? a.attn
                              : device.is_cuda() && compat::kHasScaledDotProductAttention ? "sdpa"
                                                                                          : "eager";
@@ -306,6 +325,12 @@ int main(int argc, char** argv) {
     model->to(device);
     SynchronizeDevice(device);
     const double setup_seconds = Seconds(setup_start);
+    // What the model holds between steps (the persistent lines of the memory budget in
+    // docs/gpu-kernels.md), counted from its tensors: parameters (trainable and frozen) and buffers
+    // (the NF4 weights).
+    int64_t parameter_bytes = 0, buffer_bytes = 0;
+    for (const auto& p : model->parameters()) parameter_bytes += p.numel() * p.element_size();
+    for (const auto& b : model->buffers()) buffer_bytes += b.numel() * b.element_size();
 
     nlohmann::json report = {{"bench", "seed_shape_bench"},
                              {"stage", "setup"},
@@ -322,11 +347,15 @@ int main(int argc, char** argv) {
                              {"attn_implementation", attn},
                              {"gradient_checkpointing", a.gradient_checkpointing},
                              {"lora_targets", a.lora_targets},
+                             {"static_shapes", padding.rows > 0},
+                             {"length_buckets", padding.length_buckets},
                              {"batch_size", a.batch},
                              {"eval_batch_size", a.eval_batch},
                              {"train_texts", train.size()},
                              {"test_texts", test.size()},
-                             {"setup_seconds", setup_seconds}};
+                             {"setup_seconds", setup_seconds},
+                             {"model_parameter_bytes", parameter_bytes},
+                             {"model_buffer_bytes", buffer_bytes}};
     // The figures so far, written after each stage.
     const auto write_report = [&](const char* stage) {
       report["stage"] = stage;
@@ -345,7 +374,7 @@ int main(int argc, char** argv) {
 
     if (!a.export_data.empty()) {
       std::ofstream out(a.export_data);
-      out << ExportedData(train, test, a, tokenizer.vocab_size()).dump();
+      out << ExportedData(train, test, a, tokenizer.vocab_size(), padding).dump();
       if (!out) Fail(ErrorCode::kIo, "cannot write " + a.export_data);
     }
 
@@ -483,6 +512,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(a.layers), static_cast<long long>(a.width),
                 c10::toString(dtype), attn.c_str());
     std::printf("  setup (build, NF4, to device)   %9.2f s\n", setup_seconds);
+    std::printf("  model: parameters + buffers     %9.1f + %.1f MiB\n",
+                static_cast<double>(parameter_bytes) / (1024.0 * 1024.0),
+                static_cast<double>(buffer_bytes) / (1024.0 * 1024.0));
     std::printf("  step (batch %lld, %lld steps)     %9.2f ms\n", static_cast<long long>(a.batch),
                 static_cast<long long>(step_count), report["step_ms"].get<double>());
     std::printf("  train samples/s                 %9.1f\n",

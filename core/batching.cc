@@ -113,10 +113,34 @@ std::vector<std::vector<int64_t>> PlanBatches(const TokenizedDataset& dataset,
   return batches;
 }
 
+int64_t PaddedWidth(const TokenizedDataset& dataset, int64_t longest,
+                    const PaddingOptions& padding) {
+  for (int64_t bucket : padding.length_buckets) {
+    if (bucket < longest) continue;
+    return dataset.max_length > 0 ? std::max(longest, std::min(bucket, dataset.max_length))
+                                  : bucket;
+  }
+  return longest;
+}
+
 TokenBatch CollateBatch(const TokenizedDataset& dataset,
-                        const std::vector<int64_t>& example_indices) {
+                        const std::vector<int64_t>& example_indices,
+                        const PaddingOptions& padding) {
   if (example_indices.empty()) {
     Fail(ErrorCode::kInvalidArgument, dataset.source + ": cannot collate an empty batch");
+  }
+  for (size_t i = 0; i < padding.length_buckets.size(); ++i) {
+    if (padding.length_buckets[i] < 1 ||
+        (i > 0 && padding.length_buckets[i] <= padding.length_buckets[i - 1])) {
+      Fail(ErrorCode::kInvalidArgument, "length buckets must be ascending and at least 1; bucket " +
+                                            std::to_string(i) + " is " +
+                                            std::to_string(padding.length_buckets[i]));
+    }
+  }
+  const int64_t examples = static_cast<int64_t>(example_indices.size());
+  if (padding.rows != 0 && padding.rows < examples) {
+    Fail(ErrorCode::kInvalidArgument, "cannot pad a batch of " + std::to_string(examples) +
+                                          " examples to " + std::to_string(padding.rows) + " rows");
   }
   size_t longest = 0;
   for (int64_t index : example_indices) {
@@ -127,8 +151,8 @@ TokenBatch CollateBatch(const TokenizedDataset& dataset,
     }
     longest = std::max(longest, dataset.examples[static_cast<size_t>(index)].ids.size());
   }
-  const int64_t rows = static_cast<int64_t>(example_indices.size());
-  const int64_t width = static_cast<int64_t>(longest);
+  const int64_t rows = std::max(examples, padding.rows);
+  const int64_t width = PaddedWidth(dataset, static_cast<int64_t>(longest), padding);
   TokenBatch batch;
   batch.input_ids = at::empty({rows, width}, at::kLong);
   batch.attention_mask = at::empty({rows, width}, at::kLong);
@@ -140,16 +164,20 @@ TokenBatch CollateBatch(const TokenizedDataset& dataset,
   int64_t* labels = batch.labels.data_ptr<int64_t>();
   int64_t* last = batch.last_token_index.data_ptr<int64_t>();
   for (int64_t row = 0; row < rows; ++row) {
-    const TokenizedExample& example = dataset.examples[static_cast<size_t>(example_indices[row])];
-    const int64_t length = static_cast<int64_t>(example.ids.size());
+    // A padding row is one attended pad token: no attention row is fully masked.
+    const bool real_row = row < examples;
+    const TokenizedExample* example =
+        real_row ? &dataset.examples[static_cast<size_t>(example_indices[row])] : nullptr;
+    const int64_t length = real_row ? static_cast<int64_t>(example->ids.size()) : 1;
     for (int64_t t = 0; t < width; ++t) {
-      const bool real = t < length;
-      ids[row * width + t] = real ? example.ids[static_cast<size_t>(t)] : dataset.pad_token_id;
-      mask[row * width + t] = real ? 1 : 0;
+      const bool token = t < length;
+      ids[row * width + t] =
+          token && real_row ? example->ids[static_cast<size_t>(t)] : dataset.pad_token_id;
+      mask[row * width + t] = token ? 1 : 0;
     }
-    labels[row] = example.label;
+    labels[row] = real_row ? example->label : kIgnoredLabel;
     last[row] = length - 1;
-    batch.num_tokens += length;
+    if (real_row) batch.num_tokens += length;
   }
   return batch;
 }

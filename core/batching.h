@@ -6,7 +6,10 @@
 // CollateBatch builds the tensors of one batch with dynamic padding: T is the longest (truncated)
 // text of that batch, rows are right-padded with pad_token_id, attention_mask is 1 on real tokens
 // and 0 on padding, and last_token_index is the position of each row's last real token (where GPT-2
-// sequence classification reads its logits).
+// sequence classification reads its logits). With PaddingOptions, CollateBatch pads to static
+// shapes instead: T rounded up to a length bucket and the rows filled up to a fixed count with
+// zero-weight rows (see PaddingOptions), so that a training step has one of a few shapes (what a
+// CUDA graph needs) and computes the same loss and gradients as the dynamically padded batch.
 //
 // Order: training (BatchOptions::shuffle) draws a fresh permutation each epoch from MixSeed(seed,
 // epoch), so epochs differ and a resumed run replays the same order; evaluation keeps file order.
@@ -89,20 +92,56 @@ struct BatchOptions {
 std::vector<std::vector<int64_t>> PlanBatches(const TokenizedDataset& dataset,
                                               const BatchOptions& options, int64_t epoch);
 
-// One batch, all tensors int64 on the CPU. B = example_indices.size(), T = longest row of the
-// batch.
+// The label of a zero-weight padding row: cross-entropy's default ignore_index, so a mean-reduced
+// loss (SequenceClassificationLoss) averages over the real rows only and gives padding rows no
+// gradient.
+inline constexpr int64_t kIgnoredLabel = -100;
+
+// How CollateBatch pads. The default is dynamic padding: T = the batch's longest text, one row per
+// example.
+struct PaddingOptions {
+  // Widths a batch may take, ascending, each >= 1: T is the smallest bucket that holds the batch's
+  // longest text, capped at the dataset's max_length (no text is longer, so a bucket beyond it
+  // would only add padding). A batch longer than every bucket keeps its own width. Empty: dynamic
+  // padding.
+  std::vector<int64_t> length_buckets;
+
+  // Rows every batch is filled up to (0: one row per example). The added rows are zero-weight:
+  // input pad_token_id, attention_mask 1 on position 0 only (one attended token keeps every
+  // attention implementation finite on them), last_token_index 0 and label kIgnoredLabel. GPT-2
+  // computes each row independently, so they change nothing in the real rows. Must be 0 or >= the
+  // batch's examples.
+  int64_t rows = 0;
+};
+
+// The static-shape length buckets for Banking77 under GPT-2's tokenizer, chosen from its length
+// distribution (docs/gpu-kernels.md, "Static shapes"): six widths, multiples of 8; random batches
+// of 8 then hold 1.21 times the token slots of dynamic padding (128 alone: 4.35 times).
+inline const std::vector<int64_t>& Banking77LengthBuckets() {
+  static const std::vector<int64_t> kBuckets = {16, 24, 32, 48, 64, 128};
+  return kBuckets;
+}
+
+// One batch, all tensors int64 on the CPU. B = example_indices.size() (or PaddingOptions::rows),
+// T = longest row of the batch (or its length bucket).
 struct TokenBatch {
   at::Tensor input_ids;                  // [B, T]; pad_token_id after each row's tokens
   at::Tensor attention_mask;             // [B, T]; 1 on tokens, 0 on padding
-  at::Tensor labels;                     // [B]; class ids
+  at::Tensor labels;                     // [B]; class ids (kIgnoredLabel on padding rows)
   at::Tensor last_token_index;           // [B]; index of each row's last real token (length - 1)
-  std::vector<int64_t> example_indices;  // which dataset examples the rows are, row order
-  int64_t num_tokens = 0;                // real tokens in the batch (sum of attention_mask)
+  std::vector<int64_t> example_indices;  // which dataset examples the rows are, row order; the
+                                         // padding rows, last, are not listed
+  int64_t num_tokens = 0;                // real tokens in the batch (padding rows excluded)
 };
 
-// Builds the tensors for the examples at `example_indices`.
-// REQUIRES: example_indices non-empty, each in [0, dataset.size()).
+// Builds the tensors for the examples at `example_indices`, padded as `padding` says.
+// REQUIRES: example_indices non-empty, each in [0, dataset.size()); padding as documented there.
 TokenBatch CollateBatch(const TokenizedDataset& dataset,
-                        const std::vector<int64_t>& example_indices);
+                        const std::vector<int64_t>& example_indices,
+                        const PaddingOptions& padding = {});
+
+// The width CollateBatch gives a batch whose longest text has `longest` tokens.
+int64_t PaddedWidth(const TokenizedDataset& dataset, int64_t longest,
+                    const PaddingOptions& padding);
 
 }  // namespace hpsearch::core

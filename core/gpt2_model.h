@@ -65,8 +65,12 @@ class Gpt2ModelImpl : public torch::nn::Module {
 
   void set_gradient_checkpointing(bool enabled) { gradient_checkpointing_ = enabled; }
   // Mixed precision: every linear layer of the blocks computes in `dtype` (core/lora_linear.h);
-  // embeddings, the residual stream and LayerNorms stay in the parameters' dtype (float32).
-  // Undefined restores the default (compute in the input's dtype).
+  // the residual stream, wpe and the LayerNorms stay in the parameters' dtype (float32). A frozen
+  // wte (lora, qlora) is stored in `dtype` when that is bfloat16 or float16 (the rows it gives are
+  // added to the float32 stream) and in float32 otherwise; going back to float32 does not restore
+  // the precision given up. Undefined restores the default (compute in the input's dtype).
+  // REQUIRES: called before pretrained weights are loaded (the constructor's caller does), so that
+  // the checkpoint's values are rounded once.
   void set_compute_dtype(c10::ScalarType dtype);
   c10::ScalarType compute_dtype() const { return compute_dtype_; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }

@@ -89,7 +89,8 @@ torch::Tensor LastTokenIndexFromAttentionMask(const torch::Tensor& attention_mas
 torch::Tensor LastTokenIndexFromInputIds(const torch::Tensor& input_ids, int64_t pad_token_id);
 
 // Mean cross-entropy of logits [B, num_labels] against labels [B] int64 (Hugging Face's
-// single-label loss).
+// single-label loss). Rows labelled -100 (kIgnoredLabel, static-shape padding) are left out of the
+// mean and get no gradient, as in Hugging Face.
 torch::Tensor SequenceClassificationLoss(const torch::Tensor& logits, const torch::Tensor& labels);
 
 }  // namespace hpsearch::core

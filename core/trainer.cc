@@ -129,6 +129,13 @@ int64_t ProgressInterval(const TrainerOptions& options, const torch::Device& dev
 
 }  // namespace
 
+PaddingOptions TrainingPadding(const TrainerOptions& options, const c10::Device& device) {
+  const bool on = options.static_shapes == StaticShapes::kOn ||
+                  (options.static_shapes == StaticShapes::kAuto && !device.is_cpu());
+  if (!on) return {};
+  return {options.length_buckets, options.batch_size};
+}
+
 Trainer::Trainer(Gpt2ForSequenceClassification model, TrainerOptions options,
                  TrainerCallbacks callbacks)
     : model_(std::move(model)), options_(std::move(options)), callbacks_(std::move(callbacks)) {
@@ -238,6 +245,7 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
   FlatAdamW optimizer(std::move(groups), AdamOptions(options_, options_.weight_decay));
   const torch::Device device = ModelDevice(*model_);
   const int64_t progress_interval = ProgressInterval(options_, device);
+  const PaddingOptions padding = TrainingPadding(options_, device);
 
   BatchOptions batching;
   batching.batch_size = options_.batch_size;
@@ -295,7 +303,7 @@ TrainResult Trainer::Train(const TokenizedDataset& train, const TokenizedDataset
         result.stopped = true;
         break;
       }
-      TokenBatch batch = CollateBatch(train, indices);
+      TokenBatch batch = CollateBatch(train, indices, padding);
       MoveBatch(batch, device);
       SetLearningRate(optimizer, options_.learning_rate *
                                      LinearScheduleFactor(state.global_step, options_.warmup_steps,

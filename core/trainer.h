@@ -4,9 +4,8 @@
 //   - AdamW (torch's, Hugging Face's defaults) over the trainable parameters; weight decay on every
 //     parameter but biases and LayerNorm weights.
 //   - Linear warmup then linear decay (core/lr_schedule.h), gradient clipping by global norm.
-//   - One optimizer step per batch; batches from core/batching.h (dynamic padding; a new seeded
-//   order
-//     every epoch).
+//   - One optimizer step per batch; batches from core/batching.h (a new seeded order every epoch),
+//     dynamically padded, or with static shapes (TrainerOptions::static_shapes).
 //   - Per epoch: train_loss (mean of the epoch's step losses) and, with validation data, val_loss,
 //     val_accuracy, val_f1 (weighted), val_f1_macro.
 //   - At the end, Hugging Face's train summary: global steps, mean train loss over all steps,
@@ -51,6 +50,13 @@
 
 namespace hpsearch::core {
 
+// Whether training batches have static shapes (TrainerOptions::static_shapes).
+enum class StaticShapes {
+  kAuto,  // on for a model on a GPU, off on the CPU
+  kOff,   // dynamic padding: each batch as wide as its longest text, as many rows as examples
+  kOn,    // length buckets and batch_size rows (core/batching.h PaddingOptions)
+};
+
 struct TrainerOptions {
   // Defaults and rules: base/training_defaults.h.
   double learning_rate = training_defaults::kLearningRate;  // peak learning rate
@@ -73,6 +79,17 @@ struct TrainerOptions {
   // Names the run a checkpoint belongs to (e.g. "study-id/trial-3"); a checkpoint with another tag
   // is not resumed. Empty: any checkpoint in checkpoint_dir is resumed.
   std::string checkpoint_tag;
+  // Static shapes: every training batch padded to a length bucket and filled to batch_size rows
+  // with zero-weight rows, so that a step has one of a few shapes (what CUDA graphs need, and the
+  // caching allocator reuses). The loss stays the mean over the real rows and the gradients equal
+  // dynamic padding's within float rounding; with dropout the random masks differ, as their shapes
+  // do. Padding costs extra work, which pays only on a GPU where a step is bound by kernel
+  // launches, so kAuto is off on the CPU (where the float32 results stay those of dynamic padding).
+  // Evaluation always pads dynamically.
+  StaticShapes static_shapes = StaticShapes::kAuto;
+  // With static shapes. Banking77's by default; for other data a batch longer than the largest
+  // bucket keeps its own width (one more shape).
+  std::vector<int64_t> length_buckets = Banking77LengthBuckets();
 };
 
 struct EvalResult {
@@ -138,6 +155,10 @@ struct TrainerCallbacks {
   // Checked between steps; when it becomes true, Train returns with stopped = true.
   const std::atomic<bool>* stop = nullptr;
 };
+
+// How Train pads its batches on a model on `device` (TrainerOptions::static_shapes resolved):
+// dynamic padding (the default PaddingOptions) or options.length_buckets and batch_size rows.
+PaddingOptions TrainingPadding(const TrainerOptions& options, const c10::Device& device);
 
 class Trainer {
  public:

@@ -10,28 +10,48 @@ namespace {
 constexpr int kBlockSize = 64;
 constexpr int kAbsmaxGroup = 256;
 constexpr int kThreads = 256;
+static_assert(kThreads >= 16, "the first 16 threads of a block fill its NF4 table");
 constexpr int64_t kMaxGrid = int64_t{1} << 20;
 
-// Same float32 constants as Nf4CodeTable() in nf4_reference.cc; the CUDA test compares the two
-// paths.
-__constant__ float kNf4Code[16] = {
-    -1.0f,
-    -0.6961928009986877f,
-    -0.5250730514526367f,
-    -0.39491748809814453f,
-    -0.28444138169288635f,
-    -0.18477343022823334f,
-    -0.09105003625154495f,
-    0.0f,
-    0.07958029955625534f,
-    0.16093020141124725f,
-    0.24611230194568634f,
-    0.33791524171829224f,
-    0.44070982933044434f,
-    0.5626170039176941f,
-    0.7229568362236023f,
-    1.0f,
-};
+// Entry `code` (0..15) of the NF4 table: the same float32 constants as Nf4CodeTable() in
+// nf4_reference.cc (the CUDA test compares the two paths). A select chain on a register, so the
+// table lives in no memory at all; each block calls it once per entry to fill its shared copy.
+__device__ __forceinline__ float Nf4Code(unsigned code) {
+  switch (code) {
+    case 0:
+      return -1.0f;
+    case 1:
+      return -0.6961928009986877f;
+    case 2:
+      return -0.5250730514526367f;
+    case 3:
+      return -0.39491748809814453f;
+    case 4:
+      return -0.28444138169288635f;
+    case 5:
+      return -0.18477343022823334f;
+    case 6:
+      return -0.09105003625154495f;
+    case 7:
+      return 0.0f;
+    case 8:
+      return 0.07958029955625534f;
+    case 9:
+      return 0.16093020141124725f;
+    case 10:
+      return 0.24611230194568634f;
+    case 11:
+      return 0.33791524171829224f;
+    case 12:
+      return 0.44070982933044434f;
+    case 13:
+      return 0.5626170039176941f;
+    case 14:
+      return 0.7229568362236023f;
+    default:
+      return 1.0f;
+  }
+}
 
 struct StoreBf16 {
   __nv_bfloat16* out;
@@ -50,6 +70,13 @@ __global__ void DequantizeNf4Kernel(const uint8_t* __restrict__ packed,
                                     const float* __restrict__ absmax_scales,
                                     const float* __restrict__ absmax_code_map, float absmax_offset,
                                     int64_t numel, Store store) {
+  // The table in shared memory, not __constant__: constant memory serves one address per cycle, so
+  // a warp looking up 32 data-dependent codes is serialised up to 16 ways. Shared memory has 32
+  // banks and the 16 floats sit in 16 of them, so any pattern of codes is one conflict-free read
+  // (equal codes broadcast).
+  __shared__ float code_table[16];
+  if (threadIdx.x < 16) code_table[threadIdx.x] = Nf4Code(threadIdx.x);
+  __syncthreads();
   const int64_t num_bytes = (numel + 1) / 2;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t byte_index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -62,8 +89,8 @@ __global__ void DequantizeNf4Kernel(const uint8_t* __restrict__ packed,
                                    __ldg(&absmax_scales[block / kAbsmaxGroup]));
     const float absmax = __fadd_rn(scaled, absmax_offset);
     const uint8_t byte = __ldg(&packed[byte_index]);
-    store(first, __fmul_rn(kNf4Code[byte >> 4], absmax));
-    if (first + 1 < numel) store(first + 1, __fmul_rn(kNf4Code[byte & 0x0F], absmax));
+    store(first, __fmul_rn(code_table[byte >> 4], absmax));
+    if (first + 1 < numel) store(first + 1, __fmul_rn(code_table[byte & 0x0F], absmax));
   }
 }
 

@@ -14,12 +14,15 @@
 #   $OUT/tests.log      kernel tests, then ctest of the core tests (CUDA cases included)
 #   $OUT/bench.log      seed_shape_bench and hf_peft_peer output
 #   $OUT/bench.json     seed_shape_bench's figures;  $OUT/peer.json: the peer's (each written after every
-#                       stage of its run: setup, steps with the peak memory over them, full run, eval)
+#                       stage of its run: setup, steps with the peak memory over them, full run, eval);
+#                       both train with static shapes (length buckets, full batches: the default on CUDA)
+#   $OUT/bench_dynamic.json  seed_shape_bench's timed steps again with dynamic padding (no full run), to
+#                       compare step time and peak memory with static shapes
 #   $OUT/hf_fixture.tar.gz  tests/data/hf_gpt2_fixture (commit it: tests/core/hf_fixture_test.cc)
 #
 # Phases, in the order the goals need their figures: versions (stops the script, with what to change, when
-# the versions cannot work together), configure, build-main, kernels, bench, peer, build-tests, core-tests,
-# fixture. They share one deadline (HPSEARCH_GPU_CHECK_SECONDS, default 270, so that the whole command fits
+# the versions cannot work together), configure, build-main, kernels, bench, peer, bench-dynamic,
+# build-tests, core-tests, fixture. They share one deadline (HPSEARCH_GPU_CHECK_SECONDS, default 270, so that the whole command fits
 # a 300 s device call); a phase that no longer fits is skipped and says so, a failing phase does not stop
 # the later ones, and build errors do not either (ninja -k 0): what did build still runs. Every phase ends
 # ok, skipped (with its reason), failed or timeout.
@@ -70,7 +73,8 @@ start=$(date +%s)
 mkdir -p "$work"
 summary="$out/phases.jsonl"
 : >"$summary"
-rm -f "$out/summary.json" "$out/bench.json" "$out/peer.json" "$out/versions.json"
+rm -f "$out/summary.json" "$out/bench.json" "$out/peer.json" "$out/versions.json" \
+  "$out/bench_dynamic.json"
 
 left() { echo $((budget - ($(date +%s) - start))); }
 # What is left minus RESERVE seconds for the phases after, at least 30.
@@ -95,11 +99,12 @@ phases = []
 with open(os.path.join(out, "phases.jsonl")) as f:
     phases = [json.loads(line) for line in f if line.strip()]
 versions, bench, peer = load("versions.json"), load("bench.json"), load("peer.json")
+dynamic = load("bench_dynamic.json")
 ratio = None
 if bench and peer and bench.get("train_samples_per_second") and peer.get("train_samples_per_second"):
     ratio = bench["train_samples_per_second"] / peer["train_samples_per_second"]
 summary = {"phases": phases, "versions": versions, "bench": bench, "peer": peer,
-           "train_throughput_ratio": ratio}
+           "bench_dynamic_padding": dynamic, "train_throughput_ratio": ratio}
 with open(os.path.join(out, "summary.json.partial"), "w") as f:
     json.dump(summary, f, indent=2)
 os.replace(os.path.join(out, "summary.json.partial"), os.path.join(out, "summary.json"))
@@ -134,6 +139,9 @@ row("full run (epochs x train texts)", get(bench, "full_run", "seconds"),
 row("peak allocated (full run)", gib(get(bench, "full_run", "peak_allocated_bytes")),
     gib(get(peer, "full_run", "peak_allocated_bytes")), "GiB")
 row("eval of the test texts", get(bench, "eval_seconds"), get(peer, "eval_seconds"), "s")
+row("static shapes", get(bench, "static_shapes"), get(peer, "static_shapes"), "")
+row("step, dynamic padding", get(dynamic, "step_ms"), None, "ms")
+row("peak allocated, dynamic padding", gib(get(dynamic, "steps_peak_allocated_bytes")), None, "GiB")
 print(f"  train throughput ratio: {'-' if ratio is None else f'{ratio:.2f}'}")
 for p in phases:
     print(f"  phase {p['phase']:<11} {p['status']:<8} {p['seconds']:>4}s {p['note']}")
@@ -268,18 +276,31 @@ if [ "$fake" = 1 ]; then
 fi
 rm -f "$work/seed_data.json"
 if [ -x "$bin/seed_shape_bench" ]; then
-  # The full run is skipped by the bench itself when its steps predict it would not fit; 70 s stay for
-  # the peer.
+  # The full run is skipped by the bench itself when its steps predict it would not fit; 100 s stay for
+  # the peer and the dynamic-padding steps.
   run_phase bench 40 "$out/bench.log" "$bin/seed_shape_bench" "${bench_args[@]}" \
-    --max-seconds "$(budget_after 70)"
+    --max-seconds "$(budget_after 100)"
 else
   phase bench skipped 0 "seed_shape_bench did not build"
 fi
 if [ -f "$work/seed_data.json" ]; then
   PYTHONUNBUFFERED=1 run_phase peer 40 "$out/bench.log" python3 "$root/bench/peer/hf_peft_peer.py" \
-    "${peer_args[@]}" --max-seconds "$(budget_after 10)"
+    "${peer_args[@]}" --max-seconds "$(budget_after 40)"
 else
   phase peer skipped 0 "no exported data from the bench"
+fi
+
+# ---- the timed steps again with dynamic padding (the HF peer is not rerun: the step-time ratio of the two
+# paddings is ours alone)
+dynamic_args=(--json "$out/bench_dynamic.json" --static-shapes off --no-full-run --steps 50 --warmup 5)
+if [ "$fake" = 1 ]; then
+  dynamic_args+=(--device cpu --layers 2 --width 64 --heads 2 --max-train 64 --max-test 32 --steps 3
+    --warmup 1 --threads 1)
+fi
+if [ -x "$bin/seed_shape_bench" ]; then
+  run_phase bench-dynamic 30 "$out/bench.log" "$bin/seed_shape_bench" "${dynamic_args[@]}"
+else
+  phase bench-dynamic skipped 0 "seed_shape_bench did not build"
 fi
 
 # ---- core tests: the CUDA cases (bf16 vs CPU reference, NF4 glue) and the rest. Left out here, none of

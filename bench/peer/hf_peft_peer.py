@@ -8,8 +8,10 @@ float32 adapters, autocast_adapter_dtype) and a float32 trainable head (modules_
 under torch.autocast(bfloat16) with torch.optim.AdamW, gradient clipping 1.0 and a linear schedule.
 
 It replays the token ids, labels and batches that `seed_shape_bench --export-data FILE` wrote, so
-both sides train on the same texts, in the same batches, with the same dynamic padding (each batch
-right-padded to its longest text with the pad id), the same number of steps and the same attention
+both sides train on the same texts, in the same batches, with the same padding (each batch
+right-padded with the pad id to its longest text, or with static shapes to the export's length
+bucket and filled to the full batch with zero-weight rows labelled -100, which Hugging Face's loss
+ignores as ours does), the same number of steps and the same attention
 implementation (--attn, default sdpa). Phases and figures are the C++ benchmark's: warm-up, timed
 steps (step time, train samples/s), the full run (epochs over all training texts, timed, with
 torch.cuda.max_memory_allocated over it), and evaluation of the test texts twice (the second, warm,
@@ -106,6 +108,7 @@ def main():
         "compute_dtype": args.dtype,
         "attn_implementation": attn_used,
         "gradient_checkpointing": args.gradient_checkpointing,
+        "static_shapes": int(data.get("padding", {}).get("rows", 0)) > 0,
         "batch_size": int(data["batch_size"]),
         "eval_batch_size": int(data["eval_batch_size"]),
         "train_texts": len(train_ids),
@@ -122,14 +125,31 @@ def main():
 
     write_report("setup")
 
-    def collate(ids, labels, rows):
+    # The C++ side's padding of training batches (core/batching.h PaddingOptions); evaluation pads
+    # dynamically on both sides. Exports from before static shapes carry no "padding".
+    padding = data.get("padding", {})
+    buckets = [int(b) for b in padding.get("length_buckets", [])]
+    fill_rows = int(padding.get("rows", 0))
+    max_length = int(padding.get("max_length", 0))
+
+    def padded_width(longest):
+        for bucket in buckets:
+            if bucket >= longest:
+                return max(longest, min(bucket, max_length)) if max_length > 0 else bucket
+        return longest
+
+    def collate(ids, labels, rows, static=False):
         longest = max(len(ids[r]) for r in rows)
-        input_ids = torch.full((len(rows), longest), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        width = padded_width(longest) if static else longest
+        count = max(len(rows), fill_rows) if static else len(rows)
+        input_ids = torch.full((count, width), pad, dtype=torch.long)
+        mask = torch.zeros((count, width), dtype=torch.long)
+        mask[len(rows):, 0] = 1  # a zero-weight row: one attended pad token, label -100
         for i, r in enumerate(rows):
             input_ids[i, :len(ids[r])] = torch.tensor(ids[r], dtype=torch.long)
             mask[i, :len(ids[r])] = 1
-        target = torch.tensor([labels[r] for r in rows], dtype=torch.long)
+        target = torch.tensor([labels[r] for r in rows] + [-100] * (count - len(rows)),
+                              dtype=torch.long)
         return (input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True),
                 target.to(device, non_blocking=True))
 
@@ -140,7 +160,7 @@ def main():
         schedule = transformers.get_linear_schedule_with_warmup(optimizer, 0, len(batches))
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         for rows in batches:
-            input_ids, mask, target = collate(train_ids, train_labels, rows)
+            input_ids, mask, target = collate(train_ids, train_labels, rows, static=True)
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32):
                 out = model(input_ids=input_ids, attention_mask=mask, labels=target)
             out.loss.backward()

@@ -73,6 +73,50 @@ TEST_CASE("CollateBatch pads right to the longest row and marks real tokens", "[
   REQUIRE(batch.example_indices == std::vector<int64_t>{0, 1, 2});
 }
 
+TEST_CASE("CollateBatch with static shapes pads to a bucket and fills rows with zero-weight rows",
+          "[core][batching][static_shapes]") {
+  formats::DataOptions options;
+  options.max_length = 8;
+  const TokenizedDataset data = TokenizeDataset(SmallDataset(), EncodeBytes, options);
+  PaddingOptions padding;
+  padding.length_buckets = {4, 16};
+  padding.rows = 4;
+  // Longest 5 ("hello"): bucket 16, capped at max_length 8; two padding rows.
+  const TokenBatch batch = CollateBatch(data, {0, 1}, padding);
+  REQUIRE(batch.input_ids.sizes() == at::IntArrayRef({4, 8}));
+  const int64_t pad = 50256;
+  REQUIRE(ToVector(batch.input_ids) ==
+          std::vector<int64_t>{'h', 'i', pad, pad, pad, pad, pad, pad,                    //
+                               'h', 'e', 'l', 'l', 'o', pad, pad, pad,                    //
+                               pad, pad, pad, pad, pad, pad, pad, pad,                    //
+                               pad, pad, pad, pad, pad, pad, pad, pad});                  //
+  REQUIRE(ToVector(batch.attention_mask) == std::vector<int64_t>{1, 1, 0, 0, 0, 0, 0, 0,  //
+                                                                 1, 1, 1, 1, 1, 0, 0, 0,  //
+                                                                 1, 0, 0, 0, 0, 0, 0, 0,  //
+                                                                 1, 0, 0, 0, 0, 0, 0, 0});
+  REQUIRE(ToVector(batch.labels) == std::vector<int64_t>{0, 1, kIgnoredLabel, kIgnoredLabel});
+  REQUIRE(ToVector(batch.last_token_index) == std::vector<int64_t>{1, 4, 0, 0});
+  REQUIRE(batch.num_tokens == 7);
+  REQUIRE(batch.example_indices == std::vector<int64_t>{0, 1});
+
+  // Longest 3 fits the first bucket; a full batch gets no padding rows.
+  padding.rows = 2;
+  REQUIRE(CollateBatch(data, {2, 4}, padding).input_ids.sizes() == at::IntArrayRef({2, 4}));
+  // Longer than every bucket: the batch keeps its own width.
+  padding.length_buckets = {2};
+  REQUIRE(CollateBatch(data, {0, 1}, padding).input_ids.sizes() == at::IntArrayRef({2, 5}));
+  REQUIRE(PaddedWidth(data, 1, padding) == 2);
+  REQUIRE(PaddedWidth(data, 3, {}) == 3);
+
+  padding.rows = 1;
+  REQUIRE_THROWS_AS(CollateBatch(data, {0, 1}, padding), Error);
+  padding.rows = 0;
+  padding.length_buckets = {8, 4};
+  REQUIRE_THROWS_AS(CollateBatch(data, {0, 1}, padding), Error);
+  padding.length_buckets = {0};
+  REQUIRE_THROWS_AS(CollateBatch(data, {0, 1}, padding), Error);
+}
+
 TEST_CASE("TokenizeDataset truncates to max_length and honours the pad id", "[core][batching]") {
   formats::DataOptions options;
   options.max_length = 4;

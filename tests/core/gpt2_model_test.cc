@@ -282,6 +282,45 @@ TEST_CASE("GPT-2 initialisation: seeded, std 0.02, c_proj scaled by 1/sqrt(2 n_l
   REQUIRE(at::equal(pa["transformer.ln_f.bias"], at::zeros({32})));
 }
 
+TEST_CASE("A frozen wte is held in a half-width compute dtype and gives the same logits",
+          "[core][gpt2_model][compute_dtype]") {
+  Gpt2ForSequenceClassificationOptions options = TinyOptions(FineTuningMethod::kLora, /*seed=*/7);
+  options.compute_dtype = at::kBFloat16;
+  Gpt2ForSequenceClassification model(options);
+  model->eval();
+  const at::Tensor& wte = model->transformer->wte->weight;
+  REQUIRE(wte.scalar_type() == at::kBFloat16);
+  REQUIRE(model->transformer->wpe->weight.scalar_type() == at::kFloat);
+  const at::Tensor ids = RandomIds(2, 6, /*seed=*/3);
+  const at::Tensor last = at::full({2}, 5, at::kLong);
+  const at::Tensor logits = model->forward(ids, {}, last);
+  REQUIRE(logits.scalar_type() == at::kFloat);
+
+  // The same rounded values held in float32: the add promotes the bf16 rows exactly, so the
+  // storage dtype changes nothing but memory.
+  {
+    torch::NoGradGuard no_grad;
+    model->transformer->wte->weight.set_data(wte.to(at::kFloat));
+  }
+  REQUIRE(at::equal(model->forward(ids, {}, last), logits));
+
+  // Pretrained weights load into the bf16 table (rounded once) and come out as float32.
+  Gpt2ForSequenceClassification loaded(options);
+  std::map<std::string, at::Tensor> weights = model->transformer->HfWeights();
+  loaded->transformer->LoadHfWeights(weights);
+  REQUIRE(loaded->transformer->wte->weight.scalar_type() == at::kBFloat16);
+  REQUIRE(at::equal(loaded->transformer->HfWeights().at("wte.weight"), weights.at("wte.weight")));
+
+  // A trainable wte (full fine-tuning) and a float32 compute dtype keep float32.
+  options.fine_tuning.method = FineTuningMethod::kFull;
+  REQUIRE(Gpt2ForSequenceClassification(options)->transformer->wte->weight.scalar_type() ==
+          at::kFloat);
+  options.fine_tuning.method = FineTuningMethod::kLora;
+  options.compute_dtype = at::kFloat;
+  REQUIRE(Gpt2ForSequenceClassification(options)->transformer->wte->weight.scalar_type() ==
+          at::kFloat);
+}
+
 TEST_CASE("GeluNew matches GPT-2's tanh formula", "[core][gpt2_model]") {
   const at::Tensor x = at::linspace(-8.0, 8.0, 2001, at::kDouble);
   const double c = std::sqrt(2.0 / std::acos(-1.0));

@@ -403,5 +403,101 @@ TEST_CASE("Progress comes every progress_interval_steps with the interval's mean
   REQUIRE(every_three[2].loss == Approx((every_step[6].loss + every_step[7].loss) / 2));
 }
 
+// The tiny model without dropout: static and dynamic padding draw different dropout masks (their
+// shapes differ), so equality holds only without it.
+Gpt2ForSequenceClassification NoDropoutModel(FineTuningMethod method) {
+  Gpt2ForSequenceClassificationOptions options = testing::TinyOptions(method, /*seed=*/3);
+  options.config.resid_pdrop = options.config.embd_pdrop = options.config.attn_pdrop = 0.0;
+  return Gpt2ForSequenceClassification(options);
+}
+
+bool Close(const at::Tensor& a, const at::Tensor& b) {
+  return a.sizes() == b.sizes() && at::allclose(a, b, /*rtol=*/1e-4, /*atol=*/1e-6);
+}
+
+TEST_CASE("Static shapes give dynamic padding's losses and gradients, short last batch included",
+          "[core][trainer][static_shapes]") {
+  const FineTuningMethod method = GENERATE(FineTuningMethod::kFull, FineTuningMethod::kLora);
+  INFO("method " << static_cast<int>(method));
+  Gpt2ForSequenceClassification model = NoDropoutModel(method);
+  TokenizedDataset data = ToyDataset(21, 4);  // batches of 8, 8 and 5; texts of 2 to 12 tokens
+  data.max_length = 16;                       // so that bucket 16 pads every batch wider
+  BatchOptions batching;
+  batching.batch_size = 8;
+  batching.seed = 9;
+  PaddingOptions padding;
+  padding.length_buckets = {4, 8, 16};
+  padding.rows = 8;
+  // The loss and every trainable gradient of one batch.
+  auto loss_and_gradients = [&](const TokenBatch& batch) {
+    model->zero_grad();
+    const at::Tensor loss = SequenceClassificationLoss(
+        model->forward(batch.input_ids, batch.attention_mask, batch.last_token_index),
+        batch.labels);
+    loss.backward();
+    std::vector<at::Tensor> out = {loss.detach()};
+    for (const auto& p : model->parameters())
+      if (p.requires_grad()) out.push_back(p.grad().clone());
+    return out;
+  };
+  int64_t wider = 0, filled = 0;
+  for (const std::vector<int64_t>& indices : PlanBatches(data, batching, 0)) {
+    const TokenBatch dynamic = CollateBatch(data, indices);
+    const TokenBatch fixed = CollateBatch(data, indices, padding);
+    REQUIRE(fixed.input_ids.size(0) == 8);
+    wider += fixed.input_ids.size(1) > dynamic.input_ids.size(1) ? 1 : 0;
+    filled += fixed.input_ids.size(0) > dynamic.input_ids.size(0) ? 1 : 0;
+    const std::vector<at::Tensor> expected = loss_and_gradients(dynamic);
+    const std::vector<at::Tensor> actual = loss_and_gradients(fixed);
+    REQUIRE(expected.size() == actual.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      INFO("batch of " << indices.size() << ", tensor " << i << ": "
+                       << expected[i].norm().item<double>() << " vs "
+                       << actual[i].norm().item<double>());
+      REQUIRE(Close(expected[i], actual[i]));
+    }
+  }
+  // The comparison covered both kinds of padding.
+  REQUIRE(wider == 3);
+  REQUIRE(filled == 1);
+}
+
+TEST_CASE("Training with static shapes follows dynamic padding's run",
+          "[core][trainer][static_shapes]") {
+  TokenizedDataset train = ToyDataset(60, 1);  // the last batch holds 4 texts
+  train.max_length = 16;                       // room for bucket 16
+  const TokenizedDataset validation = ToyDataset(16, 2);
+  TrainerOptions options = ToyOptions();
+  options.static_shapes = StaticShapes::kOff;
+  Gpt2ForSequenceClassification dynamic_model = NoDropoutModel(FineTuningMethod::kFull);
+  const TrainResult dynamic = Trainer(dynamic_model, options).Train(train, &validation);
+  options.static_shapes = StaticShapes::kOn;
+  options.length_buckets = {4, 8, 16};
+  Gpt2ForSequenceClassification fixed_model = NoDropoutModel(FineTuningMethod::kFull);
+  const TrainResult fixed = Trainer(fixed_model, options).Train(train, &validation);
+  REQUIRE(fixed.global_steps == dynamic.global_steps);
+  REQUIRE(fixed.samples_per_second > 0);
+  REQUIRE(fixed.train_loss == Approx(dynamic.train_loss).epsilon(1e-4));
+  for (size_t e = 0; e < dynamic.epoch_results.size(); ++e) {
+    REQUIRE(fixed.epoch_results[e].train_loss ==
+            Approx(dynamic.epoch_results[e].train_loss).epsilon(1e-4));
+    REQUIRE(fixed.epoch_results[e].validation->loss ==
+            Approx(dynamic.epoch_results[e].validation->loss).epsilon(1e-4));
+  }
+  // Padding counts in the FLOPs, as Hugging Face counts input_ids.numel().
+  REQUIRE(fixed.total_flos > dynamic.total_flos);
+  const auto dynamic_parameters = dynamic_model->named_parameters();
+  for (const auto& item : fixed_model->named_parameters()) {
+    INFO(item.key());
+    REQUIRE(at::allclose(item.value(), dynamic_parameters[item.key()], 1e-4, 1e-5));
+  }
+  // kAuto is off on the CPU: bit-identical to kOff.
+  options.static_shapes = StaticShapes::kAuto;
+  const TrainResult automatic =
+      Trainer(NoDropoutModel(FineTuningMethod::kFull), options).Train(train, &validation);
+  REQUIRE(automatic.train_loss == dynamic.train_loss);
+  REQUIRE(automatic.total_flos == dynamic.total_flos);
+}
+
 }  // namespace
 }  // namespace hpsearch::core
