@@ -116,7 +116,7 @@ TEST_CASE("Kernel counting: a fused op counts once forward and once backward",
   REQUIRE(plain.launches_by_name.at("aten::mm") == 3);  // x x^T and its two gradients
 }
 
-TEST_CASE("Kernel counting: one counter at a time; Subtract gives one step's count",
+TEST_CASE("Kernel counting: one counter at a time, and Subtract gives one step's count",
           "[core][kernel_count]") {
   {
     KernelLaunchCounter counter;
