@@ -319,8 +319,9 @@ def main():
                         help="seconds between coordinator SIGKILLs (default 60)")
     parser.add_argument("--sample-every", type=float, default=2, help="seconds between RSS samples")
     parser.add_argument("--warmup", type=float, default=10,
-                        help="seconds after each coordinator start before its first RSS sample "
-                             "(workers reconnecting, gRPC threads starting)")
+                        help="seconds after each coordinator start (the first: after the submit) "
+                             "before its first RSS sample (workers reconnecting, gRPC threads "
+                             "starting)")
     parser.add_argument("--memory-tolerance", type=float, default=10, help="percent (default 10)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, db)")
     args = parser.parse_args()
@@ -398,7 +399,9 @@ def main():
                       f"(back in {downtimes[-1]:.1f} s)", flush=True)
             if now >= next_sample:
                 t = now - start
-                if now - coordinator.lives[-1]["ready"] >= args.warmup:
+                # Sampled from `warmup` s after the workers' calls reach this life: after it listens,
+                # or for the first life (listening long before the workers started) after the submit.
+                if now - max(coordinator.lives[-1]["ready"], start) >= args.warmup:
                     coordinator.sample(t)
                 for i, p in enumerate(workers):
                     if p.poll() is None:
@@ -513,8 +516,8 @@ def report(args, work, db, coordinator, worker_logs, worker_samples, early_exits
         if abs(pct(total_first, total_last)) > args.memory_tolerance or worst > args.memory_tolerance:
             ok = False
             print(f"  OVER {args.memory_tolerance:g}%")
-    print(f"\ncoordinator RSS per life (first sample {args.warmup:g} s after it listens, last "
-          "sample before its SIGKILL/SIGTERM):")
+    print(f"\ncoordinator RSS per life (first sample {args.warmup:g} s after it listens, life 1: "
+          "after the submit; last sample before its SIGKILL/SIGTERM):")
     print("| life | seconds sampled | first (MiB) | last (MiB) | change |")
     print("|---|---|---|---|---|")
     worst_life = 0.0

@@ -1,5 +1,7 @@
 #include "server/grpc_services.h"
 
+#include <malloc.h>
+
 #include <deque>
 
 #include "absl/strings/str_cat.h"
@@ -356,9 +358,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
 }
 
 void CoordinatorServer::TickLoop() {
+  absl::Time trimmed = absl::InfinitePast();  // the first tick trims what a restart's load freed
   while (!stop_.WaitForNotificationWithTimeout(options_.tick_interval)) {
     if (absl::Status status = coordinator_->Tick(); !status.ok()) {
       spdlog::error("coordinator tick failed: {}", std::string(status.message()));
+    }
+    if (options_.trim_interval > absl::ZeroDuration() &&
+        absl::Now() - trimmed >= options_.trim_interval) {
+      malloc_trim(0);  // no lock of ours held; glibc locks each arena in turn
+      trimmed = absl::Now();
     }
   }
 }

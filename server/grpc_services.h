@@ -37,6 +37,11 @@ struct ServerOptions {
   absl::Duration max_acquire_wait = absl::Seconds(30);
   // How often leases, timeouts and time limits are checked. Expiry is at most this late.
   absl::Duration tick_interval = absl::Milliseconds(200);
+  // How often the ticker hands the heap's free pages back to the operating system (glibc's
+  // malloc_trim). Requests allocate and free in many threads' arenas between the long-lived trial
+  // records, so without it the resident size follows the heap's high-water mark and fragments, not
+  // what the coordinator holds (docs/reliability.md, "Soak"). Zero: never.
+  absl::Duration trim_interval = absl::Seconds(10);
   // Transport credentials (rpc::LoadServerSecurity); null: plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // The token every call must carry; empty: none is required.
