@@ -58,6 +58,16 @@ ClassificationData LoadData(const DataConfig& d, const formats::DataOptions& o) 
   return data;
 }
 
+// QLoRA: the frozen base weights of the blocks become NF4 (on the CPU, before the model moves).
+// Other methods keep them as they are.
+void QuantizeBaseForQlora(const RunConfig& config, Gpt2ForSequenceClassification& model) {
+  if (config.fine_tune.method != "qlora") return;
+  Nf4Options nf4;
+  nf4.double_quant = config.fine_tune.double_quant;
+  nf4.block_size = static_cast<int>(config.fine_tune.block_size);
+  ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory(nf4));
+}
+
 Gpt2ForSequenceClassification BuildModel(const RunConfig& config, int64_t num_labels,
                                          int64_t vocab_size, int64_t pad_token_id,
                                          const RunOptions& run_options,
@@ -215,12 +225,7 @@ RunOutcome RunTraining(const RunConfig& config, const RunOptions& options,
     tokenizer.RequireFitsModel(model->options().config.vocab_size,
                                config.model.path.empty() ? "the model" : config.model.path);
   }
-  if (config.fine_tune.method == "qlora") {
-    Nf4Options nf4;
-    nf4.double_quant = config.fine_tune.double_quant;
-    nf4.block_size = static_cast<int>(config.fine_tune.block_size);
-    ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory(nf4));
-  }
+  QuantizeBaseForQlora(config, model);
   // Quantised on the CPU, then moved once; the trainer computes where the parameters are.
   model->to(ResolveDevice(options.device));
 
@@ -293,12 +298,7 @@ RunOutcome RunEvaluation(const RunConfig& config, const std::string& model_dir,
       BuildModel(config, data.labels.size(), tokenizer.vocab_size(), pad, options, callbacks);
   tokenizer.RequireFitsModel(model->options().config.vocab_size,
                              config.model.path.empty() ? "the model" : config.model.path);
-  if (config.fine_tune.method == "qlora") {
-    Nf4Options nf4;
-    nf4.double_quant = config.fine_tune.double_quant;
-    nf4.block_size = static_cast<int>(config.fine_tune.block_size);
-    ReplaceFrozenBaseWeights(*model, Nf4FrozenWeightFactory(nf4));
-  }
+  QuantizeBaseForQlora(config, model);
   LoadTrainedModel(model_dir, *model);
   model->to(ResolveDevice(options.device));
 
