@@ -105,8 +105,10 @@ static_assert(IsSorted(std::begin(kNoKernelOps), std::end(kNoKernelOps)),
 
 // Rule 5 (docs/gpu-kernels.md): operators that CUDA runs as one kernel while the CPU decomposes
 // them (dropout is native_dropout there: mask and scale in one kernel, where the CPU runs
-// bernoulli_, div_ and mul); each counts 1 when anything below it counts.
-constexpr std::string_view kOneKernelOnCuda[] = {"aten::dropout", "aten::native_dropout"};
+// bernoulli_, div_ and mul; its backward is one masked scale, where the CPU runs two mul); each
+// counts 1 when anything below it counts.
+constexpr std::string_view kOneKernelOnCuda[] = {"aten::dropout", "aten::native_dropout",
+                                                 "aten::native_dropout_backward"};
 
 enum class CounterFrameKind { kOp, kFused, kBackward, kOther };
 

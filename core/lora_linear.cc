@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "core/error.h"
@@ -37,35 +38,87 @@ void ValidateOptions(const LoraLinearOptions& options) {
   }
 }
 
-// weight.to(dtype) for an adapter weight, as one autograd node whose value a checkpointed block's
-// recomputation takes from the block's first run (CheckpointStash) instead of casting again; the
-// gradient is cast back as Tensor::to's backward does.
-class AdapterCastFunction : public torch::autograd::Function<AdapterCastFunction> {
+// The adapter path of a layer computing in a narrower dtype than its float32 adapters (QLoRA's
+// bf16), as one autograd node:
+//
+//   out = y + scale * dropout(x) A^T B^T
+//
+// Forward: the adapters are cast to the compute dtype (inside a checkpointed block once for its
+// first run and its recomputation: CheckpointStash), dropout is native_dropout (mask and scale in
+// one kernel on CUDA), then x_d A^T (mm) and y + scale * h B^T (addmm, the scale and the sum inside
+// the GEMM). Backward: g B (mm), the input gradient (g B) A (mm) with the dropout mask and both
+// scales applied by native_dropout_backward (one kernel), and the adapters' gradients g^T h and
+// (g B)^T x_d (mm) accumulated straight into lora_A.grad and lora_B.grad, scaled and widened to
+// float32 by one add_ each: the fusion Megatron-LM calls gradient-accumulation fusion. Autograd
+// would otherwise scale (AddmmBackward's mul), cast back (ToCopyBackward) and then accumulate
+// (AccumulateGrad): six kernels per layer where this takes two.
+//
+// The price: the adapters' gradients never travel as autograd values, so
+// torch::autograd::grad(..., {lora_A}) does not see them (they land in .grad, as loss.backward()
+// puts them); CheckpointedCall asks for its parameters' gradients with allow_unused and passes the
+// absence on. The float32 path does not come here (LoraLinearImpl::forward): it stays the plain
+// autograd graph.
+// parameter.grad += scale * gradient (gradient in the compute dtype, widened by the add), as
+// AccumulateGrad would add the scaled, widened gradient; sets it when the parameter has none.
+void AccumulateGradient(const at::Tensor& parameter, const at::Tensor& gradient, double scale) {
+  at::Tensor& grad = parameter.mutable_grad();
+  if (grad.defined()) {
+    grad.add_(gradient, scale);
+  } else {
+    grad = gradient.to(parameter.scalar_type()).mul_(scale);
+  }
+}
+
+class LoraAdapterFunction : public torch::autograd::Function<LoraAdapterFunction> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& weight,
-                            int64_t dtype) {
-    ctx->saved_data["dtype"] = static_cast<int64_t>(weight.scalar_type());
-    const at::Tensor cast = CheckpointStash(weight.unsafeGetTensorImpl(), [&] {
-      return weight.detach().to(static_cast<c10::ScalarType>(dtype));
-    });
-    // A new tensor object over the kept storage: autograd attaches this node to it, not to the
-    // kept tensor.
-    return cast.variable_data();
+  // x: [N, in] and y: [N, out] in the compute dtype; lora_A [r, in], lora_B [out, r] float32.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& y, const at::Tensor& lora_A,
+                            const at::Tensor& lora_B, double scale, double dropout,
+                            int64_t compute_dtype) {
+    const auto dtype = static_cast<c10::ScalarType>(compute_dtype);
+    const at::Tensor a = CheckpointStash(lora_A.unsafeGetTensorImpl(),
+                                         [&] { return lora_A.detach().to(dtype); });
+    const at::Tensor b = CheckpointStash(lora_B.unsafeGetTensorImpl(),
+                                         [&] { return lora_B.detach().to(dtype); });
+    at::Tensor x_dropped = x;
+    at::Tensor keep;
+    if (dropout > 0.0) std::tie(x_dropped, keep) = at::native_dropout(x, dropout, true);
+    const at::Tensor hidden = at::mm(x_dropped, a.t());
+    ctx->save_for_backward({x_dropped, keep, hidden, a, b, lora_A, lora_B});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["dropout"] = dropout;
+    return at::addmm(y, hidden, b.t(), /*beta=*/1, /*alpha=*/scale);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const auto dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
-    return {grad_outputs[0].to(dtype), at::Tensor()};
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& x_dropped = saved[0];
+    const at::Tensor& keep = saved[1];
+    const at::Tensor& hidden = saved[2];
+    const at::Tensor& a = saved[3];
+    const at::Tensor& b = saved[4];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const double dropout = ctx->saved_data["dropout"].toDouble();
+    const at::Tensor& grad_out = grad_outputs[0];
+
+    const at::Tensor grad_hidden = at::mm(grad_out, b);  // without the scale: [N, r]
+    at::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) {
+      const at::Tensor grad_x_dropped = at::mm(grad_hidden, a);
+      grad_x = keep.defined()
+                   ? at::native_dropout_backward(grad_x_dropped, keep, scale / (1.0 - dropout))
+                   : grad_x_dropped.mul(scale);
+    }
+    if (ctx->needs_input_grad(2)) {
+      AccumulateGradient(saved[5], at::mm(grad_hidden.t(), x_dropped), scale);
+    }
+    if (ctx->needs_input_grad(3)) AccumulateGradient(saved[6], at::mm(grad_out.t(), hidden), scale);
+    return {grad_x, ctx->needs_input_grad(1) ? grad_out : at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
-
-// An adapter weight in the compute dtype (itself when it already is).
-at::Tensor AdapterIn(const at::Tensor& weight, c10::ScalarType dtype) {
-  if (weight.scalar_type() == dtype) return weight;
-  return AdapterCastFunction::apply(weight, static_cast<int64_t>(dtype));
-}
-
 }  // namespace
 
 double KaimingUniformBound(int64_t fan_in, double a) {
@@ -118,16 +171,23 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
               : at::linear(input, weight.to(dtype),
                            bias.defined() && bias.requires_grad() ? bias.to(dtype) : BiasIn(dtype));
   if (!has_lora()) return y;
-  torch::Tensor adapter_in = input;
-  if (options_.lora_dropout() > 0.0 && is_training()) {
-    adapter_in = at::dropout(input, options_.lora_dropout(), /*train=*/true);
-  }
-  // y + scale * (adapter_in A^T) B^T with the scale and the sum inside one GEMM (addmm's alpha and
-  // beta): two kernels fewer per layer forward and one fewer backward than matmul, mul and add.
-  const torch::Tensor hidden = at::linear(adapter_in, AdapterIn(lora_A, dtype));
   const int64_t out = options_.out_features();
-  return at::addmm(y.reshape({-1, out}), hidden.reshape({-1, options_.lora_r()}),
-                   AdapterIn(lora_B, dtype).t(), /*beta=*/1, /*alpha=*/lora_scale())
+  const int64_t r = options_.lora_r();
+  const double dropout = is_training() ? options_.lora_dropout() : 0.0;
+  if (dtype != lora_A.scalar_type()) {
+    return LoraAdapterFunction::apply(input.reshape({-1, options_.in_features()}),
+                                      y.reshape({-1, out}), lora_A, lora_B, lora_scale(), dropout,
+                                      static_cast<int64_t>(dtype))
+        .view(y.sizes());
+  }
+  // The plain path (the adapters' own dtype): y + scale * (adapter_in A^T) B^T with the scale and
+  // the sum inside one GEMM (addmm's alpha and beta): two kernels fewer per layer forward and one
+  // fewer backward than matmul, mul and add.
+  const torch::Tensor adapter_in =
+      dropout > 0.0 ? at::dropout(input, dropout, /*train=*/true) : input;
+  const torch::Tensor hidden = at::linear(adapter_in, lora_A);
+  return at::addmm(y.reshape({-1, out}), hidden.reshape({-1, r}), lora_B.t(), /*beta=*/1,
+                   /*alpha=*/lora_scale())
       .view(y.sizes());
 }
 

@@ -21,8 +21,11 @@
 // the compute dtype, the base weight is materialised in it (NF4 dequantises straight to bf16), the
 // frozen bias and the fp32 LoRA weights are cast to it at use (inside a checkpointed block, once
 // for the block's first run and its recomputation: CheckpointStash in core/grad_checkpoint.h), and
-// the output comes out in it. The trainable tensors stay float32 (their gradients arrive in
-// float32 through the casts), as autocast and QLoRA keep master weights. A frozen FrozenWeight base
+// the output comes out in it. The trainable tensors stay float32, as autocast and QLoRA keep master
+// weights: the adapter path is then one autograd node that accumulates the adapters' gradients,
+// scaled and widened to float32, straight into lora_A.grad and lora_B.grad (as loss.backward()
+// would; torch::autograd::grad does not see them), which saves six kernel launches per layer and
+// step. In the adapters' own dtype (float32) the layer is the plain autograd graph. A frozen FrozenWeight base
 // goes through FrozenLinear (core/frozen_linear.h), which keeps no dense copy of the weight for
 // backward.
 //

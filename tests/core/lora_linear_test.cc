@@ -54,6 +54,64 @@ TEST_CASE("LoraLinear with lora_B = 0 reproduces the base layer exactly", "[core
   REQUIRE(at::equal(adapted(x), plain(x)));
 }
 
+TEST_CASE("In bfloat16 the adapter node equals the autograd graph and accumulates into .grad",
+          "[core][lora_linear]") {
+  constexpr double kDropout = 0.25;
+  LoraLinear layer(LoraLinearOptions(16, 12)
+                       .lora_r(4)
+                       .lora_alpha(8.0)
+                       .lora_dropout(kDropout)
+                       .base_trainable(false)
+                       .compute_dtype(at::kBFloat16),
+                   Seeded(1));
+  {
+    torch::NoGradGuard no_grad;
+    layer->lora_B.normal_(0.0, 0.5, Seeded(2));
+    layer->bias.normal_(0.0, 0.5, Seeded(3));
+  }
+  const at::Tensor x0 = at::randn({2, 5, 16}, Seeded(4));
+  const at::Tensor grad_out = at::randn({2, 5, 12}, Seeded(5)).to(at::kBFloat16);
+  // lora_A already holds a gradient (a second micro-batch, or FlatAdamW's zeroed view): the node
+  // adds to it; lora_B has none yet: the node sets it.
+  layer->lora_A.mutable_grad() = at::ones_like(layer->lora_A);
+  const at::Tensor x = x0.clone().requires_grad_(true);
+  at::manual_seed(7);
+  const at::Tensor out = layer(x);
+  out.backward(grad_out);
+
+  // The same computation as plain autograd ops on bf16 casts of the adapters, the same draw.
+  const at::Tensor x_ref = x0.clone().requires_grad_(true);
+  const at::Tensor a_ref = layer->lora_A.detach().clone().requires_grad_(true);
+  const at::Tensor b_ref = layer->lora_B.detach().clone().requires_grad_(true);
+  at::manual_seed(7);
+  const at::Tensor input = x_ref.to(at::kBFloat16);
+  const at::Tensor base = at::linear(input, layer->weight.to(at::kBFloat16),
+                                     layer->bias.to(at::kBFloat16));
+  const at::Tensor dropped = std::get<0>(at::native_dropout(input, kDropout, true));
+  const at::Tensor expected =
+      at::addmm(base.reshape({-1, 12}),
+                at::mm(dropped.reshape({-1, 16}), a_ref.to(at::kBFloat16).t()),
+                b_ref.to(at::kBFloat16).t(), 1, layer->lora_scale())
+          .view(base.sizes());
+  expected.backward(grad_out);
+
+  REQUIRE(out.scalar_type() == at::kBFloat16);
+  REQUIRE(at::equal(out, expected));
+  REQUIRE(layer->lora_A.grad().scalar_type() == at::kFloat);
+  REQUIRE(layer->lora_B.grad().scalar_type() == at::kFloat);
+  // GEMMs of other orientations and the scale applied in float32: bf16 rounding apart.
+  CHECK(at::allclose(layer->lora_A.grad() - 1.0, a_ref.grad(), 2e-2, 2e-2));
+  CHECK(at::allclose(layer->lora_B.grad(), b_ref.grad(), 2e-2, 2e-2));
+  CHECK(at::allclose(x.grad(), x_ref.grad(), 2e-2, 2e-2));
+  CHECK_FALSE(at::allclose(a_ref.grad(), at::zeros_like(a_ref), 0.0, 1e-3));
+
+  // A second backward accumulates again, as AccumulateGrad would.
+  const at::Tensor b_grad_once = layer->lora_B.grad().clone();
+  at::manual_seed(7);
+  layer(x0).backward(grad_out);
+  CHECK(at::allclose(layer->lora_B.grad(), b_grad_once * 2.0, 1e-6, 1e-6));
+}
+
 TEST_CASE("A LoRA classifier before training gives the base model's logits exactly",
           "[core][lora_linear]") {
   Gpt2ForSequenceClassificationOptions lora_options = TinyOptions(FineTuningMethod::kLora, 1);
