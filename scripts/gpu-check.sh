@@ -18,6 +18,9 @@
 #                       both train with static shapes (length buckets, full batches: the default on CUDA)
 #   $OUT/bench_dynamic.json  seed_shape_bench's timed steps again with dynamic padding (no full run), to
 #                       compare step time and peak memory with static shapes
+#   $OUT/bench_seed.json, $OUT/peer_seed.json  both sides' timed steps (no full run) at the seed's own
+#                       configuration (examples/banking77-seed.yaml: LoRA on c_attn only, gradient
+#                       checkpointing), on the same batches
 #   $OUT/hf_fixture.tar.gz  tests/data/hf_gpt2_fixture (commit it: tests/core/hf_fixture_test.cc)
 #
 # Phases, in the order the goals need their figures: versions (stops the script, with what to change, when
@@ -74,7 +77,7 @@ mkdir -p "$work"
 summary="$out/phases.jsonl"
 : >"$summary"
 rm -f "$out/summary.json" "$out/bench.json" "$out/peer.json" "$out/versions.json" \
-  "$out/bench_dynamic.json"
+  "$out/bench_dynamic.json" "$out/bench_seed.json" "$out/peer_seed.json"
 
 left() { echo $((budget - ($(date +%s) - start))); }
 # What is left minus RESERVE seconds for the phases after, at least 30.
@@ -100,11 +103,17 @@ with open(os.path.join(out, "phases.jsonl")) as f:
     phases = [json.loads(line) for line in f if line.strip()]
 versions, bench, peer = load("versions.json"), load("bench.json"), load("peer.json")
 dynamic = load("bench_dynamic.json")
-ratio = None
-if bench and peer and bench.get("train_samples_per_second") and peer.get("train_samples_per_second"):
-    ratio = bench["train_samples_per_second"] / peer["train_samples_per_second"]
+bench_seed, peer_seed = load("bench_seed.json"), load("peer_seed.json")
+def throughput_ratio(ours, theirs):
+    if ours and theirs and ours.get("train_samples_per_second") and theirs.get("train_samples_per_second"):
+        return ours["train_samples_per_second"] / theirs["train_samples_per_second"]
+    return None
+ratio = throughput_ratio(bench, peer)
+seed_ratio = throughput_ratio(bench_seed, peer_seed)
 summary = {"phases": phases, "versions": versions, "bench": bench, "peer": peer,
-           "bench_dynamic_padding": dynamic, "train_throughput_ratio": ratio}
+           "bench_dynamic_padding": dynamic, "train_throughput_ratio": ratio,
+           "bench_seed_config": bench_seed, "peer_seed_config": peer_seed,
+           "seed_config_train_throughput_ratio": seed_ratio}
 with open(os.path.join(out, "summary.json.partial"), "w") as f:
     json.dump(summary, f, indent=2)
 os.replace(os.path.join(out, "summary.json.partial"), os.path.join(out, "summary.json"))
@@ -143,6 +152,14 @@ row("static shapes", get(bench, "static_shapes"), get(peer, "static_shapes"), ""
 row("step, dynamic padding", get(dynamic, "step_ms"), None, "ms")
 row("peak allocated, dynamic padding", gib(get(dynamic, "steps_peak_allocated_bytes")), None, "GiB")
 print(f"  train throughput ratio: {'-' if ratio is None else f'{ratio:.2f}'}")
+print("  the seed's configuration (LoRA on c_attn, gradient checkpointing), timed steps:")
+row("step, seed configuration", get(bench_seed, "step_ms"), get(peer_seed, "step_ms"), "ms")
+row("train samples/s, seed configuration", get(bench_seed, "train_samples_per_second"),
+    get(peer_seed, "train_samples_per_second"), "")
+row("peak allocated, seed configuration", gib(get(bench_seed, "steps_peak_allocated_bytes")),
+    gib(get(peer_seed, "steps_peak_allocated_bytes")), "GiB")
+print(f"  train throughput ratio, seed configuration: "
+      f"{'-' if seed_ratio is None else f'{seed_ratio:.2f}'}")
 for p in phases:
     print(f"  phase {p['phase']:<11} {p['status']:<8} {p['seconds']:>4}s {p['note']}")
 PY
@@ -301,6 +318,31 @@ if [ -x "$bin/seed_shape_bench" ]; then
   run_phase bench-dynamic 30 "$out/bench.log" "$bin/seed_shape_bench" "${dynamic_args[@]}"
 else
   phase bench-dynamic skipped 0 "seed_shape_bench did not build"
+fi
+
+# ---- the seed's own configuration (examples/banking77-seed.yaml: LoRA on c_attn only, gradient
+# checkpointing): timed steps of both sides on the same batches, no full run (its time is the step time
+# times the retrain's 4,004 steps)
+seed_config=(--lora-targets c_attn --gradient-checkpointing --no-full-run)
+seed_args=(--json "$out/bench_seed.json" --export-data "$work/seed_data_c_attn.json" --steps 50 --warmup 5
+  "${seed_config[@]}")
+seed_peer_args=(--data "$work/seed_data_c_attn.json" --json "$out/peer_seed.json" "${seed_config[@]}")
+if [ "$fake" = 1 ]; then
+  seed_args+=(--device cpu --layers 2 --width 64 --heads 2 --max-train 64 --max-test 32 --steps 3
+    --warmup 1 --threads 1)
+  seed_peer_args+=(--device cpu --layers 2 --width 64 --heads 2 --dtype float32)
+fi
+rm -f "$work/seed_data_c_attn.json"
+if [ -x "$bin/seed_shape_bench" ]; then
+  run_phase bench-seed 30 "$out/bench.log" "$bin/seed_shape_bench" "${seed_args[@]}"
+else
+  phase bench-seed skipped 0 "seed_shape_bench did not build"
+fi
+if [ -f "$work/seed_data_c_attn.json" ]; then
+  PYTHONUNBUFFERED=1 run_phase peer-seed 30 "$out/bench.log" python3 "$root/bench/peer/hf_peft_peer.py" \
+    "${seed_peer_args[@]}"
+else
+  phase peer-seed skipped 0 "no exported data from the seed-configuration bench"
 fi
 
 # ---- core tests: the CUDA cases (bf16 vs CPU reference, NF4 glue) and the rest. Left out here, none of

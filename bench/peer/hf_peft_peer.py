@@ -43,9 +43,20 @@ def parse_args():
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--no-full-run", action="store_true")
     p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--lora-targets", default="all-linear",
+                   help="all-linear (c_attn, c_proj, c_fc: every linear layer of a block) or a comma "
+                        "list of module names, as seed_shape_bench --lora-targets")
     p.add_argument("--max-seconds", type=float, default=0,
                    help="skip the full run when the measured steps predict it would not fit")
     return p.parse_args()
+
+
+def lora_targets(spec):
+    """PEFT's target_modules for a --lora-targets value (GPT-2's Conv1D names: c_proj is both the
+    attention's and the MLP's output projection)."""
+    if spec == "all-linear":
+        return ["c_attn", "c_proj", "c_fc"]
+    return [name for name in spec.split(",") if name]
 
 
 def main():
@@ -86,7 +97,7 @@ def main():
         model = transformers.AutoModelForSequenceClassification.from_config(config)
     model.to(device=device, dtype=dtype)
     lora = peft.LoraConfig(task_type=peft.TaskType.SEQ_CLS, r=8, lora_alpha=16, lora_dropout=0.1,
-                           target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True)
+                           target_modules=lora_targets(args.lora_targets), fan_in_fan_out=True)
     model = peft.get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:  # float32 master weights (PEFT's troubleshooting recipe for AMP)
@@ -108,6 +119,7 @@ def main():
         "compute_dtype": args.dtype,
         "attn_implementation": attn_used,
         "gradient_checkpointing": args.gradient_checkpointing,
+        "lora_targets": lora_targets(args.lora_targets),
         "static_shapes": int(data.get("padding", {}).get("rows", 0)) > 0,
         "batch_size": int(data["batch_size"]),
         "eval_batch_size": int(data["eval_batch_size"]),
