@@ -16,7 +16,7 @@ bool Misaligned(const T* pointer) {
 
 std::string CheckShapeAndDropout(const char* function, int64_t rows, int64_t width, float p) {
   if (rows < 0) return std::string(function) + ": rows is " + std::to_string(rows) + "; need >= 0";
-  if (width < 1) {
+  if (width < 0 || (rows > 0 && width < 1)) {
     return std::string(function) + ": width is " + std::to_string(width) +
            "; a LayerNorm row needs at least one value";
   }

@@ -98,16 +98,17 @@ struct ResidualLayerNormBackwardArgs {
 
 // "" when the arguments meet the preconditions below, else what is wrong and how to fix it. The
 // launchers and the reference both check with these.
-// REQUIRES (forward): rows >= 0; width >= 1; 0 <= dropout_p < 1; eps >= 0 and finite; at least one
-// of branch and gamma given; residual given; branch and sum_out both given or both null; keep_out
-// only with branch; gamma, beta and norm_out all given or all null; mean_out and rstd_out both
-// given or both null, and only with gamma; every pointer aligned to its type. Pointers may be null
-// when rows == 0.
+// REQUIRES (forward): rows >= 0; width >= 1 (>= 0 when rows == 0); 0 <= dropout_p < 1; eps >= 0 and
+// finite; at least one of branch and gamma given; residual given; branch and sum_out both given or
+// both null; keep_out only with branch; gamma, beta and norm_out all given or all null; mean_out
+// and rstd_out both given or both null, and only with gamma; every pointer aligned to its type.
+// Pointers may be null when rows == 0.
 std::string ResidualLayerNormForwardArgsProblem(const ResidualLayerNormForwardArgs& args);
 
-// REQUIRES (backward): rows >= 0; width >= 1; 0 <= dropout_p < 1; grad_residual given; with
-// grad_norm, also sum, mean, rstd and gamma; with grad_branch and dropout_p > 0, also keep (a mask
-// cannot be redrawn here); every pointer aligned to its type. Pointers may be null when rows == 0.
+// REQUIRES (backward): rows >= 0; width >= 1 (>= 0 when rows == 0); 0 <= dropout_p < 1;
+// grad_residual given; with grad_norm, also sum, mean, rstd and gamma; with grad_branch and
+// dropout_p > 0, also keep (a mask cannot be redrawn here); every pointer aligned to its type.
+// Pointers may be null when rows == 0.
 std::string ResidualLayerNormBackwardArgsProblem(const ResidualLayerNormBackwardArgs& args);
 
 }  // namespace hpsearch::kernels

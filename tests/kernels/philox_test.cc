@@ -57,7 +57,7 @@ TEST_CASE("Dropout draws place index, offset and seed in the documented Philox w
   REQUIRE(DropoutUniform(seed, offset, index + 4) != DropoutUniform(seed, offset, index));
 }
 
-TEST_CASE("Dropout uniforms lie in [0, 1) and keep about 1 - p of the values",
+TEST_CASE("Dropout uniforms lie in 0 to 1 (1 excluded) and keep about 1 - p of the values",
           "[kernels][philox]") {
   REQUIRE(UniformFromBits(0) == 0.0f);
   REQUIRE(UniformFromBits(0xFFFFFFFFu) < 1.0f);

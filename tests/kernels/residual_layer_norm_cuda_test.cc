@@ -9,8 +9,9 @@
 //   mean: 1e-5 of the row's mean |sum|;  rstd: 1e-5 relative (var's error ~2e-6, halved by sqrt);
 //   norm: one bf16 ulp (2^-7 of |reference|: two roundings of values that straddle a bf16
 //         rounding point land one ulp apart) plus gamma times the xhat error the mean and rstd
-//         bounds imply; at least 95 % of values must be bit-identical (the float errors are ~1e-6,
-//         a bf16 ulp is ~4e-3 relative, so a flip is rare; a wrong rounding mode flips ~half);
+//         bounds imply; at least 95 % of values (less 2) must be bit-identical (the float errors
+//         are ~1e-6, a bf16 ulp ~4e-3 relative: about 1 value in 1,000 flips; a wrong rounding
+//         mode flips about half);
 //   grad_residual: 1e-5 of |grad_sum| + rstd (|gg| + mean|gg| + |xhat| mean|gg xhat|), the
 //         magnitudes its terms and the two row sums carry;
 //   grad_branch: as norm, with grad_residual's bound times 1/(1-p).
@@ -81,7 +82,8 @@ void CompareBf16(const std::vector<uint16_t>& got, const std::vector<uint16_t>& 
   }
   CAPTURE(got.size(), identical);
   REQUIRE(beyond == 0);
-  REQUIRE(static_cast<double>(identical) >= 0.95 * static_cast<double>(got.size()));
+  // Two flips are allowed in any sample, so a 37-value row does not fail on chance alone.
+  REQUIRE(static_cast<double>(identical + 2) >= 0.95 * static_cast<double>(got.size()));
 }
 
 void CheckForward(int64_t rows, int64_t width, float p) {

@@ -453,6 +453,8 @@ TEST_CASE("Residual LayerNorm reference refuses invalid arguments and writes not
   empty.width = 16;
   REQUIRE(ResidualLayerNormForwardArgsProblem(empty).empty());
   REQUIRE_NOTHROW(ResidualLayerNormForwardReference(empty));
+  empty.width = 0;  // an empty [0, 0] tensor
+  REQUIRE_NOTHROW(ResidualLayerNormForwardReference(empty));
   Backward empty_backward;
   empty_backward.width = 16;
   REQUIRE_NOTHROW(ResidualLayerNormBackwardReference(empty_backward));
