@@ -59,8 +59,8 @@ torch::Tensor DequantizeWeight(const Nf4Weight& weight, torch::ScalarType dtype)
 // Several weights at once, in dtype: element i holds the values and bits DequantizeWeight(
 // *weights[i], dtype) returns. On CUDA one kernel launch per kernels::kNf4MaxBatch (8) weights
 // instead of one per weight (a GPT-2 block's four frozen bases: one launch); on the CPU the
-// reference per weight, counted as the one launch CUDA makes (core/kernel_count.h). All outputs are
-// allocated before the work starts: they coexist in memory.
+// reference per weight, counted as the one launch CUDA makes (core/kernel_count.h). The outputs
+// are all alive on return: they coexist in memory.
 // REQUIRES: every weight non-null, double-quantised (the batched kernel reads nothing else) and on
 // the same device; dtype is bfloat16 or float32 (the kernel's outputs) — otherwise core::Error
 // (kInvalidArgument, kUnsupported).
