@@ -4,8 +4,6 @@
 
 #include <algorithm>
 
-#include "kernels/nf4_reference.h"
-
 namespace hpsearch::kernels {
 namespace {
 

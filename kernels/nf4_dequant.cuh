@@ -15,6 +15,8 @@
 
 #include <cstdint>
 
+#include "kernels/nf4_reference.h"  // kNf4MaxBatch
+
 namespace hpsearch::kernels {
 
 // Device buffers of one double-quantised NF4 tensor. All pointers are device memory the caller owns
