@@ -1,6 +1,8 @@
 // nf4_bench: NF4 quantisation and dequantisation throughput on GPT-2-medium-shaped weights. Prints
 // one row per (operation, shape): the CPU reference always, the CUDA kernel when built with CUDA
-// and a device is present. Usage: nf4_bench [repeats, default 5]; the median run is reported.
+// and a device is present, then a GPT-2-medium block's four bases by four launches and by one
+// batched launch (shape column: 1 x their total values). Usage: nf4_bench [repeats, default 5]; the
+// median run is reported.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -101,6 +103,85 @@ bool BenchCuda(const Nf4Tensor& tensor, int repeats, int64_t rows, int64_t cols)
   cudaFree(out);
   return ok;
 }
+
+// A GPT-2-medium block's four bases ([3C, C], [C, C], [4C, C], [C, 4C] at C = 1,024) dequantised to
+// bf16 by four single-tensor launches, then by one batched launch (what a block run does since
+// issue 19); both timed with CUDA events over the whole sequence. Returns false when a CUDA call
+// fails.
+bool BenchCudaBlock(const std::vector<Nf4Tensor>& tensors, int repeats) {
+  using hpsearch::kernels::Nf4DeviceTensor;
+  const auto& map = hpsearch::kernels::DynamicSignedMap();
+  std::vector<void*> allocations;
+  auto upload = [&](const void* host, size_t bytes) -> void* {
+    void* device = nullptr;
+    if (cudaMalloc(&device, bytes) != cudaSuccess) return nullptr;
+    allocations.push_back(device);
+    if (host != nullptr && cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+      return nullptr;
+    }
+    return device;
+  };
+  bool ok = true;
+  const auto* code_map = static_cast<const float*>(upload(map.data(), 256 * sizeof(float)));
+  ok = code_map != nullptr;
+  std::vector<Nf4DeviceTensor> args;
+  std::vector<uint16_t*> outs;
+  int64_t values = 0;
+  double bytes = 0.0;
+  for (const Nf4Tensor& tensor : tensors) {
+    Nf4DeviceTensor a;
+    a.packed = static_cast<const uint8_t*>(upload(tensor.packed.data(), tensor.packed.size()));
+    a.absmax_codes = static_cast<const uint8_t*>(
+        upload(tensor.absmax_dq.codes.data(), tensor.absmax_dq.codes.size()));
+    a.absmax_scales = static_cast<const float*>(
+        upload(tensor.absmax_dq.scales.data(), tensor.absmax_dq.scales.size() * sizeof(float)));
+    a.absmax_code_map = code_map;
+    a.absmax_offset = tensor.absmax_dq.offset;
+    a.numel = tensor.numel;
+    outs.push_back(static_cast<uint16_t*>(upload(nullptr, tensor.numel * sizeof(uint16_t))));
+    ok = ok && a.packed != nullptr && a.absmax_codes != nullptr && a.absmax_scales != nullptr &&
+         outs.back() != nullptr;
+    args.push_back(a);
+    values += tensor.numel;
+    bytes += static_cast<double>(tensor.StorageBytes() + tensor.numel * 2);
+  }
+  const int count = static_cast<int>(args.size());
+  auto singles = [&] {
+    bool launched = true;
+    for (int i = 0; i < count; ++i) {
+      launched = launched &&
+                 hpsearch::kernels::DequantizeNf4ToBf16(args[i], outs[i], nullptr) == cudaSuccess;
+    }
+    return launched;
+  };
+  auto batched = [&] {
+    return hpsearch::kernels::DequantizeNf4BatchToBf16(args.data(), outs.data(), count, nullptr) ==
+           cudaSuccess;
+  };
+  cudaEvent_t start = nullptr, stop = nullptr;
+  ok = ok && cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess;
+  const std::vector<std::pair<const char*, std::function<bool()>>> runs = {
+      {"dequantize block, 4 launches", singles}, {"dequantize block, batched", batched}};
+  for (const auto& [name, run] : runs) {
+    ok = ok && run() && cudaDeviceSynchronize() == cudaSuccess;  // warm-up
+    std::vector<float> ms;
+    for (int r = 0; ok && r < repeats; ++r) {
+      float elapsed = 0.0f;
+      ok = cudaEventRecord(start) == cudaSuccess && run() && cudaEventRecord(stop) == cudaSuccess &&
+           cudaEventSynchronize(stop) == cudaSuccess &&
+           cudaEventElapsedTime(&elapsed, start, stop) == cudaSuccess;
+      ms.push_back(elapsed);
+    }
+    if (ok) {
+      std::sort(ms.begin(), ms.end());
+      PrintRow(name, 1, values, ms[ms.size() / 2], bytes);
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  for (void* allocation : allocations) cudaFree(allocation);
+  return ok;
+}
 #endif
 
 }  // namespace
@@ -137,6 +218,21 @@ int main(int argc, char** argv) {
 #endif
   }
 #if defined(HPSEARCH_HAVE_CUDA)
+  if (cuda) {
+    std::vector<Nf4Tensor> block;
+    for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+             {3072, 1024}, {1024, 1024}, {4096, 1024}, {1024, 4096}}) {
+      std::mt19937 rng(2);
+      std::normal_distribution<float> normal(0.0f, 0.02f);
+      std::vector<float> weights(static_cast<size_t>(rows * cols));
+      for (float& w : weights) w = normal(rng);
+      block.push_back(hpsearch::kernels::QuantizeNf4Tensor(weights.data(), {rows, cols}, true));
+    }
+    if (!BenchCudaBlock(block, repeats)) {
+      std::fprintf(stderr, "nf4_bench: a CUDA call failed\n");
+      return 1;
+    }
+  }
   if (!cuda) std::printf("(no CUDA device: CUDA rows skipped)\n");
 #else
   std::printf("(built without CUDA: CUDA rows skipped)\n");

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/grad_checkpoint.h"
+#include "core/materialized_weights.h"
 
 namespace hpsearch::core {
 namespace {
@@ -15,7 +16,10 @@ class FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFuncti
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& bias, std::shared_ptr<const FrozenWeight> weight) {
-    const at::Tensor w = weight->Materialize(x.scalar_type());
+    // A block's bases come from its MaterializedWeightsScope when it holds them (one dequantisation
+    // launch for all of them).
+    at::Tensor w = ScopedMaterializedWeight(*weight, x.scalar_type());
+    if (!w.defined()) w = weight->Materialize(x.scalar_type());
     // The handle, not the dense matrix, is what backward keeps; inside a checkpointed block's
     // recomputation the graph is freed right after the block's backward, so the dense matrix is
     // kept there (one block's weights at a time) and not materialised again.

@@ -6,7 +6,9 @@
 // bandwidth on a GPU) for the memory, which is what keeps the seed shape's training under 1 GiB.
 // Inside a checkpointed block's recomputation (InCheckpointRecompute, core/grad_checkpoint.h) it
 // keeps the dense matrix instead: that graph lives for one block's backward only, and the step
-// saves the dequantisation (a kernel launch per layer).
+// saves the dequantisation (a kernel launch per layer). Forward takes the dense matrix from an open
+// MaterializedWeightsScope (core/materialized_weights.h) when one holds it for (weight, x's dtype),
+// as a GPT-2 block's run does for its four bases, and materialises it otherwise.
 //
 // Forward is exactly at::linear(x, W, bias) (same kernels, same bits); backward returns
 // dL/dx = dL/dy W and no gradient for W or the bias (both frozen).

@@ -25,8 +25,15 @@ Gpt2BlockImpl::Gpt2BlockImpl(const Gpt2Config& config, const FineTuningOptions& 
 }
 
 torch::Tensor Gpt2BlockImpl::forward(const torch::Tensor& hidden, const torch::Tensor& attn_bias) {
+  const MaterializedWeightsScope bases(FrozenBaseUses(hidden.scalar_type()));
   torch::Tensor h = hidden + attn(ln_1(hidden), attn_bias);
   return h + mlp(ln_2(h));
+}
+
+std::vector<FrozenWeightUse> Gpt2BlockImpl::FrozenBaseUses(c10::ScalarType input_dtype) const {
+  // The residual stream's dtype reaches every layer when no compute dtype is set.
+  return {attn->c_attn->FrozenBaseUse(input_dtype), attn->c_proj->FrozenBaseUse(input_dtype),
+          mlp->c_fc->FrozenBaseUse(input_dtype), mlp->c_proj->FrozenBaseUse(input_dtype)};
 }
 
 }  // namespace hpsearch::core

@@ -238,6 +238,13 @@ void LoraLinearImpl::ReplaceBaseWeight(std::shared_ptr<const FrozenWeight> froze
   SetBaseTrainable(false);
 }
 
+FrozenWeightUse LoraLinearImpl::FrozenBaseUse(c10::ScalarType input_dtype) const {
+  const c10::ScalarType dtype = options_.compute_dtype() == c10::ScalarType::Undefined
+                                    ? input_dtype
+                                    : options_.compute_dtype();
+  return FrozenWeightUse{frozen_.get(), dtype};
+}
+
 torch::Tensor LoraLinearImpl::BaseWeight(c10::ScalarType dtype) const {
   if (frozen_) return frozen_->Materialize(dtype);
   return weight.detach().to(dtype);

@@ -45,6 +45,7 @@
 
 #include "core/fine_tuning.h"
 #include "core/frozen_weight.h"
+#include "core/materialized_weights.h"
 
 namespace hpsearch::core {
 
@@ -104,6 +105,11 @@ class LoraLinearImpl : public torch::nn::Module {
 
   // The base weight as forward uses it, [out, in] in `dtype`, without autograd history.
   torch::Tensor BaseWeight(c10::ScalarType dtype) const;
+
+  // The frozen base and the dtype forward materialises it in for an input of `input_dtype`
+  // (options.compute_dtype, or input_dtype when that is undefined), for a MaterializedWeightsScope
+  // (core/materialized_weights.h); weight is nullptr when the base is a dense parameter.
+  FrozenWeightUse FrozenBaseUse(c10::ScalarType input_dtype) const;
 
   bool has_lora() const { return options_.lora_r() > 0; }
   bool has_frozen_weight() const { return frozen_ != nullptr; }

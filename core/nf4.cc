@@ -1,5 +1,6 @@
 #include "core/nf4.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -126,7 +127,10 @@ const torch::Tensor& DeviceCodeMap(const torch::Device& device) {
   return map;
 }
 
-torch::Tensor DequantizeOnCuda(const Nf4Weight& weight, torch::ScalarType dtype) {
+// The kernel's view of `weight`, which must live on `device`; the tensors it points into are added
+// to `keep`, which must outlive the launch call.
+kernels::Nf4DeviceTensor DeviceArgs(const Nf4Weight& weight, const torch::Device& device,
+                                    const torch::Tensor& map, std::vector<torch::Tensor>* keep) {
   CheckLayout(weight);
   if (!weight.double_quant) {
     Fail(ErrorCode::kUnsupported,
@@ -138,37 +142,76 @@ torch::Tensor DequantizeOnCuda(const Nf4Weight& weight, torch::ScalarType dtype)
   CheckField(weight.absmax_codes, torch::kUInt8, blocks, "absmax_codes");
   CheckField(weight.absmax_scales, torch::kFloat,
              (blocks + kernels::kAbsmaxBlockSize - 1) / kernels::kAbsmaxBlockSize, "absmax_scales");
-  const torch::Device device = weight.packed.device();
-  if (weight.absmax_codes.device() != device || weight.absmax_scales.device() != device) {
+  if (weight.packed.device() != device || weight.absmax_codes.device() != device ||
+      weight.absmax_scales.device() != device) {
     Fail(ErrorCode::kInvalidArgument,
          "DequantizeWeight: Nf4Weight tensors on different devices; move the whole weight with "
          "MoveNf4Weight or Module::to");
   }
-  const c10::cuda::CUDAGuard guard(device);
-  const torch::Tensor& map = DeviceCodeMap(device);
-  const torch::Tensor packed = weight.packed.contiguous();
-  const torch::Tensor codes = weight.absmax_codes.contiguous();
-  const torch::Tensor scales = weight.absmax_scales.contiguous();
+  keep->push_back(weight.packed.contiguous());
   kernels::Nf4DeviceTensor args;
-  args.packed = packed.data_ptr<uint8_t>();
-  args.absmax_codes = codes.data_ptr<uint8_t>();
-  args.absmax_scales = scales.data_ptr<float>();
+  args.packed = keep->back().data_ptr<uint8_t>();
+  keep->push_back(weight.absmax_codes.contiguous());
+  args.absmax_codes = keep->back().data_ptr<uint8_t>();
+  keep->push_back(weight.absmax_scales.contiguous());
+  args.absmax_scales = keep->back().data_ptr<float>();
   args.absmax_code_map = map.data_ptr<float>();
   args.absmax_offset = weight.absmax_offset;
   args.numel = weight.numel;
   args.block_size = weight.block_size;
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device.index()).stream();
-  const torch::ScalarType kernel_dtype = dtype == torch::kBFloat16 ? dtype : torch::kFloat;
-  torch::Tensor out = torch::empty(weight.shape, torch::dtype(kernel_dtype).device(device));
-  const cudaError_t status =
-      kernel_dtype == torch::kBFloat16
-          ? kernels::DequantizeNf4ToBf16(args, static_cast<uint16_t*>(out.data_ptr()), stream)
-          : kernels::DequantizeNf4ToFloat(args, out.data_ptr<float>(), stream);
+  return args;
+}
+
+void CheckLaunch(cudaError_t status, const torch::Device& device) {
   if (status != cudaSuccess) {
     Fail(ErrorCode::kInternal, std::string("DequantizeWeight: NF4 kernel launch failed on ") +
                                    device.str() + ": " + cudaGetErrorString(status));
   }
+}
+
+torch::Tensor DequantizeOnCuda(const Nf4Weight& weight, torch::ScalarType dtype) {
+  const torch::Device device = weight.packed.device();
+  const c10::cuda::CUDAGuard guard(device);
+  std::vector<torch::Tensor> keep;
+  const kernels::Nf4DeviceTensor args = DeviceArgs(weight, device, DeviceCodeMap(device), &keep);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device.index()).stream();
+  const torch::ScalarType kernel_dtype = dtype == torch::kBFloat16 ? dtype : torch::kFloat;
+  torch::Tensor out = torch::empty(weight.shape, torch::dtype(kernel_dtype).device(device));
+  CheckLaunch(
+      kernel_dtype == torch::kBFloat16
+          ? kernels::DequantizeNf4ToBf16(args, static_cast<uint16_t*>(out.data_ptr()), stream)
+          : kernels::DequantizeNf4ToFloat(args, out.data_ptr<float>(), stream),
+      device);
   return dtype == kernel_dtype ? out : out.to(dtype);
+}
+
+// weights[0 .. count) (count <= kNf4MaxBatch, all on `device`) in dtype (bfloat16 or float32), one
+// launch, appended to `out`.
+void DequantizeBatchOnCuda(const Nf4Weight* const* weights, size_t count, torch::ScalarType dtype,
+                           const torch::Device& device, std::vector<torch::Tensor>* out) {
+  const c10::cuda::CUDAGuard guard(device);
+  const torch::Tensor& map = DeviceCodeMap(device);
+  std::vector<torch::Tensor> keep;
+  std::vector<kernels::Nf4DeviceTensor> args;
+  std::vector<torch::Tensor> results;
+  std::vector<uint16_t*> bf16_outs;
+  std::vector<float*> float_outs;
+  for (size_t i = 0; i < count; ++i) {
+    args.push_back(DeviceArgs(*weights[i], device, map, &keep));
+    results.push_back(torch::empty(weights[i]->shape, torch::dtype(dtype).device(device)));
+    if (dtype == torch::kBFloat16) {
+      bf16_outs.push_back(static_cast<uint16_t*>(results.back().data_ptr()));
+    } else {
+      float_outs.push_back(results.back().data_ptr<float>());
+    }
+  }
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device.index()).stream();
+  const int n = static_cast<int>(count);
+  CheckLaunch(dtype == torch::kBFloat16
+                  ? kernels::DequantizeNf4BatchToBf16(args.data(), bf16_outs.data(), n, stream)
+                  : kernels::DequantizeNf4BatchToFloat(args.data(), float_outs.data(), n, stream),
+              device);
+  out->insert(out->end(), results.begin(), results.end());
 }
 #endif
 
@@ -254,6 +297,69 @@ torch::Tensor DequantizeWeight(const Nf4Weight& weight, torch::ScalarType dtype)
   Fail(ErrorCode::kUnsupported, "DequantizeWeight: NF4 weights on " + device.str() +
                                     " are not supported by this build (the CUDA kernel needs "
                                     "hpsearch built against a CUDA LibTorch); move it to the CPU");
+}
+
+std::vector<torch::Tensor> DequantizeWeights(const std::vector<const Nf4Weight*>& weights,
+                                             torch::ScalarType dtype) {
+  if (dtype != torch::kBFloat16 && dtype != torch::kFloat) {
+    Fail(ErrorCode::kUnsupported, std::string("DequantizeWeights: output dtype ") +
+                                      c10::toString(dtype) +
+                                      " is not batched; ask for BFloat16 or Float, or dequantise "
+                                      "one by one with DequantizeWeight");
+  }
+  std::vector<torch::Tensor> out;
+  if (weights.empty()) return out;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] == nullptr || !weights[i]->packed.defined()) {
+      Fail(ErrorCode::kInvalidArgument,
+           "DequantizeWeights: weight " + std::to_string(i) +
+               " is null or has no packed codes; build the weight with QuantizeWeight");
+    }
+    if (!weights[i]->double_quant) {
+      Fail(ErrorCode::kUnsupported,
+           "DequantizeWeights: weight " + std::to_string(i) +
+               " is not double-quantised, which the batched kernel reads only; use "
+               "DequantizeWeight");
+    }
+  }
+  const torch::Device device = weights[0]->packed.device();
+  for (size_t i = 1; i < weights.size(); ++i) {
+    if (weights[i]->packed.device() != device) {
+      Fail(ErrorCode::kInvalidArgument, "DequantizeWeights: weight " + std::to_string(i) +
+                                            " lives on " + weights[i]->packed.device().str() +
+                                            ", weight 0 on " + device.str() +
+                                            "; a batch is dequantised on one device");
+    }
+  }
+  out.reserve(weights.size());
+  for (size_t begin = 0; begin < weights.size(); begin += kernels::kNf4MaxBatch) {
+    const size_t count =
+        std::min(weights.size() - begin, static_cast<size_t>(kernels::kNf4MaxBatch));
+    // One kernel on CUDA per kNf4MaxBatch weights (not an ATen op): marked for kernel counting
+    // (core/kernel_count.h). The CPU runs the reference per weight inside the same mark.
+    const FusedOpScope dequantize(kNf4DequantizeOp);
+    if (device.is_cpu()) {
+      for (size_t i = begin; i < begin + count; ++i) {
+        try {
+          out.push_back(DequantizeOnCpu(*weights[i], dtype));
+        } catch (const std::invalid_argument& e) {
+          Fail(ErrorCode::kInvalidArgument, std::string("DequantizeWeights: ") + e.what());
+        }
+      }
+      continue;
+    }
+#if defined(HPSEARCH_TORCH_CUDA)
+    if (device.is_cuda()) {
+      DequantizeBatchOnCuda(weights.data() + begin, count, dtype, device, &out);
+      continue;
+    }
+#endif
+    Fail(ErrorCode::kUnsupported, "DequantizeWeights: NF4 weights on " + device.str() +
+                                      " are not supported by this build (the CUDA kernel needs "
+                                      "hpsearch built against a CUDA LibTorch); move them to the "
+                                      "CPU");
+  }
+  return out;
 }
 
 Nf4Weight MoveNf4Weight(const Nf4Weight& weight, const torch::Device& device) {

@@ -56,6 +56,17 @@ Nf4Weight QuantizeWeight(const torch::Tensor& weight, const Nf4Options& options 
 // the reference's round-to-nearest-even bits; float16 rounds the same float values to nearest even.
 torch::Tensor DequantizeWeight(const Nf4Weight& weight, torch::ScalarType dtype);
 
+// Several weights at once, in dtype: element i holds the values and bits DequantizeWeight(
+// *weights[i], dtype) returns. On CUDA one kernel launch per kernels::kNf4MaxBatch (8) weights
+// instead of one per weight (a GPT-2 block's four frozen bases: one launch); on the CPU the
+// reference per weight, counted as the one launch CUDA makes (core/kernel_count.h). The outputs
+// are all alive on return: they coexist in memory.
+// REQUIRES: every weight non-null, double-quantised (the batched kernel reads nothing else) and on
+// the same device; dtype is bfloat16 or float32 (the kernel's outputs) — otherwise core::Error
+// (kInvalidArgument, kUnsupported).
+std::vector<torch::Tensor> DequantizeWeights(const std::vector<const Nf4Weight*>& weights,
+                                             torch::ScalarType dtype);
+
 // A copy of weight with every tensor on device (e.g. the training GPU). Codes are unchanged.
 Nf4Weight MoveNf4Weight(const Nf4Weight& weight, const torch::Device& device);
 

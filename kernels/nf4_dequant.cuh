@@ -15,6 +15,8 @@
 
 #include <cstdint>
 
+#include "kernels/nf4_reference.h"  // kNf4MaxBatch
+
 namespace hpsearch::kernels {
 
 // Device buffers of one double-quantised NF4 tensor. All pointers are device memory the caller owns
@@ -36,5 +38,20 @@ cudaError_t DequantizeNf4ToBf16(const Nf4DeviceTensor& tensor, uint16_t* out, cu
 
 // Writes numel float32 values to out. REQUIRES: as DequantizeNf4ToBf16, out 4-byte aligned.
 cudaError_t DequantizeNf4ToFloat(const Nf4DeviceTensor& tensor, float* out, cudaStream_t stream);
+
+// Batched: dequantises tensors[i] into outs[i] for i < count in ONE kernel launch (a GPT-2 block's
+// four frozen base weights: one launch instead of four). One grid covers every tensor's thread
+// blocks; each tensor keeps its own sizes and absmax metadata, so any mix of sizes works, and each
+// output is bit-identical to what DequantizeNf4ToBf16 / DequantizeNf4ToFloat writes for that tensor
+// alone. The descriptors are copied into the kernel's parameters: the host arrays may be reused as
+// soon as the call returns (the device buffers they point to may not). Tensors with numel 0 are
+// skipped; when all are empty nothing is launched.
+// REQUIRES: 0 <= count <= kNf4MaxBatch (kernels/nf4_reference.h); tensors and outs non-null when
+// count > 0; every tensor and its out as the single-tensor launcher requires; outputs do not
+// overlap.
+cudaError_t DequantizeNf4BatchToBf16(const Nf4DeviceTensor* tensors, uint16_t* const* outs,
+                                     int count, cudaStream_t stream);
+cudaError_t DequantizeNf4BatchToFloat(const Nf4DeviceTensor* tensors, float* const* outs, int count,
+                                      cudaStream_t stream);
 
 }  // namespace hpsearch::kernels

@@ -67,6 +67,10 @@ namespace hpsearch::kernels {
 inline constexpr int kNf4BlockSize = 64;
 // Blocks of centred absmaxes sharing one scale in double quantisation.
 inline constexpr int kAbsmaxBlockSize = 256;
+// The most tensors one batched dequantisation launch takes (DequantizeNf4BatchToBf16 in
+// kernels/nf4_dequant.cuh: their descriptors travel in the kernel's parameters). Here, not there,
+// so that CPU builds group tensors the same way (core/nf4.h DequantizeWeights).
+inline constexpr int kNf4MaxBatch = 8;
 
 // The 16 NF4 code values, ascending, index = 4-bit code: -1, ..., 0 (code 7), ..., 1 (code 15).
 // They are the quantiles of a standard normal normalised to [-1, 1] (QLoRA paper); as float32

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/kernel_count.h"
 #include "kernels/nf4_reference.h"
 
 namespace hpsearch::core {
@@ -159,6 +160,51 @@ TEST_CASE("MoveNf4Weight keeps the codes and DequantizeWeight still agrees", "[c
   const Nf4Weight q = QuantizeWeight(RandomWeight(3, 64, 6));
   const Nf4Weight moved = MoveNf4Weight(q, torch::Device(torch::kCPU));
   REQUIRE(torch::equal(DequantizeWeight(moved, torch::kFloat), DequantizeWeight(q, torch::kFloat)));
+}
+
+TEST_CASE("DequantizeWeights equals DequantizeWeight per weight, one launch per batch",
+          "[core][nf4][kernel_count]") {
+  // More weights than one batched launch takes, of mixed shapes (partial NF4 blocks, several
+  // absmax groups).
+  std::vector<Nf4Weight> weights;
+  for (int i = 0; i < kernels::kNf4MaxBatch + 2; ++i) {
+    weights.push_back(QuantizeWeight(RandomWeight(3 + 37 * i, 19 + 64 * (i % 3), 20 + i)));
+  }
+  std::vector<const Nf4Weight*> pointers;
+  for (const Nf4Weight& w : weights) pointers.push_back(&w);
+  const torch::ScalarType dtype = GENERATE(torch::kBFloat16, torch::kFloat);
+  CAPTURE(dtype);
+  std::vector<torch::Tensor> batched;
+  const KernelCount count =
+      CountKernelLaunches([&] { batched = DequantizeWeights(pointers, dtype); });
+  REQUIRE(count.launches == 2);  // 10 weights: a batch of 8 and one of 2
+  REQUIRE(count.launches_by_name.at(kNf4DequantizeOp) == 2);
+  REQUIRE(batched.size() == weights.size());
+  for (size_t i = 0; i < weights.size(); ++i) {
+    CAPTURE(i);
+    const torch::Tensor single = DequantizeWeight(weights[i], dtype);
+    REQUIRE(batched[i].scalar_type() == dtype);
+    REQUIRE(batched[i].sizes() == single.sizes());
+    REQUIRE(Bytes<uint8_t>(batched[i]) == Bytes<uint8_t>(single));
+  }
+  REQUIRE(DequantizeWeights({}, dtype).empty());
+}
+
+TEST_CASE("DequantizeWeights refuses what the batched kernel does not read", "[core][nf4]") {
+  const Nf4Weight q = QuantizeWeight(RandomWeight(4, 64, 7));
+  const Nf4Weight single = QuantizeWeight(RandomWeight(4, 64, 7), {/*double_quant=*/false, 64});
+  REQUIRE(CodeOf([&] { DequantizeWeights({&q}, torch::kHalf); }) == ErrorCode::kUnsupported);
+  REQUIRE(CodeOf([&] {
+            DequantizeWeights({&q, &single}, torch::kFloat);
+          }) == ErrorCode::kUnsupported);
+  REQUIRE(CodeOf([&] {
+            DequantizeWeights({&q, nullptr}, torch::kFloat);
+          }) == ErrorCode::kInvalidArgument);
+  Nf4Weight corrupt = q;
+  corrupt.packed = corrupt.packed.slice(0, 0, 100);
+  REQUIRE(CodeOf([&] {
+            DequantizeWeights({&q, &corrupt}, torch::kBFloat16);
+          }) == ErrorCode::kInvalidArgument);
 }
 
 TEST_CASE("Dynamic map matches create_dynamic_map built with LibTorch ops within two ulps",

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -114,6 +115,116 @@ TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kern
     REQUIRE(bf16_mismatches == 0);
     REQUIRE(float_mismatches == 0);
   }
+}
+
+// One tensor's device buffers, quantised from seeded normal weights.
+struct DeviceNf4 {
+  DeviceNf4(const std::vector<int64_t>& shape, uint32_t seed, const DeviceBuffer<float>& map)
+      : tensor(QuantizeNf4Tensor(RandomNormal(shape[0] * shape[1], seed).data(), shape,
+                                 /*double_quant=*/true)),
+        packed(tensor.packed),
+        codes(tensor.absmax_dq.codes),
+        scales(tensor.absmax_dq.scales) {
+    device.packed = packed.get();
+    device.absmax_codes = codes.get();
+    device.absmax_scales = scales.get();
+    device.absmax_code_map = map.get();
+    device.absmax_offset = tensor.absmax_dq.offset;
+    device.numel = tensor.numel;
+    device.block_size = tensor.block_size;
+  }
+
+  Nf4Tensor tensor;
+  DeviceBuffer<uint8_t> packed;
+  DeviceBuffer<uint8_t> codes;
+  DeviceBuffer<float> scales;
+  Nf4DeviceTensor device;
+};
+
+TEST_CASE("Batched CUDA NF4 dequantisation equals one launch per tensor bit for bit",
+          "[kernels][nf4][cuda]") {
+  SkipWithoutDevice();
+  // Mixed sizes in one launch: a GPT-2 block's four projections at width 64 ([3C, C], [C, C],
+  // [4C, C], [C, 4C]; 192, 64, 256 and 256 NF4 blocks), an odd numel with a partial last block, an
+  // empty tensor (it owns no thread block), 605 NF4 blocks (three absmax groups, the last partial)
+  // and a single value.
+  const std::vector<std::vector<int64_t>> shapes = {{192, 64}, {64, 64}, {256, 64},  {64, 256},
+                                                    {7, 19},   {0, 64},  {300, 129}, {1, 1}};
+  REQUIRE(shapes.size() == static_cast<size_t>(kNf4MaxBatch));
+  const DeviceBuffer<float> map(
+      std::vector<float>(DynamicSignedMap().begin(), DynamicSignedMap().end()));
+  std::vector<std::unique_ptr<DeviceNf4>> tensors;
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    tensors.push_back(std::make_unique<DeviceNf4>(shapes[s], static_cast<uint32_t>(s + 11), map));
+  }
+  // Prefixes of several lengths, so that counts below the maximum are covered as well.
+  const int count = GENERATE(1, 2, 4, 5, kNf4MaxBatch);
+  CAPTURE(count);
+  std::vector<Nf4DeviceTensor> descriptors;
+  std::vector<std::unique_ptr<DeviceBuffer<uint16_t>>> batch_bf16;
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> batch_float;
+  std::vector<uint16_t*> bf16_outs;
+  std::vector<float*> float_outs;
+  for (int i = 0; i < count; ++i) {
+    descriptors.push_back(tensors[i]->device);
+    const auto numel = static_cast<size_t>(tensors[i]->tensor.numel);
+    batch_bf16.push_back(std::make_unique<DeviceBuffer<uint16_t>>(numel));
+    batch_float.push_back(std::make_unique<DeviceBuffer<float>>(numel));
+    // An empty tensor's buffer is null, which the launcher accepts for 0 values.
+    bf16_outs.push_back(batch_bf16.back()->get());
+    float_outs.push_back(batch_float.back()->get());
+  }
+  REQUIRE_CUDA(DequantizeNf4BatchToBf16(descriptors.data(), bf16_outs.data(), count, nullptr));
+  REQUIRE_CUDA(DequantizeNf4BatchToFloat(descriptors.data(), float_outs.data(), count, nullptr));
+  // The host descriptors may change once the call returned: the launch copied them.
+  std::fill(descriptors.begin(), descriptors.end(), Nf4DeviceTensor{});
+  REQUIRE_CUDA(cudaDeviceSynchronize());
+
+  for (int i = 0; i < count; ++i) {
+    const Nf4Tensor& tensor = tensors[i]->tensor;
+    CAPTURE(i, tensor.numel);
+    const auto numel = static_cast<size_t>(tensor.numel);
+    DeviceBuffer<uint16_t> single_bf16(numel);
+    DeviceBuffer<float> single_float(numel);
+    if (numel > 0) {
+      REQUIRE_CUDA(DequantizeNf4ToBf16(tensors[i]->device, single_bf16.get(), nullptr));
+      REQUIRE_CUDA(DequantizeNf4ToFloat(tensors[i]->device, single_float.get(), nullptr));
+    }
+    REQUIRE_CUDA(cudaDeviceSynchronize());
+    const std::vector<uint16_t> got_bf16 = batch_bf16[i]->ToHost();
+    const std::vector<float> got_float = batch_float[i]->ToHost();
+    // Batched == single, and both == the CPU reference.
+    REQUIRE(got_bf16 == single_bf16.ToHost());
+    REQUIRE(got_bf16 == DequantizeNf4TensorToBf16(tensor));
+    const std::vector<float> want_float = DequantizeNf4TensorToFloat(tensor);
+    const std::vector<float> single = single_float.ToHost();
+    REQUIRE(got_float.size() == want_float.size());
+    for (size_t k = 0; k < numel; ++k) {
+      REQUIRE(std::memcmp(&got_float[k], &single[k], sizeof(float)) == 0);
+      REQUIRE(std::memcmp(&got_float[k], &want_float[k], sizeof(float)) == 0);
+    }
+  }
+}
+
+TEST_CASE("Batched CUDA NF4 dequantisation refuses bad arguments without launching",
+          "[kernels][nf4][cuda]") {
+  SkipWithoutDevice();
+  DeviceBuffer<float> out(16);
+  float* outs[kNf4MaxBatch + 1] = {};
+  Nf4DeviceTensor tensors[kNf4MaxBatch + 1] = {};
+  for (int i = 0; i <= kNf4MaxBatch; ++i) outs[i] = out.get();  // numel 0: nothing is written
+  REQUIRE(DequantizeNf4BatchToFloat(tensors, outs, 0, nullptr) == cudaSuccess);
+  REQUIRE(DequantizeNf4BatchToFloat(tensors, outs, kNf4MaxBatch, nullptr) == cudaSuccess);
+  REQUIRE(DequantizeNf4BatchToFloat(tensors, outs, kNf4MaxBatch + 1, nullptr) ==
+          cudaErrorInvalidValue);
+  REQUIRE(DequantizeNf4BatchToFloat(tensors, outs, -1, nullptr) == cudaErrorInvalidValue);
+  REQUIRE(DequantizeNf4BatchToFloat(nullptr, outs, 1, nullptr) == cudaErrorInvalidValue);
+  tensors[1].numel = 10;  // null inputs
+  REQUIRE(DequantizeNf4BatchToFloat(tensors, outs, 2, nullptr) == cudaErrorInvalidValue);
+  tensors[1].numel = 0;
+  tensors[1].block_size = 128;
+  REQUIRE(DequantizeNf4BatchToBf16(tensors, reinterpret_cast<uint16_t* const*>(outs), 2, nullptr) ==
+          cudaErrorInvalidValue);
 }
 
 TEST_CASE("CUDA NF4 dequantisation refuses bad arguments without launching",
