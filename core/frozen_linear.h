@@ -18,6 +18,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <memory>
 
@@ -29,5 +30,17 @@ namespace hpsearch::core {
 // [..., out] in x's dtype. REQUIRES: weight non-null; bias, when defined, does not require grad.
 at::Tensor FrozenLinear(const at::Tensor& x, std::shared_ptr<const FrozenWeight> weight,
                         const at::Tensor& bias);
+
+// The two halves of FrozenLinear's node, for an autograd node that computes more than the base
+// product (QLoRA's adapter node in core/lora_linear.cc, which fuses the two input gradients):
+// FrozenLinearForward materialises W as FrozenLinear does, records in ctx->saved_data (keys
+// "frozen_linear/...") what the input gradient needs — the dense W inside a checkpoint
+// recomputation, the handle otherwise — and returns x W^T + b; FrozenLinearInputGradient returns
+// dL/dx = grad_y W from that record, a new tensor the caller may add to in place.
+// REQUIRES: as FrozenLinear; FrozenLinearInputGradient after FrozenLinearForward on the same ctx.
+at::Tensor FrozenLinearForward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                               std::shared_ptr<const FrozenWeight> weight, const at::Tensor& bias);
+at::Tensor FrozenLinearInputGradient(torch::autograd::AutogradContext* ctx,
+                                     const at::Tensor& grad_y);
 
 }  // namespace hpsearch::core

@@ -8,6 +8,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/frozen_linear.h"
@@ -38,26 +39,6 @@ void ValidateOptions(const LoraLinearOptions& options) {
   }
 }
 
-// The adapter path of a layer computing in a narrower dtype than its float32 adapters (QLoRA's
-// bf16), as one autograd node:
-//
-//   out = y + scale * dropout(x) A^T B^T
-//
-// Forward: the adapters are cast to the compute dtype (inside a checkpointed block once for its
-// first run and its recomputation: CheckpointStash), dropout is native_dropout (mask and scale in
-// one kernel on CUDA), then x_d A^T (mm) and y + scale * h B^T (addmm, the scale and the sum inside
-// the GEMM). Backward: g B (mm), the input gradient (g B) A (mm) with the dropout mask and both
-// scales applied by native_dropout_backward (one kernel), and the adapters' gradients g^T h and
-// (g B)^T x_d (mm) accumulated straight into lora_A.grad and lora_B.grad, scaled and widened to
-// float32 by one add_ each: the fusion Megatron-LM calls gradient-accumulation fusion. Autograd
-// would otherwise scale (AddmmBackward's mul), cast back (ToCopyBackward) and then accumulate
-// (AccumulateGrad): six kernels per layer where this takes two.
-//
-// The price: the adapters' gradients never travel as autograd values, so
-// torch::autograd::grad(..., {lora_A}) does not see them (they land in .grad, as loss.backward()
-// puts them); CheckpointedCall asks for its parameters' gradients with allow_unused and passes the
-// absence on. The float32 path does not come here (LoraLinearImpl::forward): it stays the plain
-// autograd graph.
 // parameter.grad += scale * gradient (gradient in the compute dtype, widened by the add), as
 // AccumulateGrad would add the scaled, widened gradient; sets it when the parameter has none.
 void AccumulateGradient(const at::Tensor& parameter, const at::Tensor& gradient, double scale) {
@@ -69,56 +50,146 @@ void AccumulateGradient(const at::Tensor& parameter, const at::Tensor& gradient,
   }
 }
 
+// The adapter path of a layer computing in a narrower dtype than its float32 adapters (QLoRA's
+// bf16), as one autograd node, with the frozen base product inside it when the base is a
+// FrozenWeight (QLoRA's NF4):
+//
+//   out = y + scale * dropout(x) A^T B^T,    y = x W^T + b (FrozenLinearForward) or given
+//
+// Forward: the adapters are cast to the compute dtype (inside a checkpointed block once for its
+// first run and its recomputation: CheckpointStash), dropout is native_dropout (mask and scale in
+// one kernel on CUDA), then x_d A^T (mm) and y + scale * h B^T (addmm, the scale and the sum inside
+// the GEMM). Backward: g B (mm); the input gradient (g B) A (mm) with the dropout mask and both
+// scales applied by one kernel: added into the base's dL/dx = g W by addcmul_ when the base is
+// inside (autograd would otherwise add the two gradients of x: one more kernel), else
+// native_dropout_backward; and the adapters' gradients g^T h and (g B)^T x_d (mm) accumulated
+// straight into lora_A.grad and lora_B.grad, scaled and widened to float32 by one add_ each: the
+// fusion Megatron-LM calls gradient-accumulation fusion. Autograd would otherwise scale
+// (AddmmBackward's mul), cast back (ToCopyBackward) and then accumulate (AccumulateGrad): six
+// kernels per layer where this takes two.
+//
+// The price: the adapters' gradients never travel as autograd values, so
+// torch::autograd::grad(..., {lora_A}) does not see them (they land in .grad, as loss.backward()
+// puts them); CheckpointedCall asks for its parameters' gradients with allow_unused and passes the
+// absence on. The float32 path does not come here (LoraLinearImpl::forward): it stays the plain
+// autograd graph.
+//
+// Two nodes share the adapter halves below: LoraAdapterFunction (a dense base: y is an input) and
+// QLoraLinearFunction (a FrozenWeight base: y is computed inside).
+
+// Forward of the adapter path: casts, dropout, x_d A^T, y + scale * h B^T; saves what
+// AdapterBackward needs. x: [N, in], y: [N, out] in the compute dtype; lora_A [r, in] and lora_B
+// [out, r] float32.
+at::Tensor AdapterForward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                          const at::Tensor& y, const at::Tensor& lora_A, const at::Tensor& lora_B,
+                          double scale, double dropout, c10::ScalarType dtype) {
+  const at::Tensor a =
+      CheckpointStash(lora_A.unsafeGetTensorImpl(), [&] { return lora_A.detach().to(dtype); });
+  const at::Tensor b =
+      CheckpointStash(lora_B.unsafeGetTensorImpl(), [&] { return lora_B.detach().to(dtype); });
+  at::Tensor x_dropped = x;
+  at::Tensor keep;
+  if (dropout > 0.0) std::tie(x_dropped, keep) = at::native_dropout(x, dropout, true);
+  const at::Tensor hidden = at::mm(x_dropped, a.t());
+  ctx->save_for_backward({x_dropped, keep, hidden, a, b, lora_A, lora_B});
+  ctx->saved_data["scale"] = scale;
+  ctx->saved_data["dropout"] = dropout;
+  return at::addmm(y, hidden, b.t(), /*beta=*/1, /*alpha=*/scale);
+}
+
+// Backward of the adapter path: accumulates the adapters' gradients into their .grad (when
+// `adapters` says they need one) and returns the adapter path's dL/dx, added into `grad_x_base`
+// in place when that is defined (one kernel: the mask and the scales applied in the add), else as
+// a new tensor; undefined when !needs_input_grad.
+at::Tensor AdapterBackward(torch::autograd::AutogradContext* ctx, const at::Tensor& grad_out,
+                           at::Tensor grad_x_base, bool needs_input_grad, bool needs_a_grad,
+                           bool needs_b_grad) {
+  const torch::autograd::variable_list saved = ctx->get_saved_variables();
+  const at::Tensor& x_dropped = saved[0];
+  const at::Tensor& keep = saved[1];
+  const at::Tensor& hidden = saved[2];
+  const at::Tensor& a = saved[3];
+  const at::Tensor& b = saved[4];
+  const double scale = ctx->saved_data["scale"].toDouble();
+  const double dropout = ctx->saved_data["dropout"].toDouble();
+
+  const at::Tensor grad_hidden = at::mm(grad_out, b);  // without the scale: [N, r]
+  at::Tensor grad_x;
+  if (needs_input_grad) {
+    const at::Tensor grad_x_dropped = at::mm(grad_hidden, a);
+    const double input_scale = keep.defined() ? scale / (1.0 - dropout) : scale;
+    if (grad_x_base.defined()) {
+      grad_x = std::move(grad_x_base);
+      if (keep.defined()) {
+        grad_x.addcmul_(grad_x_dropped, keep, input_scale);
+      } else {
+        grad_x.add_(grad_x_dropped, input_scale);
+      }
+    } else {
+      grad_x = keep.defined() ? at::native_dropout_backward(grad_x_dropped, keep, input_scale)
+                              : grad_x_dropped.mul(input_scale);
+    }
+  }
+  if (needs_a_grad) AccumulateGradient(saved[5], at::mm(grad_hidden.t(), x_dropped), scale);
+  if (needs_b_grad) AccumulateGradient(saved[6], at::mm(grad_out.t(), hidden), scale);
+  return grad_x;
+}
+
+// A dense base's layer: out = y + adapter path, y given (and its gradient passed through).
 class LoraAdapterFunction : public torch::autograd::Function<LoraAdapterFunction> {
  public:
-  // x: [N, in] and y: [N, out] in the compute dtype; lora_A [r, in], lora_B [out, r] float32.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& y, const at::Tensor& lora_A,
                             const at::Tensor& lora_B, double scale, double dropout,
                             int64_t compute_dtype) {
-    const auto dtype = static_cast<c10::ScalarType>(compute_dtype);
-    const at::Tensor a = CheckpointStash(lora_A.unsafeGetTensorImpl(),
-                                         [&] { return lora_A.detach().to(dtype); });
-    const at::Tensor b = CheckpointStash(lora_B.unsafeGetTensorImpl(),
-                                         [&] { return lora_B.detach().to(dtype); });
-    at::Tensor x_dropped = x;
-    at::Tensor keep;
-    if (dropout > 0.0) std::tie(x_dropped, keep) = at::native_dropout(x, dropout, true);
-    const at::Tensor hidden = at::mm(x_dropped, a.t());
-    ctx->save_for_backward({x_dropped, keep, hidden, a, b, lora_A, lora_B});
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["dropout"] = dropout;
-    return at::addmm(y, hidden, b.t(), /*beta=*/1, /*alpha=*/scale);
+    return AdapterForward(ctx, x, y, lora_A, lora_B, scale, dropout,
+                          static_cast<c10::ScalarType>(compute_dtype));
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const torch::autograd::variable_list saved = ctx->get_saved_variables();
-    const at::Tensor& x_dropped = saved[0];
-    const at::Tensor& keep = saved[1];
-    const at::Tensor& hidden = saved[2];
-    const at::Tensor& a = saved[3];
-    const at::Tensor& b = saved[4];
-    const double scale = ctx->saved_data["scale"].toDouble();
-    const double dropout = ctx->saved_data["dropout"].toDouble();
-    const at::Tensor& grad_out = grad_outputs[0];
-
-    const at::Tensor grad_hidden = at::mm(grad_out, b);  // without the scale: [N, r]
-    at::Tensor grad_x;
-    if (ctx->needs_input_grad(0)) {
-      const at::Tensor grad_x_dropped = at::mm(grad_hidden, a);
-      grad_x = keep.defined()
-                   ? at::native_dropout_backward(grad_x_dropped, keep, scale / (1.0 - dropout))
-                   : grad_x_dropped.mul(scale);
-    }
-    if (ctx->needs_input_grad(2)) {
-      AccumulateGradient(saved[5], at::mm(grad_hidden.t(), x_dropped), scale);
-    }
-    if (ctx->needs_input_grad(3)) AccumulateGradient(saved[6], at::mm(grad_out.t(), hidden), scale);
-    return {grad_x, ctx->needs_input_grad(1) ? grad_out : at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    const at::Tensor grad_x =
+        AdapterBackward(ctx, grad_outputs[0], at::Tensor(), ctx->needs_input_grad(0),
+                        ctx->needs_input_grad(2), ctx->needs_input_grad(3));
+    return {grad_x,       ctx->needs_input_grad(1) ? grad_outputs[0] : at::Tensor(),
+            at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
+
+// The frozen bias, carried as a non-tensor argument: autograd tracks nothing of it (it is frozen)
+// and it may be undefined, which a tensor argument of a custom node may not be.
+struct FrozenBias {
+  at::Tensor tensor;
+};
+
+// A FrozenWeight base's layer (QLoRA): y = x W^T + b inside the node (FrozenLinearForward), so
+// backward adds the adapter path's dL/dx into the base's in place.
+class QLoraLinearFunction : public torch::autograd::Function<QLoraLinearFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& lora_A, const at::Tensor& lora_B, FrozenBias bias,
+                            std::shared_ptr<const FrozenWeight> base, double scale,
+                            double dropout, int64_t compute_dtype) {
+    const at::Tensor y = FrozenLinearForward(ctx, x, std::move(base), bias.tensor);
+    return AdapterForward(ctx, x, y, lora_A, lora_B, scale, dropout,
+                          static_cast<c10::ScalarType>(compute_dtype));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const at::Tensor& grad_out = grad_outputs[0];
+    at::Tensor grad_x_base;
+    if (ctx->needs_input_grad(0)) grad_x_base = FrozenLinearInputGradient(ctx, grad_out);
+    const at::Tensor grad_x =
+        AdapterBackward(ctx, grad_out, std::move(grad_x_base), ctx->needs_input_grad(0),
+                        ctx->needs_input_grad(1), ctx->needs_input_grad(2));
+    return {grad_x,       at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 double KaimingUniformBound(int64_t fan_in, double a) {
@@ -166,18 +237,27 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   // Tensor::to returns the tensor itself when the dtype already matches: the float32 path is the
   // plain one, op for op.
   const torch::Tensor input = x.to(dtype);
+  const int64_t in = options_.in_features();
+  const int64_t out = options_.out_features();
+  const double dropout = is_training() ? options_.lora_dropout() : 0.0;
+  const bool adapter_node = has_lora() && dtype != lora_A.scalar_type();
+  if (adapter_node && frozen_) {
+    std::vector<int64_t> out_sizes = input.sizes().vec();
+    out_sizes.back() = out;
+    return QLoraLinearFunction::apply(input.reshape({-1, in}), lora_A, lora_B,
+                                      FrozenBias{BiasIn(dtype)}, frozen_, lora_scale(), dropout,
+                                      static_cast<int64_t>(dtype))
+        .view(out_sizes);
+  }
   torch::Tensor y =
       frozen_ ? FrozenLinear(input, frozen_, BiasIn(dtype))
               : at::linear(input, weight.to(dtype),
                            bias.defined() && bias.requires_grad() ? bias.to(dtype) : BiasIn(dtype));
   if (!has_lora()) return y;
-  const int64_t out = options_.out_features();
   const int64_t r = options_.lora_r();
-  const double dropout = is_training() ? options_.lora_dropout() : 0.0;
-  if (dtype != lora_A.scalar_type()) {
-    return LoraAdapterFunction::apply(input.reshape({-1, options_.in_features()}),
-                                      y.reshape({-1, out}), lora_A, lora_B, lora_scale(), dropout,
-                                      static_cast<int64_t>(dtype))
+  if (adapter_node) {
+    return LoraAdapterFunction::apply(input.reshape({-1, in}), y.reshape({-1, out}), lora_A,
+                                      lora_B, lora_scale(), dropout, static_cast<int64_t>(dtype))
         .view(y.sizes());
   }
   // The plain path (the adapters' own dtype): y + scale * (adapter_in A^T) B^T with the scale and

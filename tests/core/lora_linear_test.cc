@@ -69,6 +69,12 @@ TEST_CASE("In bfloat16 the adapter node equals the autograd graph and accumulate
     layer->lora_B.normal_(0.0, 0.5, Seeded(2));
     layer->bias.normal_(0.0, 0.5, Seeded(3));
   }
+  const at::Tensor base_weight = layer->weight.detach().clone();
+  // A dense base (LoRA: the node adds to the base's output) or a FrozenWeight (QLoRA: the base
+  // product is inside the node, which adds the two gradients of x itself).
+  const bool frozen_base = GENERATE(false, true);
+  INFO("frozen base: " << frozen_base);
+  if (frozen_base) layer->ReplaceBaseWeight(std::make_shared<DenseFrozenWeight>(base_weight));
   const at::Tensor x0 = at::randn({2, 5, 16}, Seeded(4));
   const at::Tensor grad_out = at::randn({2, 5, 12}, Seeded(5)).to(at::kBFloat16);
   // lora_A already holds a gradient (a second micro-batch, or FlatAdamW's zeroed view): the node
@@ -85,7 +91,7 @@ TEST_CASE("In bfloat16 the adapter node equals the autograd graph and accumulate
   const at::Tensor b_ref = layer->lora_B.detach().clone().requires_grad_(true);
   at::manual_seed(7);
   const at::Tensor input = x_ref.to(at::kBFloat16);
-  const at::Tensor base = at::linear(input, layer->weight.to(at::kBFloat16),
+  const at::Tensor base = at::linear(input, base_weight.to(at::kBFloat16),
                                      layer->bias.to(at::kBFloat16));
   const at::Tensor dropped = std::get<0>(at::native_dropout(input, kDropout, true));
   const at::Tensor expected =
