@@ -2,12 +2,12 @@
 // it in eager mode: c_attn projects to q, k, v; scores q k^T / sqrt(head_dim) plus an additive
 // attention bias (0 where a query may attend, the dtype's lowest value where the causal or padding
 // mask forbids it); softmax; dropout (attn_pdrop); weighted sum of v; c_proj. Its residual dropout
-// (resid_pdrop) is applied by Gpt2Block together with the residual add (core/residual_layer_norm.h).
-// With attn_implementation "sdpa" the middle (scores through weighted sum) is one
-// at::scaled_dot_product_attention call with the same additive mask, as Hugging Face's sdpa path.
-// Under mixed precision q, k, v come out of c_attn in the compute dtype; the eager softmax runs in
-// float32. c_attn and c_proj are LoraLinear layers, so LoRA and frozen (NF4) bases apply
-// here. Submodules: "c_attn" [3C, C], "c_proj" [C, C] ([out, in]). Thread-safety: as any
+// (resid_pdrop) is applied by Gpt2Block together with the residual add
+// (core/residual_layer_norm.h). With attn_implementation "sdpa" the middle (scores through weighted
+// sum) is one at::scaled_dot_product_attention call with the same additive mask, as Hugging Face's
+// sdpa path. Under mixed precision q, k, v come out of c_attn in the compute dtype; the eager
+// softmax runs in float32. c_attn and c_proj are LoraLinear layers, so LoRA and frozen (NF4) bases
+// apply here. Submodules: "c_attn" [3C, C], "c_proj" [C, C] ([out, in]). Thread-safety: as any
 // torch::nn::Module.
 #pragma once
 

@@ -39,10 +39,11 @@ torch::Tensor Gpt2BlockImpl::forward(const torch::Tensor& hidden, const torch::T
   const bool training = is_training();
   const ResidualLayerNormOutput x =
       ResidualLayerNorm(hidden, {}, 0.0, training, ln_1.get(), LayerDtype(attn->c_attn, hidden));
-  const ResidualLayerNormOutput h = ResidualLayerNorm(x.sum, attn(x.norm, attn_bias), resid_pdrop_,
-                                                      training, ln_2.get(),
-                                                      LayerDtype(mlp->c_fc, hidden));
-  return ResidualLayerNorm(h.sum, mlp(h.norm), resid_pdrop_, training, nullptr, hidden.scalar_type())
+  const ResidualLayerNormOutput h =
+      ResidualLayerNorm(x.sum, attn(x.norm, attn_bias), resid_pdrop_, training, ln_2.get(),
+                        LayerDtype(mlp->c_fc, hidden));
+  return ResidualLayerNorm(h.sum, mlp(h.norm), resid_pdrop_, training, nullptr,
+                           hidden.scalar_type())
       .sum;
 }
 

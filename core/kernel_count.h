@@ -11,8 +11,9 @@
 //      counts by rule 1. The list is LaunchesNoKernel's, in kernel_count.cc.
 //   3. A fused op — a FusedOpScope whose name starts with "hpsearch::" — counts 1, and nothing
 //      inside it counts: the attention core (one scaled_dot_product_attention kernel on CUDA) and
-//      custom kernels that are no ATen op (NF4 dequantisation, the residual stream's LayerNorm). The backward of the autograd nodes
-//      created inside one such scope counts 1 more (the fused backward kernel), once per scope.
+//      custom kernels that are no ATen op (NF4 dequantisation, the residual stream's LayerNorm).
+//      The backward of the autograd nodes created inside one such scope counts 1 more (the fused
+//      backward kernel), once per scope.
 //   4. Autograd nodes, the autograd engine's records around them and user scopes of other names
 //      are transparent: the ops inside them count.
 //   5. An op that CUDA runs as one kernel while the CPU decomposes it (dropout: native_dropout on

@@ -41,8 +41,7 @@ bool KernelDtypes(const at::Tensor& residual, const at::Tensor& branch, const at
   return residual.scalar_type() == at::kFloat &&
          (!branch.defined() || branch.scalar_type() == at::kBFloat16) &&
          (!weight.defined() || (weight.scalar_type() == at::kFloat && bias.defined() &&
-                                bias.scalar_type() == at::kFloat &&
-                                norm_dtype == at::kBFloat16));
+                                bias.scalar_type() == at::kFloat && norm_dtype == at::kBFloat16));
 }
 
 // Dropout as at::dropout computes it on `branch`'s device (CUDA: native_dropout, mask and scale in
@@ -60,7 +59,8 @@ std::pair<at::Tensor, at::Tensor> DropoutWithMask(const at::Tensor& branch, doub
 }
 
 at::Tensor DropoutBackward(const at::Tensor& grad, const at::Tensor& mask, double p) {
-  if (mask.scalar_type() == at::kBool) return at::native_dropout_backward(grad, mask, 1.0 / (1 - p));
+  if (mask.scalar_type() == at::kBool)
+    return at::native_dropout_backward(grad, mask, 1.0 / (1 - p));
   return grad * mask;
 }
 
@@ -119,7 +119,8 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
     ctx->saved_data["p"] = dropout_p;
     ctx->saved_data["has_branch"] = branch.defined();
     ctx->saved_data["has_norm"] = weight.defined();
-    if (branch.defined()) ctx->saved_data["branch_dtype"] = static_cast<int64_t>(branch.scalar_type());
+    if (branch.defined())
+      ctx->saved_data["branch_dtype"] = static_cast<int64_t>(branch.scalar_type());
 #if defined(HPSEARCH_TORCH_CUDA)
     if (kernel) {
       return KernelForward(ctx, residual, branch, weight, bias, dropout_p, settings.eps,
@@ -134,7 +135,8 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
       sum = residual + dropped;
     }
     if (!weight.defined()) {
-      if (needs_grad) ctx->save_for_backward({at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), mask});
+      if (needs_grad)
+        ctx->save_for_backward({at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), mask});
       return {sum};
     }
     auto [norm, mean, rstd] =
@@ -158,8 +160,8 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
     at::Tensor grad_branch;
 #if defined(HPSEARCH_TORCH_CUDA)
     if (ctx->saved_data["kernel"].toBool()) {
-      std::tie(grad_residual, grad_branch) = KernelBackward(grad_sum, grad_norm, sum, mean, rstd,
-                                                            weight, mask, p, has_branch);
+      std::tie(grad_residual, grad_branch) =
+          KernelBackward(grad_sum, grad_norm, sum, mean, rstd, weight, mask, p, has_branch);
     } else  // NOLINT(readability/braces)
 #endif
     {
@@ -168,14 +170,14 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
       // add's gradient cast to the branch's dtype and dropout's derivative.
       grad_residual = grad_sum;
       if (ctx->saved_data["has_norm"].toBool() && grad_norm.defined()) {
-        const at::Tensor through_norm = std::get<0>(at::native_layer_norm_backward(
-            grad_norm.to(sum.scalar_type()), sum, {sum.size(-1)}, mean, rstd, weight,
-            at::Tensor(), {true, false, false}));
+        const at::Tensor through_norm = std::get<0>(
+            at::native_layer_norm_backward(grad_norm.to(sum.scalar_type()), sum, {sum.size(-1)},
+                                           mean, rstd, weight, at::Tensor(), {true, false, false}));
         grad_residual = grad_residual.defined() ? grad_residual + through_norm : through_norm;
       }
       if (has_branch && grad_residual.defined()) {
-        grad_branch = grad_residual.to(
-            static_cast<c10::ScalarType>(ctx->saved_data["branch_dtype"].toInt()));
+        grad_branch =
+            grad_residual.to(static_cast<c10::ScalarType>(ctx->saved_data["branch_dtype"].toInt()));
         if (mask.defined()) grad_branch = DropoutBackward(grad_branch, mask, p);
       }
     }
@@ -236,8 +238,7 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
                     args, c10::cuda::getCurrentCUDAStream(device.index()).stream()),
                 "forward", device);
     if (needs_grad) {
-      ctx->save_for_backward(
-          {weight.defined() ? ln_input : at::Tensor(), mean, rstd, gamma, keep});
+      ctx->save_for_backward({weight.defined() ? ln_input : at::Tensor(), mean, rstd, gamma, keep});
     }
     if (!weight.defined()) return {sum};
     return {sum, norm};
@@ -322,9 +323,9 @@ ResidualLayerNormOutput ResidualLayerNorm(const at::Tensor& residual, const at::
   if (layer_norm != nullptr) {
     const std::vector<int64_t>& shape = layer_norm->options.normalized_shape();
     if (shape.size() != 1 || shape[0] != residual.size(-1)) {
-      Fail(ErrorCode::kInvalidArgument,
-           "ResidualLayerNorm: the LayerNorm normalises " + ShapeString(shape) +
-               ", not the last dimension of " + ShapeString(residual.sizes()));
+      Fail(ErrorCode::kInvalidArgument, "ResidualLayerNorm: the LayerNorm normalises " +
+                                            ShapeString(shape) + ", not the last dimension of " +
+                                            ShapeString(residual.sizes()));
     }
     const at::Tensor& weight = layer_norm->weight;
     const at::Tensor& bias = layer_norm->bias;

@@ -43,9 +43,9 @@ struct ResidualLayerNormOutput {
 };
 
 // residual: [..., C]; branch: residual's shape (any floating dtype; bfloat16 for the kernel), or
-// undefined: sum = residual. Dropout with probability `dropout_p` applies to branch when `training`.
-// layer_norm: a LayerNorm over the last dimension (normalized_shape {C}), or null: no norm.
-// REQUIRES: residual is defined; 0 <= dropout_p < 1; branch and residual on one device.
+// undefined: sum = residual. Dropout with probability `dropout_p` applies to branch when
+// `training`. layer_norm: a LayerNorm over the last dimension (normalized_shape {C}), or null: no
+// norm. REQUIRES: residual is defined; 0 <= dropout_p < 1; branch and residual on one device.
 ResidualLayerNormOutput ResidualLayerNorm(const at::Tensor& residual, const at::Tensor& branch,
                                           double dropout_p, bool training,
                                           const torch::nn::LayerNormImpl* layer_norm,

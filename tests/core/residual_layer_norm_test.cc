@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
+#include <torch/cuda.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/utils.h>
 
@@ -11,8 +12,13 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/gpt2_block.h"
+#include "core/gpt2_model.h"
 #include "core/grad_checkpoint.h"
 #include "core/kernel_count.h"
+#include "core/torch_compat.h"
+#include "gpt2_test_util.h"
+#include "testing/testing.h"
 
 namespace hpsearch::core {
 namespace {
@@ -37,8 +43,8 @@ ResidualLayerNormOutput Unfused(const at::Tensor& residual, const at::Tensor& br
   ResidualLayerNormOutput out;
   out.sum = branch.defined() ? residual + at::dropout(branch, p, training) : residual;
   if (norm != nullptr) {
-    out.norm = at::layer_norm(out.sum, {kWidth}, norm->weight, norm->bias, norm->options.eps())
-                   .to(dtype);
+    out.norm =
+        at::layer_norm(out.sum, {kWidth}, norm->weight, norm->bias, norm->options.eps()).to(dtype);
   }
   return out;
 }
@@ -100,13 +106,15 @@ TEST_CASE("ResidualLayerNorm: dropout draws as at::dropout and is off in eval",
   const at::Tensor residual = at::zeros({4, kWidth});
   const at::Tensor branch = at::ones({4, kWidth}).to(at::kBFloat16);
   at::manual_seed(3);
-  const at::Tensor fused = ResidualLayerNorm(residual, branch, 0.5, true, nullptr, at::kBFloat16).sum;
+  const at::Tensor fused =
+      ResidualLayerNorm(residual, branch, 0.5, true, nullptr, at::kBFloat16).sum;
   at::manual_seed(3);
   const at::Tensor plain = residual + at::dropout(branch, 0.5, true);
   REQUIRE(at::equal(fused, plain));
   REQUIRE(fused.eq(0).any().item<bool>());  // some values dropped, the others scaled by 2
   REQUIRE(fused.eq(2).any().item<bool>());
-  const at::Tensor eval = ResidualLayerNorm(residual, branch, 0.5, false, nullptr, at::kBFloat16).sum;
+  const at::Tensor eval =
+      ResidualLayerNorm(residual, branch, 0.5, false, nullptr, at::kBFloat16).sum;
   REQUIRE(at::equal(eval, at::ones({4, kWidth})));
 }
 
@@ -118,9 +126,8 @@ TEST_CASE("ResidualLayerNorm under gradient checkpointing replays its dropout ma
   const auto block = [&](Op op, const at::Tensor& weight) {
     return [&, op, weight](const at::Tensor& x, const at::Tensor& /*bias*/) {
       const ResidualLayerNormOutput a = op(x, {}, 0.0, true, ln_1.get(), at::kBFloat16);
-      const ResidualLayerNormOutput h =
-          op(a.sum, at::matmul(a.norm, weight.to(at::kBFloat16)), 0.1, true, ln_2.get(),
-             at::kBFloat16);
+      const ResidualLayerNormOutput h = op(a.sum, at::matmul(a.norm, weight.to(at::kBFloat16)), 0.1,
+                                           true, ln_2.get(), at::kBFloat16);
       return op(h.sum, at::gelu(at::matmul(h.norm, weight.to(at::kBFloat16))), 0.1, true, nullptr,
                 at::kBFloat16)
           .sum;
@@ -135,9 +142,9 @@ TEST_CASE("ResidualLayerNorm under gradient checkpointing replays its dropout ma
     const at::Tensor weight = (at::randn({kWidth, kWidth}) * 0.3).set_requires_grad(true);
     const at::Tensor grad = at::randn({3, 4, kWidth});
     at::manual_seed(9);
-    const at::Tensor out =
-        checkpointed ? CheckpointedCall(block(op, weight), x, at::zeros({1}), {weight})
-                     : block(op, weight)(x, at::Tensor());
+    const at::Tensor out = checkpointed
+                               ? CheckpointedCall(block(op, weight), x, at::zeros({1}), {weight})
+                               : block(op, weight)(x, at::Tensor());
     out.backward(grad);
     return Grads{out.detach(), x.grad(), weight.grad()};
   };
@@ -148,6 +155,98 @@ TEST_CASE("ResidualLayerNorm under gradient checkpointing replays its dropout ma
     RequireSame(fused.out, plain.out);
     RequireSame(fused.x, plain.x);
     RequireSame(fused.weight, plain.weight);
+  }
+}
+
+TEST_CASE("Gpt2Block keeps Hugging Face's order: dropout on each branch, then the residual add",
+          "[core][residual_layer_norm]") {
+  const c10::ScalarType dtype = GENERATE(at::kFloat, at::kBFloat16);
+  INFO(c10::toString(dtype));
+  FineTuningOptions fine_tuning;
+  fine_tuning.method = FineTuningMethod::kLora;
+  fine_tuning.lora_dropout = 0.1;
+  const Gpt2Config config = testing::TinyConfig();  // dropout 0.1 everywhere
+  Gpt2Block block(config, fine_tuning, "transformer.h.0", at::detail::createCPUGenerator(3));
+  for (LoraLinear* layer :
+       {&block->attn->c_attn, &block->attn->c_proj, &block->mlp->c_fc, &block->mlp->c_proj}) {
+    (*layer)->set_compute_dtype(dtype);
+    torch::NoGradGuard no_grad;
+    if ((*layer)->lora_B.defined()) (*layer)->lora_B.normal_(0.0, 0.1);  // adapters that act
+  }
+  block->train();
+  const at::Tensor bias =
+      Gpt2AttentionBias(at::ones({2, 5}, at::kLong), 2, 5, at::kFloat, at::kCPU);
+  const auto run = [&](bool fused) {
+    at::manual_seed(21);
+    const at::Tensor x = at::randn({2, 5, config.n_embd}).set_requires_grad(true);
+    at::manual_seed(22);
+    at::Tensor out;
+    if (fused) {
+      out = block->forward(x, bias);
+    } else {
+      const at::Tensor h =
+          x + at::dropout(block->attn(block->ln_1(x).to(dtype), bias), config.resid_pdrop, true);
+      out = h + at::dropout(block->mlp(block->ln_2(h).to(dtype)), config.resid_pdrop, true);
+    }
+    out.backward(at::ones_like(out));
+    return std::make_pair(out.detach(), x.grad());
+  };
+  const auto fused = run(true);
+  const auto plain = run(false);
+  RequireSame(fused.first, plain.first);
+  RequireSame(fused.second, plain.second);
+}
+
+// The CUDA kernel path against the CPU's ATen path (skipped without a device). The kernel rounds
+// differently (kernels/residual_layer_norm.cuh: the dropout scale in float32, one bf16 rounding of
+// each output), so values agree within bf16 precision, and its Philox masks are not the CPU's:
+// dropout is checked by what each value is (dropped or scaled) and by the gradient following it.
+TEST_CASE("ResidualLayerNorm on CUDA agrees with the CPU path",
+          "[core][residual_layer_norm][cuda]") {
+  if (!torch::cuda::is_available()) hpsearch::testing::Skip("no CUDA device");
+  const torch::nn::LayerNorm norm_cpu = FrozenLayerNorm();
+  torch::nn::LayerNorm norm_cuda = FrozenLayerNorm();
+  norm_cuda->to(at::kCUDA);
+  at::manual_seed(4);
+  const at::Tensor residual = at::randn({6, 7, kWidth});
+  const at::Tensor branch = at::randn({6, 7, kWidth}).to(at::kBFloat16);
+  const at::Tensor grad_sum = at::randn({6, 7, kWidth});
+  const at::Tensor grad_norm = at::randn({6, 7, kWidth}).to(at::kBFloat16);
+  const auto run = [&](const c10::Device& device, const torch::nn::LayerNormImpl* norm, double p) {
+    const at::Tensor r = residual.to(device).set_requires_grad(true);
+    const at::Tensor b = branch.to(device).set_requires_grad(true);
+    const ResidualLayerNormOutput out = ResidualLayerNorm(r, b, p, true, norm, at::kBFloat16);
+    torch::autograd::backward({out.sum, out.norm}, {grad_sum.to(device), grad_norm.to(device)});
+    return Run{out.sum.detach().cpu(), out.norm.detach().cpu(), r.grad().cpu(), b.grad().cpu()};
+  };
+  const auto close = [](const at::Tensor& a, const at::Tensor& b, double tol) {
+    INFO("max difference " << (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>());
+    REQUIRE(at::allclose(a.to(at::kFloat), b.to(at::kFloat), tol, tol));
+  };
+  SECTION("no dropout") {
+    const Run cuda = run(at::kCUDA, norm_cuda.get(), 0.0);
+    const Run cpu = run(at::kCPU, norm_cpu.get(), 0.0);
+    close(cuda.sum, cpu.sum, 1e-6);
+    close(cuda.norm, cpu.norm, 2e-2);
+    close(cuda.grad_residual, cpu.grad_residual, 2e-2);
+    close(cuda.grad_branch, cpu.grad_branch, 2e-2);
+  }
+  SECTION("dropout: each value dropped or scaled, its gradient likewise, and the mask replays") {
+    const double p = 0.25;
+    const c10::Device cuda(at::kCUDA, 0);
+    const at::Tensor state = compat::GetRngState(cuda);  // as a checkpointed block's recomputation
+    const Run first = run(at::kCUDA, norm_cuda.get(), p);
+    compat::SetRngState(cuda, state);
+    const Run again = run(at::kCUDA, norm_cuda.get(), p);
+    RequireSame(first.sum, again.sum);
+    RequireSame(first.grad_branch, again.grad_branch);
+    const at::Tensor kept = (first.sum - residual).abs() > 1e-6 | branch.to(at::kFloat).eq(0);
+    const double kept_share = kept.to(at::kFloat).mean().item<double>();
+    REQUIRE(kept_share > 0.6);
+    REQUIRE(kept_share < 0.9);
+    const at::Tensor scale = kept.to(at::kFloat) / (1 - p);
+    close(first.sum, residual + branch.to(at::kFloat) * scale, 1e-5);
+    close(first.grad_branch, first.grad_residual * scale, 2e-2);
   }
 }
 
