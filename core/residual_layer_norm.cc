@@ -59,8 +59,9 @@ std::pair<at::Tensor, at::Tensor> DropoutWithMask(const at::Tensor& branch, doub
 }
 
 at::Tensor DropoutBackward(const at::Tensor& grad, const at::Tensor& mask, double p) {
-  if (mask.scalar_type() == at::kBool)
+  if (mask.scalar_type() == at::kBool) {
     return at::native_dropout_backward(grad, mask, 1.0 / (1 - p));
+  }
   return grad * mask;
 }
 
@@ -113,14 +114,17 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
     const double dropout_p = settings.dropout_p;
     const bool needs_grad = settings.needs_grad;
     const c10::ScalarType dtype = settings.norm_dtype;
-    const bool kernel =
-        kHaveKernel && residual.is_cuda() && KernelDtypes(residual, branch, weight, bias, dtype);
+    // (With neither a branch nor a LayerNorm there is nothing to launch: sum is residual.)
+    const bool kernel = kHaveKernel && residual.is_cuda() &&
+                        (branch.defined() || weight.defined()) &&
+                        KernelDtypes(residual, branch, weight, bias, dtype);
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["p"] = dropout_p;
     ctx->saved_data["has_branch"] = branch.defined();
     ctx->saved_data["has_norm"] = weight.defined();
-    if (branch.defined())
+    if (branch.defined()) {
       ctx->saved_data["branch_dtype"] = static_cast<int64_t>(branch.scalar_type());
+    }
 #if defined(HPSEARCH_TORCH_CUDA)
     if (kernel) {
       return KernelForward(ctx, residual, branch, weight, bias, dropout_p, settings.eps,
@@ -135,8 +139,9 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
       sum = residual + dropped;
     }
     if (!weight.defined()) {
-      if (needs_grad)
+      if (needs_grad) {
         ctx->save_for_backward({at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), mask});
+      }
       return {sum};
     }
     auto [norm, mean, rstd] =
@@ -156,35 +161,39 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
     const at::Tensor& rstd = saved[2];
     const at::Tensor& weight = saved[3];
     const at::Tensor& mask = saved[4];
-    at::Tensor grad_residual;
-    at::Tensor grad_branch;
+    // One gradient per forward input: residual, branch if given, settings (none).
+    const auto grads_in = [has_branch](const at::Tensor& grad_residual,
+                                       const at::Tensor& grad_branch) {
+      variable_list out = {grad_residual};
+      if (has_branch) out.push_back(grad_branch);
+      out.emplace_back();
+      return out;
+    };
 #if defined(HPSEARCH_TORCH_CUDA)
     if (ctx->saved_data["kernel"].toBool()) {
-      std::tie(grad_residual, grad_branch) =
+      const auto [grad_residual, grad_branch] =
           KernelBackward(grad_sum, grad_norm, sum, mean, rstd, weight, mask, p, has_branch);
-    } else  // NOLINT(readability/braces)
-#endif
-    {
-      // As the autograd engine would: the LayerNorm's input gradient (NativeLayerNormBackward0
-      // after ToCopyBackward0's cast) summed with the gradient of sum's other consumers, then the
-      // add's gradient cast to the branch's dtype and dropout's derivative.
-      grad_residual = grad_sum;
-      if (ctx->saved_data["has_norm"].toBool() && grad_norm.defined()) {
-        const at::Tensor through_norm = std::get<0>(
-            at::native_layer_norm_backward(grad_norm.to(sum.scalar_type()), sum, {sum.size(-1)},
-                                           mean, rstd, weight, at::Tensor(), {true, false, false}));
-        grad_residual = grad_residual.defined() ? grad_residual + through_norm : through_norm;
-      }
-      if (has_branch && grad_residual.defined()) {
-        grad_branch =
-            grad_residual.to(static_cast<c10::ScalarType>(ctx->saved_data["branch_dtype"].toInt()));
-        if (mask.defined()) grad_branch = DropoutBackward(grad_branch, mask, p);
-      }
+      return grads_in(grad_residual, grad_branch);
     }
-    variable_list grads_in = {grad_residual};
-    if (has_branch) grads_in.push_back(grad_branch);
-    grads_in.emplace_back();  // settings
-    return grads_in;
+#endif
+    // As the autograd engine would: the LayerNorm's input gradient (NativeLayerNormBackward0 after
+    // ToCopyBackward0's cast) summed with the gradient of sum's other consumers (two operands: the
+    // order does not change a bit), then the add's gradient cast to the branch's dtype and
+    // dropout's derivative.
+    at::Tensor grad_residual = grad_sum;
+    if (ctx->saved_data["has_norm"].toBool() && grad_norm.defined()) {
+      const at::Tensor through_norm = std::get<0>(
+          at::native_layer_norm_backward(grad_norm.to(sum.scalar_type()), sum, {sum.size(-1)}, mean,
+                                         rstd, weight, at::Tensor(), {true, false, false}));
+      grad_residual = grad_residual.defined() ? grad_residual + through_norm : through_norm;
+    }
+    at::Tensor grad_branch;
+    if (has_branch && grad_residual.defined()) {
+      grad_branch =
+          grad_residual.to(static_cast<c10::ScalarType>(ctx->saved_data["branch_dtype"].toInt()));
+      if (mask.defined()) grad_branch = DropoutBackward(grad_branch, mask, p);
+    }
+    return grads_in(grad_residual, grad_branch);
   }
 
  private:
@@ -202,7 +211,7 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
     args.rows = width == 0 ? 0 : residual.numel() / width;
     args.width = width;
     args.residual = residual_c.data_ptr<float>();
-    at::Tensor sum = residual;  // the LayerNorm's input: residual_c without a branch
+    at::Tensor sum = residual;  // without a branch; the LayerNorm then reads residual_c
     at::Tensor keep;
     if (branch.defined()) {
       sum = at::empty_like(residual_c);
