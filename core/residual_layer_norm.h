@@ -18,7 +18,9 @@
 // - On CUDA with a float32 residual, a bfloat16 branch (or none), float32 LayerNorm parameters and
 //   a bfloat16 norm (or no LayerNorm): one kernel each way (kernels::ResidualLayerNormForward and
 //   Backward; dropout draws from Philox keyed by the device's default generator, which a
-//   checkpointed block's recomputation restores, so the mask repeats).
+//   checkpointed block's recomputation restores, so the mask repeats). Its bfloat16 results differ
+//   from eager ATen's in rounding (the dropout scale applies in float32, each output rounds once;
+//   kernels/residual_layer_norm.cuh states it) and its masks are its own draws.
 // - Elsewhere (the CPU, other dtypes): the ATen calls eager PyTorch makes for the same expression
 //   (dropout as at::dropout does it on that device, add, layer_norm, to, and their derivatives), so
 //   float32 results and gradients are bit for bit those of the unfused expression and dropout draws

@@ -213,8 +213,10 @@ TEST_CASE("ResidualLayerNorm on CUDA agrees with the CPU path",
   const at::Tensor grad_sum = at::randn({6, 7, kWidth});
   const at::Tensor grad_norm = at::randn({6, 7, kWidth}).to(at::kBFloat16);
   const auto run = [&](const c10::Device& device, const torch::nn::LayerNormImpl* norm, double p) {
-    const at::Tensor r = residual.to(device).set_requires_grad(true);
-    const at::Tensor b = branch.to(device).set_requires_grad(true);
+    const at::Tensor r = residual.to(device, /*non_blocking=*/false, /*copy=*/true);
+    const at::Tensor b = branch.to(device, /*non_blocking=*/false, /*copy=*/true);
+    r.set_requires_grad(true);
+    b.set_requires_grad(true);
     const ResidualLayerNormOutput out = ResidualLayerNorm(r, b, p, true, norm, at::kBFloat16);
     torch::autograd::backward({out.sum, out.norm}, {grad_sum.to(device), grad_norm.to(device)});
     return Run{out.sum.detach().cpu(), out.norm.detach().cpu(), r.grad().cpu(), b.grad().cpu()};
