@@ -28,7 +28,6 @@ Gpt2AttentionImpl::Gpt2AttentionImpl(const Gpt2Config& config, const FineTuningO
                                      const std::string& module_path, at::Generator generator)
     : n_head_(config.n_head),
       attn_pdrop_(config.attn_pdrop),
-      resid_pdrop_(config.resid_pdrop),
       sdpa_(config.attn_implementation == "sdpa") {
   const int64_t width = config.n_embd;
   // Hugging Face re-initialises every "c_proj.weight" with std initializer_range / sqrt(2 n_layer)
@@ -86,7 +85,7 @@ torch::Tensor Gpt2AttentionImpl::forward(const torch::Tensor& hidden,
     context = context.transpose(1, 2).contiguous();
   }
   context = context.view({batch, seq, width});
-  return at::dropout(c_proj(context), resid_pdrop_, is_training());
+  return c_proj(context);
 }
 
 }  // namespace hpsearch::core

@@ -1,12 +1,13 @@
 // Gpt2Attention: GPT-2's causal multi-head self-attention as Hugging Face's GPT2Attention computes
 // it in eager mode: c_attn projects to q, k, v; scores q k^T / sqrt(head_dim) plus an additive
 // attention bias (0 where a query may attend, the dtype's lowest value where the causal or padding
-// mask forbids it); softmax; dropout (attn_pdrop); weighted sum of v; c_proj; dropout
-// (resid_pdrop). With attn_implementation "sdpa" the middle (scores through weighted sum) is one
-// at::scaled_dot_product_attention call with the same additive mask, as Hugging Face's sdpa path.
-// Under mixed precision q, k, v come out of c_attn in the compute dtype; the eager softmax runs in
-// float32. c_attn and c_proj are LoraLinear layers, so LoRA and frozen (NF4) bases apply
-// here. Submodules: "c_attn" [3C, C], "c_proj" [C, C] ([out, in]). Thread-safety: as any
+// mask forbids it); softmax; dropout (attn_pdrop); weighted sum of v; c_proj. Its residual dropout
+// (resid_pdrop) is applied by Gpt2Block together with the residual add
+// (core/residual_layer_norm.h). With attn_implementation "sdpa" the middle (scores through weighted
+// sum) is one at::scaled_dot_product_attention call with the same additive mask, as Hugging Face's
+// sdpa path. Under mixed precision q, k, v come out of c_attn in the compute dtype; the eager
+// softmax runs in float32. c_attn and c_proj are LoraLinear layers, so LoRA and frozen (NF4) bases
+// apply here. Submodules: "c_attn" [3C, C], "c_proj" [C, C] ([out, in]). Thread-safety: as any
 // torch::nn::Module.
 #pragma once
 
@@ -30,8 +31,9 @@ class Gpt2AttentionImpl : public torch::nn::Module {
                     const std::string& module_path, at::Generator generator);
 
   // hidden: [B, T, C]; attn_bias: [B, 1, T, T] additive (see Gpt2AttentionBias in
-  // core/gpt2_model.h), in hidden's dtype for eager attention and in q's dtype for sdpa. Returns
-  // [B, T, C] after c_proj and residual dropout (the caller adds the residual).
+  // core/gpt2_model.h), in the residual stream's dtype for eager attention and in q's dtype for
+  // sdpa. Returns [B, T, C] after c_proj (the caller applies residual dropout and adds the
+  // residual).
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& attn_bias);
 
   LoraLinear c_attn{nullptr};
@@ -40,7 +42,6 @@ class Gpt2AttentionImpl : public torch::nn::Module {
  private:
   int64_t n_head_;
   double attn_pdrop_;
-  double resid_pdrop_;
   bool sdpa_;  // config.attn_implementation == "sdpa"
 };
 

@@ -1,5 +1,7 @@
 #include "core/gpt2_block.h"
 
+#include "core/residual_layer_norm.h"
+
 namespace hpsearch::core {
 namespace {
 
@@ -13,10 +15,17 @@ torch::nn::LayerNorm MakeLayerNorm(const Gpt2Config& config, const FineTuningOpt
   return norm;
 }
 
+// The dtype `layer` computes in for an input like `hidden` (LoraLinearImpl::forward's rule).
+c10::ScalarType LayerDtype(const LoraLinear& layer, const torch::Tensor& hidden) {
+  const c10::ScalarType dtype = layer->options().compute_dtype();
+  return dtype == c10::ScalarType::Undefined ? hidden.scalar_type() : dtype;
+}
+
 }  // namespace
 
 Gpt2BlockImpl::Gpt2BlockImpl(const Gpt2Config& config, const FineTuningOptions& fine_tuning,
-                             const std::string& module_path, at::Generator generator) {
+                             const std::string& module_path, at::Generator generator)
+    : resid_pdrop_(config.resid_pdrop) {
   ln_1 = register_module("ln_1", MakeLayerNorm(config, fine_tuning));
   attn =
       register_module("attn", Gpt2Attention(config, fine_tuning, module_path + ".attn", generator));
@@ -26,8 +35,17 @@ Gpt2BlockImpl::Gpt2BlockImpl(const Gpt2Config& config, const FineTuningOptions& 
 
 torch::Tensor Gpt2BlockImpl::forward(const torch::Tensor& hidden, const torch::Tensor& attn_bias) {
   const MaterializedWeightsScope bases(FrozenBaseUses(hidden.scalar_type()));
-  torch::Tensor h = hidden + attn(ln_1(hidden), attn_bias);
-  return h + mlp(ln_2(h));
+  // The norms come out in the layers' compute dtype, so their input casts are no-ops. ln_1 passes
+  // the residual through (x) so that its gradient is summed inside the ops' backward.
+  const bool training = is_training();
+  const ResidualLayerNormOutput x =
+      ResidualLayerNorm(hidden, {}, 0.0, training, ln_1.get(), LayerDtype(attn->c_attn, hidden));
+  const ResidualLayerNormOutput h =
+      ResidualLayerNorm(x.sum, attn(x.norm, attn_bias), resid_pdrop_, training, ln_2.get(),
+                        LayerDtype(mlp->c_fc, hidden));
+  return ResidualLayerNorm(h.sum, mlp(h.norm), resid_pdrop_, training, nullptr,
+                           hidden.scalar_type())
+      .sum;
 }
 
 std::vector<FrozenWeightUse> Gpt2BlockImpl::FrozenBaseUses(c10::ScalarType input_dtype) const {

@@ -1,5 +1,8 @@
 // Gpt2Block: one pre-LayerNorm GPT-2 transformer block, as Hugging Face's GPT2Block:
-//   h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
+//   h = h + dropout(attn(ln_1(h)));  h = h + dropout(mlp(ln_2(h)))   (dropout: resid_pdrop).
+// The residual stream (float32) and its elementwise work around the layers (LayerNorms, residual
+// dropouts and adds, the norms' cast to the layers' compute dtype) run as three ResidualLayerNorm
+// ops (core/residual_layer_norm.h): ln_1; h and ln_2; the block's output.
 // Submodules: "ln_1", "attn" (Gpt2Attention), "ln_2", "mlp" (Gpt2Mlp). LayerNorms start at weight
 // 1, bias 0 and are frozen unless fine-tuning is full. Forward materialises the four linear layers'
 // frozen (NF4) bases in one go for its run (one dequantisation launch: MaterializedWeightsScope,
@@ -40,6 +43,9 @@ class Gpt2BlockImpl : public torch::nn::Module {
   Gpt2Attention attn{nullptr};
   torch::nn::LayerNorm ln_2{nullptr};
   Gpt2Mlp mlp{nullptr};
+
+ private:
+  double resid_pdrop_;
 };
 
 TORCH_MODULE(Gpt2Block);

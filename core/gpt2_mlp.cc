@@ -9,8 +9,7 @@ namespace hpsearch::core {
 torch::Tensor GeluNew(const torch::Tensor& x) { return at::gelu(x, "tanh"); }
 
 Gpt2MlpImpl::Gpt2MlpImpl(const Gpt2Config& config, const FineTuningOptions& fine_tuning,
-                         const std::string& module_path, at::Generator generator)
-    : resid_pdrop_(config.resid_pdrop) {
+                         const std::string& module_path, at::Generator generator) {
   const int64_t width = config.n_embd;
   const int64_t inner = 4 * width;
   // Same depth scaling of "c_proj.weight" as in Gpt2Attention.
@@ -27,7 +26,7 @@ Gpt2MlpImpl::Gpt2MlpImpl(const Gpt2Config& config, const FineTuningOptions& fine
 }
 
 torch::Tensor Gpt2MlpImpl::forward(const torch::Tensor& hidden) {
-  return at::dropout(c_proj(GeluNew(c_fc(hidden))), resid_pdrop_, is_training());
+  return c_proj(GeluNew(c_fc(hidden)));
 }
 
 }  // namespace hpsearch::core

@@ -1,6 +1,7 @@
-// Gpt2Mlp: GPT-2's position-wise feed-forward layer, c_fc [4C, C] → gelu_new → c_proj [C, 4C] →
-// dropout (resid_pdrop), as Hugging Face's GPT2MLP with n_inner unset (4 n_embd). Both projections
-// are LoraLinear layers. Thread-safety: as any torch::nn::Module.
+// Gpt2Mlp: GPT-2's position-wise feed-forward layer, c_fc [4C, C] → gelu_new → c_proj [C, 4C], as
+// Hugging Face's GPT2MLP with n_inner unset (4 n_embd); its residual dropout (resid_pdrop) is
+// applied by Gpt2Block together with the residual add (core/residual_layer_norm.h). Both
+// projections are LoraLinear layers. Thread-safety: as any torch::nn::Module.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -25,14 +26,11 @@ class Gpt2MlpImpl : public torch::nn::Module {
   Gpt2MlpImpl(const Gpt2Config& config, const FineTuningOptions& fine_tuning,
               const std::string& module_path, at::Generator generator);
 
-  // hidden: [B, T, C] → [B, T, C] (the caller adds the residual).
+  // hidden: [B, T, C] → [B, T, C] (the caller applies residual dropout and adds the residual).
   torch::Tensor forward(const torch::Tensor& hidden);
 
   LoraLinear c_fc{nullptr};
   LoraLinear c_proj{nullptr};
-
- private:
-  double resid_pdrop_;
 };
 
 TORCH_MODULE(Gpt2Mlp);

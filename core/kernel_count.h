@@ -11,8 +11,9 @@
 //      counts by rule 1. The list is LaunchesNoKernel's, in kernel_count.cc.
 //   3. A fused op — a FusedOpScope whose name starts with "hpsearch::" — counts 1, and nothing
 //      inside it counts: the attention core (one scaled_dot_product_attention kernel on CUDA) and
-//      custom kernels that are no ATen op (NF4 dequantisation). The backward of the autograd nodes
-//      created inside one such scope counts 1 more (the fused backward kernel), once per scope.
+//      custom kernels that are no ATen op (NF4 dequantisation, the residual stream's LayerNorm).
+//      The backward of the autograd nodes created inside one such scope counts 1 more (the fused
+//      backward kernel), once per scope.
 //   4. Autograd nodes, the autograd engine's records around them and user scopes of other names
 //      are transparent: the ops inside them count.
 //   5. An op that CUDA runs as one kernel while the CPU decomposes it (dropout: native_dropout on
@@ -40,6 +41,7 @@ namespace hpsearch::core {
 // Names of the fused ops the model marks (rule 3).
 inline constexpr char kAttentionCoreOp[] = "hpsearch::attention_core";
 inline constexpr char kNf4DequantizeOp[] = "hpsearch::nf4_dequantize";
+inline constexpr char kResidualLayerNormOp[] = "hpsearch::residual_layer_norm";
 
 // Marks the work of its lifetime as one fused op named `name` (a string literal starting with
 // "hpsearch::"). Costs one check of an atomic flag when nothing records.
