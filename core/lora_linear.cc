@@ -70,7 +70,7 @@ void AccumulateGradient(const at::Tensor& parameter, const at::Tensor& gradient,
 //
 // The price: the adapters' gradients never travel as autograd values, so
 // torch::autograd::grad(..., {lora_A}) does not see them (they land in .grad, as loss.backward()
-// puts them); CheckpointedCall asks for its parameters' gradients with allow_unused and passes the
+// puts them) and neither do hooks on the parameters' AccumulateGrad nodes; CheckpointedCall asks for its parameters' gradients with allow_unused and passes the
 // absence on. The float32 path does not come here (LoraLinearImpl::forward): it stays the plain
 // autograd graph.
 //
@@ -91,7 +91,11 @@ at::Tensor AdapterForward(torch::autograd::AutogradContext* ctx, const at::Tenso
   at::Tensor keep;
   if (dropout > 0.0) std::tie(x_dropped, keep) = at::native_dropout(x, dropout, true);
   const at::Tensor hidden = at::mm(x_dropped, a.t());
-  ctx->save_for_backward({x_dropped, keep, hidden, a, b, lora_A, lora_B});
+  ctx->save_for_backward({x_dropped, keep, hidden, a, b});
+  // The parameters themselves (the same TensorImpl, not a saved copy that saved-tensor hooks could
+  // repack): AdapterBackward writes their .grad.
+  ctx->saved_data["lora_A"] = lora_A;
+  ctx->saved_data["lora_B"] = lora_B;
   ctx->saved_data["scale"] = scale;
   ctx->saved_data["dropout"] = dropout;
   return at::addmm(y, hidden, b.t(), /*beta=*/1, /*alpha=*/scale);
@@ -130,8 +134,13 @@ at::Tensor AdapterBackward(torch::autograd::AutogradContext* ctx, const at::Tens
                               : grad_x_dropped.mul(input_scale);
     }
   }
-  if (needs_a_grad) AccumulateGradient(saved[5], at::mm(grad_hidden.t(), x_dropped), scale);
-  if (needs_b_grad) AccumulateGradient(saved[6], at::mm(grad_out.t(), hidden), scale);
+  if (needs_a_grad) {
+    AccumulateGradient(ctx->saved_data["lora_A"].toTensor(), at::mm(grad_hidden.t(), x_dropped),
+                       scale);
+  }
+  if (needs_b_grad) {
+    AccumulateGradient(ctx->saved_data["lora_B"].toTensor(), at::mm(grad_out.t(), hidden), scale);
+  }
   return grad_x;
 }
 

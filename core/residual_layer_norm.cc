@@ -44,6 +44,17 @@ bool KernelDtypes(const at::Tensor& residual, const at::Tensor& branch, const at
                                 bias.scalar_type() == at::kFloat && norm_dtype == at::kBFloat16));
 }
 
+// Whether every tensor the kernel reads lives on residual's device: the kernel takes raw pointers,
+// so a host or another GPU's pointer would be an illegal access that poisons the CUDA context; on a
+// mismatch the ATen path runs and raises its own clear error.
+bool OnResidualDevice(const at::Tensor& residual, const at::Tensor& branch,
+                      const at::Tensor& weight, const at::Tensor& bias) {
+  const c10::Device device = residual.device();
+  return (!branch.defined() || branch.device() == device) &&
+         (!weight.defined() || weight.device() == device) &&
+         (!bias.defined() || bias.device() == device);
+}
+
 // Dropout as at::dropout computes it on `branch`'s device (CUDA: native_dropout, mask and scale in
 // one kernel; elsewhere a bernoulli noise tensor scaled by 1 / (1 - p)), keeping what its
 // derivative needs: so forward values, generator draws and gradients equal at::dropout's.
@@ -70,6 +81,9 @@ at::Tensor DropoutBackward(const at::Tensor& grad, const at::Tensor& mask, doubl
 // kernel keys each value's Philox counter by (offset, index / 4) (kernels/philox.h), so any fresh
 // offset gives an independent mask; 4 is the smallest increment the generator hands out. A
 // checkpointed block's recomputation restores the generator's state and so gets the same offset.
+// Not for CUDA graph capture: philox_engine_inputs refuses to run while capturing, and the seed
+// and offset go to the kernel by value, so a replay would repeat the mask; a captured step would
+// take philox_cuda_state and read them on the device (nothing captures today).
 std::pair<uint64_t, uint64_t> NextPhiloxInputs(const c10::Device& device) {
   at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(device.index());
   const std::lock_guard<std::mutex> lock(generator.mutex());
@@ -117,7 +131,8 @@ class ResidualLayerNormFunction : public torch::autograd::Function<ResidualLayer
     // (With neither a branch nor a LayerNorm there is nothing to launch: sum is residual.)
     const bool kernel = kHaveKernel && residual.is_cuda() &&
                         (branch.defined() || weight.defined()) &&
-                        KernelDtypes(residual, branch, weight, bias, dtype);
+                        KernelDtypes(residual, branch, weight, bias, dtype) &&
+                        OnResidualDevice(residual, branch, weight, bias);
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["p"] = dropout_p;
     ctx->saved_data["has_branch"] = branch.defined();

@@ -53,11 +53,17 @@ HPSEARCH_HOST_DEVICE inline PhiloxBlock Philox4x32_10(PhiloxBlock counter, uint3
   return counter;
 }
 
-// The 4 raw draws for values 4 * group .. 4 * group + 3 of the draw (seed, offset).
+// The 4 raw draws for values 4 * group .. 4 * group + 3 of the draw (seed, offset). The counter is
+// curand's after curand_init(seed, /*subsequence=*/group, offset), PyTorch's layout for its own
+// dropout kernels: offset / 4 in the low 64 bits, the group (PyTorch: the thread) in the high 64
+// bits. A launch therefore uses the counters of exactly the 4 offsets it reserved from the
+// generator (philox_engine_inputs(4)) and never another consumer's. Offsets are multiples of 4, as
+// the generator hands them out; offsets within one multiple of 4 draw the same values.
 HPSEARCH_HOST_DEVICE inline PhiloxBlock DropoutDrawBlock(uint64_t seed, uint64_t offset,
                                                          uint64_t group) {
-  const PhiloxBlock counter{{static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
-                             static_cast<uint32_t>(offset), static_cast<uint32_t>(offset >> 32)}};
+  const uint64_t block = offset / 4;
+  const PhiloxBlock counter{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                             static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32)}};
   return Philox4x32_10(counter, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 

@@ -15,50 +15,13 @@
 #include "kernels/nf4_dequant.cuh"
 #include "kernels/nf4_reference.h"
 #include "testing/testing.h"
+#include "tests/kernels/cuda_test_support.h"
 
 namespace hpsearch::kernels {
 namespace {
 
-void SkipWithoutDevice() {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess) {
-    testing::Skip(std::string("no CUDA device: ") + cudaGetErrorString(status));
-  }
-  if (count == 0) testing::Skip("no CUDA device");
-}
-
-#define REQUIRE_CUDA(expr) REQUIRE(std::string(cudaGetErrorString(expr)) == "no error")
-
-// Owns one device allocation.
-template <typename T>
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t count) : count_(count) {
-    if (count_ > 0) REQUIRE_CUDA(cudaMalloc(reinterpret_cast<void**>(&data_), count_ * sizeof(T)));
-  }
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
-    if (count_ > 0) {
-      REQUIRE_CUDA(cudaMemcpy(data_, host.data(), count_ * sizeof(T), cudaMemcpyHostToDevice));
-    }
-  }
-  ~DeviceBuffer() { cudaFree(data_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  T* get() const { return data_; }
-  std::vector<T> ToHost() const {
-    std::vector<T> host(count_);
-    if (count_ > 0) {
-      REQUIRE_CUDA(cudaMemcpy(host.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost));
-    }
-    return host;
-  }
-
- private:
-  size_t count_;
-  T* data_ = nullptr;
-};
+using testing_cuda::DeviceBuffer;
+using testing_cuda::SkipWithoutDevice;
 
 std::vector<float> RandomNormal(int64_t count, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -98,9 +61,9 @@ TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kern
     device.numel = tensor.numel;
     device.block_size = tensor.block_size;
 
-    REQUIRE_CUDA(DequantizeNf4ToBf16(device, out_bf16.get(), nullptr));
-    REQUIRE_CUDA(DequantizeNf4ToFloat(device, out_float.get(), nullptr));
-    REQUIRE_CUDA(cudaDeviceSynchronize());
+    HPSEARCH_REQUIRE_CUDA(DequantizeNf4ToBf16(device, out_bf16.get(), nullptr));
+    HPSEARCH_REQUIRE_CUDA(DequantizeNf4ToFloat(device, out_float.get(), nullptr));
+    HPSEARCH_REQUIRE_CUDA(cudaDeviceSynchronize());
 
     const std::vector<uint16_t> want_bf16 = DequantizeNf4TensorToBf16(tensor);
     const std::vector<float> want_float = DequantizeNf4TensorToFloat(tensor);
@@ -174,11 +137,11 @@ TEST_CASE("Batched CUDA NF4 dequantisation equals one launch per tensor bit for 
     bf16_outs.push_back(batch_bf16.back()->get());
     float_outs.push_back(batch_float.back()->get());
   }
-  REQUIRE_CUDA(DequantizeNf4BatchToBf16(descriptors.data(), bf16_outs.data(), count, nullptr));
-  REQUIRE_CUDA(DequantizeNf4BatchToFloat(descriptors.data(), float_outs.data(), count, nullptr));
+  HPSEARCH_REQUIRE_CUDA(DequantizeNf4BatchToBf16(descriptors.data(), bf16_outs.data(), count, nullptr));
+  HPSEARCH_REQUIRE_CUDA(DequantizeNf4BatchToFloat(descriptors.data(), float_outs.data(), count, nullptr));
   // The host descriptors may change once the call returned: the launch copied them.
   std::fill(descriptors.begin(), descriptors.end(), Nf4DeviceTensor{});
-  REQUIRE_CUDA(cudaDeviceSynchronize());
+  HPSEARCH_REQUIRE_CUDA(cudaDeviceSynchronize());
 
   for (int i = 0; i < count; ++i) {
     const Nf4Tensor& tensor = tensors[i]->tensor;
@@ -187,10 +150,10 @@ TEST_CASE("Batched CUDA NF4 dequantisation equals one launch per tensor bit for 
     DeviceBuffer<uint16_t> single_bf16(numel);
     DeviceBuffer<float> single_float(numel);
     if (numel > 0) {
-      REQUIRE_CUDA(DequantizeNf4ToBf16(tensors[i]->device, single_bf16.get(), nullptr));
-      REQUIRE_CUDA(DequantizeNf4ToFloat(tensors[i]->device, single_float.get(), nullptr));
+      HPSEARCH_REQUIRE_CUDA(DequantizeNf4ToBf16(tensors[i]->device, single_bf16.get(), nullptr));
+      HPSEARCH_REQUIRE_CUDA(DequantizeNf4ToFloat(tensors[i]->device, single_float.get(), nullptr));
     }
-    REQUIRE_CUDA(cudaDeviceSynchronize());
+    HPSEARCH_REQUIRE_CUDA(cudaDeviceSynchronize());
     const std::vector<uint16_t> got_bf16 = batch_bf16[i]->ToHost();
     const std::vector<float> got_float = batch_float[i]->ToHost();
     // Batched == single, and both == the CPU reference.

@@ -45,14 +45,20 @@ TEST_CASE("Dropout draws place index, offset and seed in the documented Philox w
   const uint64_t offset = 0xFEDCBA9876543210ull;
   const uint64_t index = (uint64_t{5} << 34) + 4 * 7 + 2;  // group 5 * 2^32 + 7, lane 2
   const uint64_t group = index / 4;
+  // curand's counter after curand_init(seed, group, offset): offset / 4 low, the group high.
+  const uint64_t block = offset / 4;  // 0x3FB72EA61D950C84
   const PhiloxBlock direct =
-      Philox4x32_10(PhiloxBlock{{static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
-                                 0x76543210u, 0xFEDCBA98u}},
+      Philox4x32_10(PhiloxBlock{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                                 static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32)}},
                     0x89ABCDEFu, 0x01234567u);
+  REQUIRE(static_cast<uint32_t>(block) == 0x1D950C84u);
+  REQUIRE(static_cast<uint32_t>(block >> 32) == 0x3FB72EA6u);
   REQUIRE(DropoutUniform(seed, offset, index) ==
           static_cast<float>(direct.v[2] >> 8) / 16777216.0f);
-  // Neighbouring offsets, seeds and groups give different draws.
-  REQUIRE(DropoutUniform(seed, offset + 1, index) != DropoutUniform(seed, offset, index));
+  // Offsets within one multiple of 4 share their draws (a launch reserves 4 from the generator);
+  // the next reservation, other seeds and other groups give different draws.
+  REQUIRE(DropoutUniform(seed, offset + 1, index) == DropoutUniform(seed, offset, index));
+  REQUIRE(DropoutUniform(seed, offset + 4, index) != DropoutUniform(seed, offset, index));
   REQUIRE(DropoutUniform(seed + 1, offset, index) != DropoutUniform(seed, offset, index));
   REQUIRE(DropoutUniform(seed, offset, index + 4) != DropoutUniform(seed, offset, index));
 }
