@@ -70,9 +70,9 @@ void AccumulateGradient(const at::Tensor& parameter, const at::Tensor& gradient,
 //
 // The price: the adapters' gradients never travel as autograd values, so
 // torch::autograd::grad(..., {lora_A}) does not see them (they land in .grad, as loss.backward()
-// puts them) and neither do hooks on the parameters' AccumulateGrad nodes; CheckpointedCall asks for its parameters' gradients with allow_unused and passes the
-// absence on. The float32 path does not come here (LoraLinearImpl::forward): it stays the plain
-// autograd graph.
+// puts them) and neither do hooks on the parameters' AccumulateGrad nodes; CheckpointedCall asks
+// for its parameters' gradients with allow_unused and passes the absence on. The float32 path does
+// not come here (LoraLinearImpl::forward): it stays the plain autograd graph.
 //
 // Two nodes share the adapter halves below: LoraAdapterFunction (a dense base: y is an input) and
 // QLoraLinearFunction (a FrozenWeight base: y is computed inside).
@@ -148,9 +148,8 @@ at::Tensor AdapterBackward(torch::autograd::AutogradContext* ctx, const at::Tens
 class LoraAdapterFunction : public torch::autograd::Function<LoraAdapterFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                            const at::Tensor& y, const at::Tensor& lora_A,
-                            const at::Tensor& lora_B, double scale, double dropout,
-                            int64_t compute_dtype) {
+                            const at::Tensor& y, const at::Tensor& lora_A, const at::Tensor& lora_B,
+                            double scale, double dropout, int64_t compute_dtype) {
     return AdapterForward(ctx, x, y, lora_A, lora_B, scale, dropout,
                           static_cast<c10::ScalarType>(compute_dtype));
   }
@@ -179,8 +178,8 @@ class QLoraLinearFunction : public torch::autograd::Function<QLoraLinearFunction
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& lora_A, const at::Tensor& lora_B, FrozenBias bias,
-                            std::shared_ptr<const FrozenWeight> base, double scale,
-                            double dropout, int64_t compute_dtype) {
+                            std::shared_ptr<const FrozenWeight> base, double scale, double dropout,
+                            int64_t compute_dtype) {
     const at::Tensor y = FrozenLinearForward(ctx, x, std::move(base), bias.tensor);
     return AdapterForward(ctx, x, y, lora_A, lora_B, scale, dropout,
                           static_cast<c10::ScalarType>(compute_dtype));
@@ -265,8 +264,8 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   if (!has_lora()) return y;
   const int64_t r = options_.lora_r();
   if (adapter_node) {
-    return LoraAdapterFunction::apply(input.reshape({-1, in}), y.reshape({-1, out}), lora_A,
-                                      lora_B, lora_scale(), dropout, static_cast<int64_t>(dtype))
+    return LoraAdapterFunction::apply(input.reshape({-1, in}), y.reshape({-1, out}), lora_A, lora_B,
+                                      lora_scale(), dropout, static_cast<int64_t>(dtype))
         .view(y.sizes());
   }
   // The plain path (the adapters' own dtype): y + scale * (adapter_in A^T) B^T with the scale and

@@ -25,9 +25,9 @@
 // weights: the adapter path is then one autograd node that accumulates the adapters' gradients,
 // scaled and widened to float32, straight into lora_A.grad and lora_B.grad (as loss.backward()
 // would; torch::autograd::grad does not see them), which saves six kernel launches per layer and
-// step. In the adapters' own dtype (float32) the layer is the plain autograd graph. A frozen FrozenWeight base
-// goes through FrozenLinear (core/frozen_linear.h), which keeps no dense copy of the weight for
-// backward.
+// step. In the adapters' own dtype (float32) the layer is the plain autograd graph. A frozen
+// FrozenWeight base goes through FrozenLinear (core/frozen_linear.h), which keeps no dense copy of
+// the weight for backward.
 //
 // Thread-safety: as any torch::nn::Module — forward may run concurrently in eval mode without grad;
 // mutation (SetBaseTrainable, ReplaceBaseWeight, to()) needs exclusive access.

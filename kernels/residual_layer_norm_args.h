@@ -28,8 +28,9 @@
 // kernels/philox.h (Philox4x32-10; the contract is written there): a pure function of (seed,
 // offset, row, column), so the same arguments give the same mask (a checkpointed block's
 // recomputation) and the CPU reference gives the same bits. Two launches that need independent
-// masks need offsets at least 4 apart (or different seeds): the generator's philox_engine_inputs(4). The mask is written (one byte per value, 0 or 1) for
-// backward when keep_out is non-null. p = 0 keeps every value.
+// masks need offsets at least 4 apart (or different seeds): the generator's
+// philox_engine_inputs(4). The mask is written (one byte per value, 0 or 1) for backward when
+// keep_out is non-null. p = 0 keeps every value.
 //
 // NUMERICS, operation by operation (float32 unless said; every product and sum rounded on its own,
 // never fused into an FMA, so the CUDA kernel's sum_out and keep_out equal the reference's bits):

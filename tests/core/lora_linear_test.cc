@@ -91,8 +91,8 @@ TEST_CASE("In bfloat16 the adapter node equals the autograd graph and accumulate
   const at::Tensor b_ref = layer->lora_B.detach().clone().requires_grad_(true);
   at::manual_seed(7);
   const at::Tensor input = x_ref.to(at::kBFloat16);
-  const at::Tensor base = at::linear(input, base_weight.to(at::kBFloat16),
-                                     layer->bias.to(at::kBFloat16));
+  const at::Tensor base =
+      at::linear(input, base_weight.to(at::kBFloat16), layer->bias.to(at::kBFloat16));
   const at::Tensor dropped = std::get<0>(at::native_dropout(input, kDropout, true));
   const at::Tensor expected =
       at::addmm(base.reshape({-1, 12}),

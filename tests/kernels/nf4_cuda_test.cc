@@ -137,8 +137,10 @@ TEST_CASE("Batched CUDA NF4 dequantisation equals one launch per tensor bit for 
     bf16_outs.push_back(batch_bf16.back()->get());
     float_outs.push_back(batch_float.back()->get());
   }
-  HPSEARCH_REQUIRE_CUDA(DequantizeNf4BatchToBf16(descriptors.data(), bf16_outs.data(), count, nullptr));
-  HPSEARCH_REQUIRE_CUDA(DequantizeNf4BatchToFloat(descriptors.data(), float_outs.data(), count, nullptr));
+  HPSEARCH_REQUIRE_CUDA(
+      DequantizeNf4BatchToBf16(descriptors.data(), bf16_outs.data(), count, nullptr));
+  HPSEARCH_REQUIRE_CUDA(
+      DequantizeNf4BatchToFloat(descriptors.data(), float_outs.data(), count, nullptr));
   // The host descriptors may change once the call returned: the launch copied them.
   std::fill(descriptors.begin(), descriptors.end(), Nf4DeviceTensor{});
   HPSEARCH_REQUIRE_CUDA(cudaDeviceSynchronize());
