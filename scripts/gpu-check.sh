@@ -349,13 +349,14 @@ fi
 # them checking GPU code and CI running them all: deploy_files_check (needs yamllint and shellcheck, which a
 # GPU image lacks), gpu_versions_check (a script on given versions) and build_tests (configures a core-only
 # tree against Debian's LibTorch with /usr/bin/cmake; not built here, so it shows as
-# build_tests_NOT_BUILT-<hash>, as does any test binary whose build failed).
+# build_tests_NOT_BUILT-<hash>, as does any test binary whose build failed) and the fuzz_replay_* tests
+# (the fuzz targets' corpora replayed on the CPU parsers; their binaries are not built here).
 run_phase build-tests 60 "$out/build.log" \
   "${build_cmd[@]}" --target core_tests hpsearch-core "${keep_going[@]}"
 if [ -x "$bin/core_tests" ]; then
   run_phase core-tests 30 "$out/tests.log" \
     ctest --test-dir "$build" -j "$jobs" --timeout 120 --output-on-failure \
-    -E '^deploy_files_check$|^gpu_versions_check$|_NOT_BUILT'
+    -E '^deploy_files_check$|^gpu_versions_check$|^fuzz_replay_|_NOT_BUILT'
 else
   phase core-tests skipped 0 "core_tests did not build"
 fi
