@@ -364,9 +364,11 @@ ResidualLayerNormOutput ResidualLayerNorm(const at::Tensor& residual, const at::
   settings.norm_dtype = norm_dtype;
   settings.needs_grad = at::GradMode::is_enabled() &&
                         (residual.requires_grad() || (branch.defined() && branch.requires_grad()));
-  // Counted as one fused op exactly where the CUDA path is the kernel (or would be, on the CPU).
+  // Counted as one fused op exactly where the CUDA path is the kernel (or would be, on the CPU);
+  // with neither a branch nor a LayerNorm it launches nothing.
   std::optional<FusedOpScope> scope;
-  if (KernelDtypes(residual, branch, settings.weight, settings.bias, norm_dtype) &&
+  if ((branch.defined() || layer_norm != nullptr) &&
+      KernelDtypes(residual, branch, settings.weight, settings.bias, norm_dtype) &&
       (kHaveKernel || !residual.is_cuda())) {
     scope.emplace(kResidualLayerNormOp);
   }

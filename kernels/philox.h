@@ -7,13 +7,15 @@
 // THE DROPOUT DRAW CONTRACT. Value `index` (row * width + column for a row-major [rows, width]
 // tensor) of the draw (seed, offset) is
 //
-//   block = Philox4x32-10(counter = {lo(index / 4), hi(index / 4), lo(offset), hi(offset)},
+//   block = Philox4x32-10(counter = {lo(offset / 4), hi(offset / 4), lo(index / 4), hi(index / 4)},
 //                         key = {lo(seed), hi(seed)})
 //   uniform = (block[index % 4] >> 8) * 2^-24          exactly representable, in [0, 1 - 2^-24]
 //   kept    = uniform < 1.0f - p                        (1.0f - p rounded to float once)
 //
-// so one Philox call serves 4 consecutive values, different offsets use disjoint counters (any two
-// calls that must draw independent masks need only different offsets, e.g. offset + 1 per call),
+// (curand's counter after curand_init(seed, index / 4, offset), the layout of PyTorch's own dropout
+// kernels), so one Philox call serves 4 consecutive values, offsets 4 apart use disjoint counters
+// (two calls that must draw independent masks need offsets at least 4 apart, as the generator's
+// philox_engine_inputs(4) hands them out; offsets within one multiple of 4 draw the same values),
 // and p = 0 keeps every value.
 #pragma once
 

@@ -56,11 +56,12 @@ TEST_CASE("LoraLinear with lora_B = 0 reproduces the base layer exactly", "[core
 
 TEST_CASE("In bfloat16 the adapter node equals the autograd graph and accumulates into .grad",
           "[core][lora_linear]") {
-  constexpr double kDropout = 0.25;
+  // With dropout (the mask in the input gradient) and without (a plain scaled add).
+  const double dropout = GENERATE(0.25, 0.0);
   LoraLinear layer(LoraLinearOptions(16, 12)
                        .lora_r(4)
                        .lora_alpha(8.0)
-                       .lora_dropout(kDropout)
+                       .lora_dropout(dropout)
                        .base_trainable(false)
                        .compute_dtype(at::kBFloat16),
                    Seeded(1));
@@ -73,7 +74,7 @@ TEST_CASE("In bfloat16 the adapter node equals the autograd graph and accumulate
   // A dense base (LoRA: the node adds to the base's output) or a FrozenWeight (QLoRA: the base
   // product is inside the node, which adds the two gradients of x itself).
   const bool frozen_base = GENERATE(false, true);
-  INFO("frozen base: " << frozen_base);
+  INFO("frozen base: " << frozen_base << ", dropout " << dropout);
   if (frozen_base) layer->ReplaceBaseWeight(std::make_shared<DenseFrozenWeight>(base_weight));
   const at::Tensor x0 = at::randn({2, 5, 16}, Seeded(4));
   const at::Tensor grad_out = at::randn({2, 5, 12}, Seeded(5)).to(at::kBFloat16);
@@ -93,7 +94,8 @@ TEST_CASE("In bfloat16 the adapter node equals the autograd graph and accumulate
   const at::Tensor input = x_ref.to(at::kBFloat16);
   const at::Tensor base =
       at::linear(input, base_weight.to(at::kBFloat16), layer->bias.to(at::kBFloat16));
-  const at::Tensor dropped = std::get<0>(at::native_dropout(input, kDropout, true));
+  const at::Tensor dropped =
+      dropout > 0.0 ? std::get<0>(at::native_dropout(input, dropout, true)) : input;
   const at::Tensor expected =
       at::addmm(base.reshape({-1, 12}),
                 at::mm(dropped.reshape({-1, 16}), a_ref.to(at::kBFloat16).t()),

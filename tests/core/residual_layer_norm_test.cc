@@ -56,9 +56,12 @@ struct Run {
 using Op = ResidualLayerNormOutput (*)(const at::Tensor&, const at::Tensor&, double, bool,
                                        const torch::nn::LayerNormImpl*, c10::ScalarType);
 
+// Which outputs the loss reads, so which receive a gradient (the other arrives undefined).
+enum class Grads { kBoth, kSumOnly, kNormOnly };
+
 // Forward and backward of `op` from fixed inputs, seed and incoming gradients.
 Run RunOp(Op op, bool with_branch, const torch::nn::LayerNormImpl* norm, double p,
-          c10::ScalarType dtype) {
+          c10::ScalarType dtype, Grads grads = Grads::kBoth) {
   at::manual_seed(7);
   const at::Tensor residual = at::randn({2, 5, kWidth}).set_requires_grad(true);
   const at::Tensor branch =
@@ -67,8 +70,11 @@ Run RunOp(Op op, bool with_branch, const torch::nn::LayerNormImpl* norm, double 
   const at::Tensor grad_norm = at::randn({2, 5, kWidth}).to(dtype);
   at::manual_seed(11);
   const ResidualLayerNormOutput out = op(residual, branch, p, /*training=*/true, norm, dtype);
-  at::Tensor loss = (out.sum * grad_sum).sum();
-  if (out.norm.defined()) loss = loss + (out.norm * grad_norm).to(at::kFloat).sum();
+  const bool read_norm = out.norm.defined() && grads != Grads::kSumOnly;
+  const bool read_sum = !read_norm || grads != Grads::kNormOnly;
+  at::Tensor loss = at::zeros({});
+  if (read_sum) loss = loss + (out.sum * grad_sum).sum();
+  if (read_norm) loss = loss + (out.norm * grad_norm).to(at::kFloat).sum();
   loss.backward();
   return {out.sum.detach(), out.norm.defined() ? out.norm.detach() : at::Tensor(), residual.grad(),
           with_branch ? branch.grad() : at::Tensor()};
@@ -90,11 +96,13 @@ TEST_CASE("ResidualLayerNorm equals the unfused ops, values and gradients",
   const bool with_branch = GENERATE(false, true);
   const bool with_norm = GENERATE(false, true);
   const double p = GENERATE(0.0, 0.1);
+  // A gradient into both outputs (a block's h), or into one only: the other arrives undefined.
+  const Grads grads = GENERATE(Grads::kBoth, Grads::kSumOnly, Grads::kNormOnly);
   INFO("dtype " << c10::toString(dtype) << " branch " << with_branch << " norm " << with_norm
-                << " p " << p);
+                << " p " << p << " grads " << static_cast<int>(grads));
   const torch::nn::LayerNormImpl* norm = with_norm ? layer_norm.get() : nullptr;
-  const Run fused = RunOp(&ResidualLayerNorm, with_branch, norm, p, dtype);
-  const Run plain = RunOp(&Unfused, with_branch, norm, p, dtype);
+  const Run fused = RunOp(&ResidualLayerNorm, with_branch, norm, p, dtype, grads);
+  const Run plain = RunOp(&Unfused, with_branch, norm, p, dtype, grads);
   RequireSame(fused.sum, plain.sum);
   RequireSame(fused.norm, plain.norm);
   RequireSame(fused.grad_residual, plain.grad_residual);
