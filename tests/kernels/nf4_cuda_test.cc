@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/nf4_dequant.cuh"
@@ -31,28 +32,13 @@ std::vector<float> RandomNormal(int64_t count, uint32_t seed) {
   return values;
 }
 
-TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kernels][nf4][cuda]") {
-  SkipWithoutDevice();
-  // Shapes: a GPT-2 medium projection slice, a partial last block with an odd numel, more than one
-  // group of 256 absmaxes, a tensor with an all-zero block, and a single block (its centred absmax
-  // is 0, so its group scale is 0).
-  const std::vector<std::vector<int64_t>> shapes = {
-      {1024, 96}, {7, 19}, {300, 129}, {3, 64}, {1, 64}};
-  for (size_t s = 0; s < shapes.size(); ++s) {
-    const std::vector<int64_t>& shape = shapes[s];
-    CAPTURE(shape[0], shape[1]);
-    std::vector<float> weights = RandomNormal(shape[0] * shape[1], static_cast<uint32_t>(s + 1));
-    if (s == 3) std::fill(weights.begin() + 64, weights.begin() + 128, 0.0f);
-    const Nf4Tensor tensor = QuantizeNf4Tensor(weights.data(), shape, /*double_quant=*/true);
-
-    DeviceBuffer<uint8_t> packed(tensor.packed);
-    DeviceBuffer<uint8_t> codes(tensor.absmax_dq.codes);
-    DeviceBuffer<float> scales(tensor.absmax_dq.scales);
-    DeviceBuffer<float> map(
-        std::vector<float>(DynamicSignedMap().begin(), DynamicSignedMap().end()));
-    DeviceBuffer<uint16_t> out_bf16(static_cast<size_t>(tensor.numel));
-    DeviceBuffer<float> out_float(static_cast<size_t>(tensor.numel));
-    Nf4DeviceTensor device;
+// One quantised tensor's device buffers and the descriptor the launchers read.
+struct DeviceNf4 {
+  DeviceNf4(Nf4Tensor quantised, const DeviceBuffer<float>& map)
+      : tensor(std::move(quantised)),
+        packed(tensor.packed),
+        codes(tensor.absmax_dq.codes),
+        scales(tensor.absmax_dq.scales) {
     device.packed = packed.get();
     device.absmax_codes = codes.get();
     device.absmax_scales = scales.get();
@@ -60,6 +46,40 @@ TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kern
     device.absmax_offset = tensor.absmax_dq.offset;
     device.numel = tensor.numel;
     device.block_size = tensor.block_size;
+  }
+
+  Nf4Tensor tensor;
+  DeviceBuffer<uint8_t> packed;
+  DeviceBuffer<uint8_t> codes;
+  DeviceBuffer<float> scales;
+  Nf4DeviceTensor device;
+};
+
+// The double-quantised NF4 tensor of seeded normal weights of `shape`.
+Nf4Tensor QuantizedNormal(const std::vector<int64_t>& shape, uint32_t seed) {
+  return QuantizeNf4Tensor(RandomNormal(shape[0] * shape[1], seed).data(), shape,
+                           /*double_quant=*/true);
+}
+
+TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kernels][nf4][cuda]") {
+  SkipWithoutDevice();
+  // Shapes: a GPT-2 medium projection slice, a partial last block with an odd numel, more than one
+  // group of 256 absmaxes, a tensor with an all-zero block, and a single block (its centred absmax
+  // is 0, so its group scale is 0).
+  const std::vector<std::vector<int64_t>> shapes = {
+      {1024, 96}, {7, 19}, {300, 129}, {3, 64}, {1, 64}};
+  const DeviceBuffer<float> map(
+      std::vector<float>(DynamicSignedMap().begin(), DynamicSignedMap().end()));
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    const std::vector<int64_t>& shape = shapes[s];
+    CAPTURE(shape[0], shape[1]);
+    std::vector<float> weights = RandomNormal(shape[0] * shape[1], static_cast<uint32_t>(s + 1));
+    if (s == 3) std::fill(weights.begin() + 64, weights.begin() + 128, 0.0f);
+    const DeviceNf4 quantised(QuantizeNf4Tensor(weights.data(), shape, /*double_quant=*/true), map);
+    const Nf4Tensor& tensor = quantised.tensor;
+    const Nf4DeviceTensor& device = quantised.device;
+    DeviceBuffer<uint16_t> out_bf16(static_cast<size_t>(tensor.numel));
+    DeviceBuffer<float> out_float(static_cast<size_t>(tensor.numel));
 
     HPSEARCH_REQUIRE_CUDA(DequantizeNf4ToBf16(device, out_bf16.get(), nullptr));
     HPSEARCH_REQUIRE_CUDA(DequantizeNf4ToFloat(device, out_float.get(), nullptr));
@@ -80,30 +100,6 @@ TEST_CASE("CUDA NF4 dequantisation equals the CPU reference bit for bit", "[kern
   }
 }
 
-// One tensor's device buffers, quantised from seeded normal weights.
-struct DeviceNf4 {
-  DeviceNf4(const std::vector<int64_t>& shape, uint32_t seed, const DeviceBuffer<float>& map)
-      : tensor(QuantizeNf4Tensor(RandomNormal(shape[0] * shape[1], seed).data(), shape,
-                                 /*double_quant=*/true)),
-        packed(tensor.packed),
-        codes(tensor.absmax_dq.codes),
-        scales(tensor.absmax_dq.scales) {
-    device.packed = packed.get();
-    device.absmax_codes = codes.get();
-    device.absmax_scales = scales.get();
-    device.absmax_code_map = map.get();
-    device.absmax_offset = tensor.absmax_dq.offset;
-    device.numel = tensor.numel;
-    device.block_size = tensor.block_size;
-  }
-
-  Nf4Tensor tensor;
-  DeviceBuffer<uint8_t> packed;
-  DeviceBuffer<uint8_t> codes;
-  DeviceBuffer<float> scales;
-  Nf4DeviceTensor device;
-};
-
 TEST_CASE("Batched CUDA NF4 dequantisation equals one launch per tensor bit for bit",
           "[kernels][nf4][cuda]") {
   SkipWithoutDevice();
@@ -118,7 +114,8 @@ TEST_CASE("Batched CUDA NF4 dequantisation equals one launch per tensor bit for 
       std::vector<float>(DynamicSignedMap().begin(), DynamicSignedMap().end()));
   std::vector<std::unique_ptr<DeviceNf4>> tensors;
   for (size_t s = 0; s < shapes.size(); ++s) {
-    tensors.push_back(std::make_unique<DeviceNf4>(shapes[s], static_cast<uint32_t>(s + 11), map));
+    tensors.push_back(std::make_unique<DeviceNf4>(
+        QuantizedNormal(shapes[s], static_cast<uint32_t>(s + 11)), map));
   }
   // Prefixes of several lengths, so that counts below the maximum are covered as well.
   const int count = GENERATE(1, 2, 4, 5, kNf4MaxBatch);
